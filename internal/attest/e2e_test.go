@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -172,6 +173,37 @@ func TestLifecycleSWTPM(t *testing.T) {
 		}
 		if err := e.CheckEK(cas, nil); err != nil {
 			t.Errorf("CheckEK with the swtpm local CA: %v", err)
+		}
+	})
+	t.Run("tampered enrolment", func(t *testing.T) {
+		a := open(t)
+		good, err := a.Enrollment(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, otherPEM := selfSignedCA(t)
+		otherCert, err := ca.ParseCertificatePEM(otherPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name   string
+			mutate func(r *wire.EnrollRequest)
+			want   error
+		}{
+			{"creation signature", func(r *wire.EnrollRequest) { r.AKCreateSignature[len(r.AKCreateSignature)-1] ^= 1 }, ErrAKProperties},
+			{"creation attestation", func(r *wire.EnrollRequest) { r.AKCreateAttestation[len(r.AKCreateAttestation)-1] ^= 1 }, ErrAKProperties},
+			{"ek certificate of another key", func(r *wire.EnrollRequest) { r.EKCertificate = otherCert.Raw }, ErrEKMismatch},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				req := *good
+				req.AKCreateSignature = bytes.Clone(good.AKCreateSignature)
+				req.AKCreateAttestation = bytes.Clone(good.AKCreateAttestation)
+				tc.mutate(&req)
+				if _, err := CheckEnrollment(&req); !errors.Is(err, tc.want) {
+					t.Errorf("CheckEnrollment: %v, want %v", err, tc.want)
+				}
+			})
 		}
 	})
 }
