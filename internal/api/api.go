@@ -100,9 +100,26 @@ func (a *API) register() {
 	a.handle("GET /api/v1/audit", admin, a.listAudit, doc{summary: "List the tenant's audit records in chain order", response: client.List[client.AuditRecord]{}, query: []string{"action"}})
 	a.handle("GET /api/v1/audit/verify", admin, a.verifyAudit, doc{summary: "Verify the tenant's audit hash chain", response: client.AuditVerification{}})
 
-	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, notFound("no such API endpoint: %s %s", r.Method, r.URL.Path))
-	})
+	a.mux.HandleFunc("/api/", a.unmatched)
+}
+
+// unmatched answers requests that no route serves: 405 with Allow when the path exists under
+// another method, else 404, both in the error envelope.
+func (a *API) unmatched(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := a.mux.Handler(probe); pattern != "/api/" {
+			allow = append(allow, m)
+		}
+	}
+	if allow != nil {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, newError(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, " or ")))
+		return
+	}
+	writeError(w, notFound("no such API endpoint: %s %s", r.Method, r.URL.Path))
 }
 
 // handle registers one route: authentication, the route's authorisation, the handler, and the

@@ -134,4 +134,3 @@ func storeError(err error, what string) error {
 	}
 	return internal(err)
 }
-
