@@ -3,8 +3,9 @@
 // snapshot, timestamp) and the per-device director metadata, all built and
 // signed with go-tuf v2's metadata package.
 //
-// The server and the admin CLI import it; the device agent must not (it
-// verifies metadata with go-tuf's updater in internal/agent/update).
+// The server and the admin CLI import it; the device agent must not: it
+// verifies metadata with go-tuf's updater in internal/agent/update and
+// shares only the wire format in internal/updatemeta.
 package tuf
 
 import (

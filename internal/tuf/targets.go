@@ -4,10 +4,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
 	"time"
 
+	"github.com/rampartsec/rampart/internal/updatemeta"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
@@ -29,40 +29,27 @@ type Delta struct {
 	Length int64
 }
 
-// ImageCustom is the "custom" object of an image target. Both the image
-// repository (signed offline) and the director (signed online) carry it.
-type ImageCustom struct {
-	Component       string     `json:"component"`
-	Version         string     `json:"version"`
-	SecurityVersion uint64     `json:"security_version"`
-	Deltas          []DeltaRef `json:"deltas,omitempty"`
-	// Director-only fields.
-	Device  string `json:"device,omitempty"`
-	Release string `json:"release,omitempty"`
-}
-
-// DeltaRef names a patch target that produces this image from an earlier one.
-type DeltaRef struct {
-	From string `json:"from"`
-	Path string `json:"path"`
-}
-
-// DeltaCustom is the "custom" object of a delta target.
-type DeltaCustom struct {
-	DeltaFrom string `json:"delta_from"`
-	DeltaTo   string `json:"delta_to"`
-}
+// Aliases of the wire types shared with the agent.
+type (
+	ImageCustom = updatemeta.ImageCustom
+	DeltaRef    = updatemeta.DeltaRef
+	DeltaCustom = updatemeta.DeltaCustom
+)
 
 // ImagePath is the target path of an image.
-func ImagePath(sha256hex string) string { return "images/" + sha256hex }
+func ImagePath(sha256hex string) string { return updatemeta.ImagePath(sha256hex) }
 
 // DeltaPath is the target path of the patch from one image to another.
-func DeltaPath(from, to string) string { return "deltas/" + from + "-" + to + ".zst" }
+func DeltaPath(from, to string) string { return updatemeta.DeltaPath(from, to) }
+
+// ParseImageCustom decodes an image target's custom object.
+func ParseImageCustom(tf *metadata.TargetFiles) (ImageCustom, error) {
+	return updatemeta.ParseImageCustom(tf)
+}
 
 var (
-	hexSHA256   = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	nameRe      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	semverishRe = regexp.MustCompile(`^[0-9]+(\.[0-9]+){0,3}([-+][0-9A-Za-z.-]{1,64})?$`)
+	hexSHA256 = updatemeta.SHA256Re
+	nameRe    = updatemeta.ComponentRe
 )
 
 func (im Image) validate() error {
@@ -75,7 +62,7 @@ func (im Image) validate() error {
 	if !nameRe.MatchString(im.Component) {
 		return fmt.Errorf("image %s: invalid component %q", im.SHA256, im.Component)
 	}
-	if !semverishRe.MatchString(im.Version) {
+	if !updatemeta.ValidVersion(im.Version) {
 		return fmt.Errorf("image %s: invalid version %q", im.SHA256, im.Version)
 	}
 	return nil
@@ -109,18 +96,6 @@ func targetFile(path, sha256hex string, length int64, custom any) (*metadata.Tar
 		Path:   path,
 		Custom: &c,
 	}, nil
-}
-
-// ParseImageCustom decodes an image target's custom object.
-func ParseImageCustom(tf *metadata.TargetFiles) (ImageCustom, error) {
-	var c ImageCustom
-	if tf == nil || tf.Custom == nil {
-		return c, fmt.Errorf("tuf.ParseImageCustom: target has no custom object")
-	}
-	if err := json.Unmarshal(*tf.Custom, &c); err != nil {
-		return c, fmt.Errorf("tuf.ParseImageCustom: %w", err)
-	}
-	return c, nil
 }
 
 // BuildTargets returns the unsigned payload of the next image-repository
@@ -225,8 +200,7 @@ func SummarizeTargets(payload []byte) (TargetsSummary, error) {
 	}
 	s := TargetsSummary{Version: t.Signed.Version, Expires: t.Signed.Expires}
 	for path, tf := range t.Signed.Targets {
-		var dc DeltaCustom
-		if tf.Custom != nil && json.Unmarshal(*tf.Custom, &dc) == nil && dc.DeltaFrom != "" {
+		if _, ok := updatemeta.ParseDeltaCustom(tf); ok {
 			s.Deltas++
 			continue
 		}
