@@ -8,7 +8,8 @@ import (
 
 var (
 	reFrameIndex   = regexp.MustCompile(`^#\d+\s+`)
-	reGDBAddrIn    = regexp.MustCompile(`^0x[0-9a-fA-F]+\s+in\s+`)
+	reGDBAddrIn    = regexp.MustCompile(`^0x[0-9a-fA-F]+\s+(in\s+)?`)
+	reCoredumpSym  = regexp.MustCompile(`^(\S+) \(([^()\s]+) \+ (0x[0-9a-fA-F]+)\)$`)
 	reBacktraceSym = regexp.MustCompile(`^([^\s()]+)\(([A-Za-z_][^()\s+]*)?(\+0x[0-9a-fA-F]+)?\)\s*(\[0x[0-9a-fA-F]+\])?$`)
 	reOffset       = regexp.MustCompile(`\+0x[0-9a-fA-F]+$`)
 	reTrailAddr    = regexp.MustCompile(`\s*\[0x[0-9a-fA-F]+\]$`)
@@ -33,6 +34,8 @@ var (
 //	#3  0x00007f1c2a3b4c5d in sensor_read (fd=3) at src/sensor.c:42   gdb
 //	/usr/bin/sensord(sensor_read+0x1a) [0x55d0c0ffee00]   backtrace_symbols
 //	/usr/bin/sensord(+0x1234) [0x55d0c0ffee00]   the same without symbols
+//	#0  0x00007f3c8a2e5e2c raise (libc.so.6 + 0x3e7c)   systemd-coredump
+//	#2  0x000055d0c0ffee00 n/a (sensord + 0x1234)   the same without symbols
 //	libc.so.6!abort+0x1a
 func NormalizeFrame(s string) string {
 	s = strings.TrimSpace(s)
@@ -41,6 +44,13 @@ func NormalizeFrame(s string) string {
 	}
 	s = reFrameIndex.ReplaceAllString(s, "")
 	s = reGDBAddrIn.ReplaceAllString(s, "")
+	// systemd-coredump: "func (module + 0xoff)", "n/a (module + 0xoff)".
+	if m := reCoredumpSym.FindStringSubmatch(s); m != nil {
+		if m[1] == "n/a" || m[1] == "??" {
+			return path.Base(m[2]) + "+" + strings.ToLower(m[3])
+		}
+		return m[1]
+	}
 	// backtrace_symbols: a symbol always comes with an offset; "f(int)"
 	// without one is a C++ signature, not a module and symbol.
 	if m := reBacktraceSym.FindStringSubmatch(s); m != nil && (m[2] == "" || m[3] != "") {
