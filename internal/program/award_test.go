@@ -206,3 +206,34 @@ func BenchmarkComputeAward(b *testing.B) {
 		}
 	}
 }
+
+// TestWorkedExamples checks the worked examples of doc/vulnerability-response.md.
+func TestWorkedExamples(t *testing.T) {
+	p := loadExample(t)
+	in := func(scenario, impact string, sev Severity, q Quality, comp string) AwardInput {
+		return AwardInput{Scenario: scenario, Impact: impact, Severity: sev, Quality: q, Product: "edge-gateway", Components: []string{comp}}
+	}
+	tests := []struct {
+		name string
+		in   AwardInput
+		want int64
+	}{
+		{"critical RCE, +20 %, high quality", in("remote-code-execution", "remote-code-execution", SeverityCritical, QualityHigh, "kernel"), 48000},
+		{"same, medium quality", in("remote-code-execution", "remote-code-execution", SeverityCritical, QualityMedium, "kernel"), 36000},
+		{"high EoP, +10 %, low quality", in("device-key-extraction", "elevation-of-privilege", SeverityHigh, QualityLow, "kernel"), 5500},
+		{"critical EoP in the secure world", in("code-execution-secure-world", "elevation-of-privilege", SeverityCritical, QualityLow, "secure-world"), 100000},
+		{"medium RCE in the secure world", in("code-execution-secure-world", "remote-code-execution", SeverityMedium, QualityHigh, "secure-world"), 0},
+		{"low denial of service", in("general", "denial-of-service", SeverityLow, QualityHigh, "kernel"), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := p.ComputeAward(tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Amount() != tt.want {
+				t.Errorf("award = %d, want %d (%q)", a.Amount(), tt.want, a.Explanation)
+			}
+		})
+	}
+}
