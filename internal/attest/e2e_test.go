@@ -9,6 +9,7 @@ import (
 	agent "github.com/rampartsec/rampart/internal/agent/attest"
 	"github.com/rampartsec/rampart/internal/attest/wire"
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/testenv"
 )
 
 // runLifecycle enrols a device, attests it (completing credential
@@ -277,7 +278,7 @@ func TestLifecycleSWTPM(t *testing.T) {
 
 func TestLifecycleSimulator(t *testing.T) {
 	if !agent.SimulatorBuilt {
-		requireOrSkip(t, "simulator backend not built: run with CGO_ENABLED=1 -tags simulator (needs libssl-dev)")
+		testenv.Missing(t, "the simulator attester", "run with CGO_ENABLED=1 -tags simulator (needs libssl-dev)")
 	}
 	// The simulator has no EK certificate: the tenant preauthorises its EK
 	// hash, and without that the EK is refused.

@@ -26,18 +26,8 @@ import (
 	agent "github.com/rampartsec/rampart/internal/agent/attest"
 	"github.com/rampartsec/rampart/internal/attest/wire"
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/testenv"
 )
-
-// requireOrSkip skips a test that needs an absent component, unless
-// RAMPART_REQUIRE_ALL=1, where the absence is a failure.
-func requireOrSkip(t testing.TB, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("RAMPART_REQUIRE_ALL") == "1" {
-		t.Fatalf("required component missing (RAMPART_REQUIRE_ALL=1): %s", msg)
-	}
-	t.Skip(msg)
-}
 
 const testTenant = "acme"
 
@@ -298,7 +288,7 @@ func startSWTPM(t testing.TB) (addr string, caPEM []byte) {
 	t.Helper()
 	for _, bin := range []string{"swtpm", "swtpm_setup", "swtpm_localca"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			requireOrSkip(t, "%s not installed (Debian packages swtpm swtpm-tools)", bin)
+			testenv.Missing(t, bin, "install the Debian packages swtpm and swtpm-tools")
 		}
 	}
 	dir := t.TempDir()
@@ -410,3 +400,7 @@ func selfSignedCA(t testing.TB) (*ecdsa.PrivateKey, []byte) {
 	}
 	return key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
+
+// testNowish is the wall clock: service tests run against real time, since the store and the
+// verifier read it independently.
+func testNowish() time.Time { return time.Now() }

@@ -396,3 +396,78 @@ func isHexSHA256(s string) bool {
 	}
 	return true
 }
+
+// AttestationPolicy is a product's attestation policy.
+type AttestationPolicy struct {
+	// AcceptSoftware admits devices with a software attester (development boards). The
+	// default, for a product that never set a policy, is to refuse them.
+	AcceptSoftware bool
+}
+
+// AttestationPolicy returns the policy of a tenant's product; the default policy when none
+// was set.
+func (s *Store) AttestationPolicy(ctx context.Context, tenantID, product string) (AttestationPolicy, error) {
+	var p AttestationPolicy
+	err := s.db.QueryRowContext(ctx, `SELECT a.accept_software FROM product_attestation_policies a
+		JOIN products p ON p.id = a.product_id WHERE p.tenant_id = $1 AND p.name = $2`, tenantID, product).Scan(&p.AcceptSoftware)
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, err := s.ProductByName(ctx, tenantID, product); err != nil {
+			return AttestationPolicy{}, fmt.Errorf("store.AttestationPolicy: %w", err)
+		}
+		return AttestationPolicy{}, nil
+	}
+	if err != nil {
+		return AttestationPolicy{}, fmt.Errorf("store.AttestationPolicy: %w", err)
+	}
+	return p, nil
+}
+
+// SetAttestationPolicy sets the policy of a tenant's product.
+func (s *Store) SetAttestationPolicy(ctx context.Context, actor Actor, tenantID, product string, p AttestationPolicy) error {
+	prod, err := s.ProductByName(ctx, tenantID, product)
+	if err != nil {
+		return fmt.Errorf("store.SetAttestationPolicy: %w", err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		now := micros(s.Now())
+		res, err := tx.ExecContext(ctx, `UPDATE product_attestation_policies SET accept_software = $1, updated_at = $2 WHERE product_id = $3`,
+			p.AcceptSoftware, now, prod.ID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO product_attestation_policies (product_id, tenant_id, accept_software, updated_at)
+				VALUES ($1, $2, $3, $4)`, prod.ID, tenantID, p.AcceptSoftware, now); err != nil {
+				return err
+			}
+		}
+		return s.AppendAudit(ctx, tx, tenantID, actor, "product.attestation_policy", "product/"+prod.ID,
+			Details{"product": product, "accept_software": p.AcceptSoftware})
+	})
+	if err != nil {
+		return fmt.Errorf("store.SetAttestationPolicy: %w", s.mapErr(err))
+	}
+	return nil
+}
+
+// IsPreauthorized reports whether tenantID preauthorised the hash of this kind.
+func (s *Store) IsPreauthorized(ctx context.Context, tenantID, kind, hash string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM device_preauthorizations WHERE tenant_id = $1 AND kind = $2 AND hash = $3`,
+		tenantID, kind, hash).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("store.IsPreauthorized: %w", err)
+	}
+	return n > 0, nil
+}
+
+// TenantNameByID returns a tenant's name, its SPIFFE trust domain.
+func (s *Store) TenantNameByID(ctx context.Context, tenantID string) (string, error) {
+	var name string
+	if err := s.db.QueryRowContext(ctx, `SELECT name FROM tenants WHERE id = $1`, tenantID).Scan(&name); err != nil {
+		return "", fmt.Errorf("store.TenantNameByID: %w", s.mapErr(err))
+	}
+	return name, nil
+}

@@ -245,3 +245,28 @@ func TestManufacturerCAs(t *testing.T) {
 		}
 	})
 }
+
+func TestAttestationPolicy(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		a, b := newTenant(t, s, "acme"), newTenant(t, s, "beta")
+		newProductIn(t, s, a.ID, "thermostat")
+		if p, err := s.AttestationPolicy(ctx, a.ID, "thermostat"); err != nil || p.AcceptSoftware {
+			t.Errorf("default policy = %+v, %v; want software refused", p, err)
+		}
+		for _, accept := range []bool{true, false, true} {
+			if err := s.SetAttestationPolicy(ctx, actor, a.ID, "thermostat", store.AttestationPolicy{AcceptSoftware: accept}); err != nil {
+				t.Fatal(err)
+			}
+			if p, err := s.AttestationPolicy(ctx, a.ID, "thermostat"); err != nil || p.AcceptSoftware != accept {
+				t.Errorf("policy = %+v, %v; want accept %v", p, err, accept)
+			}
+		}
+		if _, err := s.AttestationPolicy(ctx, b.ID, "thermostat"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("policy of another tenant's product = %v, want ErrNotFound", err)
+		}
+		if err := s.SetAttestationPolicy(ctx, actor, b.ID, "thermostat", store.AttestationPolicy{}); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("setting another tenant's product = %v, want ErrNotFound", err)
+		}
+	})
+}

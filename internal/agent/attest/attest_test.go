@@ -18,17 +18,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/testenv"
 )
-
-// requireOrSkip skips a test that needs an absent component, unless
-// RAMPART_REQUIRE_ALL=1, where the absence is a failure.
-func requireOrSkip(t testing.TB, msg string) {
-	t.Helper()
-	if os.Getenv("RAMPART_REQUIRE_ALL") == "1" {
-		t.Fatalf("required component missing (RAMPART_REQUIRE_ALL=1): %s", msg)
-	}
-	t.Skip(msg)
-}
 
 func openSoftware(t *testing.T, dir, boot string) *Software {
 	t.Helper()
@@ -288,7 +279,7 @@ func TestSWTPMTransportRejectsBadResponses(t *testing.T) {
 func TestAgentDependencies(t *testing.T) {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		requireOrSkip(t, "go command not in PATH")
+		testenv.Missing(t, "the go command", "put the Go toolchain in PATH")
 	}
 	cmd := exec.Command(gobin, "list", "-deps", ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
