@@ -37,7 +37,11 @@ type Config struct {
 	// replica sharing a database needs the same one. Default: DataDir/master.key, created on
 	// first start.
 	MasterKeyFile string
-	Logger        *slog.Logger
+	// DeviceRate and AddrRate are the device API's requests per second per device and per client
+	// address; 0 turns a limit off. `rampart server` passes api.DefaultDeviceRate and
+	// api.DefaultAddrRate unless told otherwise.
+	DeviceRate, AddrRate float64
+	Logger               *slog.Logger
 	// Ready, when set, receives the bound address once the server accepts connections.
 	Ready func(addr net.Addr)
 	// ShutdownTimeout bounds the graceful drain; 15 s when zero.
@@ -158,7 +162,8 @@ func (s *Server) routes() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	a := api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas})
+	a := api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas,
+		DeviceLimit: api.DeviceLimit(s.cfg.DeviceRate), AddrLimit: api.AddrLimit(s.cfg.AddrRate)})
 	mux.Handle("/api/", a)
 	mux.Handle("/device/", a)
 	return m.instrument(mux)
