@@ -134,3 +134,9 @@ func (c *Client) SetManufacturerCAs(ctx context.Context, pem string) error {
 func (c *Client) SetAttestationPolicy(ctx context.Context, product string, p AttestationPolicy) error {
 	return c.Do(ctx, "PUT", "/api/v1/products/"+esc(product)+"/attestation-policy", p, nil)
 }
+
+// GetAttestationPolicy returns a product's attestation policy.
+func (c *Client) GetAttestationPolicy(ctx context.Context, product string) (AttestationPolicy, error) {
+	var out AttestationPolicy
+	return out, c.Do(ctx, "GET", "/api/v1/products/"+esc(product)+"/attestation-policy", nil, &out)
+}
