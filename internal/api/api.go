@@ -194,18 +194,22 @@ func (a *API) handle(pattern string, acc access, h handlerFunc, d doc) {
 	method, path, _ := strings.Cut(pattern, " ")
 	a.routes = append(a.routes, route{method: method, path: path, access: acc, doc: d})
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		err := a.serve(w, r, acc, h)
-		if err == nil {
-			return
+		if err := a.serve(w, r, acc, h); err != nil {
+			a.fail(w, r, err)
 		}
-		e := asError(err)
-		if e.Status >= 500 {
-			a.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		} else {
-			a.log.Debug("api request refused", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", err)
-		}
-		writeError(w, e)
 	})
+}
+
+// fail logs a handler's error (faults at error level, refusals at debug) and answers with the
+// envelope.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	e := asError(err)
+	if e.Status >= 500 {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	} else {
+		a.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", err)
+	}
+	writeError(w, e)
 }
 
 func (a *API) serve(w http.ResponseWriter, r *http.Request, acc access, h handlerFunc) error {

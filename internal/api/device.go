@@ -67,17 +67,9 @@ func (a *API) deviceHandle(pattern string, acc deviceAccess, h deviceHandlerFunc
 	method, path, _ := strings.Cut(pattern, " ")
 	a.deviceRoutes = append(a.deviceRoutes, route{method: method, path: path})
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		err := a.serveDevice(w, r, acc, h)
-		if err == nil {
-			return
+		if err := a.serveDevice(w, r, acc, h); err != nil {
+			a.fail(w, r, err)
 		}
-		e := asError(err)
-		if e.Status >= 500 {
-			a.log.Error("device request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		} else {
-			a.log.Debug("device request refused", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", err)
-		}
-		writeError(w, e)
 	})
 }
 

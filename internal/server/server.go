@@ -73,6 +73,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.DefaultTenant == "" {
 		cfg.DefaultTenant = "default"
 	}
+	host, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("server: --listen %q: %w", cfg.Listen, err)
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("server: --tls-cert and --tls-key go together")
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: data folder: %w", err)
 	}
@@ -94,11 +101,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("server: %w", err)
-	}
-	host, _, err := net.SplitHostPort(cfg.Listen)
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("server: --listen %q: %w", cfg.Listen, err)
 	}
 	cert, created, err := serviceTLS(cfg.DataDir, host, cfg.TLSCert, cfg.TLSKey, time.Now())
 	if err != nil {
