@@ -140,3 +140,9 @@ func (c *Client) GetAttestationPolicy(ctx context.Context, product string) (Atte
 	var out AttestationPolicy
 	return out, c.Do(ctx, "GET", "/api/v1/products/"+esc(product)+"/attestation-policy", nil, &out)
 }
+
+// GetManufacturerCAs returns the TPM manufacturer CAs the tenant trusts.
+func (c *Client) GetManufacturerCAs(ctx context.Context) (ManufacturerCAs, error) {
+	var out ManufacturerCAs
+	return out, c.Do(ctx, "GET", "/api/v1/manufacturer-cas", nil, &out)
+}
