@@ -69,8 +69,8 @@ func NewService(cfg ServiceConfig) *Service {
 }
 
 // Enroll records a device (or finds it again) and answers with a fresh challenge: a nonce and,
-// on TPM backends, a credential activation challenge. A device preauthorised by a tenant is
-// claimed here; a TPM device is only claimed when its EK is trusted by that tenant.
+// on TPM backends, a credential activation challenge. A device a tenant preauthorised (by EK
+// or identity-key hash, which vouches for it) is claimed here.
 func (s *Service) Enroll(ctx context.Context, req *wire.EnrollRequest) (*wire.EnrollResponse, error) {
 	e, err := CheckEnrollment(req)
 	if err != nil {
@@ -83,17 +83,12 @@ func (s *Service) Enroll(ctx context.Context, req *wire.EnrollRequest) (*wire.En
 			rec.EKChain = append(rec.EKChain, c.Raw...)
 		}
 	}
-	stored, dev, err := s.store.EnrollDevice(ctx, rec)
+	stored, _, err := s.store.EnrollDevice(ctx, rec)
 	if err != nil {
 		return nil, fmt.Errorf("attest.Service.Enroll: %w", err)
 	}
 	if !bytes.Equal(stored.AKPublic, e.AKPublic) || stored.Attester != string(e.Attester) {
 		return nil, fmt.Errorf("attest.Service.Enroll: %w: device %s enrolled before with another attester", ErrBadRequest, e.DeviceID)
-	}
-	if dev.TenantID != "" && e.Attester.IsTPM() {
-		if err := s.checkEK(ctx, dev.TenantID, stored); err != nil {
-			s.log.WarnContext(ctx, "enrolled device's EK not trusted by its tenant", "device", e.DeviceID, "tenant", dev.TenantID, "err", err)
-		}
 	}
 	resp, err := s.v.Begin(ctx, e)
 	if err != nil {
