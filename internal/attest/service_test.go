@@ -59,7 +59,7 @@ type serviceHarness struct {
 
 const admin = store.Actor("token:test")
 
-func newServiceHarness(t *testing.T) *serviceHarness {
+func newServiceHarness(t testing.TB) *serviceHarness {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Config{SQLitePath: filepath.Join(t.TempDir(), "rampart.db")})
@@ -84,7 +84,7 @@ func newServiceHarness(t *testing.T) *serviceHarness {
 }
 
 // enroll sends the device's enrolment through the wire and the service.
-func (h *serviceHarness) enroll(t *testing.T, d *device) *wire.EnrollResponse {
+func (h *serviceHarness) enroll(t testing.TB, d *device) *wire.EnrollResponse {
 	t.Helper()
 	req, err := d.a.Enrollment(context.Background())
 	if err != nil {
