@@ -189,7 +189,7 @@ func TestAttackMixAndMatch(t *testing.T) {
 
 func TestAttackEndlessData(t *testing.T) {
 	tests := []struct {
-		name string
+		name  string
 		paths func(r2 release) []string
 	}{
 		{"image and delta", func(r2 release) []string {
