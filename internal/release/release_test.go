@@ -239,7 +239,10 @@ func TestServiceRefuses(t *testing.T) {
 		do   func() error
 		is   error
 	}{
-		{"init twice", func() error { root, droot, _ := f.svc.Roots(ctx, f.tenant.ID); return f.svc.Init(ctx, store.System, f.tenant.ID, root, droot) }, ErrConflict},
+		{"init twice", func() error {
+			root, droot, _ := f.svc.Roots(ctx, f.tenant.ID)
+			return f.svc.Init(ctx, store.System, f.tenant.ID, root, droot)
+		}, ErrConflict},
 		{"bad component", func() error {
 			_, err := f.svc.AddImage(ctx, store.System, f.tenant.ID, strings.NewReader("x"), "../etc", "1.0.0", 0)
 			return err
