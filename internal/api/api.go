@@ -10,8 +10,11 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/ca/keeper"
+	"github.com/rampartsec/rampart/internal/ratelimit"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/token"
 )
@@ -20,20 +23,50 @@ import (
 type Deps struct {
 	Store  *store.Store
 	Logger *slog.Logger
+	// CAs opens tenant certificate authorities.
+	CAs *keeper.Keeper
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// AddrLimit and DeviceLimit rate-limit the device API per client address and per device;
+	// DefaultAddrLimit and DefaultDeviceLimit when nil.
+	AddrLimit, DeviceLimit *ratelimit.Limiter
 }
 
-// API is the admin API handler.
+// Default device API rate limits: a device checks in, attests and reports a few times an hour,
+// so 1 request per second with bursts of 20 leaves room for downloads' metadata and retries; an
+// address may front many devices (NAT), so it gets more.
+func DefaultDeviceLimit() *ratelimit.Limiter { return ratelimit.New(1, 20, 1_000_000) }
+
+// DefaultAddrLimit is the per-address limit; see DefaultDeviceLimit.
+func DefaultAddrLimit() *ratelimit.Limiter { return ratelimit.New(200, 2000, 100_000) }
+
+// API serves the admin API (/api/v1) and the device API (/device/v1).
 type API struct {
-	store  *store.Store
-	log    *slog.Logger
-	mux    *http.ServeMux
-	routes []route
+	store        *store.Store
+	log          *slog.Logger
+	cas          *keeper.Keeper
+	now          func() time.Time
+	addrLimit    *ratelimit.Limiter
+	deviceLimit  *ratelimit.Limiter
+	mux          *http.ServeMux
+	routes       []route
+	deviceRoutes []route
 }
 
 // New builds the API with every route registered.
 func New(d Deps) *API {
-	a := &API{store: d.Store, log: d.Logger, mux: http.NewServeMux()}
+	a := &API{store: d.Store, log: d.Logger, cas: d.CAs, now: d.Now, addrLimit: d.AddrLimit, deviceLimit: d.DeviceLimit, mux: http.NewServeMux()}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.addrLimit == nil {
+		a.addrLimit = DefaultAddrLimit()
+	}
+	if a.deviceLimit == nil {
+		a.deviceLimit = DefaultDeviceLimit()
+	}
 	a.register()
+	a.registerDevice()
 	return a
 }
 
@@ -94,6 +127,8 @@ func (a *API) register() {
 	a.handle("POST /api/v1/products/{product}/groups", operator, a.createGroup, doc{summary: "Create a device group", body: client.CreateGroupRequest{}, response: client.Group{}, status: http.StatusCreated})
 	a.handle("GET /api/v1/products/{product}/groups/{group}", reader, a.getGroup, doc{summary: "Show a device group", response: client.Group{}})
 
+	a.handle("GET /api/v1/ca", reader, a.getCA, doc{summary: "The tenant's certificate authority, which relying parties trust for device certificates", response: client.CA{}})
+
 	a.handle("GET /api/v1/devices", reader, a.listDevices, doc{summary: "List devices", response: client.List[client.Device]{}, query: []string{"product", "group"}})
 	a.handle("GET /api/v1/devices/{id}", reader, a.getDevice, doc{summary: "Show a device", response: client.Device{}})
 
@@ -110,7 +145,7 @@ func (a *API) unmatched(w http.ResponseWriter, r *http.Request) {
 	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
 		probe := r.Clone(r.Context())
 		probe.Method = m
-		if _, pattern := a.mux.Handler(probe); pattern != "/api/" {
+		if _, pattern := a.mux.Handler(probe); pattern != "/api/" && pattern != "/device/" {
 			allow = append(allow, m)
 		}
 	}

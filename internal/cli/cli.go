@@ -14,6 +14,7 @@ import (
 
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/cli/audit"
+	"github.com/rampartsec/rampart/internal/cli/ca"
 	"github.com/rampartsec/rampart/internal/cli/clienv"
 	"github.com/rampartsec/rampart/internal/cli/device"
 	"github.com/rampartsec/rampart/internal/cli/devicegroup"
@@ -49,6 +50,7 @@ func Root(env *clienv.Env) *cobra.Command {
 		devicegroup.Command(env),
 		device.Command(env),
 		audit.Command(env),
+		ca.Command(env),
 	)
 	return root
 }

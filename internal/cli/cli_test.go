@@ -141,6 +141,12 @@ func TestReadmeWalk(t *testing.T) {
 				t.Errorf("default's product changed:\n%s", out)
 			}
 
+			if out := c.ok("ca", "show"); !strings.HasPrefix(out, "-----BEGIN CERTIFICATE-----") {
+				t.Errorf("ca show: %q", out)
+			}
+			if a, b := c.ok("ca", "show"), g.ok("ca", "show"); a == b {
+				t.Error("two tenants print the same CA")
+			}
 			if out := c.ok("audit", "verify"); !strings.Contains(out, "intact") {
 				t.Errorf("audit verify: %s", out)
 			}

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rampartsec/rampart/internal/api"
+	"github.com/rampartsec/rampart/internal/ca/keeper"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/token"
 )
@@ -32,7 +33,11 @@ type Config struct {
 	Database string // postgres://... ; empty for SQLite under DataDir
 	TLSCert  string // optional real certificate
 	TLSKey   string
-	Logger   *slog.Logger
+	// MasterKeyFile holds the 32-byte key-encryption key (hex) that seals tenant CA keys; every
+	// replica sharing a database needs the same one. Default: DataDir/master.key, created on
+	// first start.
+	MasterKeyFile string
+	Logger        *slog.Logger
 	// Ready, when set, receives the bound address once the server accepts connections.
 	Ready func(addr net.Addr)
 	// ShutdownTimeout bounds the graceful drain; 15 s when zero.
@@ -48,6 +53,7 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 	tlsCert tls.Certificate
+	cas     *keeper.Keeper
 	// FirstStart is true when this start created the first tenant and admin token.
 	FirstStart bool
 }
@@ -74,6 +80,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.bootstrap(ctx); err != nil {
 		st.Close()
 		return nil, err
+	}
+	kek, err := loadOrCreateMasterKey(cfg.MasterKeyFile, filepath.Join(cfg.DataDir, MasterKeyFile))
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.cas, err = keeper.New(st, kek, nil)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server: %w", err)
 	}
 	host, _, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
@@ -142,8 +158,17 @@ func (s *Server) routes() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("/api/", api.New(api.Deps{Store: s.store, Logger: s.log}))
+	a := api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas})
+	mux.Handle("/api/", a)
+	mux.Handle("/device/", a)
 	return m.instrument(mux)
+}
+
+// TLSConfig is the server's TLS configuration. Client certificates are requested but verified
+// by the device API against each tenant's CA, since the trusted CAs depend on the tenant the
+// certificate names; the admin API ignores them.
+func (s *Server) TLSConfig() *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{s.tlsCert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert}
 }
 
 // Run serves until ctx is cancelled, then drains in-flight requests and closes storage.
@@ -155,7 +180,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	hs := &http.Server{
 		Handler:           s.handler,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{s.tlsCert}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         s.TLSConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
