@@ -15,6 +15,7 @@ import (
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/ca/keeper"
 	"github.com/rampartsec/rampart/internal/ratelimit"
+	"github.com/rampartsec/rampart/internal/release"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/token"
 )
@@ -30,6 +31,8 @@ type Deps struct {
 	// AddrLimit and DeviceLimit rate-limit the device API per client address and per device;
 	// DefaultAddrLimit and DefaultDeviceLimit when nil.
 	AddrLimit, DeviceLimit *ratelimit.Limiter
+	// Releases serves images, releases and the TUF roots; those routes answer 503 when nil.
+	Releases *release.Service
 }
 
 // Default device API rate limits: a device checks in, attests and reports a few times an hour,
@@ -48,6 +51,7 @@ type API struct {
 	now          func() time.Time
 	addrLimit    *ratelimit.Limiter
 	deviceLimit  *ratelimit.Limiter
+	releases     *release.Service
 	mux          *http.ServeMux
 	routes       []route
 	deviceRoutes []route
@@ -55,7 +59,7 @@ type API struct {
 
 // New builds the API with every route registered.
 func New(d Deps) *API {
-	a := &API{store: d.Store, log: d.Logger, cas: d.CAs, now: d.Now, addrLimit: d.AddrLimit, deviceLimit: d.DeviceLimit, mux: http.NewServeMux()}
+	a := &API{store: d.Store, log: d.Logger, cas: d.CAs, now: d.Now, addrLimit: d.AddrLimit, deviceLimit: d.DeviceLimit, releases: d.Releases, mux: http.NewServeMux()}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -134,6 +138,8 @@ func (a *API) register() {
 
 	a.handle("GET /api/v1/audit", admin, a.listAudit, doc{summary: "List the tenant's audit records in chain order", response: client.List[client.AuditRecord]{}, query: []string{"action"}})
 	a.handle("GET /api/v1/audit/verify", admin, a.verifyAudit, doc{summary: "Verify the tenant's audit hash chain", response: client.AuditVerification{}})
+
+	a.registerUpdates()
 
 	a.mux.HandleFunc("/api/", a.unmatched)
 }

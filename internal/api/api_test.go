@@ -128,29 +128,45 @@ func TestTenantIsolation(t *testing.T) {
 		devID := strings.Repeat("ab", 32)
 		h.insertDevice(tenantA.ID, prod.ID, grp.ID, devID)
 
+		imageID := h.updatesFor(h.admin, p.Name)
+
 		bAdmin := h.tenantAdmin("globex")
+		rel := "/api/v1/products/secret-thermostat/releases"
 		cases := map[string]isolationCase{
-			"GET /api/v1/openapi.json":                      {"GET", "/api/v1/openapi.json", "", 0},
-			"GET /api/v1/whoami":                            {"GET", "/api/v1/whoami", "", 0},
-			"GET /api/v1/tenants":                           {"GET", "/api/v1/tenants", "", http.StatusForbidden},
-			"POST /api/v1/tenants":                          {"POST", "/api/v1/tenants", `{"name":"initech"}`, http.StatusForbidden},
-			"GET /api/v1/tokens":                            {"GET", "/api/v1/tokens", "", 0},
-			"POST /api/v1/tokens":                           {"POST", "/api/v1/tokens", `{"role":"admin","tenant":"default"}`, http.StatusForbidden},
-			"DELETE /api/v1/tokens/{id}":                    {"DELETE", "/api/v1/tokens/" + aTok.ID, "", http.StatusNotFound},
-			"GET /api/v1/products":                          {"GET", "/api/v1/products", "", 0},
-			"POST /api/v1/products":                         {"POST", "/api/v1/products", `{"name":"b-thermostat"}`, 0},
-			"GET /api/v1/products/{product}":                {"GET", "/api/v1/products/secret-thermostat", "", http.StatusNotFound},
-			"GET /api/v1/products/{product}/groups":         {"GET", "/api/v1/products/secret-thermostat/groups", "", http.StatusNotFound},
-			"POST /api/v1/products/{product}/groups":        {"POST", "/api/v1/products/secret-thermostat/groups", `{"name":"Canary"}`, http.StatusNotFound},
-			"GET /api/v1/products/{product}/groups/{group}": {"GET", "/api/v1/products/secret-thermostat/groups/Production", "", http.StatusNotFound},
-			"GET /api/v1/ca":                                {"GET", "/api/v1/ca", "", 0},
-			"GET /api/v1/devices":                           {"GET", "/api/v1/devices", "", 0},
-			"GET /api/v1/devices/{id}":                      {"GET", "/api/v1/devices/" + devID, "", http.StatusNotFound},
-			"GET /api/v1/audit":                             {"GET", "/api/v1/audit", "", 0},
-			"GET /api/v1/audit/verify":                      {"GET", "/api/v1/audit/verify", "", 0},
+			"GET /api/v1/tuf/online-keys":                                {"GET", "/api/v1/tuf/online-keys", "", 0},
+			"POST /api/v1/tuf/init":                                      {"POST", "/api/v1/tuf/init", `{"root":{},"director_root":{}}`, http.StatusBadRequest},
+			"POST /api/v1/tuf/roots":                                     {"POST", "/api/v1/tuf/roots", `{"root":{}}`, http.StatusConflict},
+			"GET /api/v1/tuf/roots":                                      {"GET", "/api/v1/tuf/roots", "", http.StatusConflict},
+			"POST /api/v1/images":                                        {"POST", "/api/v1/images?component=a&version=1", `{}`, http.StatusUnsupportedMediaType},
+			"POST /api/v1/products/{product}/releases":                   {"POST", rel, `{"version":"2.0.0","images":["` + imageID + `"]}`, http.StatusNotFound},
+			"GET /api/v1/products/{product}/releases/{version}":          {"GET", rel + "/1.0.0", "", http.StatusNotFound},
+			"POST /api/v1/products/{product}/releases/{version}/prepare": {"POST", rel + "/1.0.0/prepare", "", http.StatusNotFound},
+			"POST /api/v1/products/{product}/releases/{version}/sign":    {"POST", rel + "/1.0.0/sign", `{"targets":{}}`, http.StatusNotFound},
+			"POST /api/v1/products/{product}/releases/{version}/revoke":  {"POST", rel + "/1.0.0/revoke", `{"reason":"x"}`, http.StatusNotFound},
+			"GET /api/v1/openapi.json":                                   {"GET", "/api/v1/openapi.json", "", 0},
+			"GET /api/v1/whoami":                                         {"GET", "/api/v1/whoami", "", 0},
+			"GET /api/v1/tenants":                                        {"GET", "/api/v1/tenants", "", http.StatusForbidden},
+			"POST /api/v1/tenants":                                       {"POST", "/api/v1/tenants", `{"name":"initech"}`, http.StatusForbidden},
+			"GET /api/v1/tokens":                                         {"GET", "/api/v1/tokens", "", 0},
+			"POST /api/v1/tokens":                                        {"POST", "/api/v1/tokens", `{"role":"admin","tenant":"default"}`, http.StatusForbidden},
+			"DELETE /api/v1/tokens/{id}":                                 {"DELETE", "/api/v1/tokens/" + aTok.ID, "", http.StatusNotFound},
+			"GET /api/v1/products":                                       {"GET", "/api/v1/products", "", 0},
+			"POST /api/v1/products":                                      {"POST", "/api/v1/products", `{"name":"b-thermostat"}`, 0},
+			"GET /api/v1/products/{product}":                             {"GET", "/api/v1/products/secret-thermostat", "", http.StatusNotFound},
+			"GET /api/v1/products/{product}/groups":                      {"GET", "/api/v1/products/secret-thermostat/groups", "", http.StatusNotFound},
+			"POST /api/v1/products/{product}/groups":                     {"POST", "/api/v1/products/secret-thermostat/groups", `{"name":"Canary"}`, http.StatusNotFound},
+			"GET /api/v1/products/{product}/groups/{group}":              {"GET", "/api/v1/products/secret-thermostat/groups/Production", "", http.StatusNotFound},
+			"GET /api/v1/ca":                                             {"GET", "/api/v1/ca", "", 0},
+			"GET /api/v1/devices":                                        {"GET", "/api/v1/devices", "", 0},
+			"GET /api/v1/devices/{id}":                                   {"GET", "/api/v1/devices/" + devID, "", http.StatusNotFound},
+			"GET /api/v1/audit":                                          {"GET", "/api/v1/audit", "", 0},
+			"GET /api/v1/audit/verify":                                   {"GET", "/api/v1/audit/verify", "", 0},
 		}
 		// Secrets of tenant A that must never appear in an answer to tenant B.
 		leaks := []string{prod.ID, grp.ID, devID, aTok.ID, tenantA.ID}
+		if imageID != "" {
+			leaks = append(leaks, imageID)
+		}
 		for _, rt := range h.api.routes {
 			pattern := rt.method + " " + rt.path
 			t.Run(pattern, func(t *testing.T) {

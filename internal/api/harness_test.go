@@ -1,22 +1,28 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/ca/keeper"
+	"github.com/rampartsec/rampart/internal/release"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/storetest"
 	"github.com/rampartsec/rampart/internal/token"
+	"github.com/rampartsec/rampart/internal/tuf"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 // harness is a real store behind a real API on a loopback HTTP server, with the first tenant's
@@ -44,7 +50,19 @@ func newHarness(t testing.TB, kind string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := New(Deps{Store: s, Logger: slog.New(slog.DiscardHandler), CAs: cas})
+	online, err := tuf.GenerateOnlineKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := release.OpenBlobs(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rels, err := release.New(release.Config{Store: s, Blobs: blobs, Online: online, MaxImageSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := New(Deps{Store: s, Logger: slog.New(slog.DiscardHandler), CAs: cas, Releases: rels})
 	srv := httptest.NewUnstartedServer(a)
 	srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
 	srv.StartTLS()
@@ -139,4 +157,67 @@ func (h *harness) insertDevice(tenantID, productID, groupID, id string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+}
+
+// updatesFor initialises signed updates for the tenant of adminTok (keys,
+// roots, one image and a signed release 1.0.0 of product) and returns the
+// image ID.
+func (h *harness) updatesFor(adminTok, product string) string {
+	h.t.Helper()
+	ctx := context.Background()
+	c := h.client(adminTok)
+	ks, err := tuf.GenerateKeySet(1)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	keys, err := c.TUFOnlineKeys(ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var online tuf.OnlinePublic
+	for _, kv := range []struct {
+		raw []byte
+		dst **metadata.Key
+	}{{keys.Snapshot, &online.Snapshot}, {keys.Timestamp, &online.Timestamp}, {keys.Director, &online.Director}} {
+		*kv.dst = &metadata.Key{}
+		if err := json.Unmarshal(kv.raw, *kv.dst); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	exp := time.Now().Add(24 * time.Hour)
+	root, err := tuf.NewRoot(ks, 1, online, exp)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	droot, err := tuf.NewDirectorRoot(ks, 1, online.Director, exp)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := c.InitTUF(ctx, client.TUFRoots{Root: root, DirectorRoot: droot}); err != nil {
+		h.t.Fatal(err)
+	}
+	content := []byte("rootfs image of " + product)
+	im, err := c.AddImage(ctx, bytes.NewReader(content), int64(len(content)), "rootfs", "1.0.0", 1)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := c.CreateRelease(ctx, product, client.CreateReleaseRequest{Version: "1.0.0", Images: []string{im.ID}}); err != nil {
+		h.t.Fatal(err)
+	}
+	payload, err := c.PrepareRelease(ctx, product, "1.0.0")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	signed, err := tuf.SignTargets(root, payload.Targets, ks)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	rel, err := c.SignRelease(ctx, product, "1.0.0", client.TargetsPayload{Targets: signed})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if rel.State != release.StateSigned {
+		h.t.Fatalf("release state %s", rel.State)
+	}
+	return im.ID
 }
