@@ -719,7 +719,8 @@ func (s *Service) TargetBlob(ctx context.Context, tenantID, path string) (string
 }
 
 // Refresh re-signs, for every tenant, the online roles whose lifetime is
-// half gone. The server runs it periodically.
+// half gone, and re-issues director metadata past half its lifetime. The
+// server runs it periodically.
 func (s *Service) Refresh(ctx context.Context) error {
 	rows, err := s.cfg.Store.DB().QueryContext(ctx, `SELECT tenant_id FROM tuf_repos`)
 	if err != nil {
@@ -755,6 +756,9 @@ func (s *Service) Refresh(ctx context.Context) error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("tenant %s: %w", t, err))
 		}
+	}
+	if err := s.refreshDirector(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("director: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("release.Refresh: %w", err)

@@ -32,10 +32,10 @@ type fixture struct {
 	updates int
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, kind string) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	st := storetest.Open(t, "sqlite")
+	st := storetest.Open(t, kind)
 	tenant, _, _, err := st.Bootstrap(ctx, "acme", "hash-of-a-token")
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +163,12 @@ func binary(seed uint64, n int) []byte {
 // images, releases 1.0.0 and 1.1.0 signed offline, an agent installing
 // 1.0.0 and then 1.1.0 by delta, and 1.0.0 pushed back being refused.
 func TestReleaseLifecycle(t *testing.T) {
-	f := newFixture(t)
+	for _, kind := range storetest.Kinds {
+		t.Run(kind, func(t *testing.T) { testReleaseLifecycle(t, newFixture(t, kind)) })
+	}
+}
+
+func testReleaseLifecycle(t *testing.T, f *fixture) {
 	ctx := context.Background()
 	if _, err := f.svc.AddImage(ctx, store.System, f.tenant.ID, bytes.NewReader([]byte("x")), "rootfs", "1.0.0", 1); err != nil {
 		t.Fatal(err)
@@ -225,7 +230,12 @@ func TestReleaseLifecycle(t *testing.T) {
 }
 
 func TestServiceRefuses(t *testing.T) {
-	f := newFixture(t)
+	for _, kind := range storetest.Kinds {
+		t.Run(kind, func(t *testing.T) { testServiceRefuses(t, newFixture(t, kind)) })
+	}
+}
+
+func testServiceRefuses(t *testing.T, f *fixture) {
 	ctx := context.Background()
 	f.keysInit()
 	r := f.release("1.0.0", binary(3, 10<<10))
@@ -319,7 +329,7 @@ func TestServiceRefuses(t *testing.T) {
 }
 
 func TestRefreshOnlineRoles(t *testing.T) {
-	f := newFixture(t)
+	f := newFixture(t, "sqlite")
 	f.keysInit()
 	f.release("1.0.0", binary(5, 1000))
 	ctx := context.Background()
@@ -342,5 +352,42 @@ func TestRefreshOnlineRoles(t *testing.T) {
 	after, _ := f.svc.RepoFile(ctx, f.tenant.ID, "timestamp.json")
 	if bytes.Equal(before, after) {
 		t.Error("Refresh did not re-sign a timestamp past half its lifetime")
+	}
+}
+
+func TestRefreshDirector(t *testing.T) {
+	f := newFixture(t, "sqlite")
+	f.keysInit()
+	f.release("1.0.0", binary(6, 1000))
+	ctx := context.Background()
+	if err := f.svc.Assign(ctx, store.System, f.tenant.ID, f.device, "gateway", "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	v1, exp1, err := f.svc.DirectorVersion(ctx, f.tenant.ID, f.device)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, _ := f.svc.DirectorVersion(ctx, f.tenant.ID, f.device); v != v1 {
+		t.Errorf("fresh director metadata re-issued: version %d, was %d", v, v1)
+	}
+	// Past half-life, even for a release revoked since, it is re-issued
+	// with a higher version and a later expiry.
+	if _, err := f.svc.Revoke(ctx, store.System, f.tenant.ID, "gateway", "1.0.0", "CVE-2026-0002"); err != nil {
+		t.Fatal(err)
+	}
+	later := f.svc.now().Add(13 * time.Hour)
+	f.svc.cfg.Now = func() time.Time { return later }
+	if err := f.svc.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v2, exp2, err := f.svc.DirectorVersion(ctx, f.tenant.ID, f.device)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v2 != v1+1 || !exp2.After(exp1) {
+		t.Errorf("after refresh: version %d expiry %s, was %d %s", v2, exp2, v1, exp1)
 	}
 }

@@ -54,7 +54,9 @@ CREATE TABLE director_metadata (
     device_id  TEXT PRIMARY KEY REFERENCES devices (id),
     tenant_id  TEXT NOT NULL REFERENCES tenants (id),
     version    BIGINT NOT NULL,
+    product    TEXT NOT NULL,
     release    TEXT NOT NULL,
     files      TEXT NOT NULL,
     expires_at BIGINT NOT NULL
 );
+CREATE INDEX director_metadata_expiry ON director_metadata (expires_at);
