@@ -162,3 +162,12 @@ func (c *Client) RevokeRelease(ctx context.Context, product, version string, req
 	var out Release
 	return out, c.Do(ctx, "POST", "/api/v1/products/"+esc(product)+"/releases/"+esc(version)+"/revoke", req, &out)
 }
+
+// InstallStatus is an install state a device reported: downloading,
+// installing, installed, committed or failed (with a reason).
+type InstallStatus struct {
+	State   string    `json:"state"`
+	Release string    `json:"release,omitempty"`
+	Reason  string    `json:"reason,omitempty"`
+	At      time.Time `json:"at,omitempty"`
+}

@@ -49,6 +49,8 @@ type deviceHandlerFunc func(w http.ResponseWriter, r *http.Request, d *device) e
 // registerDevice declares every device route and what it accepts.
 func (a *API) registerDevice() {
 	a.deviceHandle("GET /device/v1/whoami", deviceUpdate, a.deviceWhoAmI)
+	a.deviceHandle("GET /device/v1/director/{file}", deviceUpdate, a.deviceDirector)
+	a.deviceHandle("POST /device/v1/install-status", deviceUpdate, a.deviceInstallStatus)
 	a.mux.HandleFunc("/device/", a.unmatched)
 }
 

@@ -274,3 +274,43 @@ func (a *API) revokeRelease(w http.ResponseWriter, r *http.Request, p *principal
 	writeJSON(w, http.StatusOK, releaseOut(rel))
 	return nil
 }
+
+// deviceDirector serves the calling device's director metadata (and the
+// director's roots). Update-only certificates are accepted: a device that
+// runs revoked software must still be able to heal.
+func (a *API) deviceDirector(w http.ResponseWriter, r *http.Request, d *device) error {
+	svc, err := a.updates()
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("file")
+	b, err := svc.DirectorFile(r.Context(), d.tenantID, d.id, name)
+	if err != nil {
+		return releaseError(err, "director metadata "+name)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(b)
+	return nil
+}
+
+// deviceInstallStatus records an install state the device reports.
+func (a *API) deviceInstallStatus(w http.ResponseWriter, r *http.Request, d *device) error {
+	svc, err := a.updates()
+	if err != nil {
+		return err
+	}
+	var req client.InstallStatus
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if !req.At.IsZero() {
+		return badRequest("at is set by the server")
+	}
+	rep, err := svc.ReportInstall(r.Context(), d.tenantID, d.id, release.InstallReport{State: req.State, Release: req.Release, Reason: req.Reason})
+	if err != nil {
+		return releaseError(err, "install status")
+	}
+	writeJSON(w, http.StatusOK, client.InstallStatus{State: rep.State, Release: rep.Release, Reason: rep.Reason, At: rep.At})
+	return nil
+}

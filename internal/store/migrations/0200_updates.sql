@@ -60,3 +60,15 @@ CREATE TABLE director_metadata (
     expires_at BIGINT NOT NULL
 );
 CREATE INDEX director_metadata_expiry ON director_metadata (expires_at);
+
+-- Install states reported by devices (downloading, installing, installed, committed, failed).
+CREATE TABLE install_reports (
+    id        TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL REFERENCES devices (id),
+    tenant_id TEXT NOT NULL REFERENCES tenants (id),
+    state     TEXT NOT NULL,
+    release   TEXT NOT NULL,
+    reason    TEXT NOT NULL,
+    at        BIGINT NOT NULL
+);
+CREATE INDEX install_reports_device ON install_reports (device_id, at);
