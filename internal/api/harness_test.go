@@ -159,10 +159,23 @@ func (h *harness) insertDevice(tenantID, productID, groupID, id string) {
 	}
 }
 
+// updateKeys are a tenant's offline keys and root, as `rampart keys init` leaves them.
+type updateKeys struct {
+	ks   *tuf.KeySet
+	root []byte
+}
+
 // updatesFor initialises signed updates for the tenant of adminTok (keys,
 // roots, one image and a signed release 1.0.0 of product) and returns the
 // image ID.
 func (h *harness) updatesFor(adminTok, product string) string {
+	h.t.Helper()
+	k := h.keysInit(adminTok)
+	return h.signedRelease(adminTok, k, product, "1.0.0", []byte("rootfs image of "+product))
+}
+
+// keysInit does what `rampart keys init` does for the tenant of adminTok.
+func (h *harness) keysInit(adminTok string) updateKeys {
 	h.t.Helper()
 	ctx := context.Background()
 	c := h.client(adminTok)
@@ -196,23 +209,31 @@ func (h *harness) updatesFor(adminTok, product string) string {
 	if err := c.InitTUF(ctx, client.TUFRoots{Root: root, DirectorRoot: droot}); err != nil {
 		h.t.Fatal(err)
 	}
-	content := []byte("rootfs image of " + product)
-	im, err := c.AddImage(ctx, bytes.NewReader(content), int64(len(content)), "rootfs", "1.0.0", 1)
+	return updateKeys{ks: ks, root: root}
+}
+
+// signedRelease uploads content as the rootfs image, creates the release
+// and signs it offline, as `image add`, `release create` and `release sign` do.
+func (h *harness) signedRelease(adminTok string, k updateKeys, product, version string, content []byte) string {
+	h.t.Helper()
+	ctx := context.Background()
+	c := h.client(adminTok)
+	im, err := c.AddImage(ctx, bytes.NewReader(content), int64(len(content)), "rootfs", version, 1)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if _, err := c.CreateRelease(ctx, product, client.CreateReleaseRequest{Version: "1.0.0", Images: []string{im.ID}}); err != nil {
+	if _, err := c.CreateRelease(ctx, product, client.CreateReleaseRequest{Version: version, Images: []string{im.ID}}); err != nil {
 		h.t.Fatal(err)
 	}
-	payload, err := c.PrepareRelease(ctx, product, "1.0.0")
+	payload, err := c.PrepareRelease(ctx, product, version)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	signed, err := tuf.SignTargets(root, payload.Targets, ks)
+	signed, err := tuf.SignTargets(k.root, payload.Targets, k.ks)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	rel, err := c.SignRelease(ctx, product, "1.0.0", client.TargetsPayload{Targets: signed})
+	rel, err := c.SignRelease(ctx, product, version, client.TargetsPayload{Targets: signed})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -4,13 +4,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/agent/update"
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/ratelimit"
 	"github.com/rampartsec/rampart/internal/store"
 )
 
@@ -107,4 +112,95 @@ func TestDeviceUpdateEndpoints(t *testing.T) {
 			t.Errorf("device show after reports: %+v install %+v", d, d.Install)
 		}
 	})
+}
+
+// TestAgentAgainstServer runs the agent's real updater against the API's
+// device endpoints over mutual TLS and the published repository: 1.0.0
+// installed, 1.1.0 by delta, 1.0.0 pushed back refused, every state
+// visible in device show.
+func TestAgentAgainstServer(t *testing.T) {
+	h := newHarness(t, "sqlite")
+	// Three update cycles back to back; a real device spreads them over hours.
+	h.api.deviceLimit = ratelimit.New(1000, 1000, 100)
+	ctx := context.Background()
+	dev := h.newDevice("default")
+	tenant, _ := h.store.TenantByName(ctx, "default")
+	keys := h.keysInit(h.admin)
+	v1 := make([]byte, 128<<10)
+	for i := range v1 {
+		v1[i] = byte(i*7 + i/251)
+	}
+	v2 := append(append([]byte(nil), v1[:64<<10]...), append([]byte("a new function"), v1[64<<10:]...)...)
+	h.signedRelease(h.admin, keys, "lamp", "1.0.0", v1)
+
+	mux := http.NewServeMux()
+	mux.Handle("/tuf/", h.api.releases.Handler())
+	mux.Handle("/", h.api)
+	srv := httptest.NewUnstartedServer(mux)
+	srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+	srv.StartTLS()
+	defer srv.Close()
+	cert := h.issue("default", dev, ca.ProfileNormal, time.Now())
+	tr := srv.Client().Transport.(*http.Transport).Clone()
+	tr.TLSClientConfig.Certificates = []tls.Certificate{cert}
+	mtls := &http.Client{Transport: tr}
+	roots, err := h.client(h.admin).TUFRoots(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slotsDir, stateDir := t.TempDir(), t.TempDir()
+	run := func() (update.Outcome, error) {
+		slots, err := update.OpenSlots(slotsDir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := update.New(update.Config{
+			DeviceID: dev.id, RepoURL: srv.URL + "/tuf/default", DirectorURL: srv.URL + "/device/v1/director",
+			RepoRoot: roots.Root, DirectorRoot: roots.DirectorRoot, StateDir: stateDir, Slots: slots, HTTPClient: mtls,
+			Reporter: &update.HTTPReporter{URL: srv.URL + "/device/v1/install-status", Client: mtls},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.RunOnce(ctx)
+	}
+	show := func() client.Device {
+		d, err := h.client(h.admin).GetDevice(ctx, dev.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+
+	if err := h.api.releases.Assign(ctx, store.System, tenant.ID, dev.id, "lamp", "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(); err != nil || !out.Committed {
+		t.Fatalf("install 1.0.0: %+v, %v", out, err)
+	}
+	if d := show(); d.CurrentRelease != "1.0.0" || d.Install == nil || d.Install.State != "committed" {
+		t.Fatalf("device after 1.0.0: %+v %+v", d, d.Install)
+	}
+
+	h.signedRelease(h.admin, keys, "lamp", "1.1.0", v2)
+	if err := h.api.releases.Assign(ctx, store.System, tenant.ID, dev.id, "lamp", "1.1.0"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run()
+	if err != nil || !out.Committed || len(out.Delta) != 1 {
+		t.Fatalf("install 1.1.0: %+v, %v", out, err)
+	}
+	if d := show(); d.CurrentRelease != "1.1.0" || d.Install.State != "committed" || d.Install.Release != "1.1.0" {
+		t.Fatalf("device after 1.1.0: %+v %+v", d, d.Install)
+	}
+
+	if err := h.api.releases.Assign(ctx, store.System, tenant.ID, dev.id, "lamp", "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(); !errors.Is(err, update.ErrRollback) {
+		t.Fatalf("push back 1.0.0: %v, want ErrRollback", err)
+	}
+	if d := show(); d.CurrentRelease != "1.1.0" || d.Install.State != "failed" || !strings.Contains(d.Install.Reason, "older") {
+		t.Fatalf("device after refused push-back: %+v %+v", d, d.Install)
+	}
 }
