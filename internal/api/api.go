@@ -28,20 +28,38 @@ type Deps struct {
 	CAs *keeper.Keeper
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// AddrLimit and DeviceLimit rate-limit the device API per client address and per device;
-	// DefaultAddrLimit and DefaultDeviceLimit when nil.
+	// AddrLimit and DeviceLimit rate-limit the device API per client address and per device.
+	// Nil means no limit; the server passes DefaultAddrLimit and DefaultDeviceLimit unless told
+	// otherwise.
 	AddrLimit, DeviceLimit *ratelimit.Limiter
 	// Releases serves images, releases and the TUF roots; those routes answer 503 when nil.
 	Releases *release.Service
 }
 
 // Default device API rate limits: a device checks in, attests and reports a few times an hour,
-// so 1 request per second with bursts of 20 leaves room for downloads' metadata and retries; an
+// so 1 request per second with bursts of 20 leaves room for metadata refreshes and retries; an
 // address may front many devices (NAT), so it gets more.
-func DefaultDeviceLimit() *ratelimit.Limiter { return ratelimit.New(1, 20, 1_000_000) }
+const (
+	DefaultDeviceRate = 1.0
+	DefaultAddrRate   = 200.0
+)
 
-// DefaultAddrLimit is the per-address limit; see DefaultDeviceLimit.
-func DefaultAddrLimit() *ratelimit.Limiter { return ratelimit.New(200, 2000, 100_000) }
+// DeviceLimit returns the per-device limiter for perSecond (bursts of 20 s worth); nil, meaning
+// no limit, when perSecond is 0.
+func DeviceLimit(perSecond float64) *ratelimit.Limiter {
+	if perSecond <= 0 {
+		return nil
+	}
+	return ratelimit.New(perSecond, max(int(20*perSecond), 20), 1_000_000)
+}
+
+// AddrLimit returns the per-address limiter for perSecond (bursts of 10 s worth); nil when 0.
+func AddrLimit(perSecond float64) *ratelimit.Limiter {
+	if perSecond <= 0 {
+		return nil
+	}
+	return ratelimit.New(perSecond, max(int(10*perSecond), 20), 100_000)
+}
 
 // API serves the admin API (/api/v1) and the device API (/device/v1).
 type API struct {
@@ -52,6 +70,7 @@ type API struct {
 	addrLimit    *ratelimit.Limiter
 	deviceLimit  *ratelimit.Limiter
 	releases     *release.Service
+	certs        *certCache
 	mux          *http.ServeMux
 	routes       []route
 	deviceRoutes []route
@@ -59,15 +78,10 @@ type API struct {
 
 // New builds the API with every route registered.
 func New(d Deps) *API {
-	a := &API{store: d.Store, log: d.Logger, cas: d.CAs, now: d.Now, addrLimit: d.AddrLimit, deviceLimit: d.DeviceLimit, releases: d.Releases, mux: http.NewServeMux()}
+	a := &API{store: d.Store, log: d.Logger, cas: d.CAs, now: d.Now, addrLimit: d.AddrLimit, deviceLimit: d.DeviceLimit,
+		releases: d.Releases, certs: newCertCache(100_000), mux: http.NewServeMux()}
 	if a.now == nil {
 		a.now = time.Now
-	}
-	if a.addrLimit == nil {
-		a.addrLimit = DefaultAddrLimit()
-	}
-	if a.deviceLimit == nil {
-		a.deviceLimit = DefaultDeviceLimit()
 	}
 	a.register()
 	a.registerDevice()
@@ -169,18 +183,22 @@ func (a *API) handle(pattern string, acc access, h handlerFunc, d doc) {
 	method, path, _ := strings.Cut(pattern, " ")
 	a.routes = append(a.routes, route{method: method, path: path, access: acc, doc: d})
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		err := a.serve(w, r, acc, h)
-		if err == nil {
-			return
+		if err := a.serve(w, r, acc, h); err != nil {
+			a.fail(w, r, err)
 		}
-		e := asError(err)
-		if e.Status >= 500 {
-			a.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		} else {
-			a.log.Debug("api request refused", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", err)
-		}
-		writeError(w, e)
 	})
+}
+
+// fail logs a handler's error (faults at error level, refusals at debug) and answers with the
+// envelope.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	e := asError(err)
+	if e.Status >= 500 {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	} else {
+		a.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", err)
+	}
+	writeError(w, e)
 }
 
 func (a *API) serve(w http.ResponseWriter, r *http.Request, acc access, h handlerFunc) error {

@@ -1,12 +1,15 @@
 package api
 
 import (
+	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rampartsec/rampart/client"
@@ -60,17 +63,9 @@ func (a *API) deviceHandle(pattern string, acc deviceAccess, h deviceHandlerFunc
 	method, path, _ := strings.Cut(pattern, " ")
 	a.deviceRoutes = append(a.deviceRoutes, route{method: method, path: path})
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		err := a.serveDevice(w, r, acc, h)
-		if err == nil {
-			return
+		if err := a.serveDevice(w, r, acc, h); err != nil {
+			a.fail(w, r, err)
 		}
-		e := asError(err)
-		if e.Status >= 500 {
-			a.log.Error("device request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		} else {
-			a.log.Debug("device request refused", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", err)
-		}
-		writeError(w, e)
 	})
 }
 
@@ -105,51 +100,105 @@ func tooMany(w http.ResponseWriter, wait time.Duration, format string, args ...a
 	return newError(http.StatusTooManyRequests, "rate_limited", format, args...)
 }
 
+// verified is what checking a device certificate against its tenant's CA established; it holds
+// until the certificate expires, so it is cached by the certificate's hash and a keep-alive
+// connection pays for the chain verification once.
+type verified struct {
+	tenantID, tenantName, deviceID string
+	profile                        ca.Profile
+	notAfter                       time.Time
+}
+
+// certCache remembers verified certificates, bounded like the rate limiter: two generations,
+// the older dropped when the newer fills.
+type certCache struct {
+	mu       sync.Mutex
+	max      int
+	current  map[[32]byte]verified
+	previous map[[32]byte]verified
+}
+
+func newCertCache(max int) *certCache {
+	return &certCache{max: max, current: map[[32]byte]verified{}, previous: map[[32]byte]verified{}}
+}
+
+func (c *certCache) get(k [32]byte) (verified, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.current[k]; ok {
+		return v, true
+	}
+	v, ok := c.previous[k]
+	return v, ok
+}
+
+func (c *certCache) put(k [32]byte, v verified) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.current) >= c.max {
+		c.previous, c.current = c.current, map[[32]byte]verified{}
+	}
+	c.current[k] = v
+}
+
 // authenticateDevice checks the client certificate against its tenant's CA and finds the device.
 func (a *API) authenticateDevice(r *http.Request, now time.Time) (*device, error) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return nil, unauthorized("a device certificate is required (mutual TLS)")
 	}
 	cert := r.TLS.PeerCertificates[0]
+	key := sha256.Sum256(cert.Raw)
+	v, ok := a.certs.get(key)
+	if !ok {
+		var err error
+		if v, err = a.verifyDeviceCert(r.Context(), cert, now); err != nil {
+			return nil, err
+		}
+		a.certs.put(key, v)
+	}
+	if !now.Before(v.notAfter) {
+		return nil, unauthorized("the device certificate has expired; attest again to renew it")
+	}
+	rec, err := a.store.DeviceByID(r.Context(), v.tenantID, v.deviceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, unauthorized("device %s is not registered with tenant %s", v.deviceID, v.tenantName)
+	} else if err != nil {
+		return nil, internal(err)
+	}
+	return &device{tenantID: v.tenantID, tenantName: v.tenantName, id: v.deviceID, profile: v.profile, cert: cert, record: rec}, nil
+}
+
+// verifyDeviceCert does the full check of a certificate not seen before.
+func (a *API) verifyDeviceCert(ctx context.Context, cert *x509.Certificate, now time.Time) (verified, error) {
 	if len(cert.URIs) != 1 {
-		return nil, unauthorized("the client certificate is not a Rampart device certificate")
+		return verified{}, unauthorized("the client certificate is not a Rampart device certificate")
 	}
 	tenantName, _, _, err := ca.ParseDeviceURI(cert.URIs[0])
 	if err != nil {
-		return nil, unauthorized("the client certificate is not a Rampart device certificate")
+		return verified{}, unauthorized("the client certificate is not a Rampart device certificate")
 	}
-	ctx := r.Context()
 	tenant, err := a.store.TenantByName(ctx, tenantName)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, unauthorized("the client certificate names an unknown tenant")
+		return verified{}, unauthorized("the client certificate names an unknown tenant")
 	} else if err != nil {
-		return nil, internal(err)
+		return verified{}, internal(err)
 	}
 	auth, err := a.cas.Existing(ctx, tenant.ID, tenant.Name)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, unauthorized("the client certificate was not issued by tenant %s's CA", tenant.Name)
+		return verified{}, unauthorized("the client certificate was not issued by tenant %s's CA", tenant.Name)
 	} else if err != nil {
-		return nil, internal(err)
+		return verified{}, internal(err)
 	}
 	class, id := auth.Classify(cert, now)
 	switch class {
 	case ca.ClassExpired:
-		return nil, unauthorized("the device certificate has expired; attest again to renew it")
-	case ca.ClassNormal, ca.ClassUpdateOnly:
-	default:
-		return nil, unauthorized("the client certificate was not issued by tenant %s's CA", tenant.Name)
+		return verified{}, unauthorized("the device certificate has expired; attest again to renew it")
+	case ca.ClassNormal:
+		return verified{tenantID: tenant.ID, tenantName: tenant.Name, deviceID: id, profile: ca.ProfileNormal, notAfter: cert.NotAfter}, nil
+	case ca.ClassUpdateOnly:
+		return verified{tenantID: tenant.ID, tenantName: tenant.Name, deviceID: id, profile: ca.ProfileUpdateOnly, notAfter: cert.NotAfter}, nil
 	}
-	rec, err := a.store.DeviceByID(ctx, tenant.ID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, unauthorized("device %s is not registered with tenant %s", id, tenant.Name)
-	} else if err != nil {
-		return nil, internal(err)
-	}
-	profile := ca.ProfileNormal
-	if class == ca.ClassUpdateOnly {
-		profile = ca.ProfileUpdateOnly
-	}
-	return &device{tenantID: tenant.ID, tenantName: tenant.Name, id: id, profile: profile, cert: cert, record: rec}, nil
+	return verified{}, unauthorized("the client certificate was not issued by tenant %s's CA", tenant.Name)
 }
 
 func (a *API) deviceWhoAmI(w http.ResponseWriter, r *http.Request, d *device) error {

@@ -79,7 +79,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // message turns an error into the one sentence the user sees.
 func message(err error) string {
 	if e, ok := errors.AsType[*client.Error](err); ok {
-		return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)
+		return fmt.Sprintf("%s (HTTP %d)", err.Error(), e.Status)
 	}
 	return err.Error()
 }

@@ -28,8 +28,12 @@ func New(perSecond float64, burst, maxKeys int) *Limiter {
 		current: map[string]*rate.Limiter{}, previous: map[string]*rate.Limiter{}}
 }
 
-// Allow reports whether one event for key may happen at now, and if not, how long to wait.
+// Allow reports whether one event for key may happen at now, and if not, how long to wait. A nil
+// Limiter allows everything.
 func (l *Limiter) Allow(key string, now time.Time) (bool, time.Duration) {
+	if l == nil {
+		return true, 0
+	}
 	l.mu.Lock()
 	lim, ok := l.current[key]
 	if !ok {

@@ -44,3 +44,12 @@ func TestBoundedKeys(t *testing.T) {
 		t.Fatal("rotation forgot a key in use")
 	}
 }
+
+func TestNilAllowsEverything(t *testing.T) {
+	var l *Limiter
+	for range 100 {
+		if ok, _ := l.Allow("a", time.Unix(0, 0)); !ok {
+			t.Fatal("nil limiter refused")
+		}
+	}
+}

@@ -38,7 +38,11 @@ type Config struct {
 	// replica sharing a database needs the same one. Default: DataDir/master.key, created on
 	// first start.
 	MasterKeyFile string
-	Logger        *slog.Logger
+	// DeviceRate and AddrRate are the device API's requests per second per device and per client
+	// address; 0 turns a limit off. `rampart server` passes api.DefaultDeviceRate and
+	// api.DefaultAddrRate unless told otherwise.
+	DeviceRate, AddrRate float64
+	Logger               *slog.Logger
 	// Ready, when set, receives the bound address once the server accepts connections.
 	Ready func(addr net.Addr)
 	// ShutdownTimeout bounds the graceful drain; 15 s when zero.
@@ -72,6 +76,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.DefaultTenant == "" {
 		cfg.DefaultTenant = "default"
 	}
+	host, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("server: --listen %q: %w", cfg.Listen, err)
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("server: --tls-cert and --tls-key go together")
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: data folder: %w", err)
 	}
@@ -97,11 +108,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.releases, err = s.openReleases(); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("server: %w", err)
-	}
-	host, _, err := net.SplitHostPort(cfg.Listen)
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("server: --listen %q: %w", cfg.Listen, err)
 	}
 	cert, created, err := serviceTLS(cfg.DataDir, host, cfg.TLSCert, cfg.TLSKey, time.Now())
 	if err != nil {
@@ -165,7 +171,8 @@ func (s *Server) routes() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	a := api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas, Releases: s.releases})
+	a := api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas, Releases: s.releases,
+		DeviceLimit: api.DeviceLimit(s.cfg.DeviceRate), AddrLimit: api.AddrLimit(s.cfg.AddrRate)})
 	mux.Handle("/api/", a)
 	mux.Handle("GET /tuf/", s.releases.Handler())
 	mux.Handle("/device/", a)
