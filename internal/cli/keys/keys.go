@@ -11,6 +11,6 @@ import (
 // Command returns `rampart keys`.
 func Command(env *clienv.Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Create the offline root and targets keys that sign releases"}
-	cmd.AddCommand(newInit(env))
+	cmd.AddCommand(newInit(env), newRotate(env))
 	return cmd
 }
