@@ -100,16 +100,18 @@ type CreateGroupRequest struct {
 
 // Device is one device of the registry.
 type Device struct {
-	ID             string     `json:"id"`
-	Product        string     `json:"product,omitempty"`
-	Group          string     `json:"group,omitempty"`
-	State          string     `json:"state"`
-	Attestation    string     `json:"attestation,omitempty"`
-	CurrentRelease string     `json:"current_release,omitempty"`
-	TargetRelease  string     `json:"target_release,omitempty"`
-	LastSeenAt     *time.Time `json:"last_seen_at,omitempty"`
-	CreatedAt      time.Time  `json:"created_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
+	ID             string `json:"id"`
+	Product        string `json:"product,omitempty"`
+	Group          string `json:"group,omitempty"`
+	State          string `json:"state"`
+	Attestation    string `json:"attestation,omitempty"`
+	CurrentRelease string `json:"current_release,omitempty"`
+	TargetRelease  string `json:"target_release,omitempty"`
+	// Install is the last install state the device reported (device show only).
+	Install    *InstallStatus `json:"install,omitempty"`
+	LastSeenAt *time.Time     `json:"last_seen_at,omitempty"`
+	CreatedAt  time.Time      `json:"created_at"`
+	UpdatedAt  time.Time      `json:"updated_at"`
 }
 
 // DeviceFilter narrows a device listing.

@@ -16,6 +16,7 @@ import (
 	"github.com/rampartsec/rampart/internal/attest"
 	"github.com/rampartsec/rampart/internal/ca/keeper"
 	"github.com/rampartsec/rampart/internal/ratelimit"
+	"github.com/rampartsec/rampart/internal/release"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/token"
 )
@@ -35,6 +36,8 @@ type Deps struct {
 	// References supplies reference values of products' releases for attestation; none are
 	// known when nil, so every device is contraindicated (update-only).
 	References attest.ReferenceSource
+	// Releases serves images, releases and the TUF roots; those routes answer 503 when nil.
+	Releases *release.Service
 }
 
 // Default device API rate limits: a device checks in, attests and reports a few times an hour,
@@ -71,6 +74,7 @@ type API struct {
 	now          func() time.Time
 	addrLimit    *ratelimit.Limiter
 	deviceLimit  *ratelimit.Limiter
+	releases     *release.Service
 	certs        *certCache
 	mux          *http.ServeMux
 	routes       []route
@@ -80,7 +84,7 @@ type API struct {
 // New builds the API with every route registered.
 func New(d Deps) *API {
 	a := &API{store: d.Store, log: d.Logger, cas: d.CAs, now: d.Now, addrLimit: d.AddrLimit, deviceLimit: d.DeviceLimit,
-		certs: newCertCache(100_000), mux: http.NewServeMux()}
+		releases: d.Releases, certs: newCertCache(100_000), mux: http.NewServeMux()}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -165,6 +169,8 @@ func (a *API) register() {
 
 	a.handle("GET /api/v1/audit", admin, a.listAudit, doc{summary: "List the tenant's audit records in chain order", response: client.List[client.AuditRecord]{}, query: []string{"action"}})
 	a.handle("GET /api/v1/audit/verify", admin, a.verifyAudit, doc{summary: "Verify the tenant's audit hash chain", response: client.AuditVerification{}})
+
+	a.registerUpdates()
 
 	a.mux.HandleFunc("/api/", a.unmatched)
 }

@@ -58,6 +58,8 @@ func (a *API) registerDevice() {
 	a.deviceHandle("POST /device/v1/enroll", deviceOpen, a.deviceEnroll)
 	a.deviceHandle("POST /device/v1/challenge", deviceUpdate, a.deviceChallenge)
 	a.deviceHandle("POST /device/v1/attest", deviceOptional, a.deviceAttest)
+	a.deviceHandle("GET /device/v1/director/{file}", deviceUpdate, a.deviceDirector)
+	a.deviceHandle("POST /device/v1/install-status", deviceUpdate, a.deviceInstallStatus)
 	a.mux.HandleFunc("/device/", a.unmatched)
 }
 

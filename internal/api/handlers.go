@@ -8,6 +8,7 @@ import (
 
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/audit"
+	"github.com/rampartsec/rampart/internal/release"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/token"
 )
@@ -266,7 +267,17 @@ func (a *API) getDevice(w http.ResponseWriter, r *http.Request, p *principal) er
 	if err != nil {
 		return storeError(err, "device "+id)
 	}
-	writeJSON(w, http.StatusOK, deviceOut(d))
+	out := deviceOut(d)
+	if a.releases != nil {
+		rep, err := a.releases.LatestInstall(r.Context(), p.tenantID, id)
+		switch {
+		case err == nil:
+			out.Install = &client.InstallStatus{State: rep.State, Release: rep.Release, Reason: rep.Reason, At: rep.At}
+		case !errors.Is(err, release.ErrNotFound):
+			return internal(err)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

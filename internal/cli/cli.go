@@ -18,8 +18,11 @@ import (
 	"github.com/rampartsec/rampart/internal/cli/clienv"
 	"github.com/rampartsec/rampart/internal/cli/device"
 	"github.com/rampartsec/rampart/internal/cli/devicegroup"
+	"github.com/rampartsec/rampart/internal/cli/image"
+	"github.com/rampartsec/rampart/internal/cli/keys"
 	"github.com/rampartsec/rampart/internal/cli/login"
 	"github.com/rampartsec/rampart/internal/cli/product"
+	"github.com/rampartsec/rampart/internal/cli/release"
 	"github.com/rampartsec/rampart/internal/cli/server"
 	"github.com/rampartsec/rampart/internal/cli/tenant"
 	"github.com/rampartsec/rampart/internal/cli/token"
@@ -51,6 +54,9 @@ func Root(env *clienv.Env) *cobra.Command {
 		device.Command(env),
 		audit.Command(env),
 		ca.Command(env),
+		keys.Command(env),
+		image.Command(env),
+		release.Command(env),
 	)
 	return root
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/api"
 	"github.com/rampartsec/rampart/internal/ca/keeper"
+	"github.com/rampartsec/rampart/internal/release"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/token"
 )
@@ -58,6 +59,8 @@ type Server struct {
 	handler http.Handler
 	tlsCert tls.Certificate
 	cas     *keeper.Keeper
+	// releases serves images, releases and the TUF repository.
+	releases *release.Service
 	// FirstStart is true when this start created the first tenant and admin token.
 	FirstStart bool
 }
@@ -99,6 +102,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.cas, err = keeper.New(st, kek, nil)
 	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if s.releases, err = s.openReleases(); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -164,9 +171,10 @@ func (s *Server) routes() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	a := api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas,
+	a := api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas, Releases: s.releases,
 		DeviceLimit: api.DeviceLimit(s.cfg.DeviceRate), AddrLimit: api.AddrLimit(s.cfg.AddrRate)})
 	mux.Handle("/api/", a)
+	mux.Handle("GET /tuf/", s.releases.Handler())
 	mux.Handle("/device/", a)
 	return m.instrument(mux)
 }
@@ -204,6 +212,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	g.Go(func() error { return s.releases.Run(gctx, RefreshInterval) })
 	g.Go(func() error {
 		<-gctx.Done()
 		timeout := s.cfg.ShutdownTimeout
@@ -216,4 +225,31 @@ func (s *Server) Run(ctx context.Context) error {
 		return hs.Shutdown(sctx)
 	})
 	return g.Wait()
+}
+
+// OnlineKeysFile holds the server's online TUF keys (snapshot, timestamp,
+// director) under the data folder; BlobsDir holds images and deltas.
+const (
+	OnlineKeysFile = "tuf-online-keys.json"
+	BlobsDir       = "blobs"
+)
+
+// RefreshInterval is how often the online TUF roles are checked for
+// re-signing; timestamps live a day and are re-signed at half-life.
+const RefreshInterval = 10 * time.Minute
+
+// openReleases loads (or creates) the online TUF keys and the blob folder.
+func (s *Server) openReleases() (*release.Service, error) {
+	online, created, err := release.LoadOnlineKeys(filepath.Join(s.cfg.DataDir, OnlineKeysFile))
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		s.log.Info("created the online TUF keys (snapshot, timestamp, director)", "file", filepath.Join(s.cfg.DataDir, OnlineKeysFile))
+	}
+	blobs, err := release.OpenBlobs(filepath.Join(s.cfg.DataDir, BlobsDir))
+	if err != nil {
+		return nil, err
+	}
+	return release.New(release.Config{Store: s.store, Blobs: blobs, Online: online, Logger: s.log})
 }
