@@ -33,8 +33,9 @@ type Deps struct {
 	// Nil means no limit; the server passes DefaultAddrLimit and DefaultDeviceLimit unless told
 	// otherwise.
 	AddrLimit, DeviceLimit *ratelimit.Limiter
-	// References supplies reference values of products' releases for attestation; none are
-	// known when nil, so every device is contraindicated (update-only).
+	// References supplies reference values for attestation; when nil they are derived from
+	// Releases (the images of signed and revoked releases), and without either no software is
+	// known, so every device is contraindicated (update-only).
 	References attest.ReferenceSource
 	// Releases serves images, releases and the TUF roots; those routes answer 503 when nil.
 	Releases *release.Service
@@ -88,9 +89,12 @@ func New(d Deps) *API {
 	if a.now == nil {
 		a.now = time.Now
 	}
-	refs := d.References
-	if refs == nil {
-		refs = emptyReferences{}
+	var refs attest.ReferenceSource = emptyReferences{}
+	switch {
+	case d.References != nil:
+		refs = d.References
+	case d.Releases != nil:
+		refs = releaseReferences{rel: d.Releases}
 	}
 	a.attest = attest.NewService(attest.ServiceConfig{Store: d.Store, CAs: d.CAs, References: refs, Logger: d.Logger, Now: a.now})
 	a.register()
