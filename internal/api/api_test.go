@@ -148,8 +148,12 @@ func TestTenantIsolation(t *testing.T) {
 			"GET /api/v1/audit":                             {"GET", "/api/v1/audit", "", 0},
 			"GET /api/v1/audit/verify":                      {"GET", "/api/v1/audit/verify", "", 0},
 		}
+		vuln := h.seedVulnerability(t, h.admin, "default")
+		for k, v := range vulnIsolationCases(t, vuln) {
+			cases[k] = v
+		}
 		// Secrets of tenant A that must never appear in an answer to tenant B.
-		leaks := []string{prod.ID, grp.ID, devID, aTok.ID, tenantA.ID}
+		leaks := append([]string{prod.ID, grp.ID, devID, aTok.ID, tenantA.ID}, vuln.leaks()...)
 		for _, rt := range h.api.routes {
 			pattern := rt.method + " " + rt.path
 			t.Run(pattern, func(t *testing.T) {

@@ -142,7 +142,9 @@ func (s *Server) routes() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("/api/", api.New(api.Deps{Store: s.store, Logger: s.log}))
+	apiHandler := api.New(api.Deps{Store: s.store, Logger: s.log})
+	mux.Handle("/api/", apiHandler)
+	mux.Handle("/research/", apiHandler)
 	return m.instrument(mux)
 }
 
@@ -172,6 +174,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	g.Go(func() error { return s.vulnerabilityTimers(gctx, VulnerabilityInterval) })
 	g.Go(func() error {
 		<-gctx.Done()
 		timeout := s.cfg.ShutdownTimeout

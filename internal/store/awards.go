@@ -73,8 +73,7 @@ func (s *Store) AwardReport(ctx context.Context, actor Actor, tenantID string, n
 		if r.State != program.StateTriaged && r.State != program.StateResolved {
 			return fmt.Errorf("%w: report %d is %s; only triaged or resolved reports are awarded", program.ErrInvalidTransition, number, r.State)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO award_ledger (id, tenant_id, report_id, kind, amount, currency, details, actor, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, e.ID, tenantID, r.ID, e.Kind, e.Amount, e.Currency, string(d), e.Actor, micros(e.CreatedAt)); err != nil {
+		if err := s.insertLedger(ctx, tx, tenantID, r.ID, e, string(d)); err != nil {
 			return err
 		}
 		if r.AwardedAt == nil {
@@ -116,8 +115,7 @@ func (s *Store) RecordPayment(ctx context.Context, actor Actor, tenantID string,
 		}
 		e.Currency = l.Entries[len(l.Entries)-1].Currency
 		d, _ := json.Marshal(map[string]string{"note": note})
-		if _, err := tx.ExecContext(ctx, `INSERT INTO award_ledger (id, tenant_id, report_id, kind, amount, currency, details, actor, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, e.ID, tenantID, r.ID, e.Kind, e.Amount, e.Currency, string(d), e.Actor, micros(e.CreatedAt)); err != nil {
+		if err := s.insertLedger(ctx, tx, tenantID, r.ID, e, string(d)); err != nil {
 			return err
 		}
 		return s.event(ctx, tx, actor, r, "payment", r.State, r.State, Details{"amount": amount, "note": note})
@@ -128,11 +126,21 @@ func (s *Store) RecordPayment(ctx context.Context, actor Actor, tenantID string,
 	return e, nil
 }
 
+func (s *Store) insertLedger(ctx context.Context, tx *sql.Tx, tenantID, reportID string, e LedgerEntry, details string) error {
+	seq, err := nextSeq(ctx, tx, "award_ledger", reportID)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO award_ledger (id, seq, tenant_id, report_id, kind, amount, currency, details, actor, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, e.ID, seq, tenantID, reportID, e.Kind, e.Amount, e.Currency, details, e.Actor, micros(e.CreatedAt))
+	return err
+}
+
 func (s *Store) ledger(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }, reportID string) (Ledger, error) {
 	rows, err := q.QueryContext(ctx, `SELECT id, kind, amount, currency, details, actor, created_at FROM award_ledger
-		WHERE report_id = $1 ORDER BY created_at, id`, reportID)
+		WHERE report_id = $1 ORDER BY seq`, reportID)
 	if err != nil {
 		return Ledger{}, err
 	}
@@ -273,15 +281,11 @@ func (s *Store) reportFix(ctx context.Context, q interface {
 	return f, nil
 }
 
-// sampleCoverage counts the report's product's claimed devices and those still running an
-// affected release, and stores the sample.
-func (s *Store) sampleCoverage(ctx context.Context, tx *sql.Tx, r Report) (program.CoverageSample, error) {
-	f, err := s.reportFix(ctx, tx, r.ID)
-	if err != nil {
-		return program.CoverageSample{}, err
-	}
+// countCoverage counts the report's product's claimed devices and those still running an
+// affected release, at the store's now.
+func (s *Store) countCoverage(ctx context.Context, q querier, r Report, f Fix) (program.CoverageSample, error) {
 	sample := program.CoverageSample{At: s.Now()}
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices d JOIN products p ON p.id = d.product_id
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices d JOIN products p ON p.id = d.product_id
 		WHERE d.tenant_id = $1 AND p.name = $2`, r.TenantID, r.Product).Scan(&sample.Total); err != nil {
 		return program.CoverageSample{}, err
 	}
@@ -293,12 +297,25 @@ func (s *Store) sampleCoverage(ctx context.Context, tx *sql.Tx, r Report) (progr
 			args = append(args, v)
 			ph[i] = fmt.Sprintf("$%d", i+3)
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices d JOIN products p ON p.id = d.product_id
+		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices d JOIN products p ON p.id = d.product_id
 			WHERE d.tenant_id = $1 AND p.name = $2 AND d.current_release IN (`+strings.Join(ph, ", ")+`)`, args...).Scan(&exposed); err != nil {
 			return program.CoverageSample{}, err
 		}
 	}
 	sample.Covered = sample.Total - exposed
+	return sample, nil
+}
+
+// sampleCoverage counts the coverage of the report's fix now and stores the sample.
+func (s *Store) sampleCoverage(ctx context.Context, tx *sql.Tx, r Report) (program.CoverageSample, error) {
+	f, err := s.reportFix(ctx, tx, r.ID)
+	if err != nil {
+		return program.CoverageSample{}, err
+	}
+	sample, err := s.countCoverage(ctx, tx, r, f)
+	if err != nil {
+		return program.CoverageSample{}, err
+	}
 	// One sample per instant: a second sample at the same microsecond replaces the first.
 	if _, err := tx.ExecContext(ctx, `DELETE FROM report_coverage WHERE report_id = $1 AND at = $2`, r.ID, micros(sample.At)); err != nil {
 		return program.CoverageSample{}, err
@@ -308,6 +325,23 @@ func (s *Store) sampleCoverage(ctx context.Context, tx *sql.Tx, r Report) (progr
 		return program.CoverageSample{}, err
 	}
 	return sample, nil
+}
+
+// CurrentCoverage counts the coverage of a report's fix now, without recording it.
+func (s *Store) CurrentCoverage(ctx context.Context, tenantID string, number int64) (program.CoverageSample, error) {
+	r, err := s.ReportByNumber(ctx, tenantID, number)
+	if err != nil {
+		return program.CoverageSample{}, fmt.Errorf("store.CurrentCoverage: %w", err)
+	}
+	f, err := s.reportFix(ctx, s.db, r.ID)
+	if err != nil {
+		return program.CoverageSample{}, fmt.Errorf("store.CurrentCoverage: %w", err)
+	}
+	c, err := s.countCoverage(ctx, s.db, r, f)
+	if err != nil {
+		return program.CoverageSample{}, fmt.Errorf("store.CurrentCoverage: %w", err)
+	}
+	return c, nil
 }
 
 // SampleCoverage records the current coverage of a report's fix and returns it.

@@ -145,6 +145,14 @@ func (s *Store) ListReports(ctx context.Context, tenantID string, f ReportFilter
 	return out, next, nil
 }
 
+// nextSeq returns the next sequence number of a report's rows in table; the report's row
+// was read in the same transaction, and the (report_id, seq) unique index refuses a race.
+func nextSeq(ctx context.Context, tx *sql.Tx, table, reportID string) (int64, error) {
+	var seq int64
+	err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM `+table+` WHERE report_id = $1`, reportID).Scan(&seq)
+	return seq, err
+}
+
 // event appends a report event and the matching audit record.
 func (s *Store) event(ctx context.Context, tx *sql.Tx, actor Actor, r Report, kind string, from, to program.State, details Details) error {
 	if details == nil {
@@ -154,8 +162,8 @@ func (s *Store) event(ctx context.Context, tx *sql.Tx, actor Actor, r Report, ki
 	if err != nil {
 		return err
 	}
-	var seq int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM report_events WHERE report_id = $1`, r.ID).Scan(&seq); err != nil {
+	seq, err := nextSeq(ctx, tx, "report_events", r.ID)
+	if err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO report_events (id, tenant_id, report_id, seq, at, actor, kind, from_state, to_state, details)
@@ -382,8 +390,12 @@ func (s *Store) AddComment(ctx context.Context, actor Actor, tenantID string, nu
 		if c.AuthorKind == "researcher" && Actor("researcher:"+r.ResearcherID) != actor {
 			return sql.ErrNoRows
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO report_comments (id, tenant_id, report_id, author, author_kind, body, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, c.ID, tenantID, r.ID, c.Author, c.AuthorKind, c.Body, micros(c.CreatedAt)); err != nil {
+		seq, err := nextSeq(ctx, tx, "report_comments", r.ID)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO report_comments (id, seq, tenant_id, report_id, author, author_kind, body, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, c.ID, seq, tenantID, r.ID, c.Author, c.AuthorKind, c.Body, micros(c.CreatedAt)); err != nil {
 			return err
 		}
 		if c.AuthorKind == "team" && r.FirstResponseAt == nil {
@@ -412,7 +424,7 @@ func (s *Store) AddComment(ctx context.Context, actor Actor, tenantID string, nu
 // ListComments returns a report's thread, oldest first.
 func (s *Store) ListComments(ctx context.Context, tenantID string, number int64) ([]Comment, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT c.id, c.author, c.author_kind, c.body, c.created_at FROM report_comments c
-		JOIN reports r ON r.id = c.report_id WHERE r.tenant_id = $1 AND r.number = $2 ORDER BY c.created_at, c.id`, tenantID, number)
+		JOIN reports r ON r.id = c.report_id WHERE r.tenant_id = $1 AND r.number = $2 ORDER BY c.seq`, tenantID, number)
 	if err != nil {
 		return nil, fmt.Errorf("store.ListComments: %w", err)
 	}
@@ -492,8 +504,12 @@ func (s *Store) AddAttachment(ctx context.Context, actor Actor, tenantID string,
 		if isResearcher(actor) && Actor("researcher:"+r.ResearcherID) != actor {
 			return sql.ErrNoRows
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO report_attachments (id, tenant_id, report_id, name, size, sha256, content, uploaded_by, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, a.ID, tenantID, r.ID, a.Name, a.Size, a.SHA256, content, a.UploadedBy, micros(a.CreatedAt)); err != nil {
+		seq, err := nextSeq(ctx, tx, "report_attachments", r.ID)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO report_attachments (id, seq, tenant_id, report_id, name, size, sha256, content, uploaded_by, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, a.ID, seq, tenantID, r.ID, a.Name, a.Size, a.SHA256, content, a.UploadedBy, micros(a.CreatedAt)); err != nil {
 			return err
 		}
 		return s.event(ctx, tx, actor, r, "attachment", r.State, r.State, Details{"attachment": a.ID, "name": name, "size": a.Size, "sha256": a.SHA256})
@@ -507,7 +523,7 @@ func (s *Store) AddAttachment(ctx context.Context, actor Actor, tenantID string,
 // ListAttachments lists a report's attachments without their content.
 func (s *Store) ListAttachments(ctx context.Context, tenantID string, number int64) ([]Attachment, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT a.id, a.name, a.size, a.sha256, a.uploaded_by, a.created_at FROM report_attachments a
-		JOIN reports r ON r.id = a.report_id WHERE r.tenant_id = $1 AND r.number = $2 ORDER BY a.created_at, a.id`, tenantID, number)
+		JOIN reports r ON r.id = a.report_id WHERE r.tenant_id = $1 AND r.number = $2 ORDER BY a.seq`, tenantID, number)
 	if err != nil {
 		return nil, fmt.Errorf("store.ListAttachments: %w", err)
 	}
