@@ -13,12 +13,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/cli/advisory"
 	"github.com/rampartsec/rampart/internal/cli/audit"
 	"github.com/rampartsec/rampart/internal/cli/clienv"
 	"github.com/rampartsec/rampart/internal/cli/device"
 	"github.com/rampartsec/rampart/internal/cli/devicegroup"
 	"github.com/rampartsec/rampart/internal/cli/login"
 	"github.com/rampartsec/rampart/internal/cli/product"
+	"github.com/rampartsec/rampart/internal/cli/program"
+	"github.com/rampartsec/rampart/internal/cli/report"
+	"github.com/rampartsec/rampart/internal/cli/research"
 	"github.com/rampartsec/rampart/internal/cli/server"
 	"github.com/rampartsec/rampart/internal/cli/tenant"
 	"github.com/rampartsec/rampart/internal/cli/token"
@@ -49,6 +53,10 @@ func Root(env *clienv.Env) *cobra.Command {
 		devicegroup.Command(env),
 		device.Command(env),
 		audit.Command(env),
+		program.Command(env),
+		report.Command(env),
+		advisory.Command(env),
+		research.Command(env),
 	)
 	return root
 }
