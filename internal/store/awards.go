@@ -66,7 +66,7 @@ func (s *Store) AwardReport(ctx context.Context, actor Actor, tenantID string, n
 	}
 	e := LedgerEntry{ID: NewID("awd"), Kind: LedgerAward, Amount: award.Amount(), Currency: award.Currency, Award: &award, Actor: string(actor), CreatedAt: s.Now()}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		r, err := s.reportByNumber(ctx, tx, tenantID, number)
+		r, err := s.reportForUpdate(ctx, tx, tenantID, number)
 		if err != nil {
 			return err
 		}
@@ -98,7 +98,7 @@ func (s *Store) AwardReport(ctx context.Context, actor Actor, tenantID string, n
 func (s *Store) RecordPayment(ctx context.Context, actor Actor, tenantID string, number int64, amount int64, note string) (LedgerEntry, error) {
 	e := LedgerEntry{ID: NewID("pay"), Kind: LedgerPayment, Amount: amount, Note: note, Actor: string(actor), CreatedAt: s.Now()}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		r, err := s.reportByNumber(ctx, tx, tenantID, number)
+		r, err := s.reportForUpdate(ctx, tx, tenantID, number)
 		if err != nil {
 			return err
 		}
@@ -197,7 +197,7 @@ func (s *Store) LinkFix(ctx context.Context, actor Actor, tenantID string, numbe
 	var r Report
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		if r, err = s.reportByNumber(ctx, tx, tenantID, number); err != nil {
+		if r, err = s.reportForUpdate(ctx, tx, tenantID, number); err != nil {
 			return err
 		}
 		if r.State != program.StateTriaged && r.State != program.StateResolved {
@@ -348,7 +348,7 @@ func (s *Store) CurrentCoverage(ctx context.Context, tenantID string, number int
 func (s *Store) SampleCoverage(ctx context.Context, tenantID string, number int64) (program.CoverageSample, error) {
 	var out program.CoverageSample
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		r, err := s.reportByNumber(ctx, tx, tenantID, number)
+		r, err := s.reportForUpdate(ctx, tx, tenantID, number)
 		if err != nil {
 			return err
 		}

@@ -91,6 +91,16 @@ func (s *Store) reportByNumber(ctx context.Context, q querier, tenantID string, 
 	return scanReport(q.QueryRowContext(ctx, `SELECT `+reportColumns+reportJoins+`WHERE r.tenant_id = $1 AND r.number = $2`, tenantID, number))
 }
 
+// reportForUpdate reads a report inside a transaction that will change it, after taking its
+// row lock (PostgreSQL; SQLite transactions hold the write lock already) with a no-op update,
+// so that two changes of one report run one after the other and each sees the other's result.
+func (s *Store) reportForUpdate(ctx context.Context, tx *sql.Tx, tenantID string, number int64) (Report, error) {
+	if _, err := tx.ExecContext(ctx, `UPDATE reports SET number = number WHERE tenant_id = $1 AND number = $2`, tenantID, number); err != nil {
+		return Report{}, err
+	}
+	return s.reportByNumber(ctx, tx, tenantID, number)
+}
+
 // ReportByNumber returns a tenant's report.
 func (s *Store) ReportByNumber(ctx context.Context, tenantID string, number int64) (Report, error) {
 	r, err := s.reportByNumber(ctx, s.db, tenantID, number)
@@ -202,6 +212,11 @@ func (s *Store) SubmitReport(ctx context.Context, researcher Researcher, program
 		if err != nil {
 			return err
 		}
+		// A no-op update of the tenant's row takes its row lock (PostgreSQL) or the write lock
+		// (SQLite), so that submissions to one tenant number their reports one at a time.
+		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET name = name WHERE id = $1`, researcher.TenantID); err != nil {
+			return err
+		}
 		var number int64
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(number), 0) + 1 FROM reports WHERE tenant_id = $1`, researcher.TenantID).Scan(&number); err != nil {
 			return err
@@ -257,7 +272,7 @@ func (s *Store) TransitionReport(ctx context.Context, actor Actor, tenantID stri
 	var r Report
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		if r, err = s.reportByNumber(ctx, tx, tenantID, number); err != nil {
+		if r, err = s.reportForUpdate(ctx, tx, tenantID, number); err != nil {
 			return err
 		}
 		p, err := s.programByName(ctx, tx, tenantID, r.ProgramName)
@@ -383,7 +398,7 @@ func (s *Store) AddComment(ctx context.Context, actor Actor, tenantID string, nu
 		c.AuthorKind = "researcher"
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		r, err := s.reportByNumber(ctx, tx, tenantID, number)
+		r, err := s.reportForUpdate(ctx, tx, tenantID, number)
 		if err != nil {
 			return err
 		}
@@ -497,7 +512,7 @@ func (s *Store) AddAttachment(ctx context.Context, actor Actor, tenantID string,
 	sum := sha256.Sum256(content)
 	a := Attachment{ID: NewID("att"), Name: name, Size: int64(len(content)), SHA256: hex.EncodeToString(sum[:]), UploadedBy: string(actor), CreatedAt: s.Now()}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		r, err := s.reportByNumber(ctx, tx, tenantID, number)
+		r, err := s.reportForUpdate(ctx, tx, tenantID, number)
 		if err != nil {
 			return err
 		}
@@ -588,7 +603,7 @@ func (s *Store) AutoCloseExpired(ctx context.Context) (int, error) {
 	closed := 0
 	for _, k := range due {
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
-			r, err := s.reportByNumber(ctx, tx, k.tenant, k.number)
+			r, err := s.reportForUpdate(ctx, tx, k.tenant, k.number)
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/cli/clienv"
+	"github.com/rampartsec/rampart/internal/token"
 )
 
 func newApply(env *clienv.Env) *cobra.Command {
@@ -20,7 +21,9 @@ func newApply(env *clienv.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if conn.Token != "" {
+			// With a researcher token, apply as that researcher (another program, or completing an
+			// invitation); an administrator's saved login token is not used here.
+			if token.ResearcherWellFormed(conn.Token) {
 				c, err := env.Client()
 				if err != nil {
 					return err
