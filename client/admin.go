@@ -101,3 +101,9 @@ func (c *Client) VerifyAudit(ctx context.Context) (AuditVerification, error) {
 	var out AuditVerification
 	return out, c.Do(ctx, "GET", "/api/v1/audit/verify", nil, &out)
 }
+
+// GetCA returns the tenant's certificate authority.
+func (c *Client) GetCA(ctx context.Context) (CA, error) {
+	var out CA
+	return out, c.Do(ctx, "GET", "/api/v1/ca", nil, &out)
+}

@@ -137,3 +137,22 @@ type AuditVerification struct {
 	Head    string `json:"head,omitempty"`
 	Problem string `json:"problem,omitempty"`
 }
+
+// CA is a tenant's certificate authority, which relying parties trust for device certificates.
+type CA struct {
+	Tenant    string    `json:"tenant"`
+	Subject   string    `json:"subject"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	SHA256    string    `json:"sha256"`
+	PEM       string    `json:"pem"`
+}
+
+// DeviceIdentity is how the device API sees the device calling it.
+type DeviceIdentity struct {
+	DeviceID   string    `json:"device_id"`
+	Tenant     string    `json:"tenant"`
+	Profile    string    `json:"profile"` // normal or update-only
+	NotAfter   time.Time `json:"not_after"`
+	RenewAfter time.Time `json:"renew_after"`
+}

@@ -11,8 +11,11 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/ca/keeper"
+	"github.com/rampartsec/rampart/internal/ratelimit"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/token"
 )
@@ -21,20 +24,64 @@ import (
 type Deps struct {
 	Store  *store.Store
 	Logger *slog.Logger
+	// CAs opens tenant certificate authorities.
+	CAs *keeper.Keeper
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// AddrLimit and DeviceLimit rate-limit the device API per client address and per device.
+	// Nil means no limit; the server passes DefaultAddrLimit and DefaultDeviceLimit unless told
+	// otherwise.
+	AddrLimit, DeviceLimit *ratelimit.Limiter
 }
 
-// API is the admin API handler.
+// Default device API rate limits: a device checks in, attests and reports a few times an hour,
+// so 1 request per second with bursts of 20 leaves room for metadata refreshes and retries; an
+// address may front many devices (NAT), so it gets more.
+const (
+	DefaultDeviceRate = 1.0
+	DefaultAddrRate   = 200.0
+)
+
+// DeviceLimit returns the per-device limiter for perSecond (bursts of 20 s worth); nil, meaning
+// no limit, when perSecond is 0.
+func DeviceLimit(perSecond float64) *ratelimit.Limiter {
+	if perSecond <= 0 {
+		return nil
+	}
+	return ratelimit.New(perSecond, max(int(20*perSecond), 20), 1_000_000)
+}
+
+// AddrLimit returns the per-address limiter for perSecond (bursts of 10 s worth); nil when 0.
+func AddrLimit(perSecond float64) *ratelimit.Limiter {
+	if perSecond <= 0 {
+		return nil
+	}
+	return ratelimit.New(perSecond, max(int(10*perSecond), 20), 100_000)
+}
+
+// API serves the admin API (/api/v1) and the device API (/device/v1).
 type API struct {
-	store  *store.Store
-	log    *slog.Logger
-	mux    *http.ServeMux
-	routes []route
+	store        *store.Store
+	log          *slog.Logger
+	cas          *keeper.Keeper
+	now          func() time.Time
+	addrLimit    *ratelimit.Limiter
+	deviceLimit  *ratelimit.Limiter
+	certs        *certCache
+	mux          *http.ServeMux
+	routes       []route
+	deviceRoutes []route
 }
 
 // New builds the API with every route registered.
 func New(d Deps) *API {
-	a := &API{store: d.Store, log: d.Logger, mux: http.NewServeMux()}
+	a := &API{store: d.Store, log: d.Logger, cas: d.CAs, now: d.Now, addrLimit: d.AddrLimit, deviceLimit: d.DeviceLimit,
+		certs: newCertCache(100_000), mux: http.NewServeMux()}
+	if a.now == nil {
+		a.now = time.Now
+	}
 	a.register()
+	a.registerDevice()
 	return a
 }
 
@@ -106,6 +153,8 @@ func (a *API) register() {
 	a.handle("POST /api/v1/products/{product}/groups", operator, a.createGroup, doc{summary: "Create a device group", body: client.CreateGroupRequest{}, response: client.Group{}, status: http.StatusCreated})
 	a.handle("GET /api/v1/products/{product}/groups/{group}", reader, a.getGroup, doc{summary: "Show a device group", response: client.Group{}})
 
+	a.handle("GET /api/v1/ca", reader, a.getCA, doc{summary: "The tenant's certificate authority, which relying parties trust for device certificates", response: client.CA{}})
+
 	a.handle("GET /api/v1/devices", reader, a.listDevices, doc{summary: "List devices", response: client.List[client.Device]{}, query: []string{"product", "group"}})
 	a.handle("GET /api/v1/devices/{id}", reader, a.getDevice, doc{summary: "Show a device", response: client.Device{}})
 
@@ -159,7 +208,7 @@ func (a *API) unmatched(w http.ResponseWriter, r *http.Request) {
 	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
 		probe := r.Clone(r.Context())
 		probe.Method = m
-		if _, pattern := a.mux.Handler(probe); pattern != "/api/" && pattern != "/research/" {
+		if _, pattern := a.mux.Handler(probe); pattern != "/api/" && pattern != "/device/" && pattern != "/research/" {
 			allow = append(allow, m)
 		}
 	}
@@ -177,19 +226,23 @@ func (a *API) handle(pattern string, acc access, h handlerFunc, d doc) {
 	method, path, _ := strings.Cut(pattern, " ")
 	a.routes = append(a.routes, route{method: method, path: path, access: acc, doc: d})
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		p, err := a.serve(w, r, acc, h)
-		if err == nil {
-			return
+		if p, err := a.serve(w, r, acc, h); err != nil {
+			a.auditResearcherRefusal(r, p, asError(err))
+			a.fail(w, r, err)
 		}
-		e := asError(err)
-		a.auditResearcherRefusal(r, p, e)
-		if e.Status >= 500 {
-			a.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		} else {
-			a.log.Debug("api request refused", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", err)
-		}
-		writeError(w, e)
 	})
+}
+
+// fail logs a handler's error (faults at error level, refusals at debug) and answers with the
+// envelope.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	e := asError(err)
+	if e.Status >= 500 {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	} else {
+		a.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", err)
+	}
+	writeError(w, e)
 }
 
 // serve authenticates the caller as the route demands and runs the handler; it returns the

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 
@@ -296,5 +298,17 @@ func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request, p *principal) 
 		return internal(err)
 	}
 	writeJSON(w, http.StatusOK, client.AuditVerification{Intact: true, Records: v.Records, Head: v.Head})
+	return nil
+}
+
+func (a *API) getCA(w http.ResponseWriter, r *http.Request, p *principal) error {
+	auth, err := a.cas.Authority(r.Context(), p.tenantID, p.tenantName)
+	if err != nil {
+		return internal(err)
+	}
+	c := auth.Certificate()
+	sum := sha256.Sum256(c.Raw)
+	writeJSON(w, http.StatusOK, client.CA{Tenant: p.tenantName, Subject: c.Subject.String(), NotBefore: c.NotBefore.UTC(),
+		NotAfter: c.NotAfter.UTC(), SHA256: hex.EncodeToString(sum[:]), PEM: string(auth.CertificatePEM())})
 	return nil
 }

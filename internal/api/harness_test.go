@@ -2,14 +2,18 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/ca/keeper"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/storetest"
 	"github.com/rampartsec/rampart/internal/token"
@@ -23,6 +27,7 @@ type harness struct {
 	api   *API
 	srv   *httptest.Server
 	admin string // service admin of tenant "default"
+	cas   *keeper.Keeper
 }
 
 func newHarness(t testing.TB, kind string) *harness {
@@ -32,10 +37,19 @@ func newHarness(t testing.TB, kind string) *harness {
 	if _, _, _, err := s.Bootstrap(context.Background(), "default", hash); err != nil {
 		t.Fatal(err)
 	}
-	a := New(Deps{Store: s, Logger: slog.New(slog.DiscardHandler)})
-	srv := httptest.NewServer(a)
+	kek := make([]byte, 32)
+	rand.Read(kek)
+	// Tenant CAs are made as if two days ago, so tests can issue certificates in the past.
+	cas, err := keeper.New(s, kek, func() time.Time { return time.Now().Add(-48 * time.Hour) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := New(Deps{Store: s, Logger: slog.New(slog.DiscardHandler), CAs: cas})
+	srv := httptest.NewUnstartedServer(a)
+	srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	return &harness{t: t, store: s, api: a, srv: srv, admin: secret}
+	return &harness{t: t, store: s, api: a, srv: srv, admin: secret, cas: cas}
 }
 
 func (h *harness) client(tok string) *client.Client {

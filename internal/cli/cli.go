@@ -15,6 +15,7 @@ import (
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/cli/advisory"
 	"github.com/rampartsec/rampart/internal/cli/audit"
+	"github.com/rampartsec/rampart/internal/cli/ca"
 	"github.com/rampartsec/rampart/internal/cli/clienv"
 	"github.com/rampartsec/rampart/internal/cli/device"
 	"github.com/rampartsec/rampart/internal/cli/devicegroup"
@@ -53,6 +54,7 @@ func Root(env *clienv.Env) *cobra.Command {
 		devicegroup.Command(env),
 		device.Command(env),
 		audit.Command(env),
+		ca.Command(env),
 		program.Command(env),
 		report.Command(env),
 		advisory.Command(env),
@@ -79,7 +81,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // message turns an error into the one sentence the user sees.
 func message(err error) string {
 	if e, ok := errors.AsType[*client.Error](err); ok {
-		return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)
+		return fmt.Sprintf("%s (HTTP %d)", err.Error(), e.Status)
 	}
 	return err.Error()
 }

@@ -1,0 +1,179 @@
+package rollout
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParsePlan(t *testing.T) {
+	tests := []struct {
+		name, phases, soak string
+		want               Plan
+		wantErr            string
+	}{
+		{name: "defaults", want: DefaultPlan()},
+		{name: "three phases", phases: "10,50,100", soak: "2h", want: Plan{Phases: []Phase{
+			{Share: 0.1, MinSoak: 2 * time.Hour, MinReporting: DefaultMinReporting},
+			{Share: 0.5, MinSoak: 2 * time.Hour, MinReporting: DefaultMinReporting},
+			{Share: 1, MinSoak: 2 * time.Hour, MinReporting: DefaultMinReporting},
+		}}},
+		{name: "percent signs spaces and decimals", phases: " 1%, 5.5 ,100% ", soak: "0s", want: Plan{Phases: []Phase{
+			{Share: 0.01, MinReporting: DefaultMinReporting},
+			{Share: 0.055, MinReporting: DefaultMinReporting},
+			{Share: 1, MinReporting: DefaultMinReporting},
+		}}},
+		{name: "days", phases: "100", soak: "2d", want: Plan{Phases: []Phase{{Share: 1, MinSoak: 48 * time.Hour, MinReporting: DefaultMinReporting}}}},
+		{name: "last below 100", phases: "10,50", wantErr: "the last phase must cover 100% of the group, not 50%"},
+		{name: "not increasing", phases: "50,50,100", wantErr: "phase 2: share 0.5 does not grow"},
+		{name: "decreasing", phases: "50,10,100", wantErr: "phase 2: share 0.1 does not grow"},
+		{name: "zero", phases: "0,100", wantErr: "phase 1: 0% is not in (0, 100]"},
+		{name: "above 100", phases: "10,150", wantErr: "phase 2: 150% is not in (0, 100]"},
+		{name: "word", phases: "10,half,100", wantErr: `phase 2: "half" is not a percentage`},
+		{name: "nan", phases: "NaN,100", wantErr: `phase 1: "NaN" is not a percentage`},
+		{name: "empty field", phases: "10,,100", wantErr: `phase 2: "" is not a percentage`},
+		{name: "too many", phases: strings.Repeat("1,", 30) + "100", wantErr: "31 phases, at most 20"},
+		{name: "bad soak", phases: "100", soak: "an hour", wantErr: `soak "an hour" is not a duration`},
+		{name: "negative soak", phases: "100", soak: "-1h", wantErr: "soak -1h0m0s is not between 0"},
+		{name: "soak too long", phases: "100", soak: "31d", wantErr: "is not between 0 and 720h0m0s"},
+		{name: "huge days", phases: "100", soak: "99999999999d", wantErr: "is not between 0 and 720h0m0s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParsePlan(tt.phases, tt.soak)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrInvalidPlan) {
+					t.Fatalf("ParsePlan(%q, %q) error = %v, want one containing %q wrapping ErrInvalidPlan", tt.phases, tt.soak, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParsePlan(%q, %q): %v", tt.phases, tt.soak, err)
+			}
+			if diff := cmp.Diff(got, tt.want); diff != "" {
+				t.Errorf("ParsePlan(%q, %q) (-got +want):\n%s", tt.phases, tt.soak, diff)
+			}
+		})
+	}
+}
+
+func TestPlanValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		plan    Plan
+		wantErr string
+	}{
+		{name: "default", plan: DefaultPlan()},
+		{name: "emergency", plan: EmergencyPlan()},
+		{name: "empty", plan: Plan{}, wantErr: "at least one phase"},
+		{name: "min reporting above 1", plan: Plan{Phases: []Phase{{Share: 1, MinReporting: 1.5}}}, wantErr: "minimum reporting share 1.5 is not in [0, 1]"},
+		{name: "negative soak", plan: Plan{Phases: []Phase{{Share: 1, MinSoak: -time.Second}}}, wantErr: "soak -1s is not between"},
+		{name: "share above 1", plan: Plan{Phases: []Phase{{Share: 1.2}}}, wantErr: "share 1.2 is not in (0, 1]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.plan.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Validate error = %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestPlanStringAndJSON(t *testing.T) {
+	p, err := ParsePlan("1,5.5,100", "90m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.String(), "1,5.5,100"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"min_soak":"1h30m0s"`) {
+		t.Errorf("JSON %s does not carry the soak as a duration string", b)
+	}
+	var back Plan
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(back, p); diff != "" {
+		t.Errorf("JSON round trip (-got +want):\n%s", diff)
+	}
+	if err := json.Unmarshal([]byte(`{"phases":[{"share":1,"min_soak":"soon"}]}`), &back); err == nil {
+		t.Error("Unmarshal accepted a soak that is not a duration")
+	}
+}
+
+func TestAssignIsDeterministicAndProportional(t *testing.T) {
+	plan, err := ParsePlan("10,50,100", "1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20000
+	counts := make([]int, 3)
+	for i := range n {
+		dev := fmt.Sprintf("device-%d", i)
+		p := plan.Assign("dep-1", dev)
+		if again := plan.Assign("dep-1", dev); again != p {
+			t.Fatalf("Assign(%s) = %d then %d", dev, p, again)
+		}
+		counts[p]++
+	}
+	// Expected 10 %, 40 %, 50 %; allow five standard deviations.
+	for i, want := range []float64{0.1, 0.4, 0.5} {
+		got := float64(counts[i]) / n
+		if d := got - want; d > 0.02 || d < -0.02 {
+			t.Errorf("phase %d holds %.3f of devices, want about %.2f", i, got, want)
+		}
+	}
+	// Another deployment shuffles the fleet: the first phases differ.
+	same := 0
+	for i := range 1000 {
+		dev := fmt.Sprintf("device-%d", i)
+		if plan.Assign("dep-1", dev) == 0 && plan.Assign("dep-2", dev) == 0 {
+			same++
+		}
+	}
+	if same > 30 {
+		t.Errorf("%d of 1000 devices are in the first phase of both deployments, want about 10", same)
+	}
+}
+
+func TestPositionRange(t *testing.T) {
+	for i := range 1000 {
+		p := Position("d", fmt.Sprint(i))
+		if p < 0 || p >= 1 {
+			t.Fatalf("Position = %v, outside [0, 1)", p)
+		}
+	}
+	if got, want := Position("a", "bc"), Position("ab", "c"); got == want {
+		t.Error("Position does not separate deployment and device IDs")
+	}
+}
+
+func TestPhaseAt(t *testing.T) {
+	plan := DefaultPlan()
+	tests := []struct {
+		pos  float64
+		want int
+	}{{0, 0}, {0.0999, 0}, {0.1, 1}, {0.4999, 1}, {0.5, 2}, {0.9999, 2}}
+	for _, tt := range tests {
+		if got := plan.PhaseAt(tt.pos); got != tt.want {
+			t.Errorf("PhaseAt(%v) = %d, want %d", tt.pos, got, tt.want)
+		}
+	}
+}
