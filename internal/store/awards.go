@@ -108,7 +108,7 @@ func (s *Store) RecordPayment(ctx context.Context, actor Actor, tenantID string,
 		}
 		awarded, ok := l.Awarded()
 		if !ok {
-			return fmt.Errorf("%w: report %d has no award", ErrConflict, number)
+			return stateErrorf("report %d has no award to pay", number)
 		}
 		if amount <= 0 || l.Paid()+amount > awarded {
 			return fmt.Errorf("%w: paying %d would exceed the award of %d (paid so far %d)", ErrInvalid, amount, awarded, l.Paid())

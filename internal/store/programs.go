@@ -19,6 +19,17 @@ var (
 	ErrNotFixed = errors.New("report has no fix release")
 )
 
+// StateError refuses a change that the current state of an application, report or ledger
+// does not allow. Its message is a sentence meant for the client; it matches ErrConflict.
+type StateError struct{ Msg string }
+
+func (e *StateError) Error() string { return e.Msg }
+
+// Is makes a StateError match ErrConflict.
+func (e *StateError) Is(target error) bool { return target == ErrConflict }
+
+func stateErrorf(format string, args ...any) error { return &StateError{Msg: fmt.Sprintf(format, args...)} }
+
 // Program is a research program of a tenant with its rules.
 type Program struct {
 	ID        string
@@ -269,7 +280,7 @@ func (s *Store) Apply(ctx context.Context, r Researcher, programName string, app
 			return err
 		}
 		if status != ApplicationInvited {
-			return fmt.Errorf("%w: the application is already %s", ErrConflict, status)
+			return stateErrorf("the application is already %s", status)
 		}
 		now := s.Now()
 		if _, err := tx.ExecContext(ctx, `UPDATE applications SET status = $1, country = $2, affiliation = $3, experience = $4, applied_at = $5
@@ -303,7 +314,7 @@ func (s *Store) DecideApplication(ctx context.Context, actor Actor, tenantID, pr
 			return sql.ErrNoRows
 		}
 		if a.Status != ApplicationApplied {
-			return fmt.Errorf("%w: the application is %s, not applied", ErrConflict, a.Status)
+			return stateErrorf("the application is %s; only an application that was applied for can be accepted or rejected", a.Status)
 		}
 		status, action := ApplicationRejected, "application.reject"
 		if accept {
