@@ -28,7 +28,9 @@ func (e *StateError) Error() string { return e.Msg }
 // Is makes a StateError match ErrConflict.
 func (e *StateError) Is(target error) bool { return target == ErrConflict }
 
-func stateErrorf(format string, args ...any) error { return &StateError{Msg: fmt.Sprintf(format, args...)} }
+func stateErrorf(format string, args ...any) error {
+	return &StateError{Msg: fmt.Sprintf(format, args...)}
+}
 
 // Program is a research program of a tenant with its rules.
 type Program struct {
