@@ -394,10 +394,21 @@ func (s *Store) SampleAllCoverage(ctx context.Context) (int, error) {
 
 // CoverageHistory returns a report's coverage samples, oldest first.
 func (s *Store) CoverageHistory(ctx context.Context, tenantID string, number int64) ([]program.CoverageSample, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT c.at, c.covered, c.total FROM report_coverage c JOIN reports r ON r.id = c.report_id
-		WHERE r.tenant_id = $1 AND r.number = $2 ORDER BY c.at`, tenantID, number)
+	r, err := s.ReportByNumber(ctx, tenantID, number)
 	if err != nil {
 		return nil, fmt.Errorf("store.CoverageHistory: %w", err)
+	}
+	out, err := s.coverageHistory(ctx, r.ID)
+	if err != nil {
+		return nil, fmt.Errorf("store.CoverageHistory: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) coverageHistory(ctx context.Context, reportID string) ([]program.CoverageSample, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT at, covered, total FROM report_coverage WHERE report_id = $1 ORDER BY at`, reportID)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []program.CoverageSample
@@ -405,19 +416,16 @@ func (s *Store) CoverageHistory(ctx context.Context, tenantID string, number int
 		var c program.CoverageSample
 		var at int64
 		if err := rows.Scan(&at, &c.Covered, &c.Total); err != nil {
-			return nil, fmt.Errorf("store.CoverageHistory: %w", err)
+			return nil, err
 		}
 		c.At = fromMicros(at)
 		out = append(out, c)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store.CoverageHistory: %w", err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // ExposedDevices lists the IDs of the report's product's devices still running an affected
-// release.
+// release, at most limit of them.
 func (s *Store) ExposedDevices(ctx context.Context, tenantID string, number int64, limit int) ([]string, error) {
 	r, err := s.ReportByNumber(ctx, tenantID, number)
 	if err != nil {
@@ -427,10 +435,19 @@ func (s *Store) ExposedDevices(ctx context.Context, tenantID string, number int6
 	if err != nil {
 		return nil, fmt.Errorf("store.ExposedDevices: %w", err)
 	}
-	if len(f.Affected) == 0 {
-		return nil, nil
+	out, err := s.exposedDevices(ctx, r, f, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store.ExposedDevices: %w", err)
 	}
-	args := []any{tenantID, r.Product, limit}
+	return out, nil
+}
+
+func (s *Store) exposedDevices(ctx context.Context, r Report, f Fix, limit int) ([]string, error) {
+	out := []string{}
+	if len(f.Affected) == 0 {
+		return out, nil
+	}
+	args := []any{r.TenantID, r.Product, limit}
 	ph := make([]string, len(f.Affected))
 	for i, v := range f.Affected {
 		args = append(args, v)
@@ -439,14 +456,13 @@ func (s *Store) ExposedDevices(ctx context.Context, tenantID string, number int6
 	rows, err := s.db.QueryContext(ctx, `SELECT d.id FROM devices d JOIN products p ON p.id = d.product_id
 		WHERE d.tenant_id = $1 AND p.name = $2 AND d.current_release IN (`+strings.Join(ph, ", ")+`) ORDER BY d.id LIMIT $3`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("store.ExposedDevices: %w", err)
+		return nil, err
 	}
 	defer rows.Close()
-	var out []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("store.ExposedDevices: %w", err)
+			return nil, err
 		}
 		out = append(out, id)
 	}
@@ -459,24 +475,64 @@ func (s *Store) ReportTimeline(ctx context.Context, tenantID string, number int6
 	if err != nil {
 		return program.Timeline{}, fmt.Errorf("store.ReportTimeline: %w", err)
 	}
-	return s.timeline(ctx, r)
+	t, _, err := s.timeline(ctx, r)
+	if err != nil {
+		return program.Timeline{}, fmt.Errorf("store.ReportTimeline: %w", err)
+	}
+	return t, nil
 }
 
-func (s *Store) timeline(ctx context.Context, r Report) (program.Timeline, error) {
+// timeline returns the report's timeline and its fix (nil when none).
+func (s *Store) timeline(ctx context.Context, r Report) (program.Timeline, *Fix, error) {
 	t := program.Timeline{SubmittedAt: r.SubmittedAt,
 		FirstResponseAt: derefTime(r.FirstResponseAt), TriagedAt: derefTime(r.TriagedAt), AwardedAt: derefTime(r.AwardedAt)}
 	f, err := s.reportFix(ctx, s.db, r.ID)
 	switch {
 	case errors.Is(err, ErrNotFixed):
-		return t, nil
+		return t, nil, nil
 	case err != nil:
-		return program.Timeline{}, err
+		return program.Timeline{}, nil, err
 	}
 	t.FixReleasedAt = f.ReleasedAt
-	if t.Coverage, err = s.CoverageHistory(ctx, r.TenantID, r.Number); err != nil {
-		return program.Timeline{}, err
+	if t.Coverage, err = s.coverageHistory(ctx, r.ID); err != nil {
+		return program.Timeline{}, nil, err
 	}
-	return t, nil
+	return t, &f, nil
+}
+
+// ReportDetail is everything the triage team's view of a report shows.
+type ReportDetail struct {
+	Report   Report
+	Ledger   Ledger
+	Fix      *Fix                   // nil until a fix is linked
+	Current  program.CoverageSample // the fix's coverage now (zero without a fix)
+	Exposed  []string               // devices still on an affected release, at most the limit asked
+	Timeline program.Timeline
+}
+
+// ReportDetail reads a report with its ledger, fix, current coverage, up to exposedLimit
+// exposed devices and its timeline.
+func (s *Store) ReportDetail(ctx context.Context, tenantID string, number int64, exposedLimit int) (ReportDetail, error) {
+	var d ReportDetail
+	var err error
+	if d.Report, err = s.ReportByNumber(ctx, tenantID, number); err != nil {
+		return ReportDetail{}, fmt.Errorf("store.ReportDetail: %w", err)
+	}
+	if d.Ledger, err = s.ledger(ctx, s.db, d.Report.ID); err != nil {
+		return ReportDetail{}, fmt.Errorf("store.ReportDetail: %w", err)
+	}
+	if d.Timeline, d.Fix, err = s.timeline(ctx, d.Report); err != nil {
+		return ReportDetail{}, fmt.Errorf("store.ReportDetail: %w", err)
+	}
+	if d.Fix != nil {
+		if d.Current, err = s.countCoverage(ctx, s.db, d.Report, *d.Fix); err != nil {
+			return ReportDetail{}, fmt.Errorf("store.ReportDetail: %w", err)
+		}
+		if d.Exposed, err = s.exposedDevices(ctx, d.Report, *d.Fix, exposedLimit); err != nil {
+			return ReportDetail{}, fmt.Errorf("store.ReportDetail: %w", err)
+		}
+	}
+	return d, nil
 }
 
 // ProgramFacts gathers what program.Summarize needs: every applicant and every report.
@@ -515,7 +571,7 @@ func (s *Store) ProgramFacts(ctx context.Context, tenantID, programName string) 
 				return Program{}, nil, nil, fmt.Errorf("store.ProgramFacts: %w", err)
 			}
 			f.Award, f.Awarded = l.Awarded()
-			if f.Timeline, err = s.timeline(ctx, r); err != nil {
+			if f.Timeline, _, err = s.timeline(ctx, r); err != nil {
 				return Program{}, nil, nil, fmt.Errorf("store.ProgramFacts: %w", err)
 			}
 			f.FixLinked = !f.Timeline.FixReleasedAt.IsZero()
