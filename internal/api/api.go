@@ -195,6 +195,7 @@ func (a *API) register() {
 	a.handle("GET /research/v1/reports/{number}/comments", researcherOnly, a.researchComments, doc{summary: "List the thread of one of the researcher's reports", response: []client.Comment{}})
 	a.handle("POST /research/v1/reports/{number}/comments", researcherOnly, a.researchComment, doc{summary: "Comment on one of the researcher's reports", body: client.CommentRequest{}, response: client.Comment{}, status: http.StatusCreated})
 	a.handle("GET /research/v1/reports/{number}/attachments", researcherOnly, a.researchAttachments, doc{summary: "List the attachments of one of the researcher's reports", response: []client.Attachment{}})
+	a.handle("GET /research/v1/reports/{number}/attachments/{id}", researcherOnly, a.researchAttachment, doc{summary: "Download an attachment of one of the researcher's reports (application/octet-stream)", response: client.Attachment{}})
 	a.handle("POST /research/v1/reports/{number}/attachments", researcherOnly, a.researchAttach, doc{summary: "Attach a file (application/octet-stream, ?name=) to one of the researcher's reports", response: client.Attachment{}, status: http.StatusCreated, query: []string{"name"}})
 
 	a.mux.HandleFunc("/api/", a.unmatched)

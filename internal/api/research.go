@@ -228,6 +228,14 @@ func (a *API) researchAttachments(w http.ResponseWriter, r *http.Request, p *pri
 	return nil
 }
 
+func (a *API) researchAttachment(w http.ResponseWriter, r *http.Request, p *principal) error {
+	rep, err := a.ownReport(r, p)
+	if err != nil {
+		return err
+	}
+	return a.sendAttachment(w, r, p, rep.Number)
+}
+
 func (a *API) researchAttach(w http.ResponseWriter, r *http.Request, p *principal) error {
 	rep, err := a.ownReport(r, p)
 	if err != nil {

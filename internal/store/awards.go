@@ -110,8 +110,11 @@ func (s *Store) RecordPayment(ctx context.Context, actor Actor, tenantID string,
 		if !ok {
 			return stateErrorf("report %d has no award to pay", number)
 		}
-		if amount <= 0 || l.Paid()+amount > awarded {
-			return fmt.Errorf("%w: paying %d would exceed the award of %d (paid so far %d)", ErrInvalid, amount, awarded, l.Paid())
+		if amount <= 0 {
+			return fmt.Errorf("%w: a payment must be a positive amount", ErrInvalid)
+		}
+		if l.Paid()+amount > awarded {
+			return stateErrorf("paying %d would exceed the award of %d (paid so far %d)", amount, awarded, l.Paid())
 		}
 		e.Currency = l.Entries[len(l.Entries)-1].Currency
 		d, _ := json.Marshal(map[string]string{"note": note})
