@@ -587,3 +587,44 @@ func (s *Store) ProgramFacts(ctx context.Context, tenantID, programName string) 
 	}
 	return p, applicants, reports, nil
 }
+
+// AffectedRelease is a release of a product that fixed reports name as affected.
+type AffectedRelease struct {
+	Version string
+	Reports []int64 // the reports, by number
+	FixedIn []string
+}
+
+// AffectedReleases lists the releases of a tenant's product that reports with a linked fix
+// name as affected, by version: what the update side revokes.
+func (s *Store) AffectedReleases(ctx context.Context, tenantID, product string) ([]AffectedRelease, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT a.version, r.number, f.version FROM report_releases a
+		JOIN reports r ON r.id = a.report_id
+		JOIN report_releases f ON f.report_id = a.report_id AND f.role = 'fixed'
+		WHERE a.tenant_id = $1 AND r.product = $2 AND a.role = 'affected'
+		ORDER BY a.version, r.number`, tenantID, product)
+	if err != nil {
+		return nil, fmt.Errorf("store.AffectedReleases: %w", err)
+	}
+	defer rows.Close()
+	var out []AffectedRelease
+	for rows.Next() {
+		var v, fixed string
+		var n int64
+		if err := rows.Scan(&v, &n, &fixed); err != nil {
+			return nil, fmt.Errorf("store.AffectedReleases: %w", err)
+		}
+		if len(out) == 0 || out[len(out)-1].Version != v {
+			out = append(out, AffectedRelease{Version: v})
+		}
+		last := &out[len(out)-1]
+		last.Reports = append(last.Reports, n)
+		if !slices.Contains(last.FixedIn, fixed) {
+			last.FixedIn = append(last.FixedIn, fixed)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store.AffectedReleases: %w", err)
+	}
+	return out, nil
+}
