@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/attest"
 	"github.com/rampartsec/rampart/internal/ca/keeper"
 	"github.com/rampartsec/rampart/internal/ratelimit"
 	"github.com/rampartsec/rampart/internal/store"
@@ -32,6 +33,9 @@ type Deps struct {
 	// Nil means no limit; the server passes DefaultAddrLimit and DefaultDeviceLimit unless told
 	// otherwise.
 	AddrLimit, DeviceLimit *ratelimit.Limiter
+	// References supplies reference values of products' releases for attestation; none are
+	// known when nil, so every device is contraindicated (update-only).
+	References attest.ReferenceSource
 }
 
 // Default device API rate limits: a device checks in, attests and reports a few times an hour,
@@ -64,6 +68,7 @@ type API struct {
 	store        *store.Store
 	log          *slog.Logger
 	cas          *keeper.Keeper
+	attest       *attest.Service
 	now          func() time.Time
 	addrLimit    *ratelimit.Limiter
 	deviceLimit  *ratelimit.Limiter
@@ -80,6 +85,11 @@ func New(d Deps) *API {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	refs := d.References
+	if refs == nil {
+		refs = emptyReferences{}
+	}
+	a.attest = attest.NewService(attest.ServiceConfig{Store: d.Store, CAs: d.CAs, References: refs, Logger: d.Logger, Now: a.now})
 	a.register()
 	a.registerDevice()
 	return a
@@ -157,6 +167,13 @@ func (a *API) register() {
 
 	a.handle("GET /api/v1/devices", reader, a.listDevices, doc{summary: "List devices", response: client.List[client.Device]{}, query: []string{"product", "group"}})
 	a.handle("GET /api/v1/devices/{id}", reader, a.getDevice, doc{summary: "Show a device", response: client.Device{}})
+	a.handle("POST /api/v1/devices/{id}/claim", operator, a.claimDevice, doc{summary: "Claim an enrolled device into a product and group (TPM devices need a trusted or preauthorised EK)", body: client.ClaimDeviceRequest{}, response: client.Device{}})
+	a.handle("GET /api/v1/devices/{id}/attestations", reader, a.listAttestations, doc{summary: "The device's attestation results, newest first", response: client.List[client.Attestation]{}})
+	a.handle("POST /api/v1/preauthorizations", operator, a.preauthorize, doc{summary: "Preauthorise a device by its EK or identity-key hash; it is claimed when it enrols", body: client.PreauthorizeRequest{}, response: client.PreauthorizeRequest{}, status: http.StatusCreated})
+	a.handle("GET /api/v1/manufacturer-cas", reader, a.getManufacturerCAs, doc{summary: "The TPM manufacturer CAs the tenant trusts for EK certificates", response: client.ManufacturerCAs{}})
+	a.handle("PUT /api/v1/manufacturer-cas", admin, a.setManufacturerCAs, doc{summary: "Replace the TPM manufacturer CAs the tenant trusts for EK certificates", body: client.ManufacturerCAs{}, response: client.ManufacturerCAs{}})
+	a.handle("GET /api/v1/products/{product}/attestation-policy", reader, a.getAttestationPolicy, doc{summary: "The product's attestation policy", response: client.AttestationPolicy{}})
+	a.handle("PUT /api/v1/products/{product}/attestation-policy", admin, a.setAttestationPolicy, doc{summary: "Set the product's attestation policy", body: client.AttestationPolicy{}, response: client.AttestationPolicy{}})
 
 	a.handle("GET /api/v1/audit", admin, a.listAudit, doc{summary: "List the tenant's audit records in chain order", response: client.List[client.AuditRecord]{}, query: []string{"action"}})
 	a.handle("GET /api/v1/audit/verify", admin, a.verifyAudit, doc{summary: "Verify the tenant's audit hash chain", response: client.AuditVerification{}})

@@ -148,6 +148,18 @@ func TestTenantIsolation(t *testing.T) {
 			"GET /api/v1/devices/{id}":                      {"GET", "/api/v1/devices/" + devID, "", http.StatusNotFound},
 			"GET /api/v1/audit":                             {"GET", "/api/v1/audit", "", 0},
 			"GET /api/v1/audit/verify":                      {"GET", "/api/v1/audit/verify", "", 0},
+
+			"POST /api/v1/devices/{id}/claim":                   {"POST", "/api/v1/devices/" + devID + "/claim", `{"product":"secret-thermostat"}`, http.StatusNotFound},
+			"GET /api/v1/devices/{id}/attestations":             {"GET", "/api/v1/devices/" + devID + "/attestations", "", http.StatusNotFound},
+			"POST /api/v1/preauthorizations":                    {"POST", "/api/v1/preauthorizations", `{"kind":"key","hash":"` + strings.Repeat("cd", 32) + `","product":"secret-thermostat"}`, http.StatusNotFound},
+			"GET /api/v1/manufacturer-cas":                      {"GET", "/api/v1/manufacturer-cas", "", http.StatusNotFound},
+			"PUT /api/v1/manufacturer-cas":                      {"PUT", "/api/v1/manufacturer-cas", manufacturerBody(t, h), 0},
+			"GET /api/v1/products/{product}/attestation-policy": {"GET", "/api/v1/products/secret-thermostat/attestation-policy", "", http.StatusNotFound},
+			"PUT /api/v1/products/{product}/attestation-policy": {"PUT", "/api/v1/products/secret-thermostat/attestation-policy", `{"accept_software":true}`, http.StatusNotFound},
+		}
+		// Tenant A trusts a manufacturer CA; tenant B must not see it.
+		if err := ac.SetManufacturerCAs(ctx, manufacturerPEM(t, h)); err != nil {
+			t.Fatal(err)
 		}
 		vuln := h.seedVulnerability(t, h.admin, "default")
 		for k, v := range vulnIsolationCases(t, vuln) {
@@ -371,4 +383,23 @@ func TestDeviceListing(t *testing.T) {
 			t.Errorf("unknown product filter: %v, want 404", err)
 		}
 	})
+}
+
+// manufacturerPEM is a CA certificate usable as a manufacturer CA bundle in tests.
+func manufacturerPEM(t *testing.T, h *harness) string {
+	t.Helper()
+	got, err := h.client(h.admin).GetCA(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got.PEM
+}
+
+func manufacturerBody(t *testing.T, h *harness) string {
+	t.Helper()
+	b, err := json.Marshal(client.ManufacturerCAs{PEM: manufacturerPEM(t, h)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

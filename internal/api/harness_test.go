@@ -28,6 +28,7 @@ type harness struct {
 	srv   *httptest.Server
 	admin string // service admin of tenant "default"
 	cas   *keeper.Keeper
+	refs  references // reference values the attestation service sees
 }
 
 func newHarness(t testing.TB, kind string) *harness {
@@ -44,12 +45,13 @@ func newHarness(t testing.TB, kind string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := New(Deps{Store: s, Logger: slog.New(slog.DiscardHandler), CAs: cas})
+	refs := references{}
+	a := New(Deps{Store: s, Logger: slog.New(slog.DiscardHandler), CAs: cas, References: refs})
 	srv := httptest.NewUnstartedServer(a)
 	srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	return &harness{t: t, store: s, api: a, srv: srv, admin: secret, cas: cas}
+	return &harness{t: t, store: s, api: a, srv: srv, admin: secret, cas: cas, refs: refs}
 }
 
 func (h *harness) client(tok string) *client.Client {
