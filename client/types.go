@@ -1,0 +1,139 @@
+package client
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// List is one page of a listing. Next is the cursor of the following page, empty on the last.
+type List[T any] struct {
+	Items []T    `json:"items"`
+	Next  string `json:"next,omitempty"`
+}
+
+// ListOptions asks for one page: up to Limit items (the server caps it) after the cursor After.
+type ListOptions struct {
+	Limit int
+	After string
+}
+
+// ErrorBody is the one error envelope every Rampart API answers with.
+type ErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// WhoAmI describes the caller's token.
+type WhoAmI struct {
+	TokenID string `json:"token_id"`
+	Tenant  string `json:"tenant"`
+	Role    string `json:"role"`
+	Service bool   `json:"service"`
+}
+
+// Tenant is an organisation that owns products, devices and tokens.
+type Tenant struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// CreateTenantRequest creates a tenant.
+type CreateTenantRequest struct {
+	Name string `json:"name"`
+}
+
+// Token is an API token. Secret is set only in the answer that creates it.
+type Token struct {
+	ID          string     `json:"id"`
+	Tenant      string     `json:"tenant"`
+	Description string     `json:"description"`
+	Role        string     `json:"role"`
+	Service     bool       `json:"service"`
+	CreatedAt   time.Time  `json:"created_at"`
+	CreatedBy   string     `json:"created_by"`
+	RevokedAt   *time.Time `json:"revoked_at,omitempty"`
+	Secret      string     `json:"secret,omitempty"`
+}
+
+// CreateTokenRequest creates a token. Tenant defaults to the caller's own; naming another tenant
+// needs a service administrator's token.
+type CreateTokenRequest struct {
+	Tenant      string `json:"tenant,omitempty"`
+	Role        string `json:"role"`
+	Description string `json:"description,omitempty"`
+}
+
+// Product is a device model.
+type Product struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	CreatedAt   time.Time `json:"created_at"`
+	Groups      []Group   `json:"groups,omitempty"`
+}
+
+// CreateProductRequest creates a product with the default groups Development, Field Test and
+// Production.
+type CreateProductRequest struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+// Group is a device group of a product.
+type Group struct {
+	ID          string    `json:"id"`
+	Product     string    `json:"product"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	Devices     int       `json:"devices"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// CreateGroupRequest creates a device group in a product.
+type CreateGroupRequest struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+// Device is one device of the registry.
+type Device struct {
+	ID             string     `json:"id"`
+	Product        string     `json:"product,omitempty"`
+	Group          string     `json:"group,omitempty"`
+	State          string     `json:"state"`
+	Attestation    string     `json:"attestation,omitempty"`
+	CurrentRelease string     `json:"current_release,omitempty"`
+	TargetRelease  string     `json:"target_release,omitempty"`
+	LastSeenAt     *time.Time `json:"last_seen_at,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+}
+
+// DeviceFilter narrows a device listing.
+type DeviceFilter struct {
+	Product string
+	Group   string
+}
+
+// AuditRecord is one record of the tenant's hash-chained audit log.
+type AuditRecord struct {
+	Seq      int64           `json:"seq"`
+	At       time.Time       `json:"at"`
+	Actor    string          `json:"actor"`
+	Action   string          `json:"action"`
+	Target   string          `json:"target"`
+	Details  json.RawMessage `json:"details"`
+	PrevHash string          `json:"prev_hash"`
+	Hash     string          `json:"hash"`
+}
+
+// AuditVerification is the result of checking the tenant's audit chain.
+type AuditVerification struct {
+	Intact  bool   `json:"intact"`
+	Records int64  `json:"records"`
+	Head    string `json:"head,omitempty"`
+	Problem string `json:"problem,omitempty"`
+}

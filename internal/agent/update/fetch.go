@@ -1,0 +1,277 @@
+package update
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// Limits bound what the updater downloads and how long it waits.
+type Limits struct {
+	// MaxImageSize refuses any image or delta larger than this, whatever
+	// the metadata says. Zero means 4 GiB.
+	MaxImageSize int64
+	// MinRate and RateWindow defend against slow retrieval: a transfer that
+	// moves fewer than MinRate bytes per second over any RateWindow is
+	// abandoned. Zero means 1 KiB/s over 30 s.
+	MinRate    int64
+	RateWindow time.Duration
+	// Attempts is how many times one run retries (resuming) a broken
+	// download. Zero means 3.
+	Attempts int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxImageSize == 0 {
+		l.MaxImageSize = 4 << 30
+	}
+	if l.MinRate == 0 {
+		l.MinRate = 1 << 10
+	}
+	if l.RateWindow == 0 {
+		l.RateWindow = 30 * time.Second
+	}
+	if l.Attempts == 0 {
+		l.Attempts = 3
+	}
+	return l
+}
+
+// watch returns a context cancelled with ErrSlowRetrieval when fewer than
+// minRate bytes per second are counted in any window, and the counter to
+// add transferred bytes to.
+func watch(ctx context.Context, l Limits) (context.Context, *atomic.Int64, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	var n atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(l.RateWindow)
+		defer t.Stop()
+		var last int64
+		need := int64(float64(l.MinRate) * l.RateWindow.Seconds())
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				cur := n.Load()
+				if cur-last < need {
+					cancel(fmt.Errorf("%w: %d bytes in %s", ErrSlowRetrieval, cur-last, l.RateWindow))
+					return
+				}
+				last = cur
+			}
+		}
+	}()
+	return ctx, &n, func() { close(done); cancel(nil) }
+}
+
+// countingReader adds what it reads to n.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+// cause prefers the reason a watched context was cancelled.
+func cause(ctx context.Context, err error) error {
+	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+		return c
+	}
+	return err
+}
+
+// tufFetcher implements go-tuf's fetcher.Fetcher with a context, the rate
+// watchdog and strict length limits.
+type tufFetcher struct {
+	ctx    context.Context
+	client *http.Client
+	limits Limits
+}
+
+func (f *tufFetcher) DownloadFile(url string, maxLength int64, _ time.Duration) ([]byte, error) {
+	ctx, n, stop := watch(f.ctx, f.limits)
+	defer stop()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, cause(ctx, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, &metadata.ErrDownloadHTTP{StatusCode: resp.StatusCode, URL: url}
+	}
+	if resp.ContentLength > maxLength {
+		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s: %d bytes announced, limit %d: %v", url, resp.ContentLength, maxLength, ErrTooLarge)}
+	}
+	b, err := io.ReadAll(io.LimitReader(countingReader{r: resp.Body, n: n}, maxLength+1))
+	if err != nil {
+		return nil, cause(ctx, err)
+	}
+	if int64(len(b)) > maxLength {
+		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s: more than %d bytes: %v", url, maxLength, ErrTooLarge)}
+	}
+	return b, nil
+}
+
+// downloader fetches targets into staging files with resume.
+type downloader struct {
+	fs     FS
+	client *http.Client
+	limits Limits
+	// rangeRequests counts resumed requests (for status and tests).
+	rangeRequests int
+}
+
+// fetch downloads url into part until it holds exactly length bytes whose
+// SHA-256 is sum, resuming a partial file with an HTTP Range request. A
+// file that does not verify is removed.
+func (d *downloader) fetch(ctx context.Context, url, part string, length int64, sum []byte) error {
+	if length > d.limits.MaxImageSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, length, d.limits.MaxImageSize)
+	}
+	var lastErr error
+	for range d.limits.Attempts {
+		err := d.attempt(ctx, url, part, length)
+		if err == nil {
+			break
+		}
+		lastErr = err
+		// Verification, size and rate failures are not transient.
+		if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrSlowRetrieval) || ctx.Err() != nil {
+			_ = d.fs.Remove(part)
+			return err
+		}
+	}
+	ok, err := d.verify(part, length, sum)
+	if err != nil {
+		if lastErr != nil {
+			return lastErr
+		}
+		return err
+	}
+	if !ok {
+		_ = d.fs.Remove(part)
+		return fmt.Errorf("%s: %w", url, ErrVerification)
+	}
+	return nil
+}
+
+func (d *downloader) verify(part string, length int64, sum []byte) (bool, error) {
+	f, err := d.fs.OpenFile(part, os.O_RDONLY, 0)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(f, length+1))
+	if err != nil {
+		return false, err
+	}
+	return n == length && string(h.Sum(nil)) == string(sum), nil
+}
+
+func (d *downloader) attempt(ctx context.Context, url, part string, length int64) error {
+	f, err := d.fs.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	have := st.Size()
+	if have > length {
+		if err := f.Truncate(0); err != nil {
+			return err
+		}
+		have = 0
+	}
+	if have == length {
+		return nil
+	}
+	wctx, n, stop := watch(ctx, d.limits)
+	defer stop()
+	req, err := http.NewRequestWithContext(wctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	if have > 0 {
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(have, 10)+"-")
+		d.rangeRequests++
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return cause(wctx, err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusPartialContent && have > 0:
+		if start, ok := rangeStart(resp.Header.Get("Content-Range")); !ok || start != have {
+			return fmt.Errorf("%s: unexpected Content-Range %q", url, resp.Header.Get("Content-Range"))
+		}
+	case resp.StatusCode == http.StatusOK:
+		if err := f.Truncate(0); err != nil {
+			return err
+		}
+		have = 0
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+		if err := f.Truncate(0); err != nil {
+			return err
+		}
+		return fmt.Errorf("%s: range not satisfiable", url)
+	default:
+		return fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
+	}
+	if _, err := f.Seek(have, io.SeekStart); err != nil {
+		return err
+	}
+	remaining := length - have
+	w := &countWriter{w: f, limit: remaining}
+	_, err = io.CopyBuffer(w, io.LimitReader(countingReader{r: resp.Body, n: n}, remaining+1), make([]byte, 64<<10))
+	if errors.Is(err, ErrTooLarge) {
+		_ = f.Truncate(0)
+		return fmt.Errorf("%s: %w", url, err)
+	}
+	if serr := f.Sync(); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return cause(wctx, err)
+	}
+	return nil
+}
+
+func rangeStart(h string) (int64, bool) {
+	rest, ok := strings.CutPrefix(h, "bytes ")
+	if !ok {
+		return 0, false
+	}
+	start, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(start, 10, 64)
+	return n, err == nil
+}

@@ -1,0 +1,426 @@
+package update
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+
+	"github.com/rampartsec/rampart/internal/updatemeta"
+)
+
+// Slot names.
+const (
+	SlotA = "a"
+	SlotB = "b"
+)
+
+// DefaultMaxBoots is how many times a trial slot may be booted without
+// passing its health check before the device rolls back.
+const DefaultMaxBoots = 3
+
+const (
+	stateFile    = "state.json"
+	stateFormat  = 1
+	maxStateSize = 1 << 20
+	stagingDir   = "staging"
+)
+
+// Sentinel errors of the slot store.
+var (
+	// ErrNoBootableSlot means neither slot holds a verified image set.
+	ErrNoBootableSlot = errors.New("update: no bootable slot")
+	// ErrTrialPending means a trial slot awaits its health check; an
+	// install must wait for commit or rollback.
+	ErrTrialPending = errors.New("update: a trial slot is pending")
+	// ErrSlotCorrupt means a slot's files do not match its recorded hashes.
+	ErrSlotCorrupt = errors.New("update: slot content does not match its record")
+)
+
+// ComponentImage records one installed image.
+type ComponentImage struct {
+	Version         string `json:"version"`
+	SecurityVersion uint64 `json:"security_version"`
+	SHA256          string `json:"sha256"`
+	Length          int64  `json:"length"`
+}
+
+// SlotInfo records what a complete, verified slot holds.
+type SlotInfo struct {
+	Release    string                    `json:"release"`
+	Components map[string]ComponentImage `json:"components"`
+}
+
+// SlotState is the A/B state file, replaced atomically on every change.
+//
+// Invariant: a slot appears in Slots only after all its files were written,
+// fsynced and verified; writes only ever go to a slot absent from Slots.
+// Committed never changes while its slot is written, so a power cut at any
+// point leaves at least the committed slot bootable.
+type SlotState struct {
+	Format    int                  `json:"format"`
+	Committed string               `json:"committed,omitempty"`
+	Trial     string               `json:"trial,omitempty"`
+	BootCount int                  `json:"boot_count"`
+	MaxBoots  int                  `json:"max_boots"`
+	Slots     map[string]*SlotInfo `json:"slots"`
+	// SecurityFloor is the highest security version ever committed per
+	// component; the agent refuses anything below it.
+	SecurityFloor map[string]uint64 `json:"security_floor,omitempty"`
+	// LastFailure explains the last automatic rollback.
+	LastFailure string `json:"last_failure,omitempty"`
+}
+
+// Slots is the A/B slot store under one directory: a/ and b/ hold one file
+// per component, staging/ holds downloads in progress, state.json the state.
+type Slots struct {
+	dir      string
+	fs       FS
+	maxBoots int
+}
+
+// OpenSlots opens (creating) the slot directory.
+func OpenSlots(dir string, fsys FS) (*Slots, error) {
+	if fsys == nil {
+		fsys = OSFS{}
+	}
+	s := &Slots{dir: dir, fs: fsys, maxBoots: DefaultMaxBoots}
+	for _, d := range []string{dir, s.slotDir(SlotA), s.slotDir(SlotB), filepath.Join(dir, stagingDir)} {
+		if err := fsys.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("update.OpenSlots: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Dir returns the slot directory.
+func (s *Slots) Dir() string { return s.dir }
+
+func (s *Slots) slotDir(slot string) string { return filepath.Join(s.dir, slot) }
+
+// ComponentPath is the file holding component name in slot.
+func (s *Slots) ComponentPath(slot, name string) string {
+	return filepath.Join(s.slotDir(slot), name)
+}
+
+// State reads the state file; a missing file is an empty, unprovisioned state.
+func (s *Slots) State() (SlotState, error) {
+	b, err := readFile(s.fs, filepath.Join(s.dir, stateFile), maxStateSize)
+	if errors.Is(err, os.ErrNotExist) {
+		return SlotState{Format: stateFormat, MaxBoots: s.maxBoots, Slots: map[string]*SlotInfo{}}, nil
+	}
+	if err != nil {
+		return SlotState{}, fmt.Errorf("update.Slots.State: %w", err)
+	}
+	var st SlotState
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		return SlotState{}, fmt.Errorf("update.Slots.State: %w", err)
+	}
+	if st.Format != stateFormat {
+		return SlotState{}, fmt.Errorf("update.Slots.State: unsupported format %d", st.Format)
+	}
+	if st.Slots == nil {
+		st.Slots = map[string]*SlotInfo{}
+	}
+	return st, nil
+}
+
+func (s *Slots) save(st SlotState) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(s.fs, filepath.Join(s.dir, stateFile), b)
+}
+
+// Boot is the result of a (simulated) boot.
+type Boot struct {
+	// Slot is the slot booted.
+	Slot string
+	// Trial is true when Slot is an uncommitted trial awaiting its health check.
+	Trial bool
+	Info  SlotInfo
+	// RolledBack explains an automatic rollback done by this boot.
+	RolledBack string
+}
+
+// Boot does what the bootloader and early boot do: count a boot of a
+// pending trial slot and roll back when the count passes the limit or the
+// trial slot fails verification, then verify the slot it boots.
+func (s *Slots) Boot() (Boot, error) {
+	st, err := s.State()
+	if err != nil {
+		return Boot{}, fmt.Errorf("update.Slots.Boot: %w", err)
+	}
+	var rolledBack string
+	if st.Trial != "" {
+		st.BootCount++
+		switch {
+		case st.BootCount > st.MaxBoots:
+			rolledBack = fmt.Sprintf("trial slot %s booted %d times without passing its health check", st.Trial, st.MaxBoots)
+		case s.verify(st.Trial, st.Slots[st.Trial]) != nil:
+			rolledBack = fmt.Sprintf("trial slot %s failed verification", st.Trial)
+		}
+		if rolledBack != "" {
+			rollback(&st, rolledBack)
+		}
+		if err := s.save(st); err != nil {
+			return Boot{}, fmt.Errorf("update.Slots.Boot: %w", err)
+		}
+		if rolledBack == "" {
+			return Boot{Slot: st.Trial, Trial: true, Info: *st.Slots[st.Trial]}, nil
+		}
+	}
+	if st.Committed == "" || st.Slots[st.Committed] == nil {
+		return Boot{RolledBack: rolledBack}, fmt.Errorf("update.Slots.Boot: %w", ErrNoBootableSlot)
+	}
+	if err := s.verify(st.Committed, st.Slots[st.Committed]); err != nil {
+		return Boot{RolledBack: rolledBack}, fmt.Errorf("update.Slots.Boot: committed slot: %w: %w", ErrNoBootableSlot, err)
+	}
+	return Boot{Slot: st.Committed, Info: *st.Slots[st.Committed], RolledBack: rolledBack}, nil
+}
+
+func rollback(st *SlotState, reason string) {
+	delete(st.Slots, st.Trial)
+	st.Trial = ""
+	st.BootCount = 0
+	st.LastFailure = reason
+}
+
+// verify re-reads every file of slot and checks it against info.
+func (s *Slots) verify(slot string, info *SlotInfo) error {
+	if info == nil {
+		return fmt.Errorf("slot %s: %w: no record", slot, ErrSlotCorrupt)
+	}
+	for name, c := range info.Components {
+		if err := s.verifyFile(s.ComponentPath(slot, name), c); err != nil {
+			return fmt.Errorf("slot %s component %s: %w", slot, name, err)
+		}
+	}
+	return nil
+}
+
+func (s *Slots) verifyFile(path string, c ComponentImage) error {
+	f, err := s.fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSlotCorrupt, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(f, c.Length+1))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSlotCorrupt, err)
+	}
+	if n != c.Length || hex.EncodeToString(h.Sum(nil)) != c.SHA256 {
+		return ErrSlotCorrupt
+	}
+	return nil
+}
+
+// BeginInstall picks the slot to write (the one not committed), removes it
+// from the state (persisted) so that it is never booted half-written, and
+// empties its directory.
+func (s *Slots) BeginInstall() (string, error) {
+	st, err := s.State()
+	if err != nil {
+		return "", fmt.Errorf("update.Slots.BeginInstall: %w", err)
+	}
+	if st.Trial != "" {
+		return "", fmt.Errorf("update.Slots.BeginInstall: %w", ErrTrialPending)
+	}
+	slot := SlotA
+	if st.Committed == SlotA {
+		slot = SlotB
+	}
+	if _, ok := st.Slots[slot]; ok {
+		delete(st.Slots, slot)
+		if err := s.save(st); err != nil {
+			return "", fmt.Errorf("update.Slots.BeginInstall: %w", err)
+		}
+	}
+	entries, err := s.fs.ReadDir(s.slotDir(slot))
+	if err != nil {
+		return "", fmt.Errorf("update.Slots.BeginInstall: %w", err)
+	}
+	for _, e := range entries {
+		if err := s.fs.Remove(filepath.Join(s.slotDir(slot), e.Name())); err != nil {
+			return "", fmt.Errorf("update.Slots.BeginInstall: %w", err)
+		}
+	}
+	return slot, nil
+}
+
+// WriteComponent writes component name of slot from what write produces,
+// checking length and SHA-256 against want, then fsyncs it. The slot must
+// have been returned by BeginInstall.
+func (s *Slots) WriteComponent(slot, name string, want ComponentImage, write func(io.Writer) error) error {
+	if !updatemeta.ComponentRe.MatchString(name) {
+		return fmt.Errorf("update.Slots.WriteComponent: invalid component name %q", name)
+	}
+	path := s.ComponentPath(slot, name)
+	f, err := s.fs.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("update.Slots.WriteComponent: %w", err)
+	}
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(f, h), limit: want.Length}
+	if err := write(cw); err != nil {
+		f.Close()
+		return fmt.Errorf("update.Slots.WriteComponent: %w", err)
+	}
+	if cw.n != want.Length || hex.EncodeToString(h.Sum(nil)) != want.SHA256 {
+		f.Close()
+		return fmt.Errorf("update.Slots.WriteComponent: %s: %w", name, ErrVerification)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("update.Slots.WriteComponent: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("update.Slots.WriteComponent: %w", err)
+	}
+	return nil
+}
+
+// PlaceComponent moves a verified staging file into slot as component name.
+func (s *Slots) PlaceComponent(slot, name, staged string) error {
+	if !updatemeta.ComponentRe.MatchString(name) {
+		return fmt.Errorf("update.Slots.PlaceComponent: invalid component name %q", name)
+	}
+	if err := s.fs.Rename(staged, s.ComponentPath(slot, name)); err != nil {
+		return fmt.Errorf("update.Slots.PlaceComponent: %w", err)
+	}
+	return nil
+}
+
+// Switch verifies every file of slot against info, makes the directory
+// entries durable, and records slot as the trial slot to boot next.
+func (s *Slots) Switch(slot string, info SlotInfo) error {
+	if err := s.fs.SyncDir(s.slotDir(slot)); err != nil {
+		return fmt.Errorf("update.Slots.Switch: %w", err)
+	}
+	if err := s.verify(slot, &info); err != nil {
+		return fmt.Errorf("update.Slots.Switch: %w", err)
+	}
+	st, err := s.State()
+	if err != nil {
+		return fmt.Errorf("update.Slots.Switch: %w", err)
+	}
+	if st.Trial != "" || slot == st.Committed {
+		return fmt.Errorf("update.Slots.Switch: slot %s cannot become the trial slot", slot)
+	}
+	info.Components = maps.Clone(info.Components)
+	st.Slots[slot] = &info
+	st.Trial = slot
+	st.BootCount = 0
+	if st.MaxBoots == 0 {
+		st.MaxBoots = s.maxBoots
+	}
+	if err := s.save(st); err != nil {
+		return fmt.Errorf("update.Slots.Switch: %w", err)
+	}
+	return nil
+}
+
+// Commit makes the booted trial slot the committed one and raises the
+// security floor to its components' security versions.
+func (s *Slots) Commit() error {
+	st, err := s.State()
+	if err != nil {
+		return fmt.Errorf("update.Slots.Commit: %w", err)
+	}
+	if st.Trial == "" {
+		return fmt.Errorf("update.Slots.Commit: no trial slot")
+	}
+	st.Committed, st.Trial, st.BootCount, st.LastFailure = st.Trial, "", 0, ""
+	if st.SecurityFloor == nil {
+		st.SecurityFloor = map[string]uint64{}
+	}
+	for name, c := range st.Slots[st.Committed].Components {
+		st.SecurityFloor[name] = max(st.SecurityFloor[name], c.SecurityVersion)
+	}
+	if err := s.save(st); err != nil {
+		return fmt.Errorf("update.Slots.Commit: %w", err)
+	}
+	return nil
+}
+
+// Rollback abandons the trial slot, recording why.
+func (s *Slots) Rollback(reason string) error {
+	st, err := s.State()
+	if err != nil {
+		return fmt.Errorf("update.Slots.Rollback: %w", err)
+	}
+	if st.Trial == "" {
+		return nil
+	}
+	rollback(&st, reason)
+	if err := s.save(st); err != nil {
+		return fmt.Errorf("update.Slots.Rollback: %w", err)
+	}
+	return nil
+}
+
+// Provision installs a factory image set into slot a and commits it; it
+// refuses a device that already has a committed slot.
+func (s *Slots) Provision(release string, comps map[string]ComponentImage, open func(name string) (io.ReadCloser, error)) error {
+	st, err := s.State()
+	if err != nil {
+		return fmt.Errorf("update.Slots.Provision: %w", err)
+	}
+	if st.Committed != "" {
+		return fmt.Errorf("update.Slots.Provision: device already has a committed slot")
+	}
+	slot, err := s.BeginInstall()
+	if err != nil {
+		return fmt.Errorf("update.Slots.Provision: %w", err)
+	}
+	for name, c := range comps {
+		err := s.WriteComponent(slot, name, c, func(w io.Writer) error {
+			r, err := open(name)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			_, err = io.Copy(w, r)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("update.Slots.Provision: %w", err)
+		}
+	}
+	if err := s.Switch(slot, SlotInfo{Release: release, Components: comps}); err != nil {
+		return fmt.Errorf("update.Slots.Provision: %w", err)
+	}
+	if _, err := s.Boot(); err != nil {
+		return fmt.Errorf("update.Slots.Provision: %w", err)
+	}
+	if err := s.Commit(); err != nil {
+		return fmt.Errorf("update.Slots.Provision: %w", err)
+	}
+	return nil
+}
+
+// countWriter refuses to write past limit bytes (endless data).
+type countWriter struct {
+	w     io.Writer
+	n     int64
+	limit int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	if c.n+int64(len(p)) > c.limit {
+		return 0, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, c.limit)
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

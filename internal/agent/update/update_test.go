@@ -1,0 +1,232 @@
+package update
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/rampartsec/rampart/internal/tuf"
+)
+
+// twoReleases signs 1.0.0 and 1.1.0: rootfs changes (with a delta), config
+// keeps the same image.
+func twoReleases(w *world) (release, release) {
+	rootfs := image(1, 256<<10)
+	cfg := image(2, 4<<10)
+	r1 := w.addRelease("1.0.0", 1, map[string][]byte{"rootfs": rootfs, "config": cfg}, nil)
+	r2 := w.addRelease("1.1.0", 1, map[string][]byte{"rootfs": edit(rootfs, 7), "config": cfg}, map[string]string{"config": "1.0.0"})
+	return r1, r2
+}
+
+func TestInstallDeltaAndRefuseRollback(t *testing.T) {
+	w := newWorld(t)
+	r1, r2 := twoReleases(w)
+	d := newDevice(t)
+	ctx := context.Background()
+
+	w.assign(r1)
+	out, err := w.updater(t, d, nil).RunOnce(ctx)
+	if err != nil {
+		t.Fatalf("install 1.0.0: %v", err)
+	}
+	if diff := cmp.Diff(out, Outcome{Release: "1.0.0", Installed: true, Committed: true}); diff != "" {
+		t.Errorf("outcome (-got +want):\n%s", diff)
+	}
+	if diff := cmp.Diff(d.reports.states(), []InstallState{StateDownloading, StateInstalling, StateInstalled, StateCommitted}); diff != "" {
+		t.Errorf("reported states (-got +want):\n%s", diff)
+	}
+
+	d.reports.reset()
+	w.assign(r2)
+	out, err = w.updater(t, d, nil).RunOnce(ctx)
+	if err != nil {
+		t.Fatalf("install 1.1.0: %v", err)
+	}
+	if diff := cmp.Diff(out, Outcome{Release: "1.1.0", Installed: true, Committed: true, Delta: []string{"rootfs"}}); diff != "" {
+		t.Errorf("outcome (-got +want):\n%s", diff)
+	}
+	for _, req := range w.log() {
+		if strings.Contains(req, tuf.ImagePath(r2.images["rootfs"].SHA256)) {
+			t.Errorf("full image downloaded although a delta was available: %s", req)
+		}
+	}
+
+	// Nothing new: a second run does nothing.
+	d.reports.reset()
+	out, err = w.updater(t, d, nil).RunOnce(ctx)
+	if err != nil || out.Installed {
+		t.Fatalf("idle run: %+v, %v", out, err)
+	}
+
+	// Pushing 1.0.0 back is refused, and the device stays on 1.1.0.
+	w.assign(r1)
+	_, err = w.updater(t, d, nil).RunOnce(ctx)
+	if !errors.Is(err, ErrRollback) {
+		t.Fatalf("push back 1.0.0: %v, want ErrRollback", err)
+	}
+	if got := committedRelease(t, d); got != "1.1.0" {
+		t.Errorf("committed release = %q, want 1.1.0", got)
+	}
+	if s := d.reports.states(); len(s) == 0 || s[len(s)-1] != StateFailed {
+		t.Errorf("reported states %v, want a final failed", s)
+	}
+	b, err := booted(t, d)
+	if err != nil || b.Info.Release != "1.1.0" {
+		t.Fatalf("boot after refused rollback: %+v, %v", b, err)
+	}
+}
+
+func TestHealthCheckFailureRollsBack(t *testing.T) {
+	w := newWorld(t)
+	r1, r2 := twoReleases(w)
+	d := newDevice(t)
+	ctx := context.Background()
+	w.assign(r1)
+	if _, err := w.updater(t, d, nil).RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.assign(r2)
+	sick := func(context.Context, Boot) error { return errors.New("service did not start") }
+	out, err := w.updater(t, d, nil, func(c *Config) { c.Health = sick }).RunOnce(ctx)
+	if !errors.Is(err, ErrUnhealthy) {
+		t.Fatalf("RunOnce: %v, want ErrUnhealthy", err)
+	}
+	if out.Committed || !strings.Contains(out.RolledBack, "service did not start") {
+		t.Errorf("outcome = %+v", out)
+	}
+	if got := committedRelease(t, d); got != "1.0.0" {
+		t.Errorf("committed release = %q, want 1.0.0", got)
+	}
+	s, _ := OpenSlots(d.slotsDir, nil)
+	st, _ := s.State()
+	if !strings.Contains(st.LastFailure, "service did not start") {
+		t.Errorf("last failure = %q", st.LastFailure)
+	}
+}
+
+func TestTrialBootLimit(t *testing.T) {
+	w := newWorld(t)
+	r1, r2 := twoReleases(w)
+	d := newDevice(t)
+	ctx := context.Background()
+	w.assign(r1)
+	if _, err := w.updater(t, d, nil).RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.assign(r2)
+	out, err := w.updater(t, d, nil).Install(ctx)
+	if err != nil || !out.Installed {
+		t.Fatalf("Install: %+v, %v", out, err)
+	}
+	// The trial slot crashes before its health check, boot after boot.
+	var last Boot
+	for i := range DefaultMaxBoots + 1 {
+		last, err = booted(t, d)
+		if err != nil {
+			t.Fatalf("boot %d: %v", i+1, err)
+		}
+		if i < DefaultMaxBoots && (!last.Trial || last.Info.Release != "1.1.0") {
+			t.Fatalf("boot %d = %+v, want trial 1.1.0", i+1, last)
+		}
+	}
+	if last.Trial || last.Info.Release != "1.0.0" || last.RolledBack == "" {
+		t.Fatalf("boot past the limit = %+v, want rollback to 1.0.0", last)
+	}
+}
+
+func TestSecurityVersionFloor(t *testing.T) {
+	w := newWorld(t)
+	d := newDevice(t)
+	ctx := context.Background()
+	base := image(5, 32<<10)
+	r1 := w.addRelease("1.0.0", 3, map[string][]byte{"rootfs": base}, nil)
+	w.assign(r1)
+	if _, err := w.updater(t, d, nil).RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A newer version with a lower security version is still refused.
+	r2 := w.addRelease("1.1.0", 2, map[string][]byte{"rootfs": edit(base, 1)}, nil)
+	w.assign(r2)
+	if _, err := w.updater(t, d, nil).RunOnce(ctx); !errors.Is(err, ErrRollback) {
+		t.Fatalf("lower security version: %v, want ErrRollback", err)
+	}
+	if got := committedRelease(t, d); got != "1.0.0" {
+		t.Errorf("committed release = %q", got)
+	}
+}
+
+func TestResumeDownload(t *testing.T) {
+	w := newWorld(t)
+	rel := w.addRelease("1.0.0", 1, map[string][]byte{"rootfs": image(9, 300<<10)}, nil)
+	w.assign(rel)
+	d := newDevice(t)
+	path := "/repo/targets/" + tuf.ImagePath(rel.images["rootfs"].SHA256)
+	cut := true
+	w.setIntercept(func(rw http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != path || !cut {
+			return false
+		}
+		cut = false
+		// Announce the whole image, send a third, then drop the connection.
+		b := rel.content["rootfs"]
+		rw.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		rw.WriteHeader(http.StatusOK)
+		rw.Write(b[:len(b)/3])
+		rw.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	})
+	out, err := w.updater(t, d, nil).RunOnce(context.Background())
+	if err != nil || !out.Committed {
+		t.Fatalf("RunOnce: %+v, %v", out, err)
+	}
+	ranged := slices.ContainsFunc(w.log(), func(s string) bool {
+		return strings.HasPrefix(s, "GET "+path+" bytes=") && !strings.HasSuffix(s, "bytes=0-")
+	})
+	if !ranged {
+		t.Errorf("no resumed Range request in %v", w.log())
+	}
+}
+
+// TestAgentDependencies keeps database, web-server and server-side signing
+// code out of the agent's updater.
+func TestAgentDependencies(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		requireOrSkip(t, "go command not found")
+	}
+	cmd := exec.Command("go", "list", "-deps", ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	b, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	forbidden := []string{
+		"database/sql", "net/http/httptest", "html/template",
+		"modernc.org/sqlite", "github.com/jackc/pgx", "github.com/spf13/cobra",
+		"github.com/rampartsec/rampart/internal/tuf", "github.com/rampartsec/rampart/internal/store",
+		"github.com/rampartsec/rampart/internal/api", "github.com/rampartsec/rampart/internal/server",
+	}
+	for _, dep := range strings.Fields(string(b)) {
+		for _, f := range forbidden {
+			if dep == f || strings.HasPrefix(dep, f+"/") {
+				t.Errorf("agent updater depends on %s", dep)
+			}
+		}
+	}
+}
+
+// requireOrSkip skips a test that needs an absent component, or fails it
+// under RAMPART_REQUIRE_ALL=1.
+func requireOrSkip(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("RAMPART_REQUIRE_ALL") == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}

@@ -1,0 +1,369 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/store/storetest"
+)
+
+func eachDB(t *testing.T, fn func(t *testing.T, h *harness)) {
+	for _, kind := range storetest.Kinds {
+		t.Run(kind, func(t *testing.T) { fn(t, newHarness(t, kind)) })
+	}
+}
+
+// TestBadInput sends each class of bad input and checks the status, the one error envelope,
+// a clear message, and that nothing was written.
+func TestBadInput(t *testing.T) {
+	eachDB(t, func(t *testing.T, h *harness) {
+		ctx := context.Background()
+		other := h.tenantAdmin("globex")
+		if _, err := h.client(h.admin).CreateProduct(ctx, client.CreateProductRequest{Name: "thermostat"}); err != nil {
+			t.Fatal(err)
+		}
+		reader := h.token(h.admin, "reader").Secret
+		operator := h.token(h.admin, "operator").Secret
+		revokedTok := h.token(h.admin, "admin")
+		if _, err := h.client(h.admin).RevokeToken(ctx, revokedTok.ID); err != nil {
+			t.Fatal(err)
+		}
+		const js = "application/json"
+		tests := []struct {
+			name, method, path, tok, ctype, body string
+			status                               int
+			code, msg                            string
+		}{
+			{"malformed JSON", "POST", "/api/v1/products", h.admin, js, `{"name": "x"`, 400, "bad_request", "truncated"},
+			{"syntax error", "POST", "/api/v1/products", h.admin, js, `{"name": x}`, 400, "bad_request", "not valid JSON"},
+			{"unknown field", "POST", "/api/v1/products", h.admin, js, `{"name": "x", "colour": "red"}`, 400, "bad_request", `unknown field "colour"`},
+			{"wrong type", "POST", "/api/v1/products", h.admin, js, `{"name": 42}`, 400, "bad_request", `field "name" must be a string`},
+			{"not an object", "POST", "/api/v1/products", h.admin, js, `["x"]`, 400, "bad_request", "must be a JSON object"},
+			{"empty body", "POST", "/api/v1/products", h.admin, js, ``, 400, "bad_request", "empty"},
+			{"two objects", "POST", "/api/v1/products", h.admin, js, `{"name":"a"}{"name":"b"}`, 400, "bad_request", "single JSON object"},
+			{"oversized body", "POST", "/api/v1/products", h.admin, js, `{"name":"a","description":"` + strings.Repeat("x", MaxBodyBytes) + `"}`, 413, "too_large", "larger than"},
+			{"wrong content type", "POST", "/api/v1/products", h.admin, "text/plain", `{"name":"a"}`, 415, "unsupported_media_type", "application/json"},
+			{"bad name", "POST", "/api/v1/products", h.admin, js, `{"name":"../etc"}`, 400, "bad_request", "product name"},
+			{"long description", "POST", "/api/v1/products", h.admin, js, `{"name":"a","description":"` + strings.Repeat("x", 501) + `"}`, 400, "bad_request", "description"},
+			{"duplicate product", "POST", "/api/v1/products", h.admin, js, `{"name":"thermostat"}`, 409, "conflict", "product thermostat already exists"},
+			{"duplicate group", "POST", "/api/v1/products/thermostat/groups", h.admin, js, `{"name":"Production"}`, 409, "conflict", "already exists"},
+			{"duplicate tenant", "POST", "/api/v1/tenants", h.admin, js, `{"name":"globex"}`, 409, "conflict", "tenant globex already exists"},
+			{"bad tenant name", "POST", "/api/v1/tenants", h.admin, js, `{"name":"Big Corp"}`, 400, "bad_request", "tenant name"},
+			{"unknown role", "POST", "/api/v1/tokens", h.admin, js, `{"role":"root"}`, 400, "bad_request", "not one of admin, operator, reader"},
+			{"missing token", "GET", "/api/v1/products", "", "", "", 401, "unauthorized", "token is required"},
+			{"malformed token", "GET", "/api/v1/products", "hello", "", "", 401, "unauthorized", "malformed"},
+			{"unknown token", "GET", "/api/v1/products", "rpt_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "", "", 401, "unauthorized", "not valid"},
+			{"revoked token", "GET", "/api/v1/products", revokedTok.Secret, "", "", 401, "unauthorized", "revoked"},
+			{"reader writes", "POST", "/api/v1/products", reader, js, `{"name":"lamp"}`, 403, "forbidden", "needs the operator role"},
+			{"operator makes token", "POST", "/api/v1/tokens", operator, js, `{"role":"admin"}`, 403, "forbidden", "needs the admin role"},
+			{"tenant admin makes tenant", "POST", "/api/v1/tenants", other, js, `{"name":"initech"}`, 403, "forbidden", "service administrator"},
+			{"tenant admin token elsewhere", "POST", "/api/v1/tokens", other, js, `{"role":"admin","tenant":"default"}`, 403, "forbidden", "another tenant"},
+			{"foreign product read", "GET", "/api/v1/products/thermostat", other, "", "", 404, "not_found", "product thermostat not found"},
+			{"foreign group write", "POST", "/api/v1/products/thermostat/groups", other, js, `{"name":"Canary"}`, 404, "not_found", "product thermostat not found"},
+			{"foreign token revoke", "DELETE", "/api/v1/tokens/" + revokedTok.ID, other, "", "", 404, "not_found", "not found"},
+			{"revoke twice", "DELETE", "/api/v1/tokens/" + revokedTok.ID, h.admin, "", "", 409, "conflict", "already revoked"},
+			{"bad device id", "GET", "/api/v1/devices/xyz", h.admin, "", "", 400, "bad_request", "64 lowercase hex"},
+			{"bad limit", "GET", "/api/v1/products?limit=0", h.admin, "", "", 400, "bad_request", "limit"},
+			{"huge limit", "GET", "/api/v1/products?limit=100000", h.admin, "", "", 400, "bad_request", "limit"},
+			{"bad audit cursor", "GET", "/api/v1/audit?after=abc", h.admin, "", "", 400, "bad_request", "cursor"},
+			{"group without product", "GET", "/api/v1/devices?group=Production", h.admin, "", "", 400, "bad_request", "group needs product"},
+			{"unknown endpoint", "GET", "/api/v1/nothing", h.admin, "", "", 404, "not_found", "no such API endpoint"},
+			{"wrong method", "PUT", "/api/v1/products", h.admin, js, `{}`, 405, "method_not_allowed", "use GET or POST"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				before := h.snapshot()
+				status, body := h.raw(tt.method, tt.path, tt.tok, tt.ctype, tt.body)
+				if status != tt.status {
+					t.Fatalf("status = %d, want %d; body %s", status, tt.status, body)
+				}
+				if tt.code != "" {
+					var eb client.ErrorBody
+					if err := json.Unmarshal([]byte(body), &eb); err != nil {
+						t.Fatalf("answer is not the error envelope: %s", body)
+					}
+					if eb.Error.Code != tt.code || !strings.Contains(eb.Error.Message, tt.msg) {
+						t.Errorf("error = %+v, want code %q and a message with %q", eb.Error, tt.code, tt.msg)
+					}
+					if strings.Contains(eb.Error.Message, "sql") || strings.Contains(eb.Error.Message, "SQLSTATE") {
+						t.Errorf("message leaks an internal cause: %q", eb.Error.Message)
+					}
+				}
+				if diff := cmp.Diff(h.snapshot(), before); diff != "" {
+					t.Errorf("a refused request changed the database (-after +before):\n%s", diff)
+				}
+			})
+		}
+	})
+}
+
+// isolationCases has one probe per admin route: tenant B's admin calls it on tenant A's data.
+// TestTenantIsolation fails when a route has no probe, so a new endpoint cannot skip the check.
+type isolationCase struct {
+	method, path, body string
+	// wantStatus is the refusal; 0 means the call succeeds but must not show A's data.
+	wantStatus int
+}
+
+func TestTenantIsolation(t *testing.T) {
+	eachDB(t, func(t *testing.T, h *harness) {
+		ctx := context.Background()
+		ac := h.client(h.admin)
+		p, err := ac.CreateProduct(ctx, client.CreateProductRequest{Name: "secret-thermostat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		aTok := h.token(h.admin, "reader")
+		tenantA, _ := h.store.TenantByName(ctx, "default")
+		prod, _ := h.store.ProductByName(ctx, tenantA.ID, p.Name)
+		grp, _ := h.store.GroupByName(ctx, tenantA.ID, p.Name, "Production")
+		devID := strings.Repeat("ab", 32)
+		h.insertDevice(tenantA.ID, prod.ID, grp.ID, devID)
+
+		bAdmin := h.tenantAdmin("globex")
+		cases := map[string]isolationCase{
+			"GET /api/v1/openapi.json":                      {"GET", "/api/v1/openapi.json", "", 0},
+			"GET /api/v1/whoami":                            {"GET", "/api/v1/whoami", "", 0},
+			"GET /api/v1/tenants":                           {"GET", "/api/v1/tenants", "", http.StatusForbidden},
+			"POST /api/v1/tenants":                          {"POST", "/api/v1/tenants", `{"name":"initech"}`, http.StatusForbidden},
+			"GET /api/v1/tokens":                            {"GET", "/api/v1/tokens", "", 0},
+			"POST /api/v1/tokens":                           {"POST", "/api/v1/tokens", `{"role":"admin","tenant":"default"}`, http.StatusForbidden},
+			"DELETE /api/v1/tokens/{id}":                    {"DELETE", "/api/v1/tokens/" + aTok.ID, "", http.StatusNotFound},
+			"GET /api/v1/products":                          {"GET", "/api/v1/products", "", 0},
+			"POST /api/v1/products":                         {"POST", "/api/v1/products", `{"name":"b-thermostat"}`, 0},
+			"GET /api/v1/products/{product}":                {"GET", "/api/v1/products/secret-thermostat", "", http.StatusNotFound},
+			"GET /api/v1/products/{product}/groups":         {"GET", "/api/v1/products/secret-thermostat/groups", "", http.StatusNotFound},
+			"POST /api/v1/products/{product}/groups":        {"POST", "/api/v1/products/secret-thermostat/groups", `{"name":"Canary"}`, http.StatusNotFound},
+			"GET /api/v1/products/{product}/groups/{group}": {"GET", "/api/v1/products/secret-thermostat/groups/Production", "", http.StatusNotFound},
+			"GET /api/v1/devices":                           {"GET", "/api/v1/devices", "", 0},
+			"GET /api/v1/devices/{id}":                      {"GET", "/api/v1/devices/" + devID, "", http.StatusNotFound},
+			"GET /api/v1/audit":                             {"GET", "/api/v1/audit", "", 0},
+			"GET /api/v1/audit/verify":                      {"GET", "/api/v1/audit/verify", "", 0},
+		}
+		// Secrets of tenant A that must never appear in an answer to tenant B.
+		leaks := []string{prod.ID, grp.ID, devID, aTok.ID, tenantA.ID}
+		for _, rt := range h.api.routes {
+			pattern := rt.method + " " + rt.path
+			t.Run(pattern, func(t *testing.T) {
+				c, ok := cases[pattern]
+				if !ok {
+					t.Fatalf("route %s has no tenant-isolation probe; add one to TestTenantIsolation", pattern)
+				}
+				before := h.snapshot()
+				ctype := ""
+				if c.body != "" {
+					ctype = "application/json"
+				}
+				status, body := h.raw(c.method, c.path, bAdmin, ctype, c.body)
+				for _, l := range leaks {
+					// An ID the caller sent may be echoed back; anything else is a leak.
+					if strings.Contains(body, l) && !strings.Contains(c.path, l) {
+						t.Errorf("tenant B's answer holds tenant A's %s: %s", l, body)
+					}
+				}
+				if c.wantStatus != 0 {
+					if status != c.wantStatus {
+						t.Errorf("status = %d, want %d; body %s", status, c.wantStatus, body)
+					}
+					if diff := cmp.Diff(h.snapshot(), before); diff != "" {
+						t.Errorf("refused request changed the database (-after +before):\n%s", diff)
+					}
+				} else if status >= 300 {
+					t.Errorf("status = %d; body %s", status, body)
+				}
+			})
+		}
+		// The same name in tenant B is B's own product; A's is untouched.
+		bc := h.client(bAdmin)
+		if _, err := bc.CreateProduct(ctx, client.CreateProductRequest{Name: "secret-thermostat"}); err != nil {
+			t.Errorf("B creating a product named like A's: %v", err)
+		}
+		got, err := ac.GetProduct(ctx, "secret-thermostat")
+		if err != nil || got.ID != p.ID {
+			t.Errorf("tenant A's product changed: %+v, %v", got, err)
+		}
+		v, err := ac.VerifyAudit(ctx)
+		if err != nil || !v.Intact {
+			t.Errorf("tenant A's audit chain: %+v, %v", v, err)
+		}
+	})
+}
+
+func TestRoles(t *testing.T) {
+	h := newHarness(t, "sqlite")
+	ctx := context.Background()
+	for _, tt := range []struct {
+		role                     string
+		read, write, tokens, aud bool
+	}{
+		{"reader", true, false, false, false},
+		{"operator", true, true, false, false},
+		{"admin", true, true, true, true},
+	} {
+		t.Run(tt.role, func(t *testing.T) {
+			c := h.client(h.token(h.admin, tt.role).Secret)
+			_, err := c.ListProducts(ctx, client.ListOptions{})
+			check(t, "read", err, tt.read)
+			_, err = c.CreateProduct(ctx, client.CreateProductRequest{Name: "p-" + tt.role})
+			check(t, "write", err, tt.write)
+			_, err = c.ListTokens(ctx, client.ListOptions{})
+			check(t, "tokens", err, tt.tokens)
+			_, err = c.VerifyAudit(ctx)
+			check(t, "audit", err, tt.aud)
+		})
+	}
+}
+
+func check(t *testing.T, what string, err error, allowed bool) {
+	t.Helper()
+	switch {
+	case allowed && err != nil:
+		t.Errorf("%s: %v, want allowed", what, err)
+	case !allowed && !client.IsStatus(err, http.StatusForbidden):
+		t.Errorf("%s: %v, want 403", what, err)
+	}
+}
+
+func TestListsPaginate(t *testing.T) {
+	eachDB(t, func(t *testing.T, h *harness) {
+		ctx := context.Background()
+		c := h.client(h.admin)
+		var want []string
+		for i := range 5 {
+			name := fmt.Sprintf("p%d", i)
+			want = append(want, name)
+			if _, err := c.CreateProduct(ctx, client.CreateProductRequest{Name: name}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got []string
+		pages := 0
+		o := client.ListOptions{Limit: 2}
+		for {
+			l, err := c.ListProducts(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages++
+			for _, p := range l.Items {
+				got = append(got, p.Name)
+			}
+			if l.Next == "" {
+				break
+			}
+			o.After = l.Next
+		}
+		if diff := cmp.Diff(got, want); diff != "" || pages != 3 {
+			t.Errorf("pages = %d, products (-got +want):\n%s", pages, diff)
+		}
+		recs, err := client.All(ctx, func(ctx context.Context, o client.ListOptions) (client.List[client.AuditRecord], error) {
+			o.Limit = 3
+			return c.ListAudit(ctx, "product.create", o)
+		})
+		if err != nil || len(recs) != 5 {
+			t.Fatalf("audit product.create records = %d, %v; want 5", len(recs), err)
+		}
+	})
+}
+
+// TestOpenAPIMatchesRoutes keeps the document in step with the route table and the mux.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	h := newHarness(t, "sqlite")
+	status, body := h.raw("GET", "/api/v1/openapi.json", "", "", "")
+	if status != http.StatusOK {
+		t.Fatalf("openapi.json status %d", status)
+	}
+	var d struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal([]byte(body), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.OpenAPI != "3.1.0" {
+		t.Errorf("openapi = %q", d.OpenAPI)
+	}
+	var documented, routed []string
+	for path, ops := range d.Paths {
+		for method, op := range ops {
+			documented = append(documented, strings.ToUpper(method)+" "+path)
+			var o struct {
+				Summary    string `json:"summary"`
+				Parameters []struct {
+					Name, In string
+				} `json:"parameters"`
+				Responses map[string]json.RawMessage `json:"responses"`
+			}
+			json.Unmarshal(op, &o)
+			if o.Summary == "" || len(o.Responses) < 2 {
+				t.Errorf("%s %s: no summary or responses", method, path)
+			}
+			for _, m := range pathParam.FindAllStringSubmatch(path, -1) {
+				if !slices.ContainsFunc(o.Parameters, func(p struct{ Name, In string }) bool { return p.Name == m[1] && p.In == "path" }) {
+					t.Errorf("%s %s: path parameter %s undocumented", method, path, m[1])
+				}
+			}
+		}
+	}
+	for _, rt := range h.api.routes {
+		routed = append(routed, rt.method+" "+rt.path)
+		// The mux must serve the documented pattern (not fall through to the catch-all).
+		_, pattern := h.api.mux.Handler(mustRequest(t, rt.method, strings.NewReplacer("{", "x", "}", "").Replace(rt.path)))
+		if pattern != rt.method+" "+rt.path {
+			t.Errorf("mux serves %s %s with %q", rt.method, rt.path, pattern)
+		}
+	}
+	slices.Sort(documented)
+	slices.Sort(routed)
+	if diff := cmp.Diff(documented, routed); diff != "" {
+		t.Errorf("OpenAPI paths differ from routes (-documented +routed):\n%s", diff)
+	}
+}
+
+func mustRequest(t *testing.T, method, path string) *http.Request {
+	r, err := http.NewRequest(method, "http://x"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestDeviceListing(t *testing.T) {
+	eachDB(t, func(t *testing.T, h *harness) {
+		ctx := context.Background()
+		c := h.client(h.admin)
+		if _, err := c.CreateProduct(ctx, client.CreateProductRequest{Name: "lamp"}); err != nil {
+			t.Fatal(err)
+		}
+		tn, _ := h.store.TenantByName(ctx, "default")
+		prod, _ := h.store.ProductByName(ctx, tn.ID, "lamp")
+		dev, _ := h.store.GroupByName(ctx, tn.ID, "lamp", "Development")
+		prodGrp, _ := h.store.GroupByName(ctx, tn.ID, "lamp", "Production")
+		id1, id2 := strings.Repeat("1", 64), strings.Repeat("2", 64)
+		h.insertDevice(tn.ID, prod.ID, dev.ID, id1)
+		h.insertDevice(tn.ID, prod.ID, prodGrp.ID, id2)
+		l, err := c.ListDevices(ctx, client.DeviceFilter{Product: "lamp", Group: "Production"}, client.ListOptions{})
+		if err != nil || len(l.Items) != 1 || l.Items[0].ID != id2 {
+			t.Fatalf("Production devices = %+v, %v", l.Items, err)
+		}
+		d, err := c.GetDevice(ctx, id1)
+		if err != nil || d.Group != "Development" || d.Product != "lamp" || d.CurrentRelease != "1.0.0" {
+			t.Fatalf("GetDevice = %+v, %v", d, err)
+		}
+		g, err := c.GetGroup(ctx, "lamp", "Production")
+		if err != nil || g.Devices != 1 {
+			t.Fatalf("GetGroup = %+v, %v", g, err)
+		}
+		if _, err := c.ListDevices(ctx, client.DeviceFilter{Product: "nope"}, client.ListOptions{}); !client.IsStatus(err, 404) {
+			t.Errorf("unknown product filter: %v, want 404", err)
+		}
+	})
+}

@@ -1,0 +1,300 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/audit"
+	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/token"
+)
+
+func (a *API) whoAmI(w http.ResponseWriter, r *http.Request, p *principal) error {
+	writeJSON(w, http.StatusOK, client.WhoAmI{TokenID: p.tokenID, Tenant: p.tenantName, Role: string(p.role), Service: p.service})
+	return nil
+}
+
+func tenantOut(t store.Tenant) client.Tenant {
+	return client.Tenant{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt}
+}
+
+func (a *API) listTenants(w http.ResponseWriter, r *http.Request, p *principal) error {
+	pg, err := page(r)
+	if err != nil {
+		return err
+	}
+	ts, next, err := a.store.ListTenants(r.Context(), pg)
+	if err != nil {
+		return storeError(err, "tenant")
+	}
+	list(w, ts, next, tenantOut)
+	return nil
+}
+
+func (a *API) createTenant(w http.ResponseWriter, r *http.Request, p *principal) error {
+	var req client.CreateTenantRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := checkTenantName(req.Name); err != nil {
+		return err
+	}
+	t, err := a.store.CreateTenant(r.Context(), p.actor(), p.tenantID, req.Name)
+	if err != nil {
+		return storeError(err, "tenant "+req.Name)
+	}
+	writeJSON(w, http.StatusCreated, tenantOut(t))
+	return nil
+}
+
+func tokenOut(t store.Token) client.Token {
+	return client.Token{ID: t.ID, Tenant: t.TenantName, Description: t.Description, Role: t.Role, Service: t.Service,
+		CreatedAt: t.CreatedAt, CreatedBy: t.CreatedBy, RevokedAt: t.RevokedAt}
+}
+
+func (a *API) listTokens(w http.ResponseWriter, r *http.Request, p *principal) error {
+	pg, err := page(r)
+	if err != nil {
+		return err
+	}
+	ts, next, err := a.store.ListTokens(r.Context(), p.tenantID, pg)
+	if err != nil {
+		return storeError(err, "token")
+	}
+	list(w, ts, next, tokenOut)
+	return nil
+}
+
+func (a *API) createToken(w http.ResponseWriter, r *http.Request, p *principal) error {
+	var req client.CreateTokenRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	role, err := token.ParseRole(req.Role)
+	if err != nil {
+		return badRequest("%v", err)
+	}
+	if err := checkDescription(req.Description); err != nil {
+		return err
+	}
+	tenantID := p.tenantID
+	if req.Tenant != "" && req.Tenant != p.tenantName {
+		if !p.service {
+			return forbidden("only a service administrator may create tokens for another tenant")
+		}
+		t, err := a.store.TenantByName(r.Context(), req.Tenant)
+		if err != nil {
+			return storeError(err, "tenant "+req.Tenant)
+		}
+		tenantID = t.ID
+	}
+	secret, hash := token.Generate()
+	tok, err := a.store.CreateToken(r.Context(), p.actor(), p.tenantID, store.Token{TenantID: tenantID, Role: string(role), Description: req.Description}, hash)
+	if err != nil {
+		return storeError(err, "token")
+	}
+	out := tokenOut(tok)
+	out.Secret = secret
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id := r.PathValue("id")
+	tok, err := a.store.RevokeToken(r.Context(), p.actor(), p.tenantID, id)
+	if errors.Is(err, store.ErrConflict) {
+		return conflict("token %s is already revoked", id)
+	}
+	if err != nil {
+		return storeError(err, "token "+id)
+	}
+	writeJSON(w, http.StatusOK, tokenOut(tok))
+	return nil
+}
+
+func productOut(p store.Product) client.Product {
+	return client.Product{ID: p.ID, Name: p.Name, Description: p.Description, CreatedAt: p.CreatedAt}
+}
+
+func groupOut(g store.Group) client.Group {
+	return client.Group{ID: g.ID, Product: g.ProductName, Name: g.Name, Description: g.Description, Devices: g.Devices, CreatedAt: g.CreatedAt}
+}
+
+func (a *API) listProducts(w http.ResponseWriter, r *http.Request, p *principal) error {
+	pg, err := page(r)
+	if err != nil {
+		return err
+	}
+	ps, next, err := a.store.ListProducts(r.Context(), p.tenantID, pg)
+	if err != nil {
+		return storeError(err, "product")
+	}
+	list(w, ps, next, productOut)
+	return nil
+}
+
+func (a *API) createProduct(w http.ResponseWriter, r *http.Request, p *principal) error {
+	var req client.CreateProductRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := checkName("product", req.Name); err != nil {
+		return err
+	}
+	if err := checkDescription(req.Description); err != nil {
+		return err
+	}
+	prod, groups, err := a.store.CreateProduct(r.Context(), p.actor(), p.tenantID, req.Name, req.Description)
+	if err != nil {
+		return storeError(err, "product "+req.Name)
+	}
+	out := productOut(prod)
+	for _, g := range groups {
+		out.Groups = append(out.Groups, groupOut(g))
+	}
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+func (a *API) getProduct(w http.ResponseWriter, r *http.Request, p *principal) error {
+	name := r.PathValue("product")
+	prod, err := a.store.ProductByName(r.Context(), p.tenantID, name)
+	if err != nil {
+		return storeError(err, "product "+name)
+	}
+	out := productOut(prod)
+	for pg := (store.Page{Limit: store.MaxPageSize}); ; {
+		gs, next, err := a.store.ListGroups(r.Context(), p.tenantID, name, pg)
+		if err != nil {
+			return storeError(err, "product "+name)
+		}
+		for _, g := range gs {
+			out.Groups = append(out.Groups, groupOut(g))
+		}
+		if next == "" {
+			break
+		}
+		pg.After = next
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) listGroups(w http.ResponseWriter, r *http.Request, p *principal) error {
+	pg, err := page(r)
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("product")
+	gs, next, err := a.store.ListGroups(r.Context(), p.tenantID, name, pg)
+	if err != nil {
+		return storeError(err, "product "+name)
+	}
+	list(w, gs, next, groupOut)
+	return nil
+}
+
+func (a *API) createGroup(w http.ResponseWriter, r *http.Request, p *principal) error {
+	var req client.CreateGroupRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := checkName("group", req.Name); err != nil {
+		return err
+	}
+	if err := checkDescription(req.Description); err != nil {
+		return err
+	}
+	product := r.PathValue("product")
+	g, err := a.store.CreateGroup(r.Context(), p.actor(), p.tenantID, product, req.Name, req.Description)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return notFound("product %s not found", product)
+	case err != nil:
+		return storeError(err, "group "+req.Name+" in product "+product)
+	}
+	writeJSON(w, http.StatusCreated, groupOut(g))
+	return nil
+}
+
+func (a *API) getGroup(w http.ResponseWriter, r *http.Request, p *principal) error {
+	product, name := r.PathValue("product"), r.PathValue("group")
+	g, err := a.store.GroupByName(r.Context(), p.tenantID, product, name)
+	if err != nil {
+		return storeError(err, "group "+name+" in product "+product)
+	}
+	writeJSON(w, http.StatusOK, groupOut(g))
+	return nil
+}
+
+func deviceOut(d store.Device) client.Device {
+	return client.Device{ID: d.ID, Product: d.ProductName, Group: d.GroupName, State: d.State, Attestation: d.Attestation,
+		CurrentRelease: d.CurrentRelease, TargetRelease: d.TargetRelease, LastSeenAt: d.LastSeenAt, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
+}
+
+func (a *API) listDevices(w http.ResponseWriter, r *http.Request, p *principal) error {
+	pg, err := page(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := store.DeviceFilter{Product: q.Get("product"), Group: q.Get("group")}
+	if f.Group != "" && f.Product == "" {
+		return badRequest("group needs product: a group is named within a product")
+	}
+	ds, next, err := a.store.ListDevices(r.Context(), p.tenantID, f, pg)
+	if err != nil {
+		what := "product " + f.Product
+		if f.Group != "" {
+			what = "group " + f.Group + " in product " + f.Product
+		}
+		return storeError(err, what)
+	}
+	list(w, ds, next, deviceOut)
+	return nil
+}
+
+func (a *API) getDevice(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id := r.PathValue("id")
+	if err := checkDeviceID(id); err != nil {
+		return err
+	}
+	d, err := a.store.DeviceByID(r.Context(), p.tenantID, id)
+	if err != nil {
+		return storeError(err, "device "+id)
+	}
+	writeJSON(w, http.StatusOK, deviceOut(d))
+	return nil
+}
+
+func auditOut(r audit.Record) client.AuditRecord {
+	return client.AuditRecord{Seq: r.Seq, At: r.At, Actor: r.Actor, Action: r.Action, Target: r.Target,
+		Details: []byte(r.Details), PrevHash: r.PrevHash, Hash: r.Hash}
+}
+
+func (a *API) listAudit(w http.ResponseWriter, r *http.Request, p *principal) error {
+	pg, err := page(r)
+	if err != nil {
+		return err
+	}
+	recs, next, err := a.store.ListAudit(r.Context(), p.tenantID, store.AuditFilter{Action: r.URL.Query().Get("action")}, pg)
+	if err != nil {
+		return storeError(err, "cursor")
+	}
+	list(w, recs, next, auditOut)
+	return nil
+}
+
+func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request, p *principal) error {
+	v, err := a.store.VerifyAudit(r.Context(), p.tenantID)
+	if errors.Is(err, audit.ErrBroken) {
+		writeJSON(w, http.StatusOK, client.AuditVerification{Intact: false, Problem: errors.Unwrap(err).Error()})
+		return nil
+	}
+	if err != nil {
+		return internal(err)
+	}
+	writeJSON(w, http.StatusOK, client.AuditVerification{Intact: true, Records: v.Records, Head: v.Head})
+	return nil
+}

@@ -1,0 +1,136 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/store"
+)
+
+// MaxBodyBytes caps every admin API request body.
+const MaxBodyBytes = 1 << 20
+
+// decode reads exactly one JSON object of type T from the body: unknown fields, trailing data,
+// wrong types and bodies over MaxBodyBytes are refused with a message that names the problem.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "request body must be application/json")
+		}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
+			return decodeError(err)
+		}
+		return badRequest("request body must hold a single JSON object")
+	}
+	return nil
+}
+
+func decodeError(err error) *Error {
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return newError(http.StatusRequestEntityTooLarge, "too_large", "request body is larger than %d bytes", MaxBodyBytes)
+	}
+	if e, ok := errors.AsType[*json.SyntaxError](err); ok {
+		return badRequest("request body is not valid JSON (at byte %d)", e.Offset)
+	}
+	if e, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		if e.Field == "" {
+			return badRequest("request body must be a JSON object, not %s", e.Value)
+		}
+		return badRequest("field %q must be %s, not %s", e.Field, jsonKind(e.Type.Kind().String()), e.Value)
+	}
+	if errors.Is(err, io.EOF) {
+		return badRequest("request body is empty; a JSON object is required")
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return badRequest("request body is truncated JSON")
+	}
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return badRequest("unknown field %s", f)
+	}
+	return badRequest("request body is not valid JSON")
+}
+
+func jsonKind(goKind string) string {
+	switch {
+	case goKind == "string":
+		return "a string"
+	case goKind == "bool":
+		return "a boolean"
+	case strings.HasPrefix(goKind, "int"), strings.HasPrefix(goKind, "uint"), strings.HasPrefix(goKind, "float"):
+		return "a number"
+	case goKind == "slice" || goKind == "array":
+		return "an array"
+	}
+	return "an object"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *Error) {
+	var body client.ErrorBody
+	body.Error.Code, body.Error.Message = e.Code, e.Message
+	if e.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="rampart"`)
+	}
+	writeJSON(w, e.Status, body)
+}
+
+// page reads ?limit= and ?after= .
+func page(r *http.Request) (store.Page, error) {
+	var p store.Page
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxPageSize {
+			return p, badRequest("limit must be a whole number from 1 to %d", store.MaxPageSize)
+		}
+		p.Limit = n
+	}
+	p.After = r.URL.Query().Get("after")
+	if len(p.After) > 512 {
+		return p, badRequest("after is not a cursor this server returned")
+	}
+	return p, nil
+}
+
+// list writes one page of items converted to their wire form.
+func list[T, W any](w http.ResponseWriter, items []T, next string, conv func(T) W) {
+	out := client.List[W]{Items: make([]W, 0, len(items)), Next: next}
+	for _, it := range items {
+		out.Items = append(out.Items, conv(it))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// storeError maps the store's sentinel errors to client errors; what names the missing or
+// duplicate thing in the message.
+func storeError(err error, what string) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: what + " not found", Err: err}
+	case errors.Is(err, store.ErrConflict):
+		return &Error{Status: http.StatusConflict, Code: "conflict", Message: what + " already exists", Err: err}
+	case errors.Is(err, store.ErrInvalid):
+		return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "invalid request: " + what, Err: err}
+	}
+	return internal(err)
+}

@@ -1,0 +1,198 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// doc describes a route for the OpenAPI document.
+type doc struct {
+	summary  string
+	body     any      // zero value of the request body type, nil for none
+	response any      // zero value of the answer type
+	status   int      // success status; 200 when zero
+	query    []string // query parameters besides limit and after
+}
+
+// openAPIDoc is the generated document; its shape is free-form JSON.
+type openAPIDoc = map[string]any
+
+// Version is the API's version in the OpenAPI document.
+const Version = "1.0.0"
+
+var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)
+
+// OpenAPI builds the OpenAPI 3.1 document from the route table.
+func (a *API) OpenAPI() openAPIDoc {
+	schemas := map[string]any{
+		"Error": map[string]any{
+			"type": "object", "required": []string{"error"},
+			"properties": map[string]any{"error": map[string]any{
+				"type": "object", "required": []string{"code", "message"},
+				"properties": map[string]any{"code": map[string]any{"type": "string"}, "message": map[string]any{"type": "string"}},
+			}},
+		},
+	}
+	paths := map[string]any{}
+	for _, rt := range a.routes {
+		item, _ := paths[rt.path].(map[string]any)
+		if item == nil {
+			item = map[string]any{}
+			paths[rt.path] = item
+		}
+		op := map[string]any{"summary": rt.doc.summary, "operationId": operationID(rt.method, rt.path)}
+		var params []any
+		for _, m := range pathParam.FindAllStringSubmatch(rt.path, -1) {
+			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
+		}
+		q := rt.doc.query
+		if strings.HasPrefix(reflect.TypeOf(rt.doc.response).Name(), "List[") {
+			q = append([]string{"limit", "after"}, q...)
+		}
+		for _, name := range q {
+			typ := "string"
+			if name == "limit" {
+				typ = "integer"
+			}
+			params = append(params, map[string]any{"name": name, "in": "query", "required": false, "schema": map[string]any{"type": typ}})
+		}
+		if params != nil {
+			op["parameters"] = params
+		}
+		if rt.doc.body != nil {
+			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+				"application/json": map[string]any{"schema": schemaRef(reflect.TypeOf(rt.doc.body), schemas)}}}
+		}
+		status := rt.doc.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		responses := map[string]any{
+			itoa(status): map[string]any{"description": http.StatusText(status), "content": map[string]any{
+				"application/json": map[string]any{"schema": schemaRef(reflect.TypeOf(rt.doc.response), schemas)}}},
+			"default": map[string]any{"description": "An error, in the one envelope", "content": map[string]any{
+				"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Error"}}}},
+		}
+		op["responses"] = responses
+		if !rt.access.public {
+			op["security"] = []any{map[string]any{"bearer": []string{}}}
+			role := string(rt.access.role)
+			if rt.access.service {
+				role = "service administrator"
+			}
+			op["description"] = "Needs a token with the " + role + " role; every query is scoped to the token's tenant."
+		}
+		item[strings.ToLower(rt.method)] = op
+	}
+	return openAPIDoc{
+		"openapi": "3.1.0",
+		"info": map[string]any{"title": "Rampart admin API", "version": Version,
+			"description": "Admin API of Rampart, the security service for fleets of connected Linux devices."},
+		"paths": paths,
+		"components": map[string]any{
+			"schemas":         schemas,
+			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer"}},
+		},
+	}
+}
+
+func (a *API) openAPI(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	writeJSON(w, http.StatusOK, a.OpenAPI())
+	return nil
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+func operationID(method, path string) string {
+	var b strings.Builder
+	b.WriteString(strings.ToLower(method))
+	for _, part := range strings.Split(strings.TrimPrefix(path, "/api/v1/"), "/") {
+		part = strings.Trim(part, "{}")
+		part = strings.ReplaceAll(strings.ReplaceAll(part, ".", "_"), "-", "_")
+		for _, w := range strings.Split(part, "_") {
+			if w != "" {
+				b.WriteString(strings.ToUpper(w[:1]) + w[1:])
+			}
+		}
+	}
+	return b.String()
+}
+
+var (
+	timeType = reflect.TypeOf(time.Time{})
+	rawType  = reflect.TypeOf(json.RawMessage{})
+)
+
+// schemaRef returns the JSON Schema of t, registering named struct types under components.
+func schemaRef(t reflect.Type, schemas map[string]any) map[string]any {
+	switch {
+	case t == timeType:
+		return map[string]any{"type": "string", "format": "date-time"}
+	case t == rawType:
+		return map[string]any{"type": "object"}
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return schemaRef(t.Elem(), schemas)
+	case reflect.String:
+		return map[string]any{"type": "string"}
+	case reflect.Bool:
+		return map[string]any{"type": "boolean"}
+	case reflect.Int, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint32, reflect.Uint64:
+		return map[string]any{"type": "integer"}
+	case reflect.Float32, reflect.Float64:
+		return map[string]any{"type": "number"}
+	case reflect.Slice, reflect.Array:
+		return map[string]any{"type": "array", "items": schemaRef(t.Elem(), schemas)}
+	case reflect.Map:
+		return map[string]any{"type": "object", "additionalProperties": schemaRef(t.Elem(), schemas)}
+	case reflect.Struct:
+		name := schemaName(t)
+		if _, done := schemas[name]; !done {
+			schemas[name] = map[string]any{} // placeholder against recursion
+			props := map[string]any{}
+			var required []string
+			for f := range t.Fields() {
+				tag := f.Tag.Get("json")
+				if !f.IsExported() || tag == "-" {
+					continue
+				}
+				fname, opts, _ := strings.Cut(tag, ",")
+				if fname == "" {
+					fname = f.Name
+				}
+				props[fname] = schemaRef(f.Type, schemas)
+				if !strings.Contains(opts, "omitempty") && f.Type.Kind() != reflect.Pointer {
+					required = append(required, fname)
+				}
+			}
+			s := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+			if required != nil {
+				s["required"] = required
+			}
+			schemas[name] = s
+		}
+		return map[string]any{"$ref": "#/components/schemas/" + name}
+	}
+	return map[string]any{}
+}
+
+// schemaName turns "List[github.com/.../client.Product]" into "ProductList".
+func schemaName(t reflect.Type) string {
+	name := t.Name()
+	if inner, ok := strings.CutPrefix(name, "List["); ok {
+		inner = strings.TrimSuffix(inner, "]")
+		if i := strings.LastIndex(inner, "."); i >= 0 {
+			inner = inner[i+1:]
+		}
+		return inner + "List"
+	}
+	if name == "" {
+		return "Object"
+	}
+	return name
+}

@@ -1,0 +1,412 @@
+package attest
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	agent "github.com/rampartsec/rampart/internal/agent/attest"
+	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/ca"
+)
+
+// requireOrSkip skips a test that needs an absent component, unless
+// RAMPART_REQUIRE_ALL=1, where the absence is a failure.
+func requireOrSkip(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("RAMPART_REQUIRE_ALL") == "1" {
+		t.Fatalf("required component missing (RAMPART_REQUIRE_ALL=1): %s", msg)
+	}
+	t.Skip(msg)
+}
+
+const testTenant = "acme"
+
+// component is one released image the fake device measures.
+type component struct {
+	typ     wire.EventType
+	name    string
+	version string
+	digest  []byte
+}
+
+// release returns one component of each class with random content, as a
+// product's images would be.
+func release(t testing.TB, version string) []component {
+	t.Helper()
+	var out []component
+	for _, c := range []struct {
+		typ  wire.EventType
+		name string
+	}{
+		{wire.EventBoot, "u-boot"}, {wire.EventOS, "rootfs"}, {wire.EventAgent, "rampart-agent"}, {wire.EventApplication, "sensor-app"},
+	} {
+		img := make([]byte, 256)
+		if _, err := rand.Read(img); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(img)
+		out = append(out, component{c.typ, c.name, version, sum[:]})
+	}
+	return out
+}
+
+// referencesFor derives reference values from released components.
+func referencesFor(rels ...[]component) map[string]Reference {
+	refs := make(map[string]Reference)
+	for _, rel := range rels {
+		for _, c := range rel {
+			refs[hex.EncodeToString(c.digest)] = Reference{Type: c.typ, Name: c.name, Version: c.version}
+		}
+	}
+	return refs
+}
+
+// device is the agent side of a test: an attester and its measurement log.
+type device struct {
+	a   agent.Attester
+	log *agent.MeasurementLog
+	dir string
+}
+
+func newDevice(t testing.TB, a agent.Attester, dir string, measured []component) *device {
+	t.Helper()
+	log, err := agent.OpenLog(filepath.Join(dir, "measurements.json"), "boot-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &device{a: a, log: log, dir: dir}
+	for _, c := range measured {
+		if err := log.Measure(context.Background(), a, c.typ, c.name, c.version, c.digest); err != nil {
+			t.Fatalf("Measure %s: %v", c.name, err)
+		}
+	}
+	return d
+}
+
+// roundTrip encodes v as the agent would send it and decodes it with the
+// server's strict decoder.
+func roundTrip[T any](t testing.TB, v any, decode func(*bytes.Reader) (T, error)) T {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	return out
+}
+
+func decodeEnroll(r *bytes.Reader) (*wire.EnrollRequest, error) { return wire.DecodeEnrollRequest(r) }
+func decodeEvidence(r *bytes.Reader) (*wire.Evidence, error)    { return wire.DecodeEvidence(r) }
+
+// server is the server side of a test: verifier, nonce store and tenant CA.
+type server struct {
+	v      *Verifier
+	nonces *MemoryNonces
+	ca     *ca.Authority
+	now    time.Time
+}
+
+func newServer(t testing.TB) *server {
+	t.Helper()
+	kek := make([]byte, ca.KEKSize)
+	if _, err := rand.Read(kek); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{nonces: NewMemoryNonces(), now: time.Now()}
+	sealed, err := ca.Create(testTenant, kek, s.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ca, err = ca.Open(testTenant, sealed, kek); err != nil {
+		t.Fatal(err)
+	}
+	s.v = NewVerifier(Config{Nonces: s.nonces, Now: func() time.Time { return s.now }})
+	return s
+}
+
+// enrolled is the outcome of a device's enrolment.
+type enrolled struct {
+	dev        Device
+	resp       *wire.EnrollResponse
+	activation []byte // the device's answer, nil for software
+}
+
+// enroll runs the enrolment on both sides and claims the device into the
+// test tenant.
+func (s *server) enroll(t testing.TB, d *device, cas *ManufacturerCAs, preauth func(string) bool) enrolled {
+	t.Helper()
+	ctx := context.Background()
+	req, err := d.a.Enrollment(ctx)
+	if err != nil {
+		t.Fatalf("Enrollment: %v", err)
+	}
+	req = roundTrip(t, req, decodeEnroll)
+	e, err := CheckEnrollment(req)
+	if err != nil {
+		t.Fatalf("CheckEnrollment: %v", err)
+	}
+	if err := e.CheckEK(cas, preauth); err != nil {
+		t.Fatalf("CheckEK: %v", err)
+	}
+	id, err := agent.DeviceID(ctx, d.a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != e.DeviceID {
+		t.Fatalf("agent device id %s, server computed %s", id, e.DeviceID)
+	}
+	resp, err := s.v.Begin(ctx, e)
+	if err != nil {
+		t.Fatalf("Begin: %v", err)
+	}
+	out := enrolled{
+		dev:  Device{ID: e.DeviceID, Tenant: testTenant, Attester: e.Attester, AKPublic: e.AKPublic},
+		resp: resp,
+	}
+	if req.Attester.IsTPM() {
+		if len(resp.Credential) == 0 {
+			t.Fatal("TPM enrolment without activation challenge")
+		}
+		if out.activation, err = d.a.Activate(ctx, resp.Credential, resp.Secret); err != nil {
+			t.Fatalf("Activate: %v", err)
+		}
+	}
+	return out
+}
+
+// collect gathers evidence on the device and passes it through the wire.
+func (d *device) collect(t testing.TB, id string, nonce, activation []byte) *wire.Evidence {
+	t.Helper()
+	ev, err := agent.Collect(context.Background(), d.a, d.log, id, nonce, activation)
+	if err != nil {
+		t.Fatalf("Collect: %v", err)
+	}
+	return roundTrip(t, ev, decodeEvidence)
+}
+
+// checkIssued issues the certificate the result grants and proves it works
+// for mTLS with the device's certificate key (inside the TPM on TPM
+// backends), then classifies it.
+func (s *server) checkIssued(t testing.TB, d *device, res *Result) ca.Class {
+	t.Helper()
+	profile := ca.ProfileNormal
+	if res.Grant == GrantUpdateOnly {
+		profile = ca.ProfileUpdateOnly
+	}
+	cert, err := s.ca.Issue(res.DeviceID, res.CertKey, profile, s.now)
+	if err != nil {
+		t.Fatalf("Issue: %v", err)
+	}
+	signer, _, err := d.a.CertificateKey(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !publicKeysEqual(cert.PublicKey, signer.Public()) {
+		t.Fatal("issued certificate is not for the device's certificate key")
+	}
+	mtlsHandshake(t, s.ca.Pool(), tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: signer})
+	class, id := s.ca.Classify(cert, s.now)
+	if id != res.DeviceID {
+		t.Errorf("Classify device id %q, want %q", id, res.DeviceID)
+	}
+	return class
+}
+
+// mtlsHandshake completes a TLS 1.3 handshake in memory where the server
+// requires a client certificate from pool.
+func mtlsHandshake(t testing.TB, pool *x509.CertPool, clientCert tls.Certificate) {
+	t.Helper()
+	srvKey, srvCert := selfSigned(t)
+	c1, c2 := net.Pipe()
+	defer c1.Close()
+	defer c2.Close()
+	errc := make(chan error, 1)
+	go func() {
+		srv := tls.Server(c1, &tls.Config{
+			Certificates: []tls.Certificate{{Certificate: [][]byte{srvCert.Raw}, PrivateKey: srvKey}},
+			ClientAuth:   tls.RequireAndVerifyClientCert,
+			ClientCAs:    pool,
+			MinVersion:   tls.VersionTLS13,
+		})
+		errc <- srv.Handshake()
+	}()
+	roots := x509.NewCertPool()
+	roots.AddCert(srvCert)
+	cli := tls.Client(c2, &tls.Config{
+		RootCAs: roots, ServerName: "rampart.test",
+		Certificates: []tls.Certificate{clientCert},
+		MinVersion:   tls.VersionTLS13,
+	})
+	if err := cli.Handshake(); err != nil {
+		t.Fatalf("client handshake: %v", err)
+	}
+	// The server verifies the client certificate after the client's last
+	// flight; read once so it completes.
+	go cli.Read(make([]byte, 1))
+	if err := <-errc; err != nil {
+		t.Fatalf("server handshake with device certificate: %v", err)
+	}
+}
+
+// freePortPair returns a loopback port P such that P and P+1 were free.
+func freePortPair(t testing.TB) int {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
+		if err == nil {
+			l2.Close()
+			return p
+		}
+	}
+	t.Fatal("no free loopback port pair")
+	return 0
+}
+
+// startSWTPM manufactures a TPM state with an EK certificate from a local
+// CA in a temporary folder, starts swtpm on loopback and returns its
+// address and the manufacturer CA certificates (PEM).
+func startSWTPM(t testing.TB) (addr string, caPEM []byte) {
+	t.Helper()
+	for _, bin := range []string{"swtpm", "swtpm_setup", "swtpm_localca"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			requireOrSkip(t, "%s not installed (Debian packages swtpm swtpm-tools)", bin)
+		}
+	}
+	dir := t.TempDir()
+	state, caDir := filepath.Join(dir, "state"), filepath.Join(dir, "ca")
+	for _, d := range []string{state, caDir} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	localca := filepath.Join(dir, "swtpm-localca.conf")
+	setup := filepath.Join(dir, "swtpm_setup.conf")
+	writeFile(t, localca, fmt.Sprintf("statedir = %[1]s\nsigningkey = %[1]s/signkey.pem\nissuercert = %[1]s/issuercert.pem\ncertserial = %[1]s/certserial\n", caDir))
+	writeFile(t, setup, fmt.Sprintf("create_certs_tool = swtpm_localca\ncreate_certs_tool_config = %s\ncreate_certs_tool_options = /dev/null\nactive_pcr_banks = sha256\n", localca))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "swtpm_setup", "--tpm2", "--tpmstate", state, "--create-ek-cert",
+		"--config", setup, "--overwrite").CombinedOutput()
+	if err != nil {
+		t.Fatalf("swtpm_setup: %v\n%s", err, out)
+	}
+	for _, f := range []string{"swtpm-localca-rootca-cert.pem", "issuercert.pem"} {
+		b, err := os.ReadFile(filepath.Join(caDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		caPEM = append(caPEM, b...)
+	}
+	port := freePortPair(t)
+	cmd := exec.Command("swtpm", "socket", "--tpm2",
+		"--server", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port),
+		"--ctrl", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port+1),
+		"--tpmstate", "dir="+state, "--flags", "not-need-init,startup-clear")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start swtpm: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return addr, caPEM
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("swtpm did not listen on %s: %v\n%s", addr, err, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func selfSigned(t testing.TB) (*ecdsa.PrivateKey, *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "rampart.test"},
+		DNSNames:     []string{"rampart.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, cert
+}
+
+// selfSignedCA returns an unrelated CA certificate in PEM.
+func selfSignedCA(t testing.TB) (*ecdsa.PrivateKey, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(2),
+		Subject:               pkix.Name{CommonName: "Unknown TPM manufacturer"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}

@@ -1,0 +1,365 @@
+package attest
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	gattest "github.com/google/go-attestation/attest"
+	legacy "github.com/google/go-tpm/legacy/tpm2"
+
+	"github.com/rampartsec/rampart/internal/attest/wire"
+)
+
+// Device is what the server knows about an enrolled device, from storage:
+// never from the evidence itself.
+type Device struct {
+	ID       string
+	Tenant   string // empty while unclaimed
+	Attester wire.AttesterKind
+	AKPublic []byte // TPMT_PUBLIC recorded at enrolment
+	// Activated is true once the device answered its credential activation
+	// challenge (always false for software attesters, which have none).
+	Activated bool
+}
+
+// Reference is the expected digest of one released component.
+type Reference struct {
+	Type    wire.EventType
+	Name    string
+	Version string
+	// Revoked marks a digest of a release that was revoked (vulnerable).
+	Revoked bool
+	// Outdated marks a digest of a release older than the newest one.
+	Outdated bool
+}
+
+// Policy is the per-product verification policy.
+type Policy struct {
+	// AcceptSoftware admits software attesters (with a warning). When false
+	// their evidence is refused.
+	AcceptSoftware bool
+	// References maps lowercase hex SHA-256 digests to known components.
+	References map[string]Reference
+}
+
+// Input is one attestation to verify.
+type Input struct {
+	Evidence *wire.Evidence
+	Device   Device // as stored
+	Tenant   string // tenant the request is served for
+	Policy   Policy
+}
+
+// Grant is what a result entitles the device to.
+type Grant int
+
+// Grants.
+const (
+	GrantNone       Grant = iota // refused: issue nothing
+	GrantUpdateOnly              // contraindicated software: update-only certificate
+	GrantNormal                  // affirming or warning: normal certificate
+)
+
+func (g Grant) String() string {
+	switch g {
+	case GrantNone:
+		return "none"
+	case GrantUpdateOnly:
+		return "update-only"
+	case GrantNormal:
+		return "normal"
+	}
+	return fmt.Sprintf("grant(%d)", int(g))
+}
+
+// Reason codes. Refusals mean the evidence could not be trusted at all;
+// contraindications mean it was trusted and showed bad software; warnings
+// are admissible but worth attention.
+const (
+	// refusals
+	ReasonDeviceMismatch      = "device_mismatch"
+	ReasonUnclaimed           = "device_unclaimed"
+	ReasonOtherTenant         = "device_other_tenant"
+	ReasonSoftwareRefused     = "software_attester_refused"
+	ReasonNonceUnknown        = "nonce_unknown"
+	ReasonNonceExpired        = "nonce_expired"
+	ReasonActivationMissing   = "activation_missing"
+	ReasonActivationFailed    = "activation_failed"
+	ReasonIdentityKey         = "identity_key_invalid"
+	ReasonCertKeyInvalid      = "cert_key_invalid"
+	ReasonCertKeyUncertified  = "cert_key_not_tpm_resident"
+	ReasonQuoteInvalid        = "quote_invalid"
+	ReasonQuotePCRs           = "quote_pcr_selection"
+	ReasonLogReplay           = "log_replay_mismatch"
+	ReasonVerifierUnavailable = "verifier_unavailable"
+	// contraindications
+	ReasonLogEmpty          = "log_empty"
+	ReasonUnknownComponent  = "unknown_component"
+	ReasonRevokedComponent  = "revoked_component"
+	ReasonComponentMismatch = "component_type_mismatch"
+	// warnings
+	ReasonSoftwareAttester = "software_attester"
+	ReasonOutdatedRelease  = "outdated_release"
+)
+
+type severity int
+
+const (
+	sevWarning severity = iota + 1
+	sevContraindicated
+	sevRefused
+)
+
+// Result is the verifier's typed verdict.
+type Result struct {
+	Status   wire.Status
+	Reasons  []wire.Reason
+	Grant    Grant
+	DeviceID string
+	// CertKey is the key to certify when Grant is not GrantNone.
+	CertKey crypto.PublicKey
+	// Activated is true when this evidence completed credential activation;
+	// the caller records it on the device.
+	Activated bool
+	worst     severity
+}
+
+func (r *Result) add(s severity, code, format string, args ...any) {
+	r.Reasons = append(r.Reasons, wire.Reason{Code: code, Detail: fmt.Sprintf(format, args...)})
+	r.worst = max(r.worst, s)
+}
+
+func (r *Result) refuse(code, format string, args ...any) *Result {
+	r.add(sevRefused, code, format, args...)
+	return r.finish()
+}
+
+func (r *Result) finish() *Result {
+	switch r.worst {
+	case sevRefused:
+		r.Status, r.Grant, r.CertKey, r.Activated = wire.StatusContraindicated, GrantNone, nil, false
+	case sevContraindicated:
+		r.Status, r.Grant = wire.StatusContraindicated, GrantUpdateOnly
+	case sevWarning:
+		r.Status, r.Grant = wire.StatusWarning, GrantNormal
+	default:
+		r.Status, r.Grant = wire.StatusAffirming, GrantNormal
+	}
+	return r
+}
+
+// Refused reports whether the evidence was refused outright.
+func (r *Result) Refused() bool { return r.Grant == GrantNone }
+
+// tpmGeneratedValue is TPM_GENERATED_VALUE, the magic a TPM puts in front
+// of every structure it signs and refuses to sign for outside data.
+const tpmGeneratedValue = 0xff544347
+
+// Verify checks evidence and returns the verdict. Once the device checks
+// pass it consumes the nonce whatever the outcome, so evidence is never
+// accepted twice. It never returns nil; every refusal carries a reason for
+// the audit record.
+func (v *Verifier) Verify(ctx context.Context, in Input) *Result {
+	ev, dev := in.Evidence, in.Device
+	r := &Result{DeviceID: dev.ID}
+	if ev == nil {
+		return r.refuse(ReasonQuoteInvalid, "no evidence")
+	}
+	if ev.DeviceID != dev.ID {
+		return r.refuse(ReasonDeviceMismatch, "evidence names device %s", ev.DeviceID)
+	}
+	switch {
+	case dev.Tenant == "":
+		return r.refuse(ReasonUnclaimed, "device is not claimed by any tenant")
+	case dev.Tenant != in.Tenant:
+		return r.refuse(ReasonOtherTenant, "device belongs to another tenant")
+	}
+	if dev.Attester == wire.KindSoftware {
+		if !in.Policy.AcceptSoftware {
+			return r.refuse(ReasonSoftwareRefused, "the product does not accept software attesters")
+		}
+		r.add(sevWarning, ReasonSoftwareAttester, "identity key is a software key without hardware protection")
+	}
+
+	ch, err := v.nonces.Take(ctx, dev.ID, ev.Nonce, v.now())
+	switch {
+	case errors.Is(err, ErrNonceExpired):
+		return r.refuse(ReasonNonceExpired, "the nonce expired; ask for a new challenge")
+	case errors.Is(err, ErrNonceUnknown):
+		return r.refuse(ReasonNonceUnknown, "the nonce was never issued to this device or was already used")
+	case err != nil:
+		v.log.ErrorContext(ctx, "nonce store", "device", dev.ID, "err", err)
+		return r.refuse(ReasonVerifierUnavailable, "nonce store unavailable")
+	}
+
+	if dev.Attester.IsTPM() && !dev.Activated {
+		if len(ch.ActivationDigest) == 0 || len(ev.ActivationSecret) == 0 {
+			return r.refuse(ReasonActivationMissing, "first attestation of a TPM device must answer the activation challenge")
+		}
+		sum := sha256.Sum256(ev.ActivationSecret)
+		if subtle.ConstantTimeCompare(sum[:], ch.ActivationDigest) != 1 {
+			return r.refuse(ReasonActivationFailed, "activation secret does not match: the AK is not bound to the EK")
+		}
+		r.Activated = true
+	}
+
+	ak, err := gattest.ParseAKPublic(dev.AKPublic)
+	if err != nil {
+		return r.refuse(ReasonIdentityKey, "stored identity key does not parse: %v", err)
+	}
+	certKey, err := v.checkCertKey(ev, dev, ak)
+	if err != nil {
+		code := ReasonCertKeyInvalid
+		if errors.Is(err, errUncertified) {
+			code = ReasonCertKeyUncertified
+		}
+		return r.refuse(code, "%v", err)
+	}
+
+	pcrs, err := checkQuote(ev, ak)
+	if err != nil {
+		code := ReasonQuoteInvalid
+		if errors.Is(err, errSelection) {
+			code = ReasonQuotePCRs
+		}
+		return r.refuse(code, "%v", err)
+	}
+	if err := replay(ev.Log, pcrs); err != nil {
+		return r.refuse(ReasonLogReplay, "%v", err)
+	}
+
+	compareReferences(r, ev.Log, in.Policy.References)
+	r.CertKey = certKey
+	return r.finish()
+}
+
+var (
+	errUncertified = errors.New("certificate key is not certified as TPM-resident by the AK")
+	errSelection   = errors.New("quote does not cover exactly the Rampart PCRs")
+)
+
+// checkCertKey parses the key to certify and, on TPM backends, checks the
+// AK's certification that it was created inside the TPM and cannot leave it.
+func (v *Verifier) checkCertKey(ev *wire.Evidence, dev Device, ak *gattest.AKPublic) (crypto.PublicKey, error) {
+	pub, err := x509.ParsePKIXPublicKey(ev.CertKey)
+	if err != nil {
+		return nil, fmt.Errorf("certificate key: %w", err)
+	}
+	k, ok := pub.(*ecdsa.PublicKey)
+	if !ok || (k.Curve != elliptic.P256() && k.Curve != elliptic.P384()) {
+		return nil, fmt.Errorf("certificate key must be ECDSA P-256 or P-384, not %T", pub)
+	}
+	if !dev.Attester.IsTPM() {
+		return pub, nil
+	}
+	c := ev.CertKeyCertification
+	if c == nil {
+		return nil, errUncertified
+	}
+	cp := gattest.CertificationParameters{Public: c.Public, CreateAttestation: c.CreateAttestation, CreateSignature: c.CreateSignature}
+	if err := cp.Verify(gattest.VerifyOpts{Public: ak.Public, Hash: ak.Hash}); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUncertified, err)
+	}
+	tp, err := legacy.DecodePublic(c.Public)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUncertified, err)
+	}
+	certified, err := tp.Key()
+	if err != nil || !publicKeysEqual(certified, pub) {
+		return nil, fmt.Errorf("%w: certified key differs from cert_key", errUncertified)
+	}
+	return pub, nil
+}
+
+// checkQuote verifies the quote's signature by the AK, its magic, its extra
+// data (nonce bound to the certificate key) and that it covers exactly the
+// Rampart PCRs with the reported values. It returns the verified values.
+func checkQuote(ev *wire.Evidence, ak *gattest.AKPublic) (map[int][]byte, error) {
+	pcrs := make([]gattest.PCR, 0, len(ev.PCRs))
+	values := make(map[int][]byte, len(ev.PCRs))
+	for _, p := range ev.PCRs {
+		d, err := wire.DigestBytes(p.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("pcr %d: %w", p.Index, err)
+		}
+		pcrs = append(pcrs, gattest.PCR{Index: p.Index, Digest: d, DigestAlg: crypto.SHA256})
+		values[p.Index] = d
+	}
+	q := gattest.Quote{Quote: ev.Quote, Signature: ev.QuoteSignature}
+	if err := ak.Verify(q, pcrs, wire.QualifyingData(ev.Nonce, ev.CertKey)); err != nil {
+		return nil, fmt.Errorf("quote: %v", err)
+	}
+	att, err := legacy.DecodeAttestationData(ev.Quote)
+	if err != nil {
+		return nil, fmt.Errorf("quote: %v", err)
+	}
+	if att.Magic != tpmGeneratedValue {
+		return nil, errors.New("quote: not a TPM-generated structure")
+	}
+	if att.AttestedQuoteInfo == nil || att.AttestedQuoteInfo.PCRSelection.Hash != legacy.AlgSHA256 {
+		return nil, fmt.Errorf("%w: not the SHA-256 bank", errSelection)
+	}
+	got := slices.Sorted(slices.Values(att.AttestedQuoteInfo.PCRSelection.PCRs))
+	if !slices.Equal(got, wire.QuotedPCRs) {
+		return nil, fmt.Errorf("%w: quoted %v, want %v", errSelection, got, wire.QuotedPCRs)
+	}
+	return values, nil
+}
+
+// replay recomputes every quoted PCR from zero through the log's events and
+// compares it with the quoted value.
+func replay(log []wire.Event, quoted map[int][]byte) error {
+	state := make(map[int][]byte, len(quoted))
+	for i := range quoted {
+		state[i] = make([]byte, sha256.Size)
+	}
+	buf := make([]byte, 0, 2*sha256.Size)
+	for n, ev := range log {
+		cur, ok := state[ev.PCR]
+		if !ok {
+			return fmt.Errorf("event %d extends pcr %d, which the quote does not cover", n, ev.PCR)
+		}
+		d, err := wire.DigestBytes(ev.Digest)
+		if err != nil {
+			return fmt.Errorf("event %d: %w", n, err)
+		}
+		sum := sha256.Sum256(append(append(buf[:0], cur...), d...))
+		copy(cur, sum[:])
+	}
+	for _, i := range slices.Sorted(maps.Keys(quoted)) {
+		if !bytes.Equal(state[i], quoted[i]) {
+			return fmt.Errorf("the log replays pcr %d to %x, the quote says %x", i, state[i], quoted[i])
+		}
+	}
+	return nil
+}
+
+func compareReferences(r *Result, log []wire.Event, refs map[string]Reference) {
+	if len(log) == 0 {
+		r.add(sevContraindicated, ReasonLogEmpty, "no component was measured")
+		return
+	}
+	for _, ev := range log {
+		ref, ok := refs[ev.Digest]
+		switch {
+		case !ok:
+			r.add(sevContraindicated, ReasonUnknownComponent, "%s %q %s: digest %s is not in any release", ev.Type, ev.Name, ev.Version, ev.Digest)
+		case ref.Type != "" && ref.Type != ev.Type:
+			r.add(sevContraindicated, ReasonComponentMismatch, "%s %q: digest %s belongs to %s %q", ev.Type, ev.Name, ev.Digest, ref.Type, ref.Name)
+		case ref.Revoked:
+			r.add(sevContraindicated, ReasonRevokedComponent, "%s %q %s is in a revoked release", ref.Type, ref.Name, ref.Version)
+		case ref.Outdated:
+			r.add(sevWarning, ReasonOutdatedRelease, "%s %q %s is not the newest release", ref.Type, ref.Name, ref.Version)
+		}
+	}
+}

@@ -1,0 +1,434 @@
+// Package ca owns the tenant certificate authorities: creating a tenant CA,
+// keeping its private key encrypted at rest, issuing short-lived device
+// certificates (normal and update-only) and classifying the client
+// certificates that devices present.
+//
+// It is imported by the server only; the agent never links it.
+//
+// Certificate profile (see doc/attestation.md):
+//   - the tenant CA is an ECDSA P-256 self-signed root, valid ten years, with
+//     a URI name constraint that limits it to the tenant's SPIFFE trust domain;
+//   - a normal device certificate carries exactly one URI SAN
+//     spiffe://<tenant>/device/<id>;
+//   - an update-only certificate carries spiffe://<tenant>/update-only/device/<id>,
+//     a path that a relying party matching spiffe://<tenant>/device/ refuses
+//     without knowing about update-only certificates at all;
+//   - both are valid 24 hours, usable for TLS client authentication only, and
+//     should be renewed at half life.
+package ca
+
+import (
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Validity periods of the certificates this package creates.
+const (
+	DeviceCertValidity = 24 * time.Hour
+	CAValidity         = 10 * 365 * 24 * time.Hour
+	// clockSkew backdates NotBefore so that a device whose clock is slightly
+	// behind the server's accepts its fresh certificate.
+	clockSkew = 5 * time.Minute
+)
+
+// KEKSize is the length in bytes of the key-encryption key (AES-256-GCM).
+const KEKSize = 32
+
+// sealedKeyVersion prefixes a sealed CA key so the format can evolve.
+const sealedKeyVersion = 1
+
+// Sentinel errors.
+var (
+	ErrInvalidTenant   = errors.New("tenant name is not a valid SPIFFE trust domain")
+	ErrInvalidDeviceID = errors.New("device id must be 64 lowercase hex characters")
+	ErrBadKEK          = errors.New("key-encryption key must be 32 bytes")
+	ErrSealedKey       = errors.New("sealed CA key cannot be opened")
+	ErrKeyMismatch     = errors.New("CA key does not match the CA certificate")
+	ErrUnsupportedKey  = errors.New("unsupported device public key")
+	ErrNotDeviceURI    = errors.New("not a device SPIFFE ID")
+)
+
+var (
+	trustDomainRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,253}[a-z0-9])?$`)
+	deviceIDRE    = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// Profile selects the kind of device certificate to issue.
+type Profile int
+
+// Certificate profiles.
+const (
+	// ProfileNormal is issued after an affirming or warning attestation result.
+	ProfileNormal Profile = iota + 1
+	// ProfileUpdateOnly is issued after a contraindicated result: update
+	// endpoints accept it, every other endpoint refuses it.
+	ProfileUpdateOnly
+)
+
+func (p Profile) String() string {
+	switch p {
+	case ProfileNormal:
+		return "normal"
+	case ProfileUpdateOnly:
+		return "update-only"
+	default:
+		return fmt.Sprintf("profile(%d)", int(p))
+	}
+}
+
+// Sealed is the stored form of a tenant CA: the certificate in PEM and the
+// private key encrypted with the caller's key-encryption key.
+type Sealed struct {
+	CertPEM      []byte
+	EncryptedKey []byte
+}
+
+// Authority is an opened tenant CA, able to issue device certificates.
+type Authority struct {
+	tenant string
+	cert   *x509.Certificate
+	key    *ecdsa.PrivateKey
+	pool   *x509.CertPool
+}
+
+// ValidateTenant reports whether tenant can serve as a SPIFFE trust domain.
+func ValidateTenant(tenant string) error {
+	if !trustDomainRE.MatchString(tenant) || strings.Contains(tenant, "..") {
+		return fmt.Errorf("%w: %q", ErrInvalidTenant, tenant)
+	}
+	return nil
+}
+
+// Create makes a new tenant CA valid from now and returns it sealed under
+// kek. The caller stores the result; Open turns it back into an Authority.
+func Create(tenant string, kek []byte, now time.Time) (Sealed, error) {
+	if err := ValidateTenant(tenant); err != nil {
+		return Sealed{}, fmt.Errorf("ca.Create: %w", err)
+	}
+	if len(kek) != KEKSize {
+		return Sealed{}, fmt.Errorf("ca.Create: %w", ErrBadKEK)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return Sealed{}, fmt.Errorf("ca.Create: generate key: %w", err)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return Sealed{}, fmt.Errorf("ca.Create: %w", err)
+	}
+	skid, err := subjectKeyID(key.Public())
+	if err != nil {
+		return Sealed{}, fmt.Errorf("ca.Create: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "Rampart tenant CA " + tenant, Organization: []string{tenant}},
+		NotBefore:             now.Add(-clockSkew),
+		NotAfter:              now.Add(CAValidity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+		SubjectKeyId:          skid,
+		PermittedURIDomains:   []string{tenant},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return Sealed{}, fmt.Errorf("ca.Create: create certificate: %w", err)
+	}
+	enc, err := sealKey(key, kek, tenant)
+	if err != nil {
+		return Sealed{}, fmt.Errorf("ca.Create: %w", err)
+	}
+	return Sealed{
+		CertPEM:      pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		EncryptedKey: enc,
+	}, nil
+}
+
+// Open decrypts a sealed tenant CA with kek and checks that the key matches
+// the certificate.
+func Open(tenant string, s Sealed, kek []byte) (*Authority, error) {
+	if len(kek) != KEKSize {
+		return nil, fmt.Errorf("ca.Open: %w", ErrBadKEK)
+	}
+	cert, err := ParseCertificatePEM(s.CertPEM)
+	if err != nil {
+		return nil, fmt.Errorf("ca.Open: %w", err)
+	}
+	key, err := openKey(s.EncryptedKey, kek, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("ca.Open: %w", err)
+	}
+	if !key.PublicKey.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("ca.Open: %w", ErrKeyMismatch)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &Authority{tenant: tenant, cert: cert, key: key, pool: pool}, nil
+}
+
+// Tenant returns the trust domain the authority issues for.
+func (a *Authority) Tenant() string { return a.tenant }
+
+// Certificate returns the CA certificate.
+func (a *Authority) Certificate() *x509.Certificate { return a.cert }
+
+// CertificatePEM returns the CA certificate in PEM, as `rampart ca show` prints it.
+func (a *Authority) CertificatePEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.cert.Raw})
+}
+
+// Pool returns a pool holding only this CA, for TLS client verification.
+func (a *Authority) Pool() *x509.CertPool { return a.pool }
+
+// DeviceURI returns the SPIFFE ID that a certificate of the given profile
+// carries for deviceID in tenant.
+func DeviceURI(tenant, deviceID string, p Profile) *url.URL {
+	path := "/device/" + deviceID
+	if p == ProfileUpdateOnly {
+		path = "/update-only/device/" + deviceID
+	}
+	return &url.URL{Scheme: "spiffe", Host: tenant, Path: path}
+}
+
+// ParseDeviceURI splits a device SPIFFE ID into its tenant, device ID and
+// profile. It accepts exactly the two forms DeviceURI produces.
+func ParseDeviceURI(u *url.URL) (tenant, deviceID string, p Profile, err error) {
+	if u == nil || u.Scheme != "spiffe" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return "", "", 0, ErrNotDeviceURI
+	}
+	if ValidateTenant(u.Host) != nil {
+		return "", "", 0, ErrNotDeviceURI
+	}
+	switch {
+	case strings.HasPrefix(u.Path, "/device/"):
+		deviceID, p = strings.TrimPrefix(u.Path, "/device/"), ProfileNormal
+	case strings.HasPrefix(u.Path, "/update-only/device/"):
+		deviceID, p = strings.TrimPrefix(u.Path, "/update-only/device/"), ProfileUpdateOnly
+	default:
+		return "", "", 0, ErrNotDeviceURI
+	}
+	if !deviceIDRE.MatchString(deviceID) {
+		return "", "", 0, ErrNotDeviceURI
+	}
+	return u.Host, deviceID, p, nil
+}
+
+// Issue creates a device certificate of profile p for deviceID over pub,
+// valid DeviceCertValidity from now. The caller has already established
+// that the device holds the key (by a CSR or by the attestation evidence).
+func (a *Authority) Issue(deviceID string, pub crypto.PublicKey, p Profile, now time.Time) (*x509.Certificate, error) {
+	if !deviceIDRE.MatchString(deviceID) {
+		return nil, fmt.Errorf("ca.Issue: %w", ErrInvalidDeviceID)
+	}
+	if p != ProfileNormal && p != ProfileUpdateOnly {
+		return nil, fmt.Errorf("ca.Issue: unknown profile %d", int(p))
+	}
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
+			return nil, fmt.Errorf("ca.Issue: %w: curve %s", ErrUnsupportedKey, k.Curve.Params().Name)
+		}
+	default:
+		return nil, fmt.Errorf("ca.Issue: %w: %T", ErrUnsupportedKey, pub)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, fmt.Errorf("ca.Issue: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:   serial,
+		Subject:        pkix.Name{CommonName: deviceID, Organization: []string{a.tenant}},
+		NotBefore:      now.Add(-clockSkew),
+		NotAfter:       now.Add(DeviceCertValidity),
+		KeyUsage:       x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		URIs:           []*url.URL{DeviceURI(a.tenant, deviceID, p)},
+		AuthorityKeyId: a.cert.SubjectKeyId,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, pub, a.key)
+	if err != nil {
+		return nil, fmt.Errorf("ca.Issue: create certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("ca.Issue: parse certificate: %w", err)
+	}
+	return cert, nil
+}
+
+// Class is what a presented client certificate amounts to for this tenant.
+type Class int
+
+// Certificate classes.
+const (
+	ClassForeign    Class = iota + 1 // not issued by this tenant's CA, or not a device certificate
+	ClassExpired                     // issued by this CA but outside its validity period
+	ClassNormal                      // a valid normal device certificate
+	ClassUpdateOnly                  // a valid update-only device certificate
+)
+
+func (c Class) String() string {
+	switch c {
+	case ClassForeign:
+		return "foreign"
+	case ClassExpired:
+		return "expired"
+	case ClassNormal:
+		return "normal"
+	case ClassUpdateOnly:
+		return "update-only"
+	default:
+		return fmt.Sprintf("class(%d)", int(c))
+	}
+}
+
+// Classify verifies a presented client certificate against this CA at now
+// and returns its class and, unless foreign, the device ID it names.
+func (a *Authority) Classify(cert *x509.Certificate, now time.Time) (Class, string) {
+	if cert == nil || len(cert.URIs) != 1 {
+		return ClassForeign, ""
+	}
+	tenant, deviceID, p, err := ParseDeviceURI(cert.URIs[0])
+	if err != nil || tenant != a.tenant {
+		return ClassForeign, ""
+	}
+	opts := x509.VerifyOptions{
+		Roots:       a.pool,
+		CurrentTime: now,
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if _, err := cert.Verify(opts); err != nil {
+		if ce, ok := errors.AsType[x509.CertificateInvalidError](err); ok && ce.Reason == x509.Expired {
+			// Only call it expired when the signature is ours: re-verify
+			// inside the validity window.
+			opts.CurrentTime = cert.NotBefore.Add(time.Second)
+			if _, err2 := cert.Verify(opts); err2 == nil {
+				return ClassExpired, deviceID
+			}
+		}
+		return ClassForeign, ""
+	}
+	if p == ProfileUpdateOnly {
+		return ClassUpdateOnly, deviceID
+	}
+	return ClassNormal, deviceID
+}
+
+// RenewAt returns the half-life point of cert, when a device should renew.
+func RenewAt(cert *x509.Certificate) time.Time {
+	return cert.NotBefore.Add(cert.NotAfter.Sub(cert.NotBefore) / 2)
+}
+
+// NeedsRenewal reports whether cert has reached its half life at now.
+func NeedsRenewal(cert *x509.Certificate, now time.Time) bool {
+	return !now.Before(RenewAt(cert))
+}
+
+// ParseCertificatePEM parses exactly one PEM certificate.
+func ParseCertificatePEM(b []byte) (*x509.Certificate, error) {
+	block, rest := pem.Decode(b)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("parse certificate: no PEM certificate block")
+	}
+	if len(strings.TrimSpace(string(rest))) != 0 {
+		return nil, errors.New("parse certificate: trailing data after certificate")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parse certificate: %w", err)
+	}
+	return cert, nil
+}
+
+// sealKey encrypts the PKCS#8 encoding of key with AES-256-GCM under kek.
+// Layout: version byte || 12-byte nonce || ciphertext+tag. The additional
+// data binds the ciphertext to its tenant, so a sealed key moved to another
+// tenant's row does not open.
+func sealKey(key *ecdsa.PrivateKey, kek []byte, tenant string) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("seal key: %w", err)
+	}
+	aead, err := newAEAD(kek)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(der)+aead.Overhead())
+	out[0] = sealedKeyVersion
+	if _, err := io.ReadFull(rand.Reader, out[1:]); err != nil {
+		return nil, fmt.Errorf("seal key: nonce: %w", err)
+	}
+	return aead.Seal(out, out[1:], der, sealAAD(tenant)), nil
+}
+
+func openKey(sealed, kek []byte, tenant string) (*ecdsa.PrivateKey, error) {
+	aead, err := newAEAD(kek)
+	if err != nil {
+		return nil, err
+	}
+	if len(sealed) < 1+aead.NonceSize()+aead.Overhead() || sealed[0] != sealedKeyVersion {
+		return nil, ErrSealedKey
+	}
+	nonce, ct := sealed[1:1+aead.NonceSize()], sealed[1+aead.NonceSize():]
+	der, err := aead.Open(nil, nonce, ct, sealAAD(tenant))
+	if err != nil {
+		return nil, ErrSealedKey
+	}
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSealedKey, err)
+	}
+	key, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%w: not an ECDSA key", ErrSealedKey)
+	}
+	return key, nil
+}
+
+func newAEAD(kek []byte) (cipher.AEAD, error) {
+	if len(kek) != KEKSize {
+		return nil, ErrBadKEK
+	}
+	block, err := aes.NewCipher(kek)
+	if err != nil {
+		return nil, fmt.Errorf("aes: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+func sealAAD(tenant string) []byte { return []byte("rampart/ca-key/v1/" + tenant) }
+
+func randomSerial() (*big.Int, error) {
+	s, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("serial: %w", err)
+	}
+	return s.Add(s, big.NewInt(1)), nil
+}
+
+func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("subject key id: %w", err)
+	}
+	sum := sha256.Sum256(der)
+	return sum[:20], nil
+}

@@ -1,0 +1,15 @@
+// Package device holds the `rampart device` verbs.
+package device
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/rampartsec/rampart/internal/cli/clienv"
+)
+
+// Command returns `rampart device`.
+func Command(env *clienv.Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "device", Short: "List and show devices"}
+	cmd.AddCommand(newList(env), newShow(env))
+	return cmd
+}

@@ -1,0 +1,81 @@
+// Package server holds `rampart server`, which runs the service.
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rampartsec/rampart/internal/cli/clienv"
+	"github.com/rampartsec/rampart/internal/server"
+)
+
+// Command returns `rampart server`.
+func Command(env *clienv.Env) *cobra.Command {
+	var cfg server.Config
+	var logFormat, logLevel string
+	cmd := &cobra.Command{
+		Use:   "server --data DIR --listen HOST:PORT [--database postgres://...] [--tls-cert F --tls-key F]",
+		Short: "Run the Rampart service",
+		Long: "Run the Rampart service over HTTPS.\n\n" +
+			"By default everything lives under --data: the SQLite database (WAL), the service CA\n" +
+			"(service-ca.pem) that signs the server's own certificate unless --tls-cert is given, and on\n" +
+			"first start an administrator token in admin.token (mode 0600). With --database\n" +
+			"postgres://... the data lives in PostgreSQL instead, and any number of servers may share it.\n\n" +
+			"Endpoints: /api/v1 (admin API, OpenAPI at /api/v1/openapi.json), /healthz, /readyz, /metrics.\n" +
+			"SIGINT or SIGTERM drains in-flight requests and stops.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := newLogger(env, logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = log
+			cfg.Ready = func(addr net.Addr) {
+				fmt.Fprintf(env.Stderr, "rampart server listening on https://%s\n", addr)
+			}
+			s, err := server.New(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			if s.FirstStart {
+				ca, tok := filepath.Join(cfg.DataDir, server.ServiceCAFile), filepath.Join(cfg.DataDir, server.AdminTokenFile)
+				fmt.Fprintf(env.Stderr, "first start: service CA in %s, administrator token in %s\n", ca, tok)
+				host := cfg.Listen
+				if h, p, err := net.SplitHostPort(cfg.Listen); err == nil && (h == "" || h == "0.0.0.0" || h == "::") {
+					host = net.JoinHostPort("127.0.0.1", p)
+				}
+				fmt.Fprintf(env.Stderr, "log in with: rampart login --server https://%s --ca-file %s --token-file %s\n", host, ca, tok)
+			}
+			return s.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data", "rampart-data", "data folder: SQLite database, blobs, service CA, first admin token")
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8443", "address to listen on, HOST:PORT")
+	f.StringVar(&cfg.Database, "database", "", "PostgreSQL URL (postgres://...); default: SQLite under --data")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "server certificate (PEM); default: one signed by the service CA")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "key of --tls-cert (PEM)")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+func newLogger(env *clienv.Env, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
+		return nil, fmt.Errorf("--log-level %q is not debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(env.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(env.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q is not text or json", format)
+}

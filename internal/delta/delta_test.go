@@ -1,0 +1,231 @@
+package delta
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// image returns deterministic pseudo-random bytes that compress poorly on
+// their own, like a binary.
+func image(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// edit returns a copy of b with a few inserted, removed and changed runs.
+func edit(b []byte, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 7))
+	out := append([]byte(nil), b...)
+	for range 8 {
+		if len(out) < 64 {
+			break
+		}
+		at := r.IntN(len(out) - 32)
+		switch r.IntN(3) {
+		case 0:
+			ins := image(r.Uint64(), 16+r.IntN(200))
+			out = append(out[:at], append(ins, out[at:]...)...)
+		case 1:
+			out = append(out[:at], out[at+16:]...)
+		default:
+			copy(out[at:], image(r.Uint64(), 16))
+		}
+	}
+	return out
+}
+
+func target(b []byte) Target {
+	s := sha256.Sum256(b)
+	return Target{Length: int64(len(b)), SHA256: s[:]}
+}
+
+func build(t testing.TB, base, next []byte) []byte {
+	t.Helper()
+	var p bytes.Buffer
+	if err := Build(context.Background(), &p, base, bytes.NewReader(next), int64(len(next)), BuildOptions{}); err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	return p.Bytes()
+}
+
+func TestRoundTrip(t *testing.T) {
+	base := image(1, 300<<10)
+	tests := []struct {
+		name string
+		base []byte
+		next []byte
+	}{
+		{"edited", base, edit(base, 2)},
+		{"identical", base, base},
+		{"empty base", nil, image(3, 10<<10)},
+		{"empty new", base, nil},
+		{"unrelated", base, image(4, 50<<10)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			patch := build(t, tc.base, tc.next)
+			var out bytes.Buffer
+			if err := Apply(context.Background(), &out, tc.base, bytes.NewReader(patch), target(tc.next), ApplyOptions{}); err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			if diff := cmp.Diff(sha256.Sum256(out.Bytes()), sha256.Sum256(tc.next)); diff != "" {
+				t.Errorf("output (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPatchIsSmall(t *testing.T) {
+	base := image(1, 1<<20)
+	next := edit(base, 9)
+	patch := build(t, base, next)
+	if got, limit := len(patch), len(next)/20; got > limit {
+		t.Errorf("patch is %d bytes for a lightly edited %d-byte image, want at most %d", got, len(next), limit)
+	}
+}
+
+func TestApplyRefuses(t *testing.T) {
+	base := image(1, 200<<10)
+	next := edit(base, 5)
+	patch := build(t, base, next)
+	good := target(next)
+
+	flipped := append([]byte(nil), patch...)
+	flipped[len(flipped)/2] ^= 0x40
+
+	otherHash := target(next)
+	otherHash.SHA256 = append([]byte(nil), otherHash.SHA256...)
+	otherHash.SHA256[0] ^= 1
+
+	shorter := good
+	shorter.Length--
+
+	longer := good
+	longer.Length++
+
+	tests := []struct {
+		name  string
+		base  []byte
+		patch []byte
+		want  Target
+		opts  ApplyOptions
+		is    error
+	}{
+		{"wrong base", image(99, 200<<10), patch, good, ApplyOptions{}, ErrBase},
+		{"tampered byte", base, flipped, good, ApplyOptions{}, nil},
+		{"truncated", base, patch[:len(patch)-7], good, ApplyOptions{}, nil},
+		{"hash differs", base, patch, otherHash, ApplyOptions{}, ErrMismatch},
+		{"longer than signed", base, patch, shorter, ApplyOptions{}, ErrTooLarge},
+		{"shorter than signed", base, patch, longer, ApplyOptions{}, ErrMismatch},
+		{"window above limit", base, patch, good, ApplyOptions{MaxWindow: 1 << 10}, ErrTooLarge},
+		{"not zstd", base, []byte("hello, this is not a patch"), good, ApplyOptions{}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Apply(context.Background(), &bytes.Buffer{}, tc.base, bytes.NewReader(tc.patch), tc.want, tc.opts)
+			if err == nil {
+				t.Fatal("Apply accepted a bad patch")
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("Apply error = %v, want %v", err, tc.is)
+			}
+		})
+	}
+}
+
+func TestApplyInvalidTarget(t *testing.T) {
+	err := Apply(context.Background(), &bytes.Buffer{}, nil, bytes.NewReader(nil), Target{Length: 1}, ApplyOptions{})
+	if err == nil {
+		t.Fatal("Apply accepted a target without a hash")
+	}
+}
+
+func TestBuildLengthMismatch(t *testing.T) {
+	next := image(2, 1000)
+	err := Build(context.Background(), &bytes.Buffer{}, nil, bytes.NewReader(next), 999, BuildOptions{})
+	if err == nil {
+		t.Fatal("Build accepted a reader longer than the declared length")
+	}
+}
+
+func TestApplyCancelled(t *testing.T) {
+	base := image(1, 100<<10)
+	next := edit(base, 3)
+	patch := build(t, base, next)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := Apply(ctx, &bytes.Buffer{}, base, bytes.NewReader(patch), target(next), ApplyOptions{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Apply error = %v, want context.Canceled", err)
+	}
+}
+
+func TestMapFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "img")
+	want := image(8, 12345)
+	if err := os.WriteFile(p, want, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, release, err := MapFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("mapped bytes differ from the file")
+	}
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWindowFor(t *testing.T) {
+	tests := []struct {
+		base, next int64
+		max        int
+		want       int
+	}{
+		{0, 10, 0, minWindow},
+		{3 << 20, 3 << 20, 0, 8 << 20},
+		{4 << 20, 4 << 20, 0, 8 << 20},
+		{100 << 20, 100 << 20, 64 << 20, 64 << 20},
+		{100 << 20, 100 << 20, 100 << 20, 64 << 20},
+	}
+	for _, tc := range tests {
+		if got := WindowFor(tc.base, tc.next, tc.max); got != tc.want {
+			t.Errorf("WindowFor(%d, %d, %d) = %d, want %d", tc.base, tc.next, tc.max, got, tc.want)
+		}
+	}
+}
+
+// FuzzApply feeds arbitrary patches to Apply: it must never panic, never
+// write more than the signed length and only succeed on the signed bytes.
+func FuzzApply(f *testing.F) {
+	base := image(1, 64<<10)
+	next := edit(base, 2)
+	f.Add(build(f, base, next))
+	f.Add(build(f, base, base))
+	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd})
+	want := target(next)
+	f.Fuzz(func(t *testing.T, patch []byte) {
+		var out bytes.Buffer
+		err := Apply(context.Background(), &out, base, bytes.NewReader(patch), want, ApplyOptions{MaxWindow: 8 << 20})
+		if int64(out.Len()) > want.Length {
+			t.Fatalf("Apply wrote %d bytes, signed length is %d", out.Len(), want.Length)
+		}
+		if err == nil && !bytes.Equal(out.Bytes(), next) {
+			t.Fatal("Apply succeeded with output that is not the signed image")
+		}
+	})
+}

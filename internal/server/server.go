@@ -1,0 +1,187 @@
+// Package server assembles and runs the Rampart service: storage, the admin API, health and
+// metrics endpoints, TLS, bootstrap of the first tenant and token, and graceful shutdown. Only
+// cmd/rampart (through the CLI's server verb), the demo and tests import it.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rampartsec/rampart/internal/api"
+	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/token"
+)
+
+// Config is everything `rampart server` takes.
+type Config struct {
+	DataDir  string // SQLite database, blobs, service CA, first admin token
+	Listen   string // HOST:PORT
+	Database string // postgres://... ; empty for SQLite under DataDir
+	TLSCert  string // optional real certificate
+	TLSKey   string
+	Logger   *slog.Logger
+	// Ready, when set, receives the bound address once the server accepts connections.
+	Ready func(addr net.Addr)
+	// ShutdownTimeout bounds the graceful drain; 15 s when zero.
+	ShutdownTimeout time.Duration
+	// DefaultTenant names the tenant created on first start; "default" when empty.
+	DefaultTenant string
+}
+
+// Server is a running Rampart service.
+type Server struct {
+	cfg     Config
+	store   *store.Store
+	log     *slog.Logger
+	handler http.Handler
+	tlsCert tls.Certificate
+	// FirstStart is true when this start created the first tenant and admin token.
+	FirstStart bool
+}
+
+// New opens storage, bootstraps the first tenant and prepares TLS and the handlers.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("server: --data is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DefaultTenant == "" {
+		cfg.DefaultTenant = "default"
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: data folder: %w", err)
+	}
+	st, err := store.Open(ctx, store.Config{Database: cfg.Database, SQLitePath: filepath.Join(cfg.DataDir, "rampart.db")})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s := &Server{cfg: cfg, store: st, log: cfg.Logger}
+	if err := s.bootstrap(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	host, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server: --listen %q: %w", cfg.Listen, err)
+	}
+	cert, created, err := serviceTLS(cfg.DataDir, host, cfg.TLSCert, cfg.TLSKey, time.Now())
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if created {
+		s.log.Info("created the service CA; clients trust it with --ca-file", "ca_file", filepath.Join(cfg.DataDir, ServiceCAFile))
+	}
+	s.tlsCert = cert
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Store exposes the server's store to in-process tests and the demo.
+func (s *Server) Store() *store.Store { return s.store }
+
+// Handler exposes the whole HTTP handler, for httptest and benchmarks.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// bootstrap creates the first tenant and a service-administrator token on first start and
+// writes the token to DataDir/admin.token (mode 0600).
+func (s *Server) bootstrap(ctx context.Context) error {
+	secret, hash := token.Generate()
+	t, tok, created, err := s.store.Bootstrap(ctx, s.cfg.DefaultTenant, hash)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if !created {
+		return nil
+	}
+	path := filepath.Join(s.cfg.DataDir, AdminTokenFile)
+	if err := writeFileAtomic(path, []byte(secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("server: write first admin token: %w", err)
+	}
+	s.FirstStart = true
+	s.log.Info("created the first tenant and its administrator token", "tenant", t.Name, "token_id", tok.ID, "token_file", path)
+	return nil
+}
+
+func (s *Server) routes() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := newMetrics(reg)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain")
+		if err := s.store.Ping(ctx); err != nil {
+			s.log.Warn("not ready", "err", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("database unreachable\n"))
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/api/", api.New(api.Deps{Store: s.store, Logger: s.log}))
+	return m.instrument(mux)
+}
+
+// Run serves until ctx is cancelled, then drains in-flight requests and closes storage.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.store.Close()
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("server: listen: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           s.handler,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{s.tlsCert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	s.log.Info("rampart server listening", "addr", "https://"+ln.Addr().String(), "database", s.store.Dialect())
+	if s.cfg.Ready != nil {
+		s.cfg.Ready(ln.Addr())
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := hs.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		timeout := s.cfg.ShutdownTimeout
+		if timeout == 0 {
+			timeout = 15 * time.Second
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		s.log.Info("shutting down")
+		return hs.Shutdown(sctx)
+	})
+	return g.Wait()
+}

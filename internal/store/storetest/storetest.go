@@ -1,0 +1,95 @@
+// Package storetest opens real, empty stores for tests: SQLite in a temporary folder always,
+// and PostgreSQL in a schema of its own when RAMPART_TEST_POSTGRES names a server. Only tests
+// import it.
+package storetest
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/testenv"
+)
+
+// Kinds are the databases every storage test runs on.
+var Kinds = []string{"sqlite", "postgres"}
+
+// Each runs fn as a subtest once per database kind.
+func Each(t *testing.T, fn func(t *testing.T, s *store.Store)) {
+	t.Helper()
+	for _, kind := range Kinds {
+		t.Run(kind, func(t *testing.T) { fn(t, Open(t, kind)) })
+	}
+}
+
+// Open returns an empty, migrated store of the given kind, removed when the test ends.
+func Open(t testing.TB, kind string) *store.Store {
+	t.Helper()
+	return OpenWithClock(t, kind, nil)
+}
+
+// OpenWithClock is Open with an injected clock.
+func OpenWithClock(t testing.TB, kind string, now func() time.Time) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	cfg := store.Config{Now: now}
+	switch kind {
+	case "sqlite":
+		cfg.SQLitePath = filepath.Join(t.TempDir(), "rampart.db")
+	case "postgres":
+		cfg.Database = PostgresURL(t)
+	default:
+		t.Fatalf("storetest: unknown kind %q", kind)
+	}
+	s, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("storetest: open %s: %v", kind, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// PostgresURL creates a schema of its own on the server named by RAMPART_TEST_POSTGRES and
+// returns a URL whose connections use it, so that parallel packages never collide. The schema is
+// dropped when the test ends.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv("RAMPART_TEST_POSTGRES")
+	if base == "" {
+		testenv.Missing(t, "PostgreSQL", "set RAMPART_TEST_POSTGRES, e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+	defer admin.Close()
+	schema := strings.ToLower(fmt.Sprintf("t_%s", store.NewID("s")))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("storetest: PostgreSQL at RAMPART_TEST_POSTGRES does not answer: %v", err)
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("pgx", base)
+		if err != nil {
+			return
+		}
+		defer db.Close()
+		db.Exec("DROP SCHEMA " + schema + " CASCADE")
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("storetest: RAMPART_TEST_POSTGRES: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}

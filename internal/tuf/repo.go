@@ -1,0 +1,271 @@
+package tuf
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// State is the image repository's metadata as the server persists it.
+type State struct {
+	// Roots holds every root version; Roots[i] is version i+1.
+	Roots     [][]byte `json:"roots"`
+	Targets   []byte   `json:"targets,omitempty"`
+	Snapshot  []byte   `json:"snapshot,omitempty"`
+	Timestamp []byte   `json:"timestamp,omitempty"`
+}
+
+// Repository is the server's view of the image repository. It accepts
+// roots and targets signed offline, and signs snapshot and timestamp with
+// the online keys. It is not safe for concurrent use; the server serialises
+// changes (one row lock or mutex) and persists State after each.
+type Repository struct {
+	st     State
+	online *OnlineKeys
+	exp    Expiry
+}
+
+// OpenRepository returns a repository over st (empty for a new one),
+// checking the root chain.
+func OpenRepository(st State, online *OnlineKeys, exp Expiry) (*Repository, error) {
+	r := &Repository{online: online, exp: exp}
+	for i, b := range st.Roots {
+		var prev []byte
+		if i > 0 {
+			prev = st.Roots[i-1]
+		}
+		// Expiry is checked when a root is added, not when reopening.
+		if err := VerifyRootUpdate(prev, b, time.Time{}); err != nil {
+			return nil, fmt.Errorf("tuf.OpenRepository: root %d: %w", i+1, err)
+		}
+	}
+	r.st = st
+	return r, nil
+}
+
+// State returns the metadata to persist.
+func (r *Repository) State() State {
+	return State{Roots: append([][]byte(nil), r.st.Roots...), Targets: r.st.Targets, Snapshot: r.st.Snapshot, Timestamp: r.st.Timestamp}
+}
+
+// Root returns the newest root, or nil before initialisation.
+func (r *Repository) Root() []byte {
+	if len(r.st.Roots) == 0 {
+		return nil
+	}
+	return r.st.Roots[len(r.st.Roots)-1]
+}
+
+// Targets returns the current signed targets metadata, or nil.
+func (r *Repository) Targets() []byte { return r.st.Targets }
+
+// AddRoot appends a root signed offline (version 1 for a new repository,
+// or a rotation). The new root must trust the server's online snapshot and
+// timestamp keys. Snapshot and timestamp are re-signed so that clients
+// that dropped them after a key rotation get fresh ones.
+func (r *Repository) AddRoot(b []byte, now time.Time) error {
+	if err := VerifyRootUpdate(r.Root(), b, now); err != nil {
+		return fmt.Errorf("tuf.Repository.AddRoot: %w", err)
+	}
+	root, err := parseRoot(b)
+	if err != nil {
+		return fmt.Errorf("tuf.Repository.AddRoot: %w", err)
+	}
+	if err := trusts(root, metadata.SNAPSHOT, r.online.Snapshot); err != nil {
+		return fmt.Errorf("tuf.Repository.AddRoot: %w", err)
+	}
+	if err := trusts(root, metadata.TIMESTAMP, r.online.Timestamp); err != nil {
+		return fmt.Errorf("tuf.Repository.AddRoot: %w", err)
+	}
+	r.st.Roots = append(r.st.Roots, b)
+	if r.st.Targets != nil {
+		if err := r.publish(now, true); err != nil {
+			return fmt.Errorf("tuf.Repository.AddRoot: %w", err)
+		}
+	}
+	return nil
+}
+
+func trusts(root *metadata.Metadata[metadata.RootType], role string, k *PrivateKey) error {
+	rl, ok := root.Signed.Roles[role]
+	if !ok {
+		return fmt.Errorf("%w: root has no %s role", ErrVerify, role)
+	}
+	for _, id := range rl.KeyIDs {
+		if id == k.ID() {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: root does not trust the server's %s key", ErrVerify, role)
+}
+
+// NextTargets returns the unsigned payload of the next targets version with
+// images and deltas added, expiring after the targets role's lifetime.
+func (r *Repository) NextTargets(images []Image, deltas []Delta, now time.Time) ([]byte, error) {
+	if r.Root() == nil {
+		return nil, fmt.Errorf("tuf.Repository.NextTargets: repository has no root")
+	}
+	b, err := BuildTargets(r.st.Targets, images, deltas, now.Add(r.exp.Targets))
+	if err != nil {
+		return nil, fmt.Errorf("tuf.Repository.NextTargets: %w", err)
+	}
+	return b, nil
+}
+
+// SetTargets installs targets signed offline: they must meet the newest
+// root's targets threshold, have a higher version than the current targets,
+// and not be expired. Snapshot and timestamp are then re-signed.
+func (r *Repository) SetTargets(b []byte, now time.Time) error {
+	if r.Root() == nil {
+		return fmt.Errorf("tuf.Repository.SetTargets: repository has no root")
+	}
+	root, err := parseRoot(r.Root())
+	if err != nil {
+		return fmt.Errorf("tuf.Repository.SetTargets: %w", err)
+	}
+	t, err := parseTargets(b)
+	if err != nil {
+		return fmt.Errorf("tuf.Repository.SetTargets: %w", err)
+	}
+	if err := root.VerifyDelegate(metadata.TARGETS, t); err != nil {
+		return fmt.Errorf("tuf.Repository.SetTargets: %w: %w", ErrVerify, err)
+	}
+	if t.Signed.IsExpired(now) {
+		return fmt.Errorf("tuf.Repository.SetTargets: %w: targets expired at %s", ErrVerify, t.Signed.Expires)
+	}
+	if r.st.Targets != nil {
+		cur, err := parseTargets(r.st.Targets)
+		if err != nil {
+			return fmt.Errorf("tuf.Repository.SetTargets: %w", err)
+		}
+		if t.Signed.Version <= cur.Signed.Version {
+			return fmt.Errorf("tuf.Repository.SetTargets: %w: version %d is not above %d", ErrVerify, t.Signed.Version, cur.Signed.Version)
+		}
+	}
+	r.st.Targets = b
+	if err := r.publish(now, true); err != nil {
+		return fmt.Errorf("tuf.Repository.SetTargets: %w", err)
+	}
+	return nil
+}
+
+// Refresh re-signs the online roles whose remaining lifetime has fallen
+// below half: snapshot (and then timestamp) or timestamp alone. The server
+// calls it periodically and persists State when it reports a change.
+func (r *Repository) Refresh(now time.Time) (bool, error) {
+	if r.st.Targets == nil {
+		return false, nil
+	}
+	snap, err := (&metadata.Metadata[metadata.SnapshotType]{}).FromBytes(r.st.Snapshot)
+	if err != nil {
+		return false, fmt.Errorf("tuf.Repository.Refresh: %w", err)
+	}
+	ts, err := (&metadata.Metadata[metadata.TimestampType]{}).FromBytes(r.st.Timestamp)
+	if err != nil {
+		return false, fmt.Errorf("tuf.Repository.Refresh: %w", err)
+	}
+	switch {
+	case snap.Signed.Expires.Before(now.Add(r.exp.Snapshot / 2)):
+		err = r.publish(now, true)
+	case ts.Signed.Expires.Before(now.Add(r.exp.Timestamp / 2)):
+		err = r.publish(now, false)
+	default:
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("tuf.Repository.Refresh: %w", err)
+	}
+	return true, nil
+}
+
+// publish signs a new timestamp, and a new snapshot first when withSnapshot.
+func (r *Repository) publish(now time.Time, withSnapshot bool) error {
+	root, err := parseRoot(r.Root())
+	if err != nil {
+		return err
+	}
+	targets, err := parseTargets(r.st.Targets)
+	if err != nil {
+		return err
+	}
+	var snapVersion, tsVersion int64 = 1, 1
+	if r.st.Snapshot != nil {
+		old, err := (&metadata.Metadata[metadata.SnapshotType]{}).FromBytes(r.st.Snapshot)
+		if err != nil {
+			return err
+		}
+		snapVersion = old.Signed.Version
+		if withSnapshot {
+			snapVersion++
+		}
+	}
+	if r.st.Timestamp != nil {
+		old, err := (&metadata.Metadata[metadata.TimestampType]{}).FromBytes(r.st.Timestamp)
+		if err != nil {
+			return err
+		}
+		tsVersion = old.Signed.Version + 1
+	}
+	snapBytes := r.st.Snapshot
+	if withSnapshot || snapBytes == nil {
+		snap := metadata.Snapshot(now.Add(r.exp.Snapshot).UTC().Truncate(time.Second))
+		snap.Signed.Version = snapVersion
+		snap.Signed.Meta = map[string]*metadata.MetaFiles{"targets.json": metadata.MetaFile(targets.Signed.Version)}
+		if err := signOnline(root, snap, metadata.SNAPSHOT, r.online.Snapshot); err != nil {
+			return err
+		}
+		if snapBytes, err = snap.ToBytes(true); err != nil {
+			return err
+		}
+	}
+	ts := metadata.Timestamp(now.Add(r.exp.Timestamp).UTC().Truncate(time.Second))
+	ts.Signed.Version = tsVersion
+	sum := sha256.Sum256(snapBytes)
+	mf := metadata.MetaFile(snapVersion)
+	mf.Length = int64(len(snapBytes))
+	mf.Hashes = metadata.Hashes{"sha256": sum[:]}
+	ts.Signed.Meta = map[string]*metadata.MetaFiles{"snapshot.json": mf}
+	if err := signOnline(root, ts, metadata.TIMESTAMP, r.online.Timestamp); err != nil {
+		return err
+	}
+	tsBytes, err := ts.ToBytes(true)
+	if err != nil {
+		return err
+	}
+	r.st.Snapshot, r.st.Timestamp = snapBytes, tsBytes
+	return nil
+}
+
+// Files returns the repository's metadata under the names a TUF client with
+// consistent snapshots fetches below the metadata URL: N.root.json for
+// every root, timestamp.json, V.snapshot.json and V.targets.json (plus the
+// unversioned names, for people and tools).
+func (r *Repository) Files() (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for i, b := range r.st.Roots {
+		out[strconv.Itoa(i+1)+".root.json"] = b
+	}
+	if root := r.Root(); root != nil {
+		out["root.json"] = root
+	}
+	if r.st.Targets == nil {
+		return out, nil
+	}
+	t, err := parseTargets(r.st.Targets)
+	if err != nil {
+		return nil, fmt.Errorf("tuf.Repository.Files: %w", err)
+	}
+	s, err := (&metadata.Metadata[metadata.SnapshotType]{}).FromBytes(r.st.Snapshot)
+	if err != nil {
+		return nil, fmt.Errorf("tuf.Repository.Files: %w", err)
+	}
+	out["timestamp.json"] = r.st.Timestamp
+	out["snapshot.json"] = r.st.Snapshot
+	out["targets.json"] = r.st.Targets
+	out[strconv.FormatInt(s.Signed.Version, 10)+".snapshot.json"] = r.st.Snapshot
+	out[strconv.FormatInt(t.Signed.Version, 10)+".targets.json"] = r.st.Targets
+	return out, nil
+}

@@ -1,0 +1,140 @@
+// Package updatemeta owns the wire format shared by the server's TUF and
+// director metadata (internal/tuf) and the agent's updater
+// (internal/agent/update): target paths, the "custom" objects of image and
+// delta targets, and version ordering. It imports only the standard
+// library and go-tuf's metadata types, so the agent may import it.
+package updatemeta
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// ImageCustom is the "custom" object of an image target. Both the image
+// repository (signed offline) and the director (signed online) carry it.
+type ImageCustom struct {
+	Component       string     `json:"component"`
+	Version         string     `json:"version"`
+	SecurityVersion uint64     `json:"security_version"`
+	Deltas          []DeltaRef `json:"deltas,omitempty"`
+	// Device and Release appear only in director metadata: the device the
+	// entry is for, and the release the image belongs to.
+	Device  string `json:"device,omitempty"`
+	Release string `json:"release,omitempty"`
+}
+
+// DeltaRef names a patch target that produces this image from an earlier one.
+type DeltaRef struct {
+	From string `json:"from"`
+	Path string `json:"path"`
+}
+
+// DeltaCustom is the "custom" object of a delta target.
+type DeltaCustom struct {
+	DeltaFrom string `json:"delta_from"`
+	DeltaTo   string `json:"delta_to"`
+}
+
+// ImagePath is the target path of an image, by its hex SHA-256.
+func ImagePath(sha256hex string) string { return "images/" + sha256hex }
+
+// DeltaPath is the target path of the patch from one image to another.
+func DeltaPath(from, to string) string { return "deltas/" + from + "-" + to + ".zst" }
+
+var (
+	// SHA256Re matches a lowercase hex SHA-256.
+	SHA256Re = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	// ComponentRe matches a component name, safe as a file name.
+	ComponentRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	versionRe   = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+){0,3})(?:-([0-9A-Za-z.-]{1,64}))?(?:\+[0-9A-Za-z.-]{1,64})?$`)
+)
+
+// ErrVersion means a version string is not of the form 1.2.3[-pre][+build].
+var ErrVersion = errors.New("updatemeta: invalid version")
+
+// ValidVersion reports whether v is a dotted numeric version with optional
+// pre-release and build suffixes.
+func ValidVersion(v string) bool { return versionRe.MatchString(v) }
+
+// CompareVersions orders two versions like semantic versioning: numeric
+// fields compared as numbers (missing fields are zero), a pre-release sorts
+// before the release, build metadata is ignored.
+func CompareVersions(a, b string) (int, error) {
+	ma, mb := versionRe.FindStringSubmatch(a), versionRe.FindStringSubmatch(b)
+	if ma == nil || mb == nil {
+		return 0, fmt.Errorf("updatemeta.CompareVersions: %w: %q or %q", ErrVersion, a, b)
+	}
+	na, nb := strings.Split(ma[1], "."), strings.Split(mb[1], ".")
+	for i := range max(len(na), len(nb)) {
+		x, y := field(na, i), field(nb, i)
+		if x != y {
+			if x < y {
+				return -1, nil
+			}
+			return 1, nil
+		}
+	}
+	switch pa, pb := ma[2], mb[2]; {
+	case pa == pb:
+		return 0, nil
+	case pa == "":
+		return 1, nil
+	case pb == "":
+		return -1, nil
+	case pa < pb:
+		return -1, nil
+	default:
+		return 1, nil
+	}
+}
+
+func field(f []string, i int) uint64 {
+	if i >= len(f) {
+		return 0
+	}
+	n, err := strconv.ParseUint(f[i], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// ParseImageCustom decodes an image target's custom object strictly.
+func ParseImageCustom(tf *metadata.TargetFiles) (ImageCustom, error) {
+	var c ImageCustom
+	if tf == nil || tf.Custom == nil {
+		return c, fmt.Errorf("updatemeta.ParseImageCustom: target has no custom object")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(*tf.Custom)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("updatemeta.ParseImageCustom: %w", err)
+	}
+	if !ComponentRe.MatchString(c.Component) {
+		return c, fmt.Errorf("updatemeta.ParseImageCustom: invalid component %q", c.Component)
+	}
+	if !ValidVersion(c.Version) {
+		return c, fmt.Errorf("updatemeta.ParseImageCustom: %w: %q", ErrVersion, c.Version)
+	}
+	for _, d := range c.Deltas {
+		if !SHA256Re.MatchString(d.From) || !strings.HasPrefix(d.Path, "deltas/") {
+			return c, fmt.Errorf("updatemeta.ParseImageCustom: invalid delta reference")
+		}
+	}
+	return c, nil
+}
+
+// ParseDeltaCustom decodes a delta target's custom object.
+func ParseDeltaCustom(tf *metadata.TargetFiles) (DeltaCustom, bool) {
+	var c DeltaCustom
+	if tf == nil || tf.Custom == nil || json.Unmarshal(*tf.Custom, &c) != nil || c.DeltaFrom == "" {
+		return c, false
+	}
+	return c, true
+}
