@@ -92,13 +92,6 @@ func toJSON(v any) string {
 	return string(b)
 }
 
-func nullMicros(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return micros(t)
-}
-
 func (s *Store) saveFailureGroup(ctx context.Context, tx *sql.Tx, g FailureGroup, insert bool) error {
 	releases, resolved := g.Releases, g.ResolvedReleases
 	if resolved == nil {
@@ -109,13 +102,13 @@ func (s *Store) saveFailureGroup(ctx context.Context, tx *sql.Tx, g FailureGroup
 			first_seen, last_seen, first_release, releases, resolved_at, resolved_releases, regressed_in, regressed_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 			g.ID, g.TenantID, g.ProductID, g.Signature, toJSON(g.Fault), string(g.Status), g.Count, micros(g.FirstSeen), micros(g.LastSeen),
-			g.FirstRelease, toJSON(releases), nullMicros(g.ResolvedAt), toJSON(resolved), g.RegressedIn, nullMicros(g.RegressedAt))
+			g.FirstRelease, toJSON(releases), microsOrNull(g.ResolvedAt), toJSON(resolved), g.RegressedIn, microsOrNull(g.RegressedAt))
 		return err
 	}
 	_, err := tx.ExecContext(ctx, `UPDATE failure_groups SET status = $1, report_count = $2, first_seen = $3, last_seen = $4,
 		releases = $5, resolved_at = $6, resolved_releases = $7, regressed_in = $8, regressed_at = $9 WHERE id = $10 AND tenant_id = $11`,
-		string(g.Status), g.Count, micros(g.FirstSeen), micros(g.LastSeen), toJSON(releases), nullMicros(g.ResolvedAt),
-		toJSON(resolved), g.RegressedIn, nullMicros(g.RegressedAt), g.ID, g.TenantID)
+		string(g.Status), g.Count, micros(g.FirstSeen), micros(g.LastSeen), toJSON(releases), microsOrNull(g.ResolvedAt),
+		toJSON(resolved), g.RegressedIn, microsOrNull(g.RegressedAt), g.ID, g.TenantID)
 	return err
 }
 

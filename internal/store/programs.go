@@ -63,10 +63,6 @@ func (s *Store) CreateProgram(ctx context.Context, actor Actor, tenantID string,
 	return p, nil
 }
 
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 func scanProgram(row interface{ Scan(...any) error }) (Program, error) {
 	var p Program
 	var rules string

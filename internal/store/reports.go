@@ -373,13 +373,6 @@ func (s *Store) transition(ctx context.Context, tx *sql.Tx, actor Actor, rules *
 
 func isResearcher(a Actor) bool { return strings.HasPrefix(string(a), "researcher:") }
 
-func nullMicros(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return micros(*t)
-}
-
 // Comment is one message on a report's thread.
 type Comment struct {
 	ID         string
