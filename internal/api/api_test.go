@@ -174,8 +174,12 @@ func TestTenantIsolation(t *testing.T) {
 		if err := ac.SetManufacturerCAs(ctx, manufacturerPEM(t, h)); err != nil {
 			t.Fatal(err)
 		}
+		vuln := h.seedVulnerability(t, h.admin, "default")
+		for k, v := range vulnIsolationCases(t, vuln) {
+			cases[k] = v
+		}
 		// Secrets of tenant A that must never appear in an answer to tenant B.
-		leaks := []string{prod.ID, grp.ID, devID, aTok.ID, tenantA.ID}
+		leaks := append([]string{prod.ID, grp.ID, devID, aTok.ID, tenantA.ID}, vuln.leaks()...)
 		if imageID != "" {
 			leaks = append(leaks, imageID)
 		}

@@ -137,7 +137,9 @@ func (h *harness) raw(method, path, tok, contentType, body string) (int, string)
 func (h *harness) snapshot() map[string]int {
 	h.t.Helper()
 	out := map[string]int{}
-	for _, table := range []string{"audit_records", "audit_heads", "tenants", "api_tokens", "products", "device_groups", "devices"} {
+	for _, table := range []string{"audit_records", "audit_heads", "tenants", "api_tokens", "products", "device_groups", "devices",
+		"programs", "researchers", "applications", "reports", "report_comments", "report_attachments", "report_events",
+		"award_ledger", "report_releases", "report_coverage"} {
 		var n int
 		if err := h.store.DB().QueryRow("SELECT COUNT(*) FROM " + table).Scan(&n); err != nil {
 			h.t.Fatal(err)
