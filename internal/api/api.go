@@ -20,6 +20,7 @@ import (
 	"github.com/rampartsec/rampart/internal/release"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/token"
+	"github.com/rampartsec/rampart/internal/wake"
 )
 
 // Deps are what the API needs.
@@ -31,8 +32,7 @@ type Deps struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// AddrLimit and DeviceLimit rate-limit the device API per client address and per device.
-	// Nil means no limit; the server passes DefaultAddrLimit and DefaultDeviceLimit unless told
-	// otherwise.
+	// Nil means no limit; the server passes limits built from --device-rate and --address-rate.
 	AddrLimit, DeviceLimit *ratelimit.Limiter
 	// References supplies reference values for attestation; when nil they are derived from
 	// Releases (the images of signed and revoked releases), and without either no software is
@@ -40,6 +40,8 @@ type Deps struct {
 	References attest.ReferenceSource
 	// Releases serves images, releases and the TUF roots; those routes answer 503 when nil.
 	Releases *release.Service
+	// Wake holds the devices waiting on /device/v1/wait; a hub for a million waiters when nil.
+	Wake *wake.Hub
 }
 
 // Default device API rate limits: a device checks in, attests and reports a few times an hour,
@@ -78,6 +80,7 @@ type API struct {
 	deviceLimit  *ratelimit.Limiter
 	releases     *release.Service
 	certs        *certCache
+	wake         *wake.Hub
 	mux          *http.ServeMux
 	routes       []route
 	deviceRoutes []route
@@ -89,6 +92,9 @@ func New(d Deps) *API {
 		releases: d.Releases, certs: newCertCache(100_000), mux: http.NewServeMux()}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	if a.wake = d.Wake; a.wake == nil {
+		a.wake = wake.NewHub(1_000_000)
 	}
 	var refs attest.ReferenceSource = emptyReferences{}
 	switch {

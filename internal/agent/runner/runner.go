@@ -117,7 +117,6 @@ type Runner struct {
 	tenant   string
 	status   Status
 	boots    int
-	lastWake string
 }
 
 // New opens the device's state: attester, measurement log, identity and slots. It does not talk
@@ -542,10 +541,7 @@ func jitter(d time.Duration) time.Duration {
 func (r *Runner) longPoll(ctx context.Context, timeout time.Duration) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout+10*time.Second)
 	defer cancel()
-	u := fmt.Sprintf("%s/device/v1/wait?timeout=%ds", r.cfg.Server, int(timeout.Seconds()))
-	if r.lastWake != "" {
-		u += "&after=" + url.QueryEscape(r.lastWake)
-	}
+	u := fmt.Sprintf("%s/device/v1/wait?timeout=%ds", r.cfg.Server, max(int(timeout.Seconds()), 1))
 	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
 	if err != nil {
 		return false, err
@@ -555,24 +551,19 @@ func (r *Runner) longPoll(ctx context.Context, timeout time.Duration) (bool, err
 		return false, err
 	}
 	defer resp.Body.Close()
-	var body struct {
-		Woken  bool   `json:"woken"`
-		Reason string `json:"reason"`
-		Cursor string `json:"cursor"`
-	}
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 		return false, fmt.Errorf("wait: %s", resp.Status)
 	}
+	var body struct {
+		Woken bool `json:"woken"`
+	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&body); err != nil {
 		return false, err
-	}
-	if body.Cursor != "" {
-		r.lastWake = body.Cursor
 	}
 	return body.Woken, nil
 }
 
-// UpdateOnlyTLS reports the TLS configuration presenting the device certificate, for callers
-// (the simulator) that talk to the device API themselves.
+// TLSConfig is the client configuration presenting the device certificate, for callers (the
+// simulator) that talk to the device API themselves.
 func (r *Runner) TLSConfig() *tls.Config { return r.id.TLSConfig() }
