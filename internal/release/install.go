@@ -37,19 +37,8 @@ const MaxReasonLength = 1000
 // becomes the device's current release; committed and failed states are
 // audited.
 func (s *Service) ReportInstall(ctx context.Context, tenantID, deviceID string, rep InstallReport) (InstallReport, error) {
-	switch rep.State {
-	case InstallDownloading, InstallInstalling, InstallInstalled, InstallCommitted, InstallFailed:
-	default:
-		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w: state %q", ErrInvalid, rep.State)
-	}
-	if rep.Release != "" && !updatemeta.ValidVersion(rep.Release) {
-		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w: release %q", ErrInvalid, rep.Release)
-	}
-	if rep.State == InstallCommitted && rep.Release == "" {
-		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w: a committed state names its release", ErrInvalid)
-	}
-	if len(rep.Reason) > MaxReasonLength || !utf8.ValidString(rep.Reason) || strings.ContainsFunc(rep.Reason, func(r rune) bool { return r < 0x20 && r != '\t' }) {
-		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w: reason must be printable text of at most %d bytes", ErrInvalid, MaxReasonLength)
+	if err := ValidateInstall(rep); err != nil {
+		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", err)
 	}
 	rep.At = s.now()
 	err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
@@ -76,6 +65,27 @@ func (s *Service) ReportInstall(ctx context.Context, tenantID, deviceID string, 
 		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", mapErr(err))
 	}
 	return rep, nil
+}
+
+// ValidateInstall checks an install report from a device: a known state,
+// a well-formed release (required when committed) and a short printable
+// reason.
+func ValidateInstall(rep InstallReport) error {
+	switch rep.State {
+	case InstallDownloading, InstallInstalling, InstallInstalled, InstallCommitted, InstallFailed:
+	default:
+		return fmt.Errorf("%w: state %q", ErrInvalid, rep.State)
+	}
+	if rep.Release != "" && !updatemeta.ValidVersion(rep.Release) {
+		return fmt.Errorf("%w: release %q", ErrInvalid, rep.Release)
+	}
+	if rep.State == InstallCommitted && rep.Release == "" {
+		return fmt.Errorf("%w: a committed state names its release", ErrInvalid)
+	}
+	if len(rep.Reason) > MaxReasonLength || !utf8.ValidString(rep.Reason) || strings.ContainsFunc(rep.Reason, func(r rune) bool { return r < 0x20 && r != '\t' }) {
+		return fmt.Errorf("%w: reason must be printable text of at most %d bytes", ErrInvalid, MaxReasonLength)
+	}
+	return nil
 }
 
 // LatestInstall returns the last install state a device reported, or

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rampartsec/rampart/internal/testenv"
 	"github.com/rampartsec/rampart/internal/tuf"
 )
 
@@ -198,7 +199,7 @@ func TestResumeDownload(t *testing.T) {
 // code out of the agent's updater.
 func TestAgentDependencies(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
-		requireOrSkip(t, "go command not found")
+		testenv.Missing(t, "the go command", "install Go to list the agent's dependencies")
 	}
 	cmd := exec.Command("go", "list", "-deps", ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -219,14 +220,4 @@ func TestAgentDependencies(t *testing.T) {
 			}
 		}
 	}
-}
-
-// requireOrSkip skips a test that needs an absent component, or fails it
-// under RAMPART_REQUIRE_ALL=1.
-func requireOrSkip(t *testing.T, msg string) {
-	t.Helper()
-	if os.Getenv("RAMPART_REQUIRE_ALL") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
 }
