@@ -182,10 +182,32 @@ func (s *Slots) Boot() (Boot, error) {
 	if st.Committed == "" || st.Slots[st.Committed] == nil {
 		return Boot{RolledBack: rolledBack}, fmt.Errorf("update.Slots.Boot: %w", ErrNoBootableSlot)
 	}
-	if err := s.verify(st.Committed, st.Slots[st.Committed]); err != nil {
-		return Boot{RolledBack: rolledBack}, fmt.Errorf("update.Slots.Boot: committed slot: %w: %w", ErrNoBootableSlot, err)
+	verr := s.verify(st.Committed, st.Slots[st.Committed])
+	if verr == nil {
+		return Boot{Slot: st.Committed, Info: *st.Slots[st.Committed], RolledBack: rolledBack}, nil
 	}
-	return Boot{Slot: st.Committed, Info: *st.Slots[st.Committed], RolledBack: rolledBack}, nil
+	// The committed slot rotted on disk. The other slot still holds the
+	// previously committed release until the next install starts; if it
+	// verifies, it becomes the committed slot, so that the next install
+	// writes over the broken one and never over the one running.
+	other := otherSlot(st.Committed)
+	if info := st.Slots[other]; info != nil && s.verify(other, info) == nil {
+		reason := fmt.Sprintf("committed slot %s failed verification; fell back to slot %s", st.Committed, other)
+		delete(st.Slots, st.Committed)
+		st.Committed, st.LastFailure = other, reason
+		if err := s.save(st); err != nil {
+			return Boot{}, fmt.Errorf("update.Slots.Boot: %w", err)
+		}
+		return Boot{Slot: other, Info: *info, RolledBack: reason}, nil
+	}
+	return Boot{RolledBack: rolledBack}, fmt.Errorf("update.Slots.Boot: committed slot: %w: %w", ErrNoBootableSlot, verr)
+}
+
+func otherSlot(slot string) string {
+	if slot == SlotA {
+		return SlotB
+	}
+	return SlotA
 }
 
 func rollback(st *SlotState, reason string) {

@@ -221,3 +221,46 @@ func TestAgentDependencies(t *testing.T) {
 		}
 	}
 }
+
+func TestCorruptCommittedSlotFallsBack(t *testing.T) {
+	w := newWorld(t)
+	r1, r2 := twoReleases(w)
+	d := newDevice(t)
+	ctx := context.Background()
+	for _, r := range []release{r1, r2} {
+		w.assign(r)
+		if out, err := w.updater(t, d, nil).RunOnce(ctx); err != nil || !out.Committed {
+			t.Fatalf("install %s: %+v, %v", r.version, out, err)
+		}
+	}
+	s, err := OpenSlots(d.slotsDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := s.State()
+	// Flip one byte of the committed rootfs, as bit rot would.
+	path := s.ComponentPath(st.Committed, "rootfs")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[100] ^= 1
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	boot, err := booted(t, d)
+	if err != nil {
+		t.Fatalf("boot with a corrupt committed slot: %v", err)
+	}
+	if boot.Info.Release != "1.0.0" || boot.Slot == st.Committed || !strings.Contains(boot.RolledBack, "failed verification") {
+		t.Fatalf("boot = %+v, want a fallback to 1.0.0", boot)
+	}
+	// The next update rewrites the broken slot, never the running one.
+	out, err := w.updater(t, d, nil).RunOnce(ctx)
+	if err != nil || !out.Committed || out.Release != "1.1.0" {
+		t.Fatalf("reinstall 1.1.0: %+v, %v", out, err)
+	}
+	if after, _ := booted(t, d); after.Slot != st.Committed || after.Info.Release != "1.1.0" {
+		t.Errorf("after reinstall booted %+v", after)
+	}
+}
