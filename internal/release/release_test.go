@@ -20,7 +20,7 @@ import (
 )
 
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	svc     *Service
 	st      *store.Store
 	tenant  store.Tenant
@@ -32,7 +32,7 @@ type fixture struct {
 	updates int
 }
 
-func newFixture(t *testing.T, kind string) *fixture {
+func newFixture(t testing.TB, kind string) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	st := storetest.Open(t, kind)
