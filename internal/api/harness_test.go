@@ -34,6 +34,9 @@ type harness struct {
 	srv   *httptest.Server
 	admin string // service admin of tenant "default"
 	cas   *keeper.Keeper
+	// online and blobs back the release service (signed updates).
+	online *tuf.OnlineKeys
+	blobs  *release.Blobs
 }
 
 func newHarness(t testing.TB, kind string) *harness {
@@ -67,7 +70,7 @@ func newHarness(t testing.TB, kind string) *harness {
 	srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	return &harness{t: t, store: s, api: a, srv: srv, admin: secret, cas: cas}
+	return &harness{t: t, store: s, api: a, srv: srv, admin: secret, cas: cas, online: online, blobs: blobs}
 }
 
 func (h *harness) client(tok string) *client.Client {
