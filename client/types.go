@@ -158,3 +158,46 @@ type DeviceIdentity struct {
 	NotAfter   time.Time `json:"not_after"`
 	RenewAfter time.Time `json:"renew_after"`
 }
+
+// ClaimDeviceRequest claims an enrolled device into a product and group.
+type ClaimDeviceRequest struct {
+	Product string `json:"product"`
+	Group   string `json:"group,omitempty"` // default Development
+}
+
+// PreauthorizeRequest preauthorises a device by the SHA-256 of its EK ("ek") or of its identity
+// key ("key", which is its device ID); it is claimed into product and group when it enrols.
+type PreauthorizeRequest struct {
+	Kind    string `json:"kind"`
+	Hash    string `json:"hash"`
+	Product string `json:"product"`
+	Group   string `json:"group,omitempty"` // default Development
+}
+
+// ManufacturerCAs is the PEM bundle of TPM manufacturer CAs a tenant trusts for EK certificates.
+type ManufacturerCAs struct {
+	PEM string `json:"pem"`
+}
+
+// AttestationPolicy is a product's attestation policy.
+type AttestationPolicy struct {
+	// AcceptSoftware admits devices with a software attester (results are warnings).
+	AcceptSoftware bool `json:"accept_software"`
+}
+
+// Attestation is one verifier result for a device.
+type Attestation struct {
+	ID           string              `json:"id"`
+	At           time.Time           `json:"at"`
+	Status       string              `json:"status"`  // affirming, warning, contraindicated
+	Granted      string              `json:"granted"` // normal, update-only, none
+	Reasons      []AttestationReason `json:"reasons,omitempty"`
+	CertSerial   string              `json:"cert_serial,omitempty"`
+	CertNotAfter *time.Time          `json:"cert_not_after,omitempty"`
+}
+
+// AttestationReason is one finding of the verifier.
+type AttestationReason struct {
+	Code   string `json:"code"`
+	Detail string `json:"detail"`
+}

@@ -33,6 +33,9 @@ const (
 	deviceUpdate
 	// deviceNormal accepts only normal certificates.
 	deviceNormal
+	// deviceOptional authenticates a certificate when one is presented (normal or update-only)
+	// and otherwise passes no device: attestation, where the quote proves the identity.
+	deviceOptional
 )
 
 // device is the authenticated device calling a device route.
@@ -52,6 +55,9 @@ type deviceHandlerFunc func(w http.ResponseWriter, r *http.Request, d *device) e
 // registerDevice declares every device route and what it accepts.
 func (a *API) registerDevice() {
 	a.deviceHandle("GET /device/v1/whoami", deviceUpdate, a.deviceWhoAmI)
+	a.deviceHandle("POST /device/v1/enroll", deviceOpen, a.deviceEnroll)
+	a.deviceHandle("POST /device/v1/challenge", deviceUpdate, a.deviceChallenge)
+	a.deviceHandle("POST /device/v1/attest", deviceOptional, a.deviceAttest)
 	a.deviceHandle("GET /device/v1/director/{file}", deviceUpdate, a.deviceDirector)
 	a.deviceHandle("POST /device/v1/install-status", deviceUpdate, a.deviceInstallStatus)
 	a.mux.HandleFunc("/device/", a.unmatched)
@@ -78,7 +84,7 @@ func (a *API) serveDevice(w http.ResponseWriter, r *http.Request, acc deviceAcce
 	if ok, wait := a.addrLimit.Allow(host, now); !ok {
 		return tooMany(w, wait, "too many requests from %s", host)
 	}
-	if acc == deviceOpen {
+	if acc == deviceOpen || (acc == deviceOptional && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0)) {
 		return h(w, r, nil)
 	}
 	d, err := a.authenticateDevice(r, now)

@@ -34,6 +34,7 @@ type harness struct {
 	srv   *httptest.Server
 	admin string // service admin of tenant "default"
 	cas   *keeper.Keeper
+	refs  references // reference values the attestation service sees
 	// online and blobs back the release service (signed updates).
 	online *tuf.OnlineKeys
 	blobs  *release.Blobs
@@ -65,12 +66,13 @@ func newHarness(t testing.TB, kind string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := New(Deps{Store: s, Logger: slog.New(slog.DiscardHandler), CAs: cas, Releases: rels})
+	refs := references{}
+	a := New(Deps{Store: s, Logger: slog.New(slog.DiscardHandler), CAs: cas, References: refs, Releases: rels})
 	srv := httptest.NewUnstartedServer(a)
 	srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	return &harness{t: t, store: s, api: a, srv: srv, admin: secret, cas: cas, online: online, blobs: blobs}
+	return &harness{t: t, store: s, api: a, srv: srv, admin: secret, cas: cas, refs: refs, online: online, blobs: blobs}
 }
 
 func (h *harness) client(tok string) *client.Client {
@@ -138,7 +140,9 @@ func (h *harness) raw(method, path, tok, contentType, body string) (int, string)
 func (h *harness) snapshot() map[string]int {
 	h.t.Helper()
 	out := map[string]int{}
-	for _, table := range []string{"audit_records", "audit_heads", "tenants", "api_tokens", "products", "device_groups", "devices"} {
+	for _, table := range []string{"audit_records", "audit_heads", "tenants", "api_tokens", "products", "device_groups", "devices",
+		"programs", "researchers", "applications", "reports", "report_comments", "report_attachments", "report_events",
+		"award_ledger", "report_releases", "report_coverage"} {
 		var n int
 		if err := h.store.DB().QueryRow("SELECT COUNT(*) FROM " + table).Scan(&n); err != nil {
 			h.t.Fatal(err)

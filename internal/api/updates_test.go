@@ -20,7 +20,7 @@ import (
 )
 
 // devicePost sends a JSON body to the device API with the given certificate.
-func (h *harness) devicePost(path string, cert *tls.Certificate, body string) (int, string) {
+func (h *harness) devicePostText(path string, cert *tls.Certificate, body string) (int, string) {
 	h.t.Helper()
 	tr := h.srv.Client().Transport.(*http.Transport).Clone()
 	if cert != nil {
@@ -95,7 +95,7 @@ func TestDeviceUpdateEndpoints(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				before := h.snapshot()
-				status, body := h.devicePost("/device/v1/install-status", &normal, tc.body)
+				status, body := h.devicePostText("/device/v1/install-status", &normal, tc.body)
 				if status != tc.status || !strings.Contains(body, tc.want) {
 					t.Fatalf("got %d %s; want %d with %q", status, body, tc.status, tc.want)
 				}

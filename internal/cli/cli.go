@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/cli/advisory"
 	"github.com/rampartsec/rampart/internal/cli/audit"
 	"github.com/rampartsec/rampart/internal/cli/ca"
 	"github.com/rampartsec/rampart/internal/cli/clienv"
@@ -22,7 +23,10 @@ import (
 	"github.com/rampartsec/rampart/internal/cli/keys"
 	"github.com/rampartsec/rampart/internal/cli/login"
 	"github.com/rampartsec/rampart/internal/cli/product"
+	"github.com/rampartsec/rampart/internal/cli/program"
 	"github.com/rampartsec/rampart/internal/cli/release"
+	"github.com/rampartsec/rampart/internal/cli/report"
+	"github.com/rampartsec/rampart/internal/cli/research"
 	"github.com/rampartsec/rampart/internal/cli/server"
 	"github.com/rampartsec/rampart/internal/cli/tenant"
 	"github.com/rampartsec/rampart/internal/cli/token"
@@ -57,6 +61,10 @@ func Root(env *clienv.Env) *cobra.Command {
 		keys.Command(env),
 		image.Command(env),
 		release.Command(env),
+		program.Command(env),
+		report.Command(env),
+		advisory.Command(env),
+		research.Command(env),
 	)
 	return root
 }

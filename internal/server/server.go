@@ -176,6 +176,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/api/", a)
 	mux.Handle("GET /tuf/", s.releases.Handler())
 	mux.Handle("/device/", a)
+	mux.Handle("/research/", a)
 	return m.instrument(mux)
 }
 
@@ -213,6 +214,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return s.releases.Run(gctx, RefreshInterval) })
+	g.Go(func() error { return s.vulnerabilityTimers(gctx, VulnerabilityInterval) })
 	g.Go(func() error {
 		<-gctx.Done()
 		timeout := s.cfg.ShutdownTimeout

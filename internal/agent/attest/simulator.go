@@ -4,8 +4,6 @@ package attest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -21,42 +19,20 @@ import (
 // SimulatorBuilt reports whether this binary includes the simulator backend.
 const SimulatorBuilt = true
 
-const simulatorSeedFile = "simulator.seed"
-
-// openSimulator starts go-tpm-tools' in-process TPM simulator. Its
-// hierarchy seeds derive from a seed kept in the state directory, so the
-// EK, the storage root key and thus the saved key blobs survive restarts of
-// the agent. The simulator is for development and tests: its seed is a
-// plain file. Only one simulator runs per process.
+// openSimulator starts go-tpm-tools' in-process TPM simulator, freshly
+// manufactured: its keys last as long as the process, so key blobs left in
+// the state folder by an earlier process are removed (the new simulator
+// could not load them). It is for tests and development; only one
+// simulator runs per process.
 func openSimulator(_ context.Context, cfg Config) (Attester, error) {
-	seed, err := simulatorSeed(filepath.Join(cfg.StateDir, simulatorSeedFile))
-	if err != nil {
-		return nil, fmt.Errorf("simulator: %w", err)
+	for _, f := range []string{akBlobFile, certKeyBlobFile} {
+		if err := os.Remove(filepath.Join(cfg.StateDir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("simulator: %w", err)
+		}
 	}
-	sim, err := simulator.GetWithFixedSeedInsecure(seed)
+	sim, err := simulator.Get()
 	if err != nil {
 		return nil, fmt.Errorf("simulator: start: %w", err)
 	}
-	return NewTPM(wire.KindSimulator, transport.FromReadWriteCloser(sim), cfg.StateDir)
-}
-
-func simulatorSeed(path string) (int64, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if len(b) != 8 {
-			return 0, fmt.Errorf("seed %s: want 8 bytes, have %d", path, len(b))
-		}
-		return int64(binary.BigEndian.Uint64(b)), nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return 0, fmt.Errorf("read seed: %w", err)
-	}
-	b = make([]byte, 8)
-	if _, err := rand.Read(b); err != nil {
-		return 0, fmt.Errorf("seed: %w", err)
-	}
-	if err := writeFileAtomic(path, b); err != nil {
-		return 0, err
-	}
-	return int64(binary.BigEndian.Uint64(b)), nil
+	return NewTPM(wire.KindSimulator, transport.FromReadWriteCloser(sim), cfg.StateDir, cfg.Logger)
 }

@@ -11,8 +11,8 @@ import (
 
 // Command returns `rampart ca`.
 func Command(env *clienv.Env) *cobra.Command {
-	cmd := &cobra.Command{Use: "ca", Short: "Show the tenant's certificate authority"}
-	cmd.AddCommand(newShow(env))
+	cmd := &cobra.Command{Use: "ca", Short: "Show the tenant's certificate authority and trusted TPM manufacturers"}
+	cmd.AddCommand(newShow(env), newManufacturers(env))
 	return cmd
 }
 

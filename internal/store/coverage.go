@@ -1,0 +1,158 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/coverage"
+)
+
+// ReleaseCoverage is one release's milestones, measured from its first deployment (or, for a
+// release never deployed, from its first appearance).
+type ReleaseCoverage struct {
+	Release    string               `json:"release"`
+	Since      time.Time            `json:"since"`
+	Milestones []coverage.Milestone `json:"milestones"`
+}
+
+// CoverageReport is what `rampart coverage` shows.
+type CoverageReport struct {
+	Product  string            `json:"product"`
+	Group    string            `json:"group,omitempty"`
+	Now      coverage.Snapshot `json:"now"`
+	Releases []ReleaseCoverage `json:"releases"`
+}
+
+// CoverageEvents returns the coverage history of a tenant's product, or of one of its groups,
+// in time order.
+func (s *Store) CoverageEvents(ctx context.Context, tenantID, product, group string) ([]coverage.Event, error) {
+	var groupID string
+	if group != "" {
+		g, err := s.GroupByName(ctx, tenantID, product, group)
+		if err != nil {
+			return nil, fmt.Errorf("store.CoverageEvents: %w", err)
+		}
+		groupID = g.ID
+	}
+	p, err := s.ProductByName(ctx, tenantID, product)
+	if err != nil {
+		return nil, fmt.Errorf("store.CoverageEvents: %w", err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT at, device_id, release_version FROM coverage_events
+		WHERE tenant_id = $1 AND product_id = $2 AND ($3 = '' OR group_id = $3) ORDER BY at`, tenantID, p.ID, groupID)
+	if err != nil {
+		return nil, fmt.Errorf("store.CoverageEvents: %w", err)
+	}
+	defer rows.Close()
+	var out []coverage.Event
+	// Across the whole product a move between groups is two events at one instant (left the
+	// old group, runs R in the new one); applied in that order they leave the device counted.
+	for rows.Next() {
+		var e coverage.Event
+		var at int64
+		if err := rows.Scan(&at, &e.DeviceID, &e.Release); err != nil {
+			return nil, fmt.Errorf("store.CoverageEvents: %w", err)
+		}
+		e.At = fromMicros(at)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store.CoverageEvents: %w", err)
+	}
+	slices.SortStableFunc(out, func(a, b coverage.Event) int {
+		if c := a.At.Compare(b.At); c != 0 {
+			return c
+		}
+		// At one instant, departures before arrivals.
+		switch {
+		case a.Release == "" && b.Release != "":
+			return -1
+		case a.Release != "" && b.Release == "":
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+// ReleaseOrder lists a product's releases oldest first: releases seen on devices but never
+// deployed, by first appearance, then deployed releases by their first deployment. The updates
+// area's release table, when it lands, gives the authoritative order.
+func (s *Store) ReleaseOrder(ctx context.Context, tenantID, product string) ([]string, map[string]time.Time, error) {
+	p, err := s.ProductByName(ctx, tenantID, product)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
+	}
+	since := map[string]time.Time{}
+	var seen, deployed []string
+	rows, err := s.db.QueryContext(ctx, `SELECT release_version, MIN(at) FROM coverage_events WHERE tenant_id = $1 AND product_id = $2
+		AND release_version <> '' GROUP BY release_version ORDER BY MIN(at), release_version`, tenantID, p.ID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
+	}
+	for rows.Next() {
+		var r string
+		var at int64
+		if err := rows.Scan(&r, &at); err != nil {
+			rows.Close()
+			return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
+		}
+		seen = append(seen, r)
+		since[r] = fromMicros(at)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
+	}
+	rows, err = s.db.QueryContext(ctx, `SELECT release_version, MIN(seq), MIN(created_at) FROM deployments WHERE tenant_id = $1 AND product_id = $2
+		GROUP BY release_version ORDER BY MIN(seq)`, tenantID, p.ID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
+	}
+	for rows.Next() {
+		var r string
+		var seq, at int64
+		if err := rows.Scan(&r, &seq, &at); err != nil {
+			rows.Close()
+			return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
+		}
+		deployed = append(deployed, r)
+		since[r] = fromMicros(at)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
+	}
+	var order []string
+	for _, r := range seen {
+		if !slices.Contains(deployed, r) {
+			order = append(order, r)
+		}
+	}
+	return append(order, deployed...), since, nil
+}
+
+// Coverage computes devices per release now, the share on the newest release, and every
+// release's time to 50/90/99/100 % for a tenant's product or one of its groups.
+func (s *Store) Coverage(ctx context.Context, tenantID, product, group string) (CoverageReport, error) {
+	events, err := s.CoverageEvents(ctx, tenantID, product, group)
+	if err != nil {
+		return CoverageReport{}, fmt.Errorf("store.Coverage: %w", err)
+	}
+	order, since, err := s.ReleaseOrder(ctx, tenantID, product)
+	if err != nil {
+		return CoverageReport{}, fmt.Errorf("store.Coverage: %w", err)
+	}
+	rep := CoverageReport{Product: product, Group: group, Now: coverage.At(events, order, s.Now())}
+	for i := len(order) - 1; i >= 0; i-- {
+		r := order[i]
+		ms, err := coverage.Milestones(events, order, r, since[r], coverage.DefaultThresholds())
+		if err != nil {
+			return CoverageReport{}, fmt.Errorf("store.Coverage: %w", err)
+		}
+		rep.Releases = append(rep.Releases, ReleaseCoverage{Release: r, Since: since[r], Milestones: ms})
+	}
+	return rep, nil
+}
