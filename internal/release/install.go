@@ -33,14 +33,33 @@ type InstallReport struct {
 // MaxReasonLength caps the failure reason a device may send.
 const MaxReasonLength = 1000
 
-// ReportInstall records a device's install state. A committed release
-// becomes the device's current release; committed and failed states are
-// audited.
+// ReportInstall records a device's install state and feeds the rollout
+// engine (store.RecordDeviceRelease, store.RecordInstallFailure). A
+// committed release becomes the device's current release; committed and
+// failed states are audited.
 func (s *Service) ReportInstall(ctx context.Context, tenantID, deviceID string, rep InstallReport) (InstallReport, error) {
 	if err := ValidateInstall(rep); err != nil {
 		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", err)
 	}
 	rep.At = s.now()
+	// The rollout engine's view comes first: a committed release becomes
+	// the device's current release (with a coverage event) and the outcome
+	// of its group's open deployment; a failure is that deployment's
+	// outcome too. Devices outside a group, or releases not being deployed,
+	// are only recorded here.
+	claimed := true
+	switch {
+	case rep.State == InstallCommitted:
+		if err := s.cfg.Store.RecordDeviceRelease(ctx, tenantID, deviceID, rep.Release); errors.Is(err, store.ErrNotFound) {
+			claimed = false
+		} else if err != nil {
+			return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", err)
+		}
+	case rep.State == InstallFailed && rep.Release != "":
+		if err := s.cfg.Store.RecordInstallFailure(ctx, tenantID, deviceID, rep.Release, rep.Reason); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", err)
+		}
+	}
 	err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO install_reports (id, device_id, tenant_id, state, release, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			store.NewID("ins"), deviceID, tenantID, rep.State, rep.Release, rep.Reason, micros(rep.At)); err != nil {
@@ -51,8 +70,10 @@ func (s *Service) ReportInstall(ctx context.Context, tenantID, deviceID string, 
 		}
 		switch rep.State {
 		case InstallCommitted:
-			if _, err := tx.ExecContext(ctx, `UPDATE devices SET current_release = $1 WHERE id = $2 AND tenant_id = $3`, rep.Release, deviceID, tenantID); err != nil {
-				return err
+			if !claimed {
+				if _, err := tx.ExecContext(ctx, `UPDATE devices SET current_release = $1 WHERE id = $2 AND tenant_id = $3`, rep.Release, deviceID, tenantID); err != nil {
+					return err
+				}
 			}
 		case InstallFailed:
 		default:
