@@ -11,6 +11,8 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/rampartsec/rampart/internal/updatemeta"
 )
@@ -57,6 +59,17 @@ type SlotInfo struct {
 	Components map[string]ComponentImage `json:"components"`
 }
 
+// Fingerprint names the exact image set of a slot: component=sha256 pairs
+// in component order.
+func (i *SlotInfo) Fingerprint() string {
+	names := slices.Sorted(maps.Keys(i.Components))
+	var b strings.Builder
+	for _, n := range names {
+		b.WriteString(n + "=" + i.Components[n].SHA256 + ";")
+	}
+	return b.String()
+}
+
 // SlotState is the A/B state file, replaced atomically on every change.
 //
 // Invariant: a slot appears in Slots only after all its files were written,
@@ -75,6 +88,10 @@ type SlotState struct {
 	SecurityFloor map[string]uint64 `json:"security_floor,omitempty"`
 	// LastFailure explains the last automatic rollback.
 	LastFailure string `json:"last_failure,omitempty"`
+	// FailedSet fingerprints the image set that was rolled back, so the
+	// same set is not installed again and again (a boot loop); a
+	// different set, or a commit, clears it.
+	FailedSet string `json:"failed_set,omitempty"`
 }
 
 // Slots is the A/B slot store under one directory: a/ and b/ hold one file
@@ -211,6 +228,9 @@ func otherSlot(slot string) string {
 }
 
 func rollback(st *SlotState, reason string) {
+	if info := st.Slots[st.Trial]; info != nil {
+		st.FailedSet = info.Fingerprint()
+	}
 	delete(st.Slots, st.Trial)
 	st.Trial = ""
 	st.BootCount = 0
@@ -362,7 +382,7 @@ func (s *Slots) Commit() error {
 	if st.Trial == "" {
 		return fmt.Errorf("update.Slots.Commit: no trial slot")
 	}
-	st.Committed, st.Trial, st.BootCount, st.LastFailure = st.Trial, "", 0, ""
+	st.Committed, st.Trial, st.BootCount, st.LastFailure, st.FailedSet = st.Trial, "", 0, "", ""
 	if st.SecurityFloor == nil {
 		st.SecurityFloor = map[string]uint64{}
 	}

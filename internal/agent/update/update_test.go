@@ -110,6 +110,22 @@ func TestHealthCheckFailureRollsBack(t *testing.T) {
 	if !strings.Contains(st.LastFailure, "service did not start") {
 		t.Errorf("last failure = %q", st.LastFailure)
 	}
+	// The same set is not installed again (no boot loop, no re-download)...
+	before := len(w.log())
+	if _, err := w.updater(t, d, nil).RunOnce(ctx); !errors.Is(err, ErrPreviouslyFailed) {
+		t.Fatalf("second run: %v, want ErrPreviouslyFailed", err)
+	}
+	for _, req := range w.log()[before:] {
+		if strings.Contains(req, "/repo/targets/") {
+			t.Errorf("downloaded again after a rollback: %s", req)
+		}
+	}
+	// ...but a fixed release is.
+	r3 := w.addRelease("1.2.0", 1, map[string][]byte{"rootfs": edit(r2.content["rootfs"], 11), "config": r1.content["config"]}, map[string]string{"config": "1.0.0"})
+	w.assign(r3)
+	if out, err := w.updater(t, d, nil).RunOnce(ctx); err != nil || !out.Committed || out.Release != "1.2.0" {
+		t.Fatalf("fixed release: %+v, %v", out, err)
+	}
 }
 
 func TestTrialBootLimit(t *testing.T) {
