@@ -106,17 +106,17 @@ type Runner struct {
 	cfg Config
 	log *slog.Logger
 
-	mu       sync.Mutex
-	att      attest.Attester
-	mlog     *attest.MeasurementLog
-	id       *identity.Identity
-	slots    *update.Slots
-	upd      *update.Updater
-	crashes  *crash.Collector
-	http     *http.Client
-	tenant   string
-	status   Status
-	boots    int
+	mu      sync.Mutex
+	att     attest.Attester
+	mlog    *attest.MeasurementLog
+	id      *identity.Identity
+	slots   *update.Slots
+	upd     *update.Updater
+	crashes *crash.Collector
+	http    *http.Client
+	tenant  string
+	status  Status
+	boots   int
 }
 
 // New opens the device's state: attester, measurement log, identity and slots. It does not talk

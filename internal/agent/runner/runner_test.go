@@ -22,12 +22,12 @@ import (
 
 // fleetServer is a real server with a signed product, as doc/updates.md leaves it.
 type fleetServer struct {
-	srv    *server.Server
-	url    string
-	dir    string
-	admin  string
-	cli    *clitest.CLI
-	api    *client.Client
+	srv        *server.Server
+	url        string
+	dir        string
+	admin      string
+	cli        *clitest.CLI
+	api        *client.Client
 	keys       string
 	tenant     string
 	deployment string // the group's current deployment
