@@ -28,6 +28,7 @@ import (
 	"github.com/rampartsec/rampart/internal/cli/report"
 	"github.com/rampartsec/rampart/internal/cli/research"
 	"github.com/rampartsec/rampart/internal/cli/server"
+	"github.com/rampartsec/rampart/internal/cli/sim"
 	"github.com/rampartsec/rampart/internal/cli/tenant"
 	"github.com/rampartsec/rampart/internal/cli/token"
 )
@@ -65,6 +66,7 @@ func Root(env *clienv.Env) *cobra.Command {
 		report.Command(env),
 		advisory.Command(env),
 		research.Command(env),
+		sim.Command(env),
 	)
 	return root
 }

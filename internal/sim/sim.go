@@ -20,10 +20,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/agent/runner"
 	"github.com/rampartsec/rampart/internal/agent/update"
 	"github.com/rampartsec/rampart/internal/attest/wire"
@@ -482,4 +485,41 @@ func (f *Fleet) Status(i int) runner.Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.status
+}
+
+// Claim claims every device into product and group through the admin API, with bounded
+// concurrency; devices already claimed (a restarted simulator) are left as they are.
+func (f *Fleet) Claim(ctx context.Context, c *client.Client, product, group string) error {
+	err := f.each(ctx, func(ctx context.Context, i int) error {
+		_, err := c.ClaimDevice(ctx, f.devices[i].r.DeviceID(), client.ClaimDeviceRequest{Product: product, Group: group})
+		if err != nil && !client.IsStatus(err, http.StatusConflict) {
+			return fmt.Errorf("device %d: %w", i+1, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sim.Claim: %w", err)
+	}
+	return nil
+}
+
+// ParseRates reads per-release rates written as RELEASE=RATE[,RELEASE=RATE...], such as
+// "1.0.0=0.02,1.0.1=0"; an empty string is no rates.
+func ParseRates(s string) (map[string]float64, error) {
+	out := map[string]float64{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		rel, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || rel == "" {
+			return nil, fmt.Errorf("sim.ParseRates: %q is not RELEASE=RATE", part)
+		}
+		p, err := strconv.ParseFloat(v, 64)
+		if err != nil || p < 0 || p > 1 {
+			return nil, fmt.Errorf("sim.ParseRates: rate %q for %s is not a number from 0 to 1", v, rel)
+		}
+		out[rel] = p
+	}
+	return out, nil
 }

@@ -229,10 +229,11 @@ func TestReattest(t *testing.T) {
 	if err := f.Enroll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range f.DeviceIDs() {
-		if _, err := w.api.ClaimDevice(ctx, id, client.ClaimDeviceRequest{Product: "lamp", Group: "Production"}); err != nil {
-			t.Fatal(err)
-		}
+	if err := f.Claim(ctx, w.api, "lamp", "Production"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Claim(ctx, w.api, "lamp", "Production"); err != nil {
+		t.Fatalf("claiming again (a restarted simulator): %v", err)
 	}
 	w.deploy(t, "1.0.0")
 	if err := f.Start(ctx); err != nil {
@@ -265,6 +266,32 @@ func TestConfigRefused(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if _, err := sim.New(context.Background(), cfg); err == nil {
 				t.Fatal("accepted")
+			}
+		})
+	}
+}
+
+func TestParseRates(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want map[string]float64
+		bad  bool
+	}{
+		{"", map[string]float64{}, false},
+		{"1.0.0=0.02", map[string]float64{"1.0.0": 0.02}, false},
+		{"1.0.0=0.02, 1.0.1=1", map[string]float64{"1.0.0": 0.02, "1.0.1": 1}, false},
+		{"1.0.0", nil, true},
+		{"=0.1", nil, true},
+		{"1.0.0=2", nil, true},
+		{"1.0.0=x", nil, true},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := sim.ParseRates(tc.in)
+			if (err != nil) != tc.bad {
+				t.Fatalf("error %v, want error %v", err, tc.bad)
+			}
+			if diff := cmp.Diff(got, tc.want); diff != "" {
+				t.Errorf("(-got +want):\n%s", diff)
 			}
 		})
 	}
