@@ -17,6 +17,7 @@ import (
 	"github.com/rampartsec/rampart/internal/cli/audit"
 	"github.com/rampartsec/rampart/internal/cli/ca"
 	"github.com/rampartsec/rampart/internal/cli/clienv"
+	"github.com/rampartsec/rampart/internal/cli/demo"
 	"github.com/rampartsec/rampart/internal/cli/device"
 	"github.com/rampartsec/rampart/internal/cli/devicegroup"
 	"github.com/rampartsec/rampart/internal/cli/image"
@@ -67,6 +68,7 @@ func Root(env *clienv.Env) *cobra.Command {
 		advisory.Command(env),
 		research.Command(env),
 		sim.Command(env),
+		demo.Command(env, Run),
 	)
 	return root
 }

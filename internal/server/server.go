@@ -25,6 +25,7 @@ import (
 	"github.com/rampartsec/rampart/internal/release"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/token"
+	"github.com/rampartsec/rampart/internal/wake"
 )
 
 // Config is everything `rampart server` takes.
@@ -61,6 +62,8 @@ type Server struct {
 	cas     *keeper.Keeper
 	// releases serves images, releases and the TUF repository.
 	releases *release.Service
+	// api serves the admin, device and researcher APIs.
+	api *api.API
 	// FirstStart is true when this start created the first tenant and admin token.
 	FirstStart bool
 }
@@ -125,6 +128,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // Store exposes the server's store to in-process tests and the demo.
 func (s *Server) Store() *store.Store { return s.store }
 
+// Wake is the hub of devices waiting on GET /device/v1/wait, for the in-process demo, which
+// wakes a group's devices when it creates an emergency deployment through the store.
+func (s *Server) Wake() *wake.Hub { return s.api.Wake() }
+
 // Handler exposes the whole HTTP handler, for httptest and benchmarks.
 func (s *Server) Handler() http.Handler { return s.handler }
 
@@ -171,12 +178,12 @@ func (s *Server) routes() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	a := api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas, Releases: s.releases,
+	s.api = api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas, Releases: s.releases,
 		DeviceLimit: api.DeviceLimit(s.cfg.DeviceRate), AddrLimit: api.AddrLimit(s.cfg.AddrRate)})
-	mux.Handle("/api/", a)
+	mux.Handle("/api/", s.api)
 	mux.Handle("GET /tuf/", s.releases.Handler())
-	mux.Handle("/device/", a)
-	mux.Handle("/research/", a)
+	mux.Handle("/device/", s.api)
+	mux.Handle("/research/", s.api)
 	return m.instrument(mux)
 }
 

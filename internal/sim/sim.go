@@ -47,7 +47,10 @@ type Config struct {
 	// Dir holds one state folder per device (device-000001, ...).
 	Dir     string
 	Devices int
-	// Concurrency bounds enrolments and attestations running at once; 4×GOMAXPROCS when zero.
+	// Concurrency bounds the enrolments, attestations and check-ins running at once (waiting on
+	// the long-poll is not bounded); 4×GOMAXPROCS when zero. A real fleet has no such bound,
+	// but on one machine a thousand devices woken together would only thrash the scheduler
+	// and the database: the bound keeps the server's work the same and the curve honest.
 	Concurrency int
 	// Offline is the share (0..1) of devices that enrol but then never check in.
 	Offline float64
@@ -79,6 +82,7 @@ type Fleet struct {
 	cfg     Config
 	log     *slog.Logger
 	devices []*device
+	active  chan struct{} // Concurrency tokens for check-ins and attestations
 
 	checkIns, crashes, powerCuts, failedInstalls, errs atomic.Int64
 	reattests                                          atomic.Int64
@@ -132,7 +136,7 @@ func New(ctx context.Context, cfg Config) (*Fleet, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sim.New: %w", err)
 	}
-	f := &Fleet{cfg: cfg, log: cfg.Logger, devices: make([]*device, cfg.Devices)}
+	f := &Fleet{cfg: cfg, log: cfg.Logger, devices: make([]*device, cfg.Devices), active: make(chan struct{}, cfg.Concurrency)}
 	// One transport template: HTTP/1.1 keep-alive (an HTTP/2 connection per device costs the
 	// server more memory for nothing), a small idle pool, TLS session reuse off as on a device.
 	tr := &http.Transport{
@@ -297,10 +301,16 @@ func (f *Fleet) loop(ctx context.Context, d *device) {
 		again = d.reattest
 		d.reattest = false
 		d.mu.Unlock()
+		select {
+		case f.active <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		if again {
 			f.attest(ctx, d)
 		}
 		f.checkIn(ctx, d)
+		<-f.active
 	}
 }
 
