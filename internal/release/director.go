@@ -181,6 +181,12 @@ func (s *Service) DirectorFile(ctx context.Context, tenantID, deviceID, name str
 	}
 	var raw string
 	err := s.cfg.Store.DB().QueryRowContext(ctx, `SELECT files FROM director_metadata WHERE device_id = $1 AND tenant_id = $2`, deviceID, tenantID).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Say why: a tenant without update keys, or a device nothing was named for yet.
+		if _, rerr := s.loadRepo(ctx, s.cfg.Store.DB(), tenantID); rerr != nil {
+			return nil, fmt.Errorf("release.DirectorFile: %w", mapErr(rerr))
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("release.DirectorFile: %w", mapErr(err))
 	}
