@@ -83,7 +83,11 @@ func PrintReport(env *clienv.Env, r client.Report, comments []client.Comment) er
 		}
 		if f := r.Fix; f != nil {
 			tb.Row("FIXED IN", f.Fixed+" (released "+clienv.When(f.ReleasedAt)+")")
-			tb.Row("AFFECTED", strings.Join(f.Affected, ", "))
+			affected := strings.Join(f.Affected, ", ")
+			if len(f.Revoked) > 0 {
+				affected += " (revoked: " + strings.Join(f.Revoked, ", ") + ")"
+			}
+			tb.Row("AFFECTED", affected)
 			tb.Row("EXPOSED", fmt.Sprintf("%d of %d devices", f.Exposed, f.Devices))
 			for _, id := range f.ExposedDevices {
 				tb.Row("", id)
