@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampartsec/rampart/internal/coverage"
 	"github.com/rampartsec/rampart/internal/program"
 )
 
@@ -562,10 +563,88 @@ func (s *Store) timeline(ctx context.Context, r Report) (program.Timeline, *Fix,
 		return program.Timeline{}, nil, err
 	}
 	t.FixReleasedAt = f.ReleasedAt
-	if t.Coverage, err = s.coverageHistory(ctx, r.ID); err != nil {
+	// The fleet's recorded history of releases is exact; the periodic samples are the fallback
+	// for products whose devices have no history.
+	if t.Coverage, err = s.historyCoverage(ctx, r, f); err != nil {
 		return program.Timeline{}, nil, err
 	}
+	if t.Coverage == nil {
+		if t.Coverage, err = s.coverageHistory(ctx, r.ID); err != nil {
+			return program.Timeline{}, nil, err
+		}
+	}
 	return t, &f, nil
+}
+
+// historyCoverage derives the coverage of a fix from the product's coverage history (which
+// release each device ran since when, kept by the rollouts area): one sample as the fleet stood
+// when the fix was released, then one at each later instant where the covered share changed by
+// at least a tenth of a percent. A device counts as covered when it runs a release not listed
+// as affected, as in the samples. It returns nil when the product has no history.
+func (s *Store) historyCoverage(ctx context.Context, r Report, f Fix) ([]program.CoverageSample, error) {
+	events, err := s.CoverageEvents(ctx, r.TenantID, r.Product, "")
+	if errors.Is(err, ErrNotFound) || len(events) == 0 {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return CoverageFromHistory(events, f.Affected, f.ReleasedAt), nil
+}
+
+// CoverageFromHistory replays coverage events (in time order, departures before arrivals at one
+// instant, as CoverageEvents returns them) and returns the coverage of a fix released at since:
+// the fleet as it stood at since, then a sample at each later instant where the covered share,
+// in thousandths, changed (so every 50/90/99/100 % crossing is kept), and the last instant.
+func CoverageFromHistory(events []coverage.Event, affected []string, since time.Time) []program.CoverageSample {
+	isAffected := make(map[string]bool, len(affected))
+	for _, v := range affected {
+		isAffected[v] = true
+	}
+	current := map[string]string{}
+	var covered int64
+	apply := func(e coverage.Event) {
+		if prev, ok := current[e.DeviceID]; ok && !isAffected[prev] {
+			covered--
+		}
+		if e.Release == "" {
+			delete(current, e.DeviceID)
+			return
+		}
+		current[e.DeviceID] = e.Release
+		if !isAffected[e.Release] {
+			covered++
+		}
+	}
+	perMille := func(c program.CoverageSample) int64 {
+		if c.Total == 0 {
+			return -1
+		}
+		return c.Covered * 1000 / c.Total
+	}
+	i := 0
+	for ; i < len(events) && !events[i].At.After(since); i++ {
+		apply(events[i])
+	}
+	out := []program.CoverageSample{{At: since, Covered: covered, Total: int64(len(current))}}
+	var pending *program.CoverageSample // the latest instant not kept, so the series ends on the last state
+	for ; i < len(events); i++ {
+		apply(events[i])
+		if i+1 < len(events) && events[i+1].At.Equal(events[i].At) {
+			continue // judge an instant once all its events are applied
+		}
+		c := program.CoverageSample{At: events[i].At, Covered: covered, Total: int64(len(current))}
+		if perMille(c) != perMille(out[len(out)-1]) {
+			out = append(out, c)
+			pending = nil
+		} else {
+			pending = &c
+		}
+	}
+	if pending != nil && (pending.Covered != out[len(out)-1].Covered || pending.Total != out[len(out)-1].Total) {
+		out = append(out, *pending)
+	}
+	return out
 }
 
 // ReportDetail is everything the triage team's view of a report shows.
