@@ -39,6 +39,9 @@ type Deps struct {
 	References attest.ReferenceSource
 	// Releases serves images, releases and the TUF roots; those routes answer 503 when nil.
 	Releases *release.Service
+	// ApplyLimit rate-limits the public researcher application route per client address; nil
+	// means no limit. The server passes ApplyLimit(DefaultApplyRate).
+	ApplyLimit *ratelimit.Limiter
 }
 
 // Default device API rate limits: a device checks in, attests and reports a few times an hour,
@@ -76,6 +79,7 @@ type API struct {
 	addrLimit    *ratelimit.Limiter
 	deviceLimit  *ratelimit.Limiter
 	releases     *release.Service
+	applyLimit   *ratelimit.Limiter
 	certs        *certCache
 	mux          *http.ServeMux
 	routes       []route
@@ -85,7 +89,7 @@ type API struct {
 // New builds the API with every route registered.
 func New(d Deps) *API {
 	a := &API{store: d.Store, log: d.Logger, cas: d.CAs, now: d.Now, addrLimit: d.AddrLimit, deviceLimit: d.DeviceLimit,
-		releases: d.Releases, certs: newCertCache(100_000), mux: http.NewServeMux()}
+		releases: d.Releases, applyLimit: d.ApplyLimit, certs: newCertCache(100_000), mux: http.NewServeMux()}
 	if a.now == nil {
 		a.now = time.Now
 	}
