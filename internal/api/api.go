@@ -196,6 +196,7 @@ func (a *API) register() {
 	a.handle("POST /api/v1/programs/{program}/invitations", admin, a.invite, doc{summary: "Invite a researcher; the researcher token is shown only in this answer", body: client.InviteRequest{}, response: client.Invitation{}, status: http.StatusCreated})
 	a.handle("POST /api/v1/programs/{program}/applications/{id}/accept", admin, a.acceptApplication, doc{summary: "Accept an application", body: client.DecideRequest{}, response: client.Application{}})
 	a.handle("POST /api/v1/programs/{program}/applications/{id}/reject", admin, a.rejectApplication, doc{summary: "Reject an application", body: client.DecideRequest{}, response: client.Application{}})
+	a.handle("POST /api/v1/researchers/{id}/revoke-token", admin, a.revokeResearcherToken, doc{summary: "Revoke a researcher's token; every researcher route refuses it from then on", body: client.RevokeResearcherTokenRequest{}, response: client.Researcher{}})
 	a.handle("GET /api/v1/reports", reader, a.listReports, doc{summary: "List vulnerability reports", response: client.List[client.Report]{}, query: []string{"program", "state"}})
 	a.handle("GET /api/v1/reports/{number}", reader, a.getReport, doc{summary: "Show a report with its award, fix coverage and metrics", response: client.Report{}})
 	a.handle("POST /api/v1/reports/{number}/triage", operator, a.triageReport, doc{summary: "Change a report's state and triage fields", body: client.TriageRequest{}, response: client.Report{}})

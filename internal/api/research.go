@@ -40,7 +40,31 @@ func (a *API) authenticateResearcher(ctx context.Context, header string) (*princ
 		}
 		return nil, internal(err)
 	}
+	if r.TokenRevokedAt != nil {
+		return nil, unauthorized("the researcher token was revoked")
+	}
 	return &principal{tenantID: r.TenantID, researcher: &r}, nil
+}
+
+// revokeResearcherToken is the team's side: an administrator revokes a researcher's token.
+func (a *API) revokeResearcherToken(w http.ResponseWriter, r *http.Request, p *principal) error {
+	var req client.RevokeResearcherTokenRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := checkDescription(req.Reason); err != nil {
+		return badRequest("reason must be one line of at most 500 bytes")
+	}
+	id := r.PathValue("id")
+	res, err := a.store.RevokeResearcherToken(r.Context(), p.actor(), p.tenantID, id, req.Reason)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return storeError(err, "researcher "+id)
+		}
+		return programError(err, "researcher "+id)
+	}
+	writeJSON(w, http.StatusOK, client.Researcher{ID: res.ID, Name: res.Name, Email: res.Email, CreatedAt: res.CreatedAt, TokenRevokedAt: res.TokenRevokedAt})
+	return nil
 }
 
 // auditResearcherRefusal records a refused request of an authenticated researcher: a report
