@@ -91,7 +91,11 @@ func PrintReport(env *clienv.Env, r client.Report, comments []client.Comment) er
 				affected += " (revoked: " + strings.Join(f.Revoked, ", ") + ")"
 			}
 			tb.Row("AFFECTED", affected)
-			tb.Row("EXPOSED", fmt.Sprintf("%d of %d devices", f.Exposed, f.Devices))
+			if f.Devices == 0 {
+				tb.Row("EXPOSED", fmt.Sprintf("0 of 0 devices (%s has no devices yet; they appear as they enrol)", r.Product))
+			} else {
+				tb.Row("EXPOSED", fmt.Sprintf("%d of %d devices", f.Exposed, f.Devices))
+			}
 			for i, id := range f.ExposedDevices {
 				if i == MaxExposedShown {
 					tb.Row("", fmt.Sprintf("... and %d more (-o json lists %d)", f.Exposed-MaxExposedShown, len(f.ExposedDevices)))
@@ -107,11 +111,11 @@ func PrintReport(env *clienv.Env, r client.Report, comments []client.Comment) er
 				tb.Row("COVERAGE "+m.Threshold, v)
 			}
 			for _, c := range f.Coverage {
-				pct := 100.0
+				pct := "-" // an empty fleet is neither covered nor exposed
 				if c.Total > 0 {
-					pct = 100 * float64(c.Covered) / float64(c.Total)
+					pct = fmt.Sprintf("%.1f%%", 100*float64(c.Covered)/float64(c.Total))
 				}
-				tb.Row("COVERED", fmt.Sprintf("%s  %d/%d  %.1f%%", clienv.When(c.At), c.Covered, c.Total, pct))
+				tb.Row("COVERED", fmt.Sprintf("%s  %d/%d  %s", clienv.When(c.At), c.Covered, c.Total, pct))
 			}
 		}
 		for _, m := range program.Milestones() {
