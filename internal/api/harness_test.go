@@ -35,6 +35,9 @@ type harness struct {
 	admin string // service admin of tenant "default"
 	cas   *keeper.Keeper
 	refs  references // reference values the attestation service sees
+	// online and blobs back the release service (signed updates).
+	online *tuf.OnlineKeys
+	blobs  *release.Blobs
 }
 
 func newHarness(t testing.TB, kind string) *harness {
@@ -69,7 +72,7 @@ func newHarness(t testing.TB, kind string) *harness {
 	srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	return &harness{t: t, store: s, api: a, srv: srv, admin: secret, cas: cas, refs: refs}
+	return &harness{t: t, store: s, api: a, srv: srv, admin: secret, cas: cas, refs: refs, online: online, blobs: blobs}
 }
 
 func (h *harness) client(tok string) *client.Client {

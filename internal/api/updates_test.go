@@ -193,6 +193,12 @@ func TestAgentAgainstServer(t *testing.T) {
 	if d := show(); d.CurrentRelease != "1.1.0" || d.Install.State != "committed" || d.Install.Release != "1.1.0" {
 		t.Fatalf("device after 1.1.0: %+v %+v", d, d.Install)
 	}
+	// A newly committed release is a coverage event for the rollout engine
+	// (the harness registers the device as already running 1.0.0).
+	var events int
+	if err := h.store.DB().QueryRow(`SELECT COUNT(*) FROM coverage_events WHERE device_id = $1 AND release_version = '1.1.0'`, dev.id).Scan(&events); err != nil || events != 1 {
+		t.Errorf("coverage events for 1.1.0 = %d, %v; want 1", events, err)
+	}
 
 	if err := h.api.releases.Assign(ctx, store.System, tenant.ID, dev.id, "lamp", "1.0.0"); err != nil {
 		t.Fatal(err)

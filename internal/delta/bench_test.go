@@ -14,17 +14,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// requireOrSkip skips when a component is missing, or fails under
-// RAMPART_REQUIRE_ALL=1.
-func requireOrSkip(tb testing.TB, msg string) {
-	tb.Helper()
-	if os.Getenv("RAMPART_REQUIRE_ALL") == "1" {
-		tb.Fatal(msg)
-	}
-	tb.Skip(msg)
-}
+	"github.com/rampartsec/rampart/internal/testenv"
+)
 
 // repoRoot finds the module root from this package's directory.
 func repoRoot(tb testing.TB) string {
@@ -123,7 +115,7 @@ func peakHeap(fn func()) uint64 {
 //	go test ./internal/delta -run '^$' -bench ReleaseDelta -benchtime 3x
 func BenchmarkReleaseDelta(b *testing.B) {
 	if _, err := exec.LookPath("go"); err != nil {
-		requireOrSkip(b, "go command not found: cannot build the release binaries")
+		testenv.Missing(b, "the go command", "install Go to build the release binaries")
 	}
 	var missing []string
 	for _, tool := range []string{"bsdiff", "xdelta3", "zstd"} {
@@ -132,7 +124,7 @@ func BenchmarkReleaseDelta(b *testing.B) {
 		}
 	}
 	if len(missing) > 0 {
-		requireOrSkip(b, "baseline tools missing (apt-get install bsdiff xdelta3 zstd): "+strings.Join(missing, ", "))
+		testenv.Missing(b, "delta baselines "+strings.Join(missing, ", "), "apt-get install bsdiff xdelta3 zstd")
 	}
 	root := repoRoot(b)
 	pairs := []struct {

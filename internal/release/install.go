@@ -33,25 +33,33 @@ type InstallReport struct {
 // MaxReasonLength caps the failure reason a device may send.
 const MaxReasonLength = 1000
 
-// ReportInstall records a device's install state. A committed release
-// becomes the device's current release; committed and failed states are
-// audited.
+// ReportInstall records a device's install state and feeds the rollout
+// engine (store.RecordDeviceRelease, store.RecordInstallFailure). A
+// committed release becomes the device's current release; committed and
+// failed states are audited.
 func (s *Service) ReportInstall(ctx context.Context, tenantID, deviceID string, rep InstallReport) (InstallReport, error) {
-	switch rep.State {
-	case InstallDownloading, InstallInstalling, InstallInstalled, InstallCommitted, InstallFailed:
-	default:
-		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w: state %q", ErrInvalid, rep.State)
-	}
-	if rep.Release != "" && !updatemeta.ValidVersion(rep.Release) {
-		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w: release %q", ErrInvalid, rep.Release)
-	}
-	if rep.State == InstallCommitted && rep.Release == "" {
-		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w: a committed state names its release", ErrInvalid)
-	}
-	if len(rep.Reason) > MaxReasonLength || !utf8.ValidString(rep.Reason) || strings.ContainsFunc(rep.Reason, func(r rune) bool { return r < 0x20 && r != '\t' }) {
-		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w: reason must be printable text of at most %d bytes", ErrInvalid, MaxReasonLength)
+	if err := ValidateInstall(rep); err != nil {
+		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", err)
 	}
 	rep.At = s.now()
+	// The rollout engine's view comes first: a committed release becomes
+	// the device's current release (with a coverage event) and the outcome
+	// of its group's open deployment; a failure is that deployment's
+	// outcome too. Devices outside a group, or releases not being deployed,
+	// are only recorded here.
+	claimed := true
+	switch {
+	case rep.State == InstallCommitted:
+		if err := s.cfg.Store.RecordDeviceRelease(ctx, tenantID, deviceID, rep.Release); errors.Is(err, store.ErrNotFound) {
+			claimed = false
+		} else if err != nil {
+			return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", err)
+		}
+	case rep.State == InstallFailed && rep.Release != "":
+		if err := s.cfg.Store.RecordInstallFailure(ctx, tenantID, deviceID, rep.Release, rep.Reason); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", err)
+		}
+	}
 	err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO install_reports (id, device_id, tenant_id, state, release, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			store.NewID("ins"), deviceID, tenantID, rep.State, rep.Release, rep.Reason, micros(rep.At)); err != nil {
@@ -62,8 +70,10 @@ func (s *Service) ReportInstall(ctx context.Context, tenantID, deviceID string, 
 		}
 		switch rep.State {
 		case InstallCommitted:
-			if _, err := tx.ExecContext(ctx, `UPDATE devices SET current_release = $1 WHERE id = $2 AND tenant_id = $3`, rep.Release, deviceID, tenantID); err != nil {
-				return err
+			if !claimed {
+				if _, err := tx.ExecContext(ctx, `UPDATE devices SET current_release = $1 WHERE id = $2 AND tenant_id = $3`, rep.Release, deviceID, tenantID); err != nil {
+					return err
+				}
 			}
 		case InstallFailed:
 		default:
@@ -76,6 +86,27 @@ func (s *Service) ReportInstall(ctx context.Context, tenantID, deviceID string, 
 		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", mapErr(err))
 	}
 	return rep, nil
+}
+
+// ValidateInstall checks an install report from a device: a known state,
+// a well-formed release (required when committed) and a short printable
+// reason.
+func ValidateInstall(rep InstallReport) error {
+	switch rep.State {
+	case InstallDownloading, InstallInstalling, InstallInstalled, InstallCommitted, InstallFailed:
+	default:
+		return fmt.Errorf("%w: state %q", ErrInvalid, rep.State)
+	}
+	if rep.Release != "" && !updatemeta.ValidVersion(rep.Release) {
+		return fmt.Errorf("%w: release %q", ErrInvalid, rep.Release)
+	}
+	if rep.State == InstallCommitted && rep.Release == "" {
+		return fmt.Errorf("%w: a committed state names its release", ErrInvalid)
+	}
+	if len(rep.Reason) > MaxReasonLength || !utf8.ValidString(rep.Reason) || strings.ContainsFunc(rep.Reason, func(r rune) bool { return r < 0x20 && r != '\t' }) {
+		return fmt.Errorf("%w: reason must be printable text of at most %d bytes", ErrInvalid, MaxReasonLength)
+	}
+	return nil
 }
 
 // LatestInstall returns the last install state a device reported, or

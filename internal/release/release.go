@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rampartsec/rampart/internal/delta"
@@ -65,6 +66,16 @@ type Config struct {
 type Service struct {
 	cfg Config
 	log *slog.Logger
+
+	// files caches each tenant's static metadata files by the repository
+	// row's updated_at, so a polling device costs one small query.
+	mu    sync.Mutex
+	files map[string]cachedFiles
+}
+
+type cachedFiles struct {
+	updatedAt int64
+	files     map[string][]byte
 }
 
 // New returns a Service.
@@ -87,7 +98,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{cfg: cfg, log: cfg.Logger}, nil
+	return &Service{cfg: cfg, log: cfg.Logger, files: map[string]cachedFiles{}}, nil
 }
 
 // OnlinePublic returns the public online keys that `rampart keys init`
@@ -175,6 +186,7 @@ func (s *Service) loadRepo(ctx context.Context, q interface {
 }
 
 // saveRepo replaces the state only if nobody changed it since it was read.
+// updated_at strictly increases, since RepoFile caches files by it.
 func saveRepo(ctx context.Context, tx *sql.Tx, tenantID string, old *repoRow, st tuf.State, director [][]byte, now time.Time) error {
 	b, err := json.Marshal(st)
 	if err != nil {
@@ -184,7 +196,8 @@ func saveRepo(ctx context.Context, tx *sql.Tx, tenantID string, old *repoRow, st
 	if err != nil {
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE tuf_repos SET state = $1, director_roots = $2, updated_at = $3 WHERE tenant_id = $4 AND state = $5`,
+	res, err := tx.ExecContext(ctx, `UPDATE tuf_repos SET state = $1, director_roots = $2,
+		updated_at = CASE WHEN updated_at < $3 THEN $3 ELSE updated_at + 1 END WHERE tenant_id = $4 AND state = $5`,
 		string(b), string(d), micros(now), tenantID, old.raw)
 	if err != nil {
 		return err
@@ -671,19 +684,38 @@ func (s *Service) Revoke(ctx context.Context, actor store.Actor, tenantID, produ
 // RepoFile returns one metadata file of a tenant's image repository, by the
 // name a TUF client asks for (N.root.json, timestamp.json, ...).
 func (s *Service) RepoFile(ctx context.Context, tenantID, name string) ([]byte, error) {
-	r, err := s.loadRepo(ctx, s.cfg.Store.DB(), tenantID)
-	if err != nil {
-		return nil, fmt.Errorf("release.RepoFile: %w", mapErr(err))
+	db := s.cfg.Store.DB()
+	var updated int64
+	err := db.QueryRowContext(ctx, `SELECT updated_at FROM tuf_repos WHERE tenant_id = $1`, tenantID).Scan(&updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("release.RepoFile: %w", ErrNotInit)
 	}
-	repo, err := tuf.OpenRepository(r.state, s.cfg.Online, s.cfg.Expiry)
-	if err != nil {
-		return nil, fmt.Errorf("release.RepoFile: %w", err)
-	}
-	files, err := repo.Files()
 	if err != nil {
 		return nil, fmt.Errorf("release.RepoFile: %w", err)
 	}
-	b, ok := files[name]
+	s.mu.Lock()
+	c, ok := s.files[tenantID]
+	s.mu.Unlock()
+	if !ok || c.updatedAt != updated {
+		// Read state and timestamp together so the cache key matches the files.
+		var raw string
+		if err := db.QueryRowContext(ctx, `SELECT state, updated_at FROM tuf_repos WHERE tenant_id = $1`, tenantID).Scan(&raw, &updated); err != nil {
+			return nil, fmt.Errorf("release.RepoFile: %w", mapErr(err))
+		}
+		var st tuf.State
+		if err := json.Unmarshal([]byte(raw), &st); err != nil {
+			return nil, fmt.Errorf("release.RepoFile: %w", err)
+		}
+		files, err := tuf.StateFiles(st)
+		if err != nil {
+			return nil, fmt.Errorf("release.RepoFile: %w", err)
+		}
+		c = cachedFiles{updatedAt: updated, files: files}
+		s.mu.Lock()
+		s.files[tenantID] = c
+		s.mu.Unlock()
+	}
+	b, ok := c.files[name]
 	if !ok {
 		return nil, fmt.Errorf("release.RepoFile: %w: %s", ErrNotFound, name)
 	}

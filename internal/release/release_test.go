@@ -14,13 +14,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/rampartsec/rampart/internal/agent/update"
+	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/storetest"
 	"github.com/rampartsec/rampart/internal/tuf"
 )
 
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	svc     *Service
 	st      *store.Store
 	tenant  store.Tenant
@@ -32,7 +33,7 @@ type fixture struct {
 	updates int
 }
 
-func newFixture(t *testing.T, kind string) *fixture {
+func newFixture(t testing.TB, kind string) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	st := storetest.Open(t, kind)
@@ -143,11 +144,21 @@ func (f *fixture) agent() (update.Outcome, error) {
 	u, err := update.New(update.Config{
 		DeviceID: f.device, RepoURL: f.srv.URL + "/tuf/acme", DirectorURL: f.srv.URL + "/director/" + f.device,
 		RepoRoot: root, DirectorRoot: droot, StateDir: f.state, Slots: slots, HTTPClient: f.srv.Client(),
+		Reporter: svcReporter{f},
 	})
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	return u.RunOnce(context.Background())
+}
+
+// svcReporter hands the agent's install states straight to the service,
+// as the device API does.
+type svcReporter struct{ f *fixture }
+
+func (r svcReporter) Report(ctx context.Context, s update.Status) error {
+	_, err := r.f.svc.ReportInstall(ctx, r.f.tenant.ID, r.f.device, InstallReport{State: string(s.State), Release: s.Release, Reason: s.Reason})
+	return err
 }
 
 func binary(seed uint64, n int) []byte {
@@ -389,5 +400,51 @@ func TestRefreshDirector(t *testing.T) {
 	}
 	if v2 != v1+1 || !exp2.After(exp1) {
 		t.Errorf("after refresh: version %d expiry %s, was %d %s", v2, exp2, v1, exp1)
+	}
+}
+
+// TestDirectorFollowsDeployment: an emergency deployment of 1.1.0 to the
+// device's group makes the director name 1.1.0 at the device's next poll,
+// and the agent installs it.
+func TestDirectorFollowsDeployment(t *testing.T) {
+	f := newFixture(t, "sqlite")
+	ctx := context.Background()
+	f.keysInit()
+	p, err := f.st.ProductByName(ctx, f.tenant.ID, "gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := f.st.GroupByName(ctx, f.tenant.ID, "gateway", "Production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.DB().Exec(`UPDATE devices SET product_id = $1, group_id = $2 WHERE id = $3`, p.ID, g.ID, f.device); err != nil {
+		t.Fatal(err)
+	}
+	v1 := binary(8, 64<<10)
+	f.release("1.0.0", v1)
+	f.release("1.1.0", append(append([]byte(nil), v1...), binary(9, 100)...))
+	if err := f.svc.Assign(ctx, store.System, f.tenant.ID, f.device, "gateway", "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := f.agent(); err != nil || out.Release != "1.0.0" {
+		t.Fatalf("install 1.0.0: %+v, %v", out, err)
+	}
+	if _, err := f.st.CreateDeployment(ctx, store.System, f.tenant.ID, store.DeploymentSpec{
+		Product: "gateway", Group: "Production", Release: "1.1.0", Plan: rollout.DefaultPlan(), Criteria: rollout.DefaultCriteria(), Emergency: true,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.agent()
+	if err != nil || !out.Committed || out.Release != "1.1.0" || len(out.Delta) != 1 {
+		t.Fatalf("install through the deployment: %+v, %v", out, err)
+	}
+	d, err := f.st.DeviceByID(ctx, f.tenant.ID, f.device)
+	if err != nil || d.CurrentRelease != "1.1.0" || d.TargetRelease != "1.1.0" {
+		t.Fatalf("device after the deployment: %+v, %v", d, err)
+	}
+	var install string
+	if err := f.st.DB().QueryRow(`SELECT install FROM deployment_devices WHERE device_id = $1`, f.device).Scan(&install); err != nil || install != "installed" {
+		t.Errorf("deployment outcome = %q, %v; want installed", install, err)
 	}
 }

@@ -80,7 +80,7 @@ func Run(ctx context.Context, args []string, version string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	a, err := attest.Open(ctx, attest.Config{Spec: *attester, StateDir: *state, Logger: logger})
+	a, err := attest.Open(ctx, attest.Config{Spec: *attester, StateDir: *state, Logger: logger, Simulator: simulatorBackend})
 	if err != nil {
 		return err
 	}
