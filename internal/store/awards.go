@@ -627,7 +627,9 @@ func CoverageFromHistory(events []coverage.Event, affected []string, since time.
 		apply(events[i])
 	}
 	out := []program.CoverageSample{{At: since, Covered: covered, Total: int64(len(current))}}
-	var pending *program.CoverageSample // the latest instant not kept, so the series ends on the last state
+	// The latest instant not kept, so that the series ends on the last state.
+	var pending program.CoverageSample
+	hasPending := false
 	for ; i < len(events); i++ {
 		apply(events[i])
 		if i+1 < len(events) && events[i+1].At.Equal(events[i].At) {
@@ -636,13 +638,13 @@ func CoverageFromHistory(events []coverage.Event, affected []string, since time.
 		c := program.CoverageSample{At: events[i].At, Covered: covered, Total: int64(len(current))}
 		if perMille(c) != perMille(out[len(out)-1]) {
 			out = append(out, c)
-			pending = nil
+			hasPending = false
 		} else {
-			pending = &c
+			pending, hasPending = c, true
 		}
 	}
-	if pending != nil && (pending.Covered != out[len(out)-1].Covered || pending.Total != out[len(out)-1].Total) {
-		out = append(out, *pending)
+	if last := out[len(out)-1]; hasPending && (pending.Covered != last.Covered || pending.Total != last.Total) {
+		out = append(out, pending)
 	}
 	return out
 }
