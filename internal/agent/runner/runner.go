@@ -106,17 +106,17 @@ type Runner struct {
 	cfg Config
 	log *slog.Logger
 
-	mu       sync.Mutex
-	att      attest.Attester
-	mlog     *attest.MeasurementLog
-	id       *identity.Identity
-	slots    *update.Slots
-	upd      *update.Updater
-	crashes  *crash.Collector
-	http     *http.Client
-	tenant   string
-	status   Status
-	boots    int
+	mu      sync.Mutex
+	att     attest.Attester
+	mlog    *attest.MeasurementLog
+	id      *identity.Identity
+	slots   *update.Slots
+	upd     *update.Updater
+	crashes *crash.Collector
+	http    *http.Client
+	tenant  string
+	status  Status
+	boots   int
 }
 
 // New opens the device's state: attester, measurement log, identity and slots. It does not talk
@@ -331,7 +331,19 @@ func (r *Runner) once(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("update: %w", err)
 	}
-	out, err := upd.RunOnce(ctx)
+	assigned, err := r.assigned(ctx)
+	if err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	var out update.Outcome
+	if assigned {
+		out, err = upd.RunOnce(ctx)
+	} else {
+		// Nothing named for this device yet; still finish a trial boot left by a power cut.
+		var b update.Boot
+		b, err = upd.FinishBoot(ctx)
+		out.Release, out.RolledBack = b.Info.Release, b.RolledBack
+	}
 	outcome := describe(out)
 	r.mu.Lock()
 	r.status.LastOutcome = outcome
@@ -357,6 +369,8 @@ func describe(o update.Outcome) string {
 	switch {
 	case o.RolledBack != "":
 		return "rolled back: " + o.RolledBack
+	case o.Committed && len(o.Delta) > 0:
+		return "committed " + o.Release + " (delta: " + strings.Join(o.Delta, ", ") + ")"
 	case o.Committed:
 		return "committed " + o.Release
 	case o.Installed:
@@ -420,6 +434,28 @@ func (r *Runner) updater(ctx context.Context) (*update.Updater, error) {
 		Health:   r.cfg.Health, Logger: r.log,
 	})
 	return r.upd, err
+}
+
+// assigned reports whether the director has metadata for this device, that is whether a release
+// was ever named for it; until then the director answers 404 and there is nothing to update.
+func (r *Runner) assigned(ctx context.Context) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", r.cfg.Server+"/device/v1/director/timestamp.json", nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	}
+	return false, fmt.Errorf("director: %s", resp.Status)
 }
 
 // tenantName reads the tenant from the certificate's SPIFFE ID (spiffe://<tenant>/...).
