@@ -28,6 +28,8 @@ const usage = `usage: rampart-agent --server URL --ca-file FILE --state DIR --at
 verbs:
   enroll    register this device with the server and print its device ID
   attest    attest once (enrolling again if needed) and print the verdict
+  run       keep the device updated: [--once] [--slots DIR] [--repo-root FILE] [--director-root FILE] [--interval D]
+  status    print the A/B slot state as JSON: [--slots DIR]
   version   print the agent's version
 
 flags:
@@ -56,16 +58,32 @@ func Run(ctx context.Context, args []string, version string, stdout, stderr io.W
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
-	if fs.NArg() != 1 {
+	if fs.NArg() < 1 {
 		fs.Usage()
 		return fmt.Errorf("%w: one verb expected", ErrUsage)
 	}
 	verb := fs.Arg(0)
+	var uf updateFlags
+	switch verb {
+	case "run", "status":
+		var err error
+		if uf, err = parseUpdateFlags(verb, *state, fs.Args()[1:], stderr); err != nil {
+			return err
+		}
+		if verb == "status" {
+			return status(uf, stdout)
+		}
+	default:
+		if fs.NArg() != 1 {
+			fs.Usage()
+			return fmt.Errorf("%w: %s takes no arguments", ErrUsage, verb)
+		}
+	}
 	if verb == "version" {
 		_, err := fmt.Fprintln(stdout, "rampart-agent", version)
 		return err
 	}
-	if verb != "enroll" && verb != "attest" {
+	if verb != "enroll" && verb != "attest" && verb != "run" {
 		fs.Usage()
 		return fmt.Errorf("%w: unknown verb %q", ErrUsage, verb)
 	}
@@ -101,6 +119,8 @@ func Run(ctx context.Context, args []string, version string, stdout, stderr io.W
 		return err
 	}
 	switch verb {
+	case "run":
+		return run(ctx, uf, *server, *state, id, logger, stdout)
 	case "enroll":
 		if _, err := id.Enroll(ctx); err != nil {
 			return err
