@@ -8,6 +8,7 @@ import (
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/attest"
 	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/release"
 	"github.com/rampartsec/rampart/internal/store"
 )
 
@@ -226,8 +227,23 @@ func (a *API) listAttestations(w http.ResponseWriter, r *http.Request, p *princi
 	return nil
 }
 
-// emptyReferences knows no software: until releases supply reference values, every measured
-// component is unknown and devices get update-only certificates.
+// releaseReferences derives reference values from a product's signed and revoked releases.
+type releaseReferences struct{ rel *release.Service }
+
+func (r releaseReferences) References(ctx context.Context, tenantID, product string) (map[string]attest.Reference, error) {
+	images, err := r.rel.ReleasedImages(ctx, tenantID, product)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]attest.ReleasedImage, 0, len(images))
+	for _, im := range images {
+		out = append(out, attest.ReleasedImage{SHA256: im.SHA256, Component: im.Component, Release: im.Release, Revoked: im.Revoked, Newest: im.Newest})
+	}
+	return attest.DeriveReferences(out), nil
+}
+
+// emptyReferences knows no software: without a release service every measured component is
+// unknown and devices get update-only certificates.
 type emptyReferences struct{}
 
 func (emptyReferences) References(context.Context, string, string) (map[string]attest.Reference, error) {

@@ -351,3 +351,81 @@ func TestDeviceAttestationRateLimit(t *testing.T) {
 		t.Errorf("second anonymous attest of one device: %d %s, want 429", status, body)
 	}
 }
+
+// TestAttestationFollowsReleases is step 5 of the loop: reference values come from the
+// product's releases, so a device on the newest release is admitted, one on an older release
+// is warned, and once its release is revoked it only gets an update-only certificate.
+func TestAttestationFollowsReleases(t *testing.T) {
+	h := newHarness(t, "sqlite")
+	h.api.attest = attest.NewService(attest.ServiceConfig{Store: h.store, CAs: h.cas, References: releaseReferences{rel: h.api.releases}})
+	ctx := context.Background()
+	admin := h.client(h.admin)
+	if _, err := admin.CreateProduct(ctx, client.CreateProductRequest{Name: "sensor"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.SetAttestationPolicy(ctx, "sensor", client.AttestationPolicy{AcceptSoftware: true}); err != nil {
+		t.Fatal(err)
+	}
+	k := h.keysInit(h.admin)
+	rootfs := []byte("rootfs image 1.0.0")
+	h.signedRelease(h.admin, k, "sensor", "1.0.0", rootfs)
+
+	// The device runs release 1.0.0: it measured exactly its rootfs image.
+	a, err := agent.OpenSoftware(t.TempDir(), "boot-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := agent.OpenLog(filepath.Join(t.TempDir(), "log.json"), "boot-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(rootfs)
+	if err := log.Measure(ctx, a, wire.EventOS, "rootfs", "1.0.0", sum[:]); err != nil {
+		t.Fatal(err)
+	}
+	id, err := agent.DeviceID(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &attestedDevice{a: a, log: log, id: id}
+	h.enrollOverHTTP(t, d)
+	if _, err := admin.ClaimDevice(ctx, id, client.ClaimDeviceRequest{Product: "sensor"}); err != nil {
+		t.Fatal(err)
+	}
+	attestOnce := func() *wire.AttestResponse {
+		t.Helper()
+		resp, _ := h.enrollOverHTTP(t, d)
+		status, body := h.devicePost("/device/v1/attest", h.evidence(t, d, resp.Nonce, nil), nil)
+		if status != http.StatusOK {
+			t.Fatalf("attest: %d %s", status, body)
+		}
+		_, ar := deviceCert(t, d, body)
+		return ar
+	}
+	codes := func(ar *wire.AttestResponse) []string {
+		var out []string
+		for _, r := range ar.Reasons {
+			out = append(out, r.Code)
+		}
+		return out
+	}
+
+	ar := attestOnce()
+	if ar.Status != wire.StatusWarning || ar.UpdateOnly || strings.Join(codes(ar), ",") != attest.ReasonSoftwareAttester {
+		t.Errorf("on the newest release: %s update-only %v %v", ar.Status, ar.UpdateOnly, codes(ar))
+	}
+
+	h.signedRelease(h.admin, k, "sensor", "2.0.0", []byte("rootfs image 2.0.0"))
+	ar = attestOnce()
+	if ar.UpdateOnly || !strings.Contains(strings.Join(codes(ar), ","), attest.ReasonOutdatedRelease) {
+		t.Errorf("on an older release: update-only %v %v", ar.UpdateOnly, codes(ar))
+	}
+
+	if _, err := admin.RevokeRelease(ctx, "sensor", "1.0.0", client.RevokeReleaseRequest{Reason: "CVE-2026-1234"}); err != nil {
+		t.Fatal(err)
+	}
+	ar = attestOnce()
+	if ar.Status != wire.StatusContraindicated || !ar.UpdateOnly || !strings.Contains(strings.Join(codes(ar), ","), attest.ReasonRevokedComponent) {
+		t.Errorf("on a revoked release: %s update-only %v %v", ar.Status, ar.UpdateOnly, codes(ar))
+	}
+}

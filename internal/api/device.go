@@ -60,6 +60,7 @@ func (a *API) registerDevice() {
 	a.deviceHandle("POST /device/v1/attest", deviceOptional, a.deviceAttest)
 	a.deviceHandle("GET /device/v1/director/{file}", deviceUpdate, a.deviceDirector)
 	a.deviceHandle("POST /device/v1/install-status", deviceUpdate, a.deviceInstallStatus)
+	a.deviceHandle("GET /device/v1/wait", deviceUpdate, a.deviceWait)
 	a.mux.HandleFunc("/device/", a.unmatched)
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	agent "github.com/rampartsec/rampart/internal/agent/attest"
+	"github.com/rampartsec/rampart/internal/agent/attest/tpmsim"
 	"github.com/rampartsec/rampart/internal/attest/wire"
 	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/testenv"
@@ -277,14 +278,14 @@ func TestLifecycleSWTPM(t *testing.T) {
 }
 
 func TestLifecycleSimulator(t *testing.T) {
-	if !agent.SimulatorBuilt {
-		testenv.Missing(t, "the simulator attester", "run with CGO_ENABLED=1 -tags simulator (needs libssl-dev)")
+	if !tpmsim.Built {
+		testenv.Missing(t, "the TPM simulator", "it needs cgo: CGO_ENABLED=1, gcc and libssl-dev")
 	}
 	// The simulator has no EK certificate: the tenant preauthorises its EK
 	// hash, and without that the EK is refused.
 	for _, name := range []string{"lifecycle", "refusals"} {
 		t.Run(name, func(t *testing.T) {
-			a, err := agent.Open(context.Background(), agent.Config{Spec: "simulator", StateDir: t.TempDir(), BootID: "boot-1"})
+			a, err := agent.Open(context.Background(), agent.Config{Spec: "simulator", StateDir: t.TempDir(), BootID: "boot-1", Simulator: tpmsim.Open})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -311,7 +311,3 @@ func selfSignedCA(t testing.TB) (*ecdsa.PrivateKey, []byte) {
 	}
 	return key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
-
-// testNowish is the wall clock: service tests run against real time, since the store and the
-// verifier read it independently.
-func testNowish() time.Time { return time.Now() }

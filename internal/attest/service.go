@@ -52,7 +52,7 @@ type ServiceConfig struct {
 var (
 	ErrBadRequest    = errors.New("bad request")            // 400: malformed or inconsistent input
 	ErrUnknownDevice = errors.New("device is not enrolled") // 404
-	ErrForbidden     = errors.New("not allowed")            // 403: EK untrusted, wrong tenant
+	ErrForbidden     = errors.New("not allowed")            // 403: the tenant does not trust the EK
 )
 
 // NewService returns a Service whose nonces live in the store, so replicas share them.

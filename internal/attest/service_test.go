@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	agent "github.com/rampartsec/rampart/internal/agent/attest"
 	"github.com/rampartsec/rampart/internal/attest/wire"
@@ -29,7 +30,7 @@ func (f *fakeCAs) Authority(_ context.Context, tenantID, tenantName string) (*ca
 	if a, ok := f.auth[tenantID]; ok {
 		return a, nil
 	}
-	sealed, err := ca.Create(tenantName, f.kek, testNowish())
+	sealed, err := ca.Create(tenantName, f.kek, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +60,7 @@ type serviceHarness struct {
 
 const admin = store.Actor("token:test")
 
-func newServiceHarness(t *testing.T) *serviceHarness {
+func newServiceHarness(t testing.TB) *serviceHarness {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Config{SQLitePath: filepath.Join(t.TempDir(), "rampart.db")})
@@ -84,7 +85,7 @@ func newServiceHarness(t *testing.T) *serviceHarness {
 }
 
 // enroll sends the device's enrolment through the wire and the service.
-func (h *serviceHarness) enroll(t *testing.T, d *device) *wire.EnrollResponse {
+func (h *serviceHarness) enroll(t testing.TB, d *device) *wire.EnrollResponse {
 	t.Helper()
 	req, err := d.a.Enrollment(context.Background())
 	if err != nil {
@@ -169,7 +170,7 @@ func TestServiceSoftwareDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	auth, _ := h.cas.Authority(ctx, h.tenant.ID, h.tenant.Name)
-	if class, id := auth.Classify(cert, testNowish()); class != ca.ClassNormal || id != resp.DeviceID {
+	if class, id := auth.Classify(cert, time.Now()); class != ca.ClassNormal || id != resp.DeviceID {
 		t.Errorf("issued certificate classifies as %v %s", class, id)
 	}
 	if !out.RenewAt.Equal(ca.RenewAt(cert).UTC()) {
@@ -222,7 +223,7 @@ func TestServiceSoftwareDevice(t *testing.T) {
 	if err != nil || !upd.UpdateOnly {
 		t.Fatalf("revoked release: update-only %v, %v", upd.UpdateOnly, err)
 	}
-	if class, _ := auth.Classify(cert, testNowish()); class != ca.ClassUpdateOnly {
+	if class, _ := auth.Classify(cert, time.Now()); class != ca.ClassUpdateOnly {
 		t.Errorf("certificate after revocation classifies as %v", class)
 	}
 	if v, err := h.st.VerifyAudit(ctx, h.tenant.ID); err != nil || v.Records == 0 {

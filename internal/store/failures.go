@@ -92,18 +92,10 @@ func toJSON(v any) string {
 	return string(b)
 }
 
-func (s *Store) saveFailureGroup(ctx context.Context, tx *sql.Tx, g FailureGroup, insert bool) error {
+func (s *Store) saveFailureGroup(ctx context.Context, tx *sql.Tx, g FailureGroup) error {
 	releases, resolved := g.Releases, g.ResolvedReleases
 	if resolved == nil {
 		resolved = []string{}
-	}
-	if insert {
-		_, err := tx.ExecContext(ctx, `INSERT INTO failure_groups (id, tenant_id, product_id, signature, fault, status, report_count,
-			first_seen, last_seen, first_release, releases, resolved_at, resolved_releases, regressed_in, regressed_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-			g.ID, g.TenantID, g.ProductID, g.Signature, toJSON(g.Fault), string(g.Status), g.Count, micros(g.FirstSeen), micros(g.LastSeen),
-			g.FirstRelease, toJSON(releases), microsOrNull(g.ResolvedAt), toJSON(resolved), g.RegressedIn, microsOrNull(g.RegressedAt))
-		return err
 	}
 	_, err := tx.ExecContext(ctx, `UPDATE failure_groups SET status = $1, report_count = $2, first_seen = $3, last_seen = $4,
 		releases = $5, resolved_at = $6, resolved_releases = $7, regressed_in = $8, regressed_at = $9 WHERE id = $10 AND tenant_id = $11`,
@@ -176,25 +168,20 @@ func (s *Store) AddFailureReports(ctx context.Context, tenantID, deviceID string
 			}
 			fault := failure.Analyze(r)
 			sig := fault.Signature()
-			g, err := scanFailureGroup(tx.QueryRowContext(ctx, `SELECT `+failureGroupColumns+failureGroupJoins+`
-				WHERE fg.tenant_id = $1 AND fg.product_id = $2 AND fg.signature = $3`, tenantID, dev.productID, sig))
-			switch {
-			case errors.Is(err, sql.ErrNoRows):
-				g = FailureGroup{Group: failure.NewGroup(fault, release, crashed), ID: NewID("flg"), TenantID: tenantID, ProductID: dev.productID}
-				if err := s.saveFailureGroup(ctx, tx, g, true); err != nil {
-					return err
-				}
+			g, created, err := s.lockFailureGroup(ctx, tx, tenantID, dev.productID, fault, release, crashed)
+			if err != nil {
+				return err
+			}
+			if created {
 				in.NewGroups = append(in.NewGroups, g.ID)
 				if err := s.AppendAudit(ctx, tx, tenantID, Actor("device:"+deviceID), "failure_group.create", "failure_group/"+g.ID,
 					Details{"signature": sig, "program": fault.Program, "fault_type": fault.FaultType, "release": release}); err != nil {
 					return err
 				}
-			case err != nil:
-				return err
-			default:
+			} else {
 				var mark failure.Mark
 				g.Group, mark = g.Observe(release, crashed)
-				if err := s.saveFailureGroup(ctx, tx, g, false); err != nil {
+				if err := s.saveFailureGroup(ctx, tx, g); err != nil {
 					return err
 				}
 				if mark == failure.MarkRegressed {
@@ -223,6 +210,37 @@ func (s *Store) AddFailureReports(ctx context.Context, tenantID, deviceID string
 		return FailureIngest{}, fmt.Errorf("store.AddFailureReports: %w", s.mapErr(err))
 	}
 	return in, nil
+}
+
+// lockFailureGroup returns the group of a fault's signature, creating it from this report when
+// it is the first (created is then true), with its row locked for the rest of the transaction:
+// concurrent reports of one signature from many devices queue on the row instead of creating it
+// twice or losing counts.
+func (s *Store) lockFailureGroup(ctx context.Context, tx *sql.Tx, tenantID, productID string, fault failure.Fault, release string, at time.Time) (FailureGroup, bool, error) {
+	sig := fault.Signature()
+	g := FailureGroup{Group: failure.NewGroup(fault, release, at), ID: NewID("flg"), TenantID: tenantID, ProductID: productID}
+	res, err := tx.ExecContext(ctx, `INSERT INTO failure_groups (id, tenant_id, product_id, signature, fault, status, report_count,
+		first_seen, last_seen, first_release, releases, resolved_at, resolved_releases, regressed_in, regressed_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, '[]', '', NULL)
+		ON CONFLICT (tenant_id, product_id, signature) DO NOTHING`,
+		g.ID, tenantID, productID, sig, toJSON(g.Fault), string(g.Status), g.Count, micros(g.FirstSeen), micros(g.LastSeen),
+		g.FirstRelease, toJSON(g.Releases))
+	if err != nil {
+		return FailureGroup{}, false, err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return FailureGroup{}, false, err
+	} else if n == 1 {
+		return g, true, nil
+	}
+	// It exists: take its row lock (PostgreSQL; SQLite holds the write lock already), then read it.
+	if _, err := tx.ExecContext(ctx, `UPDATE failure_groups SET report_count = report_count
+		WHERE tenant_id = $1 AND product_id = $2 AND signature = $3`, tenantID, productID, sig); err != nil {
+		return FailureGroup{}, false, err
+	}
+	g, err = scanFailureGroup(tx.QueryRowContext(ctx, `SELECT `+failureGroupColumns+failureGroupJoins+`
+		WHERE fg.tenant_id = $1 AND fg.product_id = $2 AND fg.signature = $3`, tenantID, productID, sig))
+	return g, false, err
 }
 
 // ListFailureGroups lists a tenant's failure groups, most recently seen first.
@@ -314,7 +332,7 @@ func (s *Store) ResolveFailureGroup(ctx context.Context, actor Actor, tenantID, 
 		if g.Group, err = g.Resolve(s.Now()); err != nil {
 			return fmt.Errorf("%w: %w", ErrConflict, err)
 		}
-		if err := s.saveFailureGroup(ctx, tx, g, false); err != nil {
+		if err := s.saveFailureGroup(ctx, tx, g); err != nil {
 			return err
 		}
 		return s.AppendAudit(ctx, tx, tenantID, actor, "failure_group.resolve", "failure_group/"+g.ID,

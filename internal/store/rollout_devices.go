@@ -257,9 +257,19 @@ func loadClaimedDevice(ctx context.Context, q querier, tenantID, deviceID string
 // AppendCoverageEvent records, inside tx, that from now on a device runs release in a group; an
 // empty release records that it left the group. The claim and move verbs call it with the old
 // group and "" and the new group and the device's release, so coverage follows group changes.
+// A device's events get strictly increasing times, so two changes within one clock tick keep
+// their order on every database.
 func (s *Store) AppendCoverageEvent(ctx context.Context, tx *sql.Tx, tenantID, productID, groupID, deviceID, release string) error {
+	at := micros(s.Now())
+	var last sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT MAX(at) FROM coverage_events WHERE device_id = $1`, deviceID).Scan(&last); err != nil {
+		return err
+	}
+	if last.Valid && at <= last.Int64 {
+		at = last.Int64 + 1
+	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO coverage_events (tenant_id, product_id, group_id, device_id, release_version, at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, tenantID, productID, groupID, deviceID, release, micros(s.Now()))
+		VALUES ($1, $2, $3, $4, $5, $6)`, tenantID, productID, groupID, deviceID, release, at)
 	return err
 }
 

@@ -46,6 +46,10 @@ const (
 	certKeyBlobFile = "certkey.blob"
 )
 
+// TPMKeyBlobFiles are the key blobs a TPM backend keeps in its state folder; a freshly
+// manufactured simulator cannot load an earlier one's, so tpmsim removes them.
+var TPMKeyBlobFiles = []string{akBlobFile, certKeyBlobFile}
+
 // NewTPM returns an attester of the given kind on t, keeping key blobs in
 // dir. It takes ownership of t.
 func NewTPM(kind wire.AttesterKind, t transport.TPMCloser, dir string, log *slog.Logger) (*TPM, error) {

@@ -217,3 +217,31 @@ func pemOf(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERT
 func writeState(dir string, certPEM []byte) error {
 	return os.WriteFile(filepath.Join(dir, "device-cert.pem"), certPEM, 0o600)
 }
+
+func TestRunKeepsACertificateAndStops(t *testing.T) {
+	s := newServer(t)
+	id := newIdentity(t, s, t.TempDir(), &clock{now: time.Now()})
+	if _, err := id.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.admin.ClaimDevice(context.Background(), id.DeviceID(), client.ClaimDeviceRequest{Product: "sensor"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- id.Run(ctx) }()
+	deadline := time.After(30 * time.Second)
+	for id.Certificate() == nil {
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned early: %v", err)
+		case <-deadline:
+			t.Fatal("Run obtained no certificate")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run after cancel: %v", err)
+	}
+}

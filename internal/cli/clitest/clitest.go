@@ -1,5 +1,6 @@
 // Package clitest runs CLI verbs in-process against a real server, the way a user in a fresh
-// shell would run them. Only tests under internal/cli import it.
+// shell would run them. Only tests import it (the CLI's, and end-to-end tests that set a server up
+// with the CLI's verbs).
 package clitest
 
 import (

@@ -80,6 +80,12 @@ func TestClaimWalk(t *testing.T) {
 	if out := c.OK("device", "show", id); !strings.Contains(out, "contraindicated") {
 		t.Errorf("device show after attestation:\n%s", out)
 	}
+	out = c.OK("device", "attestations", id)
+	for _, want := range []string{"contraindicated", "update-only", "unknown_component", "software_attester", "software_attester_refused"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("device attestations lacks %q:\n%s", want, out)
+		}
+	}
 	if out := c.OK("audit", "list"); !strings.Contains(out, "device.attest") || !strings.Contains(out, "device.claim") {
 		t.Errorf("audit list lacks the claim or the attestation:\n%s", out)
 	}

@@ -1,0 +1,140 @@
+// Package wake lets online devices hold a long-poll (/device/v1/wait) and be woken in seconds
+// when something concerns them, typically a deployment phase that opens for their group. It is
+// in-memory and per server replica: a device waits on the replica it is connected to, and the
+// replica that steps a deployment wakes its own waiters; devices on other replicas learn of it
+// at their next wait timeout or periodic check-in. The API's device routes and the server's
+// deployment stepper import it.
+package wake
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// Errors returned by Wait.
+var (
+	// ErrReplaced is returned to a wait when the same device starts another one.
+	ErrReplaced = errors.New("wake: replaced by a newer wait from the same device")
+	// ErrFull is returned when the hub holds its maximum number of waiters.
+	ErrFull = errors.New("wake: too many waiting devices")
+)
+
+type waiter struct {
+	tag string
+	ch  chan error
+}
+
+// Hub holds the waiting devices. The zero value is not usable; call NewHub.
+type Hub struct {
+	max        int
+	maxPending int
+
+	mu      sync.Mutex
+	waiters map[string]*waiter
+	// pending remembers wake-ups for devices that were between two waits, so that a wake
+	// sent while a device was checking in is not lost. It is bounded by maxPending.
+	pending map[string]bool
+}
+
+// NewHub makes a hub for at most maxWaiters waiting devices, remembering at most as many
+// wake-ups for devices that are between two waits.
+func NewHub(maxWaiters int) *Hub {
+	return &Hub{max: maxWaiters, maxPending: maxWaiters, waiters: map[string]*waiter{}, pending: map[string]bool{}}
+}
+
+// Wait blocks until the device is woken (nil), its context ends (the context's error), a newer
+// wait from the same device replaces it (ErrReplaced) or the hub is full (ErrFull). tag is
+// what Wake selects on, such as the device's group ID.
+func (h *Hub) Wait(ctx context.Context, deviceID, tag string) error {
+	h.mu.Lock()
+	if h.pending[deviceID] {
+		delete(h.pending, deviceID)
+		h.mu.Unlock()
+		return nil
+	}
+	old := h.waiters[deviceID]
+	if old == nil && len(h.waiters) >= h.max {
+		h.mu.Unlock()
+		return ErrFull
+	}
+	w := &waiter{tag: tag, ch: make(chan error, 1)}
+	h.waiters[deviceID] = w
+	h.mu.Unlock()
+	if old != nil {
+		old.ch <- ErrReplaced
+	}
+	select {
+	case err := <-w.ch:
+		return err
+	case <-ctx.Done():
+		h.mu.Lock()
+		if h.waiters[deviceID] == w {
+			delete(h.waiters, deviceID)
+		}
+		h.mu.Unlock()
+		// A wake that raced with the cancellation is kept for the next wait.
+		select {
+		case err := <-w.ch:
+			if err == nil {
+				h.remember(deviceID)
+			}
+		default:
+		}
+		return ctx.Err()
+	}
+}
+
+func (h *Hub) remember(deviceID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.pending) < h.maxPending {
+		h.pending[deviceID] = true
+	}
+}
+
+// Wake wakes the given devices. A device that is not waiting now is woken at its next wait.
+// It returns how many waiting devices it woke.
+func (h *Hub) Wake(deviceIDs ...string) int {
+	h.mu.Lock()
+	var woken []*waiter
+	for _, id := range deviceIDs {
+		if w, ok := h.waiters[id]; ok {
+			delete(h.waiters, id)
+			woken = append(woken, w)
+		} else if len(h.pending) < h.maxPending {
+			h.pending[id] = true
+		}
+	}
+	h.mu.Unlock()
+	for _, w := range woken {
+		w.ch <- nil
+	}
+	return len(woken)
+}
+
+// WakeTagged wakes every waiting device with the tag for which match returns true (nil matches
+// all), such as the devices of a group whose phase just opened. Devices not waiting now are not
+// remembered: they learn of the change at their next check-in. It returns how many it woke.
+func (h *Hub) WakeTagged(tag string, match func(deviceID string) bool) int {
+	h.mu.Lock()
+	var woken []*waiter
+	for id, w := range h.waiters {
+		if w.tag == tag && (match == nil || match(id)) {
+			delete(h.waiters, id)
+			woken = append(woken, w)
+		}
+	}
+	h.mu.Unlock()
+	for _, w := range woken {
+		w.ch <- nil
+	}
+	return len(woken)
+}
+
+// Waiting is the number of devices waiting now.
+func (h *Hub) Waiting() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.waiters)
+}

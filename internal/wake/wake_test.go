@@ -1,0 +1,133 @@
+package wake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// waitFor polls cond; it bounds a test's wait for goroutines to reach a state, it does not
+// measure time.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 5000 {
+		if cond() {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestWakeWaitingDevice(t *testing.T) {
+	h := NewHub(10)
+	done := make(chan error, 1)
+	go func() { done <- h.Wait(context.Background(), "dev-a", "grp-1") }()
+	waitFor(t, "the device to wait", func() bool { return h.Waiting() == 1 })
+	if n := h.Wake("dev-a", "dev-b"); n != 1 {
+		t.Errorf("Wake woke %d, want 1", n)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Wait = %v, want nil", err)
+	}
+	// dev-b was not waiting: its wake-up is kept for its next wait.
+	if err := h.Wait(context.Background(), "dev-b", "grp-1"); err != nil {
+		t.Errorf("Wait after a missed wake = %v, want an immediate nil", err)
+	}
+	if h.Waiting() != 0 {
+		t.Errorf("%d still waiting", h.Waiting())
+	}
+}
+
+func TestWakeTagged(t *testing.T) {
+	h := NewHub(100)
+	results := make(chan string, 10)
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i, tag := range []string{"g1", "g1", "g1", "g2"} {
+		id := fmt.Sprintf("dev-%d", i)
+		wg.Go(func() {
+			if err := h.Wait(ctx, id, tag); err == nil {
+				results <- id
+			}
+		})
+	}
+	waitFor(t, "four waiters", func() bool { return h.Waiting() == 4 })
+	if n := h.WakeTagged("g1", func(id string) bool { return id != "dev-1" }); n != 2 {
+		t.Errorf("WakeTagged woke %d, want 2", n)
+	}
+	waitFor(t, "two wake-ups", func() bool { return len(results) == 2 })
+	if h.Waiting() != 2 {
+		t.Errorf("%d waiting, want dev-1 and dev-3", h.Waiting())
+	}
+	cancel()
+	wg.Wait()
+	close(results)
+	got := map[string]bool{}
+	for id := range results {
+		got[id] = true
+	}
+	if len(got) != 2 || !got["dev-0"] || !got["dev-2"] {
+		t.Errorf("woken %v, want dev-0 and dev-2", got)
+	}
+	if h.Waiting() != 0 {
+		t.Errorf("cancelled waits left %d waiters", h.Waiting())
+	}
+}
+
+func TestWaitReplacedAndFull(t *testing.T) {
+	h := NewHub(1)
+	first := make(chan error, 1)
+	go func() { first <- h.Wait(context.Background(), "dev-a", "g") }()
+	waitFor(t, "the first wait", func() bool { return h.Waiting() == 1 })
+	if err := h.Wait(context.Background(), "dev-b", "g"); !errors.Is(err, ErrFull) {
+		t.Errorf("second device on a full hub: %v, want ErrFull", err)
+	}
+	second := make(chan error, 1)
+	go func() { second <- h.Wait(context.Background(), "dev-a", "g") }()
+	if err := <-first; !errors.Is(err, ErrReplaced) {
+		t.Errorf("replaced wait: %v, want ErrReplaced", err)
+	}
+	waitFor(t, "the second wait", func() bool { return h.Waiting() == 1 })
+	h.Wake("dev-a")
+	if err := <-second; err != nil {
+		t.Errorf("second wait: %v", err)
+	}
+}
+
+func TestWaitCancelledLeaksNothing(t *testing.T) {
+	h := NewHub(1000)
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range 500 {
+		wg.Go(func() { h.Wait(ctx, fmt.Sprint(i), "g") })
+	}
+	waitFor(t, "500 waiters", func() bool { return h.Waiting() == 500 })
+	cancel()
+	wg.Wait()
+	if h.Waiting() != 0 {
+		t.Errorf("%d waiters left", h.Waiting())
+	}
+	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+}
+
+func BenchmarkWake10k(b *testing.B) {
+	for b.Loop() {
+		h := NewHub(10000)
+		var wg sync.WaitGroup
+		for i := range 10000 {
+			wg.Go(func() { h.Wait(context.Background(), fmt.Sprint(i), "g") })
+		}
+		for h.Waiting() < 10000 {
+			runtime.Gosched()
+		}
+		h.WakeTagged("g", nil)
+		wg.Wait()
+	}
+}
