@@ -40,6 +40,9 @@ type Deps struct {
 	References attest.ReferenceSource
 	// Releases serves images, releases and the TUF roots; those routes answer 503 when nil.
 	Releases *release.Service
+	// ApplyLimit rate-limits the public researcher application route per client address; nil
+	// means no limit. The server passes ApplyLimit(DefaultApplyRate).
+	ApplyLimit *ratelimit.Limiter
 	// Wake holds the devices waiting on /device/v1/wait; a hub for a million waiters when nil.
 	Wake *wake.Hub
 }
@@ -79,6 +82,7 @@ type API struct {
 	addrLimit    *ratelimit.Limiter
 	deviceLimit  *ratelimit.Limiter
 	releases     *release.Service
+	applyLimit   *ratelimit.Limiter
 	certs        *certCache
 	wake         *wake.Hub
 	mux          *http.ServeMux
@@ -89,7 +93,7 @@ type API struct {
 // New builds the API with every route registered.
 func New(d Deps) *API {
 	a := &API{store: d.Store, log: d.Logger, cas: d.CAs, now: d.Now, addrLimit: d.AddrLimit, deviceLimit: d.DeviceLimit,
-		releases: d.Releases, certs: newCertCache(100_000), mux: http.NewServeMux()}
+		releases: d.Releases, applyLimit: d.ApplyLimit, certs: newCertCache(100_000), mux: http.NewServeMux()}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -202,6 +206,7 @@ func (a *API) register() {
 	a.handle("POST /api/v1/programs/{program}/invitations", admin, a.invite, doc{summary: "Invite a researcher; the researcher token is shown only in this answer", body: client.InviteRequest{}, response: client.Invitation{}, status: http.StatusCreated})
 	a.handle("POST /api/v1/programs/{program}/applications/{id}/accept", admin, a.acceptApplication, doc{summary: "Accept an application", body: client.DecideRequest{}, response: client.Application{}})
 	a.handle("POST /api/v1/programs/{program}/applications/{id}/reject", admin, a.rejectApplication, doc{summary: "Reject an application", body: client.DecideRequest{}, response: client.Application{}})
+	a.handle("POST /api/v1/researchers/{id}/revoke-token", admin, a.revokeResearcherToken, doc{summary: "Revoke a researcher's token; every researcher route refuses it from then on", body: client.RevokeResearcherTokenRequest{}, response: client.Researcher{}})
 	a.handle("GET /api/v1/reports", reader, a.listReports, doc{summary: "List vulnerability reports", response: client.List[client.Report]{}, query: []string{"program", "state"}})
 	a.handle("GET /api/v1/reports/{number}", reader, a.getReport, doc{summary: "Show a report with its award, fix coverage and metrics", response: client.Report{}})
 	a.handle("POST /api/v1/reports/{number}/triage", operator, a.triageReport, doc{summary: "Change a report's state and triage fields", body: client.TriageRequest{}, response: client.Report{}})

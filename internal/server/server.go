@@ -179,7 +179,7 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	s.api = api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas, Releases: s.releases,
-		DeviceLimit: api.DeviceLimit(s.cfg.DeviceRate), AddrLimit: api.AddrLimit(s.cfg.AddrRate)})
+		DeviceLimit: api.DeviceLimit(s.cfg.DeviceRate), AddrLimit: api.AddrLimit(s.cfg.AddrRate), ApplyLimit: api.ApplyLimit(api.DefaultApplyRate)})
 	mux.Handle("/api/", s.api)
 	mux.Handle("GET /tuf/", s.releases.Handler())
 	mux.Handle("/device/", s.api)
