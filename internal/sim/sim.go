@@ -307,9 +307,11 @@ func (f *Fleet) loop(ctx context.Context, d *device) {
 			return
 		}
 		if again {
+			// A re-attestation only renews the certificate; the device goes back to waiting.
 			f.attest(ctx, d)
+		} else {
+			f.checkIn(ctx, d)
 		}
-		f.checkIn(ctx, d)
 		<-f.active
 	}
 }
