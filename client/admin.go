@@ -101,3 +101,48 @@ func (c *Client) VerifyAudit(ctx context.Context) (AuditVerification, error) {
 	var out AuditVerification
 	return out, c.Do(ctx, "GET", "/api/v1/audit/verify", nil, &out)
 }
+
+// GetCA returns the tenant's certificate authority.
+func (c *Client) GetCA(ctx context.Context) (CA, error) {
+	var out CA
+	return out, c.Do(ctx, "GET", "/api/v1/ca", nil, &out)
+}
+
+// ClaimDevice claims an enrolled device into a product and group.
+func (c *Client) ClaimDevice(ctx context.Context, id string, req ClaimDeviceRequest) (Device, error) {
+	var out Device
+	return out, c.Do(ctx, "POST", "/api/v1/devices/"+esc(id)+"/claim", req, &out)
+}
+
+// ListAttestations returns a device's attestation results, newest first.
+func (c *Client) ListAttestations(ctx context.Context, id string) (List[Attestation], error) {
+	var out List[Attestation]
+	return out, c.Do(ctx, "GET", "/api/v1/devices/"+esc(id)+"/attestations", nil, &out)
+}
+
+// Preauthorize preauthorises a device by its EK or identity-key hash.
+func (c *Client) Preauthorize(ctx context.Context, req PreauthorizeRequest) error {
+	return c.Do(ctx, "POST", "/api/v1/preauthorizations", req, nil)
+}
+
+// SetManufacturerCAs replaces the TPM manufacturer CAs the tenant trusts.
+func (c *Client) SetManufacturerCAs(ctx context.Context, pem string) error {
+	return c.Do(ctx, "PUT", "/api/v1/manufacturer-cas", ManufacturerCAs{PEM: pem}, nil)
+}
+
+// SetAttestationPolicy sets a product's attestation policy.
+func (c *Client) SetAttestationPolicy(ctx context.Context, product string, p AttestationPolicy) error {
+	return c.Do(ctx, "PUT", "/api/v1/products/"+esc(product)+"/attestation-policy", p, nil)
+}
+
+// GetAttestationPolicy returns a product's attestation policy.
+func (c *Client) GetAttestationPolicy(ctx context.Context, product string) (AttestationPolicy, error) {
+	var out AttestationPolicy
+	return out, c.Do(ctx, "GET", "/api/v1/products/"+esc(product)+"/attestation-policy", nil, &out)
+}
+
+// GetManufacturerCAs returns the TPM manufacturer CAs the tenant trusts.
+func (c *Client) GetManufacturerCAs(ctx context.Context) (ManufacturerCAs, error) {
+	var out ManufacturerCAs
+	return out, c.Do(ctx, "GET", "/api/v1/manufacturer-cas", nil, &out)
+}

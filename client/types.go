@@ -100,16 +100,18 @@ type CreateGroupRequest struct {
 
 // Device is one device of the registry.
 type Device struct {
-	ID             string     `json:"id"`
-	Product        string     `json:"product,omitempty"`
-	Group          string     `json:"group,omitempty"`
-	State          string     `json:"state"`
-	Attestation    string     `json:"attestation,omitempty"`
-	CurrentRelease string     `json:"current_release,omitempty"`
-	TargetRelease  string     `json:"target_release,omitempty"`
-	LastSeenAt     *time.Time `json:"last_seen_at,omitempty"`
-	CreatedAt      time.Time  `json:"created_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
+	ID             string `json:"id"`
+	Product        string `json:"product,omitempty"`
+	Group          string `json:"group,omitempty"`
+	State          string `json:"state"`
+	Attestation    string `json:"attestation,omitempty"`
+	CurrentRelease string `json:"current_release,omitempty"`
+	TargetRelease  string `json:"target_release,omitempty"`
+	// Install is the last install state the device reported (device show only).
+	Install    *InstallStatus `json:"install,omitempty"`
+	LastSeenAt *time.Time     `json:"last_seen_at,omitempty"`
+	CreatedAt  time.Time      `json:"created_at"`
+	UpdatedAt  time.Time      `json:"updated_at"`
 }
 
 // DeviceFilter narrows a device listing.
@@ -136,4 +138,66 @@ type AuditVerification struct {
 	Records int64  `json:"records"`
 	Head    string `json:"head,omitempty"`
 	Problem string `json:"problem,omitempty"`
+}
+
+// CA is a tenant's certificate authority, which relying parties trust for device certificates.
+type CA struct {
+	Tenant    string    `json:"tenant"`
+	Subject   string    `json:"subject"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	SHA256    string    `json:"sha256"`
+	PEM       string    `json:"pem"`
+}
+
+// DeviceIdentity is how the device API sees the device calling it.
+type DeviceIdentity struct {
+	DeviceID   string    `json:"device_id"`
+	Tenant     string    `json:"tenant"`
+	Profile    string    `json:"profile"` // normal or update-only
+	NotAfter   time.Time `json:"not_after"`
+	RenewAfter time.Time `json:"renew_after"`
+}
+
+// ClaimDeviceRequest claims an enrolled device into a product and group.
+type ClaimDeviceRequest struct {
+	Product string `json:"product"`
+	Group   string `json:"group,omitempty"` // default Development
+}
+
+// PreauthorizeRequest preauthorises a device by the SHA-256 of its EK ("ek") or of its identity
+// key ("key", which is its device ID); it is claimed into product and group when it enrols.
+type PreauthorizeRequest struct {
+	Kind    string `json:"kind"`
+	Hash    string `json:"hash"`
+	Product string `json:"product"`
+	Group   string `json:"group,omitempty"` // default Development
+}
+
+// ManufacturerCAs is the PEM bundle of TPM manufacturer CAs a tenant trusts for EK certificates.
+type ManufacturerCAs struct {
+	PEM string `json:"pem"`
+}
+
+// AttestationPolicy is a product's attestation policy.
+type AttestationPolicy struct {
+	// AcceptSoftware admits devices with a software attester (results are warnings).
+	AcceptSoftware bool `json:"accept_software"`
+}
+
+// Attestation is one verifier result for a device.
+type Attestation struct {
+	ID           string              `json:"id"`
+	At           time.Time           `json:"at"`
+	Status       string              `json:"status"`  // affirming, warning, contraindicated
+	Granted      string              `json:"granted"` // normal, update-only, none
+	Reasons      []AttestationReason `json:"reasons,omitempty"`
+	CertSerial   string              `json:"cert_serial,omitempty"`
+	CertNotAfter *time.Time          `json:"cert_not_after,omitempty"`
+}
+
+// AttestationReason is one finding of the verifier.
+type AttestationReason struct {
+	Code   string `json:"code"`
+	Detail string `json:"detail"`
 }

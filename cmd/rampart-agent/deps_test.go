@@ -20,6 +20,7 @@ var forbidden = []string{
 	"github.com/spf13/cobra",
 	"html/template",
 	"net/http/pprof",
+	"github.com/google/go-tpm-tools/simulator", // cgo; only in builds with -tags simulator
 	"github.com/rampartsec/rampart/internal/store",
 	"github.com/rampartsec/rampart/internal/api",
 	"github.com/rampartsec/rampart/internal/server",

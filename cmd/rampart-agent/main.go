@@ -3,18 +3,28 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rampartsec/rampart/internal/agent/command"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
-	if len(os.Args) > 1 && (os.Args[1] == "version" || os.Args[1] == "--version") {
-		fmt.Println("rampart-agent", version)
-		return
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := command.Run(ctx, os.Args[1:], version, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rampart-agent:", err)
+		if errors.Is(err, command.ErrUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
 	}
-	fmt.Fprintln(os.Stderr, "rampart-agent", version+": enrolment, attestation and updates are not in this build yet; run `rampart-agent version`")
-	os.Exit(2)
 }

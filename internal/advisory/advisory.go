@@ -94,7 +94,7 @@ func (in Input) Validate() error {
 	if in.CVE != "" && !cveRE.MatchString(in.CVE) {
 		bad("cve: %q is not a CVE identifier", in.CVE)
 	}
-	if !program.ValidName(in.Product) {
+	if !program.ValidProductName(in.Product) {
 		bad("product: %q is not a product name", in.Product)
 	}
 	if len(in.Fixed) == 0 {

@@ -344,3 +344,24 @@ func BenchmarkOpenVEX(b *testing.B) {
 		}
 	}
 }
+
+// benchCeiling re-encodes an already built document of the same shape with encoding/json:
+// the floor under any exporter, to read BenchmarkCSAF and BenchmarkOpenVEX as ratios.
+func benchCeiling(b *testing.B, export func(Input) ([]byte, error)) {
+	doc, err := export(input(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(doc, &v); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := json.MarshalIndent(v, "", "  "); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCSAFCeiling(b *testing.B)    { benchCeiling(b, CSAF) }
+func BenchmarkOpenVEXCeiling(b *testing.B) { benchCeiling(b, OpenVEX) }

@@ -128,7 +128,10 @@ func TestTenantIsolation(t *testing.T) {
 		devID := strings.Repeat("ab", 32)
 		h.insertDevice(tenantA.ID, prod.ID, grp.ID, devID)
 
+		imageID := h.updatesFor(h.admin, p.Name)
+
 		bAdmin := h.tenantAdmin("globex")
+		rel := "/api/v1/products/secret-thermostat/releases"
 		cases := map[string]isolationCase{
 			"GET /api/v1/openapi.json":                      {"GET", "/api/v1/openapi.json", "", 0},
 			"GET /api/v1/whoami":                            {"GET", "/api/v1/whoami", "", 0},
@@ -143,13 +146,43 @@ func TestTenantIsolation(t *testing.T) {
 			"GET /api/v1/products/{product}/groups":         {"GET", "/api/v1/products/secret-thermostat/groups", "", http.StatusNotFound},
 			"POST /api/v1/products/{product}/groups":        {"POST", "/api/v1/products/secret-thermostat/groups", `{"name":"Canary"}`, http.StatusNotFound},
 			"GET /api/v1/products/{product}/groups/{group}": {"GET", "/api/v1/products/secret-thermostat/groups/Production", "", http.StatusNotFound},
+			"GET /api/v1/ca":                                {"GET", "/api/v1/ca", "", 0},
 			"GET /api/v1/devices":                           {"GET", "/api/v1/devices", "", 0},
 			"GET /api/v1/devices/{id}":                      {"GET", "/api/v1/devices/" + devID, "", http.StatusNotFound},
 			"GET /api/v1/audit":                             {"GET", "/api/v1/audit", "", 0},
 			"GET /api/v1/audit/verify":                      {"GET", "/api/v1/audit/verify", "", 0},
+
+			"POST /api/v1/devices/{id}/claim":                            {"POST", "/api/v1/devices/" + devID + "/claim", `{"product":"secret-thermostat"}`, http.StatusNotFound},
+			"GET /api/v1/devices/{id}/attestations":                      {"GET", "/api/v1/devices/" + devID + "/attestations", "", http.StatusNotFound},
+			"POST /api/v1/preauthorizations":                             {"POST", "/api/v1/preauthorizations", `{"kind":"key","hash":"` + strings.Repeat("cd", 32) + `","product":"secret-thermostat"}`, http.StatusNotFound},
+			"GET /api/v1/manufacturer-cas":                               {"GET", "/api/v1/manufacturer-cas", "", http.StatusNotFound},
+			"PUT /api/v1/manufacturer-cas":                               {"PUT", "/api/v1/manufacturer-cas", manufacturerBody(t, h), 0},
+			"GET /api/v1/products/{product}/attestation-policy":          {"GET", "/api/v1/products/secret-thermostat/attestation-policy", "", http.StatusNotFound},
+			"PUT /api/v1/products/{product}/attestation-policy":          {"PUT", "/api/v1/products/secret-thermostat/attestation-policy", `{"accept_software":true}`, http.StatusNotFound},
+			"GET /api/v1/tuf/online-keys":                                {"GET", "/api/v1/tuf/online-keys", "", 0},
+			"POST /api/v1/tuf/init":                                      {"POST", "/api/v1/tuf/init", `{"root":{},"director_root":{}}`, http.StatusBadRequest},
+			"POST /api/v1/tuf/roots":                                     {"POST", "/api/v1/tuf/roots", `{"root":{}}`, http.StatusConflict},
+			"GET /api/v1/tuf/roots":                                      {"GET", "/api/v1/tuf/roots", "", http.StatusConflict},
+			"POST /api/v1/images":                                        {"POST", "/api/v1/images?component=a&version=1", `{}`, http.StatusUnsupportedMediaType},
+			"POST /api/v1/products/{product}/releases":                   {"POST", rel, `{"version":"2.0.0","images":["` + imageID + `"]}`, http.StatusNotFound},
+			"GET /api/v1/products/{product}/releases/{version}":          {"GET", rel + "/1.0.0", "", http.StatusNotFound},
+			"POST /api/v1/products/{product}/releases/{version}/prepare": {"POST", rel + "/1.0.0/prepare", "", http.StatusNotFound},
+			"POST /api/v1/products/{product}/releases/{version}/sign":    {"POST", rel + "/1.0.0/sign", `{"targets":{}}`, http.StatusNotFound},
+			"POST /api/v1/products/{product}/releases/{version}/revoke":  {"POST", rel + "/1.0.0/revoke", `{"reason":"x"}`, http.StatusNotFound},
+		}
+		// Tenant A trusts a manufacturer CA; tenant B must not see it.
+		if err := ac.SetManufacturerCAs(ctx, manufacturerPEM(t, h)); err != nil {
+			t.Fatal(err)
+		}
+		vuln := h.seedVulnerability(t, h.admin, "default")
+		for k, v := range vulnIsolationCases(t, vuln) {
+			cases[k] = v
 		}
 		// Secrets of tenant A that must never appear in an answer to tenant B.
-		leaks := []string{prod.ID, grp.ID, devID, aTok.ID, tenantA.ID}
+		leaks := append([]string{prod.ID, grp.ID, devID, aTok.ID, tenantA.ID}, vuln.leaks()...)
+		if imageID != "" {
+			leaks = append(leaks, imageID)
+		}
 		for _, rt := range h.api.routes {
 			pattern := rt.method + " " + rt.path
 			t.Run(pattern, func(t *testing.T) {
@@ -366,4 +399,23 @@ func TestDeviceListing(t *testing.T) {
 			t.Errorf("unknown product filter: %v, want 404", err)
 		}
 	})
+}
+
+// manufacturerPEM is a CA certificate usable as a manufacturer CA bundle in tests.
+func manufacturerPEM(t *testing.T, h *harness) string {
+	t.Helper()
+	got, err := h.client(h.admin).GetCA(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got.PEM
+}
+
+func manufacturerBody(t *testing.T, h *harness) string {
+	t.Helper()
+	b, err := json.Marshal(client.ManufacturerCAs{PEM: manufacturerPEM(t, h)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -1,11 +1,14 @@
 package api
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/audit"
+	"github.com/rampartsec/rampart/internal/release"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/token"
 )
@@ -264,7 +267,17 @@ func (a *API) getDevice(w http.ResponseWriter, r *http.Request, p *principal) er
 	if err != nil {
 		return storeError(err, "device "+id)
 	}
-	writeJSON(w, http.StatusOK, deviceOut(d))
+	out := deviceOut(d)
+	if a.releases != nil {
+		rep, err := a.releases.LatestInstall(r.Context(), p.tenantID, id)
+		switch {
+		case err == nil:
+			out.Install = &client.InstallStatus{State: rep.State, Release: rep.Release, Reason: rep.Reason, At: rep.At}
+		case !errors.Is(err, release.ErrNotFound):
+			return internal(err)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -296,5 +309,17 @@ func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request, p *principal) 
 		return internal(err)
 	}
 	writeJSON(w, http.StatusOK, client.AuditVerification{Intact: true, Records: v.Records, Head: v.Head})
+	return nil
+}
+
+func (a *API) getCA(w http.ResponseWriter, r *http.Request, p *principal) error {
+	auth, err := a.cas.Authority(r.Context(), p.tenantID, p.tenantName)
+	if err != nil {
+		return internal(err)
+	}
+	c := auth.Certificate()
+	sum := sha256.Sum256(c.Raw)
+	writeJSON(w, http.StatusOK, client.CA{Tenant: p.tenantName, Subject: c.Subject.String(), NotBefore: c.NotBefore.UTC(),
+		NotAfter: c.NotAfter.UTC(), SHA256: hex.EncodeToString(sum[:]), PEM: string(auth.CertificatePEM())})
 	return nil
 }

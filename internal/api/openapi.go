@@ -85,6 +85,9 @@ func (a *API) OpenAPI() openAPIDoc {
 				role = "service administrator"
 			}
 			op["description"] = "Needs a token with the " + role + " role; every query is scoped to the token's tenant."
+			if rt.access.researcher {
+				op["description"] = "Needs a researcher token; a researcher sees and changes only their own applications and reports."
+			}
 		}
 		item[strings.ToLower(rt.method)] = op
 	}
@@ -110,7 +113,7 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 func operationID(method, path string) string {
 	var b strings.Builder
 	b.WriteString(strings.ToLower(method))
-	for _, part := range strings.Split(strings.TrimPrefix(path, "/api/v1/"), "/") {
+	for _, part := range strings.Split(strings.TrimPrefix(strings.TrimPrefix(path, "/api/v1/"), "/"), "/") {
 		part = strings.Trim(part, "{}")
 		part = strings.ReplaceAll(strings.ReplaceAll(part, ".", "_"), "-", "_")
 		for _, w := range strings.Split(part, "_") {

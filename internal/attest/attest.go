@@ -2,7 +2,8 @@
 // enrolment requests (EK certificate chain against a tenant's manufacturer
 // CAs, AK properties, credential activation), issues single-use nonces, and
 // turns device evidence (TPM quote, PCR values, measurement log) into a
-// typed Result compared against reference values.
+// typed Result compared against reference values. Service runs that protocol
+// against the store and the tenant CAs for the device API.
 //
 // It is imported by the server only. The wire format it decodes lives in
 // internal/attest/wire, shared with the agent.

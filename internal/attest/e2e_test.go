@@ -7,8 +7,10 @@ import (
 	"testing"
 
 	agent "github.com/rampartsec/rampart/internal/agent/attest"
+	"github.com/rampartsec/rampart/internal/agent/attest/tpmsim"
 	"github.com/rampartsec/rampart/internal/attest/wire"
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/testenv"
 )
 
 // runLifecycle enrols a device, attests it (completing credential
@@ -118,6 +120,49 @@ func tpmRefusals(t *testing.T, a agent.Attester, cas *ManufacturerCAs, preauth f
 	}
 }
 
+// reopenKeepsIdentity checks that an attester reopened on the same state
+// folder (a restarted agent) has the same device ID and certificate key,
+// and that its evidence still verifies for the enrolled device.
+func reopenKeepsIdentity(t *testing.T, open func(dir string) agent.Attester, cas *ManufacturerCAs, preauth func(string) bool) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	rel := release(t, "1.0.0")
+	a := open(dir)
+	d := newDevice(t, a, dir, rel)
+	s := newServer(t)
+	en := s.enroll(t, d, cas, preauth)
+	signer, _, err := a.CertificateKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := signer.Public()
+	if err := a.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	a = open(dir)
+	d.a = a
+	id, err := agent.DeviceID(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != en.dev.ID {
+		t.Fatalf("device id after reopen %s, enrolled as %s", id, en.dev.ID)
+	}
+	signer, _, err = a.CertificateKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !publicKeysEqual(signer.Public(), before) {
+		t.Error("certificate key changed across reopen")
+	}
+	ev := d.collect(t, en.dev.ID, en.resp.Nonce, en.activation)
+	res := s.v.Verify(ctx, Input{Evidence: ev, Device: en.dev, Tenant: testTenant, Policy: Policy{AcceptSoftware: true, References: referencesFor(rel)}})
+	if res.Grant != GrantNormal {
+		t.Errorf("evidence after reopen: %s/%s %v", res.Status, res.Grant, res.Reasons)
+	}
+}
+
 func TestLifecycleSoftware(t *testing.T) {
 	a, err := agent.Open(context.Background(), agent.Config{Spec: "software", StateDir: t.TempDir(), BootID: "boot-1"})
 	if err != nil {
@@ -125,30 +170,50 @@ func TestLifecycleSoftware(t *testing.T) {
 	}
 	defer a.Close()
 	runLifecycle(t, a, nil, nil, wire.StatusWarning)
+	t.Run("reopen", func(t *testing.T) {
+		reopenKeepsIdentity(t, func(dir string) agent.Attester {
+			a, err := agent.Open(context.Background(), agent.Config{Spec: "software", StateDir: dir, BootID: "boot-1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a
+		}, nil, nil)
+	})
 }
 
 func TestLifecycleSWTPM(t *testing.T) {
-	addr, caPEM := startSWTPM(t)
-	cas, err := ParseManufacturerCAs(caPEM)
-	if err != nil {
-		t.Fatal(err)
+	// PCRs belong to the TPM, so each subtest that measures gets its own
+	// freshly manufactured swtpm: one TPM, one device.
+	start := func(t *testing.T) (string, *ManufacturerCAs) {
+		addr, caPEM := startSWTPM(t)
+		cas, err := ParseManufacturerCAs(caPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return addr, cas
 	}
-	open := func(t *testing.T) agent.Attester {
-		a, err := agent.Open(context.Background(), agent.Config{Spec: "swtpm:" + addr, StateDir: t.TempDir(), BootID: "boot-1"})
+	openAt := func(t *testing.T, addr, dir string) agent.Attester {
+		a, err := agent.Open(context.Background(), agent.Config{Spec: "swtpm:" + addr, StateDir: dir, BootID: "boot-1"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { a.Close() })
 		return a
 	}
+	open := func(t *testing.T) (agent.Attester, *ManufacturerCAs) {
+		addr, cas := start(t)
+		return openAt(t, addr, t.TempDir()), cas
+	}
 	t.Run("lifecycle", func(t *testing.T) {
-		runLifecycle(t, open(t), cas, nil, wire.StatusAffirming)
+		a, cas := open(t)
+		runLifecycle(t, a, cas, nil, wire.StatusAffirming)
 	})
 	t.Run("refusals", func(t *testing.T) {
-		tpmRefusals(t, open(t), cas, nil)
+		a, cas := open(t)
+		tpmRefusals(t, a, cas, nil)
 	})
 	t.Run("ek from unknown CA", func(t *testing.T) {
-		a := open(t)
+		a, cas := open(t)
 		req, err := a.Enrollment(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -175,8 +240,12 @@ func TestLifecycleSWTPM(t *testing.T) {
 			t.Errorf("CheckEK with the swtpm local CA: %v", err)
 		}
 	})
+	t.Run("reopen", func(t *testing.T) {
+		addr, cas := start(t)
+		reopenKeepsIdentity(t, func(dir string) agent.Attester { return openAt(t, addr, dir) }, cas, nil)
+	})
 	t.Run("tampered enrolment", func(t *testing.T) {
-		a := open(t)
+		a, _ := open(t)
 		good, err := a.Enrollment(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -209,14 +278,14 @@ func TestLifecycleSWTPM(t *testing.T) {
 }
 
 func TestLifecycleSimulator(t *testing.T) {
-	if !agent.SimulatorBuilt {
-		requireOrSkip(t, "simulator backend not built: run with CGO_ENABLED=1 -tags simulator (needs libssl-dev)")
+	if !tpmsim.Built {
+		testenv.Missing(t, "the TPM simulator", "it needs cgo: CGO_ENABLED=1, gcc and libssl-dev")
 	}
 	// The simulator has no EK certificate: the tenant preauthorises its EK
 	// hash, and without that the EK is refused.
 	for _, name := range []string{"lifecycle", "refusals"} {
 		t.Run(name, func(t *testing.T) {
-			a, err := agent.Open(context.Background(), agent.Config{Spec: "simulator", StateDir: t.TempDir(), BootID: "boot-1"})
+			a, err := agent.Open(context.Background(), agent.Config{Spec: "simulator", StateDir: t.TempDir(), BootID: "boot-1", Simulator: tpmsim.Open})
 			if err != nil {
 				t.Fatal(err)
 			}

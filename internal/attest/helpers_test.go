@@ -13,31 +13,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"math/big"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	agent "github.com/rampartsec/rampart/internal/agent/attest"
 	"github.com/rampartsec/rampart/internal/attest/wire"
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/testenv"
 )
-
-// requireOrSkip skips a test that needs an absent component, unless
-// RAMPART_REQUIRE_ALL=1, where the absence is a failure.
-func requireOrSkip(t testing.TB, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("RAMPART_REQUIRE_ALL") == "1" {
-		t.Fatalf("required component missing (RAMPART_REQUIRE_ALL=1): %s", msg)
-	}
-	t.Skip(msg)
-}
 
 const testTenant = "acme"
 
@@ -271,95 +257,10 @@ func mtlsHandshake(t testing.TB, pool *x509.CertPool, clientCert tls.Certificate
 	}
 }
 
-// freePortPair returns a loopback port P such that P and P+1 were free.
-func freePortPair(t testing.TB) int {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
-		if err == nil {
-			l2.Close()
-			return p
-		}
-	}
-	t.Fatal("no free loopback port pair")
-	return 0
-}
-
-// startSWTPM manufactures a TPM state with an EK certificate from a local
-// CA in a temporary folder, starts swtpm on loopback and returns its
-// address and the manufacturer CA certificates (PEM).
+// startSWTPM starts a freshly manufactured swtpm for one device.
 func startSWTPM(t testing.TB) (addr string, caPEM []byte) {
 	t.Helper()
-	for _, bin := range []string{"swtpm", "swtpm_setup", "swtpm_localca"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			requireOrSkip(t, "%s not installed (Debian packages swtpm swtpm-tools)", bin)
-		}
-	}
-	dir := t.TempDir()
-	state, caDir := filepath.Join(dir, "state"), filepath.Join(dir, "ca")
-	for _, d := range []string{state, caDir} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	localca := filepath.Join(dir, "swtpm-localca.conf")
-	setup := filepath.Join(dir, "swtpm_setup.conf")
-	writeFile(t, localca, fmt.Sprintf("statedir = %[1]s\nsigningkey = %[1]s/signkey.pem\nissuercert = %[1]s/issuercert.pem\ncertserial = %[1]s/certserial\n", caDir))
-	writeFile(t, setup, fmt.Sprintf("create_certs_tool = swtpm_localca\ncreate_certs_tool_config = %s\ncreate_certs_tool_options = /dev/null\nactive_pcr_banks = sha256\n", localca))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "swtpm_setup", "--tpm2", "--tpmstate", state, "--create-ek-cert",
-		"--config", setup, "--overwrite").CombinedOutput()
-	if err != nil {
-		t.Fatalf("swtpm_setup: %v\n%s", err, out)
-	}
-	for _, f := range []string{"swtpm-localca-rootca-cert.pem", "issuercert.pem"} {
-		b, err := os.ReadFile(filepath.Join(caDir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		caPEM = append(caPEM, b...)
-	}
-	port := freePortPair(t)
-	cmd := exec.Command("swtpm", "socket", "--tpm2",
-		"--server", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port),
-		"--ctrl", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port+1),
-		"--tpmstate", "dir="+state, "--flags", "not-need-init,startup-clear")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start swtpm: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return addr, caPEM
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("swtpm did not listen on %s: %v\n%s", addr, err, stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func writeFile(t testing.TB, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	return testenv.StartSWTPM(t)
 }
 
 func selfSigned(t testing.TB) (*ecdsa.PrivateKey, *x509.Certificate) {

@@ -13,12 +13,20 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/cli/advisory"
 	"github.com/rampartsec/rampart/internal/cli/audit"
+	"github.com/rampartsec/rampart/internal/cli/ca"
 	"github.com/rampartsec/rampart/internal/cli/clienv"
 	"github.com/rampartsec/rampart/internal/cli/device"
 	"github.com/rampartsec/rampart/internal/cli/devicegroup"
+	"github.com/rampartsec/rampart/internal/cli/image"
+	"github.com/rampartsec/rampart/internal/cli/keys"
 	"github.com/rampartsec/rampart/internal/cli/login"
 	"github.com/rampartsec/rampart/internal/cli/product"
+	"github.com/rampartsec/rampart/internal/cli/program"
+	"github.com/rampartsec/rampart/internal/cli/release"
+	"github.com/rampartsec/rampart/internal/cli/report"
+	"github.com/rampartsec/rampart/internal/cli/research"
 	"github.com/rampartsec/rampart/internal/cli/server"
 	"github.com/rampartsec/rampart/internal/cli/tenant"
 	"github.com/rampartsec/rampart/internal/cli/token"
@@ -49,6 +57,14 @@ func Root(env *clienv.Env) *cobra.Command {
 		devicegroup.Command(env),
 		device.Command(env),
 		audit.Command(env),
+		ca.Command(env),
+		keys.Command(env),
+		image.Command(env),
+		release.Command(env),
+		program.Command(env),
+		report.Command(env),
+		advisory.Command(env),
+		research.Command(env),
 	)
 	return root
 }
@@ -71,7 +87,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // message turns an error into the one sentence the user sees.
 func message(err error) string {
 	if e, ok := errors.AsType[*client.Error](err); ok {
-		return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)
+		return fmt.Sprintf("%s (HTTP %d)", err.Error(), e.Status)
 	}
 	return err.Error()
 }

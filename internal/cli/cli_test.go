@@ -1,90 +1,19 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"database/sql"
 	"encoding/json"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rampartsec/rampart/client"
-	"github.com/rampartsec/rampart/internal/cli/clienv"
-	"github.com/rampartsec/rampart/internal/server"
+	"github.com/rampartsec/rampart/internal/cli/clitest"
 	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
-// cli runs rampart in-process with its own config file, like a user in a fresh shell.
-type cli struct {
-	t      *testing.T
-	config string
-	env    map[string]string
-}
-
-func (c *cli) run(args ...string) (stdout, stderr string, code int) {
-	c.t.Helper()
-	var out, errb bytes.Buffer
-	env := &clienv.Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string {
-		if k == "RAMPART_CONFIG" {
-			return c.config
-		}
-		return c.env[k]
-	}}
-	root := Root(env)
-	root.SetArgs(args)
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	code = 0
-	if err := root.ExecuteContext(context.Background()); err != nil {
-		errb.WriteString("rampart: " + message(err) + "\n")
-		code = 1
-	}
-	return out.String(), errb.String(), code
-}
-
-func (c *cli) ok(args ...string) string {
-	c.t.Helper()
-	out, errs, code := c.run(args...)
-	if code != 0 {
-		c.t.Fatalf("rampart %s: exit %d: %s", strings.Join(args, " "), code, errs)
-	}
-	return out
-}
-
-func (c *cli) fails(want string, args ...string) {
-	c.t.Helper()
-	_, errs, code := c.run(args...)
-	if code == 0 || !strings.Contains(errs, want) {
-		c.t.Fatalf("rampart %s: exit %d, stderr %q; want failure mentioning %q", strings.Join(args, " "), code, errs, want)
-	}
-	if strings.Count(strings.TrimSpace(errs), "\n") > 0 {
-		c.t.Errorf("error is more than one line: %q", errs)
-	}
-}
-
-func startServer(t *testing.T, dir, database string) string {
-	t.Helper()
-	addrc := make(chan net.Addr, 1)
-	s, err := server.New(context.Background(), server.Config{DataDir: dir, Listen: "127.0.0.1:0", Database: database, Ready: func(a net.Addr) { addrc <- a }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case a := <-addrc:
-		return "https://" + a.String()
-	case err := <-done:
-		t.Fatal(err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("server did not start")
-	}
-	return ""
+func newCLI(t *testing.T, env map[string]string) *clitest.CLI {
+	return &clitest.CLI{T: t, Root: Root, Config: filepath.Join(t.TempDir(), "config.json"), Env: env}
 }
 
 // TestReadmeWalk follows the README's quick start on both databases: first product and its
@@ -93,58 +22,63 @@ func startServer(t *testing.T, dir, database string) string {
 func TestReadmeWalk(t *testing.T) {
 	for _, kind := range storetest.Kinds {
 		t.Run(kind, func(t *testing.T) {
-			dir := t.TempDir()
 			database := ""
 			if kind == "postgres" {
 				database = storetest.PostgresURL(t)
 			}
-			url := startServer(t, dir, database)
-			c := &cli{t: t, config: filepath.Join(t.TempDir(), "config.json")}
+			srv := clitest.Start(t, database)
+			dir, url := srv.Dir, srv.URL
+			c := newCLI(t, map[string]string{})
 
-			c.fails("no server given", "product", "list")
-			c.ok("login", "--server", url, "--ca-file", filepath.Join(dir, "service-ca.pem"), "--token-file", filepath.Join(dir, "admin.token"))
+			c.Fails("no server given", "product", "list")
+			c.OK("login", "--server", url, "--ca-file", filepath.Join(dir, "service-ca.pem"), "--token-file", filepath.Join(dir, "admin.token"))
 
-			out := c.ok("product", "create", "thermostat")
+			out := c.OK("product", "create", "thermostat")
 			for _, g := range []string{"Development", "Field Test", "Production"} {
 				if !strings.Contains(out, g) {
 					t.Errorf("product create output lacks group %s:\n%s", g, out)
 				}
 			}
 			var groups []client.Group
-			if err := json.Unmarshal([]byte(c.ok("device-group", "list", "--product", "thermostat", "--output", "json")), &groups); err != nil || len(groups) != 3 {
+			if err := json.Unmarshal([]byte(c.OK("device-group", "list", "--product", "thermostat", "--output", "json")), &groups); err != nil || len(groups) != 3 {
 				t.Fatalf("device-group list json = %v, %v", groups, err)
 			}
-			c.ok("device-group", "create", "--product", "thermostat", "Canary")
-			c.fails("product thermostat already exists", "product", "create", "thermostat")
+			c.OK("device-group", "create", "--product", "thermostat", "Canary")
+			c.Fails("product thermostat already exists", "product", "create", "thermostat")
 
-			c.ok("tenant", "create", "globex")
-			if out := c.ok("tenant", "list"); !strings.Contains(out, "globex") || !strings.Contains(out, "default") {
+			c.OK("tenant", "create", "globex")
+			if out := c.OK("tenant", "list"); !strings.Contains(out, "globex") || !strings.Contains(out, "default") {
 				t.Errorf("tenant list:\n%s", out)
 			}
-			secret := strings.TrimSpace(c.ok("token", "create", "--tenant", "globex", "--role", "admin"))
+			secret := strings.TrimSpace(c.OK("token", "create", "--tenant", "globex", "--role", "admin"))
 
 			// The second tenant's admin, with flags instead of the saved login.
-			g := &cli{t: t, config: filepath.Join(t.TempDir(), "none.json"), env: map[string]string{
-				"RAMPART_SERVER": url, "RAMPART_CA_FILE": filepath.Join(dir, "service-ca.pem"), "RAMPART_TOKEN": secret}}
-			if out := g.ok("product", "list", "--output", "json"); strings.TrimSpace(out) != "null" && strings.TrimSpace(out) != "[]" {
+			g := clitest.New(t, Root, srv, secret)
+			if out := g.OK("product", "list", "--output", "json"); strings.TrimSpace(out) != "null" && strings.TrimSpace(out) != "[]" {
 				t.Errorf("tenant globex sees products: %s", out)
 			}
-			g.fails("product thermostat not found", "product", "show", "thermostat")
-			g.fails("product thermostat not found", "device-group", "create", "--product", "thermostat", "Evil")
-			g.fails("service administrator", "tenant", "list")
-			g.fails("another tenant", "token", "create", "--tenant", "default", "--role", "admin")
-			if out := g.ok("audit", "list"); strings.Contains(out, "thermostat") {
+			g.Fails("product thermostat not found", "product", "show", "thermostat")
+			g.Fails("product thermostat not found", "device-group", "create", "--product", "thermostat", "Evil")
+			g.Fails("service administrator", "tenant", "list")
+			g.Fails("another tenant", "token", "create", "--tenant", "default", "--role", "admin")
+			if out := g.OK("audit", "list"); strings.Contains(out, "thermostat") {
 				t.Errorf("tenant globex reads default's audit:\n%s", out)
 			}
-			g.ok("product", "create", "thermostat") // its own, of the same name
-			if out := c.ok("product", "show", "thermostat", "-o", "json"); !strings.Contains(out, "Canary") {
+			g.OK("product", "create", "thermostat") // its own, of the same name
+			if out := c.OK("product", "show", "thermostat", "-o", "json"); !strings.Contains(out, "Canary") {
 				t.Errorf("default's product changed:\n%s", out)
 			}
 
-			if out := c.ok("audit", "verify"); !strings.Contains(out, "intact") {
+			if out := c.OK("ca", "show"); !strings.HasPrefix(out, "-----BEGIN CERTIFICATE-----") {
+				t.Errorf("ca show: %q", out)
+			}
+			if a, b := c.OK("ca", "show"), g.OK("ca", "show"); a == b {
+				t.Error("two tenants print the same CA")
+			}
+			if out := c.OK("audit", "verify"); !strings.Contains(out, "intact") {
 				t.Errorf("audit verify: %s", out)
 			}
-			if out := c.ok("audit", "list", "--action", "product.create"); !strings.Contains(out, "thermostat") {
+			if out := c.OK("audit", "list", "--action", "product.create"); !strings.Contains(out, "thermostat") {
 				t.Errorf("audit list --action:\n%s", out)
 			}
 
@@ -157,18 +91,18 @@ func TestReadmeWalk(t *testing.T) {
 			if _, err := db.Exec(`UPDATE audit_records SET actor = 'someone-else' WHERE tenant_id = $1 AND action = 'product.create'`, tenantID); err != nil {
 				t.Fatal(err)
 			}
-			c.fails("was altered", "audit", "verify")
+			c.Fails("was altered", "audit", "verify")
 			// The other tenant's chain is untouched.
-			g.ok("audit", "verify")
+			g.OK("audit", "verify")
 
 			// Revoking a token stops it at once.
 			var toks []client.Token
-			json.Unmarshal([]byte(g.ok("token", "list", "-o", "json")), &toks)
+			json.Unmarshal([]byte(g.OK("token", "list", "-o", "json")), &toks)
 			if len(toks) != 1 {
 				t.Fatalf("globex tokens = %+v", toks)
 			}
-			g.ok("token", "revoke", toks[0].ID)
-			g.fails("revoked", "product", "list")
+			g.OK("token", "revoke", toks[0].ID)
+			g.Fails("revoked", "product", "list")
 		})
 	}
 }
@@ -188,14 +122,12 @@ func openDB(t *testing.T, kind, dir, database string) *sql.DB {
 }
 
 func TestOutputFlag(t *testing.T) {
-	dir := t.TempDir()
-	url := startServer(t, dir, "")
-	c := &cli{t: t, config: filepath.Join(t.TempDir(), "c.json"), env: map[string]string{
-		"RAMPART_SERVER": url, "RAMPART_CA_FILE": filepath.Join(dir, "service-ca.pem")}}
-	c.fails("no API token given", "product", "list")
-	c.env["RAMPART_TOKEN"] = "rpt_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	c.fails("not valid (HTTP 401)", "product", "list")
-	c.fails("--output \"yaml\" is not table or json", "product", "list", "--token-file", filepath.Join(dir, "admin.token"), "-o", "yaml")
-	c.fails("accepts 1 arg", "product", "create")
-	c.fails("required flag(s) \"role\" not set", "token", "create", "--token-file", filepath.Join(dir, "admin.token"))
+	srv := clitest.Start(t, "")
+	c := clitest.New(t, Root, srv, "")
+	c.Fails("no API token given", "product", "list")
+	c.Env["RAMPART_TOKEN"] = "rpt_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	c.Fails("not valid (HTTP 401)", "product", "list")
+	c.Fails("--output \"yaml\" is not table or json", "product", "list", "--token", srv.Admin, "-o", "yaml")
+	c.Fails("accepts 1 arg", "product", "create")
+	c.Fails("required flag(s) \"role\" not set", "token", "create", "--token", srv.Admin)
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	gocvss40 "github.com/pandatix/go-cvss/40"
 )
 
 func TestParseCVSS(t *testing.T) {
@@ -128,5 +129,21 @@ func BenchmarkParseCVSS40(b *testing.B) {
 		if _, err := ParseCVSS40("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/E:A"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkParseCVSS40Ceiling is go-cvss alone (parse, score, rate): ParseCVSS40 as a ratio to it
+// is the cost of the wrapper.
+func BenchmarkParseCVSS40Ceiling(b *testing.B) {
+	for b.Loop() {
+		v, err := gocvss40.ParseVector("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/E:A")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := gocvss40.Rating(v.Score()); err != nil {
+			b.Fatal(err)
+		}
+		_ = v.Vector()
+		_ = v.Nomenclature()
 	}
 }

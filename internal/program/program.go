@@ -276,14 +276,20 @@ func (p *Program) fillDefaults() {
 }
 
 var (
-	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-	currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
+	nameRE        = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	productNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9 ._-]{0,62}[A-Za-z0-9._-])?$`)
+	currencyRE    = regexp.MustCompile(`^[A-Z]{3}$`)
 )
 
-// ValidName reports whether s is a valid program, scenario, impact, product
-// or component name: 1 to 63 lowercase letters, digits and dashes, starting
-// with a letter or digit.
+// ValidName reports whether s is a valid program, scenario or impact name:
+// 1 to 63 lowercase letters, digits and dashes, starting with a letter or
+// digit.
 func ValidName(s string) bool { return nameRE.MatchString(s) }
+
+// ValidProductName reports whether s is a valid product or component name,
+// as Rampart names products: 1 to 64 letters, digits, spaces, dots, dashes
+// or underscores, starting with a letter or digit and not ending in a space.
+func ValidProductName(s string) bool { return productNameRE.MatchString(s) }
 
 // Validate checks a program's internal consistency. Every problem found is
 // reported, joined, each naming the field at fault.
@@ -305,7 +311,7 @@ func (p *Program) Validate() error {
 	}
 	products := map[string]map[string]bool{}
 	for i, pr := range p.Scope.Products {
-		if !ValidName(pr.Name) {
+		if !ValidProductName(pr.Name) {
 			bad("scope.products[%d].name: %q is not a valid name", i, pr.Name)
 		}
 		if products[pr.Name] != nil {
@@ -316,7 +322,7 @@ func (p *Program) Validate() error {
 			bad("scope.products[%d].components: at least one component is required", i)
 		}
 		for j, c := range pr.Components {
-			if !ValidName(c) {
+			if !ValidProductName(c) {
 				bad("scope.products[%d].components[%d]: %q is not a valid name", i, j, c)
 			}
 			if comps[c] {

@@ -92,8 +92,8 @@ func TestParseExample(t *testing.T) {
 	if diff := cmp.Diff(fixed, []string{"security-processor=100000", "secure-world=100000"}); diff != "" {
 		t.Errorf("fixed awards (-got +want):\n%s", diff)
 	}
-	if !p.Open(time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)) || p.Open(time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)) {
-		t.Errorf("Open: the challenge runs from June to August 2026")
+	if !p.Open(time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)) || p.Open(time.Date(2028, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("Open: the challenge runs from June 2026 to the end of 2027")
 	}
 }
 

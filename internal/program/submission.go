@@ -173,12 +173,7 @@ func DecodeApplication(r io.Reader) (Application, error) {
 // Validate checks an application and normalises its country code to upper case.
 func (a *Application) Validate() error {
 	var errs []error
-	if err := checkText("name", a.Name, MaxTitleRunes, true); err != nil {
-		errs = append(errs, err)
-	}
-	if addr, err := mail.ParseAddress(a.Email); err != nil || addr.Address != a.Email || len(a.Email) > 254 {
-		errs = append(errs, fmt.Errorf("email: %q is not a plain e-mail address", a.Email))
-	}
+	errs = append(errs, contactErrors(a.Name, a.Email)...)
 	if c, err := ParseCountry(a.Country); err != nil {
 		errs = append(errs, err)
 	} else {
@@ -196,6 +191,26 @@ func (a *Application) Validate() error {
 		return fmt.Errorf("program.Application.Validate: %w: %w", ErrInvalidInput, errors.Join(errs...))
 	}
 	return nil
+}
+
+// ValidateContact checks a researcher's name and e-mail address, as an
+// invitation gives them.
+func ValidateContact(name, email string) error {
+	if errs := contactErrors(name, email); len(errs) > 0 {
+		return fmt.Errorf("program.ValidateContact: %w: %w", ErrInvalidInput, errors.Join(errs...))
+	}
+	return nil
+}
+
+func contactErrors(name, email string) []error {
+	var errs []error
+	if err := checkText("name", name, MaxTitleRunes, true); err != nil {
+		errs = append(errs, err)
+	}
+	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email || len(email) > 254 {
+		errs = append(errs, fmt.Errorf("email: %q is not a plain e-mail address", email))
+	}
+	return errs
 }
 
 // ParseCountry checks an ISO 3166-1 alpha-2 country code and returns it in

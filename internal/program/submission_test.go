@@ -87,7 +87,7 @@ func TestSubmissionValidate(t *testing.T) {
 		{"no description", func(s *Submission) { s.Description = "" }, july, ErrInvalidInput, "description: required"},
 		{"bad release", func(s *Submission) { s.Releases = []string{"../etc"} }, july, ErrInvalidInput, "release version"},
 		{"before the program starts", func(*Submission) {}, time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC), ErrProgramClosed, "not accepting"},
-		{"after the program ends", func(*Submission) {}, time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC), ErrProgramClosed, "not accepting"},
+		{"after the program ends", func(*Submission) {}, time.Date(2028, 1, 1, 0, 0, 0, 0, time.UTC), ErrProgramClosed, "not accepting"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

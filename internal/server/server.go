@@ -21,6 +21,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rampartsec/rampart/internal/api"
+	"github.com/rampartsec/rampart/internal/ca/keeper"
+	"github.com/rampartsec/rampart/internal/release"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/token"
 )
@@ -32,7 +34,15 @@ type Config struct {
 	Database string // postgres://... ; empty for SQLite under DataDir
 	TLSCert  string // optional real certificate
 	TLSKey   string
-	Logger   *slog.Logger
+	// MasterKeyFile holds the 32-byte key-encryption key (hex) that seals tenant CA keys; every
+	// replica sharing a database needs the same one. Default: DataDir/master.key, created on
+	// first start.
+	MasterKeyFile string
+	// DeviceRate and AddrRate are the device API's requests per second per device and per client
+	// address; 0 turns a limit off. `rampart server` passes api.DefaultDeviceRate and
+	// api.DefaultAddrRate unless told otherwise.
+	DeviceRate, AddrRate float64
+	Logger               *slog.Logger
 	// Ready, when set, receives the bound address once the server accepts connections.
 	Ready func(addr net.Addr)
 	// ShutdownTimeout bounds the graceful drain; 15 s when zero.
@@ -48,6 +58,9 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 	tlsCert tls.Certificate
+	cas     *keeper.Keeper
+	// releases serves images, releases and the TUF repository.
+	releases *release.Service
 	// FirstStart is true when this start created the first tenant and admin token.
 	FirstStart bool
 }
@@ -63,6 +76,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.DefaultTenant == "" {
 		cfg.DefaultTenant = "default"
 	}
+	host, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("server: --listen %q: %w", cfg.Listen, err)
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("server: --tls-cert and --tls-key go together")
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: data folder: %w", err)
 	}
@@ -75,10 +95,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
-	host, _, err := net.SplitHostPort(cfg.Listen)
+	kek, err := loadOrCreateMasterKey(cfg.MasterKeyFile, filepath.Join(cfg.DataDir, MasterKeyFile))
 	if err != nil {
 		st.Close()
-		return nil, fmt.Errorf("server: --listen %q: %w", cfg.Listen, err)
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.cas, err = keeper.New(st, kek, nil)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if s.releases, err = s.openReleases(); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server: %w", err)
 	}
 	cert, created, err := serviceTLS(cfg.DataDir, host, cfg.TLSCert, cfg.TLSKey, time.Now())
 	if err != nil {
@@ -142,8 +171,20 @@ func (s *Server) routes() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("/api/", api.New(api.Deps{Store: s.store, Logger: s.log}))
+	a := api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas, Releases: s.releases,
+		DeviceLimit: api.DeviceLimit(s.cfg.DeviceRate), AddrLimit: api.AddrLimit(s.cfg.AddrRate), ApplyLimit: api.ApplyLimit(api.DefaultApplyRate)})
+	mux.Handle("/api/", a)
+	mux.Handle("GET /tuf/", s.releases.Handler())
+	mux.Handle("/device/", a)
+	mux.Handle("/research/", a)
 	return m.instrument(mux)
+}
+
+// TLSConfig is the server's TLS configuration. Client certificates are requested but verified
+// by the device API against each tenant's CA, since the trusted CAs depend on the tenant the
+// certificate names; the admin API ignores them.
+func (s *Server) TLSConfig() *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{s.tlsCert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert}
 }
 
 // Run serves until ctx is cancelled, then drains in-flight requests and closes storage.
@@ -155,7 +196,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	hs := &http.Server{
 		Handler:           s.handler,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{s.tlsCert}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         s.TLSConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -172,6 +213,8 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	g.Go(func() error { return s.releases.Run(gctx, RefreshInterval) })
+	g.Go(func() error { return s.vulnerabilityTimers(gctx, VulnerabilityInterval) })
 	g.Go(func() error {
 		<-gctx.Done()
 		timeout := s.cfg.ShutdownTimeout
@@ -184,4 +227,31 @@ func (s *Server) Run(ctx context.Context) error {
 		return hs.Shutdown(sctx)
 	})
 	return g.Wait()
+}
+
+// OnlineKeysFile holds the server's online TUF keys (snapshot, timestamp,
+// director) under the data folder; BlobsDir holds images and deltas.
+const (
+	OnlineKeysFile = "tuf-online-keys.json"
+	BlobsDir       = "blobs"
+)
+
+// RefreshInterval is how often the online TUF roles are checked for
+// re-signing; timestamps live a day and are re-signed at half-life.
+const RefreshInterval = 10 * time.Minute
+
+// openReleases loads (or creates) the online TUF keys and the blob folder.
+func (s *Server) openReleases() (*release.Service, error) {
+	online, created, err := release.LoadOnlineKeys(filepath.Join(s.cfg.DataDir, OnlineKeysFile))
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		s.log.Info("created the online TUF keys (snapshot, timestamp, director)", "file", filepath.Join(s.cfg.DataDir, OnlineKeysFile))
+	}
+	blobs, err := release.OpenBlobs(filepath.Join(s.cfg.DataDir, BlobsDir))
+	if err != nil {
+		return nil, err
+	}
+	return release.New(release.Config{Store: s.store, Blobs: blobs, Online: online, Logger: s.log})
 }

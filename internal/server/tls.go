@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -24,7 +26,35 @@ const (
 	serverCertFile   = "server.pem"
 	serverKeyFile    = "server.key"
 	AdminTokenFile   = "admin.token"
+	MasterKeyFile    = "master.key"
 )
+
+// loadOrCreateMasterKey reads the key-encryption key from path (hex, 32 bytes); with no path it
+// uses def, creating it (mode 0600) when absent.
+func loadOrCreateMasterKey(path, def string) ([]byte, error) {
+	if path == "" {
+		path = def
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			key := make([]byte, 32)
+			if _, err := rand.Read(key); err != nil {
+				return nil, err
+			}
+			if err := writeFileAtomic(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+				return nil, fmt.Errorf("write master key: %w", err)
+			}
+			return key, nil
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(key) != 32 {
+		return nil, fmt.Errorf("master key %s must hold 64 hex digits (32 bytes)", path)
+	}
+	return key, nil
+}
 
 // serviceTLS returns the server's TLS certificate. With certFile and keyFile it loads them;
 // otherwise it uses (creating on first start) a service CA in dataDir and a server certificate

@@ -51,11 +51,6 @@ type DeploymentFilter struct {
 	State   rollout.State
 }
 
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
 const deploymentColumns = `dp.id, dp.tenant_id, dp.seq, dp.product_id, p.name, dp.group_id, g.name, dp.release_version,
 	dp.previous_release, dp.emergency, dp.plan, dp.criteria, dp.state, dp.phase, dp.phases_opened_at, dp.soak_since,
 	dp.evidence_since, dp.reason, dp.version, dp.created_by, dp.created_at, dp.updated_at`

@@ -92,13 +92,6 @@ func toJSON(v any) string {
 	return string(b)
 }
 
-func nullMicros(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return micros(t)
-}
-
 func (s *Store) saveFailureGroup(ctx context.Context, tx *sql.Tx, g FailureGroup) error {
 	releases, resolved := g.Releases, g.ResolvedReleases
 	if resolved == nil {
@@ -106,8 +99,8 @@ func (s *Store) saveFailureGroup(ctx context.Context, tx *sql.Tx, g FailureGroup
 	}
 	_, err := tx.ExecContext(ctx, `UPDATE failure_groups SET status = $1, report_count = $2, first_seen = $3, last_seen = $4,
 		releases = $5, resolved_at = $6, resolved_releases = $7, regressed_in = $8, regressed_at = $9 WHERE id = $10 AND tenant_id = $11`,
-		string(g.Status), g.Count, micros(g.FirstSeen), micros(g.LastSeen), toJSON(releases), nullMicros(g.ResolvedAt),
-		toJSON(resolved), g.RegressedIn, nullMicros(g.RegressedAt), g.ID, g.TenantID)
+		string(g.Status), g.Count, micros(g.FirstSeen), micros(g.LastSeen), toJSON(releases), microsOrNull(g.ResolvedAt),
+		toJSON(resolved), g.RegressedIn, microsOrNull(g.RegressedAt), g.ID, g.TenantID)
 	return err
 }
 

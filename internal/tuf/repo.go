@@ -244,6 +244,14 @@ func (r *Repository) publish(now time.Time, withSnapshot bool) error {
 // every root, timestamp.json, V.snapshot.json and V.targets.json (plus the
 // unversioned names, for people and tools).
 func (r *Repository) Files() (map[string][]byte, error) {
+	return StateFiles(r.st)
+}
+
+// StateFiles is Repository.Files without opening (and re-verifying) the
+// repository: what the server reads on every static request. The state was
+// verified when it was stored.
+func StateFiles(st State) (map[string][]byte, error) {
+	r := &Repository{st: st}
 	out := map[string][]byte{}
 	for i, b := range r.st.Roots {
 		out[strconv.Itoa(i+1)+".root.json"] = b
@@ -256,11 +264,11 @@ func (r *Repository) Files() (map[string][]byte, error) {
 	}
 	t, err := parseTargets(r.st.Targets)
 	if err != nil {
-		return nil, fmt.Errorf("tuf.Repository.Files: %w", err)
+		return nil, fmt.Errorf("tuf.StateFiles: %w", err)
 	}
 	s, err := (&metadata.Metadata[metadata.SnapshotType]{}).FromBytes(r.st.Snapshot)
 	if err != nil {
-		return nil, fmt.Errorf("tuf.Repository.Files: %w", err)
+		return nil, fmt.Errorf("tuf.StateFiles: %w", err)
 	}
 	out["timestamp.json"] = r.st.Timestamp
 	out["snapshot.json"] = r.st.Snapshot

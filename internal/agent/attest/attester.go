@@ -70,6 +70,8 @@ type Config struct {
 	// TPMPath is the TPM device for the tpm backend; default /dev/tpmrm0.
 	TPMPath string
 	Logger  *slog.Logger
+	// Simulator opens the in-process simulator backend (tpmsim.Open); nil in builds without it.
+	Simulator func(context.Context, Config) (Attester, error)
 }
 
 // Open returns the backend Config.Spec names.
@@ -107,7 +109,10 @@ func Open(ctx context.Context, cfg Config) (Attester, error) {
 	case wire.KindSWTPM:
 		a, err = openSWTPM(ctx, arg, cfg)
 	case wire.KindSimulator:
-		a, err = openSimulator(ctx, cfg)
+		if cfg.Simulator == nil {
+			return nil, fmt.Errorf("attest.Open: simulator: %w: build rampart-agent with CGO_ENABLED=1 -tags simulator", ErrNotBuilt)
+		}
+		a, err = cfg.Simulator(ctx, cfg)
 	default:
 		return nil, fmt.Errorf("attest.Open: %w: %q", ErrUnknownBackend, cfg.Spec)
 	}

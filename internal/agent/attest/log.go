@@ -72,16 +72,25 @@ func (l *MeasurementLog) Measure(ctx context.Context, a Attester, t wire.EventTy
 
 // MeasureFile hashes the file at path and measures it.
 func (l *MeasurementLog) MeasureFile(ctx context.Context, a Attester, t wire.EventType, name, version, path string) error {
-	f, err := os.Open(path)
+	digest, err := FileDigest(path)
 	if err != nil {
 		return fmt.Errorf("attest.MeasureFile: %w", err)
+	}
+	return l.Measure(ctx, a, t, name, version, digest)
+}
+
+// FileDigest returns the SHA-256 of the file at path: the digest a release lists for an image.
+func FileDigest(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("attest.FileDigest: %w", err)
 	}
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("attest.MeasureFile: %s: %w", path, err)
+		return nil, fmt.Errorf("attest.FileDigest: %s: %w", path, err)
 	}
-	return l.Measure(ctx, a, t, name, version, h.Sum(nil))
+	return h.Sum(nil), nil
 }
 
 // Measured reports whether an event with this type, name and digest is

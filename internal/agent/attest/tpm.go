@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -30,6 +31,7 @@ import (
 type TPM struct {
 	kind wire.AttesterKind
 	dir  string
+	log  *slog.Logger
 	ch   *commandChannel
 	tpm  *gattest.TPM
 
@@ -44,16 +46,20 @@ const (
 	certKeyBlobFile = "certkey.blob"
 )
 
+// TPMKeyBlobFiles are the key blobs a TPM backend keeps in its state folder; a freshly
+// manufactured simulator cannot load an earlier one's, so tpmsim removes them.
+var TPMKeyBlobFiles = []string{akBlobFile, certKeyBlobFile}
+
 // NewTPM returns an attester of the given kind on t, keeping key blobs in
 // dir. It takes ownership of t.
-func NewTPM(kind wire.AttesterKind, t transport.TPMCloser, dir string) (*TPM, error) {
+func NewTPM(kind wire.AttesterKind, t transport.TPMCloser, dir string, log *slog.Logger) (*TPM, error) {
 	ch := &commandChannel{tpm: t}
 	tpm, err := gattest.OpenTPM(&gattest.OpenConfig{CommandChannel: ch})
 	if err != nil {
 		t.Close()
 		return nil, fmt.Errorf("%s attester: open: %w", kind, err)
 	}
-	return &TPM{kind: kind, dir: dir, ch: ch, tpm: tpm}, nil
+	return &TPM{kind: kind, dir: dir, log: log, ch: ch, tpm: tpm}, nil
 }
 
 // Kind implements Attester.
@@ -256,14 +262,17 @@ func (a *TPM) loadAK() (*gattest.AK, error) {
 func (a *TPM) loadCertKey() (*gattest.Key, error) {
 	path := filepath.Join(a.dir, certKeyBlobFile)
 	blob, err := os.ReadFile(path)
-	if err == nil {
+	switch {
+	case err == nil:
 		k, err := a.tpm.LoadKey(blob)
-		if err != nil {
-			return nil, fmt.Errorf("load key: %w", err)
+		if err == nil {
+			return k, nil
 		}
-		return k, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
+		// The TPM no longer accepts the blob (its storage hierarchy was
+		// cleared). The certificate key is not the device's identity:
+		// make a new one, which the next attestation certifies.
+		a.log.Warn("certificate key blob not loadable, creating a new key", "attester", a.kind, "err", err)
+	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("load key: %w", err)
 	}
 	ak, err := a.loadAK()

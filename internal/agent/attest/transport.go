@@ -58,7 +58,7 @@ func openDeviceTPM(_ context.Context, path string, cfg Config) (Attester, error)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	return NewTPM(wire.KindTPM, t, cfg.StateDir)
+	return NewTPM(wire.KindTPM, t, cfg.StateDir, cfg.Logger)
 }
 
 func openSWTPM(ctx context.Context, addr string, cfg Config) (Attester, error) {
@@ -66,7 +66,7 @@ func openSWTPM(ctx context.Context, addr string, cfg Config) (Attester, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewTPM(wire.KindSWTPM, t, cfg.StateDir)
+	return NewTPM(wire.KindSWTPM, t, cfg.StateDir, cfg.Logger)
 }
 
 // swtpm's raw TCP protocol: each command is written as is, each response

@@ -50,8 +50,14 @@ func (c *crashFS) op() error {
 	return nil
 }
 
-// crash undoes what was not durable, newest first.
+// crash undoes what was not durable: unsynced file data first (at the
+// files' current names), then directory changes, newest first.
 func (c *crashFS) crash() {
+	for path, size := range c.synced {
+		if st, err := os.Stat(path); err == nil && st.Size() > size {
+			os.Truncate(path, size)
+		}
+	}
 	for i := len(c.pending) - 1; i >= 0; i-- {
 		p := c.pending[i]
 		switch {
@@ -62,11 +68,6 @@ func (c *crashFS) crash() {
 			if p.hadPrev {
 				os.WriteFile(p.newpath, p.prev, 0o600)
 			}
-		}
-	}
-	for path, size := range c.synced {
-		if st, err := os.Stat(path); err == nil && st.Size() > size {
-			os.Truncate(path, size)
 		}
 	}
 }

@@ -150,24 +150,24 @@ func (d *downloader) fetch(ctx context.Context, url, part string, length int64, 
 	if length > d.limits.MaxImageSize {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, length, d.limits.MaxImageSize)
 	}
-	var lastErr error
+	var err error
 	for range d.limits.Attempts {
-		err := d.attempt(ctx, url, part, length)
-		if err == nil {
+		if err = d.attempt(ctx, url, part, length); err == nil {
 			break
 		}
-		lastErr = err
-		// Verification, size and rate failures are not transient.
+		// Size and rate failures are not transient; the partial file
+		// is not trusted either.
 		if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrSlowRetrieval) || ctx.Err() != nil {
 			_ = d.fs.Remove(part)
 			return err
 		}
 	}
+	if err != nil {
+		// Transient failures keep the partial file: the next run resumes.
+		return err
+	}
 	ok, err := d.verify(part, length, sum)
 	if err != nil {
-		if lastErr != nil {
-			return lastErr
-		}
 		return err
 	}
 	if !ok {
@@ -249,7 +249,7 @@ func (d *downloader) attempt(ctx context.Context, url, part string, length int64
 	}
 	remaining := length - have
 	w := &countWriter{w: f, limit: remaining}
-	_, err = io.CopyBuffer(w, io.LimitReader(countingReader{r: resp.Body, n: n}, remaining+1), make([]byte, 64<<10))
+	got, err := io.CopyBuffer(w, io.LimitReader(countingReader{r: resp.Body, n: n}, remaining+1), make([]byte, 64<<10))
 	if errors.Is(err, ErrTooLarge) {
 		_ = f.Truncate(0)
 		return fmt.Errorf("%s: %w", url, err)
@@ -257,8 +257,15 @@ func (d *downloader) attempt(ctx context.Context, url, part string, length int64
 	if serr := f.Sync(); err == nil {
 		err = serr
 	}
+	// A body cut short as the watchdog fired may end without an error.
+	if c := context.Cause(wctx); c != nil && errors.Is(c, ErrSlowRetrieval) {
+		return fmt.Errorf("%s: %w", url, c)
+	}
 	if err != nil {
 		return cause(wctx, err)
+	}
+	if got < remaining {
+		return fmt.Errorf("%s: %w after %d of %d bytes", url, io.ErrUnexpectedEOF, have+got, length)
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/rampartsec/rampart/internal/updatemeta"
 )
@@ -57,6 +59,17 @@ type SlotInfo struct {
 	Components map[string]ComponentImage `json:"components"`
 }
 
+// Fingerprint names the exact image set of a slot: component=sha256 pairs
+// in component order.
+func (i *SlotInfo) Fingerprint() string {
+	names := slices.Sorted(maps.Keys(i.Components))
+	var b strings.Builder
+	for _, n := range names {
+		b.WriteString(n + "=" + i.Components[n].SHA256 + ";")
+	}
+	return b.String()
+}
+
 // SlotState is the A/B state file, replaced atomically on every change.
 //
 // Invariant: a slot appears in Slots only after all its files were written,
@@ -75,6 +88,10 @@ type SlotState struct {
 	SecurityFloor map[string]uint64 `json:"security_floor,omitempty"`
 	// LastFailure explains the last automatic rollback.
 	LastFailure string `json:"last_failure,omitempty"`
+	// FailedSet fingerprints the image set that was rolled back, so the
+	// same set is not installed again and again (a boot loop); a
+	// different set, or a commit, clears it.
+	FailedSet string `json:"failed_set,omitempty"`
 }
 
 // Slots is the A/B slot store under one directory: a/ and b/ hold one file
@@ -182,13 +199,38 @@ func (s *Slots) Boot() (Boot, error) {
 	if st.Committed == "" || st.Slots[st.Committed] == nil {
 		return Boot{RolledBack: rolledBack}, fmt.Errorf("update.Slots.Boot: %w", ErrNoBootableSlot)
 	}
-	if err := s.verify(st.Committed, st.Slots[st.Committed]); err != nil {
-		return Boot{RolledBack: rolledBack}, fmt.Errorf("update.Slots.Boot: committed slot: %w: %w", ErrNoBootableSlot, err)
+	verr := s.verify(st.Committed, st.Slots[st.Committed])
+	if verr == nil {
+		return Boot{Slot: st.Committed, Info: *st.Slots[st.Committed], RolledBack: rolledBack}, nil
 	}
-	return Boot{Slot: st.Committed, Info: *st.Slots[st.Committed], RolledBack: rolledBack}, nil
+	// The committed slot rotted on disk. The other slot still holds the
+	// previously committed release until the next install starts; if it
+	// verifies, it becomes the committed slot, so that the next install
+	// writes over the broken one and never over the one running.
+	other := otherSlot(st.Committed)
+	if info := st.Slots[other]; info != nil && s.verify(other, info) == nil {
+		reason := fmt.Sprintf("committed slot %s failed verification; fell back to slot %s", st.Committed, other)
+		delete(st.Slots, st.Committed)
+		st.Committed, st.LastFailure = other, reason
+		if err := s.save(st); err != nil {
+			return Boot{}, fmt.Errorf("update.Slots.Boot: %w", err)
+		}
+		return Boot{Slot: other, Info: *info, RolledBack: reason}, nil
+	}
+	return Boot{RolledBack: rolledBack}, fmt.Errorf("update.Slots.Boot: committed slot: %w: %w", ErrNoBootableSlot, verr)
+}
+
+func otherSlot(slot string) string {
+	if slot == SlotA {
+		return SlotB
+	}
+	return SlotA
 }
 
 func rollback(st *SlotState, reason string) {
+	if info := st.Slots[st.Trial]; info != nil {
+		st.FailedSet = info.Fingerprint()
+	}
 	delete(st.Slots, st.Trial)
 	st.Trial = ""
 	st.BootCount = 0
@@ -340,7 +382,7 @@ func (s *Slots) Commit() error {
 	if st.Trial == "" {
 		return fmt.Errorf("update.Slots.Commit: no trial slot")
 	}
-	st.Committed, st.Trial, st.BootCount, st.LastFailure = st.Trial, "", 0, ""
+	st.Committed, st.Trial, st.BootCount, st.LastFailure, st.FailedSet = st.Trial, "", 0, "", ""
 	if st.SecurityFloor == nil {
 		st.SecurityFloor = map[string]uint64{}
 	}

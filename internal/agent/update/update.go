@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -49,6 +50,10 @@ var (
 	ErrSlowRetrieval = errors.New("update: download too slow")
 	// ErrUnhealthy means the trial slot failed its health check.
 	ErrUnhealthy = errors.New("update: health check failed")
+	// ErrPreviouslyFailed means the director names exactly the image set
+	// that was just rolled back; it is not installed again until the
+	// director names another set.
+	ErrPreviouslyFailed = errors.New("update: this image set was rolled back; waiting for another release")
 )
 
 // InstallState is what the agent reports to the server.
@@ -277,6 +282,16 @@ func (u *Updater) install(ctx context.Context) (Outcome, error) {
 	}
 	if len(changed) == 0 {
 		return out, nil
+	}
+	next := SlotInfo{Components: map[string]ComponentImage{}}
+	if cur != nil {
+		maps.Copy(next.Components, cur.Components)
+	}
+	for _, w := range want {
+		next.Components[w.name] = w.image()
+	}
+	if st.FailedSet != "" && next.Fingerprint() == st.FailedSet {
+		return out, fmt.Errorf("update.Install: %s: %w", release, ErrPreviouslyFailed)
 	}
 	u.report(ctx, Status{State: StateDownloading, Release: release})
 	patches := map[string]string{} // component -> verified patch file

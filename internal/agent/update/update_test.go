@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rampartsec/rampart/internal/testenv"
 	"github.com/rampartsec/rampart/internal/tuf"
 )
 
@@ -109,6 +110,22 @@ func TestHealthCheckFailureRollsBack(t *testing.T) {
 	if !strings.Contains(st.LastFailure, "service did not start") {
 		t.Errorf("last failure = %q", st.LastFailure)
 	}
+	// The same set is not installed again (no boot loop, no re-download)...
+	before := len(w.log())
+	if _, err := w.updater(t, d, nil).RunOnce(ctx); !errors.Is(err, ErrPreviouslyFailed) {
+		t.Fatalf("second run: %v, want ErrPreviouslyFailed", err)
+	}
+	for _, req := range w.log()[before:] {
+		if strings.Contains(req, "/repo/targets/") {
+			t.Errorf("downloaded again after a rollback: %s", req)
+		}
+	}
+	// ...but a fixed release is.
+	r3 := w.addRelease("1.2.0", 1, map[string][]byte{"rootfs": edit(r2.content["rootfs"], 11), "config": r1.content["config"]}, map[string]string{"config": "1.0.0"})
+	w.assign(r3)
+	if out, err := w.updater(t, d, nil).RunOnce(ctx); err != nil || !out.Committed || out.Release != "1.2.0" {
+		t.Fatalf("fixed release: %+v, %v", out, err)
+	}
 }
 
 func TestTrialBootLimit(t *testing.T) {
@@ -198,7 +215,7 @@ func TestResumeDownload(t *testing.T) {
 // code out of the agent's updater.
 func TestAgentDependencies(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
-		requireOrSkip(t, "go command not found")
+		testenv.Missing(t, "the go command", "install Go to list the agent's dependencies")
 	}
 	cmd := exec.Command("go", "list", "-deps", ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -221,12 +238,45 @@ func TestAgentDependencies(t *testing.T) {
 	}
 }
 
-// requireOrSkip skips a test that needs an absent component, or fails it
-// under RAMPART_REQUIRE_ALL=1.
-func requireOrSkip(t *testing.T, msg string) {
-	t.Helper()
-	if os.Getenv("RAMPART_REQUIRE_ALL") == "1" {
-		t.Fatal(msg)
+func TestCorruptCommittedSlotFallsBack(t *testing.T) {
+	w := newWorld(t)
+	r1, r2 := twoReleases(w)
+	d := newDevice(t)
+	ctx := context.Background()
+	for _, r := range []release{r1, r2} {
+		w.assign(r)
+		if out, err := w.updater(t, d, nil).RunOnce(ctx); err != nil || !out.Committed {
+			t.Fatalf("install %s: %+v, %v", r.version, out, err)
+		}
 	}
-	t.Skip(msg)
+	s, err := OpenSlots(d.slotsDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := s.State()
+	// Flip one byte of the committed rootfs, as bit rot would.
+	path := s.ComponentPath(st.Committed, "rootfs")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[100] ^= 1
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	boot, err := booted(t, d)
+	if err != nil {
+		t.Fatalf("boot with a corrupt committed slot: %v", err)
+	}
+	if boot.Info.Release != "1.0.0" || boot.Slot == st.Committed || !strings.Contains(boot.RolledBack, "failed verification") {
+		t.Fatalf("boot = %+v, want a fallback to 1.0.0", boot)
+	}
+	// The next update rewrites the broken slot, never the running one.
+	out, err := w.updater(t, d, nil).RunOnce(ctx)
+	if err != nil || !out.Committed || out.Release != "1.1.0" {
+		t.Fatalf("reinstall 1.1.0: %+v, %v", out, err)
+	}
+	if after, _ := booted(t, d); after.Slot != st.Committed || after.Info.Release != "1.1.0" {
+		t.Errorf("after reinstall booted %+v", after)
+	}
 }

@@ -312,9 +312,17 @@ type updaterOpt func(*Config)
 
 func (w *world) updater(t *testing.T, d *device, fsys FS, opts ...updaterOpt) *Updater {
 	t.Helper()
-	slots, err := OpenSlots(d.slotsDir, fsys)
+	u, err := w.newUpdater(d, fsys, opts...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return u
+}
+
+func (w *world) newUpdater(d *device, fsys FS, opts ...updaterOpt) (*Updater, error) {
+	slots, err := OpenSlots(d.slotsDir, fsys)
+	if err != nil {
+		return nil, err
 	}
 	cfg := Config{
 		DeviceID:     w.deviceID,
@@ -331,11 +339,7 @@ func (w *world) updater(t *testing.T, d *device, fsys FS, opts ...updaterOpt) *U
 	for _, o := range opts {
 		o(&cfg)
 	}
-	u, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
+	return New(cfg)
 }
 
 // booted reopens the slots with the real filesystem, as after a reboot,

@@ -201,3 +201,24 @@ func When(t time.Time) string {
 	}
 	return t.Local().Format("2006-01-02 15:04:05Z07:00")
 }
+
+// Passphrase returns the passphrase of offline key files: the first line of
+// file when given, else the environment variable RAMPART_KEYS_PASSPHRASE.
+func (e *Env) Passphrase(file string) ([]byte, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("read passphrase file: %w", err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		line = strings.TrimRight(line, "\r")
+		if line == "" {
+			return nil, errors.New("the passphrase file is empty")
+		}
+		return []byte(line), nil
+	}
+	if p := e.Getenv("RAMPART_KEYS_PASSPHRASE"); p != "" {
+		return []byte(p), nil
+	}
+	return nil, errors.New("no passphrase given: use --passphrase-file FILE or set RAMPART_KEYS_PASSPHRASE")
+}

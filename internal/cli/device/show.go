@@ -33,6 +33,16 @@ func newShow(env *clienv.Env) *cobra.Command {
 				tb.Row("attestation", d.Attestation)
 				tb.Row("current release", d.CurrentRelease)
 				tb.Row("target release", d.TargetRelease)
+				if d.Install != nil {
+					install := d.Install.State
+					if d.Install.Release != "" {
+						install += " " + d.Install.Release
+					}
+					if d.Install.Reason != "" {
+						install += ": " + d.Install.Reason
+					}
+					tb.Row("install", install+" ("+clienv.When(d.Install.At)+")")
+				}
 				tb.Row("last seen", seen)
 				tb.Row("enrolled", clienv.When(d.CreatedAt))
 			})

@@ -11,7 +11,7 @@ import (
 // Command returns `rampart product`.
 func Command(env *clienv.Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "product", Short: "Create, list and show products (device models)"}
-	cmd.AddCommand(newCreate(env), newList(env), newShow(env))
+	cmd.AddCommand(newCreate(env), newList(env), newShow(env), newPolicy(env))
 	return cmd
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rampartsec/rampart/internal/api"
 	"github.com/rampartsec/rampart/internal/cli/clienv"
 	"github.com/rampartsec/rampart/internal/server"
 )
@@ -60,6 +61,9 @@ func Command(env *clienv.Env) *cobra.Command {
 	f.StringVar(&cfg.Database, "database", "", "PostgreSQL URL (postgres://...); default: SQLite under --data")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "server certificate (PEM); default: one signed by the service CA")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "key of --tls-cert (PEM)")
+	f.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "key-encryption key sealing tenant CA keys (64 hex digits); default: DIR/master.key, created on first start; replicas sharing a database need the same one")
+	f.Float64Var(&cfg.DeviceRate, "device-rate", api.DefaultDeviceRate, "device API requests per second allowed per device (bursts of 20 s worth); 0 for no limit")
+	f.Float64Var(&cfg.AddrRate, "address-rate", api.DefaultAddrRate, "device API requests per second allowed per client address (bursts of 10 s worth); 0 for no limit")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

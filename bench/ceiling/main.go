@@ -1,0 +1,42 @@
+// Command ceiling is the bare net/http TLS server the device benchmarks compare against: the same
+// TLS certificate, client certificates requested the same way, and a fixed JSON answer of the
+// size a device endpoint returns, with no authentication, storage or logic.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:9443", "address")
+	cert := flag.String("tls-cert", "", "server certificate")
+	key := flag.String("tls-key", "", "server key")
+	size := flag.Int("size", 200, "answer size in bytes")
+	flag.Parse()
+	body := []byte(`{"pad":"` + strings.Repeat("x", max(*size-10, 0)) + `"}`)
+	kp, err := tls.LoadX509KeyPair(*cert, *key)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ceiling:", err)
+		os.Exit(1)
+	}
+	srv := &http.Server{
+		Addr:              *listen,
+		ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{kp}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(body)
+		}),
+	}
+	fmt.Fprintln(os.Stderr, "ceiling listening on", *listen)
+	if err := srv.ListenAndServeTLS("", ""); err != nil {
+		fmt.Fprintln(os.Stderr, "ceiling:", err)
+		os.Exit(1)
+	}
+}

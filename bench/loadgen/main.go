@@ -1,0 +1,146 @@
+// Command loadgen drives a device endpoint from many mutual-TLS keep-alive connections, one
+// device certificate per connection, for a fixed time, and prints one JSON line: requests,
+// errors, requests per second and latency percentiles. It runs in its own process so that the
+// server under test and the load do not share a Go runtime.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+)
+
+type result struct {
+	Target   string  `json:"target"`
+	Conns    int     `json:"connections"`
+	Requests int     `json:"requests"`
+	Errors   int     `json:"errors"`
+	Seconds  float64 `json:"seconds"`
+	RPS      float64 `json:"rps"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	FirstErr string  `json:"first_error,omitempty"`
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	url := flag.String("url", "", "endpoint to call, e.g. https://127.0.0.1:8443/device/v1/whoami")
+	caFile := flag.String("ca-file", "", "CA of the server certificate")
+	certDir := flag.String("certs", "", "folder of device-*.pem files (certificate and key)")
+	conns := flag.Int("conns", 64, "concurrent keep-alive connections, one device each")
+	duration := flag.Duration("duration", 10*time.Second, "how long to send")
+	warmup := flag.Duration("warmup", 2*time.Second, "time to send before measuring")
+	flag.Parse()
+	if *url == "" || *caFile == "" || *certDir == "" {
+		return errors.New("--url, --ca-file and --certs are required")
+	}
+	caPEM, err := os.ReadFile(*caFile)
+	if err != nil {
+		return err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return errors.New("no certificate in --ca-file")
+	}
+	files, _ := filepath.Glob(filepath.Join(*certDir, "device-*.pem"))
+	if len(files) < *conns {
+		return fmt.Errorf("%d certificates in %s for %d connections", len(files), *certDir, *conns)
+	}
+	clients := make([]*http.Client, *conns)
+	for i := range clients {
+		pemBytes, err := os.ReadFile(files[i])
+		if err != nil {
+			return err
+		}
+		cert, err := tls.X509KeyPair(pemBytes, pemBytes)
+		if err != nil {
+			return fmt.Errorf("%s: %w", files[i], err)
+		}
+		clients[i] = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}},
+			MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1,
+		}}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *warmup+*duration)
+	defer cancel()
+	measureFrom := time.Now().Add(*warmup)
+	var mu sync.Mutex
+	var lat []time.Duration
+	var res result
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		wg.Go(func() {
+			var local []time.Duration
+			errs := 0
+			var firstErr string
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				err := call(ctx, c, *url)
+				if ctx.Err() != nil {
+					break
+				}
+				if t0.Before(measureFrom) {
+					continue
+				}
+				if err != nil {
+					errs++
+					if firstErr == "" {
+						firstErr = err.Error()
+					}
+					continue
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			res.Errors += errs
+			if res.FirstErr == "" {
+				res.FirstErr = firstErr
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	slices.Sort(lat)
+	res.Target, res.Conns, res.Requests, res.Seconds = *url, *conns, len(lat), duration.Seconds()
+	res.RPS = float64(len(lat)) / duration.Seconds()
+	if len(lat) > 0 {
+		res.P50ms = float64(lat[len(lat)/2]) / 1e6
+		res.P99ms = float64(lat[len(lat)*99/100]) / 1e6
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+func call(ctx context.Context, c *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}

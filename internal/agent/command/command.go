@@ -1,0 +1,271 @@
+// Package command parses rampart-agent's flags and runs its verbs. It is imported by
+// cmd/rampart-agent only.
+package command
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/agent/attest"
+	"github.com/rampartsec/rampart/internal/agent/identity"
+	"github.com/rampartsec/rampart/internal/agent/runner"
+	"github.com/rampartsec/rampart/internal/attest/wire"
+)
+
+// ErrUsage marks a command line that cannot be run; main exits 2 for it.
+var ErrUsage = errors.New("usage")
+
+const usage = `usage: rampart-agent --server URL --ca-file FILE --state DIR --attester software|tpm|swtpm:HOST:PORT|simulator VERB
+
+verbs:
+  enroll    register this device with the server and print its device ID
+  attest    attest once (enrolling again if needed) and print the verdict
+  run       keep the device attested and updated: measure, attest when due, install what the
+            director names into the A/B slots, report crashes, wait for the next check-in
+            (--once: one check-in, then exit)
+  status    print the agent's state (--output json)
+  version   print the agent's version
+
+flags:
+`
+
+// measureFlag collects --measure TYPE:NAME:VERSION:FILE values.
+type measureFlag []string
+
+func (m *measureFlag) String() string     { return strings.Join(*m, ",") }
+func (m *measureFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// Run runs the agent with args (without the program name).
+func Run(ctx context.Context, args []string, version string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("rampart-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		server   = fs.String("server", os.Getenv("RAMPART_SERVER"), "server URL, e.g. https://rampart.example:8443")
+		caFile   = fs.String("ca-file", os.Getenv("RAMPART_CA_FILE"), "CA certificate (PEM) that signed the server's certificate")
+		state    = fs.String("state", "/var/lib/rampart-agent", "state folder: keys or key blobs, measurement log, device certificate")
+		attester = fs.String("attester", "tpm", "attester backend: software, tpm, swtpm:HOST:PORT or simulator")
+		verbose  = fs.Bool("v", false, "log progress to stderr")
+		slots    = fs.String("slots", "", "run: folder of the A/B slots (default STATE/slots)")
+		once     = fs.Bool("once", false, "run: one check-in, then exit")
+		interval = fs.Duration("interval", runner.DefaultInterval, "run: check-in interval when no wake-up comes (jittered ±10 %)")
+		spool    = fs.String("spool", "", "run: crash spool folder that applications and systemd-coredump write (empty: no crash reports)")
+		repoRoot = fs.String("repo-root", "", "run: pinned image-repository root.json (default: fetched from the server on first run)")
+		dirRoot  = fs.String("director-root", "", "run: pinned director root.json (default: fetched from the server on first run)")
+		reboot   = fs.String("reboot-cmd", "", "run: command that reboots the device after a slot switch (TPM attesters)")
+		output   = fs.String("output", "table", "status: table or json")
+		measures measureFlag
+	)
+	fs.Var(&measures, "measure", "measure a component before attesting: TYPE:NAME:VERSION:FILE, TYPE one of boot, os, agent, application (repeatable)")
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return fmt.Errorf("%w: one verb expected", ErrUsage)
+	}
+	verb := fs.Arg(0)
+	if verb == "version" {
+		_, err := fmt.Fprintln(stdout, "rampart-agent", version)
+		return err
+	}
+	switch verb {
+	case "enroll", "attest", "run", "status":
+	default:
+		fs.Usage()
+		return fmt.Errorf("%w: unknown verb %q", ErrUsage, verb)
+	}
+	if *server == "" || *caFile == "" {
+		return fmt.Errorf("%w: --server and --ca-file are required", ErrUsage)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if *verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+	roots, err := loadRoots(*caFile)
+	if err != nil {
+		return err
+	}
+	if verb == "run" || verb == "status" {
+		if *output != "table" && *output != "json" {
+			return fmt.Errorf("%w: --output %q is not table or json", ErrUsage, *output)
+		}
+		cfg := runner.Config{Server: *server, RootCAs: roots, StateDir: *state, SlotsDir: *slots, Attester: *attester,
+			Simulator: simulatorBackend, SpoolDir: *spool, Interval: *interval, AgentVersion: version, Logger: logger}
+		if self, err := os.Executable(); err == nil {
+			cfg.AgentPath = self
+		}
+		if cfg.Measures, err = parseMeasures(measures); err != nil {
+			return err
+		}
+		if *reboot != "" {
+			cfg.RebootCommand = strings.Fields(*reboot)
+		}
+		for _, pin := range []struct {
+			path string
+			dst  *[]byte
+		}{{*repoRoot, &cfg.RepoRoot}, {*dirRoot, &cfg.DirectorRoot}} {
+			if pin.path != "" {
+				if *pin.dst, err = os.ReadFile(pin.path); err != nil {
+					return err
+				}
+			}
+		}
+		return runVerb(ctx, verb, cfg, *once, *output == "json", stdout)
+	}
+	a, err := attest.Open(ctx, attest.Config{Spec: *attester, StateDir: *state, Logger: logger, Simulator: simulatorBackend})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	bootID, err := attest.CurrentBootID()
+	if err != nil {
+		return err
+	}
+	log, err := attest.OpenLog(filepath.Join(*state, "measurements.json"), bootID)
+	if err != nil {
+		return err
+	}
+	if err := measure(ctx, a, log, measures, version); err != nil {
+		return err
+	}
+	id, err := identity.New(ctx, identity.Config{Server: *server, RootCAs: roots, Attester: a, Log: log, StateDir: *state, Logger: logger})
+	if err != nil {
+		return err
+	}
+	switch verb {
+	case "enroll":
+		if _, err := id.Enroll(ctx); err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, id.DeviceID())
+		return err
+	default:
+		resp, err := id.Attest(ctx)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			DeviceID   string        `json:"device_id"`
+			Status     wire.Status   `json:"status"`
+			UpdateOnly bool          `json:"update_only"`
+			Reasons    []wire.Reason `json:"reasons,omitempty"`
+			RenewAt    any           `json:"renew_at"`
+		}{id.DeviceID(), resp.Status, resp.UpdateOnly, resp.Reasons, resp.RenewAt})
+	}
+}
+
+// runVerb runs `run` or `status` on a runner.
+func runVerb(ctx context.Context, verb string, cfg runner.Config, once, asJSON bool, stdout io.Writer) error {
+	r, err := runner.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if verb == "run" {
+		if once {
+			err = r.Once(ctx)
+		} else {
+			err = r.Run(ctx)
+		}
+		if err != nil || !once {
+			return err
+		}
+	}
+	st := r.Status()
+	if asJSON || verb == "run" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
+	row("device", st.DeviceID)
+	row("attester", st.Attester)
+	row("release", orDash(st.Release))
+	row("slot", orDash(st.Slot))
+	row("trial boot", st.Trial)
+	row("update-only certificate", st.UpdateOnly)
+	if st.CertNotAfter != nil {
+		row("certificate expires", st.CertNotAfter.Format(time.RFC3339))
+	}
+	row("pending crash reports", st.PendingCrashes)
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func parseMeasures(ms measureFlag) ([]runner.Measure, error) {
+	var out []runner.Measure
+	for _, m := range ms {
+		parts := strings.SplitN(m, ":", 4)
+		if len(parts) != 4 {
+			return nil, fmt.Errorf("%w: --measure %q: want TYPE:NAME:VERSION:FILE", ErrUsage, m)
+		}
+		out = append(out, runner.Measure{Type: wire.EventType(parts[0]), Name: parts[1], Version: parts[2], Path: parts[3]})
+	}
+	return out, nil
+}
+
+// measure extends the agent's own binary and every --measure component into the PCRs, once
+// per boot.
+func measure(ctx context.Context, a attest.Attester, log *attest.MeasurementLog, extra measureFlag, version string) error {
+	type item struct {
+		typ                 wire.EventType
+		name, version, path string
+	}
+	var items []item
+	if self, err := os.Executable(); err == nil {
+		items = append(items, item{wire.EventAgent, "rampart-agent", version, self})
+	}
+	for _, m := range extra {
+		parts := strings.SplitN(m, ":", 4)
+		if len(parts) != 4 {
+			return fmt.Errorf("%w: --measure %q: want TYPE:NAME:VERSION:FILE", ErrUsage, m)
+		}
+		items = append(items, item{wire.EventType(parts[0]), parts[1], parts[2], parts[3]})
+	}
+	for _, it := range items {
+		digest, err := attest.FileDigest(it.path)
+		if err != nil {
+			return err
+		}
+		if log.Measured(it.typ, it.name, digest) {
+			continue
+		}
+		if err := log.Measure(ctx, a, it.typ, it.name, it.version, digest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func loadRoots(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("--ca-file %s: no PEM certificate", path)
+	}
+	return pool, nil
+}

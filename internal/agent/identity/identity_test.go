@@ -1,0 +1,247 @@
+package identity_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rampartsec/rampart/client"
+	agent "github.com/rampartsec/rampart/internal/agent/attest"
+	"github.com/rampartsec/rampart/internal/agent/identity"
+	"github.com/rampartsec/rampart/internal/api"
+	"github.com/rampartsec/rampart/internal/attest"
+	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/ca/keeper"
+	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/store/storetest"
+	"github.com/rampartsec/rampart/internal/token"
+)
+
+type refs map[string]attest.Reference
+
+func (r refs) References(context.Context, string, string) (map[string]attest.Reference, error) {
+	return r, nil
+}
+
+// server is a real API on a loopback TLS server with tenant "default" and product "sensor".
+type server struct {
+	url   string
+	store *store.Store
+	admin *client.Client
+	srv   *httptest.Server
+	refs  refs
+}
+
+func newServer(t *testing.T) *server {
+	t.Helper()
+	ctx := context.Background()
+	st := storetest.Open(t, "sqlite")
+	secret, hash := token.Generate()
+	if _, _, _, err := st.Bootstrap(ctx, "default", hash); err != nil {
+		t.Fatal(err)
+	}
+	kek := make([]byte, 32)
+	rand.Read(kek)
+	cas, err := keeper.New(st, kek, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := refs{}
+	srv := httptest.NewUnstartedServer(api.New(api.Deps{Store: st, Logger: slog.New(slog.DiscardHandler), CAs: cas, References: r}))
+	srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	admin, err := client.New(srv.URL, client.WithToken(secret), client.WithHTTPClient(srv.Client()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CreateProduct(ctx, client.CreateProductRequest{Name: "sensor"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.SetAttestationPolicy(ctx, "sensor", client.AttestationPolicy{AcceptSoftware: true}); err != nil {
+		t.Fatal(err)
+	}
+	return &server{url: srv.URL, store: st, admin: admin, srv: srv, refs: r}
+}
+
+func (s *server) roots() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(s.srv.Certificate())
+	return pool
+}
+
+// measure records one random image per component class and makes them known releases.
+func (s *server) measure(t *testing.T, a agent.Attester, log *agent.MeasurementLog) {
+	t.Helper()
+	for _, typ := range []wire.EventType{wire.EventBoot, wire.EventOS, wire.EventAgent, wire.EventApplication} {
+		img := make([]byte, 64)
+		rand.Read(img)
+		sum := sha256.Sum256(img)
+		if err := log.Measure(context.Background(), a, typ, string(typ), "1.0.0", sum[:]); err != nil {
+			t.Fatal(err)
+		}
+		s.refs[hex.EncodeToString(sum[:])] = attest.Reference{Type: typ, Name: string(typ), Version: "1.0.0"}
+	}
+}
+
+type clock struct{ now time.Time }
+
+func (c *clock) Now() time.Time { return c.now }
+
+func newIdentity(t *testing.T, s *server, stateDir string, c *clock) *identity.Identity {
+	t.Helper()
+	ctx := context.Background()
+	a, err := agent.OpenSoftware(stateDir, "boot-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := agent.OpenLog(filepath.Join(stateDir, "log.json"), "boot-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log.Events) == 0 {
+		s.measure(t, a, log)
+	}
+	id, err := identity.New(ctx, identity.Config{Server: s.url, RootCAs: s.roots(), Attester: a, Log: log, StateDir: stateDir, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestEnrolClaimAttestRenew(t *testing.T) {
+	ctx := context.Background()
+	s := newServer(t)
+	dir := t.TempDir()
+	c := &clock{now: time.Now()}
+	id := newIdentity(t, s, dir, c)
+
+	resp, err := id.Enroll(ctx)
+	if err != nil {
+		t.Fatalf("Enroll: %v", err)
+	}
+	if resp.DeviceID != id.DeviceID() {
+		t.Fatalf("enrolled as %s, device is %s", resp.DeviceID, id.DeviceID())
+	}
+	if _, err := id.Attest(ctx); !errors.Is(err, identity.ErrRefused) {
+		t.Fatalf("Attest before the claim: %v, want ErrRefused", err)
+	}
+	if id.Certificate() != nil {
+		t.Fatal("a refused attestation left a certificate")
+	}
+	if _, err := s.admin.ClaimDevice(ctx, id.DeviceID(), client.ClaimDeviceRequest{Product: "sensor"}); err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := id.RenewIfDue(ctx)
+	if err != nil || !renewed {
+		t.Fatalf("RenewIfDue without a certificate: %v, %v", renewed, err)
+	}
+	cert := id.Certificate()
+	if cert == nil || id.UpdateOnly() {
+		t.Fatalf("certificate after attestation: %v update-only %v", cert, id.UpdateOnly())
+	}
+	if renewed, err := id.RenewIfDue(ctx); err != nil || renewed {
+		t.Errorf("RenewIfDue before half life: %v, %v", renewed, err)
+	}
+
+	// A restarted agent finds its certificate and renews over mutual TLS at half life.
+	again := newIdentity(t, s, dir, c)
+	if again.Certificate() == nil || !again.RenewAt().Equal(id.RenewAt()) {
+		t.Fatalf("restarted identity lost its certificate")
+	}
+	c.now = again.RenewAt().Add(time.Minute)
+	if renewed, err := again.RenewIfDue(ctx); err != nil || !renewed {
+		t.Fatalf("RenewIfDue at half life: %v, %v", renewed, err)
+	}
+	if again.Certificate().Leaf.SerialNumber.Cmp(cert.Leaf.SerialNumber) == 0 {
+		t.Error("renewal kept the old certificate")
+	}
+
+	// Past expiry the certificate is not presented; the agent enrols again and recovers.
+	c.now = time.Now().Add(72 * time.Hour)
+	if got, err := again.TLSConfig().GetClientCertificate(nil); err != nil || len(got.Certificate) != 0 {
+		t.Errorf("expired certificate still presented: %v", err)
+	}
+	before := again.Certificate().Leaf.SerialNumber
+	if _, err := again.Attest(ctx); err != nil {
+		t.Fatalf("Attest with an expired certificate: %v", err)
+	}
+	if again.Certificate().Leaf.SerialNumber.Cmp(before) == 0 {
+		t.Error("attesting after expiry kept the expired certificate")
+	}
+	list, err := s.admin.ListAttestations(ctx, id.DeviceID())
+	if err != nil || len(list.Items) < 3 {
+		t.Errorf("attestations on the server: %+v, %v", list, err)
+	}
+}
+
+func TestStoredCertificateForAnotherKeyIsIgnored(t *testing.T) {
+	ctx := context.Background()
+	s := newServer(t)
+	c := &clock{now: time.Now()}
+	first := newIdentity(t, s, t.TempDir(), c)
+	if _, err := first.Enroll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.admin.ClaimDevice(ctx, first.DeviceID(), client.ClaimDeviceRequest{Product: "sensor"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Attest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Another device's state folder with this certificate copied in.
+	dir := t.TempDir()
+	pemBytes := pemOf(first.Certificate().Leaf.Raw)
+	if err := writeState(dir, pemBytes); err != nil {
+		t.Fatal(err)
+	}
+	other := newIdentity(t, s, dir, c)
+	if other.Certificate() != nil {
+		t.Error("identity accepted a certificate for another key")
+	}
+}
+
+func pemOf(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}) }
+
+func writeState(dir string, certPEM []byte) error {
+	return os.WriteFile(filepath.Join(dir, "device-cert.pem"), certPEM, 0o600)
+}
+
+func TestRunKeepsACertificateAndStops(t *testing.T) {
+	s := newServer(t)
+	id := newIdentity(t, s, t.TempDir(), &clock{now: time.Now()})
+	if _, err := id.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.admin.ClaimDevice(context.Background(), id.DeviceID(), client.ClaimDeviceRequest{Product: "sensor"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- id.Run(ctx) }()
+	deadline := time.After(30 * time.Second)
+	for id.Certificate() == nil {
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned early: %v", err)
+		case <-deadline:
+			t.Fatal("Run obtained no certificate")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run after cancel: %v", err)
+	}
+}

@@ -1,0 +1,605 @@
+// Package runner is the device agent's main loop, for one device: measure what the device boots,
+// keep the device certificate renewed through attestation, install what the director names
+// (A/B slots, trial boot, commit or roll back), report crashes, and wait for the next check-in
+// on a long-poll or a jittered timer. `rampart-agent run` drives one Runner; `rampart sim` drives
+// thousands of them in one process, each with its own identity, state and TLS connections.
+//
+// Like everything under internal/agent it links no database, web or server code.
+package runner
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/agent/attest"
+	"github.com/rampartsec/rampart/internal/agent/crash"
+	"github.com/rampartsec/rampart/internal/agent/identity"
+	"github.com/rampartsec/rampart/internal/agent/update"
+	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/failure"
+)
+
+// DefaultInterval is the periodic check-in interval; each wait is jittered by ±10 %.
+const DefaultInterval = time.Hour
+
+// Measure is one extra component to measure before attesting (--measure TYPE:NAME:VERSION:FILE).
+type Measure struct {
+	Type    wire.EventType
+	Name    string
+	Version string
+	Path    string
+}
+
+// Config wires a Runner.
+type Config struct {
+	Server  string         // base URL, https://host:port
+	RootCAs *x509.CertPool // the server's CA
+	// StateDir keeps the attester's keys, the measurement log, the certificate, the pinned TUF
+	// roots, the update metadata cache and the crash outbox.
+	StateDir string
+	// SlotsDir holds the A/B slots; default StateDir/slots.
+	SlotsDir string
+	// Attester is the --attester value; Simulator opens the simulator backend where built.
+	Attester  string
+	Simulator func(context.Context, attest.Config) (attest.Attester, error)
+	// KernelBootID identifies the machine's boot; default /proc/sys/kernel/random/boot_id.
+	KernelBootID string
+	// RepoRoot and DirectorRoot pin the update roots (provisioned at manufacture). When empty the
+	// agent fetches version 1 of each from its server on first run and pins them from then on.
+	RepoRoot, DirectorRoot []byte
+	// SpoolDir is the crash spool; empty turns crash reporting off.
+	SpoolDir string
+	// Interval between check-ins when no wake-up comes; DefaultInterval when zero.
+	Interval time.Duration
+	// WaitTimeout bounds one long-poll; 5 minutes when zero.
+	WaitTimeout time.Duration
+	// Health decides whether a trial boot is healthy; nil commits every trial that boots.
+	Health update.HealthFunc
+	// RebootCommand runs after a slot switch on hardware attesters, whose PCRs only a real reboot
+	// resets. Software attesters simulate the reboot instead.
+	RebootCommand []string
+	// AgentVersion and AgentPath name the agent binary to measure; AgentPath empty skips it.
+	AgentVersion, AgentPath string
+	Measures                []Measure
+	// Transport, when set, is cloned for each of the device's HTTP clients (the simulator tunes
+	// it); http.DefaultTransport's settings otherwise.
+	Transport *http.Transport
+	Limits    update.Limits
+	Logger    *slog.Logger
+}
+
+// Status is the agent's state, for `rampart-agent status` and the simulator's summary.
+type Status struct {
+	DeviceID       string        `json:"device_id"`
+	Attester       string        `json:"attester"`
+	Attestation    wire.Status   `json:"attestation,omitempty"`
+	UpdateOnly     bool          `json:"update_only"`
+	Reasons        []wire.Reason `json:"reasons,omitempty"`
+	CertNotAfter   *time.Time    `json:"certificate_not_after,omitempty"`
+	Release        string        `json:"release,omitempty"`
+	Slot           string        `json:"slot,omitempty"`
+	Trial          bool          `json:"trial,omitempty"`
+	LastOutcome    string        `json:"last_outcome,omitempty"`
+	LastError      string        `json:"last_error,omitempty"`
+	LastCheckIn    *time.Time    `json:"last_check_in,omitempty"`
+	PendingCrashes int           `json:"pending_crash_reports"`
+	Boots          int           `json:"boots"`
+}
+
+// Runner is one device's agent.
+type Runner struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	att     attest.Attester
+	mlog    *attest.MeasurementLog
+	id      *identity.Identity
+	slots   *update.Slots
+	upd     *update.Updater
+	crashes *crash.Collector
+	http    *http.Client
+	tenant  string
+	status  Status
+	boots   int
+}
+
+// New opens the device's state: attester, measurement log, identity and slots. It does not talk
+// to the server.
+func New(ctx context.Context, cfg Config) (*Runner, error) {
+	if cfg.Server == "" || cfg.RootCAs == nil || cfg.StateDir == "" {
+		return nil, errors.New("runner.New: server, its CA and a state folder are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SlotsDir == "" {
+		cfg.SlotsDir = filepath.Join(cfg.StateDir, "slots")
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.WaitTimeout == 0 {
+		cfg.WaitTimeout = 5 * time.Minute
+	}
+	if cfg.KernelBootID == "" {
+		id, err := attest.CurrentBootID()
+		if err != nil {
+			return nil, fmt.Errorf("runner.New: %w", err)
+		}
+		cfg.KernelBootID = id
+	}
+	r := &Runner{cfg: cfg, log: cfg.Logger}
+	r.boots = readInt(filepath.Join(cfg.StateDir, "boots"))
+	if err := r.open(ctx); err != nil {
+		return nil, err
+	}
+	slots, err := update.OpenSlots(cfg.SlotsDir, update.OSFS{})
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("runner.New: %w", err)
+	}
+	r.slots = slots
+	if cfg.SpoolDir != "" {
+		r.crashes, err = crash.New(crash.Config{SpoolDir: cfg.SpoolDir, OutboxDir: filepath.Join(cfg.StateDir, "crash-outbox"), Logger: cfg.Logger})
+		if err != nil {
+			r.Close()
+			return nil, fmt.Errorf("runner.New: %w", err)
+		}
+	}
+	r.status.Attester = cfg.Attester
+	return r, nil
+}
+
+// bootID is the attester's boot: the machine's, plus the number of simulated reboots.
+func (r *Runner) bootID() string {
+	if r.boots == 0 {
+		return r.cfg.KernelBootID
+	}
+	return r.cfg.KernelBootID + "-" + strconv.Itoa(r.boots)
+}
+
+// open (re)opens the attester, the measurement log and the identity for the current boot.
+func (r *Runner) open(ctx context.Context) error {
+	att, err := attest.Open(ctx, attest.Config{Spec: r.cfg.Attester, StateDir: r.cfg.StateDir, BootID: r.bootID(),
+		Logger: r.log, Simulator: r.cfg.Simulator})
+	if err != nil {
+		return fmt.Errorf("runner: %w", err)
+	}
+	mlog, err := attest.OpenLog(filepath.Join(r.cfg.StateDir, "measurements.json"), r.bootID())
+	if err != nil {
+		att.Close()
+		return fmt.Errorf("runner: %w", err)
+	}
+	id, err := identity.New(ctx, identity.Config{Server: r.cfg.Server, RootCAs: r.cfg.RootCAs, Attester: att, Log: mlog,
+		StateDir: r.cfg.StateDir, Logger: r.log})
+	if err != nil {
+		att.Close()
+		return fmt.Errorf("runner: %w", err)
+	}
+	tr := r.cfg.Transport
+	if tr == nil {
+		tr = http.DefaultTransport.(*http.Transport)
+	}
+	tr = tr.Clone()
+	tr.TLSClientConfig = id.TLSConfig()
+	if r.http != nil {
+		r.http.CloseIdleConnections()
+	}
+	r.att, r.mlog, r.id = att, mlog, id
+	r.http = &http.Client{Transport: tr}
+	r.upd = nil // rebuilt with the new client
+	r.status.DeviceID = id.DeviceID()
+	return nil
+}
+
+// Close releases the attester (TPM handles) and idle connections.
+func (r *Runner) Close() {
+	if r.http != nil {
+		r.http.CloseIdleConnections()
+	}
+	if r.att != nil {
+		r.att.Close()
+	}
+}
+
+// DeviceID is the device's ID (hex SHA-256 of its identity key).
+func (r *Runner) DeviceID() string { return r.id.DeviceID() }
+
+// Enroll registers the device with the server (it is claimed by a tenant, or preauthorised).
+func (r *Runner) Enroll(ctx context.Context) error {
+	_, err := r.id.Enroll(ctx)
+	return err
+}
+
+// Status returns the agent's current state.
+func (r *Runner) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.status
+	s.Boots = r.boots
+	if st, err := r.slots.State(); err == nil {
+		s.Slot, s.Trial = st.Committed, st.Trial != ""
+		if st.Trial != "" {
+			s.Slot = st.Trial
+		}
+		if info := st.Slots[s.Slot]; info != nil {
+			s.Release = info.Release
+		}
+	}
+	if c := r.id.Certificate(); c != nil && c.Leaf != nil {
+		t := c.Leaf.NotAfter
+		s.CertNotAfter = &t
+		s.UpdateOnly = r.id.UpdateOnly()
+	}
+	if r.crashes != nil {
+		_, n, _ := r.crashes.Pending()
+		s.PendingCrashes = n
+	}
+	return s
+}
+
+// measureBoot extends the agent and the booted slot's components into the PCRs, once per boot.
+func (r *Runner) measureBoot(ctx context.Context) error {
+	var items []Measure
+	if r.cfg.AgentPath != "" {
+		items = append(items, Measure{wire.EventAgent, "rampart-agent", r.cfg.AgentVersion, r.cfg.AgentPath})
+	}
+	items = append(items, r.cfg.Measures...)
+	if st, err := r.slots.State(); err == nil {
+		slot := st.Committed
+		if st.Trial != "" {
+			slot = st.Trial
+		}
+		if info := st.Slots[slot]; info != nil {
+			for name, c := range info.Components {
+				items = append(items, Measure{wire.EventOS, name, c.Version, r.slots.ComponentPath(slot, name)})
+			}
+		}
+	}
+	for _, m := range items {
+		digest, err := attest.FileDigest(m.Path)
+		if err != nil {
+			return fmt.Errorf("runner: measure %s: %w", m.Name, err)
+		}
+		if r.mlog.Measured(m.Type, m.Name, digest) {
+			continue
+		}
+		if err := r.mlog.Measure(ctx, r.att, m.Type, m.Name, m.Version, digest); err != nil {
+			return fmt.Errorf("runner: measure %s: %w", m.Name, err)
+		}
+	}
+	return nil
+}
+
+// attest renews the certificate when due (force: always) and records the verdict.
+func (r *Runner) attest(ctx context.Context, force bool) error {
+	if !force {
+		if _, err := r.id.RenewIfDue(ctx); err != nil {
+			return err
+		}
+		return nil
+	}
+	resp, err := r.id.Attest(ctx)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.status.Attestation, r.status.Reasons = resp.Status, resp.Reasons
+	r.mu.Unlock()
+	return nil
+}
+
+// Once runs one check-in: measure, attest if due, update, report crashes.
+func (r *Runner) Once(ctx context.Context) error {
+	err := r.once(ctx)
+	now := time.Now().UTC()
+	r.mu.Lock()
+	r.status.LastCheckIn = &now
+	r.status.LastError = ""
+	if err != nil {
+		r.status.LastError = err.Error()
+	}
+	r.mu.Unlock()
+	return err
+}
+
+func (r *Runner) once(ctx context.Context) error {
+	if err := r.measureBoot(ctx); err != nil {
+		return err
+	}
+	first := r.id.Certificate() == nil
+	if err := r.attest(ctx, first); err != nil {
+		return fmt.Errorf("attest: %w", err)
+	}
+	upd, err := r.updater(ctx)
+	if err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	assigned, err := r.assigned(ctx)
+	if err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	var out update.Outcome
+	if assigned {
+		out, err = upd.RunOnce(ctx)
+	} else {
+		// Nothing named for this device yet; still finish a trial boot left by a power cut.
+		var b update.Boot
+		b, err = upd.FinishBoot(ctx)
+		out.Release, out.RolledBack = b.Info.Release, b.RolledBack
+	}
+	outcome := describe(out)
+	r.mu.Lock()
+	r.status.LastOutcome = outcome
+	r.mu.Unlock()
+	if out.Installed || out.RolledBack != "" {
+		// Another slot runs now: boot it, so that what is measured and attested is what runs.
+		if rerr := r.reboot(ctx); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	if r.crashes != nil {
+		if _, cerr := r.crashes.Cycle(ctx, crash.UploaderFunc(r.uploadCrashes)); cerr != nil {
+			r.log.Warn("crash reports kept for later", "err", cerr)
+		}
+	}
+	return nil
+}
+
+func describe(o update.Outcome) string {
+	switch {
+	case o.RolledBack != "":
+		return "rolled back: " + o.RolledBack
+	case o.Committed && len(o.Delta) > 0:
+		return "committed " + o.Release + " (delta: " + strings.Join(o.Delta, ", ") + ")"
+	case o.Committed:
+		return "committed " + o.Release
+	case o.Installed:
+		return "installed " + o.Release
+	case o.Release != "":
+		return "running " + o.Release
+	}
+	return "no release assigned"
+}
+
+// reboot moves to the newly booted slot. Software attesters simulate it (a new boot ID resets
+// their PCR bank); hardware attesters need the machine to reboot, which RebootCommand does.
+func (r *Runner) reboot(ctx context.Context) error {
+	if r.cfg.Attester != string(wire.KindSoftware) {
+		if len(r.cfg.RebootCommand) == 0 {
+			r.log.Warn("a new slot was installed; reboot the device so that its TPM measures it")
+			return nil
+		}
+		r.log.Info("rebooting into the new slot", "command", strings.Join(r.cfg.RebootCommand, " "))
+		return runCommand(ctx, r.cfg.RebootCommand)
+	}
+	r.att.Close()
+	r.boots++
+	if err := writeInt(filepath.Join(r.cfg.StateDir, "boots"), r.boots); err != nil {
+		return fmt.Errorf("runner: %w", err)
+	}
+	if err := r.open(ctx); err != nil {
+		return err
+	}
+	if err := r.measureBoot(ctx); err != nil {
+		return err
+	}
+	return r.attest(ctx, true)
+}
+
+// updater builds the updater once the device has a certificate (the tenant is in its SPIFFE
+// ID) and the update roots are pinned.
+func (r *Runner) updater(ctx context.Context) (*update.Updater, error) {
+	if r.upd != nil {
+		return r.upd, nil
+	}
+	tenant, err := r.tenantName()
+	if err != nil {
+		return nil, err
+	}
+	repoURL := r.cfg.Server + "/tuf/" + url.PathEscape(tenant)
+	directorURL := r.cfg.Server + "/device/v1/director"
+	repoRoot, err := r.pinnedRoot(ctx, "repo-root.json", r.cfg.RepoRoot, repoURL+"/metadata/1.root.json")
+	if err != nil {
+		return nil, err
+	}
+	directorRoot, err := r.pinnedRoot(ctx, "director-root.json", r.cfg.DirectorRoot, directorURL+"/1.root.json")
+	if err != nil {
+		return nil, err
+	}
+	r.upd, err = update.New(update.Config{
+		DeviceID: r.id.DeviceID(), RepoURL: repoURL, DirectorURL: directorURL,
+		RepoRoot: repoRoot, DirectorRoot: directorRoot,
+		StateDir: filepath.Join(r.cfg.StateDir, "update"), Slots: r.slots, HTTPClient: r.http, Limits: r.cfg.Limits,
+		Reporter: &update.HTTPReporter{URL: r.cfg.Server + "/device/v1/install-status", Client: r.http},
+		Health:   r.cfg.Health, Logger: r.log,
+	})
+	return r.upd, err
+}
+
+// assigned reports whether the director has metadata for this device, that is whether a release
+// was ever named for it; until then the director answers 404 and there is nothing to update.
+func (r *Runner) assigned(ctx context.Context) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", r.cfg.Server+"/device/v1/director/timestamp.json", nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	}
+	return false, fmt.Errorf("director: %s", resp.Status)
+}
+
+// tenantName reads the tenant from the certificate's SPIFFE ID (spiffe://<tenant>/...).
+func (r *Runner) tenantName() (string, error) {
+	if r.tenant != "" {
+		return r.tenant, nil
+	}
+	c := r.id.Certificate()
+	if c == nil || c.Leaf == nil || len(c.Leaf.URIs) != 1 || c.Leaf.URIs[0].Scheme != "spiffe" {
+		return "", errors.New("no device certificate yet")
+	}
+	r.tenant = c.Leaf.URIs[0].Host
+	return r.tenant, nil
+}
+
+// pinnedRoot returns the root pinned in the state folder, pinning the configured one or, on first
+// run, the server's version 1 (trust on first use over the authenticated server connection).
+func (r *Runner) pinnedRoot(ctx context.Context, file string, configured []byte, url string) ([]byte, error) {
+	path := filepath.Join(r.cfg.StateDir, file)
+	if b, err := os.ReadFile(path); err == nil {
+		return b, nil
+	}
+	b := configured
+	if b == nil {
+		req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := r.http.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("fetch %s: %s (the tenant has no update keys yet: rampart keys init)", url, resp.Status)
+		}
+		if b, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20)); err != nil {
+			return nil, err
+		}
+	}
+	if !json.Valid(b) {
+		return nil, fmt.Errorf("root %s is not JSON", file)
+	}
+	return b, writeFile(path, b)
+}
+
+// uploadCrashes posts one batch of crash reports to the device API.
+func (r *Runner) uploadCrashes(ctx context.Context, b failure.Batch) error {
+	body, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", r.cfg.Server+"/device/v1/failures", strings.NewReader(string(body)))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	switch {
+	case resp.StatusCode < 300:
+		return nil
+	case resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusRequestEntityTooLarge:
+		return fmt.Errorf("%w: %s", crash.ErrRejected, resp.Status)
+	}
+	return fmt.Errorf("upload crash reports: %s", resp.Status)
+}
+
+// Run checks in until ctx ends: once at start, then whenever the server wakes the device or the
+// jittered interval passes.
+func (r *Runner) Run(ctx context.Context) error {
+	for {
+		if err := r.Once(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			r.log.Warn("check-in failed", "err", err)
+		}
+		if err := r.wait(ctx); ctx.Err() != nil {
+			return nil
+		} else if err != nil {
+			r.log.Debug("wait", "err", err)
+		}
+	}
+}
+
+// wait holds the long-poll /device/v1/wait until a wake-up, its timeout, or the next periodic
+// check-in; a server without it (404) or an error falls back to the timer.
+func (r *Runner) wait(ctx context.Context) error {
+	d := jitter(r.cfg.Interval)
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		timeout := min(r.cfg.WaitTimeout, time.Until(deadline))
+		woke, err := r.longPoll(ctx, timeout)
+		if woke {
+			return nil
+		}
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Until(deadline)):
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
+}
+
+// longPoll returns true when the server woke the device.
+func (r *Runner) longPoll(ctx context.Context, timeout time.Duration) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout+10*time.Second)
+	defer cancel()
+	u := fmt.Sprintf("%s/device/v1/wait?timeout=%ds", r.cfg.Server, max(int(timeout.Seconds()), 1))
+	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		return false, fmt.Errorf("wait: %s", resp.Status)
+	}
+	var body struct {
+		Woken bool `json:"woken"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&body); err != nil {
+		return false, err
+	}
+	return body.Woken, nil
+}
+
+// TLSConfig is the client configuration presenting the device certificate, for callers (the
+// simulator) that talk to the device API themselves.
+func (r *Runner) TLSConfig() *tls.Config { return r.id.TLSConfig() }

@@ -1,0 +1,215 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/store"
+)
+
+// The device API (/device/v1) authenticates devices by the client certificate of the mTLS
+// connection, issued by their tenant's CA after attestation. Routes declare which certificates
+// they accept: update endpoints accept update-only certificates too, every other endpoint
+// refuses them. Requests are rate-limited per client address before authentication and per
+// device after it.
+
+// deviceAccess is who may call a device route.
+type deviceAccess int
+
+const (
+	// deviceOpen needs no certificate (enrolment, attestation challenges); rate-limited by address.
+	deviceOpen deviceAccess = iota + 1
+	// deviceUpdate accepts normal and update-only certificates: the update endpoints.
+	deviceUpdate
+	// deviceNormal accepts only normal certificates.
+	deviceNormal
+	// deviceOptional authenticates a certificate when one is presented (normal or update-only)
+	// and otherwise passes no device: attestation, where the quote proves the identity.
+	deviceOptional
+)
+
+// device is the authenticated device calling a device route.
+type device struct {
+	tenantID   string
+	tenantName string
+	id         string
+	profile    ca.Profile
+	cert       *x509.Certificate
+	record     store.Device
+}
+
+func (d *device) actor() store.Actor { return store.Actor("device:" + d.id) }
+
+type deviceHandlerFunc func(w http.ResponseWriter, r *http.Request, d *device) error
+
+// registerDevice declares every device route and what it accepts.
+func (a *API) registerDevice() {
+	a.deviceHandle("GET /device/v1/whoami", deviceUpdate, a.deviceWhoAmI)
+	a.deviceHandle("POST /device/v1/enroll", deviceOpen, a.deviceEnroll)
+	a.deviceHandle("POST /device/v1/challenge", deviceUpdate, a.deviceChallenge)
+	a.deviceHandle("POST /device/v1/attest", deviceOptional, a.deviceAttest)
+	a.deviceHandle("GET /device/v1/director/{file}", deviceUpdate, a.deviceDirector)
+	a.deviceHandle("POST /device/v1/install-status", deviceUpdate, a.deviceInstallStatus)
+	a.deviceHandle("GET /device/v1/wait", deviceUpdate, a.deviceWait)
+	a.mux.HandleFunc("/device/", a.unmatched)
+}
+
+// deviceHandle registers one device route with address and device rate limits, certificate
+// authentication and the route's access rule.
+func (a *API) deviceHandle(pattern string, acc deviceAccess, h deviceHandlerFunc) {
+	method, path, _ := strings.Cut(pattern, " ")
+	a.deviceRoutes = append(a.deviceRoutes, route{method: method, path: path})
+	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err := a.serveDevice(w, r, acc, h); err != nil {
+			a.fail(w, r, err)
+		}
+	})
+}
+
+func (a *API) serveDevice(w http.ResponseWriter, r *http.Request, acc deviceAccess, h deviceHandlerFunc) error {
+	now := a.now()
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if ok, wait := a.addrLimit.Allow(host, now); !ok {
+		return tooMany(w, wait, "too many requests from %s", host)
+	}
+	if acc == deviceOpen || (acc == deviceOptional && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0)) {
+		return h(w, r, nil)
+	}
+	d, err := a.authenticateDevice(r, now)
+	if err != nil {
+		return err
+	}
+	if ok, wait := a.deviceLimit.Allow(d.id, now); !ok {
+		return tooMany(w, wait, "too many requests from device %s", d.id)
+	}
+	if acc == deviceNormal && d.profile == ca.ProfileUpdateOnly {
+		return forbidden("this device holds an update-only certificate (it runs revoked or unknown software); " +
+			"only update endpoints accept it until the device updates and attests again")
+	}
+	return h(w, r, d)
+}
+
+func tooMany(w http.ResponseWriter, wait time.Duration, format string, args ...any) error {
+	w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+	return newError(http.StatusTooManyRequests, "rate_limited", format, args...)
+}
+
+// verified is what checking a device certificate against its tenant's CA established; it holds
+// until the certificate expires, so it is cached by the certificate's hash and a keep-alive
+// connection pays for the chain verification once.
+type verified struct {
+	tenantID, tenantName, deviceID string
+	profile                        ca.Profile
+	notAfter                       time.Time
+}
+
+// certCache remembers verified certificates, bounded like the rate limiter: two generations,
+// the older dropped when the newer fills.
+type certCache struct {
+	mu       sync.Mutex
+	max      int
+	current  map[[32]byte]verified
+	previous map[[32]byte]verified
+}
+
+func newCertCache(max int) *certCache {
+	return &certCache{max: max, current: map[[32]byte]verified{}, previous: map[[32]byte]verified{}}
+}
+
+func (c *certCache) get(k [32]byte) (verified, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.current[k]; ok {
+		return v, true
+	}
+	v, ok := c.previous[k]
+	return v, ok
+}
+
+func (c *certCache) put(k [32]byte, v verified) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.current) >= c.max {
+		c.previous, c.current = c.current, map[[32]byte]verified{}
+	}
+	c.current[k] = v
+}
+
+// authenticateDevice checks the client certificate against its tenant's CA and finds the device.
+func (a *API) authenticateDevice(r *http.Request, now time.Time) (*device, error) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return nil, unauthorized("a device certificate is required (mutual TLS)")
+	}
+	cert := r.TLS.PeerCertificates[0]
+	key := sha256.Sum256(cert.Raw)
+	v, ok := a.certs.get(key)
+	if !ok {
+		var err error
+		if v, err = a.verifyDeviceCert(r.Context(), cert, now); err != nil {
+			return nil, err
+		}
+		a.certs.put(key, v)
+	}
+	if !now.Before(v.notAfter) {
+		return nil, unauthorized("the device certificate has expired; attest again to renew it")
+	}
+	rec, err := a.store.DeviceByID(r.Context(), v.tenantID, v.deviceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, unauthorized("device %s is not registered with tenant %s", v.deviceID, v.tenantName)
+	} else if err != nil {
+		return nil, internal(err)
+	}
+	return &device{tenantID: v.tenantID, tenantName: v.tenantName, id: v.deviceID, profile: v.profile, cert: cert, record: rec}, nil
+}
+
+// verifyDeviceCert does the full check of a certificate not seen before.
+func (a *API) verifyDeviceCert(ctx context.Context, cert *x509.Certificate, now time.Time) (verified, error) {
+	if len(cert.URIs) != 1 {
+		return verified{}, unauthorized("the client certificate is not a Rampart device certificate")
+	}
+	tenantName, _, _, err := ca.ParseDeviceURI(cert.URIs[0])
+	if err != nil {
+		return verified{}, unauthorized("the client certificate is not a Rampart device certificate")
+	}
+	tenant, err := a.store.TenantByName(ctx, tenantName)
+	if errors.Is(err, store.ErrNotFound) {
+		return verified{}, unauthorized("the client certificate names an unknown tenant")
+	} else if err != nil {
+		return verified{}, internal(err)
+	}
+	auth, err := a.cas.Existing(ctx, tenant.ID, tenant.Name)
+	if errors.Is(err, store.ErrNotFound) {
+		return verified{}, unauthorized("the client certificate was not issued by tenant %s's CA", tenant.Name)
+	} else if err != nil {
+		return verified{}, internal(err)
+	}
+	class, id := auth.Classify(cert, now)
+	switch class {
+	case ca.ClassExpired:
+		return verified{}, unauthorized("the device certificate has expired; attest again to renew it")
+	case ca.ClassNormal:
+		return verified{tenantID: tenant.ID, tenantName: tenant.Name, deviceID: id, profile: ca.ProfileNormal, notAfter: cert.NotAfter}, nil
+	case ca.ClassUpdateOnly:
+		return verified{tenantID: tenant.ID, tenantName: tenant.Name, deviceID: id, profile: ca.ProfileUpdateOnly, notAfter: cert.NotAfter}, nil
+	}
+	return verified{}, unauthorized("the client certificate was not issued by tenant %s's CA", tenant.Name)
+}
+
+func (a *API) deviceWhoAmI(w http.ResponseWriter, r *http.Request, d *device) error {
+	writeJSON(w, http.StatusOK, client.DeviceIdentity{DeviceID: d.id, Tenant: d.tenantName, Profile: d.profile.String(),
+		NotAfter: d.cert.NotAfter.UTC(), RenewAfter: ca.RenewAt(d.cert).UTC()})
+	return nil
+}

@@ -1,0 +1,70 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/wake"
+)
+
+// Long-poll bounds: a device waits at most MaxWait per call, DefaultWait when it does not say.
+const (
+	DefaultWait = 5 * time.Minute
+	MaxWait     = 15 * time.Minute
+)
+
+// WaitAnswer is the answer of GET /device/v1/wait.
+type WaitAnswer struct {
+	// Woken is true when the server has something for the device (a deployment phase opened for
+	// its group, say); false when the wait timed out or a newer wait replaced it.
+	Woken bool `json:"woken"`
+}
+
+// WakeTag is the tag a device waits under: its group within its tenant and product, so that a
+// deployment's phase can wake exactly its group's devices.
+func WakeTag(tenantID, product, group string) string {
+	return tenantID + "/" + product + "/" + group
+}
+
+// Wake is the hub of waiting devices, for the server's deployment stepper.
+func (a *API) Wake() *wake.Hub { return a.wake }
+
+// deviceWait holds the request until the device is woken or ?timeout= (a duration such as 300s
+// or 5m; default 5m, at most 15m) passes. Update-only certificates may wait too: an emergency
+// fix must reach devices that run revoked software.
+func (a *API) deviceWait(w http.ResponseWriter, r *http.Request, d *device) error {
+	timeout := DefaultWait
+	if v := r.URL.Query().Get("timeout"); v != "" {
+		t, err := time.ParseDuration(v)
+		if err != nil {
+			if n, nerr := strconv.Atoi(strings.TrimSpace(v)); nerr == nil {
+				t, err = time.Duration(n)*time.Second, nil
+			}
+		}
+		if err != nil || t < time.Second || t > MaxWait {
+			return badRequest("timeout must be a duration from 1s to %s, such as 300s", MaxWait)
+		}
+		timeout = t
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	err := a.wake.Wait(ctx, d.id, WakeTag(d.tenantID, d.record.ProductName, d.record.GroupName))
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, WaitAnswer{Woken: true})
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, wake.ErrReplaced):
+		writeJSON(w, http.StatusOK, WaitAnswer{Woken: false})
+	case errors.Is(err, wake.ErrFull):
+		w.Header().Set("Retry-After", "60")
+		return newError(http.StatusServiceUnavailable, "busy", "too many devices are waiting on this server; check in again later")
+	case r.Context().Err() != nil:
+		return nil // the device hung up
+	default:
+		return internal(err)
+	}
+	return nil
+}

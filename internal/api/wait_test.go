@@ -1,0 +1,67 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/ca"
+)
+
+func TestDeviceWait(t *testing.T) {
+	h := newHarness(t, "sqlite")
+	dev := h.newDevice("default")
+	cert := h.issue("default", dev, ca.ProfileNormal, time.Now())
+	updateOnly := h.issue("default", dev, ca.ProfileUpdateOnly, time.Now())
+
+	answer := func(status int, body string) WaitAnswer {
+		t.Helper()
+		var a WaitAnswer
+		if status != http.StatusOK || json.Unmarshal([]byte(body), &a) != nil {
+			t.Fatalf("wait = %d %s", status, body)
+		}
+		return a
+	}
+	// Nobody wakes it: the wait ends at its timeout, not woken.
+	if a := answer(h.deviceGet("/device/v1/wait?timeout=1s", &cert)); a.Woken {
+		t.Fatal("woken without a wake-up")
+	}
+	// A wake-up while the device is between two waits is kept for its next wait.
+	h.api.Wake().Wake(dev.id)
+	if a := answer(h.deviceGet("/device/v1/wait?timeout=5s", &updateOnly)); !a.Woken {
+		t.Fatal("a pending wake-up was lost")
+	}
+	// A wake-up during the wait answers it at once; the tag is the device's group.
+	done := make(chan WaitAnswer, 1)
+	go func() { done <- answer(h.deviceGet("/device/v1/wait?timeout=60s", &cert)) }()
+	tag := WakeTag(dev.tenantID(h), "lamp", "Production")
+	deadline := time.Now().Add(10 * time.Second)
+	for h.api.Wake().WakeTagged(tag, nil) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the device never waited under its group's tag")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if a := <-done; !a.Woken {
+		t.Fatal("a wake-up during the wait did not answer it")
+	}
+	for _, bad := range []string{"0s", "1h", "soon", "-5"} {
+		status, body := h.deviceGet("/device/v1/wait?timeout="+bad, &cert)
+		if status != http.StatusBadRequest || !strings.Contains(body, "timeout must be") {
+			t.Errorf("timeout=%s: %d %s", bad, status, body)
+		}
+	}
+	if status, _ := h.deviceGet("/device/v1/wait?timeout=1s", nil); status != http.StatusUnauthorized {
+		t.Errorf("wait without a certificate = %d, want 401", status)
+	}
+}
+
+func (d fleetDevice) tenantID(h *harness) string {
+	var id string
+	if err := h.store.DB().QueryRow(`SELECT tenant_id FROM devices WHERE id = $1`, d.id).Scan(&id); err != nil {
+		h.t.Fatal(err)
+	}
+	return id
+}

@@ -1,0 +1,140 @@
+// Package clitest runs CLI verbs in-process against a real server, the way a user in a fresh
+// shell would run them. Only tests import it (the CLI's, and end-to-end tests that set a server up
+// with the CLI's verbs).
+package clitest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/cli/clienv"
+	"github.com/rampartsec/rampart/internal/server"
+)
+
+// Server is a running server with its data folder.
+type Server struct {
+	URL    string
+	Dir    string
+	CAFile string
+	Admin  string // the first admin token's secret
+}
+
+// Start runs a server on a free loopback port (SQLite, or PostgreSQL when database is set) until
+// the test ends.
+func Start(t testing.TB, database string) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	addrc := make(chan net.Addr, 1)
+	s, err := server.New(context.Background(), server.Config{DataDir: dir, Listen: "127.0.0.1:0", Database: database,
+		Ready: func(a net.Addr) { addrc <- a }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	srv := &Server{Dir: dir, CAFile: filepath.Join(dir, server.ServiceCAFile)}
+	select {
+	case a := <-addrc:
+		srv.URL = "https://" + a.String()
+	case err := <-done:
+		t.Fatal(err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not start")
+	}
+	b, err := readFile(filepath.Join(dir, server.AdminTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Admin = strings.TrimSpace(b)
+	return srv
+}
+
+// Root builds the command tree for env; internal/cli sets it (tests of noun packages get the
+// whole tree through CLI).
+type Root func(env *clienv.Env) *cobra.Command
+
+// CLI runs verbs with its own environment and config file.
+type CLI struct {
+	T      testing.TB
+	Root   Root
+	Config string
+	Env    map[string]string
+}
+
+// New returns a CLI whose connection variables point at srv with token tok.
+func New(t testing.TB, root Root, srv *Server, tok string) *CLI {
+	return &CLI{T: t, Root: root, Config: filepath.Join(t.TempDir(), "config.json"),
+		Env: map[string]string{"RAMPART_SERVER": srv.URL, "RAMPART_CA_FILE": srv.CAFile, "RAMPART_TOKEN": tok}}
+}
+
+// Run runs one command line and returns what it printed and its exit code.
+func (c *CLI) Run(args ...string) (stdout, stderr string, code int) {
+	c.T.Helper()
+	var out, errb bytes.Buffer
+	env := &clienv.Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string {
+		if k == "RAMPART_CONFIG" {
+			return c.Config
+		}
+		return c.Env[k]
+	}}
+	root := c.Root(env)
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		msg := err.Error()
+		if e, ok := errors.AsType[*client.Error](err); ok {
+			msg = fmt.Sprintf("%s (HTTP %d)", msg, e.Status)
+		}
+		errb.WriteString("rampart: " + msg + "\n")
+		return out.String(), errb.String(), 1
+	}
+	return out.String(), errb.String(), 0
+}
+
+// OK runs a command that must succeed and returns its standard output.
+func (c *CLI) OK(args ...string) string {
+	c.T.Helper()
+	out, errs, code := c.Run(args...)
+	if code != 0 {
+		c.T.Fatalf("rampart %s: exit %d: %s", strings.Join(args, " "), code, errs)
+	}
+	return out
+}
+
+// Fails runs a command that must fail with one line on stderr that mentions want.
+func (c *CLI) Fails(want string, args ...string) {
+	c.T.Helper()
+	_, errs, code := c.Run(args...)
+	if code == 0 || !strings.Contains(errs, want) {
+		c.T.Fatalf("rampart %s: exit %d, stderr %q; want failure mentioning %q", strings.Join(args, " "), code, errs, want)
+	}
+	if strings.Count(strings.TrimSpace(errs), "\n") > 0 {
+		c.T.Errorf("error is more than one line: %q", errs)
+	}
+}
+
+// Nouns builds a root command holding only the given nouns, with the global flags, for testing
+// one noun package on its own.
+func Nouns(nouns ...func(*clienv.Env) *cobra.Command) Root {
+	return func(env *clienv.Env) *cobra.Command {
+		root := &cobra.Command{Use: "rampart", SilenceUsage: true, SilenceErrors: true}
+		env.AddFlags(root)
+		for _, n := range nouns {
+			root.AddCommand(n(env))
+		}
+		return root
+	}
+}

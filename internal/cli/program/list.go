@@ -1,0 +1,32 @@
+package program
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/cli/clienv"
+)
+
+func newList(env *clienv.Env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List research programs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.Client()
+			if err != nil {
+				return err
+			}
+			ps, err := client.All(cmd.Context(), c.ListPrograms)
+			if err != nil {
+				return err
+			}
+			return env.Print(ps, func(tb *clienv.Table) {
+				tb.Row("NAME", "TITLE", "CREATED")
+				for _, p := range ps {
+					tb.Row(p.Name, p.Title, clienv.When(p.CreatedAt))
+				}
+			})
+		},
+	}
+}

@@ -1,0 +1,148 @@
+package release_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata/config"
+	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+
+	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/cli/audit"
+	"github.com/rampartsec/rampart/internal/cli/clitest"
+	"github.com/rampartsec/rampart/internal/cli/image"
+	"github.com/rampartsec/rampart/internal/cli/keys"
+	"github.com/rampartsec/rampart/internal/cli/product"
+	"github.com/rampartsec/rampart/internal/cli/release"
+	"github.com/rampartsec/rampart/internal/tuf"
+	"github.com/rampartsec/rampart/internal/updatemeta"
+)
+
+func writeImage(t *testing.T, path string, seed uint64, base []byte) []byte {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, 5))
+	b := make([]byte, 200<<10)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	if base != nil {
+		b = append(append([]byte(nil), base...), b[:2000]...)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestReleaseWalk follows doc/updates.md: keys, images, releases 1.0.0 and
+// 1.1.0 signed offline (1.1.0 with a delta), refusals for a wrong
+// passphrase and too few keys, a revocation, and a TUF client reading the
+// published repository.
+func TestReleaseWalk(t *testing.T) {
+	srv := clitest.Start(t, "")
+	url := srv.URL
+	work := t.TempDir()
+	c := clitest.New(t, clitest.Nouns(keys.Command, image.Command, release.Command, product.Command, audit.Command), srv, srv.Admin)
+	keysDir := filepath.Join(work, "keys")
+
+	c.Fails("no passphrase given", "keys", "init", "--dir", keysDir)
+	c.Env["RAMPART_KEYS_PASSPHRASE"] = "correct horse battery staple"
+	c.Fails("--threshold must be", "keys", "init", "--dir", keysDir, "--threshold", "3", "--keys", "2")
+	out := c.OK("keys", "init", "--dir", keysDir, "--threshold", "2", "--keys", "3")
+	if strings.Count(out, "\nroot ") != 3 || strings.Count(out, "\ntargets ") != 3 {
+		t.Errorf("keys init output:\n%s", out)
+	}
+	c.Fails("already holds key files", "keys", "init", "--dir", keysDir)
+	c.Fails("already has update keys", "keys", "init", "--dir", filepath.Join(work, "other"))
+	if files, _ := filepath.Glob(filepath.Join(work, "other", "*.key")); len(files) != 0 {
+		t.Errorf("a refused keys init left key files: %v", files)
+	}
+
+	c.OK("product", "create", "gateway")
+	v1 := writeImage(t, filepath.Join(work, "rootfs-1.0.0.img"), 1, nil)
+	writeImage(t, filepath.Join(work, "rootfs-1.1.0.img"), 2, v1)
+	c.Fails("--component and --version are required", "image", "add", filepath.Join(work, "rootfs-1.0.0.img"))
+	id1 := strings.TrimSpace(c.OK("image", "add", filepath.Join(work, "rootfs-1.0.0.img"), "--component", "rootfs", "--version", "1.0.0", "--security-version", "1"))
+	if !updatemeta.SHA256Re.MatchString(id1) {
+		t.Fatalf("image add printed %q, want an image ID", id1)
+	}
+	c.Fails("refused: version", "image", "add", filepath.Join(work, "rootfs-1.1.0.img"), "--component", "rootfs", "--version", "latest")
+	c.OK("release", "create", "--product", "gateway", "--version", "1.0.0", "--image", id1)
+	c.Fails("not found", "release", "create", "--product", "toaster", "--version", "1.0.0", "--image", id1)
+
+	// Too few keys, or the wrong passphrase, sign nothing.
+	one := filepath.Join(work, "one-key")
+	if err := os.MkdirAll(one, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(keysDir, "targets-*.key"))
+	b, _ := os.ReadFile(files[0])
+	os.WriteFile(filepath.Join(one, filepath.Base(files[0])), b, 0o600)
+	c.Fails("not enough signing keys", "release", "sign", "--product", "gateway", "--version", "1.0.0", "--keys", one)
+	c.Env["RAMPART_KEYS_PASSPHRASE"] = "wrong"
+	c.Fails("wrong passphrase", "release", "sign", "--product", "gateway", "--version", "1.0.0", "--keys", keysDir)
+	c.Env["RAMPART_KEYS_PASSPHRASE"] = "correct horse battery staple"
+
+	var r1 client.Release
+	json.Unmarshal([]byte(c.OK("release", "sign", "--product", "gateway", "--version", "1.0.0", "--keys", keysDir, "-o", "json")), &r1)
+	if r1.State != "signed" {
+		t.Fatalf("release 1.0.0 after sign: %+v", r1)
+	}
+	c.Fails("not in a state", "release", "sign", "--product", "gateway", "--version", "1.0.0", "--keys", keysDir)
+
+	id2 := strings.TrimSpace(c.OK("image", "add", filepath.Join(work, "rootfs-1.1.0.img"), "--component", "rootfs", "--version", "1.1.0", "--security-version", "1"))
+	c.OK("release", "create", "--product", "gateway", "--version", "1.1.0", "--image", id2)
+	var r2 client.Release
+	json.Unmarshal([]byte(c.OK("release", "sign", "--product", "gateway", "--version", "1.1.0", "--keys", keysDir, "-o", "json")), &r2)
+	if r2.State != "signed" || len(r2.Deltas) != 1 || r2.Deltas[0].From != id1 || r2.Deltas[0].Length*5 > int64(len(v1)) {
+		t.Fatalf("release 1.1.0 after sign: %+v", r2)
+	}
+
+	c.Fails("--reason are required", "release", "revoke", "--product", "gateway", "--version", "1.0.0")
+	out = c.OK("release", "revoke", "--product", "gateway", "--version", "1.0.0", "--reason", "CVE-2026-1234")
+	if !strings.Contains(out, "revoked") || !strings.Contains(out, "CVE-2026-1234") {
+		t.Errorf("release revoke output:\n%s", out)
+	}
+	if out := c.OK("audit", "list", "--action", "release.sign"); strings.Count(out, "release.sign") != 2 {
+		t.Errorf("audit list --action release.sign:\n%s", out)
+	}
+
+	// A TUF client trusting the root from keys init reads the published
+	// repository and finds 1.1.0's image with its delta.
+	root, err := os.ReadFile(filepath.Join(keysDir, "root.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, _ := os.ReadFile(srv.CAFile)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	cfg, err := config.New(url+"/tuf/default/metadata", root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.LocalMetadataDir = t.TempDir()
+	cfg.LocalTargetsDir = filepath.Join(cfg.LocalMetadataDir, "t")
+	if err := cfg.SetDefaultFetcherHTTPClient(&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}); err != nil {
+		t.Fatal(err)
+	}
+	u, err := updater.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf, err := u.GetTargetInfo(tuf.ImagePath(id2))
+	if err != nil {
+		t.Fatalf("published repository: %v", err)
+	}
+	custom, err := tuf.ParseImageCustom(tf)
+	if err != nil || len(custom.Deltas) != 1 || custom.Deltas[0].From != id1 {
+		t.Fatalf("image 1.1.0 custom = %+v, %v", custom, err)
+	}
+}

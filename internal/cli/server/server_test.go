@@ -1,0 +1,19 @@
+package server_test
+
+import (
+	"testing"
+
+	"github.com/rampartsec/rampart/internal/cli/clitest"
+	"github.com/rampartsec/rampart/internal/cli/server"
+)
+
+// The server verb's happy path runs in internal/server's and internal/cli's tests; here, its
+// flag checks, which fail before anything is created.
+func TestServerFlags(t *testing.T) {
+	c := &clitest.CLI{T: t, Root: clitest.Nouns(server.Command), Config: t.TempDir() + "/c.json", Env: map[string]string{}}
+	dir := t.TempDir()
+	c.Fails(`--log-format "xml" is not text or json`, "server", "--data", dir, "--log-format", "xml")
+	c.Fails(`--log-level "loud" is not debug, info, warn or error`, "server", "--data", dir, "--log-level", "loud")
+	c.Fails("unsupported database URL", "server", "--data", dir, "--listen", "127.0.0.1:0", "--database", "mysql://x")
+	c.Fails("--tls-cert and --tls-key go together", "server", "--data", dir, "--listen", "127.0.0.1:0", "--tls-cert", "x.pem")
+}

@@ -1,0 +1,127 @@
+package release
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/updatemeta"
+)
+
+// Install states a device reports, in the order of a successful update.
+const (
+	InstallDownloading = "downloading"
+	InstallInstalling  = "installing"
+	InstallInstalled   = "installed"
+	InstallCommitted   = "committed"
+	InstallFailed      = "failed"
+)
+
+// InstallReport is one state a device reported.
+type InstallReport struct {
+	State   string
+	Release string
+	Reason  string
+	At      time.Time
+}
+
+// MaxReasonLength caps the failure reason a device may send.
+const MaxReasonLength = 1000
+
+// ReportInstall records a device's install state and feeds the rollout
+// engine (store.RecordDeviceRelease, store.RecordInstallFailure). A
+// committed release becomes the device's current release; committed and
+// failed states are audited.
+func (s *Service) ReportInstall(ctx context.Context, tenantID, deviceID string, rep InstallReport) (InstallReport, error) {
+	if err := ValidateInstall(rep); err != nil {
+		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", err)
+	}
+	rep.At = s.now()
+	// The rollout engine's view comes first: a committed release becomes
+	// the device's current release (with a coverage event) and the outcome
+	// of its group's open deployment; a failure is that deployment's
+	// outcome too. Devices outside a group, or releases not being deployed,
+	// are only recorded here.
+	claimed := true
+	switch {
+	case rep.State == InstallCommitted:
+		if err := s.cfg.Store.RecordDeviceRelease(ctx, tenantID, deviceID, rep.Release); errors.Is(err, store.ErrNotFound) {
+			claimed = false
+		} else if err != nil {
+			return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", err)
+		}
+	case rep.State == InstallFailed && rep.Release != "":
+		if err := s.cfg.Store.RecordInstallFailure(ctx, tenantID, deviceID, rep.Release, rep.Reason); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", err)
+		}
+	}
+	err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO install_reports (id, device_id, tenant_id, state, release, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			store.NewID("ins"), deviceID, tenantID, rep.State, rep.Release, rep.Reason, micros(rep.At)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE devices SET last_seen_at = $1, updated_at = $1 WHERE id = $2 AND tenant_id = $3`, micros(rep.At), deviceID, tenantID); err != nil {
+			return err
+		}
+		switch rep.State {
+		case InstallCommitted:
+			if !claimed {
+				if _, err := tx.ExecContext(ctx, `UPDATE devices SET current_release = $1 WHERE id = $2 AND tenant_id = $3`, rep.Release, deviceID, tenantID); err != nil {
+					return err
+				}
+			}
+		case InstallFailed:
+		default:
+			return nil
+		}
+		return s.cfg.Store.AppendAudit(ctx, tx, tenantID, store.Actor("device:"+deviceID), "device.install."+rep.State, "device/"+deviceID,
+			store.Details{"release": rep.Release, "reason": rep.Reason})
+	})
+	if err != nil {
+		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", mapErr(err))
+	}
+	return rep, nil
+}
+
+// ValidateInstall checks an install report from a device: a known state,
+// a well-formed release (required when committed) and a short printable
+// reason.
+func ValidateInstall(rep InstallReport) error {
+	switch rep.State {
+	case InstallDownloading, InstallInstalling, InstallInstalled, InstallCommitted, InstallFailed:
+	default:
+		return fmt.Errorf("%w: state %q", ErrInvalid, rep.State)
+	}
+	if rep.Release != "" && !updatemeta.ValidVersion(rep.Release) {
+		return fmt.Errorf("%w: release %q", ErrInvalid, rep.Release)
+	}
+	if rep.State == InstallCommitted && rep.Release == "" {
+		return fmt.Errorf("%w: a committed state names its release", ErrInvalid)
+	}
+	if len(rep.Reason) > MaxReasonLength || !utf8.ValidString(rep.Reason) || strings.ContainsFunc(rep.Reason, func(r rune) bool { return r < 0x20 && r != '\t' }) {
+		return fmt.Errorf("%w: reason must be printable text of at most %d bytes", ErrInvalid, MaxReasonLength)
+	}
+	return nil
+}
+
+// LatestInstall returns the last install state a device reported, or
+// ErrNotFound when it never reported one.
+func (s *Service) LatestInstall(ctx context.Context, tenantID, deviceID string) (InstallReport, error) {
+	var rep InstallReport
+	var at int64
+	err := s.cfg.Store.DB().QueryRowContext(ctx, `SELECT state, release, reason, at FROM install_reports
+		WHERE device_id = $1 AND tenant_id = $2 ORDER BY at DESC, id DESC LIMIT 1`, deviceID, tenantID).Scan(&rep.State, &rep.Release, &rep.Reason, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return InstallReport{}, fmt.Errorf("release.LatestInstall: %w", ErrNotFound)
+	}
+	if err != nil {
+		return InstallReport{}, fmt.Errorf("release.LatestInstall: %w", err)
+	}
+	rep.At = fromMicros(at)
+	return rep, nil
+}
