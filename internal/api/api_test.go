@@ -169,6 +169,7 @@ func TestTenantIsolation(t *testing.T) {
 			"POST /api/v1/products/{product}/releases/{version}/prepare": {"POST", rel + "/1.0.0/prepare", "", http.StatusNotFound},
 			"POST /api/v1/products/{product}/releases/{version}/sign":    {"POST", rel + "/1.0.0/sign", `{"targets":{}}`, http.StatusNotFound},
 			"POST /api/v1/products/{product}/releases/{version}/revoke":  {"POST", rel + "/1.0.0/revoke", `{"reason":"x"}`, http.StatusNotFound},
+			"POST /api/v1/products/{product}/releases/revoke-affected":   {"POST", rel + "/revoke-affected", "", http.StatusNotFound},
 		}
 		// Tenant A trusts a manufacturer CA; tenant B must not see it.
 		if err := ac.SetManufacturerCAs(ctx, manufacturerPEM(t, h)); err != nil {
