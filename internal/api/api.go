@@ -197,6 +197,7 @@ func (a *API) register() {
 	a.handle("GET /api/v1/audit/verify", admin, a.verifyAudit, doc{summary: "Verify the tenant's audit hash chain", response: client.AuditVerification{}})
 
 	a.registerUpdates()
+	a.registerRollouts()
 	// Vulnerability response: programs, applications, reports, awards, fixes and advisories.
 	a.handle("GET /api/v1/programs", reader, a.listPrograms, doc{summary: "List research programs", response: client.List[client.Program]{}})
 	a.handle("POST /api/v1/programs", admin, a.createProgram, doc{summary: "Create a research program from its rules file", body: client.CreateProgramRequest{}, response: client.Program{}, status: http.StatusCreated})

@@ -15,6 +15,14 @@ import (
 // MaxReleaseLen bounds a release version named in a deployment or a report.
 const MaxReleaseLen = 64
 
+// Errors that tell apart why a deployment cannot be created; both wrap a store sentinel.
+var (
+	// ErrReleaseNotSigned (with ErrConflict): the release is a draft or revoked.
+	ErrReleaseNotSigned = errors.New("only a signed release can be deployed")
+	// ErrGroupBusy (with ErrConflict): the group already has an active or paused deployment.
+	ErrGroupBusy = errors.New("the group already has an open deployment")
+)
+
 // Deployment is a stored deployment: the rollout state plus where it goes.
 type Deployment struct {
 	rollout.Deployment
@@ -175,12 +183,12 @@ func (s *Store) CreateDeployment(ctx context.Context, actor Actor, tenantID stri
 		case err != nil:
 			return err
 		case relState != "signed":
-			return fmt.Errorf("%w: release %q is %s; only a signed release can be deployed", ErrConflict, spec.Release, relState)
+			return fmt.Errorf("%w: %w: release %q is %s", ErrConflict, ErrReleaseNotSigned, spec.Release, relState)
 		}
 		var open string
 		err = tx.QueryRowContext(ctx, `SELECT id FROM deployments WHERE group_id = $1 AND state IN ('active', 'paused')`, d.GroupID).Scan(&open)
 		if err == nil {
-			return fmt.Errorf("%w: group %q already has deployment %s open; abort it first", ErrConflict, d.GroupName, open)
+			return fmt.Errorf("%w: %w: group %q has deployment %s open; abort it first", ErrConflict, ErrGroupBusy, d.GroupName, open)
 		} else if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
