@@ -128,8 +128,18 @@ func TestDeploymentWalk(t *testing.T) {
 	if !strings.Contains(show, "active") || !strings.Contains(show, "2/2") {
 		t.Errorf("after phase 1:\n%s", show)
 	}
-	// A crash on the new release shows up as a group with its count.
-	if _, err := f.s.AddFailureReports(context.Background(), f.tenant, f.devices[0], []failuredom.Report{{ID: "c1", Program: "/usr/bin/lampd",
+	// A crash on the new release, from a device of phase 1, shows up as a group with its count.
+	crashed := ""
+	for _, id := range f.devices {
+		if dev, err := f.s.DeviceByID(context.Background(), f.tenant, id); err == nil && dev.CurrentRelease == "2.0" {
+			crashed = id
+			break
+		}
+	}
+	if crashed == "" {
+		t.Fatal("no device runs 2.0 after phase 1")
+	}
+	if _, err := f.s.AddFailureReports(context.Background(), f.tenant, crashed, []failuredom.Report{{ID: "c1", Program: "/usr/bin/lampd",
 		Version: "2.0", Signal: 11, Frames: []string{"#0 0x00007f00 in led_set (v=1) at led.c:42", "main"}, Time: time.Now()}}); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +151,7 @@ func TestDeploymentWalk(t *testing.T) {
 	if err := json.Unmarshal([]byte(c.OK("failure", "list", "--output", "json")), &groups); err != nil || len(groups) != 1 {
 		t.Fatalf("failure list json: %v %v", groups, err)
 	}
-	if g := c.OK("failure", "show", groups[0].ID); !strings.Contains(g, "1 from 1 devices") || !strings.Contains(g, "RELEASE 2.0") {
+	if g := c.OK("failure", "show", groups[0].ID); !strings.Contains(g, "1 from 1 devices") || !strings.Contains(g, "1 reports, phase 1 of "+d.ID) {
 		t.Errorf("failure show:\n%s", g)
 	}
 
