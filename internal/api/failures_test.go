@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/ratelimit"
 	"github.com/rampartsec/rampart/internal/store"
 )
 
@@ -87,5 +88,36 @@ func TestDeviceFailures(t *testing.T) {
 	glob, _ := h.store.TenantByName(ctx, "globex")
 	if og, _, _ := h.store.ListFailureGroups(ctx, glob.ID, store.FailureFilter{}, store.Page{}); len(og) != 1 || og[0].Count != 1 || og[0].ID == groups[0].ID {
 		t.Errorf("globex's groups = %+v", og)
+	}
+}
+
+func TestDeviceFailuresRateLimited(t *testing.T) {
+	h := newHarness(t, "sqlite")
+	h.api.reportLimit = ratelimit.New(0.001, 3, 100)
+	dev := h.newDevice("default")
+	cert := h.issue("default", dev, ca.ProfileNormal, time.Now())
+	body := func(ids ...string) []byte {
+		var rs []string
+		for _, id := range ids {
+			rs = append(rs, `{"id":"`+id+`","program":"p","version":"1","signal":6,"time":"2026-03-01T12:00:00Z"}`)
+		}
+		return []byte(`{"reports":[` + strings.Join(rs, ",") + `]}`)
+	}
+	if status, out := h.devicePost("/device/v1/failures", body("a", "b"), &cert); status != http.StatusOK {
+		t.Fatalf("first batch = %d %s", status, out)
+	}
+	// Two more reports exceed the burst of three: the whole batch is refused and nothing stored.
+	status, out := h.devicePost("/device/v1/failures", body("c", "d"), &cert)
+	if status != http.StatusTooManyRequests || !strings.Contains(string(out), "too many crash reports") {
+		t.Fatalf("flooding batch = %d %s, want 429", status, out)
+	}
+	tn, _ := h.store.TenantByName(context.Background(), "default")
+	gs, _, _ := h.store.ListFailureGroups(context.Background(), tn.ID, store.FailureFilter{}, store.Page{})
+	if len(gs) != 1 || gs[0].Count != 2 {
+		t.Errorf("groups after a refused batch: %+v", gs)
+	}
+	// The one report left in the bucket still passes.
+	if status, out := h.devicePost("/device/v1/failures", body("c"), &cert); status != http.StatusOK {
+		t.Errorf("batch within the limit = %d %s", status, out)
 	}
 }
