@@ -43,6 +43,9 @@ type Deps struct {
 	// ApplyLimit rate-limits the public researcher application route per client address; nil
 	// means no limit. The server passes ApplyLimit(DefaultApplyRate).
 	ApplyLimit *ratelimit.Limiter
+	// ReportLimit caps the crash reports each device may file, counted per report rather than
+	// per request; DefaultReportLimit() when nil.
+	ReportLimit *ratelimit.Limiter
 	// Wake holds the devices waiting on /device/v1/wait; a hub for a million waiters when nil.
 	Wake *wake.Hub
 }
@@ -83,6 +86,7 @@ type API struct {
 	deviceLimit  *ratelimit.Limiter
 	releases     *release.Service
 	applyLimit   *ratelimit.Limiter
+	reportLimit  *ratelimit.Limiter
 	certs        *certCache
 	wake         *wake.Hub
 	mux          *http.ServeMux
@@ -93,7 +97,10 @@ type API struct {
 // New builds the API with every route registered.
 func New(d Deps) *API {
 	a := &API{store: d.Store, log: d.Logger, cas: d.CAs, now: d.Now, addrLimit: d.AddrLimit, deviceLimit: d.DeviceLimit,
-		releases: d.Releases, applyLimit: d.ApplyLimit, certs: newCertCache(100_000), mux: http.NewServeMux()}
+		releases: d.Releases, applyLimit: d.ApplyLimit, reportLimit: d.ReportLimit, certs: newCertCache(100_000), mux: http.NewServeMux()}
+	if a.reportLimit == nil {
+		a.reportLimit = DefaultReportLimit()
+	}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -197,6 +204,7 @@ func (a *API) register() {
 	a.handle("GET /api/v1/audit/verify", admin, a.verifyAudit, doc{summary: "Verify the tenant's audit hash chain", response: client.AuditVerification{}})
 
 	a.registerUpdates()
+	a.registerRollouts()
 	// Vulnerability response: programs, applications, reports, awards, fixes and advisories.
 	a.handle("GET /api/v1/programs", reader, a.listPrograms, doc{summary: "List research programs", response: client.List[client.Program]{}})
 	a.handle("POST /api/v1/programs", admin, a.createProgram, doc{summary: "Create a research program from its rules file", body: client.CreateProgramRequest{}, response: client.Program{}, status: http.StatusCreated})

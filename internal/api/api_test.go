@@ -179,8 +179,13 @@ func TestTenantIsolation(t *testing.T) {
 		for k, v := range vulnIsolationCases(t, vuln) {
 			cases[k] = v
 		}
+		ro := h.seedRollout(t, tenantA.ID, prod.ID, devID)
+		for k, v := range rolloutIsolationCases(ro) {
+			cases[k] = v
+		}
 		// Secrets of tenant A that must never appear in an answer to tenant B.
 		leaks := append([]string{prod.ID, grp.ID, devID, aTok.ID, tenantA.ID}, vuln.leaks()...)
+		leaks = append(leaks, ro.leaks()...)
 		if imageID != "" {
 			leaks = append(leaks, imageID)
 		}

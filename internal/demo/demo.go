@@ -19,12 +19,9 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/client"
-	"github.com/rampartsec/rampart/internal/api"
 	"github.com/rampartsec/rampart/internal/coverage"
-	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/server"
 	"github.com/rampartsec/rampart/internal/sim"
-	"github.com/rampartsec/rampart/internal/store"
 )
 
 //go:embed program.yaml
@@ -309,26 +306,35 @@ func (d *demo) release(ctx context.Context, version string, changes int) error {
 	return nil
 }
 
-// emergency deploys version to the whole group at once, ending the group's previous
-// deployment, and wakes the group's waiting devices.
+// emergency deploys version to the whole group at once with `rampart deployment create
+// --emergency` (the server wakes the group's waiting devices), ending the group's previous
+// deployment first when it is still open.
 func (d *demo) emergency(ctx context.Context, version string) error {
-	st := d.srv.Store()
 	if d.deploy != "" {
-		if _, err := st.AbortDeployment(ctx, store.System, d.tenant, d.deploy, "superseded by the emergency fix"); err != nil {
-			return fmt.Errorf("%w: end the deployment of %s: %w", ErrMissing, Vulnerable, err)
+		out, err := d.rampart(ctx, d.token, "-o", "json", "deployment", "show", d.deploy)
+		if err != nil {
+			return err
+		}
+		var prev client.Deployment
+		if err := json.Unmarshal([]byte(out), &prev); err != nil {
+			return fmt.Errorf("%w: deployment show answered %q", ErrMissing, out)
+		}
+		if prev.State == "active" || prev.State == "paused" {
+			if _, err := d.rampart(ctx, d.token, "deployment", "abort", d.deploy, "--reason", "superseded by the emergency fix"); err != nil {
+				return err
+			}
 		}
 	}
-	plan, err := rollout.NewPlan([]float64{100}, 0, 0)
+	out, err := d.rampart(ctx, d.token, "-o", "json", "deployment", "create", "--product", Product, "--group", Group,
+		"--release", version, "--emergency")
 	if err != nil {
-		return fmt.Errorf("demo: %w", err)
+		return err
 	}
-	dep, err := st.CreateDeployment(ctx, store.System, d.tenant, store.DeploymentSpec{Product: Product, Group: Group,
-		Release: version, Plan: plan, Criteria: rollout.DefaultCriteria(), Emergency: true})
-	if err != nil {
-		return fmt.Errorf("%w: emergency deployment of %s: %w", ErrMissing, version, err)
+	var dep client.Deployment
+	if err := json.Unmarshal([]byte(out), &dep); err != nil || dep.ID == "" {
+		return fmt.Errorf("%w: deployment create answered %q", ErrMissing, out)
 	}
 	d.deploy = dep.ID
-	d.srv.Wake().WakeTagged(api.WakeTag(d.tenant, Product, Group), nil)
 	return nil
 }
 

@@ -31,6 +31,12 @@ func New(perSecond float64, burst, maxKeys int) *Limiter {
 // Allow reports whether one event for key may happen at now, and if not, how long to wait. A nil
 // Limiter allows everything.
 func (l *Limiter) Allow(key string, now time.Time) (bool, time.Duration) {
+	return l.AllowN(key, 1, now)
+}
+
+// AllowN reports whether n events for key may happen together at now (all or none), and if
+// not, how long to wait; n above the burst never passes. A nil Limiter allows everything.
+func (l *Limiter) AllowN(key string, n int, now time.Time) (bool, time.Duration) {
 	if l == nil {
 		return true, 0
 	}
@@ -48,7 +54,11 @@ func (l *Limiter) Allow(key string, now time.Time) (bool, time.Duration) {
 		l.current[key] = lim
 	}
 	l.mu.Unlock()
-	r := lim.ReserveN(now, 1)
+	r := lim.ReserveN(now, n)
+	if !r.OK() {
+		// More than the burst: it never passes; say how long n events take at the rate.
+		return false, time.Duration(float64(n) / float64(l.every) * float64(time.Second))
+	}
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
 		return false, d

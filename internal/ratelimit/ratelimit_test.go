@@ -53,3 +53,25 @@ func TestNilAllowsEverything(t *testing.T) {
 		}
 	}
 }
+
+func TestAllowN(t *testing.T) {
+	l := New(10, 100, 1000)
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	if ok, _ := l.AllowN("dev", 100, now); !ok {
+		t.Fatal("a full burst was refused")
+	}
+	// All or none: 50 events do not pass, and do not use up what refills.
+	if ok, wait := l.AllowN("dev", 50, now.Add(time.Second)); ok || wait <= 0 {
+		t.Fatalf("AllowN(50) after a second = %v, %v; want refused with a wait", ok, wait)
+	}
+	if ok, _ := l.AllowN("dev", 10, now.Add(time.Second)); !ok {
+		t.Error("the 10 events refilled in a second were refused; the refused call consumed tokens")
+	}
+	if ok, wait := l.AllowN("other", 101, now); ok || wait != 10100*time.Millisecond {
+		t.Errorf("AllowN above the burst = %v, %v; want refused, 10.1s", ok, wait)
+	}
+	var none *Limiter
+	if ok, _ := none.AllowN("x", 1e6, now); !ok {
+		t.Error("a nil limiter refused")
+	}
+}

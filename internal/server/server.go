@@ -23,6 +23,7 @@ import (
 	"github.com/rampartsec/rampart/internal/api"
 	"github.com/rampartsec/rampart/internal/ca/keeper"
 	"github.com/rampartsec/rampart/internal/release"
+	"github.com/rampartsec/rampart/internal/rollout/stepper"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/token"
 	"github.com/rampartsec/rampart/internal/wake"
@@ -62,8 +63,8 @@ type Server struct {
 	cas     *keeper.Keeper
 	// releases serves images, releases and the TUF repository.
 	releases *release.Service
-	// api serves the admin, device and researcher APIs.
-	api *api.API
+	// wake holds the devices waiting on /device/v1/wait; the deployment stepper wakes them.
+	wake *wake.Hub
 	// FirstStart is true when this start created the first tenant and admin token.
 	FirstStart bool
 }
@@ -128,10 +129,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // Store exposes the server's store to in-process tests and the demo.
 func (s *Server) Store() *store.Store { return s.store }
 
-// Wake is the hub of devices waiting on GET /device/v1/wait, for the in-process demo, which
-// wakes a group's devices when it creates an emergency deployment through the store.
-func (s *Server) Wake() *wake.Hub { return s.api.Wake() }
-
 // Handler exposes the whole HTTP handler, for httptest and benchmarks.
 func (s *Server) Handler() http.Handler { return s.handler }
 
@@ -178,12 +175,13 @@ func (s *Server) routes() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	s.api = api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas, Releases: s.releases,
+	s.wake = wake.NewHub(1_000_000)
+	a := api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas, Releases: s.releases, Wake: s.wake,
 		DeviceLimit: api.DeviceLimit(s.cfg.DeviceRate), AddrLimit: api.AddrLimit(s.cfg.AddrRate), ApplyLimit: api.ApplyLimit(api.DefaultApplyRate)})
-	mux.Handle("/api/", s.api)
+	mux.Handle("/api/", a)
 	mux.Handle("GET /tuf/", s.releases.Handler())
-	mux.Handle("/device/", s.api)
-	mux.Handle("/research/", s.api)
+	mux.Handle("/device/", a)
+	mux.Handle("/research/", a)
 	return m.instrument(mux)
 }
 
@@ -223,6 +221,12 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.releases.Run(gctx, RefreshInterval) })
 	g.Go(func() error { return s.vulnerabilityTimers(gctx, VulnerabilityInterval) })
 	g.Go(func() error {
+		return stepper.New(stepper.Config{Store: s.store, Every: DeploymentStepInterval, Logger: s.log,
+			Wake: func(d store.Deployment) {
+				s.wake.WakeTagged(api.WakeTag(d.TenantID, d.ProductName, d.GroupName), d.Offers)
+			}}).Run(gctx)
+	})
+	g.Go(func() error {
 		<-gctx.Done()
 		timeout := s.cfg.ShutdownTimeout
 		if timeout == 0 {
@@ -235,6 +239,10 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	return g.Wait()
 }
+
+// DeploymentStepInterval is how often active deployments are evaluated: phases open once soaked
+// and the abort criteria are checked even when no device reports.
+const DeploymentStepInterval = 30 * time.Second
 
 // OnlineKeysFile holds the server's online TUF keys (snapshot, timestamp,
 // director) under the data folder; BlobsDir holds images and deltas.

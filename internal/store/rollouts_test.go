@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rampartsec/rampart/internal/coverage"
 	"github.com/rampartsec/rampart/internal/failure"
 	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/store"
@@ -90,6 +91,17 @@ func addDevices(t *testing.T, s *store.Store, f *fleetFixture, n int, release st
 	return ids
 }
 
+// addRelease records a release of the fixture's product in the given state, as the release
+// service does once its images are signed.
+func addRelease(t *testing.T, s *store.Store, f *fleetFixture, version, state string) {
+	t.Helper()
+	if _, err := s.DB().ExecContext(context.Background(), `INSERT INTO releases (id, tenant_id, product_id, version, state,
+		targets_version, revoked_reason, created_at) VALUES ($1, $2, $3, $4, $5, 1, '', $6)`,
+		store.NewID("rel"), f.tenant.ID, f.product.ID, version, state, s.Now().UnixMicro()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func newFleet(t *testing.T, s *store.Store, name string, n int) *fleetFixture {
 	t.Helper()
 	ctx := context.Background()
@@ -100,6 +112,11 @@ func newFleet(t *testing.T, s *store.Store, name string, n int) *fleetFixture {
 	}
 	f := &fleetFixture{tenant: tn, product: p, group: groups[1]}
 	addDevices(t, s, f, n, "1.0")
+	for _, v := range []string{"1.0", "1.1", "1.2"} {
+		addRelease(t, s, f, v, "signed")
+	}
+	addRelease(t, s, f, "0.9-draft", "draft")
+	addRelease(t, s, f, "0.8", "revoked")
 	return f
 }
 
@@ -158,6 +175,9 @@ func TestCreateDeployment(t *testing.T) {
 			{"bad criteria", func(s *store.DeploymentSpec) { s.Group, s.Criteria = "Production", rollout.Criteria{} }, store.ErrInvalid},
 			{"empty release", func(s *store.DeploymentSpec) { s.Group, s.Release = "Production", "" }, store.ErrInvalid},
 			{"release with spaces", func(s *store.DeploymentSpec) { s.Group, s.Release = "Production", "1 1" }, store.ErrInvalid},
+			{"unknown release", func(s *store.DeploymentSpec) { s.Group, s.Release = "Production", "7.7" }, store.ErrNotFound},
+			{"draft release", func(s *store.DeploymentSpec) { s.Group, s.Release = "Production", "0.9-draft" }, store.ErrConflict},
+			{"revoked release", func(s *store.DeploymentSpec) { s.Group, s.Release = "Production", "0.8" }, store.ErrConflict},
 		}
 		for _, b := range bad {
 			sp := spec
@@ -330,12 +350,20 @@ func TestStepDeploymentThroughPhases(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rep.Now.Devices != 70 || rep.Now.Newest != "1.1" || rep.Now.NewestShare != 1 {
+		// The product's newest release is 1.2 (signed, never deployed): nobody runs it yet.
+		if rep.Now.Devices != 70 || rep.Now.Newest != "1.2" || rep.Now.NewestShare != 0 ||
+			!cmp.Equal(rep.Now.PerRelease, []coverage.ReleaseCount{{Release: "1.1", Devices: 70, Share: 1}}) {
 			t.Errorf("coverage now %+v", rep.Now)
 		}
-		if len(rep.Releases) != 2 || rep.Releases[0].Release != "1.1" || !rep.Releases[0].Since.Equal(start) {
-			t.Fatalf("releases %+v", rep.Releases)
+		var order []string
+		for _, r := range rep.Releases {
+			order = append(order, r.Release)
 		}
+		// Newest first: the signed and revoked releases in creation order; drafts are left out.
+		if diff := cmp.Diff(order, []string{"1.2", "1.1", "1.0", "0.8"}); diff != "" || !rep.Releases[1].Since.Equal(start) {
+			t.Fatalf("releases (-got +want):\n%s\nsince %v", diff, rep.Releases[1].Since)
+		}
+		rep.Releases = rep.Releases[1:]
 		for _, m := range rep.Releases[0].Milestones {
 			if !m.Reached || m.After <= 0 {
 				t.Errorf("milestone %v not reached after the start: %+v", m.Threshold, m)
@@ -599,6 +627,30 @@ func TestConcurrentDeployments(t *testing.T) {
 		}
 		if _, err := s.VerifyAudit(ctx, f.tenant.ID); err != nil {
 			t.Errorf("audit chain: %v", err)
+		}
+	})
+}
+
+func TestClaimJoinsCoverage(t *testing.T) {
+	eachWithClock(t, func(t *testing.T, s *store.Store, clk *testClock) {
+		ctx := context.Background()
+		f := newFleet(t, s, "acme", 3)
+		id := deviceID("enrolled", 1)
+		if _, err := s.DB().ExecContext(ctx, `INSERT INTO devices (id, state, attestation, current_release, target_release, created_at, updated_at)
+			VALUES ($1, $2, '', '', '', 1, 1)`, id, store.DeviceEnrolled); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Minute)
+		if _, err := s.ClaimDevice(ctx, actor, f.tenant.ID, id, "thermostat", "Field Test"); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := s.Coverage(ctx, f.tenant.ID, "thermostat", "Field Test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []coverage.ReleaseCount{{Release: "1.0", Devices: 3, Share: 0.75}, {Release: store.UnknownRelease, Devices: 1, Share: 0.25}}
+		if diff := cmp.Diff(rep.Now.PerRelease, want); diff != "" || rep.Now.Devices != 4 {
+			t.Errorf("coverage after a claim (-got +want):\n%s", diff)
 		}
 	})
 }
