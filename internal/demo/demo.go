@@ -367,7 +367,23 @@ func (d *demo) startFleet(ctx context.Context) error {
 	if err := d.emergency(ctx, Vulnerable); err != nil {
 		return err
 	}
-	if err := f.Start(ctx); err != nil {
+	// The first check-ins (attest, install 1.0.0, boot it, attest again) take a while: show them.
+	started := make(chan struct{})
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-started:
+				return
+			case <-t.C:
+				d.say("  %s", f.Progress())
+			}
+		}
+	}()
+	err = f.Start(ctx)
+	close(started)
+	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	go f.Run(ctx)
