@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rampartsec/rampart/client"
@@ -101,6 +102,7 @@ type demo struct {
 	rec    Record
 	report time.Time
 	deploy string
+	outMu  sync.Mutex // say is called from the progress ticker too
 }
 
 // Run plays the story: an embedded server, a tenant with a product and its groups, a simulated
@@ -160,6 +162,8 @@ func Run(ctx context.Context, cfg Config) (Record, error) {
 }
 
 func (d *demo) say(format string, a ...any) {
+	d.outMu.Lock()
+	defer d.outMu.Unlock()
 	fmt.Fprintf(d.cfg.Out, "[%6.1fs] %s\n", time.Since(d.rec.Started).Seconds(), fmt.Sprintf(format, a...))
 }
 
