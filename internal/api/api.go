@@ -42,6 +42,9 @@ type Deps struct {
 	Releases *release.Service
 	// Wake holds the devices waiting on /device/v1/wait; a hub for a million waiters when nil.
 	Wake *wake.Hub
+	// ReportLimit is each device's crash report budget (ReportLimit(DefaultReportsPerHour) in the
+	// server); nil means none.
+	ReportLimit *ratelimit.Limiter
 }
 
 // Default device API rate limits: a device checks in, attests and reports a few times an hour,
@@ -78,6 +81,7 @@ type API struct {
 	now          func() time.Time
 	addrLimit    *ratelimit.Limiter
 	deviceLimit  *ratelimit.Limiter
+	reportLimit  *ratelimit.Limiter
 	releases     *release.Service
 	certs        *certCache
 	wake         *wake.Hub
@@ -89,7 +93,7 @@ type API struct {
 // New builds the API with every route registered.
 func New(d Deps) *API {
 	a := &API{store: d.Store, log: d.Logger, cas: d.CAs, now: d.Now, addrLimit: d.AddrLimit, deviceLimit: d.DeviceLimit,
-		releases: d.Releases, certs: newCertCache(100_000), mux: http.NewServeMux()}
+		reportLimit: d.ReportLimit, releases: d.Releases, certs: newCertCache(100_000), mux: http.NewServeMux()}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -193,6 +197,7 @@ func (a *API) register() {
 	a.handle("GET /api/v1/audit/verify", admin, a.verifyAudit, doc{summary: "Verify the tenant's audit hash chain", response: client.AuditVerification{}})
 
 	a.registerUpdates()
+	a.registerRollouts()
 	// Vulnerability response: programs, applications, reports, awards, fixes and advisories.
 	a.handle("GET /api/v1/programs", reader, a.listPrograms, doc{summary: "List research programs", response: client.List[client.Program]{}})
 	a.handle("POST /api/v1/programs", admin, a.createProgram, doc{summary: "Create a research program from its rules file", body: client.CreateProgramRequest{}, response: client.Program{}, status: http.StatusCreated})

@@ -178,8 +178,12 @@ func TestTenantIsolation(t *testing.T) {
 		for k, v := range vulnIsolationCases(t, vuln) {
 			cases[k] = v
 		}
+		ro := h.seedRollout(t, tenantA.ID, p.Name, devID)
+		for k, v := range rolloutIsolationCases(ro, p.Name) {
+			cases[k] = v
+		}
 		// Secrets of tenant A that must never appear in an answer to tenant B.
-		leaks := append([]string{prod.ID, grp.ID, devID, aTok.ID, tenantA.ID}, vuln.leaks()...)
+		leaks := append([]string{prod.ID, grp.ID, devID, aTok.ID, tenantA.ID, ro.deployment, ro.group}, vuln.leaks()...)
 		if imageID != "" {
 			leaks = append(leaks, imageID)
 		}
@@ -190,7 +194,7 @@ func TestTenantIsolation(t *testing.T) {
 				if !ok {
 					t.Fatalf("route %s has no tenant-isolation probe; add one to TestTenantIsolation", pattern)
 				}
-				before := h.snapshot()
+				before := h.rolloutSnapshot()
 				ctype := ""
 				if c.body != "" {
 					ctype = "application/json"
@@ -206,7 +210,7 @@ func TestTenantIsolation(t *testing.T) {
 					if status != c.wantStatus {
 						t.Errorf("status = %d, want %d; body %s", status, c.wantStatus, body)
 					}
-					if diff := cmp.Diff(h.snapshot(), before); diff != "" {
+					if diff := cmp.Diff(h.rolloutSnapshot(), before); diff != "" {
 						t.Errorf("refused request changed the database (-after +before):\n%s", diff)
 					}
 				} else if status >= 300 {

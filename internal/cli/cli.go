@@ -17,8 +17,11 @@ import (
 	"github.com/rampartsec/rampart/internal/cli/audit"
 	"github.com/rampartsec/rampart/internal/cli/ca"
 	"github.com/rampartsec/rampart/internal/cli/clienv"
+	"github.com/rampartsec/rampart/internal/cli/coverage"
+	"github.com/rampartsec/rampart/internal/cli/deployment"
 	"github.com/rampartsec/rampart/internal/cli/device"
 	"github.com/rampartsec/rampart/internal/cli/devicegroup"
+	"github.com/rampartsec/rampart/internal/cli/failure"
 	"github.com/rampartsec/rampart/internal/cli/image"
 	"github.com/rampartsec/rampart/internal/cli/keys"
 	"github.com/rampartsec/rampart/internal/cli/login"
@@ -61,6 +64,9 @@ func Root(env *clienv.Env) *cobra.Command {
 		keys.Command(env),
 		image.Command(env),
 		release.Command(env),
+		deployment.Command(env),
+		failure.Command(env),
+		coverage.Command(env),
 		program.Command(env),
 		report.Command(env),
 		advisory.Command(env),

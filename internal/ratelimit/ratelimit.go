@@ -31,6 +31,13 @@ func New(perSecond float64, burst, maxKeys int) *Limiter {
 // Allow reports whether one event for key may happen at now, and if not, how long to wait. A nil
 // Limiter allows everything.
 func (l *Limiter) Allow(key string, now time.Time) (bool, time.Duration) {
+	return l.AllowN(key, 1, now)
+}
+
+// AllowN reports whether n events for key may happen at now, and if not, how long to wait; n
+// above the burst is never allowed (the wait is then the time to refill a whole burst). A nil
+// Limiter allows everything.
+func (l *Limiter) AllowN(key string, n int, now time.Time) (bool, time.Duration) {
 	if l == nil {
 		return true, 0
 	}
@@ -48,10 +55,16 @@ func (l *Limiter) Allow(key string, now time.Time) (bool, time.Duration) {
 		l.current[key] = lim
 	}
 	l.mu.Unlock()
-	r := lim.ReserveN(now, 1)
+	if n > l.burst {
+		return false, time.Duration(float64(l.burst) / float64(l.every) * float64(time.Second))
+	}
+	r := lim.ReserveN(now, n)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
 		return false, d
 	}
 	return true, 0
 }
+
+// PerSecond is the average rate the limiter allows per key.
+func (l *Limiter) PerSecond() float64 { return float64(l.every) }

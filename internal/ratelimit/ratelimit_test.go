@@ -53,3 +53,24 @@ func TestNilAllowsEverything(t *testing.T) {
 		}
 	}
 }
+
+func TestAllowN(t *testing.T) {
+	l := New(10, 100, 10)
+	now := time.Unix(1000, 0)
+	if ok, _ := l.AllowN("d", 100, now); !ok {
+		t.Fatal("a full burst was refused")
+	}
+	ok, wait := l.AllowN("d", 5, now)
+	if ok || wait != 500*time.Millisecond {
+		t.Fatalf("AllowN after the burst = %v, %v; want refused for 500ms", ok, wait)
+	}
+	if ok, _ := l.AllowN("d", 5, now.Add(500*time.Millisecond)); !ok {
+		t.Fatal("refused after the bucket refilled")
+	}
+	if ok, wait := l.AllowN("e", 101, now); ok || wait != 10*time.Second {
+		t.Fatalf("AllowN above the burst = %v, %v; want refused, 10s", ok, wait)
+	}
+	if l.PerSecond() != 10 {
+		t.Errorf("PerSecond = %v", l.PerSecond())
+	}
+}

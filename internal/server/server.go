@@ -172,7 +172,8 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	a := api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas, Releases: s.releases,
-		DeviceLimit: api.DeviceLimit(s.cfg.DeviceRate), AddrLimit: api.AddrLimit(s.cfg.AddrRate)})
+		DeviceLimit: api.DeviceLimit(s.cfg.DeviceRate), AddrLimit: api.AddrLimit(s.cfg.AddrRate),
+		ReportLimit: api.ReportLimit(api.DefaultReportsPerHour)})
 	mux.Handle("/api/", a)
 	mux.Handle("GET /tuf/", s.releases.Handler())
 	mux.Handle("/device/", a)
