@@ -49,6 +49,12 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// DefaultTenant names the tenant created on first start; "default" when empty.
 	DefaultTenant string
+	// StepInterval is how often active deployments are evaluated (criteria, phases, completion);
+	// DefaultStepInterval when zero.
+	StepInterval time.Duration
+	// Now is the storage clock (deployment soak times and deadlines, audit times); time.Now when
+	// nil. Tests move it to cross a deadline without waiting.
+	Now func() time.Time
 }
 
 // Server is a running Rampart service.
@@ -61,6 +67,8 @@ type Server struct {
 	cas     *keeper.Keeper
 	// releases serves images, releases and the TUF repository.
 	releases *release.Service
+	// api serves the admin and device APIs; the deployment stepper wakes devices through it.
+	api *api.API
 	// FirstStart is true when this start created the first tenant and admin token.
 	FirstStart bool
 }
@@ -86,7 +94,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: data folder: %w", err)
 	}
-	st, err := store.Open(ctx, store.Config{Database: cfg.Database, SQLitePath: filepath.Join(cfg.DataDir, "rampart.db")})
+	st, err := store.Open(ctx, store.Config{Database: cfg.Database, SQLitePath: filepath.Join(cfg.DataDir, "rampart.db"), Now: cfg.Now})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -171,13 +179,13 @@ func (s *Server) routes() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	a := api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas, Releases: s.releases,
+	s.api = api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas, Releases: s.releases,
 		DeviceLimit: api.DeviceLimit(s.cfg.DeviceRate), AddrLimit: api.AddrLimit(s.cfg.AddrRate),
 		ReportLimit: api.ReportLimit(api.DefaultReportsPerHour)})
-	mux.Handle("/api/", a)
+	mux.Handle("/api/", s.api)
 	mux.Handle("GET /tuf/", s.releases.Handler())
-	mux.Handle("/device/", a)
-	mux.Handle("/research/", a)
+	mux.Handle("/device/", s.api)
+	mux.Handle("/research/", s.api)
 	return m.instrument(mux)
 }
 
@@ -216,6 +224,11 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return s.releases.Run(gctx, RefreshInterval) })
 	g.Go(func() error { return s.vulnerabilityTimers(gctx, VulnerabilityInterval) })
+	step := s.cfg.StepInterval
+	if step <= 0 {
+		step = DefaultStepInterval
+	}
+	g.Go(func() error { return s.deploymentStepper(gctx, step) })
 	g.Go(func() error {
 		<-gctx.Done()
 		timeout := s.cfg.ShutdownTimeout
