@@ -119,10 +119,18 @@ func (d Deployment) PhaseOpenedAt(i int) time.Time {
 }
 
 // Offers reports whether the device should be given the release now: the
-// deployment is active and the device's phase is open. A device that joins
-// the group later is offered the release as soon as its phase is open.
+// deployment is active and the device's phase is open, or it completed, after
+// which the release is the group's and every device gets it, including those
+// that were offline and those that join later. A paused or aborted deployment
+// offers nothing new.
 func (d Deployment) Offers(deviceID string) bool {
-	return d.State == StateActive && d.Plan.Assign(d.ID, deviceID) <= d.Phase
+	switch d.State {
+	case StateCompleted:
+		return true
+	case StateActive:
+		return d.Plan.Assign(d.ID, deviceID) <= d.Phase
+	}
+	return false
 }
 
 func checkReason(reason string, required bool) (string, error) {

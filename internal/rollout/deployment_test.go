@@ -266,3 +266,40 @@ func TestStepEmptyGroupCompletes(t *testing.T) {
 		t.Errorf("empty group: state %s, want completed", d.State)
 	}
 }
+
+func TestOffersByState(t *testing.T) {
+	plan, err := ParsePlan("10,100", "1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDeployment(t, plan)
+	var first, later string
+	for _, dev := range fleet(200, nil) {
+		if plan.Assign(d.ID, dev.DeviceID) == 0 {
+			first = dev.DeviceID
+		} else {
+			later = dev.DeviceID
+		}
+	}
+	tests := []struct {
+		state             State
+		phase             int
+		wantFirst, wantLt bool
+	}{
+		{StateActive, 0, true, false},
+		{StateActive, 1, true, true},
+		{StatePaused, 1, false, false},
+		{StateAborted, 1, false, false},
+		// Once completed the release is the group's: devices that were offline or join later get it.
+		{StateCompleted, 1, true, true},
+	}
+	for _, tt := range tests {
+		d.State, d.Phase = tt.state, tt.phase
+		if got := d.Offers(first); got != tt.wantFirst {
+			t.Errorf("%s phase %d: Offers(first phase) = %v", tt.state, tt.phase, got)
+		}
+		if got := d.Offers(later); got != tt.wantLt {
+			t.Errorf("%s phase %d: Offers(later phase) = %v", tt.state, tt.phase, got)
+		}
+	}
+}

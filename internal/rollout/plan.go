@@ -215,7 +215,8 @@ func DefaultPlan() Plan {
 }
 
 // EmergencyPlan is a single phase that offers the release to every device at
-// once, for an actively exploited vulnerability.
+// once, for an actively exploited vulnerability, with no soak. It completes
+// once the usual share of devices reported.
 func EmergencyPlan() Plan {
-	return Plan{Phases: []Phase{{Share: 1}}}
+	return Plan{Phases: []Phase{{Share: 1, MinReporting: DefaultMinReporting}}}
 }

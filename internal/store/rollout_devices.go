@@ -212,20 +212,22 @@ func (s *Store) OpenDeployments(ctx context.Context) ([]Deployment, error) {
 	return out, nil
 }
 
-// DeviceOffer is what a checking-in device should do about its group's open deployment.
+// DeviceOffer is what a checking-in device should do about its group's deployment.
 type DeviceOffer struct {
 	Deployment Deployment
-	// Offered is true when the deployment is active and the device's phase is open: the device
-	// should install Deployment.Release.
+	// Offered is true when the device should install Deployment.Release: the deployment is
+	// active and the device's phase is open, or it completed.
 	Offered bool
 }
 
-// OfferForDevice returns the open (active or paused) deployment of a claimed device's group and
-// whether it offers the release to the device now. No open deployment is ErrNotFound.
+// OfferForDevice returns the deployment that governs a claimed device's group, the latest one
+// that was not aborted, and whether it offers the release to the device now. A group without
+// one is ErrNotFound.
 func (s *Store) OfferForDevice(ctx context.Context, tenantID, deviceID string) (DeviceOffer, error) {
 	d, err := scanDeployment(s.db.QueryRowContext(ctx, `SELECT `+deploymentColumns+deploymentJoins+`
 		JOIN devices dv ON dv.group_id = dp.group_id
-		WHERE dv.tenant_id = $1 AND dv.id = $2 AND dp.tenant_id = $1 AND dp.state IN ('active', 'paused')`, tenantID, deviceID))
+		WHERE dv.tenant_id = $1 AND dv.id = $2 AND dp.tenant_id = $1 AND dp.state <> 'aborted'
+		ORDER BY dp.seq DESC LIMIT 1`, tenantID, deviceID))
 	if err != nil {
 		return DeviceOffer{}, fmt.Errorf("store.OfferForDevice: %w", s.mapErr(err))
 	}
@@ -274,8 +276,8 @@ func (s *Store) AppendCoverageEvent(ctx context.Context, tx *sql.Tx, tenantID, p
 }
 
 // RecordDeviceRelease stores the release a claimed device reports running. A change appends a
-// coverage event, and when the group's open deployment deploys that release the device's outcome
-// becomes installed.
+// coverage event, and when a deployment of that release to the group was not aborted the
+// device's outcome in it becomes installed.
 func (s *Store) RecordDeviceRelease(ctx context.Context, tenantID, deviceID, release string) error {
 	if err := checkRelease(release); err != nil {
 		return fmt.Errorf("store.RecordDeviceRelease: %w", err)
@@ -307,8 +309,8 @@ func (s *Store) RecordDeviceRelease(ctx context.Context, tenantID, deviceID, rel
 const MaxInstallDetail = 1000
 
 // RecordInstallFailure stores that a claimed device failed to install (or rolled back) release,
-// the release of its group's open deployment. Reporting a release that is not being deployed to
-// the device's group is ErrNotFound.
+// the release of its group's latest deployment that was not aborted. Reporting a release that
+// was never deployed to the device's group is ErrNotFound.
 func (s *Store) RecordInstallFailure(ctx context.Context, tenantID, deviceID, release, detail string) error {
 	if err := checkRelease(release); err != nil {
 		return fmt.Errorf("store.RecordInstallFailure: %w", err)
@@ -323,10 +325,10 @@ func (s *Store) RecordInstallFailure(ctx context.Context, tenantID, deviceID, re
 			return err
 		}
 		var id string
-		err = tx.QueryRowContext(ctx, `SELECT id FROM deployments WHERE group_id = $1 AND release_version = $2 AND state IN ('active', 'paused')`,
-			dev.groupID, release).Scan(&id)
+		err = tx.QueryRowContext(ctx, `SELECT id FROM deployments WHERE group_id = $1 AND release_version = $2 AND state <> 'aborted'
+			ORDER BY seq DESC LIMIT 1`, dev.groupID, release).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: no open deployment of %s to the device's group", ErrNotFound, release)
+			return fmt.Errorf("%w: no deployment of %s to the device's group", ErrNotFound, release)
 		} else if err != nil {
 			return err
 		}
@@ -338,12 +340,13 @@ func (s *Store) RecordInstallFailure(ctx context.Context, tenantID, deviceID, re
 	return nil
 }
 
-// recordOutcome sets the device's outcome in the group's open deployment of release, if any.
+// recordOutcome sets the device's outcome in the group's latest deployment of release that was
+// not aborted, if any.
 // A device installed stays installed; a failure after success is not recorded over it.
 func (s *Store) recordOutcome(ctx context.Context, tx *sql.Tx, tenantID, deviceID, groupID, release string, install rollout.InstallState, detail string, now time.Time) error {
 	var depID, planJSON string
-	err := tx.QueryRowContext(ctx, `SELECT id, plan FROM deployments WHERE group_id = $1 AND release_version = $2 AND state IN ('active', 'paused')`,
-		groupID, release).Scan(&depID, &planJSON)
+	err := tx.QueryRowContext(ctx, `SELECT id, plan FROM deployments WHERE group_id = $1 AND release_version = $2 AND state <> 'aborted'
+		ORDER BY seq DESC LIMIT 1`, groupID, release).Scan(&depID, &planJSON)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	} else if err != nil {
