@@ -25,6 +25,7 @@ import (
 	"github.com/rampartsec/rampart/internal/release"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/token"
+	"github.com/rampartsec/rampart/internal/wake"
 )
 
 // Config is everything `rampart server` takes.
@@ -132,6 +133,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 // Store exposes the server's store to in-process tests and the demo.
 func (s *Server) Store() *store.Store { return s.store }
+
+// Wake exposes the hub of devices waiting on /device/v1/wait, to in-process tests and the demo.
+func (s *Server) Wake() *wake.Hub { return s.api.Wake() }
 
 // Handler exposes the whole HTTP handler, for httptest and benchmarks.
 func (s *Server) Handler() http.Handler { return s.handler }

@@ -65,12 +65,12 @@ func table(tb *clienv.Table, cov client.Coverage) {
 	}
 	tb.Row("FLEET", "DEVICES", "NEWEST", "ON NEWEST")
 	tb.Row(scope, cov.Devices, cov.Newest, pct(cov.NewestShare))
-	tb.Row("", "")
+	tb.Blank()
 	tb.Row("RELEASE", "DEVICES", "SHARE")
 	for _, r := range cov.PerRelease {
 		tb.Row(r.Release, r.Devices, pct(r.Share))
 	}
-	tb.Row("", "")
+	tb.Blank()
 	header := []any{"RELEASE", "SINCE"}
 	if len(cov.Releases) > 0 {
 		for _, m := range cov.Releases[0].Milestones {

@@ -62,7 +62,7 @@ func printDeployment(env *clienv.Env, d client.Deployment) error {
 			tb.Row("crashes on release", fmt.Sprintf("%d on %d devices in %.1f device-hours", t.NewCrashes, t.NewCrashedDevices, t.NewExposureHours))
 		}
 		tb.Row("created", clienv.When(d.CreatedAt)+" by "+d.CreatedBy)
-		tb.Row("", "")
+		tb.Blank()
 		tb.Row("PHASE", "SHARE", "OPENED", "DEVICES", "REPORTED", "MIN SOAK")
 		for i, p := range d.Phases {
 			opened := ""
@@ -72,7 +72,7 @@ func printDeployment(env *clienv.Env, d client.Deployment) error {
 			tb.Row(i+1, percent(p.Percent), opened, p.Devices, p.Reported, p.MinSoak)
 		}
 		if len(d.Findings) > 0 {
-			tb.Row("", "")
+			tb.Blank()
 			tb.Row("CRITERION", "ACTION", "FINDING")
 			for _, f := range d.Findings {
 				tb.Row(f.Criterion, f.Action, f.Reason)

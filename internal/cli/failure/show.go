@@ -58,7 +58,7 @@ func printGroup(env *clienv.Env, g client.FailureGroup) error {
 		tb.Row("first seen", clienv.When(g.FirstSeen))
 		tb.Row("last seen", clienv.When(g.LastSeen))
 		if len(g.Counts) > 0 {
-			tb.Row("", "")
+			tb.Blank()
 			tb.Row("RELEASE", "DEPLOYMENT", "PHASE", "REPORTS")
 			for _, c := range g.Counts {
 				phase := "-"
@@ -69,7 +69,7 @@ func printGroup(env *clienv.Env, g client.FailureGroup) error {
 			}
 		}
 		if len(g.Sample) > 0 {
-			tb.Row("", "")
+			tb.Blank()
 			tb.Row("latest report", string(g.Sample))
 		}
 	})
