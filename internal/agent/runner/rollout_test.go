@@ -202,6 +202,7 @@ func TestRolloutHealthyFleet(t *testing.T) {
 	if d = f.show(t, d.ID); d.Tally.TimedOut != len(silent) || d.Tally.Pending != 0 {
 		t.Errorf("a day after completion: tally %+v, want the %d silent devices timed out", d.Tally, len(silent))
 	}
+	t.Logf("rampart deployment show %d:\n%s", d.Seq, f.cli.OK("deployment", "show", fmt.Sprint(d.Seq)))
 	waitFor(t, "every reporting device runs 1.1.0", func() bool { return runAll(reporting, "1.1.0") })
 	if !runAll(silent, "1.0.0") {
 		t.Error("a silent device left 1.0.0")
@@ -310,6 +311,8 @@ func TestRolloutGatedByFailures(t *testing.T) {
 	}
 	if out := f.cli.OK("deployment", "show", d.ID); !strings.Contains(out, "install_failures") || !strings.Contains(out, "paused") {
 		t.Errorf("deployment show:\n%s", out)
+	} else {
+		t.Logf("rampart deployment show %s:\n%s", d.ID, out)
 	}
 	checkPhaseTwoUntouched(t, d, agents)
 	f.cli.OK("deployment", "abort", d.ID, "--reason", "sensord fails on rev B boards")
@@ -335,10 +338,18 @@ func TestRolloutGatedByFailures(t *testing.T) {
 	if strings.Count(out, "\n") != 2 || !strings.Contains(out, "sensord") || !strings.Contains(out, "SIGSEGV") {
 		t.Fatalf("failure list:\n%s", out)
 	}
+	t.Logf("rampart failure list --product lamp --release 1.3.0:\n%s", out)
+	t.Logf("rampart deployment show %d:\n%s", d.Seq, f.cli.OK("deployment", "show", fmt.Sprint(d.Seq)))
 	id := strings.Fields(strings.Split(out, "\n")[1])[0]
+	t.Logf("rampart failure show %s:\n%s", id, f.cli.OK("failure", "show", id))
 	var g client.FailureGroup
 	if err := json.Unmarshal([]byte(f.cli.OK("failure", "show", id, "-o", "json")), &g); err != nil {
 		t.Fatal(err)
+	}
+	var sample struct{ Version string }
+	json.Unmarshal(g.Sample, &sample)
+	if sample.Version != "1.3.0" {
+		t.Errorf("the agent filled the crash's version as %q, want the release it runs", sample.Version)
 	}
 	if g.NewIn != "1.3.0" || g.Reports != int64(crashed) || g.Devices != int64(crashed) || len(g.Counts) != 1 || g.Counts[0].Phase != 1 || g.Counts[0].DeploymentID != d.ID {
 		t.Errorf("failure group %+v, want %d reports on 1.3.0 in phase 1 of %s", g, crashed, d.ID)
