@@ -134,6 +134,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // Store exposes the server's store to in-process tests and the demo.
 func (s *Server) Store() *store.Store { return s.store }
 
+// CAs exposes the tenant certificate authorities to in-process benchmarks and the demo, which
+// issue device certificates without going through attestation.
+func (s *Server) CAs() *keeper.Keeper { return s.cas }
+
 // Wake exposes the hub of devices waiting on /device/v1/wait, to in-process tests and the demo.
 func (s *Server) Wake() *wake.Hub { return s.api.Wake() }
 
