@@ -352,4 +352,3 @@ func BenchmarkRolloutReach99(b *testing.B) {
 		})
 	}
 }
-
