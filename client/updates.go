@@ -171,3 +171,15 @@ type InstallStatus struct {
 	Reason  string    `json:"reason,omitempty"`
 	At      time.Time `json:"at,omitempty"`
 }
+
+// RevokedReleases lists the releases one call revoked.
+type RevokedReleases struct {
+	Revoked []Release `json:"revoked"`
+}
+
+// RevokeAffectedReleases revokes every signed release of product that
+// fixed vulnerability reports name as affected.
+func (c *Client) RevokeAffectedReleases(ctx context.Context, product string) (RevokedReleases, error) {
+	var out RevokedReleases
+	return out, c.Do(ctx, "POST", "/api/v1/products/"+esc(product)+"/releases/revoke-affected", nil, &out)
+}

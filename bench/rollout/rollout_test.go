@@ -312,14 +312,14 @@ func BenchmarkRolloutReach99(b *testing.B) {
 				req  client.CreateDeploymentRequest
 			}{
 				{"emergency", client.CreateDeploymentRequest{Emergency: true}},
-				{"phases=1,10,50,100/soak=0", client.CreateDeploymentRequest{Phases: []float64{1, 10, 50, 100}, Soak: "0s"}},
+				{"phases=1,10,50,100/soak=0", client.CreateDeploymentRequest{Phases: "1,10,50,100", Soak: "0s"}},
 			} {
 				b.Run(mode.name, func(b *testing.B) {
 					var last string
 					for b.Loop() {
 						b.StopTimer()
 						if last != "" {
-							if _, err := f.api.AbortDeployment(ctx, last, "benchmark iteration done"); err != nil && !client.IsStatus(err, http.StatusConflict) {
+							if _, err := f.api.ActOnDeployment(ctx, last, "abort", client.DeploymentActionRequest{Reason: "benchmark iteration done"}); err != nil && !client.IsStatus(err, http.StatusConflict) {
 								b.Fatal(err)
 							}
 						}

@@ -40,11 +40,14 @@ type Deps struct {
 	References attest.ReferenceSource
 	// Releases serves images, releases and the TUF roots; those routes answer 503 when nil.
 	Releases *release.Service
+	// ApplyLimit rate-limits the public researcher application route per client address; nil
+	// means no limit. The server passes ApplyLimit(DefaultApplyRate).
+	ApplyLimit *ratelimit.Limiter
+	// ReportLimit caps the crash reports each device may file, counted per report rather than
+	// per request; DefaultReportLimit() when nil.
+	ReportLimit *ratelimit.Limiter
 	// Wake holds the devices waiting on /device/v1/wait; a hub for a million waiters when nil.
 	Wake *wake.Hub
-	// ReportLimit is each device's crash report budget (ReportLimit(DefaultReportsPerHour) in the
-	// server); nil means none.
-	ReportLimit *ratelimit.Limiter
 }
 
 // Default device API rate limits: a device checks in, attests and reports a few times an hour,
@@ -81,8 +84,9 @@ type API struct {
 	now          func() time.Time
 	addrLimit    *ratelimit.Limiter
 	deviceLimit  *ratelimit.Limiter
-	reportLimit  *ratelimit.Limiter
 	releases     *release.Service
+	applyLimit   *ratelimit.Limiter
+	reportLimit  *ratelimit.Limiter
 	certs        *certCache
 	wake         *wake.Hub
 	mux          *http.ServeMux
@@ -93,7 +97,10 @@ type API struct {
 // New builds the API with every route registered.
 func New(d Deps) *API {
 	a := &API{store: d.Store, log: d.Logger, cas: d.CAs, now: d.Now, addrLimit: d.AddrLimit, deviceLimit: d.DeviceLimit,
-		reportLimit: d.ReportLimit, releases: d.Releases, certs: newCertCache(100_000), mux: http.NewServeMux()}
+		releases: d.Releases, applyLimit: d.ApplyLimit, reportLimit: d.ReportLimit, certs: newCertCache(100_000), mux: http.NewServeMux()}
+	if a.reportLimit == nil {
+		a.reportLimit = DefaultReportLimit()
+	}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -207,6 +214,7 @@ func (a *API) register() {
 	a.handle("POST /api/v1/programs/{program}/invitations", admin, a.invite, doc{summary: "Invite a researcher; the researcher token is shown only in this answer", body: client.InviteRequest{}, response: client.Invitation{}, status: http.StatusCreated})
 	a.handle("POST /api/v1/programs/{program}/applications/{id}/accept", admin, a.acceptApplication, doc{summary: "Accept an application", body: client.DecideRequest{}, response: client.Application{}})
 	a.handle("POST /api/v1/programs/{program}/applications/{id}/reject", admin, a.rejectApplication, doc{summary: "Reject an application", body: client.DecideRequest{}, response: client.Application{}})
+	a.handle("POST /api/v1/researchers/{id}/revoke-token", admin, a.revokeResearcherToken, doc{summary: "Revoke a researcher's token; every researcher route refuses it from then on", body: client.RevokeResearcherTokenRequest{}, response: client.Researcher{}})
 	a.handle("GET /api/v1/reports", reader, a.listReports, doc{summary: "List vulnerability reports", response: client.List[client.Report]{}, query: []string{"program", "state"}})
 	a.handle("GET /api/v1/reports/{number}", reader, a.getReport, doc{summary: "Show a report with its award, fix coverage and metrics", response: client.Report{}})
 	a.handle("POST /api/v1/reports/{number}/triage", operator, a.triageReport, doc{summary: "Change a report's state and triage fields", body: client.TriageRequest{}, response: client.Report{}})

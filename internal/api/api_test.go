@@ -169,6 +169,7 @@ func TestTenantIsolation(t *testing.T) {
 			"POST /api/v1/products/{product}/releases/{version}/prepare": {"POST", rel + "/1.0.0/prepare", "", http.StatusNotFound},
 			"POST /api/v1/products/{product}/releases/{version}/sign":    {"POST", rel + "/1.0.0/sign", `{"targets":{}}`, http.StatusNotFound},
 			"POST /api/v1/products/{product}/releases/{version}/revoke":  {"POST", rel + "/1.0.0/revoke", `{"reason":"x"}`, http.StatusNotFound},
+			"POST /api/v1/products/{product}/releases/revoke-affected":   {"POST", rel + "/revoke-affected", "", http.StatusNotFound},
 		}
 		// Tenant A trusts a manufacturer CA; tenant B must not see it.
 		if err := ac.SetManufacturerCAs(ctx, manufacturerPEM(t, h)); err != nil {
@@ -178,12 +179,13 @@ func TestTenantIsolation(t *testing.T) {
 		for k, v := range vulnIsolationCases(t, vuln) {
 			cases[k] = v
 		}
-		ro := h.seedRollout(t, tenantA.ID, p.Name, devID)
-		for k, v := range rolloutIsolationCases(ro, p.Name) {
+		ro := h.seedRollout(t, tenantA.ID, prod.ID, devID)
+		for k, v := range rolloutIsolationCases(ro) {
 			cases[k] = v
 		}
 		// Secrets of tenant A that must never appear in an answer to tenant B.
-		leaks := append([]string{prod.ID, grp.ID, devID, aTok.ID, tenantA.ID, ro.deployment, ro.group}, vuln.leaks()...)
+		leaks := append([]string{prod.ID, grp.ID, devID, aTok.ID, tenantA.ID}, vuln.leaks()...)
+		leaks = append(leaks, ro.leaks()...)
 		if imageID != "" {
 			leaks = append(leaks, imageID)
 		}
@@ -194,7 +196,7 @@ func TestTenantIsolation(t *testing.T) {
 				if !ok {
 					t.Fatalf("route %s has no tenant-isolation probe; add one to TestTenantIsolation", pattern)
 				}
-				before := h.rolloutSnapshot()
+				before := h.snapshot()
 				ctype := ""
 				if c.body != "" {
 					ctype = "application/json"
@@ -210,7 +212,7 @@ func TestTenantIsolation(t *testing.T) {
 					if status != c.wantStatus {
 						t.Errorf("status = %d, want %d; body %s", status, c.wantStatus, body)
 					}
-					if diff := cmp.Diff(h.rolloutSnapshot(), before); diff != "" {
+					if diff := cmp.Diff(h.snapshot(), before); diff != "" {
 						t.Errorf("refused request changed the database (-after +before):\n%s", diff)
 					}
 				} else if status >= 300 {

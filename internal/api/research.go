@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/program"
+	"github.com/rampartsec/rampart/internal/ratelimit"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/token"
 )
@@ -38,7 +40,31 @@ func (a *API) authenticateResearcher(ctx context.Context, header string) (*princ
 		}
 		return nil, internal(err)
 	}
+	if r.TokenRevokedAt != nil {
+		return nil, unauthorized("the researcher token was revoked")
+	}
 	return &principal{tenantID: r.TenantID, researcher: &r}, nil
+}
+
+// revokeResearcherToken is the team's side: an administrator revokes a researcher's token.
+func (a *API) revokeResearcherToken(w http.ResponseWriter, r *http.Request, p *principal) error {
+	var req client.RevokeResearcherTokenRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := checkDescription(req.Reason); err != nil {
+		return badRequest("reason must be one line of at most 500 bytes")
+	}
+	id := r.PathValue("id")
+	res, err := a.store.RevokeResearcherToken(r.Context(), p.actor(), p.tenantID, id, req.Reason)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return storeError(err, "researcher "+id)
+		}
+		return programError(err, "researcher "+id)
+	}
+	writeJSON(w, http.StatusOK, client.Researcher{ID: res.ID, Name: res.Name, Email: res.Email, CreatedAt: res.CreatedAt, TokenRevokedAt: res.TokenRevokedAt})
+	return nil
 }
 
 // auditResearcherRefusal records a refused request of an authenticated researcher: a report
@@ -54,7 +80,29 @@ func (a *API) auditResearcherRefusal(r *http.Request, p *principal, e *Error) {
 	}
 }
 
+// DefaultApplyRate is how many researcher applications one client address may send per second
+// on average: one a minute, in bursts of 20 (a team behind one NAT applying together). Every
+// attempt counts, refused ones too, so the public route cannot be used to probe tenants and
+// programs or to flood the triage team.
+const DefaultApplyRate = 1.0 / 60
+
+// ApplyLimit returns the per-address limiter of researcher applications for perSecond (bursts
+// of 20); nil, meaning no limit, when perSecond is 0.
+func ApplyLimit(perSecond float64) *ratelimit.Limiter {
+	if perSecond <= 0 {
+		return nil
+	}
+	return ratelimit.New(perSecond, 20, 100_000)
+}
+
 func (a *API) researchApply(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if ok, wait := a.applyLimit.Allow(host, a.now()); !ok {
+		return tooMany(w, wait, "too many applications from %s; try again later", host)
+	}
 	var req client.ApplyRequest
 	if err := decode(w, r, &req); err != nil {
 		return err

@@ -1,69 +1,45 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/failure"
-	"github.com/rampartsec/rampart/internal/ratelimit"
-	"github.com/rampartsec/rampart/internal/release"
 	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/store"
 )
 
-// Crash report budget per device: a device in a crash loop uploads a full batch now and then,
-// not a stream. 200 reports an hour with bursts of two full batches.
-const (
-	DefaultReportsPerHour = 200.0
-	reportBurst           = 2 * failure.MaxBatchReports
-)
-
-// ReportLimit returns the per-device crash report budget for perHour reports an hour; nil,
-// meaning no budget, when perHour is 0.
-func ReportLimit(perHour float64) *ratelimit.Limiter {
-	if perHour <= 0 {
-		return nil
-	}
-	return ratelimit.New(perHour/3600, reportBurst, 1_000_000)
-}
-
 // registerRollouts declares the routes of deployments, failure groups and coverage.
 func (a *API) registerRollouts() {
+	a.handle("POST /api/v1/deployments", operator, a.createDeployment, doc{summary: "Deploy a signed release to a device group, phase by phase or (emergency) at once", body: client.CreateDeploymentRequest{}, response: client.Deployment{}, status: http.StatusCreated})
 	a.handle("GET /api/v1/deployments", reader, a.listDeployments, doc{summary: "List deployments in sequence order", response: client.List[client.Deployment]{}, query: []string{"product", "group", "state"}})
-	a.handle("POST /api/v1/deployments", operator, a.createDeployment, doc{summary: "Deploy a signed release to a device group in phases (or to all of it at once with emergency)", body: client.CreateDeploymentRequest{}, response: client.Deployment{}, status: http.StatusCreated})
-	a.handle("GET /api/v1/deployments/{id}", reader, a.getDeployment, doc{summary: "Show a deployment (by ID or sequence number) with its tally and the criteria's findings now", response: client.Deployment{}})
-	a.handle("POST /api/v1/deployments/{id}/pause", operator, a.pauseDeployment, doc{summary: "Pause an active deployment", body: client.DeploymentActionRequest{}, response: client.Deployment{}})
-	a.handle("POST /api/v1/deployments/{id}/resume", operator, a.resumeDeployment, doc{summary: "Resume a paused deployment; the criteria judge only evidence from now on", body: client.DeploymentActionRequest{}, response: client.Deployment{}})
-	a.handle("POST /api/v1/deployments/{id}/abort", operator, a.abortDeployment, doc{summary: "Abort a deployment for good", body: client.DeploymentActionRequest{}, response: client.Deployment{}})
+	a.handle("GET /api/v1/deployments/{id}", reader, a.getDeployment, doc{summary: "Show a deployment with its phases and progress", response: client.Deployment{}})
+	a.handle("POST /api/v1/deployments/{id}/{action}", operator, a.actOnDeployment, doc{summary: "Pause, resume or abort a deployment (action: pause, resume, abort)", body: client.DeploymentActionRequest{}, response: client.Deployment{}})
 
-	a.handle("GET /api/v1/failures", reader, a.listFailures, doc{summary: "List crash failure groups", response: client.List[client.FailureGroup]{}, query: []string{"product", "release", "status"}})
-	a.handle("GET /api/v1/failures/{id}", reader, a.getFailure, doc{summary: "Show a failure group with its counts per release and phase and its latest report", response: client.FailureGroup{}})
-	a.handle("POST /api/v1/failures/{id}/resolve", operator, a.resolveFailure, doc{summary: "Mark a failure group resolved; a report on a release it was not seen on reopens it", response: client.FailureGroup{}})
+	a.handle("GET /api/v1/failures", reader, a.listFailures, doc{summary: "List failure groups (crash signatures)", response: client.List[client.FailureGroup]{}, query: []string{"product", "release", "status"}})
+	a.handle("GET /api/v1/failures/{id}", reader, a.getFailure, doc{summary: "Show a failure group with its counts per release and phase", response: client.FailureGroupDetail{}})
+	a.handle("POST /api/v1/failures/{id}/resolve", operator, a.resolveFailure, doc{summary: "Mark a failure group resolved; it reopens if it comes back on another release", response: client.FailureGroup{}})
 
-	a.handle("GET /api/v1/products/{product}/coverage", reader, a.getCoverage, doc{summary: "Devices per release, the share on the newest and each release's time to 50/90/99/100 %", response: client.Coverage{}, query: []string{"group"}})
-}
-
-// WakeDeployment wakes the devices of the deployment's group that are waiting on
-// /device/v1/wait and to which it offers the release now (active, phase open). It returns how
-// many it woke. The API calls it when a deployment is created or resumed, the server's
-// stepper when a phase opens.
-func (a *API) WakeDeployment(d store.Deployment) int {
-	return a.wake.WakeTagged(WakeTag(d.TenantID, d.ProductName, d.GroupName), d.Offers)
+	a.handle("GET /api/v1/coverage", reader, a.getCoverage, doc{summary: "Devices per release, the share on the newest, and each release's time to 50/90/99/100 %", response: client.Coverage{}, query: []string{"product", "group"}})
 }
 
 func deploymentOut(d store.Deployment, st *store.DeploymentStep) client.Deployment {
-	crit, _ := json.Marshal(d.Criteria)
 	out := client.Deployment{ID: d.ID, Seq: d.Seq, Product: d.ProductName, Group: d.GroupName, Release: d.Release,
 		PreviousRelease: d.PreviousRelease, Emergency: d.Emergency, State: string(d.State), Phase: d.Phase + 1,
-		Criteria: crit, Reason: d.Reason, CreatedBy: d.CreatedBy, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
+		Reason: d.Reason, CreatedBy: d.CreatedBy, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
+	if b, err := json.Marshal(d.Criteria); err == nil {
+		out.Criteria = b
+	}
 	for i, ph := range d.Plan.Phases {
 		p := client.DeploymentPhase{Percent: ph.Share * 100, MinSoak: ph.MinSoak.String(), MinReporting: ph.MinReporting}
-		if at := d.PhaseOpenedAt(i); !at.IsZero() {
-			p.OpenedAt = &at
+		if t := d.PhaseOpenedAt(i); !t.IsZero() {
+			p.OpenedAt = &t
 		}
 		if st != nil && i < len(st.Tally.PerPhase) {
 			p.Devices, p.Reported = st.Tally.PerPhase[i].Devices, st.Tally.PerPhase[i].Reported
@@ -72,49 +48,43 @@ func deploymentOut(d store.Deployment, st *store.DeploymentStep) client.Deployme
 	}
 	if st != nil {
 		t := st.Tally
-		out.Tally = &client.DeploymentTally{Devices: t.Devices, Offered: t.Offered, Pending: t.Pending, Installed: t.Installed,
-			Failed: t.Failed, TimedOut: t.TimedOut, WindowReported: t.WindowReported, WindowFailed: t.WindowFailed,
-			WindowTimedOut: t.WindowTimedOut, NewCrashes: t.NewCrashes, NewExposureHours: t.NewExposureHours,
-			NewCrashedDevices: t.NewCrashed, PreviousCrashes: t.PrevCrashes, PreviousExposureHours: t.PrevExposureHrs,
-			ReportedShareOfOffered: t.ReportedShare()}
+		out.Progress = &client.DeploymentProgress{Devices: t.Devices, Offered: t.Offered, Pending: t.Pending, Installed: t.Installed,
+			Failed: t.Failed, TimedOut: t.TimedOut, Decision: string(st.Decision.Action)}
 		for _, f := range st.Decision.Findings {
-			out.Findings = append(out.Findings, client.Finding{Criterion: string(f.Criterion), Action: string(f.Action), Reason: f.Reason,
-				Observed: f.Observed, Threshold: f.Threshold, Sample: f.Sample, Signature: f.Signature})
+			out.Progress.Findings = append(out.Progress.Findings, client.Finding{Criterion: string(f.Criterion), Action: string(f.Action),
+				Reason: f.Reason, Observed: f.Observed, Threshold: f.Threshold, Sample: f.Sample, Signature: f.Signature})
 		}
 	}
 	return out
 }
 
-// deploymentPlan turns the request's phases and soak into a plan; nil phases and an empty
-// soak take the defaults.
-func deploymentPlan(req client.CreateDeploymentRequest) (rollout.Plan, error) {
-	if req.Emergency {
-		if len(req.Phases) > 0 || req.Soak != "" {
-			return rollout.Plan{}, badRequest("an emergency deployment offers the release to the whole group at once; give no phases or soak")
+// deploymentError maps the store's deployment errors to answers that say what to do.
+func deploymentError(err error, what string) error {
+	switch {
+	case errors.Is(err, store.ErrReleaseNotSigned):
+		return &Error{Status: http.StatusConflict, Code: "wrong_state", Message: "only a signed release can be deployed, not a draft or revoked one", Err: err}
+	case errors.Is(err, store.ErrGroupBusy):
+		return &Error{Status: http.StatusConflict, Code: "conflict", Message: "the group already has an active or paused deployment; abort it first", Err: err}
+	case errors.Is(err, rollout.ErrFinal), errors.Is(err, rollout.ErrNotActive), errors.Is(err, rollout.ErrNotPaused):
+		return &Error{Status: http.StatusConflict, Code: "wrong_state", Message: domainMessage(err), Err: err}
+	case errors.Is(err, store.ErrConflict):
+		return &Error{Status: http.StatusConflict, Code: "conflict", Message: what + " changed concurrently; retry", Err: err}
+	case errors.Is(err, rollout.ErrInvalidPlan), errors.Is(err, rollout.ErrInvalidCriteria), errors.Is(err, rollout.ErrReasonTooLong):
+		return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: domainMessage(err), Err: err}
+	}
+	return storeError(err, what)
+}
+
+// domainMessage is the part of a rollout validation error meant for the user, from the sentinel on.
+func domainMessage(err error) string {
+	msg := err.Error()
+	for _, s := range []error{rollout.ErrInvalidPlan, rollout.ErrInvalidCriteria, rollout.ErrReasonTooLong,
+		rollout.ErrFinal, rollout.ErrNotActive, rollout.ErrNotPaused} {
+		if i := strings.Index(msg, s.Error()); i >= 0 {
+			return msg[i:]
 		}
-		return rollout.EmergencyPlan(), nil
 	}
-	percents := req.Phases
-	if percents == nil {
-		percents, _ = rollout.ParsePhases(rollout.DefaultPhases)
-	}
-	soak := rollout.DefaultSoak
-	if req.Soak != "" {
-		var err error
-		if soak, err = rollout.ParseSoak(req.Soak); err != nil {
-			return rollout.Plan{}, badRequest("%s", err.Error())
-		}
-	}
-	for i, pc := range percents {
-		if pc <= 0 || pc > 100 {
-			return rollout.Plan{}, badRequest("%s: phase %d: %v%% is not in (0, 100]", rollout.ErrInvalidPlan, i+1, pc)
-		}
-	}
-	plan, err := rollout.NewPlan(percents, soak, rollout.DefaultMinReporting)
-	if err != nil {
-		return rollout.Plan{}, badRequest("%s", err.Error())
-	}
-	return plan, nil
+	return "invalid request"
 }
 
 func (a *API) createDeployment(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -125,89 +95,34 @@ func (a *API) createDeployment(w http.ResponseWriter, r *http.Request, p *princi
 	if req.Product == "" || req.Group == "" || req.Release == "" {
 		return badRequest("product, group and release are required")
 	}
-	if err := checkName("product", req.Product); err != nil {
-		return err
-	}
-	if err := checkName("group", req.Group); err != nil {
-		return err
-	}
-	plan, err := deploymentPlan(req)
-	if err != nil {
-		return err
-	}
-	svc, err := a.updates()
-	if err != nil {
-		return err
-	}
-	rel, err := svc.GetRelease(r.Context(), p.tenantID, req.Product, req.Release)
-	if err != nil {
-		return releaseError(err, "release "+req.Product+" "+req.Release)
-	}
-	switch rel.State {
-	case release.StateSigned:
-	case release.StateRevoked:
-		return conflict("release %s %s is revoked (%s); deploy a fixed release instead", req.Product, req.Release, rel.RevokedReason)
-	default:
-		return conflict("release %s %s is not signed yet; run `rampart release sign` first", req.Product, req.Release)
-	}
-	d, err := a.store.CreateDeployment(r.Context(), p.actor(), p.tenantID, store.DeploymentSpec{
-		Product: req.Product, Group: req.Group, Release: req.Release, Plan: plan, Criteria: rollout.DefaultCriteria(), Emergency: req.Emergency})
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return notFound("group %s of product %s not found", req.Group, req.Product)
-	case errors.Is(err, store.ErrConflict):
-		return conflict("group %s of product %s already has an active or paused deployment; abort it first", req.Group, req.Product)
-	case err != nil:
-		return storeError(err, "deployment")
-	}
-	a.WakeDeployment(d)
-	return a.writeDeployment(w, r, p, d, http.StatusCreated)
-}
-
-// writeDeployment answers with the deployment and its tally now.
-func (a *API) writeDeployment(w http.ResponseWriter, r *http.Request, p *principal, d store.Deployment, status int) error {
-	st, err := a.store.DeploymentStatus(r.Context(), p.tenantID, d.ID)
-	if err != nil {
-		return storeError(err, "deployment "+d.ID)
-	}
-	writeJSON(w, status, deploymentOut(st.Deployment, &st))
-	return nil
-}
-
-// deploymentID resolves the {id} path value: a deployment ID, or its sequence number.
-func (a *API) deploymentID(r *http.Request, p *principal) (string, error) {
-	id := r.PathValue("id")
-	seq, err := strconv.ParseInt(id, 10, 64)
-	if err != nil {
-		if len(id) > 64 || !strings.HasPrefix(id, "dep") {
-			return "", notFound("deployment %q not found", id)
+	var plan rollout.Plan
+	if req.Emergency {
+		if req.Phases != "" || req.Soak != "" {
+			return badRequest("an emergency deployment goes to every device at once: give no phases or soak")
 		}
-		return id, nil
+		plan = rollout.EmergencyPlan()
+	} else {
+		var err error
+		if plan, err = rollout.ParsePlan(req.Phases, req.Soak); err != nil {
+			return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: domainMessage(err), Err: err}
+		}
 	}
-	if seq < 1 {
-		return "", notFound("deployment %d not found", seq)
+	if _, err := a.store.GroupByName(r.Context(), p.tenantID, req.Product, req.Group); err != nil {
+		return storeError(err, fmt.Sprintf("group %s of product %s", req.Group, req.Product))
 	}
-	l, _, err := a.store.ListDeployments(r.Context(), p.tenantID, store.DeploymentFilter{}, store.Page{After: strconv.FormatInt(seq-1, 10), Limit: 1})
+	d, err := a.store.CreateDeployment(r.Context(), p.actor(), p.tenantID, store.DeploymentSpec{Product: req.Product, Group: req.Group,
+		Release: req.Release, Plan: plan, Criteria: rollout.DefaultCriteria(), Emergency: req.Emergency})
 	if err != nil {
-		return "", internal(err)
+		return deploymentError(err, "release "+req.Release+" of product "+req.Product)
 	}
-	if len(l) == 0 || l[0].Seq != seq {
-		return "", notFound("deployment %d not found", seq)
-	}
-	return l[0].ID, nil
+	a.wakeDeployment(d)
+	writeJSON(w, http.StatusCreated, deploymentOut(d, nil))
+	return nil
 }
 
-func (a *API) getDeployment(w http.ResponseWriter, r *http.Request, p *principal) error {
-	id, err := a.deploymentID(r, p)
-	if err != nil {
-		return err
-	}
-	st, err := a.store.DeploymentStatus(r.Context(), p.tenantID, id)
-	if err != nil {
-		return storeError(err, "deployment "+r.PathValue("id"))
-	}
-	writeJSON(w, http.StatusOK, deploymentOut(st.Deployment, &st))
-	return nil
+// wakeDeployment wakes the group's waiting devices that the deployment now offers the release to.
+func (a *API) wakeDeployment(d store.Deployment) {
+	a.wake.WakeTagged(WakeTag(d.TenantID, d.ProductName, d.GroupName), d.Offers)
 }
 
 func (a *API) listDeployments(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -216,71 +131,157 @@ func (a *API) listDeployments(w http.ResponseWriter, r *http.Request, p *princip
 		return err
 	}
 	q := r.URL.Query()
-	f := store.DeploymentFilter{Product: q.Get("product"), Group: q.Get("group"), State: rollout.State(q.Get("state"))}
-	switch f.State {
+	state := rollout.State(q.Get("state"))
+	switch state {
 	case "", rollout.StateActive, rollout.StatePaused, rollout.StateAborted, rollout.StateCompleted:
 	default:
 		return badRequest("state must be active, paused, aborted or completed")
 	}
-	ds, next, err := a.store.ListDeployments(r.Context(), p.tenantID, f, pg)
-	if errors.Is(err, store.ErrInvalid) {
-		return badRequest("after is not a cursor this server returned")
-	} else if err != nil {
+	ds, next, err := a.store.ListDeployments(r.Context(), p.tenantID, store.DeploymentFilter{Product: q.Get("product"), Group: q.Get("group"), State: state}, pg)
+	if err != nil {
 		return storeError(err, "deployments")
 	}
-	list(w, ds, next, func(d store.Deployment) client.Deployment { return deploymentOut(d, nil) })
+	out := client.List[client.Deployment]{Items: []client.Deployment{}, Next: next}
+	for _, d := range ds {
+		out.Items = append(out.Items, deploymentOut(d, nil))
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
-type deploymentAction func(s *store.Store, r *http.Request, actor store.Actor, tenantID, id, reason string) (store.Deployment, error)
+func (a *API) getDeployment(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id := r.PathValue("id")
+	st, err := a.store.DeploymentStatus(r.Context(), p.tenantID, id)
+	if err != nil {
+		return storeError(err, "deployment "+id)
+	}
+	writeJSON(w, http.StatusOK, deploymentOut(st.Deployment, &st))
+	return nil
+}
 
-func (a *API) operateDeployment(w http.ResponseWriter, r *http.Request, p *principal, verb string, op deploymentAction) error {
+func (a *API) actOnDeployment(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id, action := r.PathValue("id"), r.PathValue("action")
+	ops := map[string]func(ctx context.Context, actor store.Actor, tenantID, id, reason string) (store.Deployment, error){
+		"pause": a.store.PauseDeployment, "resume": a.store.ResumeDeployment, "abort": a.store.AbortDeployment,
+	}
+	op, ok := ops[action]
+	if !ok {
+		return notFound("no action %q on deployments: use pause, resume or abort", clip(action, 32))
+	}
 	var req client.DeploymentActionRequest
-	if r.ContentLength != 0 {
-		if err := decode(w, r, &req); err != nil {
-			return err
-		}
+	if err := decode(w, r, &req); err != nil {
+		return err
 	}
-	if len(req.Reason) > rollout.MaxReasonLen || strings.ContainsAny(req.Reason, "\x00\r\n") {
-		return badRequest("reason must be one line of at most %d bytes", rollout.MaxReasonLen)
+	d, err := op(r.Context(), p.actor(), p.tenantID, id, req.Reason)
+	if err != nil {
+		return deploymentError(err, "deployment "+id)
 	}
-	id, err := a.deploymentID(r, p)
+	if action == "resume" {
+		a.wakeDeployment(d)
+	}
+	writeJSON(w, http.StatusOK, deploymentOut(d, nil))
+	return nil
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return strings.ToValidUTF8(s[:n], "")
+	}
+	return s
+}
+
+func failureGroupOut(g store.FailureGroup) client.FailureGroup {
+	out := client.FailureGroup{ID: g.ID, Product: g.ProductName, Signature: g.Signature, Program: g.Fault.Program, Component: g.Fault.Component,
+		FaultType: g.Fault.FaultType, Frames: g.Fault.Frames, Message: g.Fault.Message, Status: string(g.Status), Count: g.Count,
+		FirstSeen: g.FirstSeen, LastSeen: g.LastSeen, NewInRelease: g.FirstRelease, Releases: g.Releases, RegressedIn: g.RegressedIn}
+	if out.Frames == nil {
+		out.Frames = []string{}
+	}
+	if !g.ResolvedAt.IsZero() {
+		t := g.ResolvedAt
+		out.ResolvedAt = &t
+	}
+	return out
+}
+
+func (a *API) listFailures(w http.ResponseWriter, r *http.Request, p *principal) error {
+	pg, err := page(r)
 	if err != nil {
 		return err
 	}
-	d, err := op(a.store, r, p.actor(), p.tenantID, id, req.Reason)
-	switch {
-	case errors.Is(err, rollout.ErrNotActive):
-		return conflict("deployment %s is not active; only an active deployment can be paused", r.PathValue("id"))
-	case errors.Is(err, rollout.ErrNotPaused):
-		return conflict("deployment %s is not paused; only a paused deployment can be resumed", r.PathValue("id"))
-	case errors.Is(err, rollout.ErrFinal):
-		return conflict("deployment %s is already finished (aborted or completed)", r.PathValue("id"))
-	case errors.Is(err, store.ErrNotFound):
-		return notFound("deployment %s not found", r.PathValue("id"))
-	case err != nil:
-		return storeError(err, "deployment "+verb)
+	q := r.URL.Query()
+	status := failure.GroupStatus(q.Get("status"))
+	if status != "" && status != failure.GroupOpen && status != failure.GroupResolved {
+		return badRequest("status must be open or resolved")
 	}
-	if d.State == rollout.StateActive {
-		a.WakeDeployment(d)
+	gs, next, err := a.store.ListFailureGroups(r.Context(), p.tenantID, store.FailureFilter{Product: q.Get("product"), Release: q.Get("release"), Status: status}, pg)
+	if err != nil {
+		return storeError(err, "product "+q.Get("product"))
 	}
-	return a.writeDeployment(w, r, p, d, http.StatusOK)
+	out := client.List[client.FailureGroup]{Items: []client.FailureGroup{}, Next: next}
+	for _, g := range gs {
+		out.Items = append(out.Items, failureGroupOut(g))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (a *API) pauseDeployment(w http.ResponseWriter, r *http.Request, p *principal) error {
-	return a.operateDeployment(w, r, p, "pause", func(s *store.Store, r *http.Request, actor store.Actor, t, id, reason string) (store.Deployment, error) {
-		return s.PauseDeployment(r.Context(), actor, t, id, reason)
-	})
+func (a *API) getFailure(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id := r.PathValue("id")
+	d, err := a.store.FailureGroupByID(r.Context(), p.tenantID, id)
+	if err != nil {
+		return storeError(err, "failure group "+id)
+	}
+	out := client.FailureGroupDetail{FailureGroup: failureGroupOut(d.FailureGroup), Devices: d.Devices, Counts: []client.FailureCount{}}
+	for _, c := range d.Counts {
+		out.Counts = append(out.Counts, client.FailureCount{Release: c.Release, DeploymentID: c.DeploymentID, Phase: c.Phase, Reports: c.Reports})
+	}
+	if b, err := json.Marshal(d.Sample); err == nil {
+		out.Sample = b
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (a *API) resumeDeployment(w http.ResponseWriter, r *http.Request, p *principal) error {
-	return a.operateDeployment(w, r, p, "resume", func(s *store.Store, r *http.Request, actor store.Actor, t, id, reason string) (store.Deployment, error) {
-		return s.ResumeDeployment(r.Context(), actor, t, id, reason)
-	})
+func (a *API) resolveFailure(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id := r.PathValue("id")
+	g, err := a.store.ResolveFailureGroup(r.Context(), p.actor(), p.tenantID, id)
+	if errors.Is(err, store.ErrConflict) {
+		return conflict("failure group %s is already resolved", id)
+	} else if err != nil {
+		return storeError(err, "failure group "+id)
+	}
+	writeJSON(w, http.StatusOK, failureGroupOut(g))
+	return nil
 }
 
-func (a *API) abortDeployment(w http.ResponseWriter, r *http.Request, p *principal) error {
-	return a.operateDeployment(w, r, p, "abort", func(s *store.Store, r *http.Request, actor store.Actor, t, id, reason string) (store.Deployment, error) {
-		return s.AbortDeployment(r.Context(), actor, t, id, reason)
-	})
+func (a *API) getCoverage(w http.ResponseWriter, r *http.Request, p *principal) error {
+	q := r.URL.Query()
+	product, group := q.Get("product"), q.Get("group")
+	if product == "" {
+		return badRequest("product is required")
+	}
+	rep, err := a.store.Coverage(r.Context(), p.tenantID, product, group)
+	if err != nil {
+		return storeError(err, "product "+product)
+	}
+	out := client.Coverage{Product: rep.Product, Group: rep.Group, At: rep.Now.At, Devices: rep.Now.Devices, Newest: rep.Now.Newest,
+		NewestShare: rep.Now.NewestShare, PerRelease: []client.ReleaseShare{}, Releases: []client.ReleaseCoverage{}}
+	for _, c := range rep.Now.PerRelease {
+		out.PerRelease = append(out.PerRelease, client.ReleaseShare{Release: c.Release, Devices: c.Devices, Share: c.Share})
+	}
+	for _, rc := range rep.Releases {
+		o := client.ReleaseCoverage{Release: rc.Release, Since: rc.Since}
+		for _, m := range rc.Milestones {
+			cm := client.CoverageMilestone{Threshold: fmt.Sprintf("%g%%", m.Threshold*100), Reached: m.Reached}
+			if m.Reached {
+				at := m.At
+				cm.At, cm.After = &at, int64(m.After/time.Second)
+			}
+			o.Milestones = append(o.Milestones, cm)
+		}
+		out.Releases = append(out.Releases, o)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
 }

@@ -26,6 +26,7 @@ func (a *API) registerUpdates() {
 	a.handle("POST /api/v1/products/{product}/releases/{version}/prepare", admin, a.prepareRelease, doc{summary: "Build the release's deltas and return the unsigned targets metadata to sign offline", response: client.TargetsPayload{}})
 	a.handle("POST /api/v1/products/{product}/releases/{version}/sign", admin, a.signRelease, doc{summary: "Install the targets metadata signed offline for the release", body: client.TargetsPayload{}, response: client.Release{}})
 	a.handle("POST /api/v1/products/{product}/releases/{version}/revoke", admin, a.revokeRelease, doc{summary: "Mark a release vulnerable; it stays in history", body: client.RevokeReleaseRequest{}, response: client.Release{}})
+	a.handle("POST /api/v1/products/{product}/releases/revoke-affected", admin, a.revokeAffected, doc{summary: "Revoke every signed release that fixed vulnerability reports name as affected", response: client.RevokedReleases{}})
 }
 
 func (a *API) updates() (*release.Service, error) {
@@ -312,5 +313,26 @@ func (a *API) deviceInstallStatus(w http.ResponseWriter, r *http.Request, d *dev
 		return releaseError(err, "install status")
 	}
 	writeJSON(w, http.StatusOK, client.InstallStatus{State: rep.State, Release: rep.Release, Reason: rep.Reason, At: rep.At})
+	return nil
+}
+
+func (a *API) revokeAffected(w http.ResponseWriter, r *http.Request, p *principal) error {
+	svc, err := a.updates()
+	if err != nil {
+		return err
+	}
+	product := r.PathValue("product")
+	if _, err := a.store.ProductByName(r.Context(), p.tenantID, product); err != nil {
+		return storeError(err, "product "+product)
+	}
+	revoked, err := svc.RevokeAffected(r.Context(), p.actor(), p.tenantID, product, a.store)
+	if err != nil {
+		return releaseError(err, "releases of "+product)
+	}
+	out := client.RevokedReleases{Revoked: []client.Release{}}
+	for _, rel := range revoked {
+		out.Revoked = append(out.Revoked, releaseOut(rel))
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

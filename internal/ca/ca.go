@@ -257,7 +257,7 @@ func (a *Authority) Issue(deviceID string, pub crypto.PublicKey, p Profile, now 
 		SerialNumber:   serial,
 		Subject:        pkix.Name{CommonName: deviceID, Organization: []string{a.tenant}},
 		NotBefore:      now.Add(-clockSkew),
-		NotAfter:       now.Add(DeviceCertValidity),
+		NotAfter:       now.Add(-clockSkew + DeviceCertValidity), // the whole lifetime is 24 h, skew included
 		KeyUsage:       x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		URIs:           []*url.URL{DeviceURI(a.tenant, deviceID, p)},

@@ -139,8 +139,12 @@ func TestIssueAndClassify(t *testing.T) {
 			if diff := cmp.Diff(uris, []string{tc.uri}); diff != "" {
 				t.Errorf("URI SANs (-got +want):\n%s", diff)
 			}
-			if got := cert.NotAfter.Sub(testNow); got != DeviceCertValidity {
-				t.Errorf("validity after now = %v, want %v", got, DeviceCertValidity)
+			// The whole validity period, backdating for clock skew included, is 24 hours.
+			if got := cert.NotAfter.Sub(cert.NotBefore); got != DeviceCertValidity {
+				t.Errorf("lifetime = %v, want %v", got, DeviceCertValidity)
+			}
+			if !cert.NotBefore.Before(testNow) {
+				t.Errorf("NotBefore %v is not backdated before issuance %v", cert.NotBefore, testNow)
 			}
 			if diff := cmp.Diff(cert.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}); diff != "" {
 				t.Errorf("ExtKeyUsage (-got +want):\n%s", diff)

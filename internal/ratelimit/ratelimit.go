@@ -34,9 +34,8 @@ func (l *Limiter) Allow(key string, now time.Time) (bool, time.Duration) {
 	return l.AllowN(key, 1, now)
 }
 
-// AllowN reports whether n events for key may happen at now, and if not, how long to wait; n
-// above the burst is never allowed (the wait is then the time to refill a whole burst). A nil
-// Limiter allows everything.
+// AllowN reports whether n events for key may happen together at now (all or none), and if
+// not, how long to wait; n above the burst never passes. A nil Limiter allows everything.
 func (l *Limiter) AllowN(key string, n int, now time.Time) (bool, time.Duration) {
 	if l == nil {
 		return true, 0
@@ -55,16 +54,14 @@ func (l *Limiter) AllowN(key string, n int, now time.Time) (bool, time.Duration)
 		l.current[key] = lim
 	}
 	l.mu.Unlock()
-	if n > l.burst {
-		return false, time.Duration(float64(l.burst) / float64(l.every) * float64(time.Second))
-	}
 	r := lim.ReserveN(now, n)
+	if !r.OK() {
+		// More than the burst: it never passes; say how long n events take at the rate.
+		return false, time.Duration(float64(n) / float64(l.every) * float64(time.Second))
+	}
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
 		return false, d
 	}
 	return true, 0
 }
-
-// PerSecond is the average rate the limiter allows per key.
-func (l *Limiter) PerSecond() float64 { return float64(l.every) }

@@ -55,22 +55,23 @@ func TestNilAllowsEverything(t *testing.T) {
 }
 
 func TestAllowN(t *testing.T) {
-	l := New(10, 100, 10)
-	now := time.Unix(1000, 0)
-	if ok, _ := l.AllowN("d", 100, now); !ok {
+	l := New(10, 100, 1000)
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	if ok, _ := l.AllowN("dev", 100, now); !ok {
 		t.Fatal("a full burst was refused")
 	}
-	ok, wait := l.AllowN("d", 5, now)
-	if ok || wait != 500*time.Millisecond {
-		t.Fatalf("AllowN after the burst = %v, %v; want refused for 500ms", ok, wait)
+	// All or none: 50 events do not pass, and do not use up what refills.
+	if ok, wait := l.AllowN("dev", 50, now.Add(time.Second)); ok || wait <= 0 {
+		t.Fatalf("AllowN(50) after a second = %v, %v; want refused with a wait", ok, wait)
 	}
-	if ok, _ := l.AllowN("d", 5, now.Add(500*time.Millisecond)); !ok {
-		t.Fatal("refused after the bucket refilled")
+	if ok, _ := l.AllowN("dev", 10, now.Add(time.Second)); !ok {
+		t.Error("the 10 events refilled in a second were refused; the refused call consumed tokens")
 	}
-	if ok, wait := l.AllowN("e", 101, now); ok || wait != 10*time.Second {
-		t.Fatalf("AllowN above the burst = %v, %v; want refused, 10s", ok, wait)
+	if ok, wait := l.AllowN("other", 101, now); ok || wait != 10100*time.Millisecond {
+		t.Errorf("AllowN above the burst = %v, %v; want refused, 10.1s", ok, wait)
 	}
-	if l.PerSecond() != 10 {
-		t.Errorf("PerSecond = %v", l.PerSecond())
+	var none *Limiter
+	if ok, _ := none.AllowN("x", 1e6, now); !ok {
+		t.Error("a nil limiter refused")
 	}
 }

@@ -448,3 +448,44 @@ func TestDirectorFollowsDeployment(t *testing.T) {
 		t.Errorf("deployment outcome = %q, %v; want installed", install, err)
 	}
 }
+
+// fakeAffected is an in-memory AffectedLister.
+type fakeAffected map[string][]store.AffectedRelease
+
+func (f fakeAffected) AffectedReleases(_ context.Context, _ string, product string) ([]store.AffectedRelease, error) {
+	return f[product], nil
+}
+
+func TestRevokeAffected(t *testing.T) {
+	f := newFixture(t, "sqlite")
+	ctx := context.Background()
+	f.keysInit()
+	f.release("1.0.0", binary(20, 1000))
+	f.release("1.1.0", binary(21, 1000))
+	f.release("1.2.0", binary(22, 1000))
+	if _, err := f.svc.Revoke(ctx, store.System, f.tenant.ID, "gateway", "1.1.0", "earlier"); err != nil {
+		t.Fatal(err)
+	}
+	lister := fakeAffected{"gateway": {
+		{Version: "0.9.0", Reports: []int64{3}, FixedIn: []string{"1.2.0"}}, // never released here
+		{Version: "1.0.0", Reports: []int64{3, 4}, FixedIn: []string{"1.2.0"}},
+		{Version: "1.1.0", Reports: []int64{4}, FixedIn: []string{"1.2.0"}}, // already revoked
+	}}
+	got, err := f.svc.RevokeAffected(ctx, store.System, f.tenant.ID, "gateway", lister)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Version != "1.0.0" || got[0].RevokedReason != "affected by report #3, #4; fixed in 1.2.0" {
+		t.Fatalf("revoked = %+v", got)
+	}
+	if r, _ := f.svc.GetRelease(ctx, f.tenant.ID, "gateway", "1.1.0"); r.RevokedReason != "earlier" {
+		t.Errorf("an already revoked release changed: %+v", r)
+	}
+	if r, _ := f.svc.GetRelease(ctx, f.tenant.ID, "gateway", "1.2.0"); r.State != StateSigned {
+		t.Errorf("the fix was revoked: %+v", r)
+	}
+	// Running it again revokes nothing more.
+	if again, err := f.svc.RevokeAffected(ctx, store.System, f.tenant.ID, "gateway", lister); err != nil || len(again) != 0 {
+		t.Errorf("second run: %+v, %v", again, err)
+	}
+}

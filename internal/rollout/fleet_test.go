@@ -206,6 +206,11 @@ func mustPlan(t testing.TB, phases, soak string, minReporting float64) rollout.P
 
 func (f *fleet) create(t testing.TB, release string, plan rollout.Plan, emergency bool, c rollout.Criteria) store.Deployment {
 	t.Helper()
+	if _, err := f.s.DB().ExecContext(context.Background(), `INSERT INTO releases (id, tenant_id, product_id, version, state,
+		targets_version, revoked_reason, created_at) VALUES ($1, $2, $3, $4, 'signed', 1, '', $5)`,
+		store.NewID("rel"), f.tenantID, f.productID, release, f.s.Now().UnixMicro()); err != nil {
+		t.Fatal(err)
+	}
 	d, err := f.s.CreateDeployment(context.Background(), "token:test", f.tenantID, store.DeploymentSpec{Product: "thermostat",
 		Group: "Production", Release: release, Plan: plan, Criteria: c, Emergency: emergency})
 	if err != nil {

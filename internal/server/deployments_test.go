@@ -12,6 +12,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/api"
 	"github.com/rampartsec/rampart/internal/rollout"
+	"github.com/rampartsec/rampart/internal/rollout/stepper"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/storetest"
 )
@@ -93,6 +94,10 @@ func (f *stepFleet) deploy(t *testing.T, phases []float64, soak time.Duration) s
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := f.s.store.DB().Exec(`INSERT INTO releases (id, tenant_id, product_id, version, state, targets_version, revoked_reason, created_at)
+		VALUES ($1, $2, $3, '1.1.0', 'signed', 1, '', 1)`, store.NewID("rel"), f.tenant, f.product.ID); err != nil {
+		t.Fatal(err)
+	}
 	crit := rollout.DefaultCriteria()
 	crit.InstallFailures.MinSample = 5
 	crit.Timeouts.MinSample = 5
@@ -121,21 +126,13 @@ func (f *stepFleet) offered(t *testing.T, id string) []string {
 	return out
 }
 
-func (f *stepFleet) step(t *testing.T) StepResult {
+func (f *stepFleet) step(t *testing.T) stepper.Pass {
 	t.Helper()
 	res, err := f.s.StepDeployments(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return res
-}
-
-func kinds(evs []rollout.Event) []rollout.EventKind {
-	var out []rollout.EventKind
-	for _, e := range evs {
-		out = append(out, e.Kind)
-	}
-	return out
 }
 
 // TestStepperAdvancesAndCompletes installs the release on every offered device and steps: each
@@ -155,11 +152,11 @@ func TestStepperAdvancesAndCompletes(t *testing.T) {
 				}
 			}
 			install()
-			if res := f.step(t); len(res.Events) != 0 || res.Deployments != 1 {
+			if res := f.step(t); res != (stepper.Pass{Stepped: 1}) {
 				t.Fatalf("before the soak: %+v", res)
 			}
 			// Devices of phase 2 wait on the long-poll; phase 1's devices must not be woken again.
-			hub := f.s.api.Wake()
+			hub := f.s.Wake()
 			tag := api.WakeTag(f.tenant, "lamp", "Production")
 			var phase2 []string
 			for _, dev := range f.devices {
@@ -184,9 +181,8 @@ func TestStepperAdvancesAndCompletes(t *testing.T) {
 				time.Sleep(5 * time.Millisecond)
 			}
 			f.clk.advance(time.Hour)
-			res := f.step(t)
-			if diff := cmp.Diff(kinds(res.Events), []rollout.EventKind{rollout.EventPhaseAdvanced}); diff != "" || res.Woken != len(phase2) {
-				t.Fatalf("after the soak: events (-got +want):\n%s\nwoken %d, want %d", diff, res.Woken, len(phase2))
+			if res := f.step(t); res != (stepper.Pass{Stepped: 1, Advanced: 1}) {
+				t.Fatalf("after the soak: %+v, want one phase opened", res)
 			}
 			wg.Wait()
 			if len(woken) != len(phase2) {
@@ -197,15 +193,14 @@ func TestStepperAdvancesAndCompletes(t *testing.T) {
 			f.addDevice(t, late)
 			install()
 			f.clk.advance(time.Hour)
-			res = f.step(t)
-			if diff := cmp.Diff(kinds(res.Events), []rollout.EventKind{rollout.EventCompleted}); diff != "" {
-				t.Fatalf("after phase 2 (-got +want):\n%s", diff)
+			if res := f.step(t); res != (stepper.Pass{Stepped: 1, Complete: 1}) {
+				t.Fatalf("after phase 2: %+v, want completed", res)
 			}
 			st, err := f.s.store.DeploymentStatus(ctx, f.tenant, d.ID)
 			if err != nil || st.Deployment.State != rollout.StateCompleted || st.Tally.Installed != 41 || st.Tally.Devices != 41 {
 				t.Fatalf("completed deployment: %+v, tally %+v, %v", st.Deployment.State, st.Tally, err)
 			}
-			if res := f.step(t); res.Deployments != 0 {
+			if res := f.step(t); res.Stepped != 0 {
 				t.Errorf("a completed deployment was stepped again: %+v", res)
 			}
 			recs, _, err := f.s.store.ListAudit(ctx, f.tenant, store.AuditFilter{}, store.Page{Limit: 500})
@@ -245,14 +240,14 @@ func TestStepperPausesOnFailures(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			res := f.step(t)
-			if diff := cmp.Diff(kinds(res.Events), []rollout.EventKind{rollout.EventPaused}); diff != "" {
-				t.Fatalf("events (-got +want):\n%s", diff)
+			if res := f.step(t); res != (stepper.Pass{Stepped: 1, Paused: 1}) {
+				t.Fatalf("after failed installs: %+v, want paused", res)
 			}
-			got, err := f.s.store.DeploymentByID(ctx, f.tenant, d.ID)
-			if err != nil || got.State != rollout.StatePaused || got.Phase != 0 || len(res.Events[0].Findings) != 1 ||
-				res.Events[0].Findings[0].Criterion != rollout.CriterionInstallFailures {
-				t.Fatalf("paused deployment: %+v %+v, %v", got.Deployment, res.Events, err)
+			st, err := f.s.store.DeploymentStatus(ctx, f.tenant, d.ID)
+			got := st.Deployment
+			if err != nil || got.State != rollout.StatePaused || got.Phase != 0 || len(st.Decision.Findings) != 1 ||
+				st.Decision.Findings[0].Criterion != rollout.CriterionInstallFailures {
+				t.Fatalf("paused deployment: %+v %+v, %v", got.Deployment, st.Decision, err)
 			}
 			t.Logf("paused: %s", got.Reason)
 
@@ -261,14 +256,15 @@ func TestStepperPausesOnFailures(t *testing.T) {
 			if _, err := f.s.store.ResumeDeployment(ctx, store.System, f.tenant, d.ID, "bad batch of flash chips, replaced"); err != nil {
 				t.Fatal(err)
 			}
-			d2 := f.step(t)
-			if len(d2.Events) != 1 || d2.Events[0].Kind != rollout.EventPhaseAdvanced {
-				t.Fatalf("after resume: %+v", d2.Events)
+			if res := f.step(t); res.Advanced != 1 {
+				t.Fatalf("after resume: %+v, want phase 2 opened", res)
 			}
 			f.clk.advance(2 * time.Hour)
-			res = f.step(t)
-			if len(res.Events) != 1 || res.Events[0].Kind != rollout.EventPaused || res.Events[0].Findings[0].Criterion != rollout.CriterionTimeouts {
-				t.Fatalf("silent phase 2: %+v", res.Events)
+			if res := f.step(t); res.Paused != 1 {
+				t.Fatalf("silent phase 2: %+v, want paused", res)
+			}
+			if st, _ := f.s.store.DeploymentStatus(ctx, f.tenant, d.ID); len(st.Decision.Findings) == 0 || st.Decision.Findings[0].Criterion != rollout.CriterionTimeouts {
+				t.Fatalf("silent phase 2: findings %+v, want timeouts", st.Decision.Findings)
 			}
 		})
 	}

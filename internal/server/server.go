@@ -23,6 +23,7 @@ import (
 	"github.com/rampartsec/rampart/internal/api"
 	"github.com/rampartsec/rampart/internal/ca/keeper"
 	"github.com/rampartsec/rampart/internal/release"
+	"github.com/rampartsec/rampart/internal/rollout/stepper"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/token"
 	"github.com/rampartsec/rampart/internal/wake"
@@ -50,8 +51,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// DefaultTenant names the tenant created on first start; "default" when empty.
 	DefaultTenant string
-	// StepInterval is how often active deployments are evaluated (criteria, phases, completion);
-	// DefaultStepInterval when zero.
+	// StepInterval is how often active deployments are evaluated; DeploymentStepInterval when
+	// zero.
 	StepInterval time.Duration
 	// Now is the storage clock (deployment soak times and deadlines, audit times); time.Now when
 	// nil. Tests move it to cross a deadline without waiting.
@@ -68,8 +69,10 @@ type Server struct {
 	cas     *keeper.Keeper
 	// releases serves images, releases and the TUF repository.
 	releases *release.Service
-	// api serves the admin and device APIs; the deployment stepper wakes devices through it.
-	api *api.API
+	// wake holds the devices waiting on /device/v1/wait; the deployment stepper wakes them.
+	wake *wake.Hub
+	// stepper steps active deployments on a timer.
+	stepper *stepper.Stepper
 	// FirstStart is true when this start created the first tenant and admin token.
 	FirstStart bool
 }
@@ -128,18 +131,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.tlsCert = cert
 	s.handler = s.routes()
+	step := cfg.StepInterval
+	if step <= 0 {
+		step = DeploymentStepInterval
+	}
+	s.stepper = stepper.New(stepper.Config{Store: s.store, Every: step, Logger: s.log,
+		Wake: func(d store.Deployment) {
+			s.wake.WakeTagged(api.WakeTag(d.TenantID, d.ProductName, d.GroupName), d.Offers)
+		}})
 	return s, nil
 }
 
 // Store exposes the server's store to in-process tests and the demo.
 func (s *Server) Store() *store.Store { return s.store }
-
-// CAs exposes the tenant certificate authorities to in-process benchmarks and the demo, which
-// issue device certificates without going through attestation.
-func (s *Server) CAs() *keeper.Keeper { return s.cas }
-
-// Wake exposes the hub of devices waiting on /device/v1/wait, to in-process tests and the demo.
-func (s *Server) Wake() *wake.Hub { return s.api.Wake() }
 
 // Handler exposes the whole HTTP handler, for httptest and benchmarks.
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -187,15 +191,27 @@ func (s *Server) routes() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	s.api = api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas, Releases: s.releases,
-		DeviceLimit: api.DeviceLimit(s.cfg.DeviceRate), AddrLimit: api.AddrLimit(s.cfg.AddrRate),
-		ReportLimit: api.ReportLimit(api.DefaultReportsPerHour)})
-	mux.Handle("/api/", s.api)
+	s.wake = wake.NewHub(1_000_000)
+	a := api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas, Releases: s.releases, Wake: s.wake,
+		DeviceLimit: api.DeviceLimit(s.cfg.DeviceRate), AddrLimit: api.AddrLimit(s.cfg.AddrRate), ApplyLimit: api.ApplyLimit(api.DefaultApplyRate)})
+	mux.Handle("/api/", a)
 	mux.Handle("GET /tuf/", s.releases.Handler())
-	mux.Handle("/device/", s.api)
-	mux.Handle("/research/", s.api)
+	mux.Handle("/device/", a)
+	mux.Handle("/research/", a)
 	return m.instrument(mux)
 }
+
+// StepDeployments runs one pass of the deployment stepper now, for tests and the demo.
+func (s *Server) StepDeployments(ctx context.Context) (stepper.Pass, error) {
+	return s.stepper.StepAll(ctx)
+}
+
+// CAs exposes the tenant certificate authorities to in-process benchmarks and the demo, which
+// issue device certificates without going through attestation.
+func (s *Server) CAs() *keeper.Keeper { return s.cas }
+
+// Wake exposes the hub of devices waiting on /device/v1/wait, to in-process tests and the demo.
+func (s *Server) Wake() *wake.Hub { return s.wake }
 
 // TLSConfig is the server's TLS configuration. Client certificates are requested but verified
 // by the device API against each tenant's CA, since the trusted CAs depend on the tenant the
@@ -232,11 +248,7 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return s.releases.Run(gctx, RefreshInterval) })
 	g.Go(func() error { return s.vulnerabilityTimers(gctx, VulnerabilityInterval) })
-	step := s.cfg.StepInterval
-	if step <= 0 {
-		step = DefaultStepInterval
-	}
-	g.Go(func() error { return s.deploymentStepper(gctx, step) })
+	g.Go(func() error { return s.stepper.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		timeout := s.cfg.ShutdownTimeout
@@ -250,6 +262,10 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	return g.Wait()
 }
+
+// DeploymentStepInterval is how often active deployments are evaluated: phases open once soaked
+// and the abort criteria are checked even when no device reports.
+const DeploymentStepInterval = 30 * time.Second
 
 // OnlineKeysFile holds the server's online TUF keys (snapshot, timestamp,
 // director) under the data folder; BlobsDir holds images and deltas.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampartsec/rampart/internal/coverage"
 	"github.com/rampartsec/rampart/internal/program"
 )
 
@@ -191,11 +192,57 @@ type Fix struct {
 	Affected   []string
 	Fixed      string
 	ReleasedAt time.Time
+	// RevokeAffected records, in the link's event and audit record, that the caller revokes
+	// the affected releases in the same request (the API does it through the updates area).
+	RevokeAffected bool
+}
+
+// ErrUnknownRelease: a fix names a version that is not a release of the report's product in
+// the tenant.
+var ErrUnknownRelease = errors.New("unknown release")
+
+// linkedRelease is what a fix link needs to know of a release.
+type linkedRelease struct {
+	state     string
+	createdAt time.Time
+	signedAt  *time.Time
+}
+
+// publishedAt is when the release was published: its signing time, else its creation.
+func (l linkedRelease) publishedAt() time.Time {
+	if l.signedAt != nil {
+		return *l.signedAt
+	}
+	return l.createdAt
+}
+
+// releaseOf reads a release of a tenant's product from the updates area's table.
+func releaseOf(ctx context.Context, q querier, tenantID, product, version string) (linkedRelease, error) {
+	var l linkedRelease
+	var created int64
+	var signed sql.NullInt64
+	err := q.QueryRowContext(ctx, `SELECT r.state, r.created_at, r.signed_at FROM releases r JOIN products p ON p.id = r.product_id
+		WHERE r.tenant_id = $1 AND p.tenant_id = $1 AND p.name = $2 AND r.version = $3`, tenantID, product, version).Scan(&l.state, &created, &signed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return l, fmt.Errorf("%w: %s has no release %s; create it with rampart release create first", ErrUnknownRelease, product, version)
+	}
+	if err != nil {
+		return l, err
+	}
+	l.createdAt = fromMicros(created)
+	if signed.Valid {
+		t := fromMicros(signed.Int64)
+		l.signedAt = &t
+	}
+	return l, nil
 }
 
 // LinkFix links a valid report to the releases of its product it affects and to the release
-// that fixes it, published at releasedAt; a triaged report becomes resolved. It records the
-// first coverage sample. Linking again replaces the links.
+// that fixes it; a triaged report becomes resolved. Every version must be a release of the
+// report's product in the tenant (ErrUnknownRelease otherwise), and the fix may not be a
+// revoked release. The fix's release time is fix.ReleasedAt, or when zero the fix release's
+// signing time (its creation time while unsigned). It records the first coverage sample.
+// Linking again replaces the links. Nothing is written when it fails.
 func (s *Store) LinkFix(ctx context.Context, actor Actor, tenantID string, number int64, fix Fix) (Report, error) {
 	var r Report
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -205,6 +252,21 @@ func (s *Store) LinkFix(ctx context.Context, actor Actor, tenantID string, numbe
 		}
 		if r.State != program.StateTriaged && r.State != program.StateResolved {
 			return fmt.Errorf("%w: report %d is %s; only triaged or resolved reports get a fix", program.ErrInvalidTransition, number, r.State)
+		}
+		fixed, err := releaseOf(ctx, tx, tenantID, r.Product, fix.Fixed)
+		if err != nil {
+			return err
+		}
+		if fixed.state == "revoked" {
+			return stateErrorf("release %s is revoked; a revoked release cannot be the fix", fix.Fixed)
+		}
+		for _, v := range fix.Affected {
+			if _, err := releaseOf(ctx, tx, tenantID, r.Product, v); err != nil {
+				return err
+			}
+		}
+		if fix.ReleasedAt.IsZero() {
+			fix.ReleasedAt = fixed.publishedAt()
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM report_releases WHERE report_id = $1`, r.ID); err != nil {
 			return err
@@ -219,7 +281,11 @@ func (s *Store) LinkFix(ctx context.Context, actor Actor, tenantID string, numbe
 			tenantID, r.ID, fix.Fixed, micros(fix.ReleasedAt.UTC())); err != nil {
 			return err
 		}
-		if err := s.event(ctx, tx, actor, r, "link_fix", r.State, r.State, Details{"affected": fix.Affected, "fixed": fix.Fixed}); err != nil {
+		details := Details{"affected": fix.Affected, "fixed": fix.Fixed, "released_at": fix.ReleasedAt.UTC().Format(time.RFC3339)}
+		if fix.RevokeAffected {
+			details["revoke_affected"] = true
+		}
+		if err := s.event(ctx, tx, actor, r, "link_fix", r.State, r.State, details); err != nil {
 			return err
 		}
 		if _, err := s.sampleCoverage(ctx, tx, r); err != nil {
@@ -497,10 +563,90 @@ func (s *Store) timeline(ctx context.Context, r Report) (program.Timeline, *Fix,
 		return program.Timeline{}, nil, err
 	}
 	t.FixReleasedAt = f.ReleasedAt
-	if t.Coverage, err = s.coverageHistory(ctx, r.ID); err != nil {
+	// The fleet's recorded history of releases is exact; the periodic samples are the fallback
+	// for products whose devices have no history.
+	if t.Coverage, err = s.historyCoverage(ctx, r, f); err != nil {
 		return program.Timeline{}, nil, err
 	}
+	if t.Coverage == nil {
+		if t.Coverage, err = s.coverageHistory(ctx, r.ID); err != nil {
+			return program.Timeline{}, nil, err
+		}
+	}
 	return t, &f, nil
+}
+
+// historyCoverage derives the coverage of a fix from the product's coverage history (which
+// release each device ran since when, kept by the rollouts area): one sample as the fleet stood
+// when the fix was released, then one at each later instant where the covered share changed by
+// at least a tenth of a percent. A device counts as covered when it runs a release not listed
+// as affected, as in the samples. It returns nil when the product has no history.
+func (s *Store) historyCoverage(ctx context.Context, r Report, f Fix) ([]program.CoverageSample, error) {
+	events, err := s.CoverageEvents(ctx, r.TenantID, r.Product, "")
+	if errors.Is(err, ErrNotFound) || len(events) == 0 {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return CoverageFromHistory(events, f.Affected, f.ReleasedAt), nil
+}
+
+// CoverageFromHistory replays coverage events (in time order, departures before arrivals at one
+// instant, as CoverageEvents returns them) and returns the coverage of a fix released at since:
+// the fleet as it stood at since, then a sample at each later instant where the covered share,
+// in thousandths, changed (so every 50/90/99/100 % crossing is kept), and the last instant.
+func CoverageFromHistory(events []coverage.Event, affected []string, since time.Time) []program.CoverageSample {
+	isAffected := make(map[string]bool, len(affected))
+	for _, v := range affected {
+		isAffected[v] = true
+	}
+	current := map[string]string{}
+	var covered int64
+	apply := func(e coverage.Event) {
+		if prev, ok := current[e.DeviceID]; ok && !isAffected[prev] {
+			covered--
+		}
+		if e.Release == "" {
+			delete(current, e.DeviceID)
+			return
+		}
+		current[e.DeviceID] = e.Release
+		if !isAffected[e.Release] {
+			covered++
+		}
+	}
+	perMille := func(c program.CoverageSample) int64 {
+		if c.Total == 0 {
+			return -1
+		}
+		return c.Covered * 1000 / c.Total
+	}
+	i := 0
+	for ; i < len(events) && !events[i].At.After(since); i++ {
+		apply(events[i])
+	}
+	out := []program.CoverageSample{{At: since, Covered: covered, Total: int64(len(current))}}
+	// The latest instant not kept, so that the series ends on the last state.
+	var pending program.CoverageSample
+	hasPending := false
+	for ; i < len(events); i++ {
+		apply(events[i])
+		if i+1 < len(events) && events[i+1].At.Equal(events[i].At) {
+			continue // judge an instant once all its events are applied
+		}
+		c := program.CoverageSample{At: events[i].At, Covered: covered, Total: int64(len(current))}
+		if perMille(c) != perMille(out[len(out)-1]) {
+			out = append(out, c)
+			hasPending = false
+		} else {
+			pending, hasPending = c, true
+		}
+	}
+	if last := out[len(out)-1]; hasPending && (pending.Covered != last.Covered || pending.Total != last.Total) {
+		out = append(out, pending)
+	}
+	return out
 }
 
 // ReportDetail is everything the triage team's view of a report shows.
@@ -510,6 +656,7 @@ type ReportDetail struct {
 	Fix      *Fix                   // nil until a fix is linked
 	Current  program.CoverageSample // the fix's coverage now (zero without a fix)
 	Exposed  []string               // devices still on an affected release, at most the limit asked
+	Revoked  []string               // the affected releases that are revoked
 	Timeline program.Timeline
 }
 
@@ -533,6 +680,18 @@ func (s *Store) ReportDetail(ctx context.Context, tenantID string, number int64,
 		}
 		if d.Exposed, err = s.exposedDevices(ctx, d.Report, *d.Fix, exposedLimit); err != nil {
 			return ReportDetail{}, fmt.Errorf("store.ReportDetail: %w", err)
+		}
+		for _, v := range d.Fix.Affected {
+			l, err := releaseOf(ctx, s.db, tenantID, d.Report.Product, v)
+			if errors.Is(err, ErrUnknownRelease) {
+				continue // links made before releases were checked
+			}
+			if err != nil {
+				return ReportDetail{}, fmt.Errorf("store.ReportDetail: %w", err)
+			}
+			if l.state == "revoked" {
+				d.Revoked = append(d.Revoked, v)
+			}
 		}
 	}
 	return d, nil

@@ -15,6 +15,14 @@ import (
 // MaxReleaseLen bounds a release version named in a deployment or a report.
 const MaxReleaseLen = 64
 
+// Errors that tell apart why a deployment cannot be created; both wrap a store sentinel.
+var (
+	// ErrReleaseNotSigned (with ErrConflict): the release is a draft or revoked.
+	ErrReleaseNotSigned = errors.New("only a signed release can be deployed")
+	// ErrGroupBusy (with ErrConflict): the group already has an active or paused deployment.
+	ErrGroupBusy = errors.New("the group already has an open deployment")
+)
+
 // Deployment is a stored deployment: the rollout state plus where it goes.
 type Deployment struct {
 	rollout.Deployment
@@ -146,8 +154,9 @@ func (s *Store) auditDeployment(ctx context.Context, tx *sql.Tx, d Deployment, a
 	return s.AppendAudit(ctx, tx, d.TenantID, actor, auditActions[ev.Kind], "deployment/"+d.ID, details)
 }
 
-// CreateDeployment starts a deployment of a release to a group. A group has at most one active or
-// paused deployment; a second is ErrConflict. The group's members at creation are recorded with
+// CreateDeployment starts a deployment of a signed release of the group's product to the group:
+// an unknown release is ErrNotFound, a draft or revoked one ErrConflict. A group has at most one
+// active or paused deployment; a second is ErrConflict. The group's members at creation are recorded with
 // their phase; devices that join later are picked up by StepDeployment.
 func (s *Store) CreateDeployment(ctx context.Context, actor Actor, tenantID string, spec DeploymentSpec) (Deployment, error) {
 	if err := checkRelease(spec.Release); err != nil {
@@ -164,10 +173,22 @@ func (s *Store) CreateDeployment(ctx context.Context, actor Actor, tenantID stri
 			}
 			return err
 		}
+		// Only a signed release can be deployed: not a draft, not a revoked one.
+		var relState string
+		err = tx.QueryRowContext(ctx, `SELECT state FROM releases WHERE tenant_id = $1 AND product_id = $2 AND version = $3`,
+			tenantID, d.ProductID, spec.Release).Scan(&relState)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("%w: no release %q in product %q", ErrNotFound, spec.Release, d.ProductName)
+		case err != nil:
+			return err
+		case relState != "signed":
+			return fmt.Errorf("%w: %w: release %q is %s", ErrConflict, ErrReleaseNotSigned, spec.Release, relState)
+		}
 		var open string
 		err = tx.QueryRowContext(ctx, `SELECT id FROM deployments WHERE group_id = $1 AND state IN ('active', 'paused')`, d.GroupID).Scan(&open)
 		if err == nil {
-			return fmt.Errorf("%w: group %q already has deployment %s open; abort it first", ErrConflict, d.GroupName, open)
+			return fmt.Errorf("%w: %w: group %q has deployment %s open; abort it first", ErrConflict, ErrGroupBusy, d.GroupName, open)
 		} else if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}

@@ -132,6 +132,9 @@ type Researcher struct {
 	Name      string
 	Email     string
 	CreatedAt time.Time
+	// TokenRevokedAt is when a tenant administrator revoked the researcher's token; nil while
+	// it is valid.
+	TokenRevokedAt *time.Time
 }
 
 // Actor is how the researcher appears in the audit chain.
@@ -382,14 +385,60 @@ func (s *Store) ResearcherApplications(ctx context.Context, r Researcher) ([]App
 
 // ResearcherByTokenHash finds the researcher a researcher token belongs to.
 func (s *Store) ResearcherByTokenHash(ctx context.Context, hash string) (Researcher, error) {
-	var r Researcher
-	var at int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, tenant_id, name, email, created_at FROM researchers WHERE token_hash = $1`, hash).
-		Scan(&r.ID, &r.TenantID, &r.Name, &r.Email, &at)
+	r, err := scanResearcher(s.db.QueryRowContext(ctx, `SELECT `+researcherColumns+` FROM researchers WHERE token_hash = $1`, hash))
 	if err != nil {
 		return Researcher{}, fmt.Errorf("store.ResearcherByTokenHash: %w", s.mapErr(err))
 	}
+	return r, nil
+}
+
+const researcherColumns = `id, tenant_id, name, email, created_at, token_revoked_at`
+
+func scanResearcher(row interface{ Scan(...any) error }) (Researcher, error) {
+	var r Researcher
+	var at int64
+	var revoked sql.NullInt64
+	if err := row.Scan(&r.ID, &r.TenantID, &r.Name, &r.Email, &at, &revoked); err != nil {
+		return Researcher{}, err
+	}
 	r.CreatedAt = fromMicros(at)
+	if revoked.Valid {
+		t := fromMicros(revoked.Int64)
+		r.TokenRevokedAt = &t
+	}
+	return r, nil
+}
+
+// RevokeResearcherToken revokes the token of a tenant's researcher: from the next request on,
+// every researcher route refuses it. The researcher's applications and reports stay. A
+// researcher of another tenant is ErrNotFound; a token already revoked is a StateError.
+func (s *Store) RevokeResearcherToken(ctx context.Context, actor Actor, tenantID, researcherID, reason string) (Researcher, error) {
+	var r Researcher
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// The conditional update takes the row lock, so two revocations cannot both succeed.
+		res, err := tx.ExecContext(ctx, `UPDATE researchers SET token_revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND token_revoked_at IS NULL`,
+			micros(s.Now()), tenantID, researcherID)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		r, err = scanResearcher(tx.QueryRowContext(ctx, `SELECT `+researcherColumns+` FROM researchers WHERE tenant_id = $1 AND id = $2`,
+			tenantID, researcherID))
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return stateErrorf("the token of researcher %s was already revoked on %s", researcherID, r.TokenRevokedAt.Format(time.RFC3339))
+		}
+		return s.AppendAudit(ctx, tx, tenantID, actor, "researcher.revoke_token", "researcher/"+r.ID,
+			Details{"name": r.Name, "email": r.Email, "reason": reason})
+	})
+	if err != nil {
+		return Researcher{}, fmt.Errorf("store.RevokeResearcherToken: %w", s.mapErr(err))
+	}
 	return r, nil
 }
 

@@ -90,6 +90,17 @@ func addDevices(t *testing.T, s *store.Store, f *fleetFixture, n int, release st
 	return ids
 }
 
+// addRelease records a release of the fixture's product in the given state, as the release
+// service does once its images are signed.
+func addRelease(t *testing.T, s *store.Store, f *fleetFixture, version, state string) {
+	t.Helper()
+	if _, err := s.DB().ExecContext(context.Background(), `INSERT INTO releases (id, tenant_id, product_id, version, state,
+		targets_version, revoked_reason, created_at) VALUES ($1, $2, $3, $4, $5, 1, '', $6)`,
+		store.NewID("rel"), f.tenant.ID, f.product.ID, version, state, s.Now().UnixMicro()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func newFleet(t *testing.T, s *store.Store, name string, n int) *fleetFixture {
 	t.Helper()
 	ctx := context.Background()
@@ -100,6 +111,11 @@ func newFleet(t *testing.T, s *store.Store, name string, n int) *fleetFixture {
 	}
 	f := &fleetFixture{tenant: tn, product: p, group: groups[1]}
 	addDevices(t, s, f, n, "1.0")
+	for _, v := range []string{"1.0", "1.1", "1.2"} {
+		addRelease(t, s, f, v, "signed")
+	}
+	addRelease(t, s, f, "0.9-draft", "draft")
+	addRelease(t, s, f, "0.8", "revoked")
 	return f
 }
 
@@ -158,6 +174,9 @@ func TestCreateDeployment(t *testing.T) {
 			{"bad criteria", func(s *store.DeploymentSpec) { s.Group, s.Criteria = "Production", rollout.Criteria{} }, store.ErrInvalid},
 			{"empty release", func(s *store.DeploymentSpec) { s.Group, s.Release = "Production", "" }, store.ErrInvalid},
 			{"release with spaces", func(s *store.DeploymentSpec) { s.Group, s.Release = "Production", "1 1" }, store.ErrInvalid},
+			{"unknown release", func(s *store.DeploymentSpec) { s.Group, s.Release = "Production", "7.7" }, store.ErrNotFound},
+			{"draft release", func(s *store.DeploymentSpec) { s.Group, s.Release = "Production", "0.9-draft" }, store.ErrConflict},
+			{"revoked release", func(s *store.DeploymentSpec) { s.Group, s.Release = "Production", "0.8" }, store.ErrConflict},
 		}
 		for _, b := range bad {
 			sp := spec

@@ -178,7 +178,7 @@ func TestRolloutHealthyFleet(t *testing.T) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		if time.Now().After(deadline) {
-			t.Fatalf("deployment did not complete: %+v tally %+v", d, d.Tally)
+			t.Fatalf("deployment did not complete: %+v progress %+v", d, d.Progress)
 		}
 		time.Sleep(50 * time.Millisecond)
 		d = f.show(t, d.ID)
@@ -190,19 +190,19 @@ func TestRolloutHealthyFleet(t *testing.T) {
 		}
 		// Every reporting device offered the release reported and some are still pending: only
 		// silent devices are left, so move the storage clock past their deadline.
-		if d.Tally.Pending > 0 && d.Tally.Installed+d.Tally.Failed == countOffered(t, d, reporting) {
+		if p := d.Progress; p != nil && p.Pending > 0 && p.Installed+p.Failed == countOffered(t, d, reporting) {
 			offset.Add(int64(25 * time.Hour))
 		}
 	}
-	if d.Tally.Installed != len(reporting) || d.Tally.Failed != 0 || d.Tally.Installed+d.Tally.TimedOut+d.Tally.Pending != 28 {
-		t.Errorf("tally %+v, want the %d reporting devices installed", d.Tally, len(reporting))
+	if p := d.Progress; p == nil || p.Installed != len(reporting) || p.Failed != 0 || p.Installed+p.TimedOut+p.Pending != 28 {
+		t.Errorf("progress %+v, want the %d reporting devices installed", d.Progress, len(reporting))
 	}
 	// A day later every silent device has timed out.
 	offset.Add(int64(25 * time.Hour))
-	if d = f.show(t, d.ID); d.Tally.TimedOut != len(silent) || d.Tally.Pending != 0 {
-		t.Errorf("a day after completion: tally %+v, want the %d silent devices timed out", d.Tally, len(silent))
+	if d = f.show(t, d.ID); d.Progress == nil || d.Progress.TimedOut != len(silent) || d.Progress.Pending != 0 {
+		t.Errorf("a day after completion: progress %+v, want the %d silent devices timed out", d.Progress, len(silent))
 	}
-	t.Logf("rampart deployment show %d:\n%s", d.Seq, f.cli.OK("deployment", "show", fmt.Sprint(d.Seq)))
+	t.Logf("rampart deployment show %s:\n%s", d.ID, f.cli.OK("deployment", "show", d.ID))
 	waitFor(t, "every reporting device runs 1.1.0", func() bool { return runAll(reporting, "1.1.0") })
 	if !runAll(silent, "1.0.0") {
 		t.Error("a silent device left 1.0.0")
@@ -306,10 +306,10 @@ func TestRolloutGatedByFailures(t *testing.T) {
 	round(t, agents)
 	step()
 	d = f.show(t, d.ID)
-	if d.State != "paused" || d.Phase != 1 || len(d.Findings) == 0 || d.Findings[0].Criterion != "install_failures" {
-		t.Fatalf("1.2.0 after its first phase: state %s phase %d reason %q findings %+v", d.State, d.Phase, d.Reason, d.Findings)
+	if d.State != "paused" || d.Phase != 1 || findings(d) != "install_failures" {
+		t.Fatalf("1.2.0 after its first phase: state %s phase %d reason %q findings %s", d.State, d.Phase, d.Reason, findings(d))
 	}
-	if out := f.cli.OK("deployment", "show", d.ID); !strings.Contains(out, "install_failures") || !strings.Contains(out, "paused") {
+	if out := f.cli.OK("deployment", "show", d.ID); !strings.Contains(out, "install failures") || !strings.Contains(out, "paused") {
 		t.Errorf("deployment show:\n%s", out)
 	} else {
 		t.Logf("rampart deployment show %s:\n%s", d.ID, out)
@@ -329,8 +329,8 @@ func TestRolloutGatedByFailures(t *testing.T) {
 	round(t, agents) // uploads the crash reports
 	step()
 	d = f.show(t, d.ID)
-	if d.State != "paused" || d.Phase != 1 || len(d.Findings) == 0 || d.Findings[0].Criterion != "new_crash_signature" {
-		t.Fatalf("1.3.0 after %d devices crashed: state %s phase %d reason %q findings %+v", crashed, d.State, d.Phase, d.Reason, d.Findings)
+	if d.State != "paused" || d.Phase != 1 || findings(d) != "new_crash_signature" {
+		t.Fatalf("1.3.0 after %d devices crashed: state %s phase %d reason %q findings %s", crashed, d.State, d.Phase, d.Reason, findings(d))
 	}
 	checkPhaseTwoUntouched(t, d, agents)
 
@@ -339,10 +339,10 @@ func TestRolloutGatedByFailures(t *testing.T) {
 		t.Fatalf("failure list:\n%s", out)
 	}
 	t.Logf("rampart failure list --product lamp --release 1.3.0:\n%s", out)
-	t.Logf("rampart deployment show %d:\n%s", d.Seq, f.cli.OK("deployment", "show", fmt.Sprint(d.Seq)))
+	t.Logf("rampart deployment show %s:\n%s", d.ID, f.cli.OK("deployment", "show", d.ID))
 	id := strings.Fields(strings.Split(out, "\n")[1])[0]
 	t.Logf("rampart failure show %s:\n%s", id, f.cli.OK("failure", "show", id))
-	var g client.FailureGroup
+	var g client.FailureGroupDetail
 	if err := json.Unmarshal([]byte(f.cli.OK("failure", "show", id, "-o", "json")), &g); err != nil {
 		t.Fatal(err)
 	}
@@ -351,9 +351,21 @@ func TestRolloutGatedByFailures(t *testing.T) {
 	if sample.Version != "1.3.0" {
 		t.Errorf("the agent filled the crash's version as %q, want the release it runs", sample.Version)
 	}
-	if g.NewIn != "1.3.0" || g.Reports != int64(crashed) || g.Devices != int64(crashed) || len(g.Counts) != 1 || g.Counts[0].Phase != 1 || g.Counts[0].DeploymentID != d.ID {
+	if g.NewInRelease != "1.3.0" || g.Count != int64(crashed) || g.Devices != int64(crashed) || len(g.Counts) != 1 || g.Counts[0].Phase != 1 || g.Counts[0].DeploymentID != d.ID {
 		t.Errorf("failure group %+v, want %d reports on 1.3.0 in phase 1 of %s", g, crashed, d.ID)
 	}
+}
+
+// findings lists the criteria the deployment's progress reports as crossed.
+func findings(d client.Deployment) string {
+	if d.Progress == nil {
+		return ""
+	}
+	var out []string
+	for _, f := range d.Progress.Findings {
+		out = append(out, f.Criterion)
+	}
+	return strings.Join(out, ",")
 }
 
 // checkPhaseTwoUntouched checks that no device outside the open phases was offered the release.

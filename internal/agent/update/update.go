@@ -144,15 +144,15 @@ func New(cfg Config) (*Updater, error) {
 // Outcome summarises one update run.
 type Outcome struct {
 	// Release is the release installed or already running.
-	Release string
+	Release string `json:"release,omitempty"`
 	// Installed is true when a new slot was written and switched to.
-	Installed bool
+	Installed bool `json:"installed"`
 	// Committed is true when the new slot passed its health check.
-	Committed bool
+	Committed bool `json:"committed"`
 	// Delta lists components installed from a patch.
-	Delta []string
+	Delta []string `json:"delta,omitempty"`
 	// RolledBack explains an automatic rollback.
-	RolledBack string
+	RolledBack string `json:"rolled_back,omitempty"`
 }
 
 func (u *Updater) report(ctx context.Context, s Status) {

@@ -12,16 +12,27 @@ import (
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/cli/advisory"
 	"github.com/rampartsec/rampart/internal/cli/clitest"
+	"github.com/rampartsec/rampart/internal/cli/image"
+	"github.com/rampartsec/rampart/internal/cli/product"
 	"github.com/rampartsec/rampart/internal/cli/program"
+	"github.com/rampartsec/rampart/internal/cli/release"
 	"github.com/rampartsec/rampart/internal/cli/report"
 	"github.com/rampartsec/rampart/internal/cli/research"
 )
 
 func TestAdvisoryExport(t *testing.T) {
 	srv := clitest.Start(t, "")
-	root := clitest.Nouns(program.Command, research.Command, report.Command, advisory.Command)
+	root := clitest.Nouns(program.Command, research.Command, report.Command, advisory.Command, product.Command, image.Command, release.Command)
 	c := clitest.New(t, root, srv, srv.Admin)
 	c.OK("program", "create", "edge-challenge", "--rules", "../../../doc/examples/program.yaml")
+	// The releases the fix names (drafts: link-fix needs them to exist).
+	c.OK("product", "create", "edge-gateway")
+	for _, v := range []string{"26.07.1", "26.08.0"} {
+		img := filepath.Join(t.TempDir(), "update-agent.img")
+		os.WriteFile(img, []byte("update agent "+v), 0o644)
+		id := strings.TrimSpace(c.OK("image", "add", img, "--component", "update-agent", "--version", v))
+		c.OK("release", "create", "--product", "edge-gateway", "--version", v, "--image", id)
+	}
 	var res client.ApplyResponse
 	if err := json.Unmarshal([]byte(clitest.New(t, root, srv, "").OK("-o", "json", "research", "apply", "--tenant", "default",
 		"--program", "edge-challenge", "--name", "Ada", "--email", "ada@example.org", "--country", "GB", "--experience", "x")), &res); err != nil {

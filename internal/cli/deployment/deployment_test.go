@@ -1,83 +1,182 @@
 package deployment_test
 
 import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
 	"encoding/json"
-	"os"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/cli/audit"
 	"github.com/rampartsec/rampart/internal/cli/clitest"
 	"github.com/rampartsec/rampart/internal/cli/coverage"
 	"github.com/rampartsec/rampart/internal/cli/deployment"
 	"github.com/rampartsec/rampart/internal/cli/failure"
-	"github.com/rampartsec/rampart/internal/cli/image"
-	"github.com/rampartsec/rampart/internal/cli/keys"
 	"github.com/rampartsec/rampart/internal/cli/product"
-	"github.com/rampartsec/rampart/internal/cli/release"
+	failuredom "github.com/rampartsec/rampart/internal/failure"
+	"github.com/rampartsec/rampart/internal/store"
 )
 
-// TestDeploymentVerbs walks the deployment verbs against a real server: refusals with one clear
-// sentence, create, show by sequence number, list, pause, resume and abort, then the failure
-// and coverage verbs on the empty fleet.
-func TestDeploymentVerbs(t *testing.T) {
-	srv := clitest.Start(t, "")
-	c := clitest.New(t, clitest.Nouns(keys.Command, image.Command, release.Command, product.Command,
-		deployment.Command, failure.Command, coverage.Command), srv, srv.Admin)
-	c.Env["RAMPART_KEYS_PASSPHRASE"] = "test passphrase"
-	work := t.TempDir()
-	c.OK("keys", "init", "--dir", filepath.Join(work, "keys"), "--threshold", "1", "--keys", "1")
-	c.OK("product", "create", "gateway")
-	img := filepath.Join(work, "rootfs.img")
-	if err := os.WriteFile(img, []byte("rootfs 1.0.0"), 0o644); err != nil {
+// fleet plays the devices against the server's own database: in production they report over
+// the device API (install status, crash batches); here the test writes what those endpoints
+// write, so the walk stays about the operator's verbs.
+type fleet struct {
+	t       *testing.T
+	s       *store.Store
+	tenant  string
+	devices []string
+}
+
+func openFleet(t *testing.T, srv *clitest.Server, n int) *fleet {
+	t.Helper()
+	ctx := context.Background()
+	s, err := store.Open(ctx, store.Config{SQLitePath: filepath.Join(srv.Dir, "rampart.db")})
+	if err != nil {
 		t.Fatal(err)
 	}
-	id := strings.TrimSpace(c.OK("image", "add", img, "--component", "rootfs", "--version", "1.0.0"))
-	c.OK("release", "create", "--product", "gateway", "--version", "1.0.0", "--image", id)
+	t.Cleanup(func() { s.Close() })
+	tn, err := s.TenantByName(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.ProductByName(ctx, tn.ID, "lamp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := s.GroupByName(ctx, tn.ID, "lamp", "Production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fleet{t: t, s: s, tenant: tn.ID}
+	err = s.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO releases (id, tenant_id, product_id, version, state, targets_version, revoked_reason, created_at)
+			VALUES ('rel_walk', $1, $2, '2.0', 'signed', 1, '', 1)`, tn.ID, p.ID); err != nil {
+			return err
+		}
+		for i := range n {
+			sum := sha256.Sum256(fmt.Appendf(nil, "walk-%d", i))
+			id := hex.EncodeToString(sum[:])
+			if _, err := tx.ExecContext(ctx, `INSERT INTO devices (id, tenant_id, product_id, group_id, state, attestation, current_release,
+				target_release, created_at, updated_at) VALUES ($1, $2, $3, $4, 'claimed', '', '1.0', '', 1, 1)`, id, tn.ID, p.ID, g.ID); err != nil {
+				return err
+			}
+			if err := s.AppendCoverageEvent(ctx, tx, tn.ID, p.ID, g.ID, id, "1.0"); err != nil {
+				return err
+			}
+			f.devices = append(f.devices, id)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
 
-	c.Fails("--product, --group and --release are required", "deployment", "create", "--product", "gateway")
-	c.Fails("not signed yet", "deployment", "create", "--product", "gateway", "--group", "Production", "--release", "1.0.0")
-	c.OK("release", "sign", "--product", "gateway", "--version", "1.0.0", "--keys", filepath.Join(work, "keys"))
-	c.Fails("must cover 100%", "deployment", "create", "--product", "gateway", "--group", "Production", "--release", "1.0.0", "--phases", "10,50")
-	c.Fails("is not a percentage", "deployment", "create", "--product", "gateway", "--group", "Production", "--release", "1.0.0", "--phases", "ten,100")
-	c.Fails("drop --phases and --soak", "deployment", "create", "--product", "gateway", "--group", "Production", "--release", "1.0.0", "--emergency", "--phases", "100")
-	c.Fails("group Lab of product gateway not found", "deployment", "create", "--product", "gateway", "--group", "Lab", "--release", "1.0.0")
-
-	out := c.OK("deployment", "create", "--product", "gateway", "--group", "Production", "--release", "1.0.0", "--phases", "5,25,100", "--soak", "2d")
-	for _, want := range []string{"active", "1 of 3 (5,25,100)", "48h0m0s"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("deployment create output lacks %q:\n%s", want, out)
+// install makes every device the deployment offers the release report it installed.
+func (f *fleet) install() {
+	f.t.Helper()
+	ctx := context.Background()
+	for _, id := range f.devices {
+		off, err := f.s.OfferForDevice(ctx, f.tenant, id)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if off.Offered {
+			if err := f.s.RecordDeviceRelease(ctx, f.tenant, id, off.Deployment.Release); err != nil {
+				f.t.Fatal(err)
+			}
 		}
 	}
+}
+
+// TestDeploymentWalk follows doc/rollouts.md: a deployment progresses phase by phase, a crash
+// group appears with its counts, and coverage of the release reaches 100 %.
+func TestDeploymentWalk(t *testing.T) {
+	srv := clitest.Start(t, "")
+	c := clitest.New(t, clitest.Nouns(product.Command, deployment.Command, failure.Command, coverage.Command, audit.Command), srv, srv.Admin)
+	c.OK("product", "create", "lamp")
+	f := openFleet(t, srv, 20)
+
+	c.Fails("--product, --group and --release are required", "deployment", "create", "--product", "lamp")
+	c.Fails("the last phase must cover 100% of the group, not 50%", "deployment", "create", "--product", "lamp", "--group", "Production", "--release", "2.0", "--phases", "10,50")
+	c.Fails("takes no --phases", "deployment", "create", "--product", "lamp", "--group", "Production", "--release", "2.0", "--emergency", "--phases", "100")
+	c.Fails("not found", "deployment", "create", "--product", "lamp", "--group", "Production", "--release", "9.9")
+
 	var d client.Deployment
-	if err := json.Unmarshal([]byte(c.OK("deployment", "show", "1", "-o", "json")), &d); err != nil || d.Seq != 1 || d.Release != "1.0.0" || len(d.Phases) != 3 {
-		t.Fatalf("deployment show 1 -o json = %+v, %v", d, err)
+	out := c.OK("deployment", "create", "--product", "lamp", "--group", "Production", "--release", "2.0", "--phases", "50,100", "--soak", "0s", "--output", "json")
+	if err := json.Unmarshal([]byte(out), &d); err != nil || d.State != "active" || d.Phase != 1 {
+		t.Fatalf("create: %+v %v\n%s", d, err, out)
 	}
-	if out := c.OK("deployment", "list"); !strings.Contains(out, d.ID) || !strings.Contains(out, "active") {
-		t.Errorf("deployment list:\n%s", out)
+	c.Fails("already has an active or paused deployment", "deployment", "create", "--product", "lamp", "--group", "Production", "--release", "2.0")
+
+	// Phase 1: half the group installs; the server's timer steps the deployment.
+	f.install()
+	step := func() {
+		if _, err := f.s.StepDeployment(context.Background(), f.tenant, d.ID); err != nil {
+			t.Fatal(err)
+		}
 	}
-	c.Fails("not paused", "deployment", "resume", d.ID)
-	if out := c.OK("deployment", "pause", d.ID, "--reason", "waiting for the field team"); !strings.Contains(out, "waiting for the field team") || !strings.Contains(out, "paused") {
-		t.Errorf("deployment pause:\n%s", out)
+	step()
+	show := c.OK("deployment", "show", d.ID)
+	if !strings.Contains(show, "active") || !strings.Contains(show, "2/2") {
+		t.Errorf("after phase 1:\n%s", show)
 	}
-	c.OK("deployment", "resume", "1")
-	if out := c.OK("deployment", "abort", d.ID); !strings.Contains(out, "aborted by operator") {
-		t.Errorf("deployment abort:\n%s", out)
+	// A crash on the new release, from a device of phase 1, shows up as a group with its count.
+	crashed := ""
+	for _, id := range f.devices {
+		if dev, err := f.s.DeviceByID(context.Background(), f.tenant, id); err == nil && dev.CurrentRelease == "2.0" {
+			crashed = id
+			break
+		}
 	}
-	c.Fails("already finished", "deployment", "abort", d.ID)
-	c.Fails("deployment 7 not found", "deployment", "show", "7")
-	if out := c.OK("deployment", "create", "--product", "gateway", "--group", "Production", "--release", "1.0.0", "--emergency"); !strings.Contains(out, "active (emergency)") || !strings.Contains(out, "1 of 1 (100)") {
-		t.Errorf("emergency deployment:\n%s", out)
+	if crashed == "" {
+		t.Fatal("no device runs 2.0 after phase 1")
+	}
+	if _, err := f.s.AddFailureReports(context.Background(), f.tenant, crashed, []failuredom.Report{{ID: "c1", Program: "/usr/bin/lampd",
+		Version: "2.0", Signal: 11, Frames: []string{"#0 0x00007f00 in led_set (v=1) at led.c:42", "main"}, Time: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	list := c.OK("failure", "list", "--product", "lamp")
+	if !strings.Contains(list, "led_set") || !strings.Contains(list, "SIGSEGV") || !strings.Contains(list, "2.0") {
+		t.Errorf("failure list:\n%s", list)
+	}
+	var groups []client.FailureGroup
+	if err := json.Unmarshal([]byte(c.OK("failure", "list", "--output", "json")), &groups); err != nil || len(groups) != 1 {
+		t.Fatalf("failure list json: %v %v", groups, err)
+	}
+	if g := c.OK("failure", "show", groups[0].ID); !strings.Contains(g, "1 from 1 devices") || !strings.Contains(g, "1 reports, phase 1 of "+d.ID) {
+		t.Errorf("failure show:\n%s", g)
 	}
 
-	if out := c.OK("failure", "list", "--product", "gateway"); !strings.HasPrefix(out, "ID") || strings.Count(out, "\n") != 1 {
-		t.Errorf("failure list on a quiet fleet:\n%s", out)
+	// Phase 2: the rest installs and the deployment completes; coverage reaches 100 %.
+	f.install()
+	step()
+	if show := c.OK("deployment", "show", d.ID); !strings.Contains(show, "completed") {
+		t.Errorf("after phase 2:\n%s", show)
 	}
-	c.Fails("not found", "failure", "show", "flg_nothing")
-	c.Fails("--product is required", "coverage")
-	if out := c.OK("coverage", "--product", "gateway", "--group", "Production"); !strings.Contains(out, "gateway / Production") {
-		t.Errorf("coverage:\n%s", out)
+	c.Fails("deployment is not active", "deployment", "pause", d.ID)
+	cov := c.OK("coverage", "--product", "lamp", "--group", "Production")
+	if !strings.Contains(cov, "100.0%") {
+		t.Errorf("coverage:\n%s", cov)
 	}
-	c.Fails("product toaster not found", "coverage", "--product", "toaster")
+	var covJSON client.Coverage
+	if err := json.Unmarshal([]byte(c.OK("coverage", "--product", "lamp", "--output", "json")), &covJSON); err != nil || covJSON.NewestShare != 1 || !covJSON.Releases[0].Milestones[3].Reached {
+		t.Errorf("coverage json: %+v %v", covJSON, err)
+	}
+	if l := c.OK("deployment", "list", "--state", "completed"); !strings.Contains(l, d.ID) {
+		t.Errorf("deployment list:\n%s", l)
+	}
+	audits := c.OK("audit", "list")
+	for _, a := range []string{"deployment.create", "deployment.advance", "deployment.complete", "failure_group.create"} {
+		if !strings.Contains(audits, a) {
+			t.Errorf("audit list lacks %s", a)
+		}
+	}
 }

@@ -62,9 +62,9 @@ func printProgram(env *clienv.Env, p client.Program) error {
 
 func printApplications(env *clienv.Env, as []client.Application) error {
 	return env.Print(as, func(tb *clienv.Table) {
-		tb.Row("ID", "NAME", "EMAIL", "COUNTRY", "STATUS", "APPLIED", "REASON")
+		tb.Row("ID", "RESEARCHER", "NAME", "EMAIL", "COUNTRY", "STATUS", "APPLIED", "REASON")
 		for _, a := range as {
-			tb.Row(a.ID, a.Name, a.Email, a.Country, a.Status, clienv.When(deref(a.AppliedAt)), a.Reason)
+			tb.Row(a.ID, a.Researcher, a.Name, a.Email, a.Country, a.Status, clienv.When(deref(a.AppliedAt)), a.Reason)
 		}
 	})
 }

@@ -107,6 +107,11 @@ func TestReleaseWalk(t *testing.T) {
 	}
 
 	c.Fails("--reason are required", "release", "revoke", "--product", "gateway", "--version", "1.0.0")
+	c.Fails("--affected takes --product only", "release", "revoke", "--product", "gateway", "--version", "1.0.0", "--affected")
+	// No vulnerability report names a release yet: nothing to revoke.
+	if out := c.OK("release", "revoke", "--product", "gateway", "--affected", "-o", "json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("revoke --affected with no reports: %s", out)
+	}
 	out = c.OK("release", "revoke", "--product", "gateway", "--version", "1.0.0", "--reason", "CVE-2026-1234")
 	if !strings.Contains(out, "revoked") || !strings.Contains(out, "CVE-2026-1234") {
 		t.Errorf("release revoke output:\n%s", out)

@@ -11,11 +11,33 @@ import (
 
 func newRevoke(env *clienv.Env) *cobra.Command {
 	var product, version, reason string
+	var affected bool
 	cmd := &cobra.Command{
-		Use:   "revoke --product P --version V --reason TEXT",
+		Use:   "revoke --product P (--version V --reason TEXT | --affected)",
 		Short: "Mark a release vulnerable; it stays in history and is no longer assigned to devices",
-		Args:  cobra.NoArgs,
+		Long: "Marks one release vulnerable, or with --affected every signed release that fixed\n" +
+			"vulnerability reports name as affected (the reason then names the reports and the fix).",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if affected {
+				if product == "" || version != "" || reason != "" {
+					return fmt.Errorf("--affected takes --product only")
+				}
+				c, err := env.Client()
+				if err != nil {
+					return err
+				}
+				out, err := c.RevokeAffectedReleases(cmd.Context(), product)
+				if err != nil {
+					return err
+				}
+				return env.Print(out.Revoked, func(tb *clienv.Table) {
+					tb.Row("PRODUCT", "VERSION", "STATE", "REASON")
+					for _, r := range out.Revoked {
+						tb.Row(r.Product, r.Version, r.State, r.RevokedReason)
+					}
+				})
+			}
 			if product == "" || version == "" || reason == "" {
 				return fmt.Errorf("--product, --version and --reason are required")
 			}
@@ -33,5 +55,6 @@ func newRevoke(env *clienv.Env) *cobra.Command {
 	cmd.Flags().StringVar(&product, "product", "", "product")
 	cmd.Flags().StringVar(&version, "version", "", "release version")
 	cmd.Flags().StringVar(&reason, "reason", "", "why, e.g. the advisory or CVE")
+	cmd.Flags().BoolVar(&affected, "affected", false, "revoke every release that fixed vulnerability reports name as affected")
 	return cmd
 }

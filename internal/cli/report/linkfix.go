@@ -14,9 +14,14 @@ func newLinkFix(env *clienv.Env) *cobra.Command {
 	var req client.LinkFixRequest
 	var released string
 	cmd := &cobra.Command{
-		Use:   "link-fix ID --fixed VERSION --affected VERSION[,VERSION...] [--released-at TIME]",
+		Use:   "link-fix ID --fixed VERSION --affected VERSION[,VERSION...] [--released-at TIME] [--revoke-affected]",
 		Short: "Link a report to the release that fixes it and the releases it affects; coverage is tracked from then on",
-		Args:  cobra.ExactArgs(1),
+		Long: "Link a report to the release that fixes it and the releases it affects; coverage is tracked from then on.\n\n" +
+			"Every version must be a release of the report's product (rampart release create). The fix's release\n" +
+			"time defaults to when the fix release was signed (created, while unsigned). With --revoke-affected the\n" +
+			"affected releases are also revoked, as rampart release revoke does, with the report number as the\n" +
+			"reason (admin role); without it they stay as they are.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := ParseNumber(args[0])
 			if err != nil {
@@ -45,7 +50,8 @@ func newLinkFix(env *clienv.Env) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&req.Fixed, "fixed", "", "the release version that fixes the report")
 	cmd.Flags().StringSliceVar(&req.Affected, "affected", nil, "the release versions the report affects")
-	cmd.Flags().StringVar(&released, "released-at", "", "when the fix release was published (default: now)")
+	cmd.Flags().StringVar(&released, "released-at", "", "when the fix release was published (default: when it was signed)")
+	cmd.Flags().BoolVar(&req.RevokeAffected, "revoke-affected", false, "also revoke the affected releases (admin role)")
 	cmd.MarkFlagRequired("fixed")
 	cmd.MarkFlagRequired("affected")
 	return cmd

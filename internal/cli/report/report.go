@@ -45,6 +45,9 @@ func when(t *time.Time) string {
 	return clienv.When(*t)
 }
 
+// MaxExposedShown is how many exposed device IDs the table lists; JSON lists all the server sent.
+const MaxExposedShown = 10
+
 // PrintReport prints one report; the team's view adds award, fix and metrics.
 func PrintReport(env *clienv.Env, r client.Report, comments []client.Comment) error {
 	v := struct {
@@ -83,17 +86,36 @@ func PrintReport(env *clienv.Env, r client.Report, comments []client.Comment) er
 		}
 		if f := r.Fix; f != nil {
 			tb.Row("FIXED IN", f.Fixed+" (released "+clienv.When(f.ReleasedAt)+")")
-			tb.Row("AFFECTED", strings.Join(f.Affected, ", "))
-			tb.Row("EXPOSED", fmt.Sprintf("%d of %d devices", f.Exposed, f.Devices))
-			for _, id := range f.ExposedDevices {
+			affected := strings.Join(f.Affected, ", ")
+			if len(f.Revoked) > 0 {
+				affected += " (revoked: " + strings.Join(f.Revoked, ", ") + ")"
+			}
+			tb.Row("AFFECTED", affected)
+			if f.Devices == 0 {
+				tb.Row("EXPOSED", fmt.Sprintf("0 of 0 devices (%s has no devices yet; they appear as they enrol)", r.Product))
+			} else {
+				tb.Row("EXPOSED", fmt.Sprintf("%d of %d devices", f.Exposed, f.Devices))
+			}
+			for i, id := range f.ExposedDevices {
+				if i == MaxExposedShown {
+					tb.Row("", fmt.Sprintf("... and %d more (-o json lists %d)", f.Exposed-MaxExposedShown, len(f.ExposedDevices)))
+					break
+				}
 				tb.Row("", id)
 			}
-			for _, c := range f.Coverage {
-				pct := 100.0
-				if c.Total > 0 {
-					pct = 100 * float64(c.Covered) / float64(c.Total)
+			for _, m := range f.Milestones {
+				v := "not yet"
+				if m.Reached && m.At != nil {
+					v = fmt.Sprintf("%s (%s after the fix release)", clienv.When(*m.At), program.Span(time.Duration(m.After)*time.Second))
 				}
-				tb.Row("COVERAGE", fmt.Sprintf("%s  %d/%d  %.1f%%", clienv.When(c.At), c.Covered, c.Total, pct))
+				tb.Row("COVERAGE "+m.Threshold, v)
+			}
+			for _, c := range f.Coverage {
+				pct := "-" // an empty fleet is neither covered nor exposed
+				if c.Total > 0 {
+					pct = fmt.Sprintf("%.1f%%", 100*float64(c.Covered)/float64(c.Total))
+				}
+				tb.Row("COVERED", fmt.Sprintf("%s  %d/%d  %s", clienv.When(c.At), c.Covered, c.Total, pct))
 			}
 		}
 		for _, m := range program.Milestones() {

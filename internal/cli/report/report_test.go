@@ -9,7 +9,10 @@ import (
 
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/cli/clitest"
+	"github.com/rampartsec/rampart/internal/cli/image"
+	"github.com/rampartsec/rampart/internal/cli/product"
 	"github.com/rampartsec/rampart/internal/cli/program"
+	"github.com/rampartsec/rampart/internal/cli/release"
 	"github.com/rampartsec/rampart/internal/cli/report"
 	"github.com/rampartsec/rampart/internal/cli/research"
 )
@@ -19,10 +22,18 @@ import (
 func setup(t *testing.T) (*clitest.CLI, *clitest.CLI) {
 	t.Helper()
 	srv := clitest.Start(t, "")
-	root := clitest.Nouns(program.Command, research.Command, report.Command)
+	root := clitest.Nouns(program.Command, research.Command, report.Command, product.Command, image.Command, release.Command)
 	admin := clitest.New(t, root, srv, srv.Admin)
 	admin.OK("program", "create", "edge-challenge", "--rules", "../../../doc/examples/program.yaml")
 	dir := t.TempDir()
+	// The releases a fix names: drafts are enough, link-fix needs them to exist.
+	admin.OK("product", "create", "edge-gateway")
+	for _, v := range []string{"26.06.0", "26.07.1", "26.07.2"} {
+		img := filepath.Join(dir, "rootfs-"+v+".img")
+		os.WriteFile(img, []byte("rootfs "+v), 0o644)
+		id := strings.TrimSpace(admin.OK("image", "add", img, "--component", "rootfs", "--version", v))
+		admin.OK("release", "create", "--product", "edge-gateway", "--version", v, "--image", id)
+	}
 	var ada *clitest.CLI
 	for i, name := range []string{"Ada", "Bob"} {
 		var res client.ApplyResponse
@@ -84,11 +95,17 @@ func TestReportVerbs(t *testing.T) {
 	c.Fails("not an RFC 3339 time", "report", "link-fix", "1", "--fixed", "26.07.2", "--affected", "26.07.1", "--released-at", "yesterday")
 	c.Fails("both affected and the fix", "report", "link-fix", "1", "--fixed", "26.07.1", "--affected", "26.07.1")
 	c.Fails("only triaged or resolved reports get a fix", "report", "link-fix", "2", "--fixed", "26.07.2", "--affected", "26.07.1")
+	c.Fails("edge-gateway has no release 26.09.0", "report", "link-fix", "1", "--fixed", "26.09.0", "--affected", "26.07.1")
+	c.Fails("no release 25.01.0; create it with rampart release create first (HTTP 404)", "report", "link-fix", "1", "--fixed", "26.07.2", "--affected", "26.07.1,25.01.0", "--revoke-affected")
 	out = c.OK("report", "link-fix", "1", "--fixed", "26.07.2", "--affected", "26.07.1,26.06.0", "--released-at", "2026-11-01T00:00:00Z")
 	for _, want := range []string{"resolved", "FIXED IN", "26.07.2", "26.06.0, 26.07.1", "0 of 0 devices"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("link-fix lacks %q:\n%s", want, out)
 		}
+	}
+	out = c.OK("report", "link-fix", "1", "--fixed", "26.07.2", "--affected", "26.07.1,26.06.0", "--revoke-affected")
+	if !strings.Contains(out, "26.06.0, 26.07.1 (revoked: 26.06.0, 26.07.1)") {
+		t.Errorf("link-fix --revoke-affected does not show the revoked releases:\n%s", out)
 	}
 	out = c.OK("report", "show", "1")
 	for _, want := range []string{"7000 USD (override of 5500: excellent write-up)", "PAID", "CVE-2026-12345", "Which firmware?", "researcher: 26.07.1", "TIME TO TRIAGE"} {

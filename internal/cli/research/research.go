@@ -12,8 +12,8 @@ import (
 func Command(env *clienv.Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "research",
-		Short: "The researcher's side: apply to a program, submit reports, follow them (researcher token)",
+		Short: "The researcher's side: apply to a program, submit reports, follow them (researcher token); revoke-token is the team's",
 	}
-	cmd.AddCommand(newApply(env), newSubmit(env), newList(env), newShow(env), newComment(env), newAttach(env))
+	cmd.AddCommand(newApply(env), newSubmit(env), newList(env), newShow(env), newComment(env), newAttach(env), newRevokeToken(env))
 	return cmd
 }

@@ -75,4 +75,29 @@ func TestResearchVerbs(t *testing.T) {
 	bob.Fails("report 1 not found (HTTP 404)", "research", "attach", "1", poc)
 	// An administrator's token opens nothing here.
 	admin.Fails("researcher token is malformed (HTTP 401)", "research", "reports")
+
+	// The team revokes Ada's token, found in the applications listing; Bob is unaffected.
+	var apps []client.Application
+	if err := json.Unmarshal([]byte(admin.OK("-o", "json", "program", "applications", "edge-challenge")), &apps); err != nil {
+		t.Fatal(err)
+	}
+	var adaID string
+	for _, a := range apps {
+		if a.Name == "Ada" {
+			adaID = a.Researcher
+		}
+	}
+	if out := admin.OK("program", "applications", "edge-challenge"); !strings.Contains(out, "RESEARCHER") || !strings.Contains(out, adaID) {
+		t.Errorf("applications do not show the researcher ID %s:\n%s", adaID, out)
+	}
+	ada.Fails("the API token is malformed (HTTP 401)", "research", "revoke-token", adaID) // a researcher cannot revoke
+	out = admin.OK("research", "revoke-token", adaID, "--reason", "token leaked")
+	if !strings.Contains(out, "TOKEN REVOKED") || !strings.Contains(out, "ada@example.org") {
+		t.Errorf("revoke-token:\n%s", out)
+	}
+	admin.Fails("was already revoked on", "research", "revoke-token", adaID)
+	admin.Fails("not found (HTTP 404)", "research", "revoke-token", "rsr_nobody")
+	ada.Fails("researcher token was revoked (HTTP 401)", "research", "reports")
+	ada.Fails("researcher token was revoked (HTTP 401)", "research", "show", "1")
+	bob.OK("research", "reports")
 }

@@ -1,0 +1,70 @@
+package runner_test
+
+import (
+	"context"
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/agent/runner"
+	"github.com/rampartsec/rampart/internal/server"
+)
+
+// TestRunnerReportsCrashes follows a crash from an application's spool file through the agent's
+// outbox and /device/v1/failures to a failure group the operator sees, counted in the phase of
+// the deployment that brought the release.
+func TestRunnerReportsCrashes(t *testing.T) {
+	ctx := context.Background()
+	f := startFleet(t)
+	f.release(t, "1.0.0", 1, nil)
+	pem, _ := os.ReadFile(filepath.Join(f.dir, server.ServiceCAFile))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	spool := filepath.Join(t.TempDir(), "crash-spool")
+	r, err := runner.New(ctx, runner.Config{Server: f.url, RootCAs: roots, StateDir: t.TempDir(), SpoolDir: spool,
+		Attester: "software", KernelBootID: "boot-1", Interval: time.Second, WaitTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	if err := r.Enroll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.cli.OK("device", "claim", r.DeviceID(), "--product", "lamp", "--group", "Production")
+	f.deploy(t, "1.0.0")
+	if err := r.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Status(); st.Release != "1.0.0" || st.UpdateOnly {
+		t.Fatalf("device after 1.0.0: %+v", st)
+	}
+	crash := `{"program":"/usr/bin/lampd","component":"rootfs","signal":11,"frames":["lampd(led_set+0x1a) [0x55d0c0ffee00]","lampd(main+0x10) [0x55d0c0ff0000]"],"time":"` +
+		time.Now().UTC().Format(time.RFC3339) + `"}`
+	if err := os.WriteFile(filepath.Join(spool, ".tmp-crash"), []byte(crash), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(spool, ".tmp-crash"), filepath.Join(spool, "lampd-1.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Status(); st.PendingCrashes != 0 {
+		t.Fatalf("crash reports still pending: %+v", st)
+	}
+	groups, err := f.api.ListFailureGroups(ctx, client.FailureFilter{Product: "lamp"}, client.ListOptions{})
+	if err != nil || len(groups.Items) != 1 {
+		t.Fatalf("failure groups %+v, %v", groups, err)
+	}
+	g := groups.Items[0]
+	if g.Program != "lampd" || g.FaultType != "SIGSEGV" || len(g.Frames) == 0 || g.Frames[0] != "led_set" || g.NewInRelease != "1.0.0" {
+		t.Errorf("failure group %+v", g)
+	}
+	det, err := f.api.GetFailureGroup(ctx, g.ID)
+	if err != nil || len(det.Counts) != 1 || det.Counts[0].Phase != 1 || det.Counts[0].DeploymentID != f.deployment {
+		t.Errorf("failure counts %+v, %v; want phase 1 of %s", det.Counts, err, f.deployment)
+	}
+}

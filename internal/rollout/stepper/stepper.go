@@ -1,0 +1,119 @@
+// Package stepper is the server's rollout timer: at a fixed interval it steps every active
+// deployment (store.StepDeployment), so phases open once soaked and criteria are checked even
+// when no device reports, and it wakes the waiting devices of a group whose phase just opened.
+// The server runs it as one of its long-running parts; with several replicas each runs one, and
+// the store's version check lets only one of them move a given deployment at a time.
+package stepper
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/rollout"
+	"github.com/rampartsec/rampart/internal/store"
+)
+
+// DefaultEvery is how often deployments are stepped unless configured.
+const DefaultEvery = 30 * time.Second
+
+// Config configures a Stepper.
+type Config struct {
+	Store *store.Store
+	// Every is the interval between passes; DefaultEvery when zero.
+	Every time.Duration
+	// Wake is called after a deployment opened a phase, to wake the group's waiting devices
+	// that it now offers the release to (for example with wake.Hub.WakeTagged and
+	// Deployment.Offers). It may be nil.
+	Wake   func(store.Deployment)
+	Logger *slog.Logger
+}
+
+// Stepper steps deployments on a timer.
+type Stepper struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New makes a Stepper.
+func New(cfg Config) *Stepper {
+	if cfg.Every <= 0 {
+		cfg.Every = DefaultEvery
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Stepper{cfg: cfg, log: cfg.Logger}
+}
+
+// Pass counts what one pass did.
+type Pass struct {
+	Stepped  int // deployments evaluated
+	Advanced int // phases opened
+	Paused   int // deployments paused or aborted by their criteria
+	Complete int // deployments completed
+	Failed   int // deployments whose step failed (logged)
+}
+
+// StepAll steps every active deployment once. A deployment whose step fails is logged and
+// skipped; another replica moving it at the same time (store.ErrConflict) is expected.
+func (s *Stepper) StepAll(ctx context.Context) (Pass, error) {
+	var p Pass
+	deps, err := s.cfg.Store.OpenDeployments(ctx)
+	if err != nil {
+		return p, err
+	}
+	for _, d := range deps {
+		if err := ctx.Err(); err != nil {
+			return p, err
+		}
+		st, err := s.cfg.Store.StepDeployment(ctx, d.TenantID, d.ID)
+		switch {
+		case errors.Is(err, store.ErrConflict):
+			s.log.Debug("deployment moved by another replica", "deployment", d.ID)
+			continue
+		case err != nil:
+			if ctx.Err() != nil {
+				return p, ctx.Err()
+			}
+			p.Failed++
+			s.log.Error("deployment step failed", "tenant", d.TenantID, "deployment", d.ID, "err", err)
+			continue
+		}
+		p.Stepped++
+		for _, ev := range st.Events {
+			s.log.Info("deployment changed", "tenant", d.TenantID, "deployment", d.ID, "event", string(ev.Kind),
+				"phase", ev.Phase+1, "reason", ev.Reason)
+			switch ev.Kind {
+			case rollout.EventPhaseAdvanced:
+				p.Advanced++
+				if s.cfg.Wake != nil {
+					s.cfg.Wake(st.Deployment)
+				}
+			case rollout.EventPaused, rollout.EventAborted:
+				p.Paused++
+			case rollout.EventCompleted:
+				p.Complete++
+			}
+		}
+	}
+	return p, nil
+}
+
+// Run steps deployments every interval until ctx ends, then returns nil. A failed pass is
+// logged and retried at the next tick.
+func (s *Stepper) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.Every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if _, err := s.StepAll(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("deployment pass failed", "err", err)
+			}
+		}
+	}
+}
