@@ -77,17 +77,40 @@ func (s *Store) CoverageEvents(ctx context.Context, tenantID, product, group str
 	return out, nil
 }
 
-// ReleaseOrder lists a product's releases oldest first: releases seen on devices but never
-// deployed, by first appearance, then deployed releases by their first deployment. The updates
-// area's release table, when it lands, gives the authoritative order.
+// ReleaseOrder lists a product's releases oldest first, with the instant each one's coverage is
+// measured from. Versions seen on devices but unknown to the release table (installed before
+// Rampart managed them) come first, by first appearance, measured from then; then the product's
+// releases in the order they were created, each measured from its first deployment, or from its
+// signing or creation when it was never deployed.
 func (s *Store) ReleaseOrder(ctx context.Context, tenantID, product string) ([]string, map[string]time.Time, error) {
 	p, err := s.ProductByName(ctx, tenantID, product)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
 	}
 	since := map[string]time.Time{}
-	var seen, deployed []string
-	rows, err := s.db.QueryContext(ctx, `SELECT release_version, MIN(at) FROM coverage_events WHERE tenant_id = $1 AND product_id = $2
+	var known []string
+	rows, err := s.db.QueryContext(ctx, `SELECT r.version, COALESCE((SELECT MIN(dp.created_at) FROM deployments dp
+		WHERE dp.tenant_id = r.tenant_id AND dp.product_id = r.product_id AND dp.release_version = r.version), r.signed_at, r.created_at)
+		FROM releases r WHERE r.tenant_id = $1 AND r.product_id = $2 AND r.state <> 'draft' ORDER BY r.created_at, r.version`, tenantID, p.ID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
+	}
+	for rows.Next() {
+		var r string
+		var at int64
+		if err := rows.Scan(&r, &at); err != nil {
+			rows.Close()
+			return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
+		}
+		known = append(known, r)
+		since[r] = fromMicros(at)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
+	}
+	var order []string
+	rows, err = s.db.QueryContext(ctx, `SELECT release_version, MIN(at) FROM coverage_events WHERE tenant_id = $1 AND product_id = $2
 		AND release_version <> '' GROUP BY release_version ORDER BY MIN(at), release_version`, tenantID, p.ID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
@@ -99,39 +122,16 @@ func (s *Store) ReleaseOrder(ctx context.Context, tenantID, product string) ([]s
 			rows.Close()
 			return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
 		}
-		seen = append(seen, r)
-		since[r] = fromMicros(at)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
-	}
-	rows, err = s.db.QueryContext(ctx, `SELECT release_version, MIN(seq), MIN(created_at) FROM deployments WHERE tenant_id = $1 AND product_id = $2
-		GROUP BY release_version ORDER BY MIN(seq)`, tenantID, p.ID)
-	if err != nil {
-		return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
-	}
-	for rows.Next() {
-		var r string
-		var seq, at int64
-		if err := rows.Scan(&r, &seq, &at); err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
-		}
-		deployed = append(deployed, r)
-		since[r] = fromMicros(at)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
-	}
-	var order []string
-	for _, r := range seen {
-		if !slices.Contains(deployed, r) {
+		if _, ok := since[r]; !ok {
 			order = append(order, r)
+			since[r] = fromMicros(at)
 		}
 	}
-	return append(order, deployed...), since, nil
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
+	}
+	return append(order, known...), since, nil
 }
 
 // Coverage computes devices per release now, the share on the newest release, and every

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rampartsec/rampart/internal/coverage"
 	"github.com/rampartsec/rampart/internal/failure"
 	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/store"
@@ -349,12 +350,20 @@ func TestStepDeploymentThroughPhases(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rep.Now.Devices != 70 || rep.Now.Newest != "1.1" || rep.Now.NewestShare != 1 {
+		// The product's newest release is 1.2 (signed, never deployed): nobody runs it yet.
+		if rep.Now.Devices != 70 || rep.Now.Newest != "1.2" || rep.Now.NewestShare != 0 ||
+			!cmp.Equal(rep.Now.PerRelease, []coverage.ReleaseCount{{Release: "1.1", Devices: 70, Share: 1}}) {
 			t.Errorf("coverage now %+v", rep.Now)
 		}
-		if len(rep.Releases) != 2 || rep.Releases[0].Release != "1.1" || !rep.Releases[0].Since.Equal(start) {
-			t.Fatalf("releases %+v", rep.Releases)
+		var order []string
+		for _, r := range rep.Releases {
+			order = append(order, r.Release)
 		}
+		// Newest first: the signed and revoked releases in creation order; drafts are left out.
+		if diff := cmp.Diff(order, []string{"1.2", "1.1", "1.0", "0.8"}); diff != "" || !rep.Releases[1].Since.Equal(start) {
+			t.Fatalf("releases (-got +want):\n%s\nsince %v", diff, rep.Releases[1].Since)
+		}
+		rep.Releases = rep.Releases[1:]
 		for _, m := range rep.Releases[0].Milestones {
 			if !m.Reached || m.After <= 0 {
 				t.Errorf("milestone %v not reached after the start: %+v", m.Threshold, m)
