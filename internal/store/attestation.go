@@ -151,6 +151,18 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, actor Actor, tenantID, pr
 	} else if n != 1 {
 		return sql.ErrNoRows
 	}
+	// The device joins its group's coverage now, on what it runs ("unknown" before its first
+	// install), so a claimed device that never updates still counts as not covered.
+	var current string
+	if err := tx.QueryRowContext(ctx, `SELECT current_release FROM devices WHERE id = $1`, deviceID).Scan(&current); err != nil {
+		return err
+	}
+	if current == "" {
+		current = UnknownRelease
+	}
+	if err := s.AppendCoverageEvent(ctx, tx, tenantID, productID, groupID, deviceID, current); err != nil {
+		return err
+	}
 	return s.AppendAudit(ctx, tx, tenantID, actor, "device.claim", "device/"+deviceID, details)
 }
 

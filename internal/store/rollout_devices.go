@@ -256,6 +256,9 @@ func loadClaimedDevice(ctx context.Context, q querier, tenantID, deviceID string
 	return c, nil
 }
 
+// UnknownRelease is the release coverage records for a claimed device that has not reported one.
+const UnknownRelease = "unknown"
+
 // AppendCoverageEvent records, inside tx, that from now on a device runs release in a group; an
 // empty release records that it left the group. The claim and move verbs call it with the old
 // group and "" and the new group and the device's release, so coverage follows group changes.

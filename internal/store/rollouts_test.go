@@ -630,3 +630,27 @@ func TestConcurrentDeployments(t *testing.T) {
 		}
 	})
 }
+
+func TestClaimJoinsCoverage(t *testing.T) {
+	eachWithClock(t, func(t *testing.T, s *store.Store, clk *testClock) {
+		ctx := context.Background()
+		f := newFleet(t, s, "acme", 3)
+		id := deviceID("enrolled", 1)
+		if _, err := s.DB().ExecContext(ctx, `INSERT INTO devices (id, state, attestation, current_release, target_release, created_at, updated_at)
+			VALUES ($1, $2, '', '', '', 1, 1)`, id, store.DeviceEnrolled); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Minute)
+		if _, err := s.ClaimDevice(ctx, actor, f.tenant.ID, id, "thermostat", "Field Test"); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := s.Coverage(ctx, f.tenant.ID, "thermostat", "Field Test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []coverage.ReleaseCount{{Release: "1.0", Devices: 3, Share: 0.75}, {Release: store.UnknownRelease, Devices: 1, Share: 0.25}}
+		if diff := cmp.Diff(rep.Now.PerRelease, want); diff != "" || rep.Now.Devices != 4 {
+			t.Errorf("coverage after a claim (-got +want):\n%s", diff)
+		}
+	})
+}
