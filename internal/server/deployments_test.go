@@ -168,6 +168,9 @@ func TestStepperAdvancesAndCompletes(t *testing.T) {
 			woken := make(chan string, len(phase2))
 			wctx, cancel := context.WithCancel(ctx)
 			defer cancel()
+			// The last device of phase 2 is between two waits (checking in) when its phase opens.
+			between := phase2[len(phase2)-1]
+			phase2 = phase2[:len(phase2)-1]
 			for _, dev := range phase2 {
 				wg.Add(1)
 				go func() {
@@ -188,6 +191,12 @@ func TestStepperAdvancesAndCompletes(t *testing.T) {
 			if len(woken) != len(phase2) {
 				t.Errorf("%d devices woken, want %d", len(woken), len(phase2))
 			}
+			// Its next wait answers at once instead of sleeping until the next check-in.
+			soon, stop := context.WithTimeout(ctx, 10*time.Second)
+			if err := hub.Wait(soon, between, tag); err != nil {
+				t.Errorf("a device between two waits missed its phase opening: %v", err)
+			}
+			stop()
 			// A device claimed into the group now is picked up and offered the release.
 			late := fmt.Sprintf("%064x", 999)
 			f.addDevice(t, late)

@@ -135,10 +135,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if step <= 0 {
 		step = DeploymentStepInterval
 	}
-	s.stepper = stepper.New(stepper.Config{Store: s.store, Every: step, Logger: s.log,
-		Wake: func(d store.Deployment) {
-			s.wake.WakeTagged(api.WakeTag(d.TenantID, d.ProductName, d.GroupName), d.Offers)
-		}})
+	s.stepper = stepper.New(stepper.Config{Store: s.store, Every: step, Logger: s.log, Wake: s.wakeDeployment})
 	return s, nil
 }
 
@@ -199,6 +196,36 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/device/", a)
 	mux.Handle("/research/", a)
 	return m.instrument(mux)
+}
+
+// wakeDeployment wakes the devices of a deployment's group that it offers the release to now:
+// those waiting on their long-poll at once, and those between two waits (checking in at this
+// very moment) at their next wait, so that a phase opening is not missed until the next
+// periodic check-in. It reads the group's members from the store; if that fails it wakes the
+// waiting devices of the phase only.
+func (s *Server) wakeDeployment(d store.Deployment) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var ids []string
+	p := store.Page{Limit: store.MaxPageSize}
+	for {
+		devs, next, err := s.store.ListDevices(ctx, d.TenantID, store.DeviceFilter{Product: d.ProductName, Group: d.GroupName}, p)
+		if err != nil {
+			s.log.Warn("listing a deployment's devices to wake them failed; waking the waiting ones", "deployment", d.ID, "err", err)
+			s.wake.WakeTagged(api.WakeTag(d.TenantID, d.ProductName, d.GroupName), d.Offers)
+			return
+		}
+		for _, dev := range devs {
+			if d.Offers(dev.ID) {
+				ids = append(ids, dev.ID)
+			}
+		}
+		if next == "" {
+			break
+		}
+		p.After = next
+	}
+	s.wake.Wake(ids...)
 }
 
 // StepDeployments runs one pass of the deployment stepper now, for tests and the demo.
