@@ -18,6 +18,7 @@ func main() {
 	cert := flag.String("tls-cert", "", "server certificate")
 	key := flag.String("tls-key", "", "server key")
 	size := flag.Int("size", 200, "answer size in bytes")
+	hold := flag.Bool("hold", false, "hold every request until the client goes away, as the long-poll does (memory ceiling)")
 	flag.Parse()
 	body := []byte(`{"pad":"` + strings.Repeat("x", max(*size-10, 0)) + `"}`)
 	kp, err := tls.LoadX509KeyPair(*cert, *key)
@@ -30,6 +31,10 @@ func main() {
 		ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{kp}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12},
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if *hold {
+				<-r.Context().Done()
+				return
+			}
 			w.Header().Set("Content-Type", "application/json")
 			w.Write(body)
 		}),

@@ -47,7 +47,11 @@ func run() error {
 	conns := flag.Int("conns", 64, "concurrent keep-alive connections, one device each")
 	duration := flag.Duration("duration", 10*time.Second, "how long to send")
 	warmup := flag.Duration("warmup", 2*time.Second, "time to send before measuring")
+	hold := flag.Int("hold", 0, "instead of load: open this many connections, each with one request held open for --duration (memory ceiling)")
 	flag.Parse()
+	if *hold > 0 {
+		return holdOpen(*url, *caFile, *hold, *duration)
+	}
 	if *url == "" || *caFile == "" || *certDir == "" {
 		return errors.New("--url, --ca-file and --certs are required")
 	}
@@ -142,5 +146,33 @@ func call(ctx context.Context, c *http.Client, url string) error {
 	if resp.StatusCode != 200 {
 		return fmt.Errorf("status %d", resp.StatusCode)
 	}
+	return nil
+}
+
+// holdOpen opens n TLS connections, each with one GET in flight, and keeps them for d: what a
+// fleet waiting on the long-poll costs a bare server.
+func holdOpen(url, caFile string, n int, d time.Duration) error {
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return err
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64) // handshakes at once
+	for range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, MaxConnsPerHost: 1}}
+			req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+			go func() { time.Sleep(50 * time.Millisecond); <-sem }()
+			if resp, err := c.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
 	return nil
 }

@@ -1,6 +1,8 @@
 // Command seed fills a Rampart database with a registered fleet for the check-in benchmark: N
 // claimed devices in one product's Production group, and certificates (with keys) for the first
-// M of them, written as PEM files the load generator presents. It writes straight to the store,
+// M of them, written as PEM files the load generator presents, and optionally an emergency
+// deployment of a signed release to the group, so that every device checks in against real
+// director metadata. It writes straight to the store,
 // as a test fixture would; it is not part of the product.
 package main
 
@@ -23,6 +25,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/ca/keeper"
+	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/store"
 )
 
@@ -41,6 +44,7 @@ func run() error {
 	devices := flag.Int("devices", 100_000, "devices to register")
 	certs := flag.Int("certs", 256, "devices to give certificates (the load generator's connections)")
 	out := flag.String("out", "", "folder for the device certificate files")
+	deploy := flag.String("deploy", "", "release (created and signed beforehand) to deploy to the Production group as an emergency, so that every device's director names it")
 	flag.Parse()
 	if *data == "" || *out == "" {
 		return errors.New("--data and --out are required")
@@ -139,6 +143,16 @@ func run() error {
 	}
 	if err := flush(); err != nil {
 		return err
+	}
+	if *deploy != "" {
+		plan, err := rollout.NewPlan([]float64{100}, 0, 0)
+		if err != nil {
+			return err
+		}
+		if _, err := s.CreateDeployment(ctx, store.System, tn.ID, store.DeploymentSpec{Product: *productName, Group: "Production",
+			Release: *deploy, Plan: plan, Criteria: rollout.DefaultCriteria(), Emergency: true}); err != nil {
+			return fmt.Errorf("deploy %s: %w", *deploy, err)
+		}
 	}
 	fmt.Fprintf(os.Stderr, "seed: %d devices registered, %d certificates in %s, in %s\n", *devices, *certs, *out, time.Since(start).Round(time.Millisecond))
 	return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/rampartsec/rampart/internal/cli/ca"
 	"github.com/rampartsec/rampart/internal/cli/clienv"
 	"github.com/rampartsec/rampart/internal/cli/coverage"
+	"github.com/rampartsec/rampart/internal/cli/demo"
 	"github.com/rampartsec/rampart/internal/cli/deployment"
 	"github.com/rampartsec/rampart/internal/cli/device"
 	"github.com/rampartsec/rampart/internal/cli/devicegroup"
@@ -31,6 +32,7 @@ import (
 	"github.com/rampartsec/rampart/internal/cli/report"
 	"github.com/rampartsec/rampart/internal/cli/research"
 	"github.com/rampartsec/rampart/internal/cli/server"
+	"github.com/rampartsec/rampart/internal/cli/sim"
 	"github.com/rampartsec/rampart/internal/cli/tenant"
 	"github.com/rampartsec/rampart/internal/cli/token"
 )
@@ -71,6 +73,8 @@ func Root(env *clienv.Env) *cobra.Command {
 		report.Command(env),
 		advisory.Command(env),
 		research.Command(env),
+		sim.Command(env),
+		demo.Command(env, Run),
 	)
 	return root
 }

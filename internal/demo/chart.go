@@ -76,7 +76,12 @@ func (c Chart) WriteSVG(w io.Writer) error {
 	for i, m := range c.Marks {
 		ly := padT + 14 + float64(i%4)*14
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#c33" stroke-dasharray="4 3"/>`+"\n", x(m.At), padT, x(m.At), chartH-padB)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="#c33">%s</text>`+"\n", x(m.At)+4, ly, html.EscapeString(m.Label))
+		// Labels near the right edge go to the left of their line, so that they stay inside.
+		if lx := x(m.At); lx > chartW-padR-70 {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="#c33" text-anchor="end">%s</text>`+"\n", lx-4, ly, html.EscapeString(m.Label))
+		} else {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="#c33">%s</text>`+"\n", lx+4, ly, html.EscapeString(m.Label))
+		}
 	}
 	// The coverage line, as steps: the share holds until the next reading.
 	var path strings.Builder

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rampartsec/rampart/internal/store"
@@ -163,18 +164,29 @@ func (s *Service) DirectorFile(ctx context.Context, tenantID, deviceID, name str
 			s.log.Warn("director could not follow the deployment", "device", deviceID, "err", err)
 		}
 	}
-	row, err := s.loadRepo(ctx, s.cfg.Store.DB(), tenantID)
-	if err != nil {
-		return nil, fmt.Errorf("release.DirectorFile: %w", mapErr(err))
-	}
-	// The roots were verified when stored; serve them without re-verifying.
-	for i, b := range row.director {
-		if name == strconv.Itoa(i+1)+".root.json" || (name == "root.json" && i == len(row.director)-1) {
-			return b, nil
+	// Roots come from the tenant's repository state; the per-device files (every check-in asks
+	// for timestamp.json) do not need it, and decoding it was a fifth of a check-in's CPU.
+	if strings.HasSuffix(name, "root.json") {
+		row, err := s.loadRepo(ctx, s.cfg.Store.DB(), tenantID)
+		if err != nil {
+			return nil, fmt.Errorf("release.DirectorFile: %w", mapErr(err))
 		}
+		// The roots were verified when stored; serve them without re-verifying.
+		for i, b := range row.director {
+			if name == strconv.Itoa(i+1)+".root.json" || (name == "root.json" && i == len(row.director)-1) {
+				return b, nil
+			}
+		}
+		return nil, fmt.Errorf("release.DirectorFile: %w: %s", ErrNotFound, name)
 	}
 	var raw string
-	err = s.cfg.Store.DB().QueryRowContext(ctx, `SELECT files FROM director_metadata WHERE device_id = $1 AND tenant_id = $2`, deviceID, tenantID).Scan(&raw)
+	err := s.cfg.Store.DB().QueryRowContext(ctx, `SELECT files FROM director_metadata WHERE device_id = $1 AND tenant_id = $2`, deviceID, tenantID).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Say why: a tenant without update keys, or a device nothing was named for yet.
+		if _, rerr := s.loadRepo(ctx, s.cfg.Store.DB(), tenantID); rerr != nil {
+			return nil, fmt.Errorf("release.DirectorFile: %w", mapErr(rerr))
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("release.DirectorFile: %w", mapErr(err))
 	}

@@ -80,7 +80,10 @@ type Config struct {
 	// it); http.DefaultTransport's settings otherwise.
 	Transport *http.Transport
 	Limits    update.Limits
-	Logger    *slog.Logger
+	// FS is the file system the A/B slots are written through; update.OSFS when nil. The
+	// simulator wraps it to cut power in the middle of an install.
+	FS     update.FS
+	Logger *slog.Logger
 }
 
 // Status is the agent's state, for `rampart-agent status` and the simulator's summary.
@@ -149,7 +152,10 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	if err := r.open(ctx); err != nil {
 		return nil, err
 	}
-	slots, err := update.OpenSlots(cfg.SlotsDir, update.OSFS{})
+	if cfg.FS == nil {
+		cfg.FS = update.OSFS{}
+	}
+	slots, err := update.OpenSlots(cfg.SlotsDir, cfg.FS)
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("runner.New: %w", err)
@@ -321,6 +327,20 @@ func (r *Runner) attest(ctx context.Context, force bool) error {
 	r.status.Attestation, r.status.Reasons = resp.Status, resp.Reasons
 	r.mu.Unlock()
 	return nil
+}
+
+// Attest attests now, whether or not the certificate is due, and returns the verdict; the
+// certificate it gets (normal or update-only) replaces the current one.
+func (r *Runner) Attest(ctx context.Context) (wire.Status, error) {
+	if err := r.measureBoot(ctx); err != nil {
+		return "", err
+	}
+	if err := r.attest(ctx, true); err != nil {
+		return "", fmt.Errorf("runner.Attest: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status.Attestation, nil
 }
 
 // Once runs one check-in: measure, attest if due, update, report crashes.
@@ -556,7 +576,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			r.log.Warn("check-in failed", "err", err)
 		}
-		if err := r.wait(ctx); ctx.Err() != nil {
+		if err := r.Wait(ctx); ctx.Err() != nil {
 			return nil
 		} else if err != nil {
 			r.log.Debug("wait", "err", err)
@@ -564,9 +584,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
-// wait holds the long-poll /device/v1/wait until a wake-up, its timeout, or the next periodic
-// check-in; a server without it (404) or an error falls back to the timer.
-func (r *Runner) wait(ctx context.Context) error {
+// Wait holds the long-poll /device/v1/wait until a wake-up, its timeout, or the next periodic
+// check-in; a server without it (404) or an error falls back to the timer. Run calls it between
+// check-ins; the simulator calls Once and Wait itself to observe each check-in.
+func (r *Runner) Wait(ctx context.Context) error {
 	d := jitter(r.cfg.Interval)
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -18,7 +20,7 @@ import (
 // Command returns `rampart server`.
 func Command(env *clienv.Env) *cobra.Command {
 	var cfg server.Config
-	var logFormat, logLevel string
+	var logFormat, logLevel, cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "server --data DIR --listen HOST:PORT [--database postgres://...] [--tls-cert F --tls-key F]",
 		Short: "Run the Rampart service",
@@ -52,6 +54,17 @@ func Command(env *clienv.Env) *cobra.Command {
 				}
 				fmt.Fprintf(env.Stderr, "log in with: rampart login --server https://%s --ca-file %s --token-file %s\n", host, ca, tok)
 			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("--cpu-profile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("--cpu-profile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			return s.Run(cmd.Context())
 		},
 	}
@@ -64,6 +77,7 @@ func Command(env *clienv.Env) *cobra.Command {
 	f.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "key-encryption key sealing tenant CA keys (64 hex digits); default: DIR/master.key, created on first start; replicas sharing a database need the same one")
 	f.Float64Var(&cfg.DeviceRate, "device-rate", api.DefaultDeviceRate, "device API requests per second allowed per device (bursts of 20 s worth); 0 for no limit")
 	f.Float64Var(&cfg.AddrRate, "address-rate", api.DefaultAddrRate, "device API requests per second allowed per client address (bursts of 10 s worth); 0 for no limit")
+	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the server until it stops to FILE (go tool pprof), for benchmarks")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

@@ -1,0 +1,72 @@
+package demo_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rampartsec/rampart/internal/cli"
+	"github.com/rampartsec/rampart/internal/demo"
+)
+
+// TestDemo plays the whole story with a small fleet through `rampart demo`, as a newcomer runs
+// it, and checks the timeline, the record and the chart it leaves.
+func TestDemo(t *testing.T) {
+	t.Setenv("RAMPART_CONFIG", filepath.Join(t.TempDir(), "config.json")) // no saved login leaks in
+	t.Setenv("RAMPART_TOKEN", "")
+	dir := filepath.Join(t.TempDir(), "demo")
+	var out, errb bytes.Buffer
+	if code := cli.Run(context.Background(), []string{"demo", "--devices", "6", "--data", dir}, &out, &errb); code != 0 {
+		t.Fatalf("rampart demo: exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	for _, want := range []string{"report 1 received", "1.0.0 revoked", "6 devices on 1.0.0 re-attested", "update-only certificates",
+		"1.0.1 signed", "emergency deployment of 1.0.1", "50 % of the fleet on 1.0.1", "100 % of the fleet on 1.0.1",
+		"every device runs 1.0.1", "Chart:", demo.ChartFile} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the demo's output lacks %q:\n%s", want, out.String())
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, demo.RecordFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec demo.Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Devices != 6 || rec.Fleet.Releases["1.0.1"] != 6 || rec.Fleet.UpdateOnly != 0 || len(rec.Coverage) == 0 ||
+		rec.Coverage[len(rec.Coverage)-1].Share != 1 || len(rec.Milestones) != 4 {
+		t.Errorf("record: %+v", rec)
+	}
+	for _, m := range rec.Milestones {
+		if !m.Reached {
+			t.Errorf("milestone %v not reached", m.Threshold)
+		}
+	}
+	svg, err := os.ReadFile(filepath.Join(dir, demo.ChartFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<svg", "report", "revoke", "deploy", "100 %", "</svg>"} {
+		if !bytes.Contains(svg, []byte(want)) {
+			t.Errorf("chart lacks %q", want)
+		}
+	}
+	var csaf struct {
+		Document struct{ Category string } `json:"document"`
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, demo.AdvisoryFile)); err != nil || json.Unmarshal(b, &csaf) != nil || csaf.Document.Category == "" {
+		t.Errorf("advisory: %v %+v", err, csaf)
+	}
+
+	// A second run into the same folder is refused rather than mixed with the first.
+	out.Reset()
+	errb.Reset()
+	if code := cli.Run(context.Background(), []string{"demo", "--devices", "2", "--data", dir}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "already holds a demo") {
+		t.Errorf("second demo into %s: exit %d, %q", dir, code, errb.String())
+	}
+}

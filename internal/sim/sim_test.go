@@ -1,0 +1,298 @@
+package sim_test
+
+import (
+	"context"
+	"crypto/x509"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/cli"
+	"github.com/rampartsec/rampart/internal/cli/clitest"
+	"github.com/rampartsec/rampart/internal/rollout"
+	"github.com/rampartsec/rampart/internal/server"
+	"github.com/rampartsec/rampart/internal/sim"
+	"github.com/rampartsec/rampart/internal/store"
+)
+
+// world is a running server with a product whose software attesters are accepted and whose
+// releases are signed with offline keys, as doc/updates.md leaves it.
+type world struct {
+	srv        *server.Server
+	url, dir   string
+	cli        *clitest.CLI
+	api        *client.Client
+	keys       string
+	tenant     string
+	deployment string
+	roots      *x509.CertPool
+}
+
+func startWorld(t *testing.T) *world {
+	t.Helper()
+	dir := t.TempDir()
+	addrc := make(chan net.Addr, 1)
+	s, err := server.New(context.Background(), server.Config{DataDir: dir, Listen: "127.0.0.1:0", Ready: func(a net.Addr) { addrc <- a }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	w := &world{srv: s, dir: dir, url: "https://" + (<-addrc).String(), keys: filepath.Join(t.TempDir(), "keys")}
+	tok, _ := os.ReadFile(filepath.Join(dir, server.AdminTokenFile))
+	admin := strings.TrimSpace(string(tok))
+	caFile := filepath.Join(dir, server.ServiceCAFile)
+	w.cli = clitest.New(t, cli.Root, &clitest.Server{URL: w.url, Dir: dir, CAFile: caFile, Admin: admin}, admin)
+	w.cli.Env["RAMPART_KEYS_PASSPHRASE"] = "test passphrase"
+	if w.api, err = client.New(w.url, client.WithToken(admin), client.WithCAFile(caFile)); err != nil {
+		t.Fatal(err)
+	}
+	pem, _ := os.ReadFile(caFile)
+	w.roots = x509.NewCertPool()
+	w.roots.AppendCertsFromPEM(pem)
+	w.cli.OK("keys", "init", "--dir", w.keys)
+	w.cli.OK("product", "create", "lamp")
+	if err := w.api.SetAttestationPolicy(ctx, "lamp", client.AttestationPolicy{AcceptSoftware: true}); err != nil {
+		t.Fatal(err)
+	}
+	tn, err := s.Store().TenantByName(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.tenant = tn.ID
+	return w
+}
+
+func (w *world) release(t *testing.T, version string, seed uint64) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, 1))
+	img := make([]byte, 32<<10)
+	for i := range img {
+		img[i] = byte(r.Uint32())
+	}
+	path := filepath.Join(t.TempDir(), "rootfs.img")
+	if err := os.WriteFile(path, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSpace(w.cli.OK("image", "add", path, "--component", "rootfs", "--version", version, "--security-version", "1"))
+	w.cli.OK("release", "create", "--product", "lamp", "--version", version, "--image", id)
+	w.cli.OK("release", "sign", "--product", "lamp", "--version", version, "--keys", w.keys)
+}
+
+// deploy sends version to the whole Production group at once (an emergency deployment).
+func (w *world) deploy(t *testing.T, version string) {
+	t.Helper()
+	ctx := context.Background()
+	if w.deployment != "" {
+		if _, err := w.srv.Store().AbortDeployment(ctx, store.System, w.tenant, w.deployment, "superseded"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plan, err := rollout.NewPlan([]float64{100}, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := w.srv.Store().CreateDeployment(ctx, store.System, w.tenant, store.DeploymentSpec{
+		Product: "lamp", Group: "Production", Release: version, Plan: plan, Criteria: rollout.DefaultCriteria(), Emergency: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.deployment = d.ID
+}
+
+// until polls cond (bounded; never a timing assertion: the limit only stops a hung test).
+func until(t *testing.T, f *sim.Fleet, what string, cond func(sim.Progress) bool) sim.Progress {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		p := f.Progress()
+		if cond(p) {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not happen; progress: %s", what, p)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestFleet runs six devices (one offline) through enrolment, a first release that every device
+// installs despite power cuts and then crashes on, and a second release whose health check
+// fails everywhere, so every device rolls back.
+func TestFleet(t *testing.T) {
+	ctx := context.Background()
+	w := startWorld(t)
+	w.release(t, "1.0.0", 1)
+	f, err := sim.New(ctx, sim.Config{Server: w.url, RootCAs: w.roots, Dir: t.TempDir(), Devices: 6, Offline: 1.0 / 6,
+		CrashRate: map[string]float64{"1.0.0": 1}, InstallFailure: map[string]float64{"1.1.0": 1}, PowerCut: 0.7,
+		Interval: time.Second, WaitTimeout: time.Second, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Enroll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range f.DeviceIDs() {
+		if _, err := w.api.ClaimDevice(ctx, id, client.ClaimDeviceRequest{Product: "lamp", Group: "Production"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := f.Progress()
+	// Blank devices measured nothing released: update-only certificates, no release.
+	if diff := cmp.Diff([]int{p.Devices, p.Online, p.Enrolled, p.Attested, p.UpdateOnly, p.Releases[""]}, []int{6, 5, 6, 5, 5, 6}); diff != "" {
+		t.Fatalf("after the first check-in (-got +want):\n%s\n%s", diff, p)
+	}
+
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- f.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+
+	w.deploy(t, "1.0.0")
+	p = until(t, f, "the fleet installing 1.0.0", func(p sim.Progress) bool { return p.Releases["1.0.0"] == 5 && p.Crashes >= 5 })
+	if p.PowerCuts == 0 {
+		t.Errorf("no power cut struck with a 70 %% rate: %s", p)
+	}
+	if p.Releases[""] != 1 {
+		t.Errorf("the offline device moved: %s", p)
+	}
+	// Every online device committed 1.0.0 on the server's side too, power cuts or not.
+	for i, id := range f.DeviceIDs()[:5] {
+		d, err := w.api.GetDevice(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.CurrentRelease != "1.0.0" {
+			t.Errorf("device %d: server says %q, want 1.0.0", i+1, d.CurrentRelease)
+		}
+	}
+	// The agents collected the crash files: uploaded to the server, or queued in their outbox
+	// while the server does not take them.
+	var uploaded int
+	until(t, f, "crash reports collected", func(sim.Progress) bool {
+		if err := w.srv.Store().DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM failure_reports").Scan(&uploaded); err != nil {
+			t.Fatal(err)
+		}
+		queued := 0
+		for i := range 5 {
+			if f.Status(i).PendingCrashes > 0 {
+				queued++
+			}
+		}
+		return uploaded >= 5 || queued == 5
+	})
+	t.Logf("crash reports on the server: %d", uploaded)
+
+	w.release(t, "1.1.0", 2)
+	w.deploy(t, "1.1.0")
+	p = until(t, f, "every 1.1.0 install failing its health check", func(p sim.Progress) bool { return p.FailedInstalls >= 5 })
+	// Each device rolled back and stays on 1.0.0, and later check-ins do not reinstall the
+	// failed set.
+	seen := p.CheckIns
+	p = until(t, f, "more check-ins", func(p sim.Progress) bool { return p.CheckIns >= seen+10 })
+	if p.Releases["1.0.0"] != 5 || p.Releases["1.1.0"] != 0 || p.FailedInstalls < 5 {
+		t.Errorf("after the failing release: %s; want 5 devices on 1.0.0 and at least 5 failed installs (a power cut can repeat a health check)", p)
+	}
+	for i := range 5 {
+		if st := f.Status(i); st.Release != "1.0.0" || st.Trial {
+			t.Errorf("device %d: %+v", i+1, st)
+		}
+	}
+	t.Log(p)
+}
+
+// TestReattest makes the fleet attest again after its release is revoked: every device drops
+// to an update-only certificate.
+func TestReattest(t *testing.T) {
+	ctx := context.Background()
+	w := startWorld(t)
+	w.release(t, "1.0.0", 1)
+	f, err := sim.New(ctx, sim.Config{Server: w.url, RootCAs: w.roots, Dir: t.TempDir(), Devices: 3,
+		Interval: time.Minute, WaitTimeout: time.Minute, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Enroll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Claim(ctx, w.api, "lamp", "Production"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Claim(ctx, w.api, "lamp", "Production"); err != nil {
+		t.Fatalf("claiming again (a restarted simulator): %v", err)
+	}
+	w.deploy(t, "1.0.0")
+	if err := f.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p := f.Progress(); p.Releases["1.0.0"] != 3 || p.UpdateOnly != 0 {
+		t.Fatalf("after installing 1.0.0: %s", p)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- f.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	w.cli.OK("release", "revoke", "--product", "lamp", "--version", "1.0.0", "--reason", "CVE-2026-0001")
+	f.Reattest()
+	p := until(t, f, "update-only certificates", func(p sim.Progress) bool { return p.UpdateOnly == 3 && p.Reattests == 3 })
+	if p.Releases["1.0.0"] != 3 {
+		t.Errorf("after the revocation: %s", p)
+	}
+}
+
+func TestConfigRefused(t *testing.T) {
+	roots := x509.NewCertPool()
+	for name, cfg := range map[string]sim.Config{
+		"no devices":   {Server: "https://x", RootCAs: roots, Dir: t.TempDir()},
+		"no server":    {RootCAs: roots, Dir: t.TempDir(), Devices: 1},
+		"offline 2":    {Server: "https://x", RootCAs: roots, Dir: t.TempDir(), Devices: 1, Offline: 2},
+		"crash rate":   {Server: "https://x", RootCAs: roots, Dir: t.TempDir(), Devices: 1, CrashRate: map[string]float64{"1": -1}},
+		"power cut -1": {Server: "https://x", RootCAs: roots, Dir: t.TempDir(), Devices: 1, PowerCut: -1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := sim.New(context.Background(), cfg); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
+
+func TestParseRates(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want map[string]float64
+		bad  bool
+	}{
+		{"", map[string]float64{}, false},
+		{"1.0.0=0.02", map[string]float64{"1.0.0": 0.02}, false},
+		{"1.0.0=0.02, 1.0.1=1", map[string]float64{"1.0.0": 0.02, "1.0.1": 1}, false},
+		{"1.0.0", nil, true},
+		{"=0.1", nil, true},
+		{"1.0.0=2", nil, true},
+		{"1.0.0=x", nil, true},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := sim.ParseRates(tc.in)
+			if (err != nil) != tc.bad {
+				t.Fatalf("error %v, want error %v", err, tc.bad)
+			}
+			if diff := cmp.Diff(got, tc.want); diff != "" {
+				t.Errorf("(-got +want):\n%s", diff)
+			}
+		})
+	}
+}
