@@ -61,7 +61,7 @@ func (a *API) registerDevice() {
 	a.deviceHandle("GET /device/v1/director/{file}", deviceUpdate, a.deviceDirector)
 	a.deviceHandle("POST /device/v1/install-status", deviceUpdate, a.deviceInstallStatus)
 	a.deviceHandle("GET /device/v1/wait", deviceUpdate, a.deviceWait)
-	a.deviceHandle("POST /device/v1/failures", deviceNormal, a.deviceFailures)
+	a.deviceHandle("POST /device/v1/failures", deviceUpdate, a.deviceFailures)
 	a.mux.HandleFunc("/device/", a.unmatched)
 }
 

@@ -206,6 +206,9 @@ func mustPlan(t testing.TB, phases, soak string, minReporting float64) rollout.P
 
 func (f *fleet) create(t testing.TB, release string, plan rollout.Plan, emergency bool, c rollout.Criteria) store.Deployment {
 	t.Helper()
+	// Every agent must be in its long-poll before the deployment starts: one that checked in
+	// before and waits only after the wake-up below would miss it and join a later phase.
+	f.awaitWaiting(t, len(f.devices))
 	if _, err := f.s.DB().ExecContext(context.Background(), `INSERT INTO releases (id, tenant_id, product_id, version, state,
 		targets_version, revoked_reason, created_at) VALUES ($1, $2, $3, $4, 'signed', 1, '', $5)`,
 		store.NewID("rel"), f.tenantID, f.productID, release, f.s.Now().UnixMicro()); err != nil {
@@ -218,6 +221,18 @@ func (f *fleet) create(t testing.TB, release string, plan rollout.Plan, emergenc
 	}
 	f.hub.WakeTagged(f.groupID, d.Offers)
 	return d
+}
+
+// awaitWaiting waits until n agents hold a long-poll.
+func (f *fleet) awaitWaiting(t testing.TB, n int) {
+	t.Helper()
+	for range 15000 {
+		if f.hub.Waiting() >= n {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("%d of %d agents are waiting after 30s", f.hub.Waiting(), n)
 }
 
 // drive steps the deployment, moving the clock by tick each time, until it leaves the active

@@ -51,6 +51,12 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// DefaultTenant names the tenant created on first start; "default" when empty.
 	DefaultTenant string
+	// StepInterval is how often active deployments are evaluated; DeploymentStepInterval when
+	// zero.
+	StepInterval time.Duration
+	// Now is the storage clock (deployment soak times and deadlines, audit times); time.Now when
+	// nil. Tests move it to cross a deadline without waiting.
+	Now func() time.Time
 }
 
 // Server is a running Rampart service.
@@ -65,6 +71,8 @@ type Server struct {
 	releases *release.Service
 	// wake holds the devices waiting on /device/v1/wait; the deployment stepper wakes them.
 	wake *wake.Hub
+	// stepper steps active deployments on a timer.
+	stepper *stepper.Stepper
 	// FirstStart is true when this start created the first tenant and admin token.
 	FirstStart bool
 }
@@ -90,7 +98,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: data folder: %w", err)
 	}
-	st, err := store.Open(ctx, store.Config{Database: cfg.Database, SQLitePath: filepath.Join(cfg.DataDir, "rampart.db")})
+	st, err := store.Open(ctx, store.Config{Database: cfg.Database, SQLitePath: filepath.Join(cfg.DataDir, "rampart.db"), Now: cfg.Now})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -123,6 +131,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.tlsCert = cert
 	s.handler = s.routes()
+	step := cfg.StepInterval
+	if step <= 0 {
+		step = DeploymentStepInterval
+	}
+	s.stepper = stepper.New(stepper.Config{Store: s.store, Every: step, Logger: s.log, Wake: s.wakeDeployment})
 	return s, nil
 }
 
@@ -185,6 +198,48 @@ func (s *Server) routes() http.Handler {
 	return m.instrument(mux)
 }
 
+// wakeDeployment wakes the devices of a deployment's group that it offers the release to now:
+// those waiting on their long-poll at once, and those between two waits (checking in at this
+// very moment) at their next wait, so that a phase opening is not missed until the next
+// periodic check-in. It reads the group's members from the store; if that fails it wakes the
+// waiting devices of the phase only.
+func (s *Server) wakeDeployment(d store.Deployment) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var ids []string
+	p := store.Page{Limit: store.MaxPageSize}
+	for {
+		devs, next, err := s.store.ListDevices(ctx, d.TenantID, store.DeviceFilter{Product: d.ProductName, Group: d.GroupName}, p)
+		if err != nil {
+			s.log.Warn("listing a deployment's devices to wake them failed; waking the waiting ones", "deployment", d.ID, "err", err)
+			s.wake.WakeTagged(api.WakeTag(d.TenantID, d.ProductName, d.GroupName), d.Offers)
+			return
+		}
+		for _, dev := range devs {
+			if d.Offers(dev.ID) {
+				ids = append(ids, dev.ID)
+			}
+		}
+		if next == "" {
+			break
+		}
+		p.After = next
+	}
+	s.wake.Wake(ids...)
+}
+
+// StepDeployments runs one pass of the deployment stepper now, for tests and the demo.
+func (s *Server) StepDeployments(ctx context.Context) (stepper.Pass, error) {
+	return s.stepper.StepAll(ctx)
+}
+
+// CAs exposes the tenant certificate authorities to in-process benchmarks and the demo, which
+// issue device certificates without going through attestation.
+func (s *Server) CAs() *keeper.Keeper { return s.cas }
+
+// Wake exposes the hub of devices waiting on /device/v1/wait, to in-process tests and the demo.
+func (s *Server) Wake() *wake.Hub { return s.wake }
+
 // TLSConfig is the server's TLS configuration. Client certificates are requested but verified
 // by the device API against each tenant's CA, since the trusted CAs depend on the tenant the
 // certificate names; the admin API ignores them.
@@ -220,12 +275,7 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return s.releases.Run(gctx, RefreshInterval) })
 	g.Go(func() error { return s.vulnerabilityTimers(gctx, VulnerabilityInterval) })
-	g.Go(func() error {
-		return stepper.New(stepper.Config{Store: s.store, Every: DeploymentStepInterval, Logger: s.log,
-			Wake: func(d store.Deployment) {
-				s.wake.WakeTagged(api.WakeTag(d.TenantID, d.ProductName, d.GroupName), d.Offers)
-			}}).Run(gctx)
-	})
+	g.Go(func() error { return s.stepper.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		timeout := s.cfg.ShutdownTimeout

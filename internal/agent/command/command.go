@@ -26,7 +26,7 @@ import (
 // ErrUsage marks a command line that cannot be run; main exits 2 for it.
 var ErrUsage = errors.New("usage")
 
-const usage = `usage: rampart-agent --server URL --ca-file FILE --state DIR --attester software|tpm|swtpm:HOST:PORT|simulator VERB
+const usage = `usage: rampart-agent --server URL --ca-file FILE --state DIR --attester software|tpm|swtpm:HOST:PORT|simulator VERB [VERB FLAGS]
 
 verbs:
   enroll    register this device with the server and print its device ID
@@ -71,11 +71,19 @@ func Run(ctx context.Context, args []string, version string, stdout, stderr io.W
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
-	if fs.NArg() != 1 {
+	if fs.NArg() == 0 {
 		fs.Usage()
 		return fmt.Errorf("%w: one verb expected", ErrUsage)
 	}
+	// Flags may also follow the verb: rampart-agent ... run --once.
 	verb := fs.Arg(0)
+	if err := fs.Parse(fs.Args()[1:]); err != nil {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return fmt.Errorf("%w: one verb expected, got %q", ErrUsage, append([]string{verb}, fs.Args()...))
+	}
 	if verb == "version" {
 		_, err := fmt.Fprintln(stdout, "rampart-agent", version)
 		return err

@@ -162,7 +162,8 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	}
 	r.slots = slots
 	if cfg.SpoolDir != "" {
-		r.crashes, err = crash.New(crash.Config{SpoolDir: cfg.SpoolDir, OutboxDir: filepath.Join(cfg.StateDir, "crash-outbox"), Logger: cfg.Logger})
+		r.crashes, err = crash.New(crash.Config{SpoolDir: cfg.SpoolDir, OutboxDir: filepath.Join(cfg.StateDir, "crash-outbox"),
+			Describe: func(string) (string, string) { return "", r.runningRelease() }, Logger: cfg.Logger})
 		if err != nil {
 			r.Close()
 			return nil, fmt.Errorf("runner.New: %w", err)
@@ -258,6 +259,23 @@ func (r *Runner) Status() Status {
 		s.PendingCrashes = n
 	}
 	return s
+}
+
+// runningRelease is the release of the booted slot, which a crash file that names no version
+// crashed on; "" before the first install.
+func (r *Runner) runningRelease() string {
+	st, err := r.slots.State()
+	if err != nil {
+		return ""
+	}
+	slot := st.Committed
+	if st.Trial != "" {
+		slot = st.Trial
+	}
+	if info := st.Slots[slot]; info != nil {
+		return info.Release
+	}
+	return ""
 }
 
 // measureBoot extends the agent and the booted slot's components into the PCRs, once per boot.

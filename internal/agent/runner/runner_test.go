@@ -33,11 +33,16 @@ type fleetServer struct {
 	deployment string // the group's current deployment
 }
 
-func startFleet(t *testing.T) *fleetServer {
+// startFleet runs a server (its configuration changed by opts) with keys and the product lamp.
+func startFleet(t *testing.T, opts ...func(*server.Config)) *fleetServer {
 	t.Helper()
 	dir := t.TempDir()
 	addrc := make(chan net.Addr, 1)
-	s, err := server.New(context.Background(), server.Config{DataDir: dir, Listen: "127.0.0.1:0", Ready: func(a net.Addr) { addrc <- a }})
+	cfg := server.Config{DataDir: dir, Listen: "127.0.0.1:0", Ready: func(a net.Addr) { addrc <- a }}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s, err := server.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -222,3 +222,6 @@ func (e *Env) Passphrase(file string) ([]byte, error) {
 	}
 	return nil, errors.New("no passphrase given: use --passphrase-file FILE or set RAMPART_KEYS_PASSPHRASE")
 }
+
+// Blank writes an empty line: the rows after it start a new table with columns of their own.
+func (t *Table) Blank() { fmt.Fprintln(t.w) }

@@ -50,7 +50,7 @@ func Command(env *clienv.Env) *cobra.Command {
 					}
 					tb.Row(row...)
 				}
-				tb.Row("")
+				tb.Blank()
 				tb.Row("DEVICES", cov.Devices, "NEWEST", cov.Newest, fmt.Sprintf("%.1f%%", cov.NewestShare*100), "", "")
 			})
 		},

@@ -28,7 +28,7 @@ func printDeployment(env *clienv.Env, d client.Deployment) error {
 	return env.Print(d, func(tb *clienv.Table) {
 		tb.Row("ID", "SEQ", "PRODUCT", "GROUP", "RELEASE", "STATE", "PHASE", "REASON")
 		tb.Row(d.ID, d.Seq, d.Product, d.Group, d.Release, d.State, fmt.Sprintf("%d/%d", d.Phase, len(d.Phases)), d.Reason)
-		tb.Row("")
+		tb.Blank()
 		tb.Row("PHASE", "SHARE", "SOAK", "OPENED", "DEVICES", "REPORTED", "", "")
 		for i, p := range d.Phases {
 			opened := ""
@@ -38,7 +38,7 @@ func printDeployment(env *clienv.Env, d client.Deployment) error {
 			tb.Row(i+1, percent(p.Percent), p.MinSoak, opened, p.Devices, p.Reported, "", "")
 		}
 		if pr := d.Progress; pr != nil {
-			tb.Row("")
+			tb.Blank()
 			tb.Row("DEVICES", "OFFERED", "INSTALLED", "FAILED", "TIMED OUT", "PENDING", "CRITERIA", "")
 			tb.Row(pr.Devices, pr.Offered, pr.Installed, pr.Failed, pr.TimedOut, pr.Pending, pr.Decision, "")
 			for _, f := range pr.Findings {
