@@ -145,7 +145,7 @@ func (s *Service) refreshDirector(ctx context.Context) error {
 // metadata, for status pages and tests.
 func (s *Service) DirectorVersion(ctx context.Context, tenantID, deviceID string) (int64, time.Time, error) {
 	var v, exp int64
-	err := s.cfg.Store.DB().QueryRowContext(ctx, `SELECT version, expires_at FROM director_metadata WHERE device_id = $1 AND tenant_id = $2`, deviceID, tenantID).Scan(&v, &exp)
+	err := s.cfg.Store.QueryRow(ctx, `SELECT version, expires_at FROM director_metadata WHERE device_id = $1 AND tenant_id = $2`, deviceID, tenantID).Scan(&v, &exp)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("release.DirectorVersion: %w", mapErr(err))
 	}
@@ -180,7 +180,7 @@ func (s *Service) DirectorFile(ctx context.Context, tenantID, deviceID, name str
 		return nil, fmt.Errorf("release.DirectorFile: %w: %s", ErrNotFound, name)
 	}
 	var raw string
-	err := s.cfg.Store.DB().QueryRowContext(ctx, `SELECT files FROM director_metadata WHERE device_id = $1 AND tenant_id = $2`, deviceID, tenantID).Scan(&raw)
+	err := s.cfg.Store.QueryRow(ctx, `SELECT files FROM director_metadata WHERE device_id = $1 AND tenant_id = $2`, deviceID, tenantID).Scan(&raw)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Say why: a tenant without update keys, or a device nothing was named for yet.
 		if _, rerr := s.loadRepo(ctx, s.cfg.Store.DB(), tenantID); rerr != nil {
@@ -213,7 +213,7 @@ func (s *Service) followDeployment(ctx context.Context, tenantID, deviceID strin
 		return err
 	}
 	var product, rel string
-	err = s.cfg.Store.DB().QueryRowContext(ctx, `SELECT product, release FROM director_metadata WHERE device_id = $1 AND tenant_id = $2`,
+	err = s.cfg.Store.QueryRow(ctx, `SELECT product, release FROM director_metadata WHERE device_id = $1 AND tenant_id = $2`,
 		deviceID, tenantID).Scan(&product, &rel)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err

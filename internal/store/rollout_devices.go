@@ -224,7 +224,7 @@ type DeviceOffer struct {
 // that was not aborted, and whether it offers the release to the device now. A group without
 // one is ErrNotFound.
 func (s *Store) OfferForDevice(ctx context.Context, tenantID, deviceID string) (DeviceOffer, error) {
-	d, err := scanDeployment(s.db.QueryRowContext(ctx, `SELECT `+deploymentColumns+deploymentJoins+`
+	d, err := scanDeployment(s.QueryRow(ctx, `SELECT `+deploymentColumns+deploymentJoins+`
 		JOIN devices dv ON dv.group_id = dp.group_id
 		WHERE dv.tenant_id = $1 AND dv.id = $2 AND dp.tenant_id = $1 AND dp.state <> 'aborted'
 		ORDER BY dp.seq DESC LIMIT 1`, tenantID, deviceID))

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -42,6 +43,7 @@ type Store struct {
 	db      *sql.DB
 	dialect dialect
 	now     func() time.Time
+	stmts   sync.Map // query text -> *sql.Stmt, see QueryRow
 }
 
 // Open connects to the configured database and applies any pending migrations.
@@ -91,8 +93,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// Close releases the connection pool.
-func (s *Store) Close() error { return s.db.Close() }
+// Close releases the prepared statements and the connection pool.
+func (s *Store) Close() error {
+	s.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
+	return s.db.Close()
+}
 
 // Ping reports whether the database answers; /readyz uses it.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -176,4 +181,31 @@ func microsOrNull(t time.Time) any {
 		return nil
 	}
 	return micros(t)
+}
+
+// QueryRow runs a single-row query through a cache of prepared statements. Hot read paths (a
+// device's check-in) use it: SQLite parses a statement on every execution unless it is prepared
+// once, which was a third of a check-in's CPU. The cache holds one *sql.Stmt per query text,
+// which database/sql re-prepares per pooled connection as needed.
+func (s *Store) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := s.prepared(ctx, query)
+	if err != nil {
+		return s.db.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
 }
