@@ -232,7 +232,7 @@ func (a *API) register() {
 	// The researcher API: researcher tokens, and a researcher sees only their own reports.
 	a.handle("POST /research/v1/applications", public, a.researchApply, doc{summary: "Apply to a program as a new researcher; the researcher token is shown only in this answer", body: client.ApplyRequest{}, response: client.ApplyResponse{}, status: http.StatusCreated})
 	a.handle("GET /research/v1/me", researcherOnly, a.researchMe, doc{summary: "Describe the researcher and their applications", response: client.Me{}})
-	a.handle("GET /research/v1/programs/{program}", researcherOnly, a.researchProgram, doc{summary: "Show a program's scope, scenarios and award rules", response: client.Program{}})
+	a.handle("GET /research/v1/programs/{program}", researcherOnly, a.getProgram, doc{summary: "Show a program's scope, scenarios and award rules", response: client.Program{}})
 	a.handle("POST /research/v1/programs/{program}/application", researcherOnly, a.researchProgramApply, doc{summary: "Apply to a program, or complete an invitation", body: client.ProgramApplyRequest{}, response: client.Application{}, status: http.StatusCreated})
 	a.handle("POST /research/v1/programs/{program}/reports", researcherOnly, a.researchSubmit, doc{summary: "Submit a report (accepted researchers only)", body: client.SubmitReportRequest{}, response: client.Report{}, status: http.StatusCreated})
 	a.handle("GET /research/v1/reports", researcherOnly, a.researchListReports, doc{summary: "List the researcher's own reports", response: client.List[client.Report]{}})

@@ -141,20 +141,6 @@ func (a *API) researchMe(w http.ResponseWriter, r *http.Request, p *principal) e
 	return nil
 }
 
-func (a *API) researchProgram(w http.ResponseWriter, r *http.Request, p *principal) error {
-	name := r.PathValue("program")
-	pr, err := a.store.ProgramByName(r.Context(), p.tenantID, name)
-	if err != nil {
-		return storeError(err, "program "+name)
-	}
-	out, err := programOut(pr)
-	if err != nil {
-		return internal(err)
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
 func (a *API) researchProgramApply(w http.ResponseWriter, r *http.Request, p *principal) error {
 	var req client.ProgramApplyRequest
 	if err := decode(w, r, &req); err != nil {

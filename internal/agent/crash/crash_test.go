@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/rampartsec/rampart/internal/failure"
+
+	"github.com/rampartsec/rampart/internal/testenv"
 )
 
 // fakeServer is an in-process Uploader that records what it acknowledged
@@ -391,7 +393,7 @@ func TestCollectHonoursCancellation(t *testing.T) {
 func TestDependencies(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("go tool not found; cannot list dependencies")
+		testenv.Missing(t, "the go command", "install Go and put it on PATH to list the agent's dependencies")
 	}
 	cmd := exec.Command(goBin, "list", "-deps", "-f", "{{.ImportPath}}", ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -120,6 +120,8 @@ type Runner struct {
 	tenant  string
 	status  Status
 	boots   int
+	// everAssigned is set once the director named a release for this device.
+	everAssigned bool
 }
 
 // New opens the device's state: attester, measurement log, identity and slots. It does not talk
@@ -475,8 +477,13 @@ func (r *Runner) updater(ctx context.Context) (*update.Updater, error) {
 }
 
 // assigned reports whether the director has metadata for this device, that is whether a release
-// was ever named for it; until then the director answers 404 and there is nothing to update.
+// was ever named for it; until then the director answers 404 and there is nothing to update. Once
+// named, a device stays assigned, so the question is asked only until the first yes: the updater
+// fetches the director's timestamp itself on every check-in.
 func (r *Runner) assigned(ctx context.Context) (bool, error) {
+	if r.everAssigned {
+		return true, nil
+	}
 	req, err := http.NewRequestWithContext(ctx, "GET", r.cfg.Server+"/device/v1/director/timestamp.json", nil)
 	if err != nil {
 		return false, err
@@ -489,6 +496,7 @@ func (r *Runner) assigned(ctx context.Context) (bool, error) {
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	switch resp.StatusCode {
 	case http.StatusOK:
+		r.everAssigned = true
 		return true, nil
 	case http.StatusNotFound:
 		return false, nil
