@@ -31,6 +31,11 @@ const (
 	deviceOpen deviceAccess = iota + 1
 	// deviceUpdate accepts normal and update-only certificates: the update endpoints.
 	deviceUpdate
+	// deviceCheckIn is deviceUpdate for the check-in itself (the director files): the handler's
+	// own query confirms the device is registered, reading it with the director metadata, so
+	// that a check-in costs one query instead of two. Its handler must refuse an unregistered
+	// device; TestDeviceUnregistered holds it to that.
+	deviceCheckIn
 	// deviceNormal accepts only normal certificates.
 	deviceNormal
 	// deviceOptional authenticates a certificate when one is presented (normal or update-only)
@@ -45,10 +50,17 @@ type device struct {
 	id         string
 	profile    ca.Profile
 	cert       *x509.Certificate
-	record     store.Device
+	// record is the registry's entry; empty on deviceCheckIn routes, whose handler reads what
+	// it needs itself.
+	record store.Device
 }
 
 func (d *device) actor() store.Actor { return store.Actor("device:" + d.id) }
+
+// unregistered is the answer to a valid certificate of a device the registry no longer holds.
+func (d *device) unregistered() error {
+	return unauthorized("device %s is not registered with tenant %s", d.id, d.tenantName)
+}
 
 type deviceHandlerFunc func(w http.ResponseWriter, r *http.Request, d *device) error
 
@@ -58,7 +70,7 @@ func (a *API) registerDevice() {
 	a.deviceHandle("POST /device/v1/enroll", deviceOpen, a.deviceEnroll)
 	a.deviceHandle("POST /device/v1/challenge", deviceUpdate, a.deviceChallenge)
 	a.deviceHandle("POST /device/v1/attest", deviceOptional, a.deviceAttest)
-	a.deviceHandle("GET /device/v1/director/{file}", deviceUpdate, a.deviceDirector)
+	a.deviceHandle("GET /device/v1/director/{file}", deviceCheckIn, a.deviceDirector)
 	a.deviceHandle("POST /device/v1/install-status", deviceUpdate, a.deviceInstallStatus)
 	a.deviceHandle("GET /device/v1/wait", deviceUpdate, a.deviceWait)
 	a.deviceHandle("POST /device/v1/failures", deviceUpdate, a.deviceFailures)
@@ -89,7 +101,7 @@ func (a *API) serveDevice(w http.ResponseWriter, r *http.Request, acc deviceAcce
 	if acc == deviceOpen || (acc == deviceOptional && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0)) {
 		return h(w, r, nil)
 	}
-	d, err := a.authenticateDevice(r, now)
+	d, err := a.authenticateDevice(r, now, acc != deviceCheckIn)
 	if err != nil {
 		return err
 	}
@@ -149,8 +161,9 @@ func (c *certCache) put(k [32]byte, v verified) {
 	c.current[k] = v
 }
 
-// authenticateDevice checks the client certificate against its tenant's CA and finds the device.
-func (a *API) authenticateDevice(r *http.Request, now time.Time) (*device, error) {
+// authenticateDevice checks the client certificate against its tenant's CA and, when lookup is
+// set, finds the device in the registry (otherwise the handler does; see deviceCheckIn).
+func (a *API) authenticateDevice(r *http.Request, now time.Time, lookup bool) (*device, error) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return nil, unauthorized("a device certificate is required (mutual TLS)")
 	}
@@ -167,13 +180,18 @@ func (a *API) authenticateDevice(r *http.Request, now time.Time) (*device, error
 	if !now.Before(v.notAfter) {
 		return nil, unauthorized("the device certificate has expired; attest again to renew it")
 	}
+	d := &device{tenantID: v.tenantID, tenantName: v.tenantName, id: v.deviceID, profile: v.profile, cert: cert}
+	if !lookup {
+		return d, nil
+	}
 	rec, err := a.store.DeviceByID(r.Context(), v.tenantID, v.deviceID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, unauthorized("device %s is not registered with tenant %s", v.deviceID, v.tenantName)
+		return nil, d.unregistered()
 	} else if err != nil {
 		return nil, internal(err)
 	}
-	return &device{tenantID: v.tenantID, tenantName: v.tenantName, id: v.deviceID, profile: v.profile, cert: cert, record: rec}, nil
+	d.record = rec
+	return d, nil
 }
 
 // verifyDeviceCert does the full check of a certificate not seen before.

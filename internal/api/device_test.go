@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/ratelimit"
@@ -160,6 +162,42 @@ func TestDeviceAuthentication(t *testing.T) {
 		json.Unmarshal([]byte(body), &who)
 		if who.DeviceID != dev.id || who.Tenant != "default" || !who.RenewAfter.Before(who.NotAfter) || who.NotAfter.Sub(now) > 24*time.Hour+time.Minute {
 			t.Errorf("whoami = %+v", who)
+		}
+	})
+}
+
+// TestDeviceUnregistered holds the deviceCheckIn routes, whose handlers confirm registration in
+// their own query, to the answer every other device route gives: a valid certificate of a device
+// the registry does not hold, or one from another tenant's CA, is refused for every file.
+func TestDeviceUnregistered(t *testing.T) {
+	eachDB(t, func(t *testing.T, h *harness) {
+		h.tenantAdmin("globex")
+		dev := h.newDevice("default")
+		now := time.Now()
+		unreg := h.issue("default", fleetDevice{id: strings.Repeat("c", 64), key: dev.key}, ca.ProfileUpdateOnly, now)
+		crossKey := h.issue("globex", fleetDevice{id: dev.id, key: dev.key}, ca.ProfileNormal, now)
+		checked := 0
+		for _, rt := range h.api.deviceRoutes {
+			if !strings.Contains(rt.path, "/director/") {
+				continue
+			}
+			for _, file := range []string{"timestamp.json", "snapshot.json", "targets.json", "root.json", "1.root.json"} {
+				path := strings.Replace(rt.path, "{file}", file, 1)
+				for name, cert := range map[string]*tls.Certificate{"unregistered": &unreg, "other tenant's CA": &crossKey} {
+					before := h.snapshot()
+					status, body := h.deviceGet(path, cert)
+					if status != 401 || !strings.Contains(body, "not registered") {
+						t.Errorf("%s %s: %d %s; want 401 not registered", name, path, status, body)
+					}
+					if diff := cmp.Diff(before, h.snapshot()); diff != "" {
+						t.Errorf("%s %s changed the database:\n%s", name, path, diff)
+					}
+					checked++
+				}
+			}
+		}
+		if checked == 0 {
+			t.Fatal("no director route found")
 		}
 	})
 }

@@ -286,7 +286,9 @@ func (a *API) deviceDirector(w http.ResponseWriter, r *http.Request, d *device) 
 	}
 	name := r.PathValue("file")
 	b, err := svc.DirectorFile(r.Context(), d.tenantID, d.id, name)
-	if err != nil {
+	if errors.Is(err, release.ErrUnregistered) {
+		return d.unregistered()
+	} else if err != nil {
 		return releaseError(err, "director metadata "+name)
 	}
 	w.Header().Set("Content-Type", "application/json")

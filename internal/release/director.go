@@ -82,12 +82,14 @@ func (s *Service) issue(ctx context.Context, tx *sql.Tx, actor store.Actor, tena
 		return err
 	}
 	if ver == 0 {
-		_, err = tx.ExecContext(ctx, `INSERT INTO director_metadata (device_id, tenant_id, version, product, release, files, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			deviceID, tenantID, f.Version, product, version, string(b), micros(f.Expires))
+		_, err = tx.ExecContext(ctx, `INSERT INTO director_metadata (device_id, tenant_id, version, product, release, files, timestamp_file, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			deviceID, tenantID, f.Version, product, version, string(b), string(f.Timestamp), micros(f.Expires))
 	} else {
 		var res sql.Result
-		res, err = tx.ExecContext(ctx, `UPDATE director_metadata SET version = $1, product = $2, release = $3, files = $4, expires_at = $5 WHERE device_id = $6 AND version = $7`,
-			f.Version, product, version, string(b), micros(f.Expires), deviceID, ver)
+		res, err = tx.ExecContext(ctx, `UPDATE director_metadata SET version = $1, product = $2, release = $3, files = $4, timestamp_file = $5,
+			expires_at = $6 WHERE device_id = $7 AND version = $8`,
+			f.Version, product, version, string(b), string(f.Timestamp), micros(f.Expires), deviceID, ver)
 		if err == nil {
 			if n, rerr := res.RowsAffected(); rerr != nil || n != 1 {
 				return ErrConcurrently
@@ -152,20 +154,27 @@ func (s *Service) DirectorVersion(ctx context.Context, tenantID, deviceID string
 	return v, fromMicros(exp), nil
 }
 
+// ErrUnregistered is a director request from a device the tenant's registry does not hold (it
+// was deleted after its certificate was issued).
+var ErrUnregistered = errors.New("release: the device is not registered with the tenant")
+
 // DirectorFile returns one file of a device's director metadata
 // (targets.json, snapshot.json, timestamp.json or N.root.json). A request
 // for timestamp.json, which starts every refresh, first follows the
 // device's group deployment: when it offers a release the director does
 // not name yet, new director metadata naming it is issued.
+//
+// It confirms the device is registered, so that the device API can serve
+// a check-in with one query: the device's group and its director
+// metadata are read together, and the group's deployment comes from the
+// store's per-group cache. A device that is not registered is
+// ErrUnregistered.
 func (s *Service) DirectorFile(ctx context.Context, tenantID, deviceID, name string) ([]byte, error) {
-	if name == "timestamp.json" {
-		if err := s.followDeployment(ctx, tenantID, deviceID); err != nil {
-			// The device keeps its current metadata; the next poll retries.
-			s.log.Warn("director could not follow the deployment", "device", deviceID, "err", err)
-		}
+	c, err := s.checkIn(ctx, tenantID, deviceID, name == "timestamp.json")
+	if err != nil {
+		return nil, fmt.Errorf("release.DirectorFile: %w", err)
 	}
-	// Roots come from the tenant's repository state; the per-device files (every check-in asks
-	// for timestamp.json) do not need it, and decoding it was a fifth of a check-in's CPU.
+	// Roots come from the tenant's repository state; the per-device files do not need it.
 	if strings.HasSuffix(name, "root.json") {
 		row, err := s.loadRepo(ctx, s.cfg.Store.DB(), tenantID)
 		if err != nil {
@@ -179,48 +188,93 @@ func (s *Service) DirectorFile(ctx context.Context, tenantID, deviceID, name str
 		}
 		return nil, fmt.Errorf("release.DirectorFile: %w: %s", ErrNotFound, name)
 	}
-	var raw string
-	err := s.cfg.Store.QueryRow(ctx, `SELECT files FROM director_metadata WHERE device_id = $1 AND tenant_id = $2`, deviceID, tenantID).Scan(&raw)
-	if errors.Is(err, sql.ErrNoRows) {
-		// Say why: a tenant without update keys, or a device nothing was named for yet.
-		if _, rerr := s.loadRepo(ctx, s.cfg.Store.DB(), tenantID); rerr != nil {
-			return nil, fmt.Errorf("release.DirectorFile: %w", mapErr(rerr))
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("release.DirectorFile: %w", mapErr(err))
-	}
-	var f directorFiles
-	if err := json.Unmarshal([]byte(raw), &f); err != nil {
-		return nil, fmt.Errorf("release.DirectorFile: %w", err)
-	}
-	b, ok := map[string][]byte{"targets.json": f.Targets, "snapshot.json": f.Snapshot, "timestamp.json": f.Timestamp}[name]
-	if !ok {
+	if name != "timestamp.json" && name != "snapshot.json" && name != "targets.json" {
 		return nil, fmt.Errorf("release.DirectorFile: %w: %s", ErrNotFound, name)
 	}
-	return b, nil
+	if name == "timestamp.json" && c.groupID != "" {
+		assigned, err := s.followDeployment(ctx, tenantID, deviceID, c)
+		if err != nil {
+			// The device keeps its current metadata; the next poll retries.
+			s.log.Warn("director could not follow the deployment", "device", deviceID, "err", err)
+		} else if assigned {
+			if c, err = s.checkIn(ctx, tenantID, deviceID, true); err != nil {
+				return nil, fmt.Errorf("release.DirectorFile: %w", err)
+			}
+		}
+	}
+	if !c.named {
+		// Say why: a tenant without update keys, or a device nothing was named for yet.
+		if _, err := s.loadRepo(ctx, s.cfg.Store.DB(), tenantID); err != nil {
+			return nil, fmt.Errorf("release.DirectorFile: %w", mapErr(err))
+		}
+		return nil, fmt.Errorf("release.DirectorFile: %w: no release was named for device %s yet", ErrNotFound, deviceID)
+	}
+	if name == "timestamp.json" && c.timestamp.Valid {
+		return []byte(c.timestamp.String), nil
+	}
+	var f directorFiles
+	if err := json.Unmarshal([]byte(c.files.String), &f); err != nil {
+		return nil, fmt.Errorf("release.DirectorFile: %w", err)
+	}
+	return map[string][]byte{"targets.json": f.Targets, "snapshot.json": f.Snapshot, "timestamp.json": f.Timestamp}[name], nil
+}
+
+// deviceCheckIn is what one query tells about a device at its check-in.
+type deviceCheckIn struct {
+	groupID          string
+	named            bool // the director has metadata for the device
+	product, release string
+	// timestamp is the stored timestamp.json (NULL in rows written before it had a column of
+	// its own); files holds the three files, read only when they are needed.
+	timestamp, files sql.NullString
+}
+
+// Two texts of one query: the check-in reads the timestamp alone unless the row predates its
+// column; the other director files need the whole set.
+const (
+	checkInTimestampQuery = `SELECT COALESCE(d.group_id, ''), m.product, m.release, m.timestamp_file,
+		CASE WHEN m.timestamp_file IS NULL THEN m.files END
+		FROM devices d LEFT JOIN director_metadata m ON m.device_id = d.id AND m.tenant_id = d.tenant_id
+		WHERE d.tenant_id = $1 AND d.id = $2`
+	checkInFilesQuery = `SELECT COALESCE(d.group_id, ''), m.product, m.release, m.timestamp_file, m.files
+		FROM devices d LEFT JOIN director_metadata m ON m.device_id = d.id AND m.tenant_id = d.tenant_id
+		WHERE d.tenant_id = $1 AND d.id = $2`
+)
+
+func (s *Service) checkIn(ctx context.Context, tenantID, deviceID string, timestampOnly bool) (deviceCheckIn, error) {
+	q := checkInFilesQuery
+	if timestampOnly {
+		q = checkInTimestampQuery
+	}
+	var c deviceCheckIn
+	var product, rel sql.NullString
+	err := s.cfg.Store.QueryRow(ctx, q, tenantID, deviceID).Scan(&c.groupID, &product, &rel, &c.timestamp, &c.files)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, fmt.Errorf("%w: device %s", ErrUnregistered, deviceID)
+	} else if err != nil {
+		return c, err
+	}
+	c.named, c.product, c.release = product.Valid, product.String, rel.String
+	return c, nil
 }
 
 // followDeployment assigns the release of the device's group deployment
 // when the deployment offers it to the device now and the director names
-// something else.
-func (s *Service) followDeployment(ctx context.Context, tenantID, deviceID string) error {
-	offer, err := s.cfg.Store.OfferForDevice(ctx, tenantID, deviceID)
+// something else; it reports whether it did.
+func (s *Service) followDeployment(ctx context.Context, tenantID, deviceID string, c deviceCheckIn) (bool, error) {
+	offer, err := s.cfg.Store.OfferForGroup(ctx, tenantID, c.groupID, deviceID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !offer.Offered) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
-	}
-	var product, rel string
-	err = s.cfg.Store.QueryRow(ctx, `SELECT product, release FROM director_metadata WHERE device_id = $1 AND tenant_id = $2`,
-		deviceID, tenantID).Scan(&product, &rel)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
+		return false, err
 	}
 	d := offer.Deployment
-	if product == d.ProductName && rel == d.Release {
-		return nil
+	if c.named && c.product == d.ProductName && c.release == d.Release {
+		return false, nil
 	}
-	return s.Assign(ctx, store.Actor("deployment:"+d.ID), tenantID, deviceID, d.ProductName, d.Release)
+	if err := s.Assign(ctx, store.Actor("deployment:"+d.ID), tenantID, deviceID, d.ProductName, d.Release); err != nil {
+		return false, err
+	}
+	return true, nil
 }

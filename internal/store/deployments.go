@@ -163,6 +163,7 @@ func (s *Store) CreateDeployment(ctx context.Context, actor Actor, tenantID stri
 		return Deployment{}, fmt.Errorf("store.CreateDeployment: %w", err)
 	}
 	var d Deployment
+	defer s.deploymentsChanged()
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if err = tx.QueryRowContext(ctx, `SELECT p.id, p.name, g.id, g.name FROM device_groups g JOIN products p ON p.id = g.product_id
@@ -337,6 +338,7 @@ type deploymentOp func(d rollout.Deployment, actor, reason string, now time.Time
 
 func (s *Store) operate(ctx context.Context, op string, fn deploymentOp, actor Actor, tenantID, id, reason string) (Deployment, error) {
 	var d Deployment
+	defer s.deploymentsChanged()
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if d, err = loadDeployment(ctx, tx, tenantID, id); err != nil {

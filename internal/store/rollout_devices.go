@@ -154,6 +154,12 @@ func (s *Store) DeploymentStatus(ctx context.Context, tenantID, id string) (Depl
 // after device reports and on a timer; a deployment that is not active is left as it is.
 func (s *Store) StepDeployment(ctx context.Context, tenantID, id string) (DeploymentStep, error) {
 	var st DeploymentStep
+	changed := false
+	defer func() {
+		if changed {
+			s.deploymentsChanged()
+		}
+	}()
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		d, err := loadDeployment(ctx, tx, tenantID, id)
 		if err != nil {
@@ -172,7 +178,7 @@ func (s *Store) StepDeployment(ctx context.Context, tenantID, id string) (Deploy
 		dom, evs, dec, tally := d.Step(snap)
 		st.Decision, st.Tally = dec, tally
 		if len(evs) > 0 {
-			d.Deployment = dom
+			d.Deployment, changed = dom, true
 			if err := saveDeployment(ctx, tx, &d); err != nil {
 				return err
 			}
@@ -224,14 +230,15 @@ type DeviceOffer struct {
 // that was not aborted, and whether it offers the release to the device now. A group without
 // one is ErrNotFound.
 func (s *Store) OfferForDevice(ctx context.Context, tenantID, deviceID string) (DeviceOffer, error) {
-	d, err := scanDeployment(s.QueryRow(ctx, `SELECT `+deploymentColumns+deploymentJoins+`
-		JOIN devices dv ON dv.group_id = dp.group_id
-		WHERE dv.tenant_id = $1 AND dv.id = $2 AND dp.tenant_id = $1 AND dp.state <> 'aborted'
-		ORDER BY dp.seq DESC LIMIT 1`, tenantID, deviceID))
+	var group sql.NullString
+	err := s.QueryRow(ctx, `SELECT group_id FROM devices WHERE tenant_id = $1 AND id = $2`, tenantID, deviceID).Scan(&group)
 	if err != nil {
 		return DeviceOffer{}, fmt.Errorf("store.OfferForDevice: %w", s.mapErr(err))
 	}
-	return DeviceOffer{Deployment: d, Offered: d.Offers(deviceID)}, nil
+	if !group.Valid {
+		return DeviceOffer{}, fmt.Errorf("store.OfferForDevice: %w: device %s is not in a group", ErrNotFound, deviceID)
+	}
+	return s.OfferForGroup(ctx, tenantID, group.String, deviceID)
 }
 
 type claimedDevice struct {

@@ -654,3 +654,61 @@ func TestClaimJoinsCoverage(t *testing.T) {
 		}
 	})
 }
+
+// TestOfferCache shows that a group's cached deployment never hides a change made through the
+// store, and that a change written by another replica (straight to the database here) is seen
+// once store.OfferTTL has passed.
+func TestOfferCache(t *testing.T) {
+	eachWithClock(t, func(t *testing.T, s *store.Store, clk *testClock) {
+		ctx := context.Background()
+		f := newFleet(t, s, "acme", 4)
+		id := f.devices[0]
+		if _, err := s.OfferForDevice(ctx, f.tenant.ID, id); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("before any deployment: %v, want ErrNotFound", err)
+		}
+		d, err := s.CreateDeployment(ctx, actor, f.tenant.ID, store.DeploymentSpec{Product: "thermostat", Group: "Field Test", Release: "1.1",
+			Plan: plan(t, "100", "1h"), Criteria: rollout.DefaultCriteria()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		offered := func() bool {
+			t.Helper()
+			off, err := s.OfferForDevice(ctx, f.tenant.ID, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return off.Offered
+		}
+		if !offered() {
+			t.Fatal("the new deployment is not offered")
+		}
+		if _, err := s.PauseDeployment(ctx, actor, f.tenant.ID, d.ID, "hold"); err != nil {
+			t.Fatal(err)
+		}
+		if offered() {
+			t.Fatal("a paused deployment is still offered: the cache hid the pause")
+		}
+		if _, err := s.ResumeDeployment(ctx, actor, f.tenant.ID, d.ID, "go"); err != nil {
+			t.Fatal(err)
+		}
+		if !offered() {
+			t.Fatal("the resumed deployment is not offered")
+		}
+		// Another replica pauses it: this store learns it within the TTL.
+		if _, err := s.DB().ExecContext(ctx, `UPDATE deployments SET state = 'paused' WHERE id = $1`, d.ID); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(store.OfferTTL)
+		if offered() {
+			t.Fatal("a deployment paused by another replica is still offered after the TTL")
+		}
+		// A tenant never sees another tenant's deployment through the cache.
+		other := newFleet(t, s, "globex", 1)
+		if _, err := s.OfferForGroup(ctx, other.tenant.ID, d.GroupID, id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("another tenant asking for this group's offer: %v, want ErrNotFound", err)
+		}
+		if _, err := s.OfferForDevice(ctx, f.tenant.ID, id); err != nil {
+			t.Errorf("the owning tenant lost its group's deployment after another tenant asked: %v", err)
+		}
+	})
+}

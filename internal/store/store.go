@@ -44,6 +44,7 @@ type Store struct {
 	dialect dialect
 	now     func() time.Time
 	stmts   sync.Map // query text -> *sql.Stmt, see QueryRow
+	offers  offerCache
 }
 
 // Open connects to the configured database and applies any pending migrations.
