@@ -292,6 +292,7 @@ func (a *API) deviceDirector(w http.ResponseWriter, r *http.Request, d *device) 
 		return releaseError(err, "director metadata "+name)
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write(b)
 	return nil
