@@ -117,6 +117,10 @@ func Run(ctx context.Context, cfg Config) (Record, error) {
 	if cfg.Devices < 1 || cfg.CLI == nil || cfg.Out == nil {
 		return Record{}, errors.New("demo.Run: at least one device, the CLI and an output are required")
 	}
+	// The demo's server holds the other end of every device's connection in the same process.
+	if err := sim.CheckOpenFiles(cfg.Devices, 2*sim.FilesPerDevice); err != nil {
+		return Record{}, fmt.Errorf("demo.Run: %w (doc/demo.md)", err)
+	}
 	if cfg.ImageSize == 0 {
 		cfg.ImageSize = 256 << 10
 	}

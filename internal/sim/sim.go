@@ -124,6 +124,9 @@ func New(ctx context.Context, cfg Config) (*Fleet, error) {
 			}
 		}
 	}
+	if err := CheckOpenFiles(cfg.Devices, FilesPerDevice); err != nil {
+		return nil, fmt.Errorf("sim.New: %w", err)
+	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 4 * runtime.GOMAXPROCS(0)
 	}
