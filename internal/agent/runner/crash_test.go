@@ -41,8 +41,11 @@ func TestRunnerReportsCrashes(t *testing.T) {
 	if st := r.Status(); st.Release != "1.0.0" || st.UpdateOnly {
 		t.Fatalf("device after 1.0.0: %+v", st)
 	}
+	// The crash time keeps its fraction of a second: truncated, it could fall before the moment
+	// within the same second at which the server recorded the device on 1.0.0, and the crash
+	// would be counted on the release before.
 	crash := `{"program":"/usr/bin/lampd","component":"rootfs","signal":11,"frames":["lampd(led_set+0x1a) [0x55d0c0ffee00]","lampd(main+0x10) [0x55d0c0ff0000]"],"time":"` +
-		time.Now().UTC().Format(time.RFC3339) + `"}`
+		time.Now().UTC().Format(time.RFC3339Nano) + `"}`
 	if err := os.WriteFile(filepath.Join(spool, ".tmp-crash"), []byte(crash), 0o644); err != nil {
 		t.Fatal(err)
 	}
