@@ -170,7 +170,7 @@ var ErrUnregistered = errors.New("release: the device is not registered with the
 // store's per-group cache. A device that is not registered is
 // ErrUnregistered.
 func (s *Service) DirectorFile(ctx context.Context, tenantID, deviceID, name string) ([]byte, error) {
-	c, err := s.checkIn(ctx, tenantID, deviceID, name == "timestamp.json")
+	c, err := s.checkIn(ctx, tenantID, deviceID, name != "targets.json" && name != "snapshot.json")
 	if err != nil {
 		return nil, fmt.Errorf("release.DirectorFile: %w", err)
 	}

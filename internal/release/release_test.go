@@ -449,6 +449,35 @@ func TestDirectorFollowsDeployment(t *testing.T) {
 	}
 }
 
+// TestDirectorTimestampBeforeItsColumn serves timestamp.json from a director row written before
+// migration 0201 gave the timestamp a column of its own (the column is NULL there).
+func TestDirectorTimestampBeforeItsColumn(t *testing.T) {
+	f := newFixture(t, "sqlite")
+	ctx := context.Background()
+	f.keysInit()
+	f.release("1.0.0", binary(8, 4<<10))
+	if err := f.svc.Assign(ctx, store.System, f.tenant.ID, f.device, "gateway", "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	want, err := f.svc.DirectorFile(ctx, f.tenant.ID, f.device, "timestamp.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.DB().Exec(`UPDATE director_metadata SET timestamp_file = NULL WHERE device_id = $1`, f.device); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.svc.DirectorFile(ctx, f.tenant.ID, f.device, "timestamp.json")
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("timestamp.json from the files column: %v; equal %v", err, bytes.Equal(got, want))
+	}
+	if _, err := f.svc.DirectorFile(ctx, f.tenant.ID, f.device, "nothing.json"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an unknown director file: %v, want ErrNotFound", err)
+	}
+	if _, err := f.svc.DirectorFile(ctx, f.tenant.ID, strings.Repeat("0", 64), "timestamp.json"); !errors.Is(err, ErrUnregistered) {
+		t.Errorf("an unregistered device: %v, want ErrUnregistered", err)
+	}
+}
+
 // fakeAffected is an in-memory AffectedLister.
 type fakeAffected map[string][]store.AffectedRelease
 
