@@ -18,6 +18,11 @@ type CreateDeploymentRequest struct {
 	Phases    string `json:"phases,omitempty"`
 	Soak      string `json:"soak,omitempty"`
 	Emergency bool   `json:"emergency,omitempty"`
+	// Criteria overrides the default abort criteria by name (doc/rollouts.md): on_failure
+	// (pause or abort), max_install_failures and max_timeouts (a share such as "5%", or "off"),
+	// min_sample, report_deadline (such as "24h" or "2d"), max_crash_ratio and
+	// max_new_signature_devices (a number, or "off").
+	Criteria map[string]string `json:"criteria,omitempty"`
 }
 
 // DeploymentActionRequest carries the reason for a pause, resume or abort.
@@ -60,17 +65,19 @@ type DeploymentProgress struct {
 
 // Deployment is a release going to a device group, phase by phase. Phase is 1-based.
 type Deployment struct {
-	ID              string              `json:"id"`
-	Seq             int64               `json:"seq"`
-	Product         string              `json:"product"`
-	Group           string              `json:"group"`
-	Release         string              `json:"release"`
-	PreviousRelease string              `json:"previous_release,omitempty"`
-	Emergency       bool                `json:"emergency"`
-	State           string              `json:"state"`
-	Phase           int                 `json:"phase"`
-	Phases          []DeploymentPhase   `json:"phases"`
-	Criteria        json.RawMessage     `json:"criteria,omitempty"`
+	ID              string            `json:"id"`
+	Seq             int64             `json:"seq"`
+	Product         string            `json:"product"`
+	Group           string            `json:"group"`
+	Release         string            `json:"release"`
+	PreviousRelease string            `json:"previous_release,omitempty"`
+	Emergency       bool              `json:"emergency"`
+	State           string            `json:"state"`
+	Phase           int               `json:"phase"`
+	Phases          []DeploymentPhase `json:"phases"`
+	Criteria        json.RawMessage   `json:"criteria,omitempty"`
+	// CriteriaSummary is the abort criteria on one line, for people.
+	CriteriaSummary string              `json:"criteria_summary,omitempty"`
 	Reason          string              `json:"reason,omitempty"`
 	CreatedBy       string              `json:"created_by"`
 	CreatedAt       time.Time           `json:"created_at"`

@@ -36,6 +36,7 @@ func deploymentOut(d store.Deployment, st *store.DeploymentStep) client.Deployme
 	if b, err := json.Marshal(d.Criteria); err == nil {
 		out.Criteria = b
 	}
+	out.CriteriaSummary = d.Criteria.String()
 	for i, ph := range d.Plan.Phases {
 		p := client.DeploymentPhase{Percent: ph.Share * 100, MinSoak: ph.MinSoak.String(), MinReporting: ph.MinReporting}
 		if t := d.PhaseOpenedAt(i); !t.IsZero() {
@@ -107,11 +108,15 @@ func (a *API) createDeployment(w http.ResponseWriter, r *http.Request, p *princi
 			return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: domainMessage(err), Err: err}
 		}
 	}
+	criteria, err := rollout.DefaultCriteria().WithSettings(req.Criteria)
+	if err != nil {
+		return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: domainMessage(err), Err: err}
+	}
 	if _, err := a.store.GroupByName(r.Context(), p.tenantID, req.Product, req.Group); err != nil {
 		return storeError(err, fmt.Sprintf("group %s of product %s", req.Group, req.Product))
 	}
 	d, err := a.store.CreateDeployment(r.Context(), p.actor(), p.tenantID, store.DeploymentSpec{Product: req.Product, Group: req.Group,
-		Release: req.Release, Plan: plan, Criteria: rollout.DefaultCriteria(), Emergency: req.Emergency})
+		Release: req.Release, Plan: plan, Criteria: criteria, Emergency: req.Emergency})
 	if err != nil {
 		return deploymentError(err, "release "+req.Release+" of product "+req.Product)
 	}

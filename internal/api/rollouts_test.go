@@ -83,6 +83,10 @@ func TestDeploymentsFailuresAndCoverage(t *testing.T) {
 			{client.CreateDeploymentRequest{Product: "lamp", Group: "Production", Release: "2.0.0", Phases: "10,50"}, http.StatusBadRequest, "the last phase must cover 100% of the group, not 50%"},
 			{client.CreateDeploymentRequest{Product: "lamp", Group: "Production", Release: "2.0.0", Soak: "forever"}, http.StatusBadRequest, `forever\" is not a duration`},
 			{client.CreateDeploymentRequest{Product: "lamp", Group: "Production", Release: "2.0.0", Phases: "100", Emergency: true}, http.StatusBadRequest, "give no phases or soak"},
+			{client.CreateDeploymentRequest{Product: "lamp", Group: "Production", Release: "2.0.0", Criteria: map[string]string{"max_failures": "5%"}},
+				http.StatusBadRequest, `unknown setting \"max_failures\"`},
+			{client.CreateDeploymentRequest{Product: "lamp", Group: "Production", Release: "2.0.0", Criteria: map[string]string{"max_timeouts": "2"}},
+				http.StatusBadRequest, "is not a share"},
 			{client.CreateDeploymentRequest{Product: "lamp", Group: "Nope", Release: "2.0.0"}, http.StatusNotFound, "group Nope of product lamp not found"},
 			{client.CreateDeploymentRequest{Product: "lamp", Group: "Production", Release: "3.0.0"}, http.StatusNotFound, "release 3.0.0 of product lamp not found"},
 		}

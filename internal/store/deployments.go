@@ -148,6 +148,7 @@ func (s *Store) auditDeployment(ctx context.Context, tx *sql.Tx, d Deployment, a
 	}
 	if ev.Kind == rollout.EventCreated {
 		details["plan"] = d.Plan.String()
+		details["criteria"] = d.Criteria.String()
 		details["emergency"] = d.Emergency
 		details["previous_release"] = d.PreviousRelease
 	}

@@ -28,6 +28,9 @@ func printDeployment(env *clienv.Env, d client.Deployment) error {
 	return env.Print(d, func(tb *clienv.Table) {
 		tb.Row("ID", "SEQ", "PRODUCT", "GROUP", "RELEASE", "STATE", "PHASE", "REASON")
 		tb.Row(d.ID, d.Seq, d.Product, d.Group, d.Release, d.State, fmt.Sprintf("%d/%d", d.Phase, len(d.Phases)), d.Reason)
+		if d.CriteriaSummary != "" {
+			tb.Row("CRITERIA", d.CriteriaSummary, "", "", "", "", "", "")
+		}
 		tb.Blank()
 		tb.Row("PHASE", "SHARE", "SOAK", "OPENED", "DEVICES", "REPORTED", "", "")
 		for i, p := range d.Phases {
@@ -48,15 +51,31 @@ func printDeployment(env *clienv.Env, d client.Deployment) error {
 	})
 }
 
+// criteriaFlags are the abort-criteria flags of `deployment create`, each a setting of
+// rollout.Criteria.WithSettings, with what it says in --help.
+var criteriaFlags = []struct{ flag, setting, usage string }{
+	{"on-failure", "on_failure", "what a crossed criterion does: pause (default) or abort"},
+	{"max-install-failures", "max_install_failures", "act when more than this share of reporting devices failed to install, e.g. 5% (default), or off"},
+	{"min-sample", "min_sample", "devices that must report before install failures and timeouts are judged (default 20)"},
+	{"report-deadline", "report_deadline", "a device offered the release and silent this long has timed out, e.g. 24h (default) or 2d"},
+	{"max-timeouts", "max_timeouts", "act when more than this share of devices timed out, e.g. 10% (default), or off"},
+	{"max-crash-ratio", "max_crash_ratio", "act when the release crashes this many times as often as the previous one, e.g. 2 (default), or off"},
+	{"max-new-signature-devices", "max_new_signature_devices", "act when a crash signature new in this release reaches more devices than this, e.g. 3 (default), or off"},
+}
+
 func newCreate(env *clienv.Env) *cobra.Command {
 	var req client.CreateDeploymentRequest
+	settings := make([]string, len(criteriaFlags))
 	cmd := &cobra.Command{
-		Use:   "create --product P --group G --release V [--phases 10,50,100] [--soak DURATION] [--emergency]",
+		Use:   "create --product P --group G --release V [--phases 10,50,100] [--soak DURATION] [--emergency] [criteria flags]",
 		Short: "Deploy a signed release to a device group",
 		Long: "Offers the release to the group phase by phase: --phases are cumulative percentages of the group\n" +
 			"(default 10,50,100), each open for at least --soak (default 1h, e.g. 90m or 2d) and until 90% of\n" +
-			"the devices offered so far reported. Install failures, silent devices, crash rates and new crash\n" +
-			"signatures pause it (doc/rollouts.md). --emergency offers the release to every device at once.",
+			"the devices offered so far reported. --emergency offers the release to every device at once.\n\n" +
+			"Abort criteria pause the deployment (or, with --on-failure abort, end it): install failures,\n" +
+			"devices that stay silent past --report-deadline, a crash rate above the previous release's, and\n" +
+			"a new crash signature on several devices. The --max-* flags set their thresholds or turn one off\n" +
+			"(doc/rollouts.md).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if req.Product == "" || req.Group == "" || req.Release == "" {
@@ -64,6 +83,14 @@ func newCreate(env *clienv.Env) *cobra.Command {
 			}
 			if req.Emergency && (req.Phases != "" || req.Soak != "") {
 				return fmt.Errorf("--emergency goes to every device at once: it takes no --phases or --soak")
+			}
+			for i, f := range criteriaFlags {
+				if cmd.Flags().Changed(f.flag) {
+					if req.Criteria == nil {
+						req.Criteria = map[string]string{}
+					}
+					req.Criteria[f.setting] = settings[i]
+				}
 			}
 			c, err := env.Client()
 			if err != nil {
@@ -82,6 +109,9 @@ func newCreate(env *clienv.Env) *cobra.Command {
 	cmd.Flags().StringVar(&req.Phases, "phases", "", "cumulative percentages of the group, e.g. 10,50,100")
 	cmd.Flags().StringVar(&req.Soak, "soak", "", "minimum time each phase stays open, e.g. 1h")
 	cmd.Flags().BoolVar(&req.Emergency, "emergency", false, "an actively exploited vulnerability: every device at once")
+	for i, f := range criteriaFlags {
+		cmd.Flags().StringVar(&settings[i], f.flag, "", f.usage)
+	}
 	return cmd
 }
 

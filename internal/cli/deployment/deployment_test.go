@@ -180,3 +180,57 @@ func TestDeploymentWalk(t *testing.T) {
 		}
 	}
 }
+
+// TestDeploymentCriteriaFlags sets the abort criteria from the CLI: thresholds that a release
+// crosses, with abort as the action, end the deployment; bad values are refused before anything
+// is written.
+func TestDeploymentCriteriaFlags(t *testing.T) {
+	srv := clitest.Start(t, "")
+	c := clitest.New(t, clitest.Nouns(product.Command, deployment.Command, audit.Command), srv, srv.Admin)
+	c.OK("product", "create", "lamp")
+	f := openFleet(t, srv, 10)
+	create := []string{"deployment", "create", "--product", "lamp", "--group", "Production", "--release", "2.0", "--emergency"}
+
+	c.Fails("max_install_failures \"150%\": is not a share", append(create, "--max-install-failures", "150%")...)
+	c.Fails("on_failure \"explode\": is not pause or abort", append(create, "--on-failure", "explode")...)
+	c.Fails("report_deadline \"30s\"", append(create, "--report-deadline", "30s")...)
+	if l := c.OK("deployment", "list"); strings.Contains(l, "2.0") {
+		t.Fatalf("a refused create left a deployment:\n%s", l)
+	}
+
+	var d client.Deployment
+	out := c.OK(append(create, "--max-install-failures", "10%", "--min-sample", "5", "--max-new-signature-devices", "off",
+		"--on-failure", "abort", "--output", "json")...)
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatal(err)
+	}
+	want := "install failures > 10% of ≥5 → abort; silent 1d > 10% of ≥5 → abort; crash rate > 2× the previous release → abort"
+	if d.CriteriaSummary != want {
+		t.Fatalf("criteria %q, want %q", d.CriteriaSummary, want)
+	}
+	// Three of ten devices fail to install: 30 % is over the 10 % limit, so the deployment ends.
+	ctx := context.Background()
+	for i, id := range f.devices {
+		var err error
+		if i < 3 {
+			err = f.s.RecordInstallFailure(ctx, f.tenant, id, "2.0", "slot B: checksum mismatch")
+		} else {
+			err = f.s.RecordDeviceRelease(ctx, f.tenant, id, "2.0")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.s.StepDeployment(ctx, f.tenant, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	show := c.OK("deployment", "show", d.ID)
+	for _, s := range []string{"aborted", "install failures 3 of 10", "CRITERIA", "→ abort"} {
+		if !strings.Contains(show, s) {
+			t.Errorf("deployment show lacks %q:\n%s", s, show)
+		}
+	}
+	if a := c.OK("audit", "list"); !strings.Contains(a, "deployment.abort") {
+		t.Errorf("no deployment.abort audit record:\n%s", a)
+	}
+}
