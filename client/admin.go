@@ -114,6 +114,12 @@ func (c *Client) ClaimDevice(ctx context.Context, id string, req ClaimDeviceRequ
 	return out, c.Do(ctx, "POST", "/api/v1/devices/"+esc(id)+"/claim", req, &out)
 }
 
+// MoveDevice moves a claimed device to another group of its product.
+func (c *Client) MoveDevice(ctx context.Context, id string, req MoveDeviceRequest) (Device, error) {
+	var out Device
+	return out, c.Do(ctx, "POST", "/api/v1/devices/"+esc(id)+"/move", req, &out)
+}
+
 // ListAttestations returns a device's attestation results, newest first.
 func (c *Client) ListAttestations(ctx context.Context, id string) (List[Attestation], error) {
 	var out List[Attestation]

@@ -165,6 +165,11 @@ type ClaimDeviceRequest struct {
 	Group   string `json:"group,omitempty"` // default Development
 }
 
+// MoveDeviceRequest moves a claimed device to another group of its product.
+type MoveDeviceRequest struct {
+	Group string `json:"group"`
+}
+
 // PreauthorizeRequest preauthorises a device by the SHA-256 of its EK ("ek") or of its identity
 // key ("key", which is its device ID); it is claimed into product and group when it enrols.
 type PreauthorizeRequest struct {

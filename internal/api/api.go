@@ -193,6 +193,7 @@ func (a *API) register() {
 	a.handle("GET /api/v1/devices", reader, a.listDevices, doc{summary: "List devices", response: client.List[client.Device]{}, query: []string{"product", "group"}})
 	a.handle("GET /api/v1/devices/{id}", reader, a.getDevice, doc{summary: "Show a device", response: client.Device{}})
 	a.handle("POST /api/v1/devices/{id}/claim", operator, a.claimDevice, doc{summary: "Claim an enrolled device into a product and group (TPM devices need a trusted or preauthorised EK)", body: client.ClaimDeviceRequest{}, response: client.Device{}})
+	a.handle("POST /api/v1/devices/{id}/move", operator, a.moveDevice, doc{summary: "Move a claimed device to another group of its product; the group's deployment picks it up", body: client.MoveDeviceRequest{}, response: client.Device{}})
 	a.handle("GET /api/v1/devices/{id}/attestations", reader, a.listAttestations, doc{summary: "The device's attestation results, newest first", response: client.List[client.Attestation]{}})
 	a.handle("POST /api/v1/preauthorizations", operator, a.preauthorize, doc{summary: "Preauthorise a device by its EK or identity-key hash; it is claimed when it enrols", body: client.PreauthorizeRequest{}, response: client.PreauthorizeRequest{}, status: http.StatusCreated})
 	a.handle("GET /api/v1/manufacturer-cas", reader, a.getManufacturerCAs, doc{summary: "The TPM manufacturer CAs the tenant trusts for EK certificates", response: client.ManufacturerCAs{}})

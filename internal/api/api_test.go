@@ -153,6 +153,7 @@ func TestTenantIsolation(t *testing.T) {
 			"GET /api/v1/audit/verify":                      {"GET", "/api/v1/audit/verify", "", 0},
 
 			"POST /api/v1/devices/{id}/claim":                            {"POST", "/api/v1/devices/" + devID + "/claim", `{"product":"secret-thermostat"}`, http.StatusNotFound},
+			"POST /api/v1/devices/{id}/move":                             {"POST", "/api/v1/devices/" + devID + "/move", `{"group":"Production"}`, http.StatusNotFound},
 			"GET /api/v1/devices/{id}/attestations":                      {"GET", "/api/v1/devices/" + devID + "/attestations", "", http.StatusNotFound},
 			"POST /api/v1/preauthorizations":                             {"POST", "/api/v1/preauthorizations", `{"kind":"key","hash":"` + strings.Repeat("cd", 32) + `","product":"secret-thermostat"}`, http.StatusNotFound},
 			"GET /api/v1/manufacturer-cas":                               {"GET", "/api/v1/manufacturer-cas", "", http.StatusNotFound},

@@ -122,6 +122,32 @@ func (a *API) claimDevice(w http.ResponseWriter, r *http.Request, p *principal) 
 	return nil
 }
 
+// moveDevice moves a claimed device to another group of its product, and wakes it if it waits
+// on the long-poll so that it checks in against its new group's deployment now.
+func (a *API) moveDevice(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id := r.PathValue("id")
+	if err := checkDeviceID(id); err != nil {
+		return err
+	}
+	var req client.MoveDeviceRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.Group == "" {
+		return badRequest("group is required")
+	}
+	d, err := a.store.MoveDevice(r.Context(), p.actor(), p.tenantID, id, req.Group)
+	if errors.Is(err, store.ErrNotFound) {
+		return &Error{Status: http.StatusNotFound, Code: "not_found",
+			Message: "device " + id + " is not claimed by this tenant, or its product has no group " + req.Group, Err: err}
+	} else if err != nil {
+		return internal(err)
+	}
+	a.wake.Wake(id)
+	writeJSON(w, http.StatusOK, deviceOut(d))
+	return nil
+}
+
 func (a *API) preauthorize(w http.ResponseWriter, r *http.Request, p *principal) error {
 	var req client.PreauthorizeRequest
 	if err := decode(w, r, &req); err != nil {

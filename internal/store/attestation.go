@@ -483,3 +483,48 @@ func (s *Store) TenantNameByID(ctx context.Context, tenantID string) (string, er
 	}
 	return name, nil
 }
+
+// MoveDevice moves a claimed device to another group of its product. Its coverage leaves the old
+// group and joins the new one on the release it runs; the deployments of the old group stop
+// counting it and the new group's active deployment picks it up at its next step. Moving a
+// device to the group it is in changes nothing. A device the tenant has not claimed, or a group
+// its product does not have, is ErrNotFound.
+func (s *Store) MoveDevice(ctx context.Context, actor Actor, tenantID, deviceID, group string) (Device, error) {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		dev, err := loadClaimedDevice(ctx, tx, tenantID, deviceID)
+		if err != nil {
+			return err
+		}
+		var to, product, from string
+		err = tx.QueryRowContext(ctx, `SELECT g.id, p.name, old.name FROM device_groups g JOIN products p ON p.id = g.product_id
+			JOIN device_groups old ON old.id = $4
+			WHERE g.tenant_id = $1 AND g.product_id = $2 AND g.name = $3`, tenantID, dev.productID, group, dev.groupID).Scan(&to, &product, &from)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: the device's product has no group %q", ErrNotFound, group)
+		} else if err != nil {
+			return err
+		}
+		if to == dev.groupID {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE devices SET group_id = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4`,
+			to, micros(s.Now()), tenantID, deviceID); err != nil {
+			return err
+		}
+		current := dev.current
+		if current == "" {
+			current = UnknownRelease
+		}
+		if err := s.AppendCoverageEvent(ctx, tx, tenantID, dev.productID, dev.groupID, deviceID, ""); err != nil {
+			return err
+		}
+		if err := s.AppendCoverageEvent(ctx, tx, tenantID, dev.productID, to, deviceID, current); err != nil {
+			return err
+		}
+		return s.AppendAudit(ctx, tx, tenantID, actor, "device.move", "device/"+deviceID, Details{"product": product, "from": from, "to": group})
+	})
+	if err != nil {
+		return Device{}, fmt.Errorf("store.MoveDevice: %w", s.mapErr(err))
+	}
+	return s.DeviceByID(ctx, tenantID, deviceID)
+}

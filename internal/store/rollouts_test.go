@@ -712,3 +712,62 @@ func TestOfferCache(t *testing.T) {
 		}
 	})
 }
+
+// TestMoveDevice moves a claimed device between groups: its coverage and its deployment follow
+// it, moving it where it is changes nothing, and bad moves are refused without a write.
+func TestMoveDevice(t *testing.T) {
+	eachWithClock(t, func(t *testing.T, s *store.Store, clk *testClock) {
+		ctx := context.Background()
+		f := newFleet(t, s, "acme", 3)
+		other := newFleet(t, s, "globex", 1)
+		id := f.devices[0]
+		clk.Advance(time.Minute)
+		d, err := s.MoveDevice(ctx, actor, f.tenant.ID, id, "Production")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.GroupName != "Production" || d.ProductName != "thermostat" {
+			t.Errorf("moved device %+v", d)
+		}
+		clk.Advance(time.Second) // the move's two coverage events are a microsecond apart
+		for group, want := range map[string]int{"Field Test": 2, "Production": 1} {
+			rep, err := s.Coverage(ctx, f.tenant.ID, "thermostat", group)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Now.Devices != want || rep.Now.PerRelease[0].Release != "1.0" {
+				t.Errorf("coverage of %s after the move: %+v, want %d devices on 1.0", group, rep.Now, want)
+			}
+		}
+		if _, err := s.CreateDeployment(ctx, actor, f.tenant.ID, store.DeploymentSpec{Product: "thermostat", Group: "Production", Release: "1.1",
+			Plan: plan(t, "100", "1h"), Criteria: rollout.DefaultCriteria()}); err != nil {
+			t.Fatal(err)
+		}
+		if off, err := s.OfferForDevice(ctx, f.tenant.ID, id); err != nil || !off.Offered {
+			t.Errorf("the new group's deployment to the moved device: %+v, %v", off, err)
+		}
+		if _, err := s.OfferForDevice(ctx, f.tenant.ID, f.devices[1]); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("a device left in Field Test: %v, want no deployment", err)
+		}
+
+		before := auditActions(t, s, f.tenant.ID, "device.")
+		if _, err := s.MoveDevice(ctx, actor, f.tenant.ID, id, "Production"); err != nil {
+			t.Errorf("moving a device to its own group: %v", err)
+		}
+		for _, bad := range []struct{ tenant, device, group string }{
+			{f.tenant.ID, id, "Nowhere"},
+			{f.tenant.ID, deviceID("acme", 99), "Production"},
+			{other.tenant.ID, id, "Production"},
+		} {
+			if _, err := s.MoveDevice(ctx, actor, bad.tenant, bad.device, bad.group); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("move %+v: %v, want ErrNotFound", bad, err)
+			}
+		}
+		if diff := cmp.Diff(auditActions(t, s, f.tenant.ID, "device."), before); diff != "" {
+			t.Errorf("a move that changed nothing was audited (-got +want):\n%s", diff)
+		}
+		if got := before; len(got) != 1 || got[0] != "device.move" {
+			t.Errorf("device audit records %v, want one device.move", got)
+		}
+	})
+}

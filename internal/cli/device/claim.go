@@ -29,10 +29,7 @@ func newClaim(env *clienv.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return env.Print(d, func(tb *clienv.Table) {
-				tb.Row("ID", "PRODUCT", "GROUP", "STATE")
-				tb.Row(d.ID, d.Product, d.Group, d.State)
-			})
+			return printPlacement(env, d)
 		},
 	}
 	cmd.Flags().StringVar(&product, "product", "", "product name (required)")
@@ -79,4 +76,39 @@ func newPreauthorize(env *clienv.Env) *cobra.Command {
 	cmd.Flags().StringVar(&group, "group", "", "device group (default Development)")
 	cmd.MarkFlagRequired("product")
 	return cmd
+}
+
+func newMove(env *clienv.Env) *cobra.Command {
+	var group string
+	cmd := &cobra.Command{
+		Use:   "move ID --group G",
+		Short: "Move a claimed device to another group of its product",
+		Long: "Move a claimed device to group G of the same product. Its coverage moves with it, the\n" +
+			"old group's deployments stop counting it, and the new group's active deployment offers\n" +
+			"it the release at its next check-in (a device waiting on the server is woken now).\n" +
+			"Moving a device to the group it is in changes nothing.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.Client()
+			if err != nil {
+				return err
+			}
+			d, err := c.MoveDevice(cmd.Context(), args[0], client.MoveDeviceRequest{Group: group})
+			if err != nil {
+				return err
+			}
+			return printPlacement(env, d)
+		},
+	}
+	cmd.Flags().StringVar(&group, "group", "", "device group to move to (required)")
+	cmd.MarkFlagRequired("group")
+	return cmd
+}
+
+// printPlacement shows where a device is after a claim or a move.
+func printPlacement(env *clienv.Env, d client.Device) error {
+	return env.Print(d, func(tb *clienv.Table) {
+		tb.Row("ID", "PRODUCT", "GROUP", "STATE")
+		tb.Row(d.ID, d.Product, d.Group, d.State)
+	})
 }

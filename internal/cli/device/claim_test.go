@@ -114,3 +114,33 @@ func TestPreauthorizeVerb(t *testing.T) {
 		t.Errorf("preauthorised device after enrolment:\n%s", out)
 	}
 }
+
+// TestMoveWalk claims an enrolled device and moves it between groups with rampart device move.
+func TestMoveWalk(t *testing.T) {
+	srv := clitest.Start(t, "")
+	c := clitest.New(t, clitest.Nouns(product.Command, device.Command, audit.Command), srv, srv.Admin)
+	c.OK("product", "create", "sensor")
+	out, err := agentRun(srv, t.TempDir(), "enroll")
+	if err != nil {
+		t.Fatalf("rampart-agent enroll: %v: %s", err, out)
+	}
+	id := strings.TrimSpace(out)
+	c.Fails("is not claimed by this tenant", "device", "move", id, "--group", "Production")
+	c.OK("device", "claim", id, "--product", "sensor", "--group", "Field Test")
+
+	c.Fails(`required flag(s) "group" not set`, "device", "move", id)
+	c.Fails("its product has no group Nowhere", "device", "move", id, "--group", "Nowhere")
+	if out := c.OK("device", "move", id, "--group", "Production"); !strings.Contains(out, "Production") {
+		t.Errorf("device move output:\n%s", out)
+	}
+	var d struct {
+		Group string `json:"group"`
+	}
+	if err := json.Unmarshal([]byte(c.OK("device", "show", id, "--output", "json")), &d); err != nil || d.Group != "Production" {
+		t.Errorf("device show after the move: %+v, %v", d, err)
+	}
+	c.OK("device", "move", id, "--group", "Production") // already there: nothing changes
+	if n := strings.Count(c.OK("audit", "list"), "device.move"); n != 1 {
+		t.Errorf("%d device.move audit records, want 1", n)
+	}
+}

@@ -9,7 +9,7 @@ import (
 
 // Command returns `rampart device`.
 func Command(env *clienv.Env) *cobra.Command {
-	cmd := &cobra.Command{Use: "device", Short: "List, show, claim and preauthorise devices"}
-	cmd.AddCommand(newList(env), newShow(env), newClaim(env), newPreauthorize(env), newAttestations(env))
+	cmd := &cobra.Command{Use: "device", Short: "List, show, claim, move and preauthorise devices"}
+	cmd.AddCommand(newList(env), newShow(env), newClaim(env), newMove(env), newPreauthorize(env), newAttestations(env))
 	return cmd
 }
