@@ -69,7 +69,8 @@ func (s *Store) governing(ctx context.Context, tenantID, groupID string) (Deploy
 
 // OfferForGroup is OfferForDevice for a device whose group is known (the check-in path reads it
 // with the device's director metadata); the group's deployment comes from a cache that holds
-// for at most OfferTTL and never outlives a deployment change made through this store.
+// for at most OfferTTL and never outlives a deployment change made through this store. The
+// offer's deployment shares its plan with the cache: read it, never change it.
 func (s *Store) OfferForGroup(ctx context.Context, tenantID, groupID, deviceID string) (DeviceOffer, error) {
 	d, found, err := s.governing(ctx, tenantID, groupID)
 	if err != nil {
