@@ -3,6 +3,7 @@
 package deployment
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -145,18 +146,11 @@ func newList(env *clienv.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var all []client.Deployment
-			o := client.ListOptions{}
-			for {
-				l, err := c.ListDeployments(cmd.Context(), f, o)
-				if err != nil {
-					return err
-				}
-				all = append(all, l.Items...)
-				if l.Next == "" {
-					break
-				}
-				o.After = l.Next
+			all, err := client.All(cmd.Context(), func(ctx context.Context, o client.ListOptions) (client.List[client.Deployment], error) {
+				return c.ListDeployments(ctx, f, o)
+			})
+			if err != nil {
+				return err
 			}
 			return env.Print(all, func(tb *clienv.Table) {
 				tb.Row("ID", "SEQ", "PRODUCT", "GROUP", "RELEASE", "STATE", "PHASE", "CREATED")

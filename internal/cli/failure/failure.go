@@ -2,6 +2,7 @@
 package failure
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -48,18 +49,11 @@ func newList(env *clienv.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var all []client.FailureGroup
-			o := client.ListOptions{}
-			for {
-				l, err := c.ListFailureGroups(cmd.Context(), f, o)
-				if err != nil {
-					return err
-				}
-				all = append(all, l.Items...)
-				if l.Next == "" {
-					break
-				}
-				o.After = l.Next
+			all, err := client.All(cmd.Context(), func(ctx context.Context, o client.ListOptions) (client.List[client.FailureGroup], error) {
+				return c.ListFailureGroups(ctx, f, o)
+			})
+			if err != nil {
+				return err
 			}
 			return env.Print(all, func(tb *clienv.Table) {
 				tb.Row("ID", "PRODUCT", "PROGRAM", "FAULT", "TOP FRAME", "REPORTS", "NEW IN", "LAST SEEN", "STATUS")
