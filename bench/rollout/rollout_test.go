@@ -13,10 +13,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,12 +50,7 @@ const stepEvery = 250 * time.Millisecond
 // benchFleet is a real server (rate limits off: every agent shares 127.0.0.1) with product lamp,
 // signed releases and N claimed devices holding certificates from the tenant's CA.
 type benchFleet struct {
-	srv      *server.Server
-	url      string
-	cli      *clitest.CLI
-	api      *client.Client
-	keys     string
-	tenantID string
+	*clitest.Fleet
 	releases int
 
 	installed atomic.Int64 // install reports the server accepted
@@ -67,39 +60,12 @@ type benchFleet struct {
 
 func newBenchFleet(b *testing.B, kind string) *benchFleet {
 	b.Helper()
-	ctx := context.Background()
-	dir := b.TempDir()
-	cfg := server.Config{DataDir: dir, Listen: "127.0.0.1:0", StepInterval: stepEvery}
-	if kind == "postgres" {
-		cfg.Database = storetest.PostgresURL(b)
-	}
-	addrc := make(chan net.Addr, 1)
-	cfg.Ready = func(a net.Addr) { addrc <- a }
-	s, err := server.New(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(rctx) }()
-	b.Cleanup(func() { cancel(); <-done })
-	f := &benchFleet{srv: s, url: "https://" + (<-addrc).String(), keys: filepath.Join(b.TempDir(), "keys")}
-	tok, _ := os.ReadFile(filepath.Join(dir, server.AdminTokenFile))
-	admin := strings.TrimSpace(string(tok))
-	caFile := filepath.Join(dir, server.ServiceCAFile)
-	f.cli = clitest.New(b, cli.Root, &clitest.Server{URL: f.url, Dir: dir, CAFile: caFile, Admin: admin}, admin)
-	f.cli.Env["RAMPART_KEYS_PASSPHRASE"] = "bench passphrase"
-	if f.api, err = client.New(f.url, client.WithToken(admin), client.WithCAFile(caFile)); err != nil {
-		b.Fatal(err)
-	}
-	f.cli.OK("keys", "init", "--dir", f.keys, "--threshold", "1", "--keys", "1")
-	f.cli.OK("product", "create", "lamp")
-	tn, err := s.Store().TenantByName(ctx, "default")
-	if err != nil {
-		b.Fatal(err)
-	}
-	f.tenantID = tn.ID
-	return f
+	return &benchFleet{Fleet: clitest.StartFleet(b, cli.Root, func(c *server.Config) {
+		c.StepInterval = stepEvery
+		if kind == "postgres" {
+			c.Database = storetest.PostgresURL(b)
+		}
+	})}
 }
 
 // release signs the next release 1.N.0 and returns its version.
@@ -107,13 +73,7 @@ func (f *benchFleet) release(b *testing.B) string {
 	b.Helper()
 	f.releases++
 	v := fmt.Sprintf("1.%d.0", f.releases)
-	path := filepath.Join(b.TempDir(), "rootfs.img")
-	if err := os.WriteFile(path, []byte("rootfs "+v), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	id := strings.TrimSpace(f.cli.OK("image", "add", path, "--component", "rootfs", "--version", v))
-	f.cli.OK("release", "create", "--product", "lamp", "--version", v, "--image", id)
-	f.cli.OK("release", "sign", "--product", "lamp", "--version", v, "--keys", f.keys)
+	f.Release(b, v, []byte("rootfs "+v))
 	return v
 }
 
@@ -134,13 +94,11 @@ type agent struct {
 func (f *benchFleet) agents(b *testing.B, n int) []*agent {
 	b.Helper()
 	ctx := context.Background()
-	auth, err := f.srv.CAs().Authority(ctx, f.tenantID, "default")
+	auth, err := f.Service.CAs().Authority(ctx, f.TenantID, "default")
 	if err != nil {
 		b.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pem, _ := os.ReadFile(f.cli.Env["RAMPART_CA_FILE"])
-	pool.AppendCertsFromPEM(pem)
+	pool := f.Roots
 	var ids []string
 	out := make([]*agent, n)
 	for i := range out {
@@ -154,14 +112,14 @@ func (f *benchFleet) agents(b *testing.B, n int) []*agent {
 		}
 		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}}},
 			MaxIdleConnsPerHost: 2}
-		out[i] = &agent{id: id, url: f.url, http: &http.Client{Transport: tr, Timeout: 2 * time.Minute}}
+		out[i] = &agent{id: id, url: f.URL, http: &http.Client{Transport: tr, Timeout: 2 * time.Minute}}
 		ids = append(ids, id)
 	}
-	p, err := f.srv.Store().ProductByName(ctx, f.tenantID, "lamp")
+	p, err := f.Service.Store().ProductByName(ctx, f.TenantID, "lamp")
 	if err != nil {
 		b.Fatal(err)
 	}
-	g, err := f.srv.Store().GroupByName(ctx, f.tenantID, "lamp", "Production")
+	g, err := f.Service.Store().GroupByName(ctx, f.TenantID, "lamp", "Production")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -169,7 +127,7 @@ func (f *benchFleet) agents(b *testing.B, n int) []*agent {
 		chunk := ids[:min(200, len(ids))]
 		ids = ids[len(chunk):]
 		var sb strings.Builder
-		args := []any{f.tenantID, p.ID, g.ID}
+		args := []any{f.TenantID, p.ID, g.ID}
 		sb.WriteString(`INSERT INTO devices (id, tenant_id, product_id, group_id, state, attestation, current_release, target_release, created_at, updated_at) VALUES `)
 		for i, id := range chunk {
 			if i > 0 {
@@ -178,7 +136,7 @@ func (f *benchFleet) agents(b *testing.B, n int) []*agent {
 			args = append(args, id)
 			fmt.Fprintf(&sb, "($%d, $1, $2, $3, 'claimed', 'affirming', '', '', 1, 1)", len(args))
 		}
-		if _, err := f.srv.Store().DB().ExecContext(ctx, sb.String(), args...); err != nil {
+		if _, err := f.Service.Store().DB().ExecContext(ctx, sb.String(), args...); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -285,7 +243,7 @@ func BenchmarkRolloutReach99(b *testing.B) {
 				wg.Go(func() { a.run(ctx, f) })
 			}
 			defer func() { cancel(); wg.Wait() }()
-			hub := f.srv.Wake()
+			hub := f.Service.Wake()
 			waitAll := func() {
 				for hub.Waiting() < n {
 					time.Sleep(10 * time.Millisecond)
@@ -298,7 +256,7 @@ func BenchmarkRolloutReach99(b *testing.B) {
 			b.Run("ceiling-checkin", func(b *testing.B) {
 				for b.Loop() {
 					base := f.checkins.Load()
-					hub.WakeTagged(api.WakeTag(f.tenantID, "lamp", "Production"), nil)
+					hub.WakeTagged(api.WakeTag(f.TenantID, "lamp", "Production"), nil)
 					for f.checkins.Load()-base < target {
 						time.Sleep(time.Millisecond)
 					}
@@ -319,7 +277,7 @@ func BenchmarkRolloutReach99(b *testing.B) {
 					for b.Loop() {
 						b.StopTimer()
 						if last != "" {
-							if _, err := f.api.ActOnDeployment(ctx, last, "abort", client.DeploymentActionRequest{Reason: "benchmark iteration done"}); err != nil && !client.IsStatus(err, http.StatusConflict) {
+							if _, err := f.API.ActOnDeployment(ctx, last, "abort", client.DeploymentActionRequest{Reason: "benchmark iteration done"}); err != nil && !client.IsStatus(err, http.StatusConflict) {
 								b.Fatal(err)
 							}
 						}
@@ -329,7 +287,7 @@ func BenchmarkRolloutReach99(b *testing.B) {
 						base := f.installed.Load()
 						b.StartTimer()
 						start := time.Now()
-						d, err := f.api.CreateDeployment(ctx, req)
+						d, err := f.API.CreateDeployment(ctx, req)
 						if err != nil {
 							b.Fatal(err)
 						}

@@ -4,10 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"math/rand/v2"
-	"net"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,62 +12,19 @@ import (
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/cli"
 	"github.com/rampartsec/rampart/internal/cli/clitest"
-	"github.com/rampartsec/rampart/internal/rollout"
-	"github.com/rampartsec/rampart/internal/server"
 	"github.com/rampartsec/rampart/internal/sim"
-	"github.com/rampartsec/rampart/internal/store"
 )
 
 // world is a running server with a product whose software attesters are accepted and whose
 // releases are signed with offline keys, as doc/updates.md leaves it.
-type world struct {
-	srv        *server.Server
-	url, dir   string
-	cli        *clitest.CLI
-	api        *client.Client
-	keys       string
-	tenant     string
-	deployment string
-	roots      *x509.CertPool
-}
+type world struct{ *clitest.Fleet }
 
 func startWorld(t *testing.T) *world {
 	t.Helper()
-	dir := t.TempDir()
-	addrc := make(chan net.Addr, 1)
-	s, err := server.New(context.Background(), server.Config{DataDir: dir, Listen: "127.0.0.1:0", Ready: func(a net.Addr) { addrc <- a }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	w := &world{srv: s, dir: dir, url: "https://" + (<-addrc).String(), keys: filepath.Join(t.TempDir(), "keys")}
-	tok, _ := os.ReadFile(filepath.Join(dir, server.AdminTokenFile))
-	admin := strings.TrimSpace(string(tok))
-	caFile := filepath.Join(dir, server.ServiceCAFile)
-	w.cli = clitest.New(t, cli.Root, &clitest.Server{URL: w.url, Dir: dir, CAFile: caFile, Admin: admin}, admin)
-	w.cli.Env["RAMPART_KEYS_PASSPHRASE"] = "test passphrase"
-	if w.api, err = client.New(w.url, client.WithToken(admin), client.WithCAFile(caFile)); err != nil {
-		t.Fatal(err)
-	}
-	pem, _ := os.ReadFile(caFile)
-	w.roots = x509.NewCertPool()
-	w.roots.AppendCertsFromPEM(pem)
-	w.cli.OK("keys", "init", "--dir", w.keys)
-	w.cli.OK("product", "create", "lamp")
-	if err := w.api.SetAttestationPolicy(ctx, "lamp", client.AttestationPolicy{AcceptSoftware: true}); err != nil {
-		t.Fatal(err)
-	}
-	tn, err := s.Store().TenantByName(ctx, "default")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.tenant = tn.ID
-	return w
+	return &world{clitest.StartFleet(t, cli.Root)}
 }
 
+// release signs version with a 32 KiB image drawn from seed.
 func (w *world) release(t *testing.T, version string, seed uint64) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 1))
@@ -79,34 +32,7 @@ func (w *world) release(t *testing.T, version string, seed uint64) {
 	for i := range img {
 		img[i] = byte(r.Uint32())
 	}
-	path := filepath.Join(t.TempDir(), "rootfs.img")
-	if err := os.WriteFile(path, img, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	id := strings.TrimSpace(w.cli.OK("image", "add", path, "--component", "rootfs", "--version", version, "--security-version", "1"))
-	w.cli.OK("release", "create", "--product", "lamp", "--version", version, "--image", id)
-	w.cli.OK("release", "sign", "--product", "lamp", "--version", version, "--keys", w.keys)
-}
-
-// deploy sends version to the whole Production group at once (an emergency deployment).
-func (w *world) deploy(t *testing.T, version string) {
-	t.Helper()
-	ctx := context.Background()
-	if w.deployment != "" {
-		if _, err := w.srv.Store().AbortDeployment(ctx, store.System, w.tenant, w.deployment, "superseded"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	plan, err := rollout.NewPlan([]float64{100}, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := w.srv.Store().CreateDeployment(ctx, store.System, w.tenant, store.DeploymentSpec{
-		Product: "lamp", Group: "Production", Release: version, Plan: plan, Criteria: rollout.DefaultCriteria(), Emergency: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.deployment = d.ID
+	w.Release(t, version, img)
 }
 
 // until polls cond (bounded; never a timing assertion: the limit only stops a hung test).
@@ -132,7 +58,7 @@ func TestFleet(t *testing.T) {
 	ctx := context.Background()
 	w := startWorld(t)
 	w.release(t, "1.0.0", 1)
-	f, err := sim.New(ctx, sim.Config{Server: w.url, RootCAs: w.roots, Dir: t.TempDir(), Devices: 6, Offline: 1.0 / 6,
+	f, err := sim.New(ctx, sim.Config{Server: w.URL, RootCAs: w.Roots, Dir: t.TempDir(), Devices: 6, Offline: 1.0 / 6,
 		CrashRate: map[string]float64{"1.0.0": 1}, InstallFailure: map[string]float64{"1.1.0": 1}, PowerCut: 0.7,
 		Interval: time.Second, WaitTimeout: time.Second, Seed: 7})
 	if err != nil {
@@ -143,7 +69,7 @@ func TestFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range f.DeviceIDs() {
-		if _, err := w.api.ClaimDevice(ctx, id, client.ClaimDeviceRequest{Product: "lamp", Group: "Production"}); err != nil {
+		if _, err := w.API.ClaimDevice(ctx, id, client.ClaimDeviceRequest{Product: "lamp", Group: "Production"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -161,7 +87,7 @@ func TestFleet(t *testing.T) {
 	go func() { done <- f.Run(rctx) }()
 	defer func() { cancel(); <-done }()
 
-	w.deploy(t, "1.0.0")
+	w.Deploy(t, "1.0.0")
 	p = until(t, f, "the fleet installing 1.0.0", func(p sim.Progress) bool { return p.Releases["1.0.0"] == 5 && p.Crashes >= 5 })
 	if p.PowerCuts == 0 {
 		t.Errorf("no power cut struck with a 70 %% rate: %s", p)
@@ -171,7 +97,7 @@ func TestFleet(t *testing.T) {
 	}
 	// Every online device committed 1.0.0 on the server's side too, power cuts or not.
 	for i, id := range f.DeviceIDs()[:5] {
-		d, err := w.api.GetDevice(ctx, id)
+		d, err := w.API.GetDevice(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +109,7 @@ func TestFleet(t *testing.T) {
 	// while the server does not take them.
 	var uploaded int
 	until(t, f, "crash reports collected", func(sim.Progress) bool {
-		if err := w.srv.Store().DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM failure_reports").Scan(&uploaded); err != nil {
+		if err := w.Service.Store().DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM failure_reports").Scan(&uploaded); err != nil {
 			t.Fatal(err)
 		}
 		queued := 0
@@ -197,7 +123,7 @@ func TestFleet(t *testing.T) {
 	t.Logf("crash reports on the server: %d", uploaded)
 
 	w.release(t, "1.1.0", 2)
-	w.deploy(t, "1.1.0")
+	w.Deploy(t, "1.1.0")
 	// Each device fails its health check and rolls back. With a 70 % power-cut rate a trial boot
 	// can be cut again and again before its health check completes, so wait for the end state
 	// itself rather than a count of failed checks.
@@ -233,7 +159,7 @@ func TestReattest(t *testing.T) {
 	ctx := context.Background()
 	w := startWorld(t)
 	w.release(t, "1.0.0", 1)
-	f, err := sim.New(ctx, sim.Config{Server: w.url, RootCAs: w.roots, Dir: t.TempDir(), Devices: 3,
+	f, err := sim.New(ctx, sim.Config{Server: w.URL, RootCAs: w.Roots, Dir: t.TempDir(), Devices: 3,
 		Interval: time.Minute, WaitTimeout: time.Minute, Seed: 3})
 	if err != nil {
 		t.Fatal(err)
@@ -242,13 +168,13 @@ func TestReattest(t *testing.T) {
 	if err := f.Enroll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Claim(ctx, w.api, "lamp", "Production"); err != nil {
+	if err := f.Claim(ctx, w.API, "lamp", "Production"); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Claim(ctx, w.api, "lamp", "Production"); err != nil {
+	if err := f.Claim(ctx, w.API, "lamp", "Production"); err != nil {
 		t.Fatalf("claiming again (a restarted simulator): %v", err)
 	}
-	w.deploy(t, "1.0.0")
+	w.Deploy(t, "1.0.0")
 	if err := f.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +185,7 @@ func TestReattest(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- f.Run(rctx) }()
 	defer func() { cancel(); <-done }()
-	w.cli.OK("release", "revoke", "--product", "lamp", "--version", "1.0.0", "--reason", "CVE-2026-0001")
+	w.CLI.OK("release", "revoke", "--product", "lamp", "--version", "1.0.0", "--reason", "CVE-2026-0001")
 	f.Reattest()
 	p := until(t, f, "update-only certificates", func(p sim.Progress) bool { return p.UpdateOnly == 3 && p.Reattests == 3 })
 	if p.Releases["1.0.0"] != 3 {

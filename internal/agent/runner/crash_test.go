@@ -2,7 +2,6 @@ package runner_test
 
 import (
 	"context"
-	"crypto/x509"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/agent/runner"
-	"github.com/rampartsec/rampart/internal/server"
 )
 
 // TestRunnerReportsCrashes follows a crash from an application's spool file through the agent's
@@ -20,11 +18,8 @@ func TestRunnerReportsCrashes(t *testing.T) {
 	ctx := context.Background()
 	f := startFleet(t)
 	f.release(t, "1.0.0", 1, nil)
-	pem, _ := os.ReadFile(filepath.Join(f.dir, server.ServiceCAFile))
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
 	spool := filepath.Join(t.TempDir(), "crash-spool")
-	r, err := runner.New(ctx, runner.Config{Server: f.url, RootCAs: roots, StateDir: t.TempDir(), SpoolDir: spool,
+	r, err := runner.New(ctx, runner.Config{Server: f.URL, RootCAs: f.Roots, StateDir: t.TempDir(), SpoolDir: spool,
 		Attester: "software", KernelBootID: "boot-1", Interval: time.Second, WaitTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -33,8 +28,8 @@ func TestRunnerReportsCrashes(t *testing.T) {
 	if err := r.Enroll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f.cli.OK("device", "claim", r.DeviceID(), "--product", "lamp", "--group", "Production")
-	f.deploy(t, "1.0.0")
+	f.CLI.OK("device", "claim", r.DeviceID(), "--product", "lamp", "--group", "Production")
+	f.Deploy(t, "1.0.0")
 	if err := r.Once(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +53,7 @@ func TestRunnerReportsCrashes(t *testing.T) {
 	if st := r.Status(); st.PendingCrashes != 0 {
 		t.Fatalf("crash reports still pending: %+v", st)
 	}
-	groups, err := f.api.ListFailureGroups(ctx, client.FailureFilter{Product: "lamp"}, client.ListOptions{})
+	groups, err := f.API.ListFailureGroups(ctx, client.FailureFilter{Product: "lamp"}, client.ListOptions{})
 	if err != nil || len(groups.Items) != 1 {
 		t.Fatalf("failure groups %+v, %v", groups, err)
 	}
@@ -66,8 +61,8 @@ func TestRunnerReportsCrashes(t *testing.T) {
 	if g.Program != "lampd" || g.FaultType != "SIGSEGV" || len(g.Frames) == 0 || g.Frames[0] != "led_set" || g.NewInRelease != "1.0.0" {
 		t.Errorf("failure group %+v", g)
 	}
-	det, err := f.api.GetFailureGroup(ctx, g.ID)
-	if err != nil || len(det.Counts) != 1 || det.Counts[0].Phase != 1 || det.Counts[0].DeploymentID != f.deployment {
-		t.Errorf("failure counts %+v, %v; want phase 1 of %s", det.Counts, err, f.deployment)
+	det, err := f.API.GetFailureGroup(ctx, g.ID)
+	if err != nil || len(det.Counts) != 1 || det.Counts[0].Phase != 1 || det.Counts[0].DeploymentID != f.Deployment {
+		t.Errorf("failure counts %+v, %v; want phase 1 of %s", det.Counts, err, f.Deployment)
 	}
 }

@@ -2,7 +2,6 @@ package runner_test
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,16 +34,13 @@ type agent struct {
 func (f *fleetServer) agents(t *testing.T, n int, group string, interval time.Duration, health func(i int) update.HealthFunc) []*agent {
 	t.Helper()
 	ctx := context.Background()
-	pem, _ := os.ReadFile(filepath.Join(f.dir, server.ServiceCAFile))
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
 	out := make([]*agent, n)
 	var g errgroup.Group
 	g.SetLimit(8)
 	for i := range out {
 		g.Go(func() error {
 			state := t.TempDir()
-			cfg := runner.Config{Server: f.url, RootCAs: roots, StateDir: state, SpoolDir: filepath.Join(state, "spool"),
+			cfg := runner.Config{Server: f.URL, RootCAs: f.Roots, StateDir: state, SpoolDir: filepath.Join(state, "spool"),
 				Attester: "software", KernelBootID: "boot-1", Interval: interval, WaitTimeout: 30 * time.Second}
 			if health != nil {
 				cfg.Health = health(i)
@@ -57,7 +53,7 @@ func (f *fleetServer) agents(t *testing.T, n int, group string, interval time.Du
 			if err := r.Enroll(ctx); err != nil {
 				return err
 			}
-			if _, err := f.api.ClaimDevice(ctx, r.DeviceID(), client.ClaimDeviceRequest{Product: "lamp", Group: group}); err != nil {
+			if _, err := f.API.ClaimDevice(ctx, r.DeviceID(), client.ClaimDeviceRequest{Product: "lamp", Group: group}); err != nil {
 				return fmt.Errorf("claim: %w", err)
 			}
 			if err := r.Once(ctx); err != nil {
@@ -107,7 +103,7 @@ func (a *agent) crash(t *testing.T, id string) {
 
 func (f *fleetServer) show(t *testing.T, id string) client.Deployment {
 	t.Helper()
-	d, err := f.api.GetDeployment(context.Background(), id)
+	d, err := f.API.GetDeployment(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +114,7 @@ func (f *fleetServer) show(t *testing.T, id string) client.Deployment {
 func (f *fleetServer) createDeployment(t *testing.T, args ...string) client.Deployment {
 	t.Helper()
 	var d client.Deployment
-	out := f.cli.OK(append([]string{"deployment", "create", "--product", "lamp", "-o", "json"}, args...)...)
+	out := f.CLI.OK(append([]string{"deployment", "create", "--product", "lamp", "-o", "json"}, args...)...)
 	if err := json.Unmarshal([]byte(out), &d); err != nil {
 		t.Fatalf("deployment create: %v\n%s", err, out)
 	}
@@ -160,13 +156,13 @@ func TestRolloutHealthyFleet(t *testing.T) {
 	start(silentCtx, silent)
 
 	// A wake-up reaches the devices waiting on their long-poll; wait until all are.
-	waitFor(t, "every device waits", func() bool { return f.srv.Wake().Waiting() == len(all) })
+	waitFor(t, "every device waits", func() bool { return f.Service.Wake().Waiting() == len(all) })
 	d0 := f.createDeployment(t, "--group", "Production", "--release", "1.0.0", "--emergency")
 	waitFor(t, "every device runs 1.0.0", func() bool { return runAll(all, "1.0.0") })
 	waitFor(t, "the emergency deployment completes", func() bool { return f.show(t, d0.ID).State == "completed" })
 	stopSilent()
 
-	waitFor(t, "the live devices wait", func() bool { return f.srv.Wake().Waiting() == len(live) })
+	waitFor(t, "the live devices wait", func() bool { return f.Service.Wake().Waiting() == len(live) })
 	d := f.createDeployment(t, "--group", "Production", "--release", "1.1.0", "--phases", "30,60,100", "--soak", "0s")
 	if d.PreviousRelease != "1.0.0" || d.Phase != 1 {
 		t.Fatalf("created %+v", d)
@@ -205,13 +201,13 @@ func TestRolloutHealthyFleet(t *testing.T) {
 	if d = f.show(t, d.ID); d.Progress == nil || d.Progress.TimedOut != len(silent) || d.Progress.Pending != 0 {
 		t.Errorf("a day after completion: progress %+v, want the %d silent devices timed out", d.Progress, len(silent))
 	}
-	t.Logf("rampart deployment show %s:\n%s", d.ID, f.cli.OK("deployment", "show", d.ID))
+	t.Logf("rampart deployment show %s:\n%s", d.ID, f.CLI.OK("deployment", "show", d.ID))
 	waitFor(t, "every reporting device runs 1.1.0", func() bool { return runAll(reporting, "1.1.0") })
 	if !runAll(silent, "1.0.0") {
 		t.Error("a silent device left 1.0.0")
 	}
 	var cov client.Coverage
-	if err := json.Unmarshal([]byte(f.cli.OK("coverage", "--product", "lamp", "--group", "Production", "-o", "json")), &cov); err != nil {
+	if err := json.Unmarshal([]byte(f.CLI.OK("coverage", "--product", "lamp", "--group", "Production", "-o", "json")), &cov); err != nil {
 		t.Fatal(err)
 	}
 	reached := map[string][]bool{}
@@ -226,9 +222,9 @@ func TestRolloutHealthyFleet(t *testing.T) {
 	if cov.Devices != 28 || cov.Newest != "1.1.0" || fmt.Sprint(reached) != "map[1.0.0:[true true true true] 1.1.0:[true true false false]]" {
 		t.Errorf("coverage %+v, milestones reached %v", cov, reached)
 	}
-	t.Logf("rampart coverage:\n%s", f.cli.OK("coverage", "--product", "lamp", "--group", "Production"))
+	t.Logf("rampart coverage:\n%s", f.CLI.OK("coverage", "--product", "lamp", "--group", "Production"))
 	// Each phase opened in turn: two advances, then completion.
-	if out := f.cli.OK("audit", "list", "--action", "deployment.advance"); strings.Count(out, "deployment.advance") != 2 {
+	if out := f.CLI.OK("audit", "list", "--action", "deployment.advance"); strings.Count(out, "deployment.advance") != 2 {
 		t.Errorf("audit list --action deployment.advance:\n%s", out)
 	}
 }
@@ -303,7 +299,7 @@ func TestRolloutGatedByFailures(t *testing.T) {
 	})
 	step := func() {
 		t.Helper()
-		if _, err := f.srv.StepDeployments(context.Background()); err != nil {
+		if _, err := f.Service.StepDeployments(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -315,13 +311,13 @@ func TestRolloutGatedByFailures(t *testing.T) {
 	if d.State != "paused" || d.Phase != 1 || findings(d) != "install_failures" {
 		t.Fatalf("1.2.0 after its first phase: state %s phase %d reason %q findings %s", d.State, d.Phase, d.Reason, findings(d))
 	}
-	if out := f.cli.OK("deployment", "show", d.ID); !strings.Contains(out, "install failures") || !strings.Contains(out, "paused") {
+	if out := f.CLI.OK("deployment", "show", d.ID); !strings.Contains(out, "install failures") || !strings.Contains(out, "paused") {
 		t.Errorf("deployment show:\n%s", out)
 	} else {
 		t.Logf("rampart deployment show %s:\n%s", d.ID, out)
 	}
 	checkPhaseTwoUntouched(t, d, agents)
-	f.cli.OK("deployment", "abort", d.ID, "--reason", "sensord fails on rev B boards")
+	f.CLI.OK("deployment", "abort", d.ID, "--reason", "sensord fails on rev B boards")
 
 	d = f.createDeployment(t, "--group", "Field Test", "--release", "1.3.0", "--phases", "80,100", "--soak", "0s")
 	round(t, agents)
@@ -340,16 +336,16 @@ func TestRolloutGatedByFailures(t *testing.T) {
 	}
 	checkPhaseTwoUntouched(t, d, agents)
 
-	out := f.cli.OK("failure", "list", "--product", "lamp", "--release", "1.3.0")
+	out := f.CLI.OK("failure", "list", "--product", "lamp", "--release", "1.3.0")
 	if strings.Count(out, "\n") != 2 || !strings.Contains(out, "sensord") || !strings.Contains(out, "SIGSEGV") {
 		t.Fatalf("failure list:\n%s", out)
 	}
 	t.Logf("rampart failure list --product lamp --release 1.3.0:\n%s", out)
-	t.Logf("rampart deployment show %s:\n%s", d.ID, f.cli.OK("deployment", "show", d.ID))
+	t.Logf("rampart deployment show %s:\n%s", d.ID, f.CLI.OK("deployment", "show", d.ID))
 	id := strings.Fields(strings.Split(out, "\n")[1])[0]
-	t.Logf("rampart failure show %s:\n%s", id, f.cli.OK("failure", "show", id))
+	t.Logf("rampart failure show %s:\n%s", id, f.CLI.OK("failure", "show", id))
 	var g client.FailureGroupDetail
-	if err := json.Unmarshal([]byte(f.cli.OK("failure", "show", id, "-o", "json")), &g); err != nil {
+	if err := json.Unmarshal([]byte(f.CLI.OK("failure", "show", id, "-o", "json")), &g); err != nil {
 		t.Fatal(err)
 	}
 	var sample struct{ Version string }

@@ -23,20 +23,30 @@ import (
 
 // Server is a running server with its data folder.
 type Server struct {
-	URL    string
-	Dir    string
-	CAFile string
-	Admin  string // the first admin token's secret
+	URL     string
+	Dir     string
+	CAFile  string
+	Admin   string         // the first admin token's secret
+	Service *server.Server // the server itself, for tests that read its store
 }
 
 // Start runs a server on a free loopback port (SQLite, or PostgreSQL when database is set) until
 // the test ends.
 func Start(t testing.TB, database string) *Server {
 	t.Helper()
+	return StartConfig(t, func(c *server.Config) { c.Database = database })
+}
+
+// StartConfig is Start with the server's configuration changed by opts.
+func StartConfig(t testing.TB, opts ...func(*server.Config)) *Server {
+	t.Helper()
 	dir := t.TempDir()
 	addrc := make(chan net.Addr, 1)
-	s, err := server.New(context.Background(), server.Config{DataDir: dir, Listen: "127.0.0.1:0", Database: database,
-		Ready: func(a net.Addr) { addrc <- a }})
+	cfg := server.Config{DataDir: dir, Listen: "127.0.0.1:0", Ready: func(a net.Addr) { addrc <- a }}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s, err := server.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +54,7 @@ func Start(t testing.TB, database string) *Server {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	srv := &Server{Dir: dir, CAFile: filepath.Join(dir, server.ServiceCAFile)}
+	srv := &Server{Dir: dir, CAFile: filepath.Join(dir, server.ServiceCAFile), Service: s}
 	select {
 	case a := <-addrc:
 		srv.URL = "https://" + a.String()
