@@ -207,6 +207,12 @@ func (a *API) ownReport(r *http.Request, p *principal) (store.Report, error) {
 	return rep, nil
 }
 
+// ownReportNumber is ownReport as a reportFinder.
+func (a *API) ownReportNumber(r *http.Request, p *principal) (int64, error) {
+	rep, err := a.ownReport(r, p)
+	return rep.Number, err
+}
+
 func (a *API) researchGetReport(w http.ResponseWriter, r *http.Request, p *principal) error {
 	rep, err := a.ownReport(r, p)
 	if err != nil {
@@ -214,60 +220,6 @@ func (a *API) researchGetReport(w http.ResponseWriter, r *http.Request, p *princ
 	}
 	writeJSON(w, http.StatusOK, reportOut(rep))
 	return nil
-}
-
-func (a *API) researchComments(w http.ResponseWriter, r *http.Request, p *principal) error {
-	rep, err := a.ownReport(r, p)
-	if err != nil {
-		return err
-	}
-	cs, err := a.store.ListComments(r.Context(), p.tenantID, rep.Number)
-	if err != nil {
-		return internal(err)
-	}
-	writeJSON(w, http.StatusOK, commentsOut(cs))
-	return nil
-}
-
-func (a *API) researchComment(w http.ResponseWriter, r *http.Request, p *principal) error {
-	rep, err := a.ownReport(r, p)
-	if err != nil {
-		return err
-	}
-	var req client.CommentRequest
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
-	if err := program.ValidateComment(req.Body); err != nil {
-		return programError(err, "comment")
-	}
-	c, err := a.store.AddComment(r.Context(), p.actor(), p.tenantID, rep.Number, req.Body)
-	if err != nil {
-		return programError(err, fmt.Sprintf("report %d", rep.Number))
-	}
-	writeJSON(w, http.StatusCreated, commentsOut([]store.Comment{c})[0])
-	return nil
-}
-
-func (a *API) researchAttachments(w http.ResponseWriter, r *http.Request, p *principal) error {
-	rep, err := a.ownReport(r, p)
-	if err != nil {
-		return err
-	}
-	as, err := a.store.ListAttachments(r.Context(), p.tenantID, rep.Number)
-	if err != nil {
-		return internal(err)
-	}
-	writeJSON(w, http.StatusOK, attachmentsOut(as))
-	return nil
-}
-
-func (a *API) researchAttachment(w http.ResponseWriter, r *http.Request, p *principal) error {
-	rep, err := a.ownReport(r, p)
-	if err != nil {
-		return err
-	}
-	return a.sendAttachment(w, r, p, rep.Number)
 }
 
 func (a *API) researchAttach(w http.ResponseWriter, r *http.Request, p *principal) error {
