@@ -336,44 +336,39 @@ func TestFleetRollouts(t *testing.T) {
 					t.Errorf("coverage %+v, want 1.1 at 100 %%", rep.Now)
 				}
 			})
-			// The first phase is 20 % here: phases are drawn by hashing random IDs, and a 10 %
+			// A share of the devices misbehaves; the criteria pause the release in its first
+			// phase. That phase is 20 % here: phases are drawn by hashing random IDs, and a 10 %
 			// phase of 300 devices held fewer than the criteria's minimum sample of 20 about one
 			// run in twenty, so the release was judged only in the second phase.
-			t.Run("crashing release is paused before the next phase", func(t *testing.T) {
-				f := newFleet(t, kind, false)
-				ids := f.join(t, 300, "1.0")
-				_, stop := startAgents(t, f, ids, func(i int) behaviour {
-					if i%3 == 0 {
-						return crashes
+			for _, tc := range []struct {
+				name  string
+				bad   behaviour
+				every int // one device in every is bad
+				trips rollout.Criterion
+			}{
+				{"crashing release is paused before the next phase", crashes, 3, rollout.CriterionNewSignature},
+				{"release failing to install is paused before the next phase", failsInstall, 5, rollout.CriterionInstallFailures},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					f := newFleet(t, kind, false)
+					ids := f.join(t, 300, "1.0")
+					_, stop := startAgents(t, f, ids, func(i int) behaviour {
+						if i%tc.every == 0 {
+							return tc.bad
+						}
+						return healthy
+					})
+					d := f.create(t, "1.1", mustPlan(t, "20,50,100", "1h", 0.9), false, criteria())
+					st := f.drive(t, d.ID, 20*time.Minute, 100, nil)
+					stop()
+					if st.Deployment.State != rollout.StatePaused || st.Deployment.Phase != 0 {
+						t.Fatalf("state %s phase %d, want paused in phase 1", st.Deployment.State, st.Deployment.Phase)
 					}
-					return healthy
-				})
-				d := f.create(t, "1.1", mustPlan(t, "20,50,100", "1h", 0.9), false, criteria())
-				st := f.drive(t, d.ID, 20*time.Minute, 100, nil)
-				stop()
-				if st.Deployment.State != rollout.StatePaused || st.Deployment.Phase != 0 {
-					t.Fatalf("state %s phase %d, want paused in phase 1", st.Deployment.State, st.Deployment.Phase)
-				}
-				if st.Decision.Findings[0].Criterion != rollout.CriterionNewSignature {
-					t.Errorf("findings %+v", st.Decision.Findings)
-				}
-			})
-			t.Run("release failing to install is paused before the next phase", func(t *testing.T) {
-				f := newFleet(t, kind, false)
-				ids := f.join(t, 300, "1.0")
-				_, stop := startAgents(t, f, ids, func(i int) behaviour {
-					if i%5 == 0 {
-						return failsInstall
+					if len(st.Decision.Findings) == 0 || st.Decision.Findings[0].Criterion != tc.trips {
+						t.Errorf("findings %+v, want %s first", st.Decision.Findings, tc.trips)
 					}
-					return healthy
 				})
-				d := f.create(t, "1.1", mustPlan(t, "20,50,100", "1h", 0.9), false, criteria())
-				st := f.drive(t, d.ID, 20*time.Minute, 100, nil)
-				stop()
-				if st.Deployment.State != rollout.StatePaused || st.Deployment.Phase != 0 || st.Decision.Findings[0].Criterion != rollout.CriterionInstallFailures {
-					t.Fatalf("state %s phase %d findings %+v", st.Deployment.State, st.Deployment.Phase, st.Decision.Findings)
-				}
-			})
+			}
 			t.Run("devices that stop reporting time out", func(t *testing.T) {
 				f := newFleet(t, kind, false)
 				ids := f.join(t, 300, "1.0")
