@@ -433,26 +433,12 @@ func (s *Store) SampleCoverage(ctx context.Context, tenantID string, number int6
 // SampleAllCoverage records a coverage sample for every fixed report whose fix has not yet
 // reached the whole fleet; the server runs it periodically. It returns how many it sampled.
 func (s *Store) SampleAllCoverage(ctx context.Context) (int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT r.tenant_id, r.number FROM reports r
+	todo, err := s.reportKeys(ctx, `SELECT r.tenant_id, r.number FROM reports r
 		WHERE EXISTS (SELECT 1 FROM report_releases f WHERE f.report_id = r.id AND f.role = 'fixed')
 		AND NOT EXISTS (SELECT 1 FROM report_coverage c WHERE c.report_id = r.id AND c.total > 0 AND c.covered = c.total)`)
 	if err != nil {
 		return 0, fmt.Errorf("store.SampleAllCoverage: %w", err)
 	}
-	type key struct {
-		tenant string
-		number int64
-	}
-	var todo []key
-	for rows.Next() {
-		var k key
-		if err := rows.Scan(&k.tenant, &k.number); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("store.SampleAllCoverage: %w", err)
-		}
-		todo = append(todo, k)
-	}
-	rows.Close()
 	for _, k := range todo {
 		if _, err := s.SampleCoverage(ctx, k.tenant, k.number); err != nil {
 			return 0, fmt.Errorf("store.SampleAllCoverage: %w", err)

@@ -571,26 +571,9 @@ func (s *Store) AttachmentContent(ctx context.Context, tenantID string, number i
 // system actor, and returns how many it closed.
 func (s *Store) AutoCloseExpired(ctx context.Context) (int, error) {
 	now := s.Now()
-	rows, err := s.db.QueryContext(ctx, `SELECT tenant_id, number FROM reports WHERE state = $1 AND needs_info_deadline <= $2`,
+	due, err := s.reportKeys(ctx, `SELECT tenant_id, number FROM reports WHERE state = $1 AND needs_info_deadline <= $2`,
 		string(program.StateNeedsMoreInfo), micros(now))
 	if err != nil {
-		return 0, fmt.Errorf("store.AutoCloseExpired: %w", err)
-	}
-	type key struct {
-		tenant string
-		number int64
-	}
-	var due []key
-	for rows.Next() {
-		var k key
-		if err := rows.Scan(&k.tenant, &k.number); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("store.AutoCloseExpired: %w", err)
-		}
-		due = append(due, k)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("store.AutoCloseExpired: %w", err)
 	}
 	closed := 0
@@ -624,4 +607,29 @@ func derefTime(t *time.Time) time.Time {
 		return time.Time{}
 	}
 	return *t
+}
+
+// reportKey names a report across tenants, for the server's timers.
+type reportKey struct {
+	tenant string
+	number int64
+}
+
+// reportKeys runs a query selecting (tenant_id, number) and reads all its rows before
+// returning, so that the caller may open transactions for each.
+func (s *Store) reportKeys(ctx context.Context, query string, args ...any) ([]reportKey, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []reportKey
+	for rows.Next() {
+		var k reportKey
+		if err := rows.Scan(&k.tenant, &k.number); err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
 }
