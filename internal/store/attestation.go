@@ -192,21 +192,8 @@ func (s *Store) Preauthorize(ctx context.Context, actor Actor, tenantID, kind, h
 		if kind == PreauthEK {
 			q = `SELECT d.id FROM devices d JOIN device_enrollments e ON e.device_id = d.id WHERE e.ek_hash = $1 AND d.tenant_id IS NULL`
 		}
-		rows, err := tx.QueryContext(ctx, q, hash)
+		ids, err := queryIDs(ctx, tx, q, hash)
 		if err != nil {
-			return err
-		}
-		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, id := range ids {

@@ -235,22 +235,9 @@ func (s *Store) CreateDeployment(ctx context.Context, actor Actor, tenantID stri
 // addDeploymentMembers records the group's devices that the deployment has not seen yet, with
 // their phase. joinedAt is nil at creation, else the time the step first saw them.
 func (s *Store) addDeploymentMembers(ctx context.Context, tx *sql.Tx, d Deployment, joinedAt *time.Time) error {
-	rows, err := tx.QueryContext(ctx, `SELECT dv.id FROM devices dv WHERE dv.group_id = $1 AND dv.tenant_id = $2
+	ids, err := queryIDs(ctx, tx, `SELECT dv.id FROM devices dv WHERE dv.group_id = $1 AND dv.tenant_id = $2
 		AND NOT EXISTS (SELECT 1 FROM deployment_devices dd WHERE dd.deployment_id = $3 AND dd.device_id = dv.id)`, d.GroupID, d.TenantID, d.ID)
 	if err != nil {
-		return err
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	var joined any
