@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/rampartsec/rampart/internal/agent/durable"
 	"github.com/rampartsec/rampart/internal/attest/wire"
 )
 
@@ -110,5 +111,5 @@ func (l *MeasurementLog) save() error {
 	if err != nil {
 		return fmt.Errorf("save log: %w", err)
 	}
-	return writeFileAtomic(l.path, b)
+	return durable.WriteFile(l.path, b)
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 
+	"github.com/rampartsec/rampart/internal/agent/durable"
 	"github.com/rampartsec/rampart/internal/attest/wire"
 )
 
@@ -220,7 +221,7 @@ func (s *Software) saveBank() error {
 	if err != nil {
 		return fmt.Errorf("pcr bank: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(s.dir, pcrBankFile), b)
+	return durable.WriteFile(filepath.Join(s.dir, pcrBankFile), b)
 }
 
 func loadOrCreateKey(path string) (*ecdsa.PrivateKey, error) {
@@ -234,7 +235,7 @@ func loadOrCreateKey(path string) (*ecdsa.PrivateKey, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode key: %w", err)
 		}
-		if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+		if err := durable.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
 			return nil, err
 		}
 		return key, nil
@@ -255,33 +256,4 @@ func loadOrCreateKey(path string) (*ecdsa.PrivateKey, error) {
 		return nil, fmt.Errorf("read key %s: not an ECDSA P-256 key", path)
 	}
 	return key, nil
-}
-
-// writeFileAtomic replaces path with data (mode 0600) so that a power cut
-// leaves either the old or the new content.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

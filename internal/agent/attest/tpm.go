@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/google/go-tpm/tpmutil"
 
+	"github.com/rampartsec/rampart/internal/agent/durable"
 	"github.com/rampartsec/rampart/internal/attest/wire"
 )
 
@@ -250,7 +251,7 @@ func (a *TPM) loadAK() (*gattest.AK, error) {
 	}
 	blob, err = ak.Marshal()
 	if err == nil {
-		err = writeFileAtomic(path, blob)
+		err = durable.WriteFile(path, blob)
 	}
 	if err != nil {
 		ak.Close(a.tpm)
@@ -286,7 +287,7 @@ func (a *TPM) loadCertKey() (*gattest.Key, error) {
 	}
 	blob, err = k.Marshal()
 	if err == nil {
-		err = writeFileAtomic(path, blob)
+		err = durable.WriteFile(path, blob)
 	}
 	if err != nil {
 		k.Close()

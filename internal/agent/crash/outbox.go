@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rampartsec/rampart/internal/agent/durable"
 	"github.com/rampartsec/rampart/internal/failure"
 )
 
@@ -103,7 +104,7 @@ func (c *Collector) writeBatches(reports []failure.Report) (int, error) {
 			return err
 		}
 		name := fmt.Sprintf("%s%020d%s", batchPrefix, seq, batchSuffix)
-		if err := writeFileAtomic(c.cfg.OutboxDir, name, b); err != nil {
+		if err := durable.WriteFile(filepath.Join(c.cfg.OutboxDir, name), b); err != nil {
 			return err
 		}
 		seq++
@@ -125,40 +126,6 @@ func (c *Collector) writeBatches(reports []failure.Report) (int, error) {
 		size += len(b) + 1
 	}
 	return written, flush()
-}
-
-// writeFileAtomic writes data to dir/name through a synced temporary file
-// and a rename, then syncs the folder, so a power cut leaves either no
-// file or the whole file.
-func writeFileAtomic(dir, name string, data []byte) (err error) {
-	tmp, err := os.CreateTemp(dir, "."+name+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // capOutbox drops the oldest batches until the outbox fits its cap.

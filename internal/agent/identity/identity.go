@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/agent/attest"
+	"github.com/rampartsec/rampart/internal/agent/durable"
 	"github.com/rampartsec/rampart/internal/attest/wire"
 )
 
@@ -206,7 +207,7 @@ func (i *Identity) Attest(ctx context.Context) (*wire.AttestResponse, error) {
 	if err := i.setCertificate(ctx, der); err != nil {
 		return nil, fmt.Errorf("identity.Attest: %w", err)
 	}
-	if err := writeFile(filepath.Join(i.cfg.StateDir, certFile), der); err != nil {
+	if err := durable.WriteFile(filepath.Join(i.cfg.StateDir, certFile), der); err != nil {
 		return nil, fmt.Errorf("identity.Attest: %w", err)
 	}
 	i.cfg.Logger.Info("attested", "device", i.deviceID, "status", resp.Status, "update_only", resp.UpdateOnly, "renew_at", resp.RenewAt)
@@ -314,12 +315,4 @@ func (i *Identity) post(ctx context.Context, path string, in, out any, withCert 
 		return fmt.Errorf("%s: decode answer: %w", path, err)
 	}
 	return nil
-}
-
-func writeFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/rampartsec/rampart/internal/agent/durable"
 )
 
 func readInt(path string) int {
@@ -19,27 +20,9 @@ func readInt(path string) int {
 	return n
 }
 
-func writeInt(path string, n int) error { return writeFile(path, []byte(strconv.Itoa(n)+"\n")) }
-
-// writeFile replaces path atomically and durably.
-func writeFile(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+// writeInt replaces path with n, atomically and durably.
+func writeInt(path string, n int) error {
+	return durable.WriteFile(path, []byte(strconv.Itoa(n)+"\n"))
 }
 
 func runCommand(ctx context.Context, argv []string) error {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/agent/attest"
 	"github.com/rampartsec/rampart/internal/agent/crash"
+	"github.com/rampartsec/rampart/internal/agent/durable"
 	"github.com/rampartsec/rampart/internal/agent/identity"
 	"github.com/rampartsec/rampart/internal/agent/update"
 	"github.com/rampartsec/rampart/internal/attest/wire"
@@ -545,7 +546,7 @@ func (r *Runner) pinnedRoot(ctx context.Context, file string, configured []byte,
 	if !json.Valid(b) {
 		return nil, fmt.Errorf("root %s is not JSON", file)
 	}
-	return b, writeFile(path, b)
+	return b, durable.WriteFile(path, b)
 }
 
 // uploadCrashes posts one batch of crash reports to the device API.
