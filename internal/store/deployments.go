@@ -288,15 +288,8 @@ func (s *Store) ListDeployments(ctx context.Context, tenantID string, f Deployme
 		return nil, "", fmt.Errorf("store.ListDeployments: %w", err)
 	}
 	defer rows.Close()
-	var out []Deployment
-	for rows.Next() {
-		d, err := scanDeployment(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("store.ListDeployments: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanAll(rows, scanDeployment)
+	if err != nil {
 		return nil, "", fmt.Errorf("store.ListDeployments: %w", err)
 	}
 	out, next := trimPage(out, p, func(d Deployment) string { return fmt.Sprint(d.Seq) })

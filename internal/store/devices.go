@@ -68,15 +68,8 @@ func (s *Store) ListDevices(ctx context.Context, tenantID string, f DeviceFilter
 		return nil, "", fmt.Errorf("store.ListDevices: %w", err)
 	}
 	defer rows.Close()
-	var out []Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("store.ListDevices: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanAll(rows, scanDevice)
+	if err != nil {
 		return nil, "", fmt.Errorf("store.ListDevices: %w", err)
 	}
 	out, next := trimPage(out, p, func(d Device) string { return d.ID })

@@ -260,15 +260,8 @@ func (s *Store) ListFailureGroups(ctx context.Context, tenantID string, f Failur
 		return nil, "", fmt.Errorf("store.ListFailureGroups: %w", err)
 	}
 	defer rows.Close()
-	var out []FailureGroup
-	for rows.Next() {
-		g, err := scanFailureGroup(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("store.ListFailureGroups: %w", err)
-		}
-		out = append(out, g)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanAll(rows, scanFailureGroup)
+	if err != nil {
 		return nil, "", fmt.Errorf("store.ListFailureGroups: %w", err)
 	}
 	out, next := trimPage(out, p, func(g FailureGroup) string { return g.ID })

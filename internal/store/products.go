@@ -95,15 +95,8 @@ func (s *Store) ListProducts(ctx context.Context, tenantID string, p Page) ([]Pr
 		return nil, "", fmt.Errorf("store.ListProducts: %w", err)
 	}
 	defer rows.Close()
-	var out []Product
-	for rows.Next() {
-		pr, err := scanProduct(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("store.ListProducts: %w", err)
-		}
-		out = append(out, pr)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanAll(rows, scanProduct)
+	if err != nil {
 		return nil, "", fmt.Errorf("store.ListProducts: %w", err)
 	}
 	out, next := trimPage(out, p, func(p Product) string { return p.Name })
@@ -154,15 +147,8 @@ func (s *Store) ListGroups(ctx context.Context, tenantID, product string, p Page
 		return nil, "", fmt.Errorf("store.ListGroups: %w", err)
 	}
 	defer rows.Close()
-	var out []Group
-	for rows.Next() {
-		g, err := scanGroup(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("store.ListGroups: %w", err)
-		}
-		out = append(out, g)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanAll(rows, scanGroup)
+	if err != nil {
 		return nil, "", fmt.Errorf("store.ListGroups: %w", err)
 	}
 	out, next := trimPage(out, p, func(g Group) string { return g.Name })

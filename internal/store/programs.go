@@ -102,15 +102,8 @@ func (s *Store) ListPrograms(ctx context.Context, tenantID string, p Page) ([]Pr
 		return nil, "", fmt.Errorf("store.ListPrograms: %w", err)
 	}
 	defer rows.Close()
-	var out []Program
-	for rows.Next() {
-		pr, err := scanProgram(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("store.ListPrograms: %w", err)
-		}
-		out = append(out, pr)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanAll(rows, scanProgram)
+	if err != nil {
 		return nil, "", fmt.Errorf("store.ListPrograms: %w", err)
 	}
 	out, next := trimPage(out, p, func(p Program) string { return p.Name })
@@ -346,15 +339,8 @@ func (s *Store) ListApplications(ctx context.Context, tenantID, programName stri
 		return nil, "", fmt.Errorf("store.ListApplications: %w", err)
 	}
 	defer rows.Close()
-	var out []Application
-	for rows.Next() {
-		a, err := scanApplication(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("store.ListApplications: %w", err)
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanAll(rows, scanApplication)
+	if err != nil {
 		return nil, "", fmt.Errorf("store.ListApplications: %w", err)
 	}
 	out, next := trimPage(out, p, func(a Application) string { return a.ID })
@@ -369,15 +355,8 @@ func (s *Store) ResearcherApplications(ctx context.Context, r Researcher) ([]App
 		return nil, fmt.Errorf("store.ResearcherApplications: %w", err)
 	}
 	defer rows.Close()
-	var out []Application
-	for rows.Next() {
-		a, err := scanApplication(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store.ResearcherApplications: %w", err)
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanAll(rows, scanApplication)
+	if err != nil {
 		return nil, fmt.Errorf("store.ResearcherApplications: %w", err)
 	}
 	return out, nil

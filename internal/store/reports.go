@@ -140,15 +140,8 @@ func (s *Store) ListReports(ctx context.Context, tenantID string, f ReportFilter
 		return nil, "", fmt.Errorf("store.ListReports: %w", err)
 	}
 	defer rows.Close()
-	var out []Report
-	for rows.Next() {
-		r, err := scanReport(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("store.ListReports: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanAll(rows, scanReport)
+	if err != nil {
 		return nil, "", fmt.Errorf("store.ListReports: %w", err)
 	}
 	out, next := trimPage(out, p, func(r Report) string { return fmt.Sprint(r.Number) })

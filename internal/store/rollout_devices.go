@@ -204,15 +204,8 @@ func (s *Store) OpenDeployments(ctx context.Context) ([]Deployment, error) {
 		return nil, fmt.Errorf("store.OpenDeployments: %w", err)
 	}
 	defer rows.Close()
-	var out []Deployment
-	for rows.Next() {
-		d, err := scanDeployment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store.OpenDeployments: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanAll(rows, scanDeployment)
+	if err != nil {
 		return nil, fmt.Errorf("store.OpenDeployments: %w", err)
 	}
 	return out, nil

@@ -86,15 +86,8 @@ func (s *Store) ListTokens(ctx context.Context, tenantID string, p Page) ([]Toke
 		return nil, "", fmt.Errorf("store.ListTokens: %w", err)
 	}
 	defer rows.Close()
-	var out []Token
-	for rows.Next() {
-		tok, err := scanToken(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("store.ListTokens: %w", err)
-		}
-		out = append(out, tok)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanAll(rows, scanToken)
+	if err != nil {
 		return nil, "", fmt.Errorf("store.ListTokens: %w", err)
 	}
 	out, next := trimPage(out, p, func(t Token) string { return t.ID })
