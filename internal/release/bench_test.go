@@ -2,8 +2,11 @@ package release
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rampartsec/rampart/internal/rollout"
@@ -49,11 +52,18 @@ func BenchmarkServeTimestamp(b *testing.B) {
 	})
 }
 
+// checkInCallers × GOMAXPROCS goroutines call at once in BenchmarkDirectorCheckIn.
+const checkInCallers = 32
+
 // BenchmarkDirectorCheckIn measures the database side of a device check-in: DirectorFile for
-// timestamp.json of a claimed device whose group has an emergency deployment the director
+// timestamp.json of claimed devices whose group has an emergency deployment the director
 // already follows (one query: the device's group with its director metadata; the group's
-// deployment from the store's cache), from parallel callers. Its ceiling, in the same run on the
-// same store and pool, is the bare round trip: SELECT 1 through the same prepared-statement path.
+// deployment from the store's cache). Its ceiling, in the same run on the same store and pool,
+// is the bare round trip: SELECT 1 through the same prepared-statement path.
+//
+// The callers are as many as the check-in load generator's connections (bench/run checkin's
+// default --conns 64), each with a device of its own, so PostgreSQL's batched reads see the
+// queue they see there.
 func BenchmarkDirectorCheckIn(b *testing.B) {
 	for _, kind := range storetest.Kinds {
 		b.Run(kind, func(b *testing.B) {
@@ -64,7 +74,17 @@ func BenchmarkDirectorCheckIn(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := f.st.DB().Exec(`UPDATE devices SET product_id = $1, group_id = $2 WHERE id = $3`, g.ProductID, g.ID, f.device); err != nil {
+			// One device per caller, as the load generator has one per connection.
+			devices := []string{f.device}
+			for i := 1; i < checkInCallers*runtime.GOMAXPROCS(0); i++ {
+				id := fmt.Sprintf("%064x", i)
+				if _, err := f.st.DB().Exec(`INSERT INTO devices (id, tenant_id, state, attestation, current_release, target_release, created_at, updated_at)
+					VALUES ($1, $2, 'claimed', '', '', '', 1, 1)`, id, f.tenant.ID); err != nil {
+					b.Fatal(err)
+				}
+				devices = append(devices, id)
+			}
+			if _, err := f.st.DB().Exec(`UPDATE devices SET product_id = $1, group_id = $2`, g.ProductID, g.ID); err != nil {
 				b.Fatal(err)
 			}
 			f.release("1.0.0", binary(8, 4<<10))
@@ -72,14 +92,19 @@ func BenchmarkDirectorCheckIn(b *testing.B) {
 				Release: "1.0.0", Plan: rollout.DefaultPlan(), Criteria: rollout.DefaultCriteria(), Emergency: true}); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := f.svc.DirectorFile(ctx, f.tenant.ID, f.device, "timestamp.json"); err != nil {
-				b.Fatal(err)
+			for _, d := range devices {
+				if _, err := f.svc.DirectorFile(ctx, f.tenant.ID, d, "timestamp.json"); err != nil {
+					b.Fatal(err)
+				}
 			}
 			var real float64
 			b.Run("checkin", func(b *testing.B) {
+				b.SetParallelism(checkInCallers)
+				var next atomic.Int64
 				b.RunParallel(func(pb *testing.PB) {
+					device := devices[int(next.Add(1)-1)%len(devices)]
 					for pb.Next() {
-						if _, err := f.svc.DirectorFile(ctx, f.tenant.ID, f.device, "timestamp.json"); err != nil {
+						if _, err := f.svc.DirectorFile(ctx, f.tenant.ID, device, "timestamp.json"); err != nil {
 							b.Error(err)
 							return
 						}
@@ -88,6 +113,7 @@ func BenchmarkDirectorCheckIn(b *testing.B) {
 				real = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 			})
 			b.Run("ceiling-select-1", func(b *testing.B) {
+				b.SetParallelism(checkInCallers)
 				b.RunParallel(func(pb *testing.PB) {
 					var one int
 					for pb.Next() {

@@ -242,13 +242,21 @@ const (
 )
 
 func (s *Service) checkIn(ctx context.Context, tenantID, deviceID string, timestampOnly bool) (deviceCheckIn, error) {
+	if timestampOnly && s.reads != nil {
+		return s.reads.read(ctx, tenantID, deviceID)
+	}
 	q := checkInFilesQuery
 	if timestampOnly {
 		q = checkInTimestampQuery
 	}
+	return queryCheckIn(ctx, s.cfg.Store, q, tenantID, deviceID)
+}
+
+// queryCheckIn reads one device's check-in row with q, one of the two check-in queries.
+func queryCheckIn(ctx context.Context, st *store.Store, q, tenantID, deviceID string) (deviceCheckIn, error) {
 	var c deviceCheckIn
 	var product, rel sql.NullString
-	err := s.cfg.Store.QueryRow(ctx, q, tenantID, deviceID).Scan(&c.groupID, &product, &rel, &c.timestamp, &c.files)
+	err := st.QueryRow(ctx, q, tenantID, deviceID).Scan(&c.groupID, &product, &rel, &c.timestamp, &c.files)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("%w: device %s", ErrUnregistered, deviceID)
 	} else if err != nil {

@@ -71,6 +71,9 @@ type Service struct {
 	// row's updated_at, so a polling device costs one small query.
 	mu    sync.Mutex
 	files map[string]cachedFiles
+
+	// reads batches check-in reads on PostgreSQL; nil on SQLite.
+	reads *checkInReads
 }
 
 type cachedFiles struct {
@@ -98,7 +101,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{cfg: cfg, log: cfg.Logger, files: map[string]cachedFiles{}}, nil
+	s := &Service{cfg: cfg, log: cfg.Logger, files: map[string]cachedFiles{}}
+	if cfg.Store.Dialect() == "postgres" {
+		s.reads = newCheckInReads(cfg.Store)
+	}
+	return s, nil
 }
 
 // OnlinePublic returns the public online keys that `rampart keys init`
