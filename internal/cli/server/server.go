@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -54,17 +52,11 @@ func Command(env *clienv.Env) *cobra.Command {
 				}
 				fmt.Fprintf(env.Stderr, "log in with: rampart login --server https://%s --ca-file %s --token-file %s\n", host, ca, tok)
 			}
-			if cpuProfile != "" {
-				f, err := os.Create(cpuProfile)
-				if err != nil {
-					return fmt.Errorf("--cpu-profile: %w", err)
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return fmt.Errorf("--cpu-profile: %w", err)
-				}
-				defer pprof.StopCPUProfile()
+			stopProfile, err := clienv.StartCPUProfile(cpuProfile)
+			if err != nil {
+				return err
 			}
+			defer stopProfile()
 			return s.Run(cmd.Context())
 		},
 	}

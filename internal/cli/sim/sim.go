@@ -29,6 +29,7 @@ func Command(env *clienv.Env) *cobra.Command {
 		product, group, dir             string
 		offline, powerCut               float64
 		crashRates, failureRates        string
+		cpuProfile                      string
 		interval, waitTimeout, duration time.Duration
 		progressEvery                   time.Duration
 		seed                            uint64
@@ -81,6 +82,11 @@ func Command(env *clienv.Env) *cobra.Command {
 			if dir == "" {
 				dir = filepath.Join(os.TempDir(), "rampart-sim")
 			}
+			stopProfile, err := clienv.StartCPUProfile(cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer stopProfile()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if duration > 0 {
@@ -165,5 +171,6 @@ func Command(env *clienv.Env) *cobra.Command {
 	fl.DurationVar(&duration, "duration", 0, "stop after this long (default: until Ctrl-C)")
 	fl.DurationVar(&progressEvery, "progress", 2*time.Second, "how often to print progress")
 	fl.Uint64Var(&seed, "seed", 0, "seed of the random choices (default: random)")
+	fl.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the simulator until it stops to FILE (go tool pprof), for benchmarks")
 	return cmd
 }
