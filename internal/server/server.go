@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,6 +74,9 @@ type Server struct {
 	wake *wake.Hub
 	// stepper steps active deployments on a timer.
 	stepper *stepper.Stepper
+	// listening is set while this replica hears the deployments other replicas write
+	// (PostgreSQL only).
+	listening atomic.Bool
 	// FirstStart is true when this start created the first tenant and admin token.
 	FirstStart bool
 }
@@ -228,6 +232,21 @@ func (s *Server) wakeDeployment(d store.Deployment) {
 	s.wake.Wake(ids...)
 }
 
+// wakeChanged wakes the devices waiting on this replica that a deployment another replica
+// wrote (created, resumed, or moved to a new phase) offers the release to now. Devices between
+// two waits here are not remembered, unlike the writing replica's own (wakeDeployment): most of a
+// group's devices are connected elsewhere, and these learn of it at their next wait timeout.
+func (s *Server) wakeChanged(c store.DeploymentChange) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := s.store.DeploymentByID(ctx, c.TenantID, c.DeploymentID)
+	if err != nil {
+		s.log.Warn("reading a deployment another replica wrote, to wake its devices, failed", "deployment", c.DeploymentID, "err", err)
+		return
+	}
+	s.wake.WakeTagged(api.WakeTag(d.TenantID, d.ProductName, d.GroupName), d.Offers)
+}
+
 // StepDeployments runs one pass of the deployment stepper now, for tests and the demo.
 func (s *Server) StepDeployments(ctx context.Context) (stepper.Pass, error) {
 	return s.stepper.StepAll(ctx)
@@ -276,6 +295,17 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.releases.Run(gctx, RefreshInterval) })
 	g.Go(func() error { return s.vulnerabilityTimers(gctx, VulnerabilityInterval) })
 	g.Go(func() error { return s.stepper.Run(gctx) })
+	g.Go(func() error {
+		s.store.ListenDeployments(gctx, store.DeploymentListener{
+			Changed:   s.wakeChanged,
+			Listening: func() { s.listening.Store(true) },
+			Lost: func(err error) {
+				s.listening.Store(false)
+				s.log.Warn("lost the connection that hears other replicas' deployments; reconnecting", "err", err)
+			},
+		})
+		return nil
+	})
 	g.Go(func() error {
 		<-gctx.Done()
 		timeout := s.cfg.ShutdownTimeout

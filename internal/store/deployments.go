@@ -134,6 +134,8 @@ var auditActions = map[rollout.EventKind]string{
 	rollout.EventCompleted:     "deployment.complete",
 }
 
+// auditDeployment records a deployment event in the audit chain and, on PostgreSQL, tells the
+// other replicas of the change when tx commits. Every deployment write passes through it.
 func (s *Store) auditDeployment(ctx context.Context, tx *sql.Tx, d Deployment, actor Actor, ev rollout.Event) error {
 	details := Details{"seq": d.Seq, "release": d.Release, "group": d.GroupName, "product": d.ProductName,
 		"phase": ev.Phase + 1, "state": string(ev.To)}
@@ -151,6 +153,9 @@ func (s *Store) auditDeployment(ctx context.Context, tx *sql.Tx, d Deployment, a
 		details["criteria"] = d.Criteria.String()
 		details["emergency"] = d.Emergency
 		details["previous_release"] = d.PreviousRelease
+	}
+	if err := s.notifyDeployment(ctx, tx, d.TenantID, d.ID); err != nil {
+		return err
 	}
 	return s.AppendAudit(ctx, tx, d.TenantID, actor, auditActions[ev.Kind], "deployment/"+d.ID, details)
 }

@@ -13,7 +13,8 @@ import (
 // Every device of a group that checks in asks which deployment governs its group. The answer is
 // the same for the whole group and changes only when a deployment is created or moves, so it is
 // cached per group: an entry holds while no deployment was written through this store since it
-// was read, and at most OfferTTL, after which a deployment another replica wrote is seen.
+// was read (on PostgreSQL, through another replica too: see ListenDeployments), and at most
+// OfferTTL, after which even a deployment written to the database by hand is seen.
 
 // OfferTTL bounds how long a group's cached deployment is used without asking the database.
 const OfferTTL = time.Second

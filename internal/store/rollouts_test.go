@@ -771,3 +771,104 @@ func TestMoveDevice(t *testing.T) {
 		}
 	})
 }
+
+// TestListenDeployments runs two stores on one PostgreSQL schema, as two replicas: each hears
+// the deployments the other writes (create, pause, resume) at commit and not its own, and drops
+// its cached offer when it hears one, without waiting for OfferTTL. SQLite has nothing to hear.
+func TestListenDeployments(t *testing.T) {
+	ctx := context.Background()
+	t.Run("sqlite", func(t *testing.T) {
+		s := storetest.Open(t, "sqlite")
+		done := make(chan struct{})
+		go func() {
+			s.ListenDeployments(ctx, store.DeploymentListener{Changed: func(store.DeploymentChange) { t.Error("SQLite heard a change") }})
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("ListenDeployments on SQLite did not return")
+		}
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := storetest.PostgresURL(t)
+		open := func() *store.Store {
+			s, err := store.Open(ctx, store.Config{Database: url})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		}
+		a, b := open(), open()
+		heard := map[*store.Store]chan store.DeploymentChange{a: make(chan store.DeploymentChange, 10), b: make(chan store.DeploymentChange, 10)}
+		lctx, cancel := context.WithCancel(ctx)
+		var stopped sync.WaitGroup
+		t.Cleanup(func() { cancel(); stopped.Wait() })
+		for s, ch := range heard {
+			listening := make(chan struct{}, 1)
+			stopped.Go(func() {
+				s.ListenDeployments(lctx, store.DeploymentListener{
+					Changed:   func(c store.DeploymentChange) { ch <- c },
+					Listening: func() { listening <- struct{}{} },
+					Lost:      func(err error) { t.Errorf("listener lost its connection: %v", err) },
+				})
+			})
+			select {
+			case <-listening:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the listener did not listen within 10 s")
+			}
+		}
+		expect := func(s *store.Store, want store.DeploymentChange) {
+			t.Helper()
+			select {
+			case c := <-heard[s]:
+				if c != want {
+					t.Errorf("heard %+v, want %+v", c, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("did not hear %+v within 10 s", want)
+			}
+		}
+		silent := func(s *store.Store) {
+			t.Helper()
+			select {
+			case c := <-heard[s]:
+				t.Errorf("heard its own write %+v", c)
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+
+		f := newFleet(t, a, "acme", 2)
+		// b has cached that nothing governs the group.
+		if _, err := b.OfferForDevice(ctx, f.tenant.ID, f.devices[0]); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("before any deployment: %v, want ErrNotFound", err)
+		}
+		d, err := a.CreateDeployment(ctx, actor, f.tenant.ID, store.DeploymentSpec{Product: "thermostat", Group: "Field Test", Release: "1.1",
+			Plan: plan(t, "100", "1h"), Criteria: rollout.DefaultCriteria()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		change := store.DeploymentChange{TenantID: f.tenant.ID, DeploymentID: d.ID}
+		expect(b, change)
+		silent(a)
+		if off, err := b.OfferForDevice(ctx, f.tenant.ID, f.devices[0]); err != nil || !off.Offered {
+			t.Errorf("b right after hearing the deployment: %+v, %v; want it offered (the cache dropped)", off, err)
+		}
+		if _, err := b.PauseDeployment(ctx, actor, f.tenant.ID, d.ID, "hold"); err != nil {
+			t.Fatal(err)
+		}
+		expect(a, change)
+		silent(b)
+		if _, err := a.ResumeDeployment(ctx, actor, f.tenant.ID, d.ID, "go"); err != nil {
+			t.Fatal(err)
+		}
+		expect(b, change)
+		// A write refused before it commits tells nobody.
+		if _, err := a.PauseDeployment(ctx, actor, f.tenant.ID, "dep_missing", "hold"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("pausing a missing deployment: %v, want ErrNotFound", err)
+		}
+		silent(b)
+	})
+}

@@ -45,6 +45,10 @@ type Store struct {
 	now     func() time.Time
 	stmts   sync.Map // query text -> *sql.Stmt, see QueryRow
 	offers  offerCache
+
+	// On PostgreSQL: the database URL (for the deployment listener's own connection), the
+	// channel on which replicas hear of deployment writes, and this replica's name on it.
+	url, channel, replica string
 }
 
 // Open connects to the configured database and applies any pending migrations.
@@ -90,6 +94,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		s.db.Close()
 		return nil, err
+	}
+	if s.dialect.name() == "postgres" {
+		// The channel is the schema's: installations in two schemas of one database do not
+		// hear each other.
+		var schema string
+		if err := s.db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+			s.db.Close()
+			return nil, fmt.Errorf("store.Open: %w", err)
+		}
+		s.url, s.channel, s.replica = cfg.Database, "rampart_deployments:"+schema, NewID("replica")
 	}
 	return s, nil
 }

@@ -1,9 +1,9 @@
 // Package wake lets online devices hold a long-poll (/device/v1/wait) and be woken in seconds
-// when something concerns them, typically a deployment phase that opens for their group. It is
-// in-memory and per server replica: a device waits on the replica it is connected to, and the
-// replica that steps a deployment wakes its own waiters; devices on other replicas learn of it
-// at their next wait timeout or periodic check-in. The API's device routes and the server's
-// deployment stepper import it.
+// when something concerns them, typically a deployment phase that opens for their group. A hub
+// is in-memory and per server replica: a device waits on the replica it is connected to. The
+// replica that writes a deployment wakes its own waiters; on PostgreSQL the others hear of the
+// write (store.ListenDeployments) and wake theirs with WakeTagged. The API's device routes and
+// the server's deployment stepper import it.
 package wake
 
 import (

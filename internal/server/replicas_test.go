@@ -1,0 +1,104 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/api"
+	"github.com/rampartsec/rampart/internal/rollout"
+	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/store/storetest"
+)
+
+// TestReplicasWakeEachOther runs two replicas on one PostgreSQL database. A device waits on the
+// second; an emergency deployment written through the first wakes it within seconds (not at
+// its wait timeout), and the second replica's cached deployment for the group is dropped at
+// once. A device of another group waiting beside it stays asleep.
+func TestReplicasWakeEachOther(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	dirA := t.TempDir()
+	a, _ := start(t, Config{DataDir: dirA, Database: url})
+	b, _ := start(t, Config{DataDir: t.TempDir(), Database: url, MasterKeyFile: filepath.Join(dirA, "master.key")})
+	waitFor(t, "both replicas listening", func() bool { return a.listening.Load() && b.listening.Load() })
+
+	ctx := context.Background()
+	tn, err := a.store.TenantByName(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := a.store.CreateProduct(ctx, store.System, tn.ID, "lamp", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := a.store.GroupByName(ctx, tn.ID, "lamp", "Production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	devel, err := a.store.GroupByName(ctx, tn.ID, "lamp", "Development")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, other := fmt.Sprintf("%064x", 1), fmt.Sprintf("%064x", 2)
+	for _, d := range []struct{ id, group string }{{dev, prod.ID}, {other, devel.ID}} {
+		if _, err := a.store.DB().Exec(`INSERT INTO devices (id, tenant_id, product_id, group_id, state, attestation, current_release, target_release, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, 'claimed', '', '1.0.0', '', 1, 1)`, d.id, tn.ID, p.ID, d.group); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.store.DB().Exec(`INSERT INTO releases (id, tenant_id, product_id, version, state, targets_version, revoked_reason, created_at)
+		VALUES ($1, $2, $3, '1.1.0', 'signed', 1, '', 1)`, store.NewID("rel"), tn.ID, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	// The second replica has read, and cached, that nothing governs the group.
+	if _, err := b.store.OfferForGroup(ctx, tn.ID, prod.ID, dev); err == nil {
+		t.Fatal("a deployment governs the group before one was created")
+	}
+
+	woken := make(chan error, 2)
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	go func() { woken <- b.Wake().Wait(wctx, dev, api.WakeTag(tn.ID, "lamp", "Production")) }()
+	octx, ocancel := context.WithCancel(ctx)
+	defer ocancel()
+	otherDone := make(chan error, 1)
+	go func() { otherDone <- b.Wake().Wait(octx, other, api.WakeTag(tn.ID, "lamp", "Development")) }()
+	waitFor(t, "two devices waiting on the second replica", func() bool { return b.Wake().Waiting() == 2 })
+
+	start := time.Now()
+	d, err := a.store.CreateDeployment(ctx, store.System, tn.ID, store.DeploymentSpec{Product: "lamp", Group: "Production",
+		Release: "1.1.0", Plan: rollout.DefaultPlan(), Criteria: rollout.DefaultCriteria(), Emergency: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-woken:
+		if err != nil {
+			t.Fatalf("the device's wait on the second replica ended with %v, want a wake-up", err)
+		}
+		t.Logf("woken on the second replica %s after the first wrote the deployment", time.Since(start).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the device waiting on the second replica was not woken within 10 s")
+	}
+	offer, err := b.store.OfferForGroup(ctx, tn.ID, prod.ID, dev)
+	if err != nil || offer.Deployment.ID != d.ID || !offer.Offered {
+		t.Errorf("second replica's offer right after the wake-up: %+v, %v; want deployment %s offered", offer, err, d.ID)
+	}
+	select {
+	case err := <-otherDone:
+		t.Errorf("a device of another group was woken: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// waitFor polls cond for up to ten seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
