@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/rampartsec/rampart/internal/failure"
 	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/wake"
 )
 
 // registerRollouts declares the routes of deployments, failure groups and coverage.
@@ -125,9 +127,39 @@ func (a *API) createDeployment(w http.ResponseWriter, r *http.Request, p *princi
 	return nil
 }
 
-// wakeDeployment wakes the group's waiting devices that the deployment now offers the release to.
-func (a *API) wakeDeployment(d store.Deployment) {
-	a.wake.WakeTagged(WakeTag(d.TenantID, d.ProductName, d.GroupName), d.Offers)
+// wakeDeployment wakes the group's devices that the deployment now offers the release to.
+func (a *API) wakeDeployment(d store.Deployment) { WakeDeployment(a.store, a.wake, a.log, d) }
+
+// WakeDeployment wakes the devices of a deployment's group that it offers the release to now:
+// those waiting on hub's long-poll at once, and those between two waits (checking in at this
+// very moment, or not yet waiting after their first check-in) at their next wait within
+// wake.RememberFor, so that a deployment is not missed until the next wait timeout. It reads the
+// group's members from the store; if that fails it wakes the waiting devices only. The API
+// calls it when a deployment is created or resumed, the server when the stepper opens a phase
+// and when another replica wrote the deployment.
+func WakeDeployment(st *store.Store, hub *wake.Hub, log *slog.Logger, d store.Deployment) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var ids []string
+	p := store.Page{Limit: store.MaxPageSize}
+	for {
+		devs, next, err := st.ListDevices(ctx, d.TenantID, store.DeviceFilter{Product: d.ProductName, Group: d.GroupName}, p)
+		if err != nil {
+			log.Warn("listing a deployment's devices to wake them failed; waking the waiting ones", "deployment", d.ID, "err", err)
+			hub.WakeTagged(WakeTag(d.TenantID, d.ProductName, d.GroupName), d.Offers)
+			return
+		}
+		for _, dev := range devs {
+			if d.Offers(dev.ID) {
+				ids = append(ids, dev.ID)
+			}
+		}
+		if next == "" {
+			break
+		}
+		p.After = next
+	}
+	hub.Wake(ids...)
 }
 
 func (a *API) listDeployments(w http.ResponseWriter, r *http.Request, p *principal) error {

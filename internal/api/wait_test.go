@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -64,4 +65,44 @@ func (d fleetDevice) tenantID(h *harness) string {
 		h.t.Fatal(err)
 	}
 	return id
+}
+
+// TestDeploymentWakesDeviceBetweenWaits creates an emergency deployment while the device is not
+// waiting (it has just checked in): its next wait answers at once, instead of at its timeout.
+// Only the devices the deployment offers the release to are remembered.
+func TestDeploymentWakesDeviceBetweenWaits(t *testing.T) {
+	h := newHarness(t, "sqlite")
+	dev := h.newDevice("default")
+	cert := h.issue("default", dev, ca.ProfileNormal, time.Now())
+	tenant := dev.tenantID(h)
+	p, err := h.store.ProductByName(context.Background(), tenant, "lamp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	devel, err := h.store.GroupByName(context.Background(), tenant, "lamp", "Development")
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := h.newDevice("default")
+	if _, err := h.store.DB().Exec(`UPDATE devices SET group_id = $1 WHERE id = $2`, devel.ID, elsewhere.id); err != nil {
+		t.Fatal(err)
+	}
+	elsewhereCert := h.issue("default", elsewhere, ca.ProfileNormal, time.Now())
+	h.signedReleaseRow(t, tenant, p.ID, "2.0")
+	if status, out := h.raw("POST", "/api/v1/deployments", h.admin, "application/json",
+		`{"product":"lamp","group":"Production","release":"2.0","emergency":true}`); status != http.StatusCreated {
+		t.Fatalf("create deployment: %d %s", status, out)
+	}
+	start := time.Now()
+	status, body := h.deviceGet("/device/v1/wait?timeout=30s", &cert)
+	var a WaitAnswer
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &a) != nil || !a.Woken {
+		t.Fatalf("wait after the deployment = %d %s, want woken at once", status, body)
+	}
+	t.Logf("woken after %s", time.Since(start).Round(time.Millisecond))
+	// The device of another group was not remembered: its wait runs to its timeout.
+	status, body = h.deviceGet("/device/v1/wait?timeout=1s", &elsewhereCert)
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &a) != nil || a.Woken {
+		t.Errorf("wait of a device in another group = %d %s, want not woken", status, body)
+	}
 }

@@ -202,40 +202,14 @@ func (s *Server) routes() http.Handler {
 	return m.instrument(mux)
 }
 
-// wakeDeployment wakes the devices of a deployment's group that it offers the release to now:
-// those waiting on their long-poll at once, and those between two waits (checking in at this
-// very moment) at their next wait, so that a phase opening is not missed until the next
-// periodic check-in. It reads the group's members from the store; if that fails it wakes the
-// waiting devices of the phase only.
-func (s *Server) wakeDeployment(d store.Deployment) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var ids []string
-	p := store.Page{Limit: store.MaxPageSize}
-	for {
-		devs, next, err := s.store.ListDevices(ctx, d.TenantID, store.DeviceFilter{Product: d.ProductName, Group: d.GroupName}, p)
-		if err != nil {
-			s.log.Warn("listing a deployment's devices to wake them failed; waking the waiting ones", "deployment", d.ID, "err", err)
-			s.wake.WakeTagged(api.WakeTag(d.TenantID, d.ProductName, d.GroupName), d.Offers)
-			return
-		}
-		for _, dev := range devs {
-			if d.Offers(dev.ID) {
-				ids = append(ids, dev.ID)
-			}
-		}
-		if next == "" {
-			break
-		}
-		p.After = next
-	}
-	s.wake.Wake(ids...)
-}
+// wakeDeployment wakes the devices of a deployment's group that it offers the release to now
+// (api.WakeDeployment).
+func (s *Server) wakeDeployment(d store.Deployment) { api.WakeDeployment(s.store, s.wake, s.log, d) }
 
-// wakeChanged wakes the devices waiting on this replica that a deployment another replica
-// wrote (created, resumed, or moved to a new phase) offers the release to now. Devices between
-// two waits here are not remembered, unlike the writing replica's own (wakeDeployment): most of a
-// group's devices are connected elsewhere, and these learn of it at their next wait timeout.
+// wakeChanged wakes this replica's devices that a deployment another replica wrote (created,
+// resumed, or moved to a new phase) offers the release to now, as the writing replica does its
+// own. Most of the group's wake-ups it remembers are for devices connected elsewhere; they
+// expire after wake.RememberFor.
 func (s *Server) wakeChanged(c store.DeploymentChange) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -244,7 +218,7 @@ func (s *Server) wakeChanged(c store.DeploymentChange) {
 		s.log.Warn("reading a deployment another replica wrote, to wake its devices, failed", "deployment", c.DeploymentID, "err", err)
 		return
 	}
-	s.wake.WakeTagged(api.WakeTag(d.TenantID, d.ProductName, d.GroupName), d.Offers)
+	s.wakeDeployment(d)
 }
 
 // StepDeployments runs one pass of the deployment stepper now, for tests and the demo.

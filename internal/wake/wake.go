@@ -1,15 +1,16 @@
 // Package wake lets online devices hold a long-poll (/device/v1/wait) and be woken in seconds
 // when something concerns them, typically a deployment phase that opens for their group. A hub
 // is in-memory and per server replica: a device waits on the replica it is connected to. The
-// replica that writes a deployment wakes its own waiters; on PostgreSQL the others hear of the
-// write (store.ListenDeployments) and wake theirs with WakeTagged. The API's device routes and
-// the server's deployment stepper import it.
+// replica that writes a deployment wakes the group's devices through its hub; on PostgreSQL the
+// others hear of the write (store.ListenDeployments) and wake theirs. The API's device routes
+// and the server's deployment stepper import it.
 package wake
 
 import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 )
 
 // Errors returned by Wait.
@@ -32,15 +33,24 @@ type Hub struct {
 
 	mu      sync.Mutex
 	waiters map[string]*waiter
-	// pending remembers wake-ups for devices that were between two waits, so that a wake
-	// sent while a device was checking in is not lost. It is bounded by maxPending.
-	pending map[string]bool
+	// pending remembers, until the time it maps to, wake-ups for devices that were between two
+	// waits, so that a wake sent while a device was checking in (or had not started its first
+	// wait) is not lost. It is bounded by maxPending.
+	pending map[string]time.Time
+	now     func() time.Time
 }
+
+// RememberFor is how long a wake-up is kept for a device that was not waiting when it was sent:
+// long enough for a check-in and the next wait to begin. After it, the device learns at its next
+// wait timeout or check-in. The wake-ups of a deployment are remembered on every replica for
+// all of the group's devices, most of them connected elsewhere, so they must not be kept for
+// ever.
+const RememberFor = 2 * time.Minute
 
 // NewHub makes a hub for at most maxWaiters waiting devices, remembering at most as many
 // wake-ups for devices that are between two waits.
 func NewHub(maxWaiters int) *Hub {
-	return &Hub{max: maxWaiters, maxPending: maxWaiters, waiters: map[string]*waiter{}, pending: map[string]bool{}}
+	return &Hub{max: maxWaiters, maxPending: maxWaiters, waiters: map[string]*waiter{}, pending: map[string]time.Time{}, now: time.Now}
 }
 
 // Wait blocks until the device is woken (nil), its context ends (the context's error), a newer
@@ -48,10 +58,12 @@ func NewHub(maxWaiters int) *Hub {
 // what Wake selects on, such as the device's group ID.
 func (h *Hub) Wait(ctx context.Context, deviceID, tag string) error {
 	h.mu.Lock()
-	if h.pending[deviceID] {
+	if until, ok := h.pending[deviceID]; ok {
 		delete(h.pending, deviceID)
-		h.mu.Unlock()
-		return nil
+		if h.now().Before(until) {
+			h.mu.Unlock()
+			return nil
+		}
 	}
 	old := h.waiters[deviceID]
 	if old == nil && len(h.waiters) >= h.max {
@@ -88,22 +100,44 @@ func (h *Hub) Wait(ctx context.Context, deviceID, tag string) error {
 func (h *Hub) remember(deviceID string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	now := h.now()
+	h.pruneLocked(now)
+	h.rememberLocked(deviceID, now)
+}
+
+// rememberLocked keeps a wake-up for the device until RememberFor from now, unless the hub
+// already remembers maxPending wake-ups (prune first).
+func (h *Hub) rememberLocked(deviceID string, now time.Time) {
 	if len(h.pending) < h.maxPending {
-		h.pending[deviceID] = true
+		h.pending[deviceID] = now.Add(RememberFor)
 	}
 }
 
-// Wake wakes the given devices. A device that is not waiting now is woken at its next wait.
-// It returns how many waiting devices it woke.
+// pruneLocked forgets the expired wake-ups when the hub remembers maxPending of them.
+func (h *Hub) pruneLocked(now time.Time) {
+	if len(h.pending) < h.maxPending {
+		return
+	}
+	for id, until := range h.pending {
+		if !now.Before(until) {
+			delete(h.pending, id)
+		}
+	}
+}
+
+// Wake wakes the given devices. A device that is not waiting now is woken at its next wait if
+// that begins within RememberFor. It returns how many waiting devices it woke.
 func (h *Hub) Wake(deviceIDs ...string) int {
 	h.mu.Lock()
 	var woken []*waiter
+	now := h.now()
+	h.pruneLocked(now)
 	for _, id := range deviceIDs {
 		if w, ok := h.waiters[id]; ok {
 			delete(h.waiters, id)
 			woken = append(woken, w)
-		} else if len(h.pending) < h.maxPending {
-			h.pending[id] = true
+		} else {
+			h.rememberLocked(id, now)
 		}
 	}
 	h.mu.Unlock()

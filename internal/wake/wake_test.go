@@ -131,3 +131,42 @@ func BenchmarkWake10k(b *testing.B) {
 		wg.Wait()
 	}
 }
+
+// TestRememberedWakeExpires keeps a wake-up for a device that was not waiting for RememberFor
+// only, and forgets expired ones to make room when the hub remembers as many as it may.
+func TestRememberedWakeExpires(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	h := NewHub(2)
+	h.now = func() time.Time { return now }
+	waitBriefly := func(id string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		return h.Wait(ctx, id, "g")
+	}
+
+	h.Wake("a", "b", "c") // nobody waits: a and b are remembered, c finds the hub full
+	now = now.Add(RememberFor - time.Second)
+	if err := waitBriefly("a"); err != nil {
+		t.Errorf("a waiting within RememberFor of its wake-up: %v, want an immediate wake", err)
+	}
+	if err := waitBriefly("c"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("c, dropped by a full hub: %v, want no wake-up", err)
+	}
+	now = now.Add(2 * time.Second)
+	if err := waitBriefly("b"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("b waiting after RememberFor: %v, want no wake-up", err)
+	}
+	// Fill the hub with two wake-ups, let them expire: a new one makes room by forgetting them.
+	h.Wake("d", "e")
+	now = now.Add(RememberFor)
+	h.Wake("f")
+	if err := waitBriefly("f"); err != nil {
+		t.Errorf("f, remembered after the expired ones were forgotten: %v, want an immediate wake", err)
+	}
+	h.mu.Lock()
+	left := len(h.pending)
+	h.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d wake-ups still remembered, want none", left)
+	}
+}
