@@ -16,7 +16,8 @@ import (
 // TestReplicasWakeEachOther runs two replicas on one PostgreSQL database. A device waits on the
 // second; an emergency deployment written through the first wakes it within seconds (not at
 // its wait timeout), and the second replica's cached deployment for the group is dropped at
-// once. A device of another group waiting beside it stays asleep.
+// once. A device of another group waiting beside it stays asleep, and so does the device when
+// the first replica pauses the deployment, until it resumes it.
 func TestReplicasWakeEachOther(t *testing.T) {
 	url := storetest.PostgresURL(t)
 	dirA := t.TempDir()
@@ -90,6 +91,30 @@ func TestReplicasWakeEachOther(t *testing.T) {
 	case err := <-otherDone:
 		t.Errorf("a device of another group was woken: %v", err)
 	case <-time.After(200 * time.Millisecond):
+	}
+
+	// A pause opens nothing: the device waiting again on the second replica sleeps on; the
+	// resume wakes it.
+	go func() { woken <- b.Wake().Wait(wctx, dev, api.WakeTag(tn.ID, "lamp", "Production")) }()
+	waitFor(t, "the device waiting again", func() bool { return b.Wake().Waiting() == 2 })
+	if _, err := a.store.PauseDeployment(ctx, store.System, tn.ID, d.ID, "hold"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-woken:
+		t.Fatalf("a pause on the first replica woke the device on the second: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if _, err := a.store.ResumeDeployment(ctx, store.System, tn.ID, d.ID, "go"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-woken:
+		if err != nil {
+			t.Fatalf("after the resume the wait ended with %v, want a wake-up", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the resume on the first replica did not wake the device on the second within 10 s")
 	}
 }
 

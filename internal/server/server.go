@@ -24,6 +24,7 @@ import (
 	"github.com/rampartsec/rampart/internal/api"
 	"github.com/rampartsec/rampart/internal/ca/keeper"
 	"github.com/rampartsec/rampart/internal/release"
+	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/rollout/stepper"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/token"
@@ -206,10 +207,12 @@ func (s *Server) routes() http.Handler {
 // (api.WakeDeployment).
 func (s *Server) wakeDeployment(d store.Deployment) { api.WakeDeployment(s.store, s.wake, s.log, d) }
 
-// wakeChanged wakes this replica's devices that a deployment another replica wrote (created,
-// resumed, or moved to a new phase) offers the release to now, as the writing replica does its
-// own. Most of the group's wake-ups it remembers are for devices connected elsewhere; they
-// expire after wake.RememberFor.
+// wakeChanged wakes this replica's devices that a deployment another replica wrote offers the
+// release to now, as the writing replica does its own. Only an active deployment wakes: a write
+// that leaves it active created, resumed or advanced it, while a pause, an abort or the
+// completion (which would offer the release to the whole group again) opens nothing new. Most of
+// the group's wake-ups it remembers are for devices connected elsewhere; they expire after
+// wake.RememberFor.
 func (s *Server) wakeChanged(c store.DeploymentChange) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -218,7 +221,9 @@ func (s *Server) wakeChanged(c store.DeploymentChange) {
 		s.log.Warn("reading a deployment another replica wrote, to wake its devices, failed", "deployment", c.DeploymentID, "err", err)
 		return
 	}
-	s.wakeDeployment(d)
+	if d.State == rollout.StateActive {
+		s.wakeDeployment(d)
+	}
 }
 
 // StepDeployments runs one pass of the deployment stepper now, for tests and the demo.
