@@ -140,24 +140,17 @@ func (a *API) wakeDeployment(d store.Deployment) { WakeDeployment(a.store, a.wak
 func WakeDeployment(st *store.Store, hub *wake.Hub, log *slog.Logger, d store.Deployment) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var ids []string
-	p := store.Page{Limit: store.MaxPageSize}
-	for {
-		devs, next, err := st.ListDevices(ctx, d.TenantID, store.DeviceFilter{Product: d.ProductName, Group: d.GroupName}, p)
-		if err != nil {
-			log.Warn("listing a deployment's devices to wake them failed; waking the waiting ones", "deployment", d.ID, "err", err)
-			hub.WakeTagged(WakeTag(d.TenantID, d.ProductName, d.GroupName), d.Offers)
-			return
+	members, err := st.GroupDeviceIDs(ctx, d.TenantID, d.GroupID)
+	if err != nil {
+		log.Warn("listing a deployment's devices to wake them failed; waking the waiting ones", "deployment", d.ID, "err", err)
+		hub.WakeTagged(WakeTag(d.TenantID, d.ProductName, d.GroupName), d.Offers)
+		return
+	}
+	ids := members[:0]
+	for _, id := range members {
+		if d.Offers(id) {
+			ids = append(ids, id)
 		}
-		for _, dev := range devs {
-			if d.Offers(dev.ID) {
-				ids = append(ids, dev.ID)
-			}
-		}
-		if next == "" {
-			break
-		}
-		p.After = next
 	}
 	hub.Wake(ids...)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -870,5 +871,27 @@ func TestListenDeployments(t *testing.T) {
 			t.Fatalf("pausing a missing deployment: %v, want ErrNotFound", err)
 		}
 		silent(b)
+	})
+}
+
+// TestGroupDeviceIDs lists a group's devices for a deployment's wake-up, and nothing of a group
+// asked for under another tenant.
+func TestGroupDeviceIDs(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		f := newFleet(t, s, "acme", 3)
+		other := newFleet(t, s, "globex", 2)
+		ids, err := s.GroupDeviceIDs(ctx, f.tenant.ID, f.group.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(ids)
+		want := slices.Sorted(slices.Values(f.devices))
+		if !slices.Equal(ids, want) {
+			t.Errorf("group devices %v, want %v", ids, want)
+		}
+		if ids, err := s.GroupDeviceIDs(ctx, other.tenant.ID, f.group.ID); err != nil || len(ids) != 0 {
+			t.Errorf("another tenant asking for the group: %v, %v; want none", ids, err)
+		}
 	})
 }
