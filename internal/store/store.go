@@ -205,16 +205,11 @@ func queryIDs(ctx context.Context, q querier, query string, args ...any) ([]stri
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
+	return scanAll(rows, func(r rowScanner) (string, error) {
 		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+		err := r.Scan(&id)
+		return id, err
+	})
 }
 
 // nullMicros stores an optional time: NULL for nil.
