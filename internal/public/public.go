@@ -1,0 +1,93 @@
+// Package public holds the one error type whose sentence may be shown to a client or a user: a
+// kind, a public message made where the error is made, and the private cause it wraps. The edge
+// (the API's error envelope, the CLI's last line) shows Message and maps Kind to a status; the
+// cause is only logged. Compare Tailscale's util/vizerror and Upspin's errors.E.
+//
+// Any package may import it; it imports only the standard library.
+package public
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind says what sort of failure an error is, so that the edge can map it to a status once.
+type Kind int
+
+const (
+	// Internal is a failure of the service itself; its message is never shown.
+	Internal Kind = iota
+	// Invalid is bad input from the caller.
+	Invalid
+	// NotFound is a missing (or another tenant's) object.
+	NotFound
+	// Conflict is a request that clashes with the current state (already exists, wrong state).
+	Conflict
+	// Forbidden is a caller who may not do this.
+	Forbidden
+	// Unauthorized is a caller who did not prove who they are.
+	Unauthorized
+	// TooLarge is input over its size limit.
+	TooLarge
+	// Unavailable is a temporary refusal; the caller may try again later.
+	Unavailable
+)
+
+var kindNames = [...]string{"internal", "invalid", "not found", "conflict", "forbidden", "unauthorized", "too large", "unavailable"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && k >= 0 {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// Error is an error with a sentence meant for the client. Error() joins the sentence and the cause
+// for logs; Message is the sentence alone.
+type Error struct {
+	Kind    Kind
+	Message string
+	Err     error // the private cause; may be nil
+}
+
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return e.Message
+	}
+	return e.Message + ": " + e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf makes an error whose whole text is public.
+func Errorf(kind Kind, format string, args ...any) error {
+	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap gives err a public sentence. The text of err is not shown to the client; errors.Is and
+// errors.As still see it.
+func Wrap(err error, kind Kind, format string, args ...any) error {
+	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...), Err: err}
+}
+
+// As returns the outermost public error in err's chain.
+func As(err error) (*Error, bool) {
+	return errors.AsType[*Error](err)
+}
+
+// Message returns the public sentence of err, and false when err carries none (the caller then
+// shows a generic sentence, never err.Error()).
+func Message(err error) (string, bool) {
+	if e, ok := As(err); ok && e.Kind != Internal {
+		return e.Message, true
+	}
+	return "", false
+}
+
+// KindOf returns the kind of the outermost public error in err's chain, or Internal.
+func KindOf(err error) Kind {
+	if e, ok := As(err); ok {
+		return e.Kind
+	}
+	return Internal
+}
