@@ -122,6 +122,48 @@ func (in Input) Validate() error {
 	return nil
 }
 
+var fileNameRE = regexp.MustCompile(`[^+\-a-z0-9]+`)
+
+// FileName is the name a document of the given format is published under.
+// CSAF 2.0 (section 5.1) derives it from the tracking ID: lower case, each run
+// of characters other than a-z, 0-9, + and - replaced by one underscore, and
+// the extension .json; csaf_validator and csaf_checker refuse any other name.
+// OpenVEX has no naming rule; its document takes the same stem with
+// .openvex.json, so the two sit side by side.
+func FileName(format, trackingID string) string {
+	stem := fileNameRE.ReplaceAllString(strings.ToLower(trackingID), "_")
+	if format == FormatOpenVEX {
+		return stem + ".openvex.json"
+	}
+	return stem + ".json"
+}
+
+// DocumentFileName is FileName for an exported document: the tracking ID of a
+// CSAF advisory (document.tracking.id), or the last element of an OpenVEX
+// document's @id.
+func DocumentFileName(doc []byte) (string, error) {
+	var d struct {
+		Document *struct {
+			Tracking struct {
+				ID string `json:"id"`
+			} `json:"tracking"`
+		} `json:"document"`
+		ID string `json:"@id"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return "", fmt.Errorf("advisory.DocumentFileName: %w", err)
+	}
+	switch {
+	case d.Document != nil && d.Document.Tracking.ID != "":
+		return FileName(FormatCSAF, d.Document.Tracking.ID), nil
+	case d.ID != "":
+		if i := strings.LastIndex(d.ID, "/"); i >= 0 && strings.HasSuffix(d.ID, ".openvex.json") {
+			return FileName(FormatOpenVEX, strings.TrimSuffix(d.ID[i+1:], ".openvex.json")), nil
+		}
+	}
+	return "", fmt.Errorf("advisory.DocumentFileName: %w: neither a CSAF tracking ID nor an OpenVEX @id", ErrInvalid)
+}
+
 // productID names one release of the product in both documents.
 func productID(product, version string) string { return product + "-" + version }
 
@@ -176,7 +218,7 @@ func OpenVEX(in Input) ([]byte, error) {
 		vuln.Aliases = []vex.VulnerabilityID{vex.VulnerabilityID(in.TrackingID)}
 	}
 	doc := vex.New()
-	doc.ID = strings.TrimSuffix(in.Publisher.Namespace, "/") + "/advisories/" + url.PathEscape(in.TrackingID) + ".openvex.json"
+	doc.ID = strings.TrimSuffix(in.Publisher.Namespace, "/") + "/advisories/" + FileName(FormatOpenVEX, in.TrackingID)
 	doc.Author = in.Publisher.Name
 	doc.AuthorRole = "vendor"
 	doc.Timestamp = &now

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gocsaf/csaf/v3/csaf"
+	csafutil "github.com/gocsaf/csaf/v3/util"
 	"github.com/google/go-cmp/cmp"
 	"github.com/openvex/go-vex/pkg/vex"
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -365,3 +366,41 @@ func benchCeiling(b *testing.B, export func(Input) ([]byte, error)) {
 
 func BenchmarkCSAFCeiling(b *testing.B)    { benchCeiling(b, CSAF) }
 func BenchmarkOpenVEXCeiling(b *testing.B) { benchCeiling(b, OpenVEX) }
+
+// TestFileName checks the published names against the CSAF 2.0 rule (section 5.1) as gocsaf's
+// checker applies it, for tracking IDs that need every part of the rule.
+func TestFileName(t *testing.T) {
+	for _, tc := range []struct{ id, csaf, vex string }{
+		{"RAMPART-EDGE-CHALLENGE-42", "rampart-edge-challenge-42.json", "rampart-edge-challenge-42.openvex.json"},
+		{"RAMPART-EDGE.CHALLENGE_7", "rampart-edge_challenge_7.json", "rampart-edge_challenge_7.openvex.json"},
+		{"Acme+1..2", "acme+1_2.json", "acme+1_2.openvex.json"},
+	} {
+		if got := FileName(FormatCSAF, tc.id); got != tc.csaf || !csafutil.ConformingFileName(got) {
+			t.Errorf("FileName(csaf, %q) = %q, want %q (conforming)", tc.id, got, tc.csaf)
+		}
+		if got := FileName(FormatOpenVEX, tc.id); got != tc.vex {
+			t.Errorf("FileName(openvex, %q) = %q, want %q", tc.id, got, tc.vex)
+		}
+	}
+	// The name read back from each exported document is the one its tracking ID gives, and
+	// gocsaf finds that the CSAF name matches the document's tracking ID.
+	in := input(t)
+	for _, format := range []string{FormatCSAF, FormatOpenVEX} {
+		b, err := Export(format, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DocumentFileName(b)
+		if want := FileName(format, in.TrackingID); err != nil || got != want {
+			t.Errorf("DocumentFileName(%s) = %q, %v; want %q", format, got, err, want)
+		}
+		if format == FormatCSAF {
+			if err := csafutil.IDMatchesFilename(csafutil.NewPathEval(), decodeAny(t, b), got); err != nil {
+				t.Errorf("gocsaf: %v", err)
+			}
+		}
+	}
+	if _, err := DocumentFileName([]byte(`{"x":1}`)); err == nil {
+		t.Error("DocumentFileName of a document with no ID: no error")
+	}
+}

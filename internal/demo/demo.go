@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/advisory"
 	"github.com/rampartsec/rampart/internal/coverage"
 	"github.com/rampartsec/rampart/internal/server"
 	"github.com/rampartsec/rampart/internal/sim"
@@ -40,9 +41,11 @@ const (
 
 // Files the demo writes into its folder.
 const (
-	ChartFile    = "coverage.svg"
-	RecordFile   = "demo.json"
-	AdvisoryFile = "advisory.csaf.json"
+	ChartFile  = "coverage.svg"
+	RecordFile = "demo.json"
+	// AdvisoryFile is the CSAF 2.0 advisory of the demo's report (number 1 of its
+	// program), under the name the standard derives from its tracking ID.
+	AdvisoryFile = "rampart-edge-challenge-1.json"
 )
 
 // Config is what `rampart demo` takes.
@@ -505,10 +508,11 @@ func (d *demo) story(ctx context.Context) error {
 		return fmt.Errorf("demo: the fleet did not settle on %s: %w", Fixed, err)
 	}
 	d.mark(fmt.Sprintf("every device runs %s and holds a normal certificate again", Fixed))
-	adv := filepath.Join(d.dir, AdvisoryFile)
-	if _, err := d.rampart(ctx, d.token, "advisory", "export", "--report", number, "--format", "csaf", "--out", adv); err != nil {
+	// Into the folder: the CLI names the file as CSAF 2.0 does.
+	if _, err := d.rampart(ctx, d.token, "advisory", "export", "--report", number, "--format", "csaf", "--out", d.dir+string(filepath.Separator)); err != nil {
 		return err
 	}
+	adv := filepath.Join(d.dir, advisory.FileName(advisory.FormatCSAF, "RAMPART-"+strings.ToUpper(Program)+"-"+number))
 	d.rec.Files["advisory"] = adv
 	d.mark("advisory exported (CSAF 2.0)")
 	return nil

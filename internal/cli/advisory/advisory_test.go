@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gocsaf/csaf/v3/csaf"
+	csafutil "github.com/gocsaf/csaf/v3/util"
 
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/cli/advisory"
@@ -65,6 +66,17 @@ func TestAdvisoryExport(t *testing.T) {
 	}
 	if !strings.Contains(string(data), srv.URL) || !strings.Contains(string(data), `"known_affected"`) {
 		t.Errorf("CSAF lacks the namespace or product status:\n%s", data)
+	}
+	// Into a folder, each document takes the name its tracking ID gives (CSAF 2.0 section 5.1).
+	c.OK("advisory", "export", "--report", "1", "--format", "csaf", "--out", dir)
+	c.OK("advisory", "export", "--report", "1", "--format", "openvex", "--out", dir+string(filepath.Separator))
+	for _, name := range []string{"rampart-edge-challenge-1.json", "rampart-edge-challenge-1.openvex.json"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("export into a folder: %v", err)
+		}
+	}
+	if !csafutil.ConformingFileName("rampart-edge-challenge-1.json") {
+		t.Error("gocsaf does not find the exported name conforming")
 	}
 	vex := c.OK("advisory", "export", "--report", "1", "--format", "openvex", "--publisher", "Example Devices")
 	for _, want := range []string{`"author": "Example Devices"`, "pkg:generic/example-devices/edge-gateway@26.07.1", `"status": "affected"`} {

@@ -35,8 +35,9 @@ func Command(env *clienv.Env, run RunFunc) *cobra.Command {
 			"attester), releases 1.0.0 and installs it everywhere. Then a researcher reports a vulnerability,\n" +
 			"1.0.0 is revoked (its devices drop to update-only certificates), the fix 1.0.1 is signed and\n" +
 			"deployed as an emergency, and the fleet heals to 100 %. It prints the timeline and writes\n" +
-			"coverage.svg (open it in a browser), demo.json (the record of the run) and advisory.csaf.json\n" +
-			"into the folder. Exits non-zero, naming the step, when a part it needs fails.",
+			"coverage.svg (open it in a browser), demo.json (the record of the run) and the CSAF\n" +
+			"advisory rampart-edge-challenge-1.json into the folder. Exits non-zero, naming the step, when a\n" +
+			"part it needs fails.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if devices < 1 {
