@@ -261,7 +261,7 @@ func (a *API) unmatched(w http.ResponseWriter, r *http.Request) {
 	}
 	if allow != nil {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		writeError(w, newError(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, " or ")))
+		writeError(w, newError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, " or ")))
 		return
 	}
 	writeError(w, notFound("no such API endpoint: %s %s", r.Method, r.URL.Path))

@@ -66,7 +66,7 @@ func (a *API) deviceAttest(w http.ResponseWriter, r *http.Request, d *device) er
 	}
 	if len(resp.Certificate) == 0 {
 		last := resp.Reasons[len(resp.Reasons)-1]
-		return newError(http.StatusForbidden, "attestation_refused", "attestation refused (%s): %s", last.Code, last.Detail)
+		return newError(http.StatusForbidden, CodeAttestationRefused, "attestation refused (%s): %s", last.Code, last.Detail)
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
@@ -76,19 +76,19 @@ func (a *API) deviceAttest(w http.ResponseWriter, r *http.Request, d *device) er
 // is safe to return.
 func wireError(err error, what string) error {
 	if errors.Is(err, wire.ErrTooLarge) {
-		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: what + " is too large", Err: err}
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: what + " is too large", Err: err}
 	}
-	return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "invalid " + what + ": " + errors.Unwrap(err).Error(), Err: err}
+	return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "invalid " + what + ": " + errors.Unwrap(err).Error(), Err: err}
 }
 
 func attestError(err error) error {
 	switch {
 	case errors.Is(err, attest.ErrBadRequest):
-		return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "enrolment refused: the identity key or TPM attestation is invalid", Err: err}
+		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "enrolment refused: the identity key or TPM attestation is invalid", Err: err}
 	case errors.Is(err, attest.ErrUnknownDevice):
-		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "device is not enrolled; enrol it first", Err: err}
+		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "device is not enrolled; enrol it first", Err: err}
 	case errors.Is(err, attest.ErrForbidden):
-		return &Error{Status: http.StatusForbidden, Code: "ek_untrusted", Message: "the device's EK is not certified by a manufacturer CA the tenant trusts, nor preauthorised", Err: err}
+		return &Error{Status: http.StatusForbidden, Code: CodeEKUntrusted, Message: "the device's EK is not certified by a manufacturer CA the tenant trusts, nor preauthorised", Err: err}
 	}
 	return internal(err)
 }
@@ -111,10 +111,10 @@ func (a *API) claimDevice(w http.ResponseWriter, r *http.Request, p *principal) 
 	d, err := a.attest.Claim(r.Context(), p.actor(), p.tenantID, id, req.Product, req.Group)
 	switch {
 	case errors.Is(err, attest.ErrUnknownDevice), errors.Is(err, store.ErrNotFound):
-		return &Error{Status: http.StatusNotFound, Code: "not_found",
+		return &Error{Status: http.StatusNotFound, Code: CodeNotFound,
 			Message: "device " + id + " has not enrolled, or product " + req.Product + " has no group " + req.Group, Err: err}
 	case errors.Is(err, store.ErrConflict):
-		return &Error{Status: http.StatusConflict, Code: "conflict", Message: "device " + id + " is already claimed", Err: err}
+		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "device " + id + " is already claimed", Err: err}
 	case err != nil:
 		return attestError(err)
 	}
@@ -138,7 +138,7 @@ func (a *API) moveDevice(w http.ResponseWriter, r *http.Request, p *principal) e
 	}
 	d, err := a.store.MoveDevice(r.Context(), p.actor(), p.tenantID, id, req.Group)
 	if errors.Is(err, store.ErrNotFound) {
-		return &Error{Status: http.StatusNotFound, Code: "not_found",
+		return &Error{Status: http.StatusNotFound, Code: CodeNotFound,
 			Message: "device " + id + " is not claimed by this tenant, or its product has no group " + req.Group, Err: err}
 	} else if err != nil {
 		return internal(err)

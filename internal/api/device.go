@@ -117,7 +117,7 @@ func (a *API) serveDevice(w http.ResponseWriter, r *http.Request, acc deviceAcce
 
 func tooMany(w http.ResponseWriter, wait time.Duration, format string, args ...any) error {
 	w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
-	return newError(http.StatusTooManyRequests, "rate_limited", format, args...)
+	return newError(http.StatusTooManyRequests, CodeRateLimited, format, args...)
 }
 
 // verified is what checking a device certificate against its tenant's CA established; it holds

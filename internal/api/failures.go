@@ -38,10 +38,10 @@ func (a *API) deviceFailures(w http.ResponseWriter, r *http.Request, d *device) 
 	batch, err := failure.DecodeBatch(http.MaxBytesReader(w, r.Body, failure.MaxBatchBytes+1))
 	if err != nil {
 		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig || errors.Is(err, failure.ErrTooLarge) {
-			return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: clientMessage(err.Error()), Err: err}
+			return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: clientMessage(err.Error()), Err: err}
 		}
 		if errors.Is(err, failure.ErrMalformed) {
-			return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: clientMessage(err.Error()), Err: err}
+			return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: clientMessage(err.Error()), Err: err}
 		}
 		return badRequest("the crash report batch could not be read")
 	}

@@ -22,7 +22,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
-			return newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "request body must be application/json")
+			return newError(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "request body must be application/json")
 		}
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
@@ -41,7 +41,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 
 func decodeError(err error) *Error {
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-		return newError(http.StatusRequestEntityTooLarge, "too_large", "request body is larger than %d bytes", MaxBodyBytes)
+		return newError(http.StatusRequestEntityTooLarge, CodeTooLarge, "request body is larger than %d bytes", MaxBodyBytes)
 	}
 	if e, ok := errors.AsType[*json.SyntaxError](err); ok {
 		return badRequest("request body is not valid JSON (at byte %d)", e.Offset)
@@ -126,11 +126,11 @@ func list[T, W any](w http.ResponseWriter, items []T, next string, conv func(T) 
 func storeError(err error, what string) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: what + " not found", Err: err}
+		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: what + " not found", Err: err}
 	case errors.Is(err, store.ErrConflict):
-		return &Error{Status: http.StatusConflict, Code: "conflict", Message: what + " already exists", Err: err}
+		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: what + " already exists", Err: err}
 	case errors.Is(err, store.ErrInvalid):
-		return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "invalid request: " + what, Err: err}
+		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "invalid request: " + what, Err: err}
 	}
 	return internal(err)
 }

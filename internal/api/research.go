@@ -228,7 +228,7 @@ func (a *API) researchAttach(w http.ResponseWriter, r *http.Request, p *principa
 		return err
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "application/octet-stream" {
-		return newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "an attachment is sent as application/octet-stream")
+		return newError(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "an attachment is sent as application/octet-stream")
 	}
 	ctx := r.Context()
 	pr, err := a.store.ProgramByName(ctx, p.tenantID, rep.ProgramName)

@@ -65,15 +65,15 @@ func deploymentOut(d store.Deployment, st *store.DeploymentStep) client.Deployme
 func deploymentError(err error, what string) error {
 	switch {
 	case errors.Is(err, store.ErrReleaseNotSigned):
-		return &Error{Status: http.StatusConflict, Code: "wrong_state", Message: "only a signed release can be deployed, not a draft or revoked one", Err: err}
+		return &Error{Status: http.StatusConflict, Code: CodeWrongState, Message: "only a signed release can be deployed, not a draft or revoked one", Err: err}
 	case errors.Is(err, store.ErrGroupBusy):
-		return &Error{Status: http.StatusConflict, Code: "conflict", Message: "the group already has an active or paused deployment; abort it first", Err: err}
+		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "the group already has an active or paused deployment; abort it first", Err: err}
 	case errors.Is(err, rollout.ErrFinal), errors.Is(err, rollout.ErrNotActive), errors.Is(err, rollout.ErrNotPaused):
-		return &Error{Status: http.StatusConflict, Code: "wrong_state", Message: domainMessage(err), Err: err}
+		return &Error{Status: http.StatusConflict, Code: CodeWrongState, Message: domainMessage(err), Err: err}
 	case errors.Is(err, store.ErrConflict):
-		return &Error{Status: http.StatusConflict, Code: "conflict", Message: what + " changed concurrently; retry", Err: err}
+		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: what + " changed concurrently; retry", Err: err}
 	case errors.Is(err, rollout.ErrInvalidPlan), errors.Is(err, rollout.ErrInvalidCriteria), errors.Is(err, rollout.ErrReasonTooLong):
-		return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: domainMessage(err), Err: err}
+		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: domainMessage(err), Err: err}
 	}
 	return storeError(err, what)
 }
@@ -107,12 +107,12 @@ func (a *API) createDeployment(w http.ResponseWriter, r *http.Request, p *princi
 	} else {
 		var err error
 		if plan, err = rollout.ParsePlan(req.Phases, req.Soak); err != nil {
-			return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: domainMessage(err), Err: err}
+			return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: domainMessage(err), Err: err}
 		}
 	}
 	criteria, err := rollout.DefaultCriteria().WithSettings(req.Criteria)
 	if err != nil {
-		return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: domainMessage(err), Err: err}
+		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: domainMessage(err), Err: err}
 	}
 	if _, err := a.store.GroupByName(r.Context(), p.tenantID, req.Product, req.Group); err != nil {
 		return storeError(err, fmt.Sprintf("group %s of product %s", req.Group, req.Product))

@@ -31,7 +31,7 @@ func (a *API) registerUpdates() {
 
 func (a *API) updates() (*release.Service, error) {
 	if a.releases == nil {
-		return nil, newError(http.StatusServiceUnavailable, "unavailable", "signed updates are not configured on this server")
+		return nil, newError(http.StatusServiceUnavailable, CodeUnavailable, "signed updates are not configured on this server")
 	}
 	return a.releases, nil
 }
@@ -40,19 +40,19 @@ func (a *API) updates() (*release.Service, error) {
 func releaseError(err error, what string) error {
 	switch {
 	case errors.Is(err, release.ErrNotFound):
-		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: what + " not found", Err: err}
+		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: what + " not found", Err: err}
 	case errors.Is(err, release.ErrConflict):
-		return &Error{Status: http.StatusConflict, Code: "conflict", Message: what + " already exists or differs", Err: err}
+		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: what + " already exists or differs", Err: err}
 	case errors.Is(err, release.ErrConcurrently):
-		return &Error{Status: http.StatusConflict, Code: "conflict", Message: "the repository changed concurrently; retry", Err: err}
+		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "the repository changed concurrently; retry", Err: err}
 	case errors.Is(err, release.ErrWrongState):
-		return &Error{Status: http.StatusConflict, Code: "wrong_state", Message: what + " is not in a state that allows this", Err: err}
+		return &Error{Status: http.StatusConflict, Code: CodeWrongState, Message: what + " is not in a state that allows this", Err: err}
 	case errors.Is(err, release.ErrNotInit):
-		return &Error{Status: http.StatusConflict, Code: "no_keys", Message: "the tenant has no update keys yet; run `rampart keys init`", Err: err}
+		return &Error{Status: http.StatusConflict, Code: CodeNoKeys, Message: "the tenant has no update keys yet; run `rampart keys init`", Err: err}
 	case errors.Is(err, release.ErrTooLarge):
-		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: "the image is larger than the server accepts", Err: err}
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: "the image is larger than the server accepts", Err: err}
 	case errors.Is(err, release.ErrInvalid):
-		return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "refused: " + safeCause(err), Err: err}
+		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "refused: " + safeCause(err), Err: err}
 	}
 	return storeError(err, what)
 }
@@ -173,7 +173,7 @@ func (a *API) addImage(w http.ResponseWriter, r *http.Request, p *principal) err
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/octet-stream" {
-			return newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "an image is uploaded as application/octet-stream")
+			return newError(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "an image is uploaded as application/octet-stream")
 		}
 	}
 	q := r.URL.Query()

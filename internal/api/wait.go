@@ -60,7 +60,7 @@ func (a *API) deviceWait(w http.ResponseWriter, r *http.Request, d *device) erro
 		writeJSON(w, http.StatusOK, WaitAnswer{Woken: false})
 	case errors.Is(err, wake.ErrFull):
 		w.Header().Set("Retry-After", "60")
-		return newError(http.StatusServiceUnavailable, "busy", "too many devices are waiting on this server; check in again later")
+		return newError(http.StatusServiceUnavailable, CodeBusy, "too many devices are waiting on this server; check in again later")
 	case r.Context().Err() != nil:
 		return nil // the device hung up
 	default:
