@@ -21,6 +21,7 @@ import (
 	"github.com/rampartsec/rampart/internal/attest/wire"
 	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/ratelimit"
+	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/testenv"
 )
 
@@ -428,4 +429,106 @@ func TestAttestationFollowsReleases(t *testing.T) {
 	if ar.Status != wire.StatusContraindicated || !ar.UpdateOnly || !strings.Contains(strings.Join(codes(ar), ","), attest.ReasonRevokedComponent) {
 		t.Errorf("on a revoked release: %s update-only %v %v", ar.Status, ar.UpdateOnly, codes(ar))
 	}
+}
+
+// TestRevocationDemotesAtOnce: the moment a release is revoked, a device whose last attestation
+// measured it loses its full access (its normal certificate counts as update-only) and its
+// long-poll tells it to attest again; a device on another release keeps its access.
+func TestRevocationDemotesAtOnce(t *testing.T) {
+	eachDB(t, func(t *testing.T, h *harness) {
+		h.api.attest = attest.NewService(attest.ServiceConfig{Store: h.store, CAs: h.cas, References: releaseReferences{rel: h.api.releases}})
+		ctx := context.Background()
+		admin := h.client(h.admin)
+		if _, err := admin.CreateProduct(ctx, client.CreateProductRequest{Name: "sensor"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.SetAttestationPolicy(ctx, "sensor", client.AttestationPolicy{AcceptSoftware: true}); err != nil {
+			t.Fatal(err)
+		}
+		h.api.deviceHandle("GET /device/v1/test-normal-only", deviceNormal, func(w http.ResponseWriter, r *http.Request, d *device) error {
+			writeJSON(w, 200, map[string]string{"device": d.id})
+			return nil
+		})
+		k := h.keysInit(h.admin)
+		old, fixed := []byte("rootfs image 1.0.0"), []byte("rootfs image 2.0.0")
+		h.signedRelease(h.admin, k, "sensor", "1.0.0", old)
+		h.signedRelease(h.admin, k, "sensor", "2.0.0", fixed)
+
+		// Two devices, one on each release, each with a normal certificate.
+		attested := func(rootfs []byte, version string) (string, tls.Certificate) {
+			t.Helper()
+			dir := t.TempDir()
+			a, err := agent.OpenSoftware(dir, "boot-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			log, err := agent.OpenLog(filepath.Join(dir, "log.json"), "boot-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(rootfs)
+			if err := log.Measure(ctx, a, wire.EventOS, "rootfs", version, sum[:]); err != nil {
+				t.Fatal(err)
+			}
+			id, err := agent.DeviceID(ctx, a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := &attestedDevice{a: a, log: log, id: id}
+			h.enrollOverHTTP(t, d)
+			if _, err := admin.ClaimDevice(ctx, id, client.ClaimDeviceRequest{Product: "sensor"}); err != nil {
+				t.Fatal(err)
+			}
+			resp, _ := h.enrollOverHTTP(t, d)
+			status, body := h.devicePost("/device/v1/attest", h.evidence(t, d, resp.Nonce, nil), nil)
+			if status != http.StatusOK {
+				t.Fatalf("attest: %d %s", status, body)
+			}
+			cert, ar := deviceCert(t, d, body)
+			if ar.UpdateOnly {
+				t.Fatalf("release %s: update-only before any revocation: %v", version, ar.Reasons)
+			}
+			return id, cert
+		}
+		oldID, oldCert := attested(old, "1.0.0")
+		_, fixedCert := attested(fixed, "2.0.0")
+
+		rel, err := admin.RevokeRelease(ctx, "sensor", "1.0.0", client.RevokeReleaseRequest{Reason: "CVE-2026-1234"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rel.State != "revoked" {
+			t.Fatalf("release state %q", rel.State)
+		}
+
+		// At once, with the certificate it already holds: update-only.
+		if status, body := h.deviceGet("/device/v1/test-normal-only", &oldCert); status != http.StatusForbidden {
+			t.Errorf("full-access route with the demoted certificate: %d %s, want 403", status, body)
+		}
+		if status, body := h.deviceGet("/device/v1/whoami", &oldCert); status != http.StatusOK || !strings.Contains(body, `"profile":"update-only"`) {
+			t.Errorf("whoami with the demoted certificate: %d %s", status, body)
+		}
+		if status, body := h.deviceGet("/device/v1/wait?timeout=1s", &oldCert); status != http.StatusOK || !strings.Contains(body, `"reattest":true`) {
+			t.Errorf("wait with the demoted certificate: %d %s, want reattest", status, body)
+		}
+		// The device on the fixed release keeps its access and is not told to attest again.
+		if status, body := h.deviceGet("/device/v1/test-normal-only", &fixedCert); status != http.StatusOK {
+			t.Errorf("full-access route on the fixed release: %d %s", status, body)
+		}
+		if status, body := h.deviceGet("/device/v1/wait?timeout=1s", &fixedCert); status != http.StatusOK || strings.Contains(body, "reattest") {
+			t.Errorf("wait on the fixed release: %d %s", status, body)
+		}
+		ten, err := h.store.TenantByName(ctx, "default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, _, err := h.store.ListAudit(ctx, ten.ID, store.AuditFilter{Action: "device.demote"}, store.Page{Limit: 10})
+		if err != nil || len(recs) != 1 || !strings.Contains(recs[0].Details, `"devices":1`) {
+			t.Errorf("device.demote audit records: %v %+v", err, recs)
+		}
+		// Attesting again on the revoked release gives an update-only certificate, as before.
+		if _, err := h.store.DeviceByID(ctx, ten.ID, oldID); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

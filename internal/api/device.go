@@ -53,6 +53,9 @@ type device struct {
 	// record is the registry's entry; empty on deviceCheckIn routes, whose handler reads what
 	// it needs itself.
 	record store.Device
+	// demoted is set when the certificate was issued normal but a revocation since demoted it:
+	// profile is then update-only, and the device is told to attest again (deviceWait).
+	demoted bool
 }
 
 func (d *device) actor() store.Actor { return store.Actor("device:" + d.id) }
@@ -191,7 +194,25 @@ func (a *API) authenticateDevice(r *http.Request, now time.Time, lookup bool) (*
 		return nil, internal(err)
 	}
 	d.record = rec
+	if d.profile == ca.ProfileNormal {
+		if err := a.checkDemoted(r.Context(), d); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
+}
+
+// checkDemoted treats a normal certificate that a revocation demoted (store.DemoteRevoked) as
+// update-only: the device runs a release revoked after the certificate was issued.
+func (a *API) checkDemoted(ctx context.Context, d *device) error {
+	demoted, err := a.store.CertificateDemoted(ctx, d.cert.SerialNumber.Text(16))
+	if err != nil {
+		return internal(err)
+	}
+	if demoted {
+		d.profile, d.demoted = ca.ProfileUpdateOnly, true
+	}
+	return nil
 }
 
 // verifyDeviceCert does the full check of a certificate not seen before.

@@ -272,6 +272,7 @@ func (a *API) revokeRelease(w http.ResponseWriter, r *http.Request, p *principal
 	if err != nil {
 		return releaseError(err, "release "+product+" "+version)
 	}
+	a.wakeDemoted(rel.Demoted)
 	writeJSON(w, http.StatusOK, releaseOut(rel))
 	return nil
 }
@@ -329,6 +330,9 @@ func (a *API) revokeAffected(w http.ResponseWriter, r *http.Request, p *principa
 		return storeError(err, "product "+product)
 	}
 	revoked, err := svc.RevokeAffected(r.Context(), p.actor(), p.tenantID, product, a.store)
+	for _, rel := range revoked {
+		a.wakeDemoted(rel.Demoted)
+	}
 	if err != nil {
 		return releaseError(err, "releases of "+product)
 	}

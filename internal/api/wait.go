@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/wake"
 )
 
@@ -22,12 +23,25 @@ type WaitAnswer struct {
 	// Woken is true when the server has something for the device (a deployment phase opened for
 	// its group, say); false when the wait timed out or a newer wait replaced it.
 	Woken bool `json:"woken"`
+	// Reattest is true when the device must attest again now: a revocation demoted its normal
+	// certificate to update-only (it runs a revoked release), so only a fresh verdict tells
+	// what it may do.
+	Reattest bool `json:"reattest,omitempty"`
 }
 
 // WakeTag is the tag a device waits under: its group within its tenant and product, so that a
 // deployment's phase can wake exactly its group's devices.
 func WakeTag(tenantID, product, group string) string {
 	return tenantID + "/" + product + "/" + group
+}
+
+// wakeDemoted wakes the devices a revocation demoted (release.Release.Demoted), so that they
+// attest again at once; their wait answers Reattest.
+func (a *API) wakeDemoted(deviceIDs []string) {
+	if len(deviceIDs) > 0 {
+		n := a.wake.Wake(deviceIDs...)
+		a.log.Info("revocation demoted devices", "devices", len(deviceIDs), "woken", n)
+	}
 }
 
 // Wake is the hub of waiting devices, for the server's deployment stepper.
@@ -50,12 +64,23 @@ func (a *API) deviceWait(w http.ResponseWriter, r *http.Request, d *device) erro
 		}
 		timeout = t
 	}
+	if d.demoted {
+		// Told at once, whichever replica demoted it and whether or not it was waiting then.
+		writeJSON(w, http.StatusOK, WaitAnswer{Woken: true, Reattest: true})
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	err := a.wake.Wait(ctx, d.id, WakeTag(d.tenantID, d.record.ProductName, d.record.GroupName))
 	switch {
 	case err == nil:
-		writeJSON(w, http.StatusOK, WaitAnswer{Woken: true})
+		// The wake may be a revocation's (wakeDemoted): look again.
+		if d.profile == ca.ProfileNormal {
+			if err := a.checkDemoted(r.Context(), d); err != nil {
+				return err
+			}
+		}
+		writeJSON(w, http.StatusOK, WaitAnswer{Woken: true, Reattest: d.demoted})
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, wake.ErrReplaced):
 		writeJSON(w, http.StatusOK, WaitAnswer{Woken: false})
 	case errors.Is(err, wake.ErrFull):

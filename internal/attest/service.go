@@ -194,6 +194,9 @@ func (s *Service) Attest(ctx context.Context, ev *wire.Evidence, callerTenantID 
 		rec.Reasons = append(rec.Reasons, store.AttestationReason{Code: r.Code, Detail: r.Detail})
 	}
 	if res.Grant != GrantNone {
+		for _, e := range ev.Log {
+			rec.Measured = append(rec.Measured, e.Digest)
+		}
 		cert, err := s.issue(ctx, dev.TenantID, tenantName, res)
 		if err != nil {
 			return nil, fmt.Errorf("attest.Service.Attest: %w", err)

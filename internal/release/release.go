@@ -139,6 +139,9 @@ type Release struct {
 	RevokedAt      *time.Time
 	Images         []Image
 	Deltas         []tuf.Delta
+	// Demoted is set by Revoke only: the devices whose normal certificates the revocation
+	// demoted to update-only (store.DemoteRevoked), for the caller to wake so they attest again.
+	Demoted []string
 }
 
 type repoRow struct {
@@ -657,7 +660,9 @@ func (s *Service) Sign(ctx context.Context, actor store.Actor, tenantID, product
 }
 
 // Revoke marks a release vulnerable. It stays in history and in the signed
-// targets; the director stops naming it.
+// targets; the director stops naming it. In the same transaction the devices whose
+// last attestation measured it lose their full access (store.DemoteRevoked); the
+// returned release lists them in Demoted.
 func (s *Service) Revoke(ctx context.Context, actor store.Actor, tenantID, product, version, reason string) (Release, error) {
 	reason = strings.TrimSpace(reason)
 	if reason == "" || len(reason) > 1000 {
@@ -678,9 +683,18 @@ func (s *Service) Revoke(ctx context.Context, actor store.Actor, tenantID, produ
 			return err
 		}
 		r.State, r.RevokedReason, r.RevokedAt = StateRevoked, reason, &now
+		if err := s.cfg.Store.AppendAudit(ctx, tx, tenantID, actor, "release.revoke", "release/"+r.ID,
+			store.Details{"product": product, "version": version, "reason": reason}); err != nil {
+			return err
+		}
+		// The devices that run it lose their full access in the same transaction.
+		dem, err := s.cfg.Store.DemoteRevoked(ctx, tx, actor, tenantID, r.ID)
+		if err != nil {
+			return err
+		}
+		r.Demoted = dem.Devices
 		out = r
-		return s.cfg.Store.AppendAudit(ctx, tx, tenantID, actor, "release.revoke", "release/"+r.ID,
-			store.Details{"product": product, "version": version, "reason": reason})
+		return nil
 	})
 	if err != nil {
 		return Release{}, fmt.Errorf("release.Revoke: %w", mapErr(err))

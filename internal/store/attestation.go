@@ -293,6 +293,10 @@ type AttestationRecord struct {
 	CertSerial   string
 	CertNotAfter *time.Time
 	Activated    bool // the verdict completed credential activation
+	// Measured is the digests of the evidence's log. When the verdict issues a certificate to a
+	// claimed device they replace the device's last measurements, which a revocation reads
+	// (DemoteRevoked).
+	Measured []string
 }
 
 // AttestationReason is one finding of the verifier.
@@ -334,6 +338,11 @@ func (s *Store) RecordAttestation(ctx context.Context, r AttestationRecord) (Att
 		}
 		if r.TenantID == "" {
 			return nil
+		}
+		if r.CertSerial != "" {
+			if err := replaceMeasurements(ctx, tx, r.DeviceID, r.Measured); err != nil {
+				return err
+			}
 		}
 		codes := make([]string, 0, len(r.Reasons))
 		for _, c := range r.Reasons {
