@@ -84,8 +84,9 @@ func (a Award) WithOverride(amount int64, reason string) (Award, error) {
 // ComputeAward applies the program's award rules to a triaged report:
 //
 //  1. If the report's scenario has a fixed award for a product/component the
-//     report affects, and the severity reaches its minimum, the award is the
-//     fixed amount (the largest when several match); no bonus is added.
+//     report affects, the report's triaged impact is one the fixed award
+//     names, and the severity reaches its minimum, the award is the fixed
+//     amount (the largest when several match); no bonus is added.
 //  2. Otherwise the base table row for (impact, severity) gives a range; the
 //     report quality places the base award in it: min + (max-min) * q / 100,
 //     rounded to the nearest unit, where q is the quality's percentage.
@@ -121,6 +122,15 @@ func (p *Program) ComputeAward(in AwardInput) (Award, error) {
 	var fixed *FixedAward
 	for i, f := range sc.FixedAwards {
 		if f.Product != in.Product || !slices.Contains(in.Components, f.Component) {
+			continue
+		}
+		if !slices.Contains(f.Impacts, in.Impact) {
+			names := "no impact"
+			if len(f.Impacts) > 0 {
+				names = strings.Join(f.Impacts, " or ")
+			}
+			a.Explanation = append(a.Explanation, fmt.Sprintf("fixed award for %s/%s not applied: it pays for %s, the report's impact is %s",
+				f.Product, f.Component, names, in.Impact))
 			continue
 		}
 		if f.MinSeverity != "" && !in.Severity.AtLeast(f.MinSeverity) {

@@ -2,6 +2,7 @@ package program
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -57,13 +58,18 @@ func TestComputeAward(t *testing.T) {
 		},
 		{
 			name: "fixed award at exactly its minimum severity",
-			in:   AwardInput{Scenario: "tee-exec", Impact: "eop", Severity: SeverityHigh, Quality: QualityLow, Product: "gw", Components: []string{"tee"}},
+			in:   AwardInput{Scenario: "tee-exec", Impact: "rce", Severity: SeverityHigh, Quality: QualityLow, Product: "gw", Components: []string{"tee"}},
 			want: want{Eligible: true, FixedComponent: "tee", Computed: 100000},
 		},
 		{
 			name: "fixed award below its minimum severity falls back to the base table",
 			in:   AwardInput{Scenario: "tee-exec", Impact: "rce", Severity: SeverityMedium, Quality: QualityHigh, Product: "gw", Components: []string{"tee"}},
 			want: want{},
+		},
+		{
+			name: "fixed award needs the impact it names: another impact falls back to the base table",
+			in:   AwardInput{Scenario: "tee-exec", Impact: "eop", Severity: SeverityHigh, Quality: QualityLow, Product: "gw", Components: []string{"tee"}},
+			want: want{Eligible: true, RangeMin: 5000, RangeMax: 10001, Base: 5000, Computed: 5000},
 		},
 		{
 			name: "fixed award needs its component",
@@ -207,6 +213,26 @@ func BenchmarkComputeAward(b *testing.B) {
 	}
 }
 
+// TestStoredRulesWithoutImpacts reads rules stored before fixed awards named their impacts:
+// they still load, and such a fixed award pays for no report rather than for every impact.
+func TestStoredRulesWithoutImpacts(t *testing.T) {
+	old := strings.Replace(minimalYAML, " impacts: [rce],", "", 1)
+	if _, err := ParseRules([]byte(old)); err == nil {
+		t.Fatal("ParseRules accepts a fixed award without impacts")
+	}
+	p, err := ParseStoredRules([]byte(old))
+	if err != nil {
+		t.Fatalf("ParseStoredRules: %v", err)
+	}
+	a, err := p.ComputeAward(AwardInput{Scenario: "tee-exec", Impact: "rce", Severity: SeverityCritical, Quality: QualityLow, Product: "gw", Components: []string{"tee"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.FixedComponent != "" || a.Computed != 20000 || !strings.Contains(strings.Join(a.Explanation, "\n"), "it pays for no impact") {
+		t.Errorf("award from a fixed award without impacts: %+v", a)
+	}
+}
+
 // TestWorkedExamples checks the worked examples of doc/vulnerability-response.md.
 func TestWorkedExamples(t *testing.T) {
 	p := loadExample(t)
@@ -222,6 +248,7 @@ func TestWorkedExamples(t *testing.T) {
 		{"same, medium quality", in("remote-code-execution", "remote-code-execution", SeverityCritical, QualityMedium, "kernel"), 36000},
 		{"high EoP, +10 %, low quality", in("device-key-extraction", "elevation-of-privilege", SeverityHigh, QualityLow, "kernel"), 5500},
 		{"critical EoP in the secure world", in("code-execution-secure-world", "elevation-of-privilege", SeverityCritical, QualityLow, "secure-world"), 100000},
+		{"high denial of service in the secure world", in("code-execution-secure-world", "denial-of-service", SeverityHigh, QualityHigh, "secure-world"), 5000},
 		{"medium RCE in the secure world", in("code-execution-secure-world", "remote-code-execution", SeverityMedium, QualityHigh, "secure-world"), 0},
 		{"low denial of service", in("general", "denial-of-service", SeverityLow, QualityHigh, "kernel"), 0},
 	}

@@ -100,10 +100,15 @@ type Scenario struct {
 }
 
 // FixedAward replaces the computed award of a report in its scenario that
-// affects Component and reaches at least MinSeverity.
+// affects Component, whose triaged impact is one of Impacts (the impact the
+// scenario names, such as code execution) and whose severity reaches at least
+// MinSeverity.
 type FixedAward struct {
-	Product     string   `json:"product" yaml:"product"`
-	Component   string   `json:"component" yaml:"component"`
+	Product   string `json:"product" yaml:"product"`
+	Component string `json:"component" yaml:"component"`
+	// Impacts lists the impact IDs the award pays for; at least one. A report
+	// of any other impact falls back to the base table.
+	Impacts     []string `json:"impacts,omitempty" yaml:"impacts,omitempty"`
 	MinSeverity Severity `json:"min_severity,omitempty" yaml:"min_severity,omitempty"`
 	Amount      int64    `json:"amount" yaml:"amount"`
 }
@@ -219,6 +224,21 @@ func ParseRules(data []byte) (*Program, error) {
 	return p, nil
 }
 
+// ParseStoredRules is ParseRules for rules stored before fixed awards named
+// their impacts: such a fixed award is kept, but it matches no report (the
+// award explanation says so), so it never pays for an impact it did not name.
+func ParseStoredRules(data []byte) (*Program, error) {
+	p, err := decodeRules(data)
+	if err != nil {
+		return nil, fmt.Errorf("program.ParseStoredRules: %w: %w", ErrInvalidRules, err)
+	}
+	p.fillDefaults()
+	if err := p.validate(true); err != nil {
+		return nil, fmt.Errorf("program.ParseStoredRules: %w", err)
+	}
+	return p, nil
+}
+
 func decodeRules(data []byte) (*Program, error) {
 	if len(data) > MaxRulesBytes {
 		return nil, fmt.Errorf("rules file is %d bytes, the limit is %d", len(data), MaxRulesBytes)
@@ -293,7 +313,10 @@ func ValidProductName(s string) bool { return productNameRE.MatchString(s) }
 
 // Validate checks a program's internal consistency. Every problem found is
 // reported, joined, each naming the field at fault.
-func (p *Program) Validate() error {
+func (p *Program) Validate() error { return p.validate(false) }
+
+// validate is Validate; stored allows fixed awards without impacts (see ParseStoredRules).
+func (p *Program) validate(stored bool) error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
@@ -379,6 +402,17 @@ func (p *Program) Validate() error {
 				bad("scenarios[%d].fixed_awards[%d]: %s/%s is listed twice", i, j, f.Product, f.Component)
 			}
 			seen[[2]string{f.Product, f.Component}] = true
+			if len(f.Impacts) == 0 && !stored {
+				bad("scenarios[%d].fixed_awards[%d].impacts: at least one impact is required (the impact the scenario names)", i, j)
+			}
+			for k, im := range f.Impacts {
+				if !impacts[im] {
+					bad("scenarios[%d].fixed_awards[%d].impacts[%d]: %q is not listed in impacts", i, j, k, im)
+				}
+				if slices.Index(f.Impacts, im) < k {
+					bad("scenarios[%d].fixed_awards[%d].impacts[%d]: %q is listed twice", i, j, k, im)
+				}
+			}
 			if f.MinSeverity != "" && !f.MinSeverity.Valid() {
 				bad("scenarios[%d].fixed_awards[%d].min_severity: %q is not a severity", i, j, f.MinSeverity)
 			}

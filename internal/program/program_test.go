@@ -46,7 +46,7 @@ scenarios:
   - id: tee-exec
     title: Code execution in the TEE
     fixed_awards:
-      - {product: gw, component: tee, min_severity: high, amount: 100000}
+      - {product: gw, component: tee, impacts: [rce], min_severity: high, amount: 100000}
 awards:
   currency: USD
   base:
@@ -148,6 +148,9 @@ func TestParseRulesRejects(t *testing.T) {
 		{"fixed award out of scope", strings.Replace(minimalYAML, "component: tee,", "component: modem,", 1), `"modem" is not a component of "gw"`},
 		{"fixed award unknown product", strings.Replace(minimalYAML, "{product: gw,", "{product: phone,", 1), `product: "phone" is not in scope`},
 		{"fixed award zero", strings.Replace(minimalYAML, "amount: 100000", "amount: 0", 1), "amount: 0 is outside"},
+		{"fixed award without impacts", strings.Replace(minimalYAML, " impacts: [rce],", "", 1), "fixed_awards[0].impacts: at least one impact is required"},
+		{"fixed award unknown impact", strings.Replace(minimalYAML, "impacts: [rce]", "impacts: [dos]", 1), `impacts[0]: "dos" is not listed in impacts`},
+		{"fixed award impact twice", strings.Replace(minimalYAML, "impacts: [rce]", "impacts: [rce, rce]", 1), `impacts[1]: "rce" is listed twice`},
 		{"fixed award bad severity", strings.Replace(minimalYAML, "min_severity: high", "min_severity: severe", 1), `"severe" is not a severity`},
 		{"bad currency", strings.Replace(minimalYAML, "currency: USD", "currency: dollars", 1), "three-letter ISO 4217"},
 		{"unknown impact in base", strings.Replace(minimalYAML, "{impact: eop,", "{impact: dos,", 1), `"dos" is not listed in impacts`},

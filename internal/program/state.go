@@ -51,6 +51,36 @@ func (s State) Closed() bool {
 	return s.Valid()
 }
 
+// Awardable reports whether a report in state s may be awarded: only triaged
+// and resolved reports are.
+func (s State) Awardable() bool { return s == StateTriaged || s == StateResolved }
+
+// AwardRefusal completes the sentence "report N ..." with why a report in
+// state s is not awarded: an open report is not triaged yet, a closed one is
+// closed. It is empty when s is awardable.
+func (s State) AwardRefusal() string {
+	switch {
+	case s.Awardable():
+		return ""
+	case !s.Closed():
+		return fmt.Sprintf("is %s; triage it before an award", s)
+	}
+	return fmt.Sprintf("is closed as %s; a closed report is not awarded", s.phrase())
+}
+
+// phrase names a closed state in a sentence: "closed as a duplicate".
+func (s State) phrase() string {
+	switch s {
+	case StateDuplicate:
+		return "a duplicate"
+	case StateByDesign:
+		return "by design"
+	case StateNotApplicable:
+		return "not applicable"
+	}
+	return string(s)
+}
+
 // ParseState parses a state name.
 func ParseState(s string) (State, error) {
 	st := State(s)

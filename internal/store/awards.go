@@ -71,8 +71,8 @@ func (s *Store) AwardReport(ctx context.Context, actor Actor, tenantID string, n
 		if err != nil {
 			return err
 		}
-		if r.State != program.StateTriaged && r.State != program.StateResolved {
-			return fmt.Errorf("%w: report %d is %s; only triaged or resolved reports are awarded", program.ErrInvalidTransition, number, r.State)
+		if !r.State.Awardable() {
+			return fmt.Errorf("%w: report %d %s", program.ErrInvalidTransition, number, r.State.AwardRefusal())
 		}
 		if err := s.insertLedger(ctx, tx, tenantID, r.ID, e, string(d)); err != nil {
 			return err

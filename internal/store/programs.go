@@ -71,7 +71,7 @@ func scanProgram(row interface{ Scan(...any) error }) (Program, error) {
 		return Program{}, err
 	}
 	p.CreatedAt = fromMicros(at)
-	r, err := program.ParseRules([]byte(rules))
+	r, err := program.ParseStoredRules([]byte(rules))
 	if err != nil {
 		return Program{}, fmt.Errorf("stored rules of program %s: %w", p.Name, err)
 	}

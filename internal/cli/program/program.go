@@ -24,7 +24,7 @@ func Command(env *clienv.Env) *cobra.Command {
 
 // printProgram prints a program's rules: scope, scenarios and the award table.
 func printProgram(env *clienv.Env, p client.Program) error {
-	rules, err := program.ParseRules(p.Rules)
+	rules, err := program.ParseStoredRules(p.Rules)
 	if err != nil {
 		return fmt.Errorf("the server sent rules this CLI cannot read: %w", err)
 	}
@@ -45,7 +45,7 @@ func printProgram(env *clienv.Env, p client.Program) error {
 		for _, s := range rules.Scenarios {
 			var fixed []string
 			for _, f := range s.FixedAwards {
-				v := fmt.Sprintf("%d %s for %s/%s", f.Amount, rules.Awards.Currency, f.Product, f.Component)
+				v := fmt.Sprintf("%d %s for %s in %s/%s", f.Amount, rules.Awards.Currency, strings.Join(f.Impacts, " or "), f.Product, f.Component)
 				if f.MinSeverity != "" {
 					v += " (" + string(f.MinSeverity) + "+)"
 				}

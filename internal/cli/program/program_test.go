@@ -22,7 +22,7 @@ func TestProgramVerbs(t *testing.T) {
 
 	out := c.OK("program", "create", "edge-challenge", "--rules", rules)
 	for _, want := range []string{"Edge Gateway Security Research Challenge", "remote-code-execution", "+20%",
-		"100000 USD for edge-gateway/security-processor (high+)", "20000-40000", "14d"} {
+		"100000 USD for remote-code-execution or elevation-of-privilege in edge-gateway/security-processor (high+)", "20000-40000", "14d"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("create output lacks %q:\n%s", want, out)
 		}

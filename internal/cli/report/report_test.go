@@ -80,7 +80,8 @@ func TestReportVerbs(t *testing.T) {
 	if !strings.Contains(out, "duplicate of #1") {
 		t.Errorf("duplicate:\n%s", out)
 	}
-	c.Fails("impact, severity and quality", "report", "award", "1")
+	c.Fails("report 1 is new; triage it before an award", "report", "award", "1")
+	c.Fails("report 2 is closed as a duplicate; a closed report is not awarded", "report", "award", "2")
 	c.OK("report", "triage", "1", "--state", "triaged", "--impact", "elevation-of-privilege", "--severity", "high", "--quality", "low", "--cve", "CVE-2026-12345")
 	out = c.OK("report", "award", "1")
 	if !strings.Contains(out, "5500 USD") || !strings.Contains(out, "adds 10%: 500") {
