@@ -251,6 +251,10 @@ type Tally struct {
 	PrevExposureHrs  float64 `json:"previous_exposure_hours"`
 	// PerPhase counts offered and reported devices per phase.
 	PerPhase []PhaseTally `json:"per_phase"`
+	// NewSignatures counts, per crash signature not known from the previous
+	// release, the devices on the new release that reported it in the
+	// evidence window; nil when there are none.
+	NewSignatures map[string]int `json:"new_signatures,omitempty"`
 }
 
 // PhaseTally counts one phase's devices.
@@ -284,9 +288,19 @@ func hoursBetween(from, to time.Time) float64 {
 	return to.Sub(from).Hours()
 }
 
-// Evaluate tallies the snapshot and checks every criterion that is not off.
-// It changes nothing; Step applies the decision.
+// Evaluate tallies the snapshot (Count) and checks every criterion that is not
+// off against the tally (Criteria.Decide). It changes nothing; Step applies the
+// decision.
 func (d Deployment) Evaluate(s Snapshot) (Decision, Tally) {
+	t := d.Count(s)
+	return d.Criteria.Decide(t, s.BaselineCrashRate), t
+}
+
+// Count tallies the snapshot for the deployment: each device's phase and
+// install outcome (timed out once the criteria's deadline passed without one),
+// and the crashes and exposure on the new and the previous release within the
+// evidence window. It judges nothing.
+func (d Deployment) Count(s Snapshot) Tally {
 	c := d.Criteria
 	t := Tally{Devices: len(s.Devices), PerPhase: make([]PhaseTally, len(d.Plan.Phases))}
 	sigDevices := map[string]int{}
@@ -353,7 +367,17 @@ func (d Deployment) Evaluate(s Snapshot) (Decision, Tally) {
 			t.PrevExposureHrs += exposure
 		}
 	}
+	if len(sigDevices) > 0 {
+		t.NewSignatures = sigDevices
+	}
+	return t
+}
 
+// Decide checks every criterion that is not off against a tally and returns
+// the strongest action among the findings, or ActionContinue when none
+// crossed. baseline, if set, is the previous release's crash rate measured
+// elsewhere (Snapshot.BaselineCrashRate).
+func (c Criteria) Decide(t Tally, baseline *float64) Decision {
 	var dec Decision
 	add := func(f Finding) { dec.Findings = append(dec.Findings, f) }
 
@@ -374,35 +398,35 @@ func (d Deployment) Evaluate(s Snapshot) (Decision, Tally) {
 	}
 	if a := c.CrashRate.Action; a != ActionOff && t.NewExposureHours > 0 && t.NewExposureHours >= c.CrashRate.MinExposureHours && t.NewCrashed >= c.CrashRate.MinCrashedDevices {
 		rate := float64(t.NewCrashes) / t.NewExposureHours
-		var baseline, p float64
+		var base, p float64
 		judged := false
 		if t.PrevExposureHrs > 0 && t.PrevExposureHrs >= c.CrashRate.MinExposureHours {
 			// Conditional test for two Poisson rates: given all crashes,
 			// the new release's share is binomial under the hypothesis
 			// that its rate is MaxRatio times the previous one.
-			baseline, judged = float64(t.PrevCrashes)/t.PrevExposureHrs, true
+			base, judged = float64(t.PrevCrashes)/t.PrevExposureHrs, true
 			scaled := c.CrashRate.MaxRatio * t.NewExposureHours
 			p = BinomialTail(t.NewCrashes+t.PrevCrashes, scaled/(scaled+t.PrevExposureHrs), t.NewCrashes)
-		} else if s.BaselineCrashRate != nil {
-			baseline, judged = *s.BaselineCrashRate, true
-			p = PoissonTail(c.CrashRate.MaxRatio*baseline*t.NewExposureHours, t.NewCrashes)
+		} else if baseline != nil {
+			base, judged = *baseline, true
+			p = PoissonTail(c.CrashRate.MaxRatio*base*t.NewExposureHours, t.NewCrashes)
 		}
-		limit := c.CrashRate.MaxRatio * baseline
+		limit := c.CrashRate.MaxRatio * base
 		if judged && rate > limit && p < c.CrashRate.Significance {
 			add(Finding{Criterion: CriterionCrashRate, Action: a, Observed: rate, Threshold: limit, Sample: t.NewCrashed,
-				Reason: fmt.Sprintf("crash rate %.4g per device-hour on the new release (%d crashes on %d devices) exceeds %.3g times the previous release's %.4g (p=%.2g)", rate, t.NewCrashes, t.NewCrashed, c.CrashRate.MaxRatio, baseline, p)})
+				Reason: fmt.Sprintf("crash rate %.4g per device-hour on the new release (%d crashes on %d devices) exceeds %.3g times the previous release's %.4g (p=%.2g)", rate, t.NewCrashes, t.NewCrashed, c.CrashRate.MaxRatio, base, p)})
 		}
 	}
 	if a := c.NewSignature.Action; a != ActionOff {
-		sigs := make([]string, 0, len(sigDevices))
-		for sig, n := range sigDevices {
+		sigs := make([]string, 0, len(t.NewSignatures))
+		for sig, n := range t.NewSignatures {
 			if n > c.NewSignature.MaxDevices {
 				sigs = append(sigs, sig)
 			}
 		}
 		slices.Sort(sigs)
 		for _, sig := range sigs {
-			n := sigDevices[sig]
+			n := t.NewSignatures[sig]
 			add(Finding{Criterion: CriterionNewSignature, Action: a, Observed: float64(n), Threshold: float64(c.NewSignature.MaxDevices), Sample: n, Signature: sig,
 				Reason: fmt.Sprintf("new crash signature %s on %d devices exceeds %d", shortSig(sig), n, c.NewSignature.MaxDevices)})
 		}
@@ -414,7 +438,7 @@ func (d Deployment) Evaluate(s Snapshot) (Decision, Tally) {
 			dec.Action = f.Action
 		}
 	}
-	return dec, t
+	return dec
 }
 
 func shortSig(s string) string {

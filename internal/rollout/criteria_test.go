@@ -362,6 +362,58 @@ func TestEvaluateReasons(t *testing.T) {
 	}
 }
 
+// TestCountThenDecide checks that the tally alone carries what the decision needs: deciding on a
+// tally made by hand gives the findings Evaluate gives for a snapshot with the same counts.
+func TestCountThenDecide(t *testing.T) {
+	d := onePhase(t, criteria(func(c *Criteria) { c.NewSignature.Action = ActionAbort }))
+	devs := fleet(40, func(i int, d *DeviceStatus) {
+		if i < 20 {
+			failed(d, t0.Add(time.Hour))
+		} else {
+			installed(d, t0.Add(time.Hour))
+			d.Crashes = []Crash{{"sig-b", t0.Add(2 * time.Hour)}, {"sig-known", t0.Add(2 * time.Hour)}}
+		}
+	})
+	snap := Snapshot{Now: t0.Add(3 * time.Hour), Devices: devs, KnownSignatures: map[string]bool{"sig-known": true}}
+	tally := d.Count(snap)
+	if diff := cmp.Diff(tally.NewSignatures, map[string]int{"sig-b": 20}); diff != "" {
+		t.Errorf("NewSignatures (-got +want):\n%s", diff)
+	}
+	dec, evTally := d.Evaluate(snap)
+	if diff := cmp.Diff(evTally, tally); diff != "" {
+		t.Errorf("Evaluate's tally differs from Count's (-got +want):\n%s", diff)
+	}
+	if diff := cmp.Diff(d.Criteria.Decide(tally, nil), dec); diff != "" {
+		t.Errorf("Decide differs from Evaluate (-got +want):\n%s", diff)
+	}
+
+	// A tally made by hand: 6 failures of 100 reported, one signature on 9 devices, no crash
+	// exposure on the previous release but a measured baseline.
+	hand := Tally{WindowReported: 100, WindowFailed: 6, NewCrashes: 30, NewCrashed: 12, NewExposureHours: 100,
+		NewSignatures: map[string]int{"sig-x": 9, "sig-y": 1}}
+	c := criteria(func(c *Criteria) { c.NewSignature.Action = ActionAbort })
+	base := 0.01
+	got := c.Decide(hand, &base)
+	var keys []findingKey
+	for _, f := range got.Findings {
+		keys = append(keys, findingKey{f.Criterion, f.Action, f.Sample, f.Signature})
+	}
+	want := []findingKey{
+		{CriterionInstallFailures, ActionPause, 100, ""},
+		{CriterionCrashRate, ActionPause, 12, ""},
+		{CriterionNewSignature, ActionAbort, 9, "sig-x"},
+	}
+	if diff := cmp.Diff(keys, want); diff != "" {
+		t.Errorf("Decide findings (-got +want):\n%s", diff)
+	}
+	if got.Action != ActionAbort {
+		t.Errorf("Decide action = %s, want abort", got.Action)
+	}
+	if got := c.Decide(hand, nil); len(got.Findings) != 2 {
+		t.Errorf("without a baseline the crash rate is not judged; findings %+v", got.Findings)
+	}
+}
+
 func TestCriteriaValidate(t *testing.T) {
 	tests := []struct {
 		name    string
