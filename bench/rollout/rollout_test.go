@@ -23,12 +23,12 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/client"
-	"github.com/rampartsec/rampart/internal/api"
 	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/cli"
 	"github.com/rampartsec/rampart/internal/cli/clitest"
 	"github.com/rampartsec/rampart/internal/server"
 	"github.com/rampartsec/rampart/internal/store/storetest"
+	"github.com/rampartsec/rampart/internal/wake"
 )
 
 // fleetSize is the number of online agents: 1,000, or RAMPART_BENCH_DEVICES.
@@ -256,7 +256,7 @@ func BenchmarkRolloutReach99(b *testing.B) {
 			b.Run("ceiling-checkin", func(b *testing.B) {
 				for b.Loop() {
 					base := f.checkins.Load()
-					hub.WakeTagged(api.WakeTag(f.TenantID, "lamp", "Production"), nil)
+					hub.WakeTagged(wake.GroupTag(f.TenantID, "lamp", "Production"), nil)
 					for f.checkins.Load()-base < target {
 						time.Sleep(time.Millisecond)
 					}

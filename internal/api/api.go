@@ -19,6 +19,7 @@ import (
 	"github.com/rampartsec/rampart/internal/ratelimit"
 	"github.com/rampartsec/rampart/internal/release"
 	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/tasks"
 	"github.com/rampartsec/rampart/internal/token"
 	"github.com/rampartsec/rampart/internal/wake"
 )
@@ -48,6 +49,15 @@ type Deps struct {
 	ReportLimit *ratelimit.Limiter
 	// Wake holds the devices waiting on /device/v1/wait; a hub for a million waiters when nil.
 	Wake *wake.Hub
+	// Waker wakes the devices a deployment offers its release to when an operator creates or
+	// resumes it; a tasks.Waker on Wake's hub when nil.
+	Waker DeploymentWaker
+}
+
+// DeploymentWaker wakes the devices of a deployment's group that it offers the release to now
+// (tasks.Waker).
+type DeploymentWaker interface {
+	WakeDeployment(store.Deployment)
 }
 
 // Default device API rate limits: a device checks in, attests and reports a few times an hour,
@@ -89,6 +99,7 @@ type API struct {
 	reportLimit  *ratelimit.Limiter
 	certs        *certCache
 	wake         *wake.Hub
+	waker        DeploymentWaker
 	mux          *http.ServeMux
 	routes       []route
 	deviceRoutes []route
@@ -106,6 +117,9 @@ func New(d Deps) *API {
 	}
 	if a.wake = d.Wake; a.wake == nil {
 		a.wake = wake.NewHub(1_000_000)
+	}
+	if a.waker = d.Waker; a.waker == nil {
+		a.waker = tasks.NewWaker(d.Store, a.wake, d.Logger)
 	}
 	var refs attest.ReferenceSource = emptyReferences{}
 	switch {

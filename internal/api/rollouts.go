@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/rampartsec/rampart/internal/failure"
 	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/store"
-	"github.com/rampartsec/rampart/internal/wake"
 )
 
 // registerRollouts declares the routes of deployments, failure groups and coverage.
@@ -127,33 +125,9 @@ func (a *API) createDeployment(w http.ResponseWriter, r *http.Request, p *princi
 	return nil
 }
 
-// wakeDeployment wakes the group's devices that the deployment now offers the release to.
-func (a *API) wakeDeployment(d store.Deployment) { WakeDeployment(a.store, a.wake, a.log, d) }
-
-// WakeDeployment wakes the devices of a deployment's group that it offers the release to now:
-// those waiting on hub's long-poll at once, and those between two waits (checking in at this
-// very moment, or not yet waiting after their first check-in) at their next wait within
-// wake.RememberFor, so that a deployment is not missed until the next wait timeout. It reads the
-// group's members from the store; if that fails it wakes the waiting devices only. The API
-// calls it when a deployment is created or resumed, the server when the stepper opens a phase
-// and when another replica wrote the deployment.
-func WakeDeployment(st *store.Store, hub *wake.Hub, log *slog.Logger, d store.Deployment) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	members, err := st.GroupDeviceIDs(ctx, d.TenantID, d.GroupID)
-	if err != nil {
-		log.Warn("listing a deployment's devices to wake them failed; waking the waiting ones", "deployment", d.ID, "err", err)
-		hub.WakeTagged(WakeTag(d.TenantID, d.ProductName, d.GroupName), d.Offers)
-		return
-	}
-	ids := members[:0]
-	for _, id := range members {
-		if d.Offers(id) {
-			ids = append(ids, id)
-		}
-	}
-	hub.Wake(ids...)
-}
+// wakeDeployment wakes the group's devices that the deployment now offers the release to
+// (tasks.Waker.WakeDeployment).
+func (a *API) wakeDeployment(d store.Deployment) { a.waker.WakeDeployment(d) }
 
 func (a *API) listDeployments(w http.ResponseWriter, r *http.Request, p *principal) error {
 	pg, err := page(r)

@@ -29,12 +29,6 @@ type WaitAnswer struct {
 	Reattest bool `json:"reattest,omitempty"`
 }
 
-// WakeTag is the tag a device waits under: its group within its tenant and product, so that a
-// deployment's phase can wake exactly its group's devices.
-func WakeTag(tenantID, product, group string) string {
-	return tenantID + "/" + product + "/" + group
-}
-
 // wakeDemoted wakes the devices a revocation demoted (release.Release.Demoted), so that they
 // attest again at once; their wait answers Reattest.
 func (a *API) wakeDemoted(deviceIDs []string) {
@@ -44,7 +38,7 @@ func (a *API) wakeDemoted(deviceIDs []string) {
 	}
 }
 
-// Wake is the hub of waiting devices, for the server's deployment stepper.
+// Wake is the hub of waiting devices, for tests.
 func (a *API) Wake() *wake.Hub { return a.wake }
 
 // deviceWait holds the request until the device is woken or ?timeout= (a duration such as 300s
@@ -71,7 +65,7 @@ func (a *API) deviceWait(w http.ResponseWriter, r *http.Request, d *device) erro
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	err := a.wake.Wait(ctx, d.id, WakeTag(d.tenantID, d.record.ProductName, d.record.GroupName))
+	err := a.wake.Wait(ctx, d.id, wake.GroupTag(d.tenantID, d.record.ProductName, d.record.GroupName))
 	switch {
 	case err == nil:
 		// The wake may be a revocation's (wakeDemoted): look again.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/wake"
 )
 
 func TestDeviceWait(t *testing.T) {
@@ -37,7 +38,7 @@ func TestDeviceWait(t *testing.T) {
 	// A wake-up during the wait answers it at once; the tag is the device's group.
 	done := make(chan WaitAnswer, 1)
 	go func() { done <- answer(h.deviceGet("/device/v1/wait?timeout=60s", &cert)) }()
-	tag := WakeTag(dev.tenantID(h), "lamp", "Production")
+	tag := wake.GroupTag(dev.tenantID(h), "lamp", "Production")
 	deadline := time.Now().Add(10 * time.Second)
 	for h.api.Wake().WakeTagged(tag, nil) == 0 {
 		if time.Now().After(deadline) {

@@ -773,7 +773,7 @@ func (s *Service) TargetBlob(ctx context.Context, tenantID, path string) (string
 
 // Refresh re-signs, for every tenant, the online roles whose lifetime is
 // half gone, and re-issues director metadata past half its lifetime. The
-// server runs it periodically.
+// server runs it periodically (tasks.Refresher).
 func (s *Service) Refresh(ctx context.Context) error {
 	rows, err := s.cfg.Store.DB().QueryContext(ctx, `SELECT tenant_id FROM tuf_repos`)
 	if err != nil {
@@ -817,20 +817,4 @@ func (s *Service) Refresh(ctx context.Context) error {
 		return fmt.Errorf("release.Refresh: %w", err)
 	}
 	return nil
-}
-
-// Run calls Refresh every interval until ctx ends.
-func (s *Service) Run(ctx context.Context, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if err := s.Refresh(ctx); err != nil {
-			s.log.Error("refresh of online TUF roles failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
 }

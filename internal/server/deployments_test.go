@@ -10,11 +10,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/rampartsec/rampart/internal/api"
 	"github.com/rampartsec/rampart/internal/rollout"
-	"github.com/rampartsec/rampart/internal/rollout/stepper"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/storetest"
+	"github.com/rampartsec/rampart/internal/tasks"
+	"github.com/rampartsec/rampart/internal/wake"
 )
 
 // clock is a test clock the store reads.
@@ -126,7 +126,7 @@ func (f *stepFleet) offered(t *testing.T, id string) []string {
 	return out
 }
 
-func (f *stepFleet) step(t *testing.T) stepper.Pass {
+func (f *stepFleet) step(t *testing.T) tasks.Pass {
 	t.Helper()
 	res, err := f.s.StepDeployments(context.Background())
 	if err != nil {
@@ -152,12 +152,12 @@ func TestStepperAdvancesAndCompletes(t *testing.T) {
 				}
 			}
 			install()
-			if res := f.step(t); res != (stepper.Pass{Stepped: 1}) {
+			if res := f.step(t); res != (tasks.Pass{Stepped: 1}) {
 				t.Fatalf("before the soak: %+v", res)
 			}
 			// Devices of phase 2 wait on the long-poll; phase 1's devices must not be woken again.
 			hub := f.s.Wake()
-			tag := api.WakeTag(f.tenant, "lamp", "Production")
+			tag := wake.GroupTag(f.tenant, "lamp", "Production")
 			var phase2 []string
 			for _, dev := range f.devices {
 				if !slices.Contains(f.offered(t, d.ID), dev) {
@@ -184,7 +184,7 @@ func TestStepperAdvancesAndCompletes(t *testing.T) {
 				time.Sleep(5 * time.Millisecond)
 			}
 			f.clk.advance(time.Hour)
-			if res := f.step(t); res != (stepper.Pass{Stepped: 1, Advanced: 1}) {
+			if res := f.step(t); res != (tasks.Pass{Stepped: 1, Advanced: 1}) {
 				t.Fatalf("after the soak: %+v, want one phase opened", res)
 			}
 			wg.Wait()
@@ -202,7 +202,7 @@ func TestStepperAdvancesAndCompletes(t *testing.T) {
 			f.addDevice(t, late)
 			install()
 			f.clk.advance(time.Hour)
-			if res := f.step(t); res != (stepper.Pass{Stepped: 1, Complete: 1}) {
+			if res := f.step(t); res != (tasks.Pass{Stepped: 1, Complete: 1}) {
 				t.Fatalf("after phase 2: %+v, want completed", res)
 			}
 			st, err := f.s.store.DeploymentStatus(ctx, f.tenant, d.ID)
@@ -249,7 +249,7 @@ func TestStepperPausesOnFailures(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if res := f.step(t); res != (stepper.Pass{Stepped: 1, Paused: 1}) {
+			if res := f.step(t); res != (tasks.Pass{Stepped: 1, Paused: 1}) {
 				t.Fatalf("after failed installs: %+v, want paused", res)
 			}
 			st, err := f.s.store.DeploymentStatus(ctx, f.tenant, d.ID)

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rampartsec/rampart/internal/api"
 	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/storetest"
+	"github.com/rampartsec/rampart/internal/wake"
 )
 
 // TestReplicasWakeEachOther runs two replicas on one PostgreSQL database. A device waits on the
@@ -23,7 +23,7 @@ func TestReplicasWakeEachOther(t *testing.T) {
 	dirA := t.TempDir()
 	a, _ := start(t, Config{DataDir: dirA, Database: url})
 	b, _ := start(t, Config{DataDir: t.TempDir(), Database: url, MasterKeyFile: filepath.Join(dirA, "master.key")})
-	waitFor(t, "both replicas listening", func() bool { return a.listening.Load() && b.listening.Load() })
+	waitFor(t, "both replicas listening", func() bool { return a.waker.Listening() && b.waker.Listening() })
 
 	ctx := context.Background()
 	tn, err := a.store.TenantByName(ctx, "default")
@@ -61,11 +61,11 @@ func TestReplicasWakeEachOther(t *testing.T) {
 	woken := make(chan error, 2)
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	go func() { woken <- b.Wake().Wait(wctx, dev, api.WakeTag(tn.ID, "lamp", "Production")) }()
+	go func() { woken <- b.Wake().Wait(wctx, dev, wake.GroupTag(tn.ID, "lamp", "Production")) }()
 	octx, ocancel := context.WithCancel(ctx)
 	defer ocancel()
 	otherDone := make(chan error, 1)
-	go func() { otherDone <- b.Wake().Wait(octx, other, api.WakeTag(tn.ID, "lamp", "Development")) }()
+	go func() { otherDone <- b.Wake().Wait(octx, other, wake.GroupTag(tn.ID, "lamp", "Development")) }()
 	waitFor(t, "two devices waiting on the second replica", func() bool { return b.Wake().Waiting() == 2 })
 
 	start := time.Now()
@@ -95,7 +95,7 @@ func TestReplicasWakeEachOther(t *testing.T) {
 
 	// A pause opens nothing: the device waiting again on the second replica sleeps on; the
 	// resume wakes it.
-	go func() { woken <- b.Wake().Wait(wctx, dev, api.WakeTag(tn.ID, "lamp", "Production")) }()
+	go func() { woken <- b.Wake().Wait(wctx, dev, wake.GroupTag(tn.ID, "lamp", "Production")) }()
 	waitFor(t, "the device waiting again", func() bool { return b.Wake().Waiting() == 2 })
 	if _, err := a.store.PauseDeployment(ctx, store.System, tn.ID, d.ID, "hold"); err != nil {
 		t.Fatal(err)

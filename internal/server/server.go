@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,9 +23,8 @@ import (
 	"github.com/rampartsec/rampart/internal/api"
 	"github.com/rampartsec/rampart/internal/ca/keeper"
 	"github.com/rampartsec/rampart/internal/release"
-	"github.com/rampartsec/rampart/internal/rollout"
-	"github.com/rampartsec/rampart/internal/rollout/stepper"
 	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/tasks"
 	"github.com/rampartsec/rampart/internal/token"
 	"github.com/rampartsec/rampart/internal/wake"
 )
@@ -71,13 +69,13 @@ type Server struct {
 	cas     *keeper.Keeper
 	// releases serves images, releases and the TUF repository.
 	releases *release.Service
-	// wake holds the devices waiting on /device/v1/wait; the deployment stepper wakes them.
+	// wake holds the devices waiting on /device/v1/wait; the waker wakes them.
 	wake *wake.Hub
-	// stepper steps active deployments on a timer.
-	stepper *stepper.Stepper
-	// listening is set while this replica hears the deployments other replicas write
-	// (PostgreSQL only).
-	listening atomic.Bool
+	// The long-running parts (internal/tasks), run in Run's task group beside the HTTP server.
+	waker   *tasks.Waker
+	stepper *tasks.Stepper
+	reports *tasks.Reports
+	refresh *tasks.Refresher
 	// FirstStart is true when this start created the first tenant and admin token.
 	FirstStart bool
 }
@@ -135,12 +133,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.log.Info("created the service CA; clients trust it with --ca-file", "ca_file", filepath.Join(cfg.DataDir, ServiceCAFile))
 	}
 	s.tlsCert = cert
-	s.handler = s.routes()
+	s.wake = wake.NewHub(1_000_000)
+	s.waker = tasks.NewWaker(s.store, s.wake, s.log)
 	step := cfg.StepInterval
 	if step <= 0 {
 		step = DeploymentStepInterval
 	}
-	s.stepper = stepper.New(stepper.Config{Store: s.store, Every: step, Logger: s.log, Wake: s.wakeDeployment})
+	s.stepper = tasks.NewStepper(tasks.StepperConfig{Store: s.store, Every: step, Logger: s.log, Wake: s.waker.WakeDeployment})
+	s.reports = tasks.NewReports(s.store, VulnerabilityInterval, s.log)
+	s.refresh = tasks.NewRefresher(s.releases, RefreshInterval, s.log)
+	s.handler = s.routes()
 	return s, nil
 }
 
@@ -193,8 +195,7 @@ func (s *Server) routes() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	s.wake = wake.NewHub(1_000_000)
-	a := api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas, Releases: s.releases, Wake: s.wake,
+	a := api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas, Releases: s.releases, Wake: s.wake, Waker: s.waker,
 		DeviceLimit: api.DeviceLimit(s.cfg.DeviceRate), AddrLimit: api.AddrLimit(s.cfg.AddrRate), ApplyLimit: api.ApplyLimit(api.DefaultApplyRate)})
 	mux.Handle("/api/", a)
 	mux.Handle("GET /tuf/", s.releases.Handler())
@@ -203,31 +204,8 @@ func (s *Server) routes() http.Handler {
 	return m.instrument(mux)
 }
 
-// wakeDeployment wakes the devices of a deployment's group that it offers the release to now
-// (api.WakeDeployment).
-func (s *Server) wakeDeployment(d store.Deployment) { api.WakeDeployment(s.store, s.wake, s.log, d) }
-
-// wakeChanged wakes this replica's devices that a deployment another replica wrote offers the
-// release to now, as the writing replica does its own. Only an active deployment wakes: a write
-// that leaves it active created, resumed or advanced it, while a pause, an abort or the
-// completion (which would offer the release to the whole group again) opens nothing new. Most of
-// the group's wake-ups it remembers are for devices connected elsewhere; they expire after
-// wake.RememberFor.
-func (s *Server) wakeChanged(c store.DeploymentChange) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	d, err := s.store.DeploymentByID(ctx, c.TenantID, c.DeploymentID)
-	if err != nil {
-		s.log.Warn("reading a deployment another replica wrote, to wake its devices, failed", "deployment", c.DeploymentID, "err", err)
-		return
-	}
-	if d.State == rollout.StateActive {
-		s.wakeDeployment(d)
-	}
-}
-
 // StepDeployments runs one pass of the deployment stepper now, for tests and the demo.
-func (s *Server) StepDeployments(ctx context.Context) (stepper.Pass, error) {
+func (s *Server) StepDeployments(ctx context.Context) (tasks.Pass, error) {
 	return s.stepper.StepAll(ctx)
 }
 
@@ -271,20 +249,10 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return nil
 	})
-	g.Go(func() error { return s.releases.Run(gctx, RefreshInterval) })
-	g.Go(func() error { return s.vulnerabilityTimers(gctx, VulnerabilityInterval) })
-	g.Go(func() error { return s.stepper.Run(gctx) })
-	g.Go(func() error {
-		s.store.ListenDeployments(gctx, store.DeploymentListener{
-			Changed:   s.wakeChanged,
-			Listening: func() { s.listening.Store(true) },
-			Lost: func(err error) {
-				s.listening.Store(false)
-				s.log.Warn("lost the connection that hears other replicas' deployments; reconnecting", "err", err)
-			},
-		})
-		return nil
-	})
+	// The long-running parts; the first to fail cancels the rest.
+	for _, task := range []func(context.Context) error{s.refresh.Run, s.reports.Run, s.stepper.Run, s.waker.Run} {
+		g.Go(func() error { return task(gctx) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		timeout := s.cfg.ShutdownTimeout
@@ -301,7 +269,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // DeploymentStepInterval is how often active deployments are evaluated: phases open once soaked
 // and the abort criteria are checked even when no device reports.
-const DeploymentStepInterval = 30 * time.Second
+const DeploymentStepInterval = tasks.DefaultStepEvery
 
 // OnlineKeysFile holds the server's online TUF keys (snapshot, timestamp,
 // director) under the data folder; BlobsDir holds images and deltas.
@@ -312,7 +280,11 @@ const (
 
 // RefreshInterval is how often the online TUF roles are checked for
 // re-signing; timestamps live a day and are re-signed at half-life.
-const RefreshInterval = 10 * time.Minute
+const RefreshInterval = tasks.DefaultRefreshEvery
+
+// VulnerabilityInterval is how often the server closes reports whose needs-more-info
+// deadline has passed and samples the fleet coverage of every fix not yet complete.
+const VulnerabilityInterval = tasks.DefaultReportsEvery
 
 // openReleases loads (or creates) the online TUF keys and the blob folder.
 func (s *Server) openReleases() (*release.Service, error) {

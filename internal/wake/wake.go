@@ -3,7 +3,7 @@
 // is in-memory and per server replica: a device waits on the replica it is connected to. The
 // replica that writes a deployment wakes the group's devices through its hub; on PostgreSQL the
 // others hear of the write (store.ListenDeployments) and wake theirs. The API's device routes
-// and the server's deployment stepper import it.
+// (which hold the long-poll) and internal/tasks (which wakes a deployment's devices) import it.
 package wake
 
 import (
@@ -12,6 +12,12 @@ import (
 	"sync"
 	"time"
 )
+
+// GroupTag is the tag a device waits under: its group within its tenant and product, so that a
+// deployment's phase can wake exactly its group's devices.
+func GroupTag(tenantID, product, group string) string {
+	return tenantID + "/" + product + "/" + group
+}
 
 // Errors returned by Wait.
 var (

@@ -1,4 +1,4 @@
-package stepper
+package tasks
 
 import (
 	"context"
@@ -58,7 +58,7 @@ func TestStepAllOpensPhasesAndWakes(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			s, clk, tenant, d := setup(t, kind)
 			var woken []store.Deployment
-			st := New(Config{Store: s, Wake: func(d store.Deployment) { woken = append(woken, d) }})
+			st := NewStepper(StepperConfig{Store: s, Wake: func(d store.Deployment) { woken = append(woken, d) }})
 			ctx := context.Background()
 			p, err := st.StepAll(ctx)
 			if err != nil || p != (Pass{Stepped: 1}) {
@@ -94,7 +94,7 @@ func TestRunStopsWithItsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	woke := make(chan struct{}, 10)
 	done := make(chan error, 1)
-	st := New(Config{Store: s, Every: time.Millisecond, Wake: func(store.Deployment) { woke <- struct{}{} }})
+	st := NewStepper(StepperConfig{Store: s, Every: time.Millisecond, Wake: func(store.Deployment) { woke <- struct{}{} }})
 	go func() { done <- st.Run(ctx) }()
 	<-woke // the first tick opens phase 2
 	cancel()

@@ -1,8 +1,7 @@
-package server
+package tasks
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -12,9 +11,9 @@ import (
 	"github.com/rampartsec/rampart/internal/token"
 )
 
-// TestVulnerabilityTimersCloseExpiredReports runs the timers against a store whose clock is past
+// TestReportsCloseExpiredReports runs the timers against a store whose clock is past
 // a report's needs-more-info deadline and waits (bounded) until the report is closed.
-func TestVulnerabilityTimersCloseExpiredReports(t *testing.T) {
+func TestReportsCloseExpiredReports(t *testing.T) {
 	now := time.Date(2026, 7, 1, 9, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	st := storetest.OpenWithClock(t, "sqlite", clock)
@@ -48,10 +47,10 @@ func TestVulnerabilityTimersCloseExpiredReports(t *testing.T) {
 	}
 	now = now.Add(25 * time.Hour)
 
-	s := &Server{store: st, log: slog.New(slog.DiscardHandler)}
+	timers := NewReports(st, 5*time.Millisecond, nil)
 	tctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- s.vulnerabilityTimers(tctx, 5*time.Millisecond) }()
+	go func() { done <- timers.Run(tctx) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		rep, err := st.ReportByNumber(ctx, tn.ID, 1)
@@ -68,6 +67,6 @@ func TestVulnerabilityTimersCloseExpiredReports(t *testing.T) {
 	}
 	cancel()
 	if err := <-done; err != nil {
-		t.Errorf("vulnerabilityTimers returned %v after cancel", err)
+		t.Errorf("Reports.Run returned %v after cancel", err)
 	}
 }

@@ -1,9 +1,4 @@
-// Package stepper is the server's rollout timer: at a fixed interval it steps every active
-// deployment (store.StepDeployment), so phases open once soaked and criteria are checked even
-// when no device reports, and it wakes the waiting devices of a group whose phase just opened.
-// The server runs it as one of its long-running parts; with several replicas each runs one, and
-// the store's version check lets only one of them move a given deployment at a time.
-package stepper
+package tasks
 
 import (
 	"context"
@@ -15,31 +10,34 @@ import (
 	"github.com/rampartsec/rampart/internal/store"
 )
 
-// DefaultEvery is how often deployments are stepped unless configured.
-const DefaultEvery = 30 * time.Second
+// DefaultStepEvery is how often deployments are stepped unless configured.
+const DefaultStepEvery = 30 * time.Second
 
-// Config configures a Stepper.
-type Config struct {
+// StepperConfig configures a Stepper.
+type StepperConfig struct {
 	Store *store.Store
-	// Every is the interval between passes; DefaultEvery when zero.
+	// Every is the interval between passes; DefaultStepEvery when zero.
 	Every time.Duration
 	// Wake is called after a deployment opened a phase, to wake the group's waiting devices
-	// that it now offers the release to (for example with wake.Hub.WakeTagged and
-	// Deployment.Offers). It may be nil.
+	// that it now offers the release to (Waker.WakeDeployment). It may be nil.
 	Wake   func(store.Deployment)
 	Logger *slog.Logger
 }
 
-// Stepper steps deployments on a timer.
+// Stepper is the rollout timer: at a fixed interval it steps every active deployment
+// (store.StepDeployment), so phases open once soaked and criteria are checked even when no
+// device reports, and it wakes the waiting devices of a group whose phase just opened. With
+// several replicas each runs one, and the store's version check lets only one of them move a
+// given deployment at a time.
 type Stepper struct {
-	cfg Config
+	cfg StepperConfig
 	log *slog.Logger
 }
 
-// New makes a Stepper.
-func New(cfg Config) *Stepper {
+// NewStepper makes a Stepper.
+func NewStepper(cfg StepperConfig) *Stepper {
 	if cfg.Every <= 0 {
-		cfg.Every = DefaultEvery
+		cfg.Every = DefaultStepEvery
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
