@@ -145,6 +145,12 @@ func (c *Client) GetRelease(ctx context.Context, product, version string) (Relea
 	return out, c.Do(ctx, "GET", "/api/v1/products/"+esc(product)+"/releases/"+esc(version), nil, &out)
 }
 
+// ListReleases lists one page of a product's releases, oldest first.
+func (c *Client) ListReleases(ctx context.Context, product string, o ListOptions) (List[Release], error) {
+	var out List[Release]
+	return out, c.Do(ctx, "GET", "/api/v1/products/"+esc(product)+"/releases"+listQuery(o, nil), nil, &out)
+}
+
 // PrepareRelease builds the release's deltas and returns the unsigned targets to sign offline.
 func (c *Client) PrepareRelease(ctx context.Context, product, version string) (TargetsPayload, error) {
 	var out TargetsPayload

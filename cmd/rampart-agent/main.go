@@ -21,7 +21,7 @@ func main() {
 	err := command.Run(ctx, os.Args[1:], version, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "rampart-agent:", err)
+		fmt.Fprintln(os.Stderr, "rampart-agent:", command.Message(err))
 		if errors.Is(err, command.ErrUsage) {
 			os.Exit(2)
 		}

@@ -166,6 +166,7 @@ func TestTenantIsolation(t *testing.T) {
 			"GET /api/v1/tuf/roots":                                      {"GET", "/api/v1/tuf/roots", "", http.StatusConflict},
 			"POST /api/v1/images":                                        {"POST", "/api/v1/images?component=a&version=1", `{}`, http.StatusUnsupportedMediaType},
 			"POST /api/v1/products/{product}/releases":                   {"POST", rel, `{"version":"2.0.0","images":["` + imageID + `"]}`, http.StatusNotFound},
+			"GET /api/v1/products/{product}/releases":                    {"GET", rel, "", http.StatusNotFound},
 			"GET /api/v1/products/{product}/releases/{version}":          {"GET", rel + "/1.0.0", "", http.StatusNotFound},
 			"POST /api/v1/products/{product}/releases/{version}/prepare": {"POST", rel + "/1.0.0/prepare", "", http.StatusNotFound},
 			"POST /api/v1/products/{product}/releases/{version}/sign":    {"POST", rel + "/1.0.0/sign", `{"targets":{}}`, http.StatusNotFound},

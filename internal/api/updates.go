@@ -22,6 +22,7 @@ func (a *API) registerUpdates() {
 	a.handle("POST /api/v1/images", operator, a.addImage, doc{summary: "Upload an image as application/octet-stream; it is stored by its SHA-256", response: client.Image{}, status: http.StatusCreated, query: []string{"component", "version", "security_version"}})
 
 	a.handle("POST /api/v1/products/{product}/releases", operator, a.createRelease, doc{summary: "Create a draft release from images", body: client.CreateReleaseRequest{}, response: client.Release{}, status: http.StatusCreated})
+	a.handle("GET /api/v1/products/{product}/releases", reader, a.listReleases, doc{summary: "List a product's releases in the order they were created, with their images", response: client.List[client.Release]{}})
 	a.handle("GET /api/v1/products/{product}/releases/{version}", reader, a.getRelease, doc{summary: "Show a release", response: client.Release{}})
 	a.handle("POST /api/v1/products/{product}/releases/{version}/prepare", admin, a.prepareRelease, doc{summary: "Build the release's deltas and return the unsigned targets metadata to sign offline", response: client.TargetsPayload{}})
 	a.handle("POST /api/v1/products/{product}/releases/{version}/sign", admin, a.signRelease, doc{summary: "Install the targets metadata signed offline for the release", body: client.TargetsPayload{}, response: client.Release{}})
@@ -220,6 +221,24 @@ func (a *API) getRelease(w http.ResponseWriter, r *http.Request, p *principal) e
 		return releaseError(err, "release "+product+" "+version)
 	}
 	writeJSON(w, http.StatusOK, releaseOut(rel))
+	return nil
+}
+
+func (a *API) listReleases(w http.ResponseWriter, r *http.Request, p *principal) error {
+	svc, err := a.updates()
+	if err != nil {
+		return err
+	}
+	pg, err := page(r)
+	if err != nil {
+		return err
+	}
+	product := r.PathValue("product")
+	rels, next, err := svc.ListReleases(r.Context(), p.tenantID, product, pg.After, pg.Limit)
+	if err != nil {
+		return releaseError(err, "product "+product)
+	}
+	list(w, rels, next, releaseOut)
 	return nil
 }
 

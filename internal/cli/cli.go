@@ -5,14 +5,11 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 
 	"github.com/spf13/cobra"
 
-	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/cli/advisory"
 	"github.com/rampartsec/rampart/internal/cli/audit"
 	"github.com/rampartsec/rampart/internal/cli/ca"
@@ -53,6 +50,9 @@ func Root(env *clienv.Env) *cobra.Command {
 		Version:       Version,
 	}
 	env.AddFlags(root)
+	// --version has no -v shorthand: -v means nothing in rampart or rampart-agent, rather than
+	// version here and verbose there.
+	root.Flags().Bool("version", false, "print rampart's version")
 	root.AddCommand(
 		server.Command(env),
 		login.Command(env),
@@ -87,17 +87,5 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(stderr, "rampart: %s\n", message(err))
-		return 1
-	}
-	return 0
-}
-
-// message turns an error into the one sentence the user sees.
-func message(err error) string {
-	if e, ok := errors.AsType[*client.Error](err); ok {
-		return fmt.Sprintf("%s (HTTP %d)", err.Error(), e.Status)
-	}
-	return err.Error()
+	return clienv.Execute(ctx, root, stderr)
 }

@@ -131,3 +131,27 @@ func TestOutputFlag(t *testing.T) {
 	c.Fails("accepts 1 arg", "product", "create")
 	c.Fails("required flag(s) \"role\" not set", "token", "create", "--token", srv.Admin)
 }
+
+// TestMistypedVerbFails pins what a typo does: exit 1 with "unknown command" and a suggestion,
+// under every noun as at the root; a noun alone still prints its help and exits 0.
+func TestMistypedVerbFails(t *testing.T) {
+	c := newCLI(t, map[string]string{})
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"release", "lst"}, `unknown command "lst" for "rampart release"; did you mean list?`},
+		{[]string{"bogus"}, `unknown command "bogus" for "rampart"`},
+		{[]string{"deployment", "craete"}, `did you mean create?`},
+		{[]string{"-v"}, `unknown shorthand flag: 'v'`},
+	} {
+		c.Fails(tc.want, tc.args...)
+	}
+	out, _, code := c.Run("release")
+	if code != 0 || !strings.Contains(out, "Available Commands") {
+		t.Errorf("rampart release: exit %d, %q; want its help", code, out)
+	}
+	if out := c.OK("--version"); !strings.HasPrefix(out, "rampart version ") {
+		t.Errorf("rampart --version = %q", out)
+	}
+}

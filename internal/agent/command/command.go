@@ -21,10 +21,29 @@ import (
 	"github.com/rampartsec/rampart/internal/agent/identity"
 	"github.com/rampartsec/rampart/internal/agent/runner"
 	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // ErrUsage marks a command line that cannot be run; main exits 2 for it.
 var ErrUsage = errors.New("usage")
+
+// Message is the one sentence the user sees for err on the agent's last line: the public
+// sentence made where the error was made when it carries one, else the error's text.
+func Message(err error) string {
+	if msg, ok := public.Message(err); ok {
+		return msg
+	}
+	return err.Error()
+}
+
+// usageError is a command line that cannot be run: its sentence is what the user sees, and it
+// is ErrUsage.
+func usageError(format string, args ...any) error {
+	return public.Wrap(ErrUsage, public.Invalid, format, args...)
+}
+
+// errHelp is --help: the usage is printed and the agent exits 0.
+var errHelp = errors.New("help")
 
 const usage = `usage: rampart-agent --server URL --ca-file FILE --state DIR --attester software|tpm|swtpm:HOST:PORT|simulator VERB [VERB FLAGS]
 
@@ -34,8 +53,9 @@ verbs:
   run       keep the device attested and updated: measure, attest when due, install what the
             director names into the A/B slots, report crashes, wait for the next check-in
             (--once: one check-in, then exit)
-  status    print the agent's state (--output json)
-  version   print the agent's version
+  status    print the agent's state from --state and --attester alone (--output json);
+            it needs no --server or --ca-file
+  version   print the agent's version (also --version)
 
 flags:
 `
@@ -49,13 +69,13 @@ func (m *measureFlag) Set(v string) error { *m = append(*m, v); return nil }
 // Run runs the agent with args (without the program name).
 func Run(ctx context.Context, args []string, version string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rampart-agent", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var (
 		server   = fs.String("server", os.Getenv("RAMPART_SERVER"), "server URL, e.g. https://rampart.example:8443")
 		caFile   = fs.String("ca-file", os.Getenv("RAMPART_CA_FILE"), "CA certificate (PEM) that signed the server's certificate")
 		state    = fs.String("state", "/var/lib/rampart-agent", "state folder: keys or key blobs, measurement log, device certificate")
 		attester = fs.String("attester", "tpm", "attester backend: software, tpm, swtpm:HOST:PORT or simulator")
-		verbose  = fs.Bool("v", false, "log progress to stderr")
+		verbose  = fs.Bool("verbose", false, "log progress to stderr")
+		showVer  = fs.Bool("version", false, "print the agent's version and exit")
 		slots    = fs.String("slots", "", "run: folder of the A/B slots (default STATE/slots)")
 		once     = fs.Bool("once", false, "run: one check-in, then exit")
 		interval = fs.Duration("interval", runner.DefaultInterval, "run: check-in interval when no wake-up comes (jittered ±10 %)")
@@ -67,22 +87,47 @@ func Run(ctx context.Context, args []string, version string, stdout, stderr io.W
 		measures measureFlag
 	)
 	fs.Var(&measures, "measure", "measure a component before attesting: TYPE:NAME:VERSION:FILE, TYPE one of boot, os, agent, application (repeatable)")
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %w", ErrUsage, err)
+	usageTo := func(w io.Writer) { fs.SetOutput(w); fmt.Fprint(w, usage); fs.PrintDefaults(); fs.SetOutput(io.Discard) }
+	// The flag package writes nothing itself: --help prints the usage to stdout and exits 0, a
+	// bad flag is one line on stderr.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	parse := func(args []string) error {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			usageTo(stdout)
+			return errHelp
+		}
+		if err != nil {
+			return usageError("%v (rampart-agent --help lists the flags)", err)
+		}
+		return nil
+	}
+	err := parse(args)
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if *showVer {
+		_, err := fmt.Fprintln(stdout, "rampart-agent", version)
+		return err
 	}
 	if fs.NArg() == 0 {
-		fs.Usage()
-		return fmt.Errorf("%w: one verb expected", ErrUsage)
+		return usageError("one verb expected: enroll, attest, run, status or version (rampart-agent --help says more)")
 	}
 	// Flags may also follow the verb: rampart-agent ... run --once.
 	verb := fs.Arg(0)
-	if err := fs.Parse(fs.Args()[1:]); err != nil {
-		return fmt.Errorf("%w: %w", ErrUsage, err)
+	err = parse(fs.Args()[1:])
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
 	}
 	if fs.NArg() != 0 {
-		fs.Usage()
-		return fmt.Errorf("%w: one verb expected, got %q", ErrUsage, append([]string{verb}, fs.Args()...))
+		return usageError("one verb expected, got %q", append([]string{verb}, fs.Args()...))
 	}
 	if verb == "version" {
 		_, err := fmt.Fprintln(stdout, "rampart-agent", version)
@@ -91,23 +136,24 @@ func Run(ctx context.Context, args []string, version string, stdout, stderr io.W
 	switch verb {
 	case "enroll", "attest", "run", "status":
 	default:
-		fs.Usage()
-		return fmt.Errorf("%w: unknown verb %q", ErrUsage, verb)
+		return usageError("unknown verb %q (rampart-agent --help lists the verbs)", verb)
 	}
-	if *server == "" || *caFile == "" {
-		return fmt.Errorf("%w: --server and --ca-file are required", ErrUsage)
+	if verb != "status" && (*server == "" || *caFile == "") {
+		return usageError("%s needs --server and --ca-file (or RAMPART_SERVER and RAMPART_CA_FILE)", verb)
 	}
 	logger := slog.New(slog.DiscardHandler)
 	if *verbose {
 		logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
-	roots, err := loadRoots(*caFile)
-	if err != nil {
-		return err
+	var roots *x509.CertPool
+	if *caFile != "" {
+		if roots, err = loadRoots(*caFile); err != nil {
+			return err
+		}
 	}
 	if verb == "run" || verb == "status" {
 		if *output != "table" && *output != "json" {
-			return fmt.Errorf("%w: --output %q is not table or json", ErrUsage, *output)
+			return usageError("--output %q is not table or json", *output)
 		}
 		cfg := runner.Config{Server: *server, RootCAs: roots, StateDir: *state, SlotsDir: *slots, Attester: *attester,
 			Simulator: simulatorBackend, SpoolDir: *spool, Interval: *interval, AgentVersion: version, Logger: logger}
@@ -226,7 +272,7 @@ func parseMeasures(ms measureFlag) ([]runner.Measure, error) {
 	for _, m := range ms {
 		parts := strings.SplitN(m, ":", 4)
 		if len(parts) != 4 {
-			return nil, fmt.Errorf("%w: --measure %q: want TYPE:NAME:VERSION:FILE", ErrUsage, m)
+			return nil, usageError("--measure %q: want TYPE:NAME:VERSION:FILE", m)
 		}
 		out = append(out, runner.Measure{Type: wire.EventType(parts[0]), Name: parts[1], Version: parts[2], Path: parts[3]})
 	}
@@ -247,7 +293,7 @@ func measure(ctx context.Context, a attest.Attester, log *attest.MeasurementLog,
 	for _, m := range extra {
 		parts := strings.SplitN(m, ":", 4)
 		if len(parts) != 4 {
-			return fmt.Errorf("%w: --measure %q: want TYPE:NAME:VERSION:FILE", ErrUsage, m)
+			return usageError("--measure %q: want TYPE:NAME:VERSION:FILE", m)
 		}
 		items = append(items, item{wire.EventType(parts[0]), parts[1], parts[2], parts[3]})
 	}

@@ -128,8 +128,9 @@ type Runner struct {
 // New opens the device's state: attester, measurement log, identity and slots. It does not talk
 // to the server.
 func New(ctx context.Context, cfg Config) (*Runner, error) {
-	if cfg.Server == "" || cfg.RootCAs == nil || cfg.StateDir == "" {
-		return nil, errors.New("runner.New: server, its CA and a state folder are required")
+	// Status reads only the state folder; the server and its CA are checked when a check-in needs them.
+	if cfg.StateDir == "" {
+		return nil, errors.New("runner.New: a state folder is required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -348,6 +349,9 @@ func (r *Runner) Attest(ctx context.Context) (wire.Status, error) {
 
 // Once runs one check-in: measure, attest if due, update, report crashes.
 func (r *Runner) Once(ctx context.Context) error {
+	if r.cfg.Server == "" || r.cfg.RootCAs == nil {
+		return errors.New("runner.Once: a check-in needs the server and its CA")
+	}
 	err := r.once(ctx)
 	now := time.Now().UTC()
 	r.mu.Lock()

@@ -171,16 +171,42 @@ func (e *Env) Print(v any, table func(t *Table)) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	}
-	t := &Table{w: tabwriter.NewWriter(e.Stdout, 0, 0, 2, ' ', 0)}
+	t := &Table{out: e.Stdout}
+	t.w = t.newWriter()
 	table(t)
 	return t.w.Flush()
 }
 
-// Table is an aligned text table.
-type Table struct{ w *tabwriter.Writer }
+// Table is an aligned text table, or several: each Section starts a table with columns of its own.
+type Table struct {
+	out  io.Writer
+	w    *tabwriter.Writer
+	rows int
+}
 
-// Row writes one row; the first call writes the header.
+func (t *Table) newWriter() *tabwriter.Writer { return tabwriter.NewWriter(t.out, 0, 0, 2, ' ', 0) }
+
+// Section ends the current table and starts another after an empty line; its first Row is its
+// header. Nothing is written when no row came before.
+func (t *Table) Section() {
+	t.w.Flush()
+	t.w = t.newWriter()
+	if t.rows > 0 {
+		fmt.Fprintln(t.out)
+	}
+	t.rows = 0
+}
+
+// Line writes one line outside any column, such as a note under a table.
+func (t *Table) Line(format string, args ...any) {
+	t.w.Flush()
+	fmt.Fprintf(t.out, format+"\n", args...)
+	t.rows++
+}
+
+// Row writes one row; the first of a section is its header. An empty cell prints as "-".
 func (t *Table) Row(cells ...any) {
+	t.rows++
 	for i, c := range cells {
 		if i > 0 {
 			fmt.Fprint(t.w, "\t")
@@ -222,6 +248,3 @@ func (e *Env) Passphrase(file string) ([]byte, error) {
 	}
 	return nil, errors.New("no passphrase given: use --passphrase-file FILE or set RAMPART_KEYS_PASSPHRASE")
 }
-
-// Blank writes an empty line: the rows after it start a new table with columns of their own.
-func (t *Table) Blank() { fmt.Fprintln(t.w) }

@@ -6,8 +6,6 @@ package clitest
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
@@ -16,7 +14,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/cli/clienv"
 	"github.com/rampartsec/rampart/internal/server"
 )
@@ -103,15 +100,8 @@ func (c *CLI) Run(args ...string) (stdout, stderr string, code int) {
 	root.SetArgs(args)
 	root.SetOut(&out)
 	root.SetErr(&errb)
-	if err := root.ExecuteContext(context.Background()); err != nil {
-		msg := err.Error()
-		if e, ok := errors.AsType[*client.Error](err); ok {
-			msg = fmt.Sprintf("%s (HTTP %d)", msg, e.Status)
-		}
-		errb.WriteString("rampart: " + msg + "\n")
-		return out.String(), errb.String(), 1
-	}
-	return out.String(), errb.String(), 0
+	code = clienv.Execute(context.Background(), root, &errb)
+	return out.String(), errb.String(), code
 }
 
 // OK runs a command that must succeed and returns its standard output.

@@ -50,8 +50,8 @@ func Command(env *clienv.Env) *cobra.Command {
 					}
 					tb.Row(row...)
 				}
-				tb.Blank()
-				tb.Row("DEVICES", cov.Devices, "NEWEST", cov.Newest, fmt.Sprintf("%.1f%%", cov.NewestShare*100), "", "")
+				tb.Section()
+				tb.Line("%d devices; %.1f%% run the newest release, %s", cov.Devices, cov.NewestShare*100, cov.Newest)
 			})
 		},
 	}

@@ -24,29 +24,41 @@ func percent(v float64) string {
 	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".") + "%"
 }
 
-// printDeployment shows a deployment and, with its progress, one row per phase.
+// printDeployment shows a deployment as sections, each a table of its own: the deployment, its
+// abort criteria, one row per phase and, with its progress, the device counts and findings.
 func printDeployment(env *clienv.Env, d client.Deployment) error {
 	return env.Print(d, func(tb *clienv.Table) {
-		tb.Row("ID", "SEQ", "PRODUCT", "GROUP", "RELEASE", "STATE", "PHASE", "REASON")
-		tb.Row(d.ID, d.Seq, d.Product, d.Group, d.Release, d.State, fmt.Sprintf("%d/%d", d.Phase, len(d.Phases)), d.Reason)
-		if d.CriteriaSummary != "" {
-			tb.Row("CRITERIA", d.CriteriaSummary, "", "", "", "", "", "")
+		tb.Row("ID", "SEQ", "PRODUCT", "GROUP", "RELEASE", "STATE", "PHASE")
+		tb.Row(d.ID, d.Seq, d.Product, d.Group, d.Release, d.State, fmt.Sprintf("%d/%d", d.Phase, len(d.Phases)))
+		if d.Reason != "" {
+			tb.Line("reason: %s", d.Reason)
 		}
-		tb.Blank()
-		tb.Row("PHASE", "SHARE", "SOAK", "OPENED", "DEVICES", "REPORTED", "", "")
+		if d.CriteriaSummary != "" {
+			tb.Section()
+			tb.Line("abort criteria:")
+			for _, c := range strings.Split(d.CriteriaSummary, "; ") {
+				tb.Line("  %s", c)
+			}
+		}
+		tb.Section()
+		tb.Row("PHASE", "SHARE", "SOAK", "OPENED", "DEVICES", "REPORTED")
 		for i, p := range d.Phases {
 			opened := ""
 			if p.OpenedAt != nil {
 				opened = clienv.When(*p.OpenedAt)
 			}
-			tb.Row(i+1, percent(p.Percent), p.MinSoak, opened, p.Devices, p.Reported, "", "")
+			tb.Row(i+1, percent(p.Percent), p.MinSoak, opened, p.Devices, p.Reported)
 		}
 		if pr := d.Progress; pr != nil {
-			tb.Blank()
-			tb.Row("DEVICES", "OFFERED", "INSTALLED", "FAILED", "TIMED OUT", "PENDING", "CRITERIA", "")
-			tb.Row(pr.Devices, pr.Offered, pr.Installed, pr.Failed, pr.TimedOut, pr.Pending, pr.Decision, "")
-			for _, f := range pr.Findings {
-				tb.Row("", "", "", "", "", "", f.Action, f.Reason)
+			tb.Section()
+			tb.Row("DEVICES", "OFFERED", "INSTALLED", "FAILED", "TIMED OUT", "PENDING", "CRITERIA SAY")
+			tb.Row(pr.Devices, pr.Offered, pr.Installed, pr.Failed, pr.TimedOut, pr.Pending, pr.Decision)
+			if len(pr.Findings) > 0 {
+				tb.Section()
+				tb.Row("FINDING", "ACTION", "REASON")
+				for _, f := range pr.Findings {
+					tb.Row(f.Criterion, f.Action, f.Reason)
+				}
 			}
 		}
 	})

@@ -3,6 +3,7 @@ package login
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +16,7 @@ func Command(env *clienv.Env) *cobra.Command {
 		Use:   "login --server URL --ca-file FILE --token-file FILE",
 		Short: "Check a server connection and token, and save them for later commands",
 		Long: "Check that the server answers and accepts the token, then save the server URL, CA file\n" +
-			"and token to the user's config file (mode 0600; $RAMPART_CONFIG overrides its path).\n" +
+			"(as an absolute path) and token to the user's config file (mode 0600; $RAMPART_CONFIG overrides its path).\n" +
 			"Later commands use them when no flag or RAMPART_* variable says otherwise.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -30,6 +31,12 @@ func Command(env *clienv.Env) *cobra.Command {
 			who, err := c.WhoAmI(cmd.Context())
 			if err != nil {
 				return fmt.Errorf("login failed: %w", err)
+			}
+			if conn.CAFile != "" {
+				// Saved absolute, so that later commands run from any folder find it.
+				if conn.CAFile, err = filepath.Abs(conn.CAFile); err != nil {
+					return err
+				}
 			}
 			path, err := env.SaveConfig(conn)
 			if err != nil {

@@ -1,7 +1,9 @@
 package login_test
 
 import (
+	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -30,4 +32,26 @@ func TestLogin(t *testing.T) {
 		t.Fatalf("config file: %v, mode %v; want 0600", err, fi.Mode())
 	}
 	c.OK("product", "list") // the saved connection is used
+}
+
+// TestLoginSavesAbsoluteCAFile logs in with a CA file named relative to the current folder, then
+// runs a command from another folder: the saved path must still find the file.
+func TestLoginSavesAbsoluteCAFile(t *testing.T) {
+	srv := clitest.Start(t, "")
+	c := clitest.New(t, clitest.Nouns(login.Command, product.Command), srv, "")
+	c.Env = map[string]string{}
+	t.Chdir(filepath.Dir(srv.CAFile))
+	c.OK("login", "--server", srv.URL, "--ca-file", filepath.Base(srv.CAFile), "--token", srv.Admin)
+	t.Chdir(t.TempDir())
+	c.OK("product", "list")
+	b, err := os.ReadFile(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var saved struct {
+		CAFile string `json:"ca_file"`
+	}
+	if err := json.Unmarshal(b, &saved); err != nil || saved.CAFile != srv.CAFile {
+		t.Fatalf("saved ca_file = %q (%v), want %q", saved.CAFile, err, srv.CAFile)
+	}
 }

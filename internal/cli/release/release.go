@@ -1,4 +1,4 @@
-// Package release holds the `rampart release` verbs: create, show, sign
+// Package release holds the `rampart release` verbs: create, list, show, sign
 // (offline, with the targets keys) and revoke.
 package release
 
@@ -11,14 +11,22 @@ import (
 
 // Command returns `rampart release`.
 func Command(env *clienv.Env) *cobra.Command {
-	cmd := &cobra.Command{Use: "release", Short: "Create, sign and revoke releases (versioned sets of images)"}
-	cmd.AddCommand(newCreate(env), newShow(env), newSign(env), newRevoke(env))
+	cmd := &cobra.Command{Use: "release", Short: "Create, list, sign and revoke releases (versioned sets of images)"}
+	cmd.AddCommand(newCreate(env), newList(env), newShow(env), newSign(env), newRevoke(env))
 	return cmd
 }
 
+// printRelease shows a release, then one row per image; a revoked release's reason is a line of
+// its own.
 func printRelease(env *clienv.Env, r client.Release) error {
 	return env.Print(r, func(tb *clienv.Table) {
-		tb.Row("PRODUCT", "VERSION", "STATE", "COMPONENT", "IMAGE VERSION", "IMAGE", "DELTAS")
+		tb.Row("PRODUCT", "VERSION", "STATE")
+		tb.Row(r.Product, r.Version, r.State)
+		if r.RevokedReason != "" {
+			tb.Line("revoked: %s", r.RevokedReason)
+		}
+		tb.Section()
+		tb.Row("COMPONENT", "IMAGE VERSION", "IMAGE", "DELTAS")
 		for _, im := range r.Images {
 			deltas := 0
 			for _, d := range r.Deltas {
@@ -26,10 +34,7 @@ func printRelease(env *clienv.Env, r client.Release) error {
 					deltas++
 				}
 			}
-			tb.Row(r.Product, r.Version, r.State, im.Component, im.Version, im.ID[:16], deltas)
-		}
-		if r.RevokedReason != "" {
-			tb.Row(r.Product, r.Version, r.State, "revoked: "+r.RevokedReason, "", "", "")
+			tb.Row(im.Component, im.Version, im.ID[:16], deltas)
 		}
 	})
 }

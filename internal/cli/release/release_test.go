@@ -112,9 +112,33 @@ func TestReleaseWalk(t *testing.T) {
 	if out := c.OK("release", "revoke", "--product", "gateway", "--affected", "-o", "json"); strings.TrimSpace(out) != "[]" {
 		t.Errorf("revoke --affected with no reports: %s", out)
 	}
+	if out := c.OK("release", "revoke", "--product", "gateway", "--affected"); out != "no signed release of gateway is named affected by a vulnerability report with a linked fix; nothing revoked\n" {
+		t.Errorf("revoke --affected with no reports printed %q, want a sentence rather than a bare header", out)
+	}
+	// The reason is a line of its own under the release, not a cell of the image table.
 	out = c.OK("release", "revoke", "--product", "gateway", "--version", "1.0.0", "--reason", "CVE-2026-1234")
-	if !strings.Contains(out, "revoked") || !strings.Contains(out, "CVE-2026-1234") {
-		t.Errorf("release revoke output:\n%s", out)
+	want := "PRODUCT  VERSION  STATE\ngateway  1.0.0    revoked\nrevoked: CVE-2026-1234\n\n" +
+		"COMPONENT  IMAGE VERSION  IMAGE             DELTAS\nrootfs     1.0.0          " + id1[:16] + "  0\n"
+	if out != want {
+		t.Errorf("release revoke printed\n%s\nwant\n%s", out, want)
+	}
+
+	// release list: oldest first, state and images, in a table and as JSON.
+	c.Fails("--product is required", "release", "list")
+	c.Fails("product toaster not found", "release", "list", "--product", "toaster")
+	lines := strings.Split(strings.TrimSpace(c.OK("release", "list", "--product", "gateway")), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "VERSION  STATE    IMAGES") ||
+		!strings.HasPrefix(lines[1], "1.0.0    revoked  rootfs 1.0.0") || !strings.HasPrefix(lines[2], "1.1.0    signed   rootfs 1.1.0") {
+		t.Errorf("release list:\n%s", strings.Join(lines, "\n"))
+	}
+	var listed []client.Release
+	if err := json.Unmarshal([]byte(c.OK("release", "list", "--product", "gateway", "-o", "json")), &listed); err != nil ||
+		len(listed) != 2 || listed[1].Version != "1.1.0" || len(listed[1].Images) != 1 || listed[1].Images[0].ID != id2 {
+		t.Errorf("release list -o json = %+v, %v", listed, err)
+	}
+	c.OK("product", "create", "toaster")
+	if out := c.OK("release", "list", "--product", "toaster"); out != "product toaster has no releases yet (rampart release create)\n" {
+		t.Errorf("release list of a product without releases: %q", out)
 	}
 	if out := c.OK("audit", "list", "--action", "release.sign"); strings.Count(out, "release.sign") != 2 {
 		t.Errorf("audit list --action release.sign:\n%s", out)

@@ -31,7 +31,14 @@ func newRevoke(env *clienv.Env) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if out.Revoked == nil {
+					out.Revoked = []client.Release{}
+				}
 				return env.Print(out.Revoked, func(tb *clienv.Table) {
+					if len(out.Revoked) == 0 {
+						tb.Line("no signed release of %s is named affected by a vulnerability report with a linked fix; nothing revoked", product)
+						return
+					}
 					tb.Row("PRODUCT", "VERSION", "STATE", "REASON")
 					for _, r := range out.Revoked {
 						tb.Row(r.Product, r.Version, r.State, r.RevokedReason)
