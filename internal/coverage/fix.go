@@ -1,0 +1,69 @@
+package coverage
+
+import "time"
+
+// FixSample is the coverage of a fix at one instant: Covered of the Total devices run a release
+// not listed as affected.
+type FixSample struct {
+	At      time.Time
+	Covered int64
+	Total   int64
+}
+
+// FixHistory replays coverage events (in time order, departures before arrivals at one
+// instant, as the store's CoverageEvents returns them) and returns the coverage of a fix
+// released at since: the fleet as it stood at since, then a sample at each later instant where
+// the covered share, in thousandths, changed (so every 50/90/99/100 % crossing is kept), and
+// the last instant. A device counts as covered when it runs a release not in affected.
+func FixHistory(events []Event, affected []string, since time.Time) []FixSample {
+	isAffected := make(map[string]bool, len(affected))
+	for _, v := range affected {
+		isAffected[v] = true
+	}
+	current := map[string]string{}
+	var covered int64
+	apply := func(e Event) {
+		if prev, ok := current[e.DeviceID]; ok && !isAffected[prev] {
+			covered--
+		}
+		if e.Release == "" {
+			delete(current, e.DeviceID)
+			return
+		}
+		current[e.DeviceID] = e.Release
+		if !isAffected[e.Release] {
+			covered++
+		}
+	}
+	perMille := func(c FixSample) int64 {
+		if c.Total == 0 {
+			return -1
+		}
+		return c.Covered * 1000 / c.Total
+	}
+	i := 0
+	for ; i < len(events) && !events[i].At.After(since); i++ {
+		apply(events[i])
+	}
+	out := []FixSample{{At: since, Covered: covered, Total: int64(len(current))}}
+	// The latest instant not kept, so that the series ends on the last state.
+	var pending FixSample
+	hasPending := false
+	for ; i < len(events); i++ {
+		apply(events[i])
+		if i+1 < len(events) && events[i+1].At.Equal(events[i].At) {
+			continue // judge an instant once all its events are applied
+		}
+		c := FixSample{At: events[i].At, Covered: covered, Total: int64(len(current))}
+		if perMille(c) != perMille(out[len(out)-1]) {
+			out = append(out, c)
+			hasPending = false
+		} else {
+			pending, hasPending = c, true
+		}
+	}
+	if last := out[len(out)-1]; hasPending && (pending.Covered != last.Covered || pending.Total != last.Total) {
+		out = append(out, pending)
+	}
+	return out
+}
