@@ -67,25 +67,13 @@ func deploymentError(err error, what string) error {
 	case errors.Is(err, store.ErrGroupBusy):
 		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: "the group already has an active or paused deployment; abort it first", Err: err}
 	case errors.Is(err, rollout.ErrFinal), errors.Is(err, rollout.ErrNotActive), errors.Is(err, rollout.ErrNotPaused):
-		return &Error{Status: http.StatusConflict, Code: CodeWrongState, Message: domainMessage(err), Err: err}
+		return coded(err, CodeWrongState)
 	case errors.Is(err, store.ErrConflict):
 		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: what + " changed concurrently; retry", Err: err}
 	case errors.Is(err, rollout.ErrInvalidPlan), errors.Is(err, rollout.ErrInvalidCriteria), errors.Is(err, rollout.ErrReasonTooLong):
-		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: domainMessage(err), Err: err}
+		return fromPublic(err)
 	}
 	return storeError(err, what)
-}
-
-// domainMessage is the part of a rollout validation error meant for the user, from the sentinel on.
-func domainMessage(err error) string {
-	msg := err.Error()
-	for _, s := range []error{rollout.ErrInvalidPlan, rollout.ErrInvalidCriteria, rollout.ErrReasonTooLong,
-		rollout.ErrFinal, rollout.ErrNotActive, rollout.ErrNotPaused} {
-		if i := strings.Index(msg, s.Error()); i >= 0 {
-			return msg[i:]
-		}
-	}
-	return "invalid request"
 }
 
 func (a *API) createDeployment(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -105,12 +93,12 @@ func (a *API) createDeployment(w http.ResponseWriter, r *http.Request, p *princi
 	} else {
 		var err error
 		if plan, err = rollout.ParsePlan(req.Phases, req.Soak); err != nil {
-			return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: domainMessage(err), Err: err}
+			return err // rollout's public error: 400 and the sentence
 		}
 	}
 	criteria, err := rollout.DefaultCriteria().WithSettings(req.Criteria)
 	if err != nil {
-		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: domainMessage(err), Err: err}
+		return err
 	}
 	if _, err := a.store.GroupByName(r.Context(), p.tenantID, req.Product, req.Group); err != nil {
 		return storeError(err, fmt.Sprintf("group %s of product %s", req.Group, req.Product))

@@ -48,10 +48,12 @@ type Error struct {
 	Kind    Kind
 	Message string
 	Err     error // the private cause; may be nil
+
+	whole bool // Message already holds Err's text (Errorf with %w)
 }
 
 func (e *Error) Error() string {
-	if e.Err == nil {
+	if e.Err == nil || e.whole {
 		return e.Message
 	}
 	return e.Message + ": " + e.Err.Error()
@@ -59,9 +61,17 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Errorf makes an error whose whole text is public.
+// Errorf makes an error whose whole text is public. A %w verb wraps its operand as in
+// fmt.Errorf, so errors.Is still finds a sentinel, and the operand's text is part of the
+// sentence: use it for a sentinel whose text is meant to be read ("%w: phase %d ...").
 func Errorf(kind Kind, format string, args ...any) error {
-	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
+	err := fmt.Errorf(format, args...)
+	e := &Error{Kind: kind, Message: err.Error(), whole: true}
+	switch err.(type) {
+	case interface{ Unwrap() error }, interface{ Unwrap() []error }:
+		e.Err = err
+	}
+	return e
 }
 
 // Wrap gives err a public sentence. The text of err is not shown to the client; errors.Is and

@@ -44,3 +44,21 @@ func TestKindString(t *testing.T) {
 		t.Fatalf("Kind.String: %q %q", Invalid.String(), Kind(99).String())
 	}
 }
+
+var errSentinel = errors.New("invalid phase plan")
+
+func TestErrorfWrapsSentinel(t *testing.T) {
+	err := fmt.Errorf("rollout.Pause: %w", Errorf(Invalid, "%w: phase %d is empty", errSentinel, 2))
+	if !errors.Is(err, errSentinel) {
+		t.Fatal("errors.Is does not find the sentinel")
+	}
+	if msg, _ := Message(err); msg != "invalid phase plan: phase 2 is empty" {
+		t.Fatalf("Message = %q", msg)
+	}
+	if got := err.Error(); got != "rollout.Pause: invalid phase plan: phase 2 is empty" {
+		t.Fatalf("Error() = %q; the sentinel's text should appear once", got)
+	}
+	if e, _ := As(Errorf(Invalid, "no %s here", "verb")); e.Err != nil || e.Error() != "no verb here" {
+		t.Fatalf("Errorf without %%w = %+v", e)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Action is what a crossed criterion does to a deployment.
@@ -140,7 +142,7 @@ func (c Criteria) Validate() error {
 	}
 	for _, ch := range checks {
 		if !ch.ok {
-			return fmt.Errorf("%w: %s", ErrInvalidCriteria, ch.msg)
+			return public.Errorf(public.Invalid, "%w: %s", ErrInvalidCriteria, ch.msg)
 		}
 	}
 	return nil

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // State is the lifecycle state of a deployment.
@@ -139,7 +141,7 @@ func checkReason(reason string, required bool) (string, error) {
 		return "", ErrReasonMissing
 	}
 	if len(reason) > MaxReasonLen {
-		return "", fmt.Errorf("%w: %d bytes, at most %d", ErrReasonTooLong, len(reason), MaxReasonLen)
+		return "", public.Errorf(public.Invalid, "%w: %d bytes, at most %d", ErrReasonTooLong, len(reason), MaxReasonLen)
 	}
 	return reason, nil
 }
@@ -158,7 +160,7 @@ func (d Deployment) Pause(actor, reason string, now time.Time) (Deployment, Even
 		return d, Event{}, fmt.Errorf("rollout.Pause: %w", err)
 	}
 	if d.State != StateActive {
-		return d, Event{}, fmt.Errorf("rollout.Pause: %w (state %s)", ErrNotActive, d.State)
+		return d, Event{}, fmt.Errorf("rollout.Pause: %w", public.Errorf(public.Conflict, "%w (state %s)", ErrNotActive, d.State))
 	}
 	if r == "" {
 		r = "paused by operator"
@@ -177,7 +179,7 @@ func (d Deployment) Resume(actor, reason string, now time.Time) (Deployment, Eve
 		return d, Event{}, fmt.Errorf("rollout.Resume: %w", err)
 	}
 	if d.State != StatePaused {
-		return d, Event{}, fmt.Errorf("rollout.Resume: %w (state %s)", ErrNotPaused, d.State)
+		return d, Event{}, fmt.Errorf("rollout.Resume: %w", public.Errorf(public.Conflict, "%w (state %s)", ErrNotPaused, d.State))
 	}
 	nd, ev := d.transition(EventResumed, StateActive, actor, r, nil, now)
 	nd.EvidenceSince, nd.SoakSince = now, now
@@ -191,7 +193,7 @@ func (d Deployment) Abort(actor, reason string, now time.Time) (Deployment, Even
 		return d, Event{}, fmt.Errorf("rollout.Abort: %w", err)
 	}
 	if d.State.Final() {
-		return d, Event{}, fmt.Errorf("rollout.Abort: %w (state %s)", ErrFinal, d.State)
+		return d, Event{}, fmt.Errorf("rollout.Abort: %w", public.Errorf(public.Conflict, "%w (state %s)", ErrFinal, d.State))
 	}
 	if r == "" {
 		r = "aborted by operator"

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Limits on a phase plan, so that a typo cannot create a plan that never ends.
@@ -74,28 +76,28 @@ type Plan struct {
 // Validate reports the first problem with the plan, wrapping ErrInvalidPlan.
 func (p Plan) Validate() error {
 	if len(p.Phases) == 0 {
-		return fmt.Errorf("%w: at least one phase is needed", ErrInvalidPlan)
+		return public.Errorf(public.Invalid, "%w: at least one phase is needed", ErrInvalidPlan)
 	}
 	if len(p.Phases) > MaxPhases {
-		return fmt.Errorf("%w: %d phases, at most %d allowed", ErrInvalidPlan, len(p.Phases), MaxPhases)
+		return public.Errorf(public.Invalid, "%w: %d phases, at most %d allowed", ErrInvalidPlan, len(p.Phases), MaxPhases)
 	}
 	prev := 0.0
 	for i, ph := range p.Phases {
 		n := i + 1
 		switch {
 		case math.IsNaN(ph.Share) || ph.Share <= 0 || ph.Share > 1:
-			return fmt.Errorf("%w: phase %d: share %v is not in (0, 1]", ErrInvalidPlan, n, ph.Share)
+			return public.Errorf(public.Invalid, "%w: phase %d: share %v is not in (0, 1]", ErrInvalidPlan, n, ph.Share)
 		case ph.Share <= prev:
-			return fmt.Errorf("%w: phase %d: share %v does not grow past the previous phase's %v", ErrInvalidPlan, n, ph.Share, prev)
+			return public.Errorf(public.Invalid, "%w: phase %d: share %v does not grow past the previous phase's %v", ErrInvalidPlan, n, ph.Share, prev)
 		case ph.MinSoak < 0 || ph.MinSoak > MaxSoak:
-			return fmt.Errorf("%w: phase %d: soak %v is not between 0 and %v", ErrInvalidPlan, n, ph.MinSoak, MaxSoak)
+			return public.Errorf(public.Invalid, "%w: phase %d: soak %v is not between 0 and %v", ErrInvalidPlan, n, ph.MinSoak, MaxSoak)
 		case math.IsNaN(ph.MinReporting) || ph.MinReporting < 0 || ph.MinReporting > 1:
-			return fmt.Errorf("%w: phase %d: minimum reporting share %v is not in [0, 1]", ErrInvalidPlan, n, ph.MinReporting)
+			return public.Errorf(public.Invalid, "%w: phase %d: minimum reporting share %v is not in [0, 1]", ErrInvalidPlan, n, ph.MinReporting)
 		}
 		prev = ph.Share
 	}
 	if last := p.Phases[len(p.Phases)-1].Share; last != 1 {
-		return fmt.Errorf("%w: the last phase must cover 100%% of the group, not %v%%", ErrInvalidPlan, formatPercent(last))
+		return public.Errorf(public.Invalid, "%w: the last phase must cover 100%% of the group, not %v%%", ErrInvalidPlan, formatPercent(last))
 	}
 	return nil
 }
@@ -134,21 +136,21 @@ func NewPlan(percents []float64, soak time.Duration, minReporting float64) (Plan
 func ParsePhases(spec string) ([]float64, error) {
 	spec = strings.TrimSpace(spec)
 	if spec == "" {
-		return nil, fmt.Errorf("%w: empty phase list", ErrInvalidPlan)
+		return nil, public.Errorf(public.Invalid, "%w: empty phase list", ErrInvalidPlan)
 	}
 	fields := strings.Split(spec, ",")
 	if len(fields) > MaxPhases {
-		return nil, fmt.Errorf("%w: %d phases, at most %d allowed", ErrInvalidPlan, len(fields), MaxPhases)
+		return nil, public.Errorf(public.Invalid, "%w: %d phases, at most %d allowed", ErrInvalidPlan, len(fields), MaxPhases)
 	}
 	out := make([]float64, len(fields))
 	for i, f := range fields {
 		f = strings.TrimSuffix(strings.TrimSpace(f), "%")
 		v, err := strconv.ParseFloat(f, 64)
 		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("%w: phase %d: %q is not a percentage", ErrInvalidPlan, i+1, f)
+			return nil, public.Errorf(public.Invalid, "%w: phase %d: %q is not a percentage", ErrInvalidPlan, i+1, f)
 		}
 		if v <= 0 || v > 100 {
-			return nil, fmt.Errorf("%w: phase %d: %v%% is not in (0, 100]", ErrInvalidPlan, i+1, v)
+			return nil, public.Errorf(public.Invalid, "%w: phase %d: %v%% is not in (0, 100]", ErrInvalidPlan, i+1, v)
 		}
 		out[i] = v
 	}
@@ -163,7 +165,7 @@ func ParseSoak(s string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
 		if err != nil {
-			return 0, fmt.Errorf("%w: soak %q is not a duration", ErrInvalidPlan, s)
+			return 0, public.Errorf(public.Invalid, "%w: soak %q is not a duration", ErrInvalidPlan, s)
 		}
 		d = time.Duration(n) * 24 * time.Hour
 		if n > int(MaxSoak/(24*time.Hour)) {
@@ -173,11 +175,11 @@ func ParseSoak(s string) (time.Duration, error) {
 		var err error
 		d, err = time.ParseDuration(s)
 		if err != nil {
-			return 0, fmt.Errorf("%w: soak %q is not a duration", ErrInvalidPlan, s)
+			return 0, public.Errorf(public.Invalid, "%w: soak %q is not a duration", ErrInvalidPlan, s)
 		}
 	}
 	if d < 0 || d > MaxSoak {
-		return 0, fmt.Errorf("%w: soak %v is not between 0 and %v", ErrInvalidPlan, d, MaxSoak)
+		return 0, public.Errorf(public.Invalid, "%w: soak %v is not between 0 and %v", ErrInvalidPlan, d, MaxSoak)
 	}
 	return d, nil
 }

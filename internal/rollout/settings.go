@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // The names an operator sets abort criteria by (`rampart deployment create --max-install-failures
@@ -31,7 +33,7 @@ var Settings = []string{SettingMaxInstallFailures, SettingMinSample, SettingRepo
 func (c Criteria) WithSettings(settings map[string]string) (Criteria, error) {
 	for name := range settings {
 		if !slices.Contains(Settings, name) {
-			return c, fmt.Errorf("%w: unknown setting %q (known: %s)", ErrInvalidCriteria, name, strings.Join(Settings, ", "))
+			return c, public.Errorf(public.Invalid, "%w: unknown setting %q (known: %s)", ErrInvalidCriteria, name, strings.Join(Settings, ", "))
 		}
 	}
 	for _, name := range Settings {
@@ -41,7 +43,7 @@ func (c Criteria) WithSettings(settings map[string]string) (Criteria, error) {
 		}
 		v = strings.TrimSpace(v)
 		if err := c.set(name, v); err != nil {
-			return c, fmt.Errorf("%w: %s %q: %s", ErrInvalidCriteria, name, v, err)
+			return c, public.Errorf(public.Invalid, "%w: %s %q: %s", ErrInvalidCriteria, name, v, err)
 		}
 	}
 	return c, c.Validate()
