@@ -53,22 +53,9 @@ func releaseError(err error, what string) error {
 	case errors.Is(err, release.ErrTooLarge):
 		return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: "the image is larger than the server accepts", Err: err}
 	case errors.Is(err, release.ErrInvalid):
-		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "refused: " + safeCause(err), Err: err}
+		return fromPublic(err)
 	}
 	return storeError(err, what)
-}
-
-// safeCause is the part of a validation error meant for the user: the
-// message after the sentinel, which names the field or the failed check.
-func safeCause(err error) string {
-	msg := err.Error()
-	const marker = "release: invalid: "
-	for i := 0; i+len(marker) <= len(msg); i++ {
-		if msg[i:i+len(marker)] == marker {
-			return msg[i+len(marker):]
-		}
-	}
-	return "invalid request"
 }
 
 func (a *API) tufOnlineKeys(w http.ResponseWriter, r *http.Request, p *principal) error {

@@ -95,16 +95,16 @@ func ValidateInstall(rep InstallReport) error {
 	switch rep.State {
 	case InstallDownloading, InstallInstalling, InstallInstalled, InstallCommitted, InstallFailed:
 	default:
-		return fmt.Errorf("%w: state %q", ErrInvalid, rep.State)
+		return refuse("state %q", rep.State)
 	}
 	if rep.Release != "" && !updatemeta.ValidVersion(rep.Release) {
-		return fmt.Errorf("%w: release %q", ErrInvalid, rep.Release)
+		return refuse("release %q", rep.Release)
 	}
 	if rep.State == InstallCommitted && rep.Release == "" {
-		return fmt.Errorf("%w: a committed state names its release", ErrInvalid)
+		return refuse("a committed state names its release")
 	}
 	if len(rep.Reason) > MaxReasonLength || !utf8.ValidString(rep.Reason) || strings.ContainsFunc(rep.Reason, func(r rune) bool { return r < 0x20 && r != '\t' }) {
-		return fmt.Errorf("%w: reason must be printable text of at most %d bytes", ErrInvalid, MaxReasonLength)
+		return refuse("reason must be printable text of at most %d bytes", MaxReasonLength)
 	}
 	return nil
 }

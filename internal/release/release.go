@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/delta"
+	"github.com/rampartsec/rampart/internal/public"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/tuf"
 	"github.com/rampartsec/rampart/internal/updatemeta"
@@ -34,6 +35,12 @@ var (
 	ErrWrongState   = errors.New("release: release is not in a state that allows this")
 	ErrConcurrently = errors.New("release: the repository changed concurrently; retry")
 )
+
+// refuse is a refusal of the caller's input: it wraps ErrInvalid, and its public sentence,
+// "refused: " and the detail, is what the client is told.
+func refuse(format string, args ...any) error {
+	return public.Wrap(ErrInvalid, public.Invalid, "refused: "+format, args...)
+}
 
 // Release states.
 const (
@@ -227,10 +234,10 @@ func (s *Service) Init(ctx context.Context, actor store.Actor, tenantID string, 
 		return fmt.Errorf("release.Init: %w", err)
 	}
 	if err := repo.AddRoot(root, now); err != nil {
-		return fmt.Errorf("release.Init: %w: %w", ErrInvalid, err)
+		return fmt.Errorf("release.Init: %w", refuse("%v", err))
 	}
 	if _, err := tuf.NewDirector([][]byte{directorRoot}, s.cfg.Online.Director, s.cfg.Expiry); err != nil {
-		return fmt.Errorf("release.Init: director root: %w: %w", ErrInvalid, err)
+		return fmt.Errorf("release.Init: director root: %w", refuse("%v", err))
 	}
 	b, err := json.Marshal(repo.State())
 	if err != nil {
@@ -278,13 +285,13 @@ func (s *Service) AddRoot(ctx context.Context, actor store.Actor, tenantID strin
 		director := r.director
 		if root != nil {
 			if err := repo.AddRoot(root, now); err != nil {
-				return fmt.Errorf("%w: %w", ErrInvalid, err)
+				return refuse("%v", err)
 			}
 		}
 		if directorRoot != nil {
 			director = append(slices.Clone(director), directorRoot)
 			if _, err := tuf.NewDirector(director, s.cfg.Online.Director, s.cfg.Expiry); err != nil {
-				return fmt.Errorf("%w: director root: %w", ErrInvalid, err)
+				return refuse("director root: %v", err)
 			}
 		}
 		if err := saveRepo(ctx, tx, tenantID, r, repo.State(), director, now); err != nil {
@@ -302,13 +309,13 @@ func (s *Service) AddRoot(ctx context.Context, actor store.Actor, tenantID strin
 // same bytes again with the same attributes returns the existing image.
 func (s *Service) AddImage(ctx context.Context, actor store.Actor, tenantID string, r io.Reader, component, version string, securityVersion uint64) (Image, error) {
 	if !updatemeta.ComponentRe.MatchString(component) {
-		return Image{}, fmt.Errorf("release.AddImage: %w: component %q (letters, digits, . _ -)", ErrInvalid, component)
+		return Image{}, fmt.Errorf("release.AddImage: %w", refuse("component %q (letters, digits, . _ -)", component))
 	}
 	if !updatemeta.ValidVersion(version) {
-		return Image{}, fmt.Errorf("release.AddImage: %w: version %q (like 1.2.3)", ErrInvalid, version)
+		return Image{}, fmt.Errorf("release.AddImage: %w", refuse("version %q (like 1.2.3)", version))
 	}
 	if securityVersion > 1<<53 {
-		return Image{}, fmt.Errorf("release.AddImage: %w: security version too large", ErrInvalid)
+		return Image{}, fmt.Errorf("release.AddImage: %w", refuse("security version too large"))
 	}
 	sum, n, err := s.cfg.Blobs.Put(r, s.cfg.MaxImageSize)
 	if err != nil {
@@ -355,10 +362,10 @@ func scanImage(row interface{ Scan(...any) error }) (Image, error) {
 // draft release of a product.
 func (s *Service) CreateRelease(ctx context.Context, actor store.Actor, tenantID, product, version string, images []string) (Release, error) {
 	if !updatemeta.ValidVersion(version) {
-		return Release{}, fmt.Errorf("release.CreateRelease: %w: version %q (like 1.2.3)", ErrInvalid, version)
+		return Release{}, fmt.Errorf("release.CreateRelease: %w", refuse("version %q (like 1.2.3)", version))
 	}
 	if len(images) == 0 || len(images) > 64 {
-		return Release{}, fmt.Errorf("release.CreateRelease: %w: a release has 1 to 64 images", ErrInvalid)
+		return Release{}, fmt.Errorf("release.CreateRelease: %w", refuse("a release has 1 to 64 images"))
 	}
 	p, err := s.cfg.Store.ProductByName(ctx, tenantID, product)
 	if err != nil {
@@ -377,7 +384,7 @@ func (s *Service) CreateRelease(ctx context.Context, actor store.Actor, tenantID
 				return err
 			}
 			if seen[im.Component] {
-				return fmt.Errorf("%w: two images for component %s", ErrInvalid, im.Component)
+				return refuse("two images for component %s", im.Component)
 			}
 			seen[im.Component] = true
 			rel.Images = append(rel.Images, im)
@@ -628,18 +635,18 @@ func (s *Service) Sign(ctx context.Context, actor store.Actor, tenantID, product
 		}
 		summary, err := tuf.SummarizeTargets(signed)
 		if err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalid, err)
+			return refuse("%v", err)
 		}
 		for _, im := range r.Images {
 			if !slices.ContainsFunc(summary.Images, func(x tuf.Image) bool { return x == im.tuf() }) {
-				return fmt.Errorf("%w: the signed targets do not list %s %s", ErrInvalid, im.Component, im.SHA256)
+				return refuse("the signed targets do not list %s %s", im.Component, im.SHA256)
 			}
 		}
 		if summary.Deltas < len(r.Deltas) {
-			return fmt.Errorf("%w: the signed targets lack the release's deltas; run sign again", ErrInvalid)
+			return refuse("the signed targets lack the release's deltas; run sign again")
 		}
 		if err := repo.SetTargets(signed, now); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalid, err)
+			return refuse("%v", err)
 		}
 		if err := saveRepo(ctx, tx, tenantID, row, repo.State(), row.director, now); err != nil {
 			return err
@@ -666,7 +673,7 @@ func (s *Service) Sign(ctx context.Context, actor store.Actor, tenantID, product
 func (s *Service) Revoke(ctx context.Context, actor store.Actor, tenantID, product, version, reason string) (Release, error) {
 	reason = strings.TrimSpace(reason)
 	if reason == "" || len(reason) > 1000 {
-		return Release{}, fmt.Errorf("release.Revoke: %w: a reason of 1 to 1000 characters is required", ErrInvalid)
+		return Release{}, fmt.Errorf("release.Revoke: %w", refuse("a reason of 1 to 1000 characters is required"))
 	}
 	now := s.now()
 	var out Release
