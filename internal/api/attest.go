@@ -72,13 +72,17 @@ func (a *API) deviceAttest(w http.ResponseWriter, r *http.Request, d *device) er
 	return nil
 }
 
-// wireError maps a wire decoding error. Its text describes only the client's own input, so it
-// is safe to return.
+// wireError maps a wire decoding error: what names the message, and wire's public sentence says
+// what is wrong with it.
 func wireError(err error, what string) error {
 	if errors.Is(err, wire.ErrTooLarge) {
 		return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: what + " is too large", Err: err}
 	}
-	return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "invalid " + what + ": " + errors.Unwrap(err).Error(), Err: err}
+	e := fromPublic(err)
+	if e.Code != CodeInternal {
+		e.Message = "invalid " + what + ": " + e.Message
+	}
+	return e
 }
 
 func attestError(err error) error {

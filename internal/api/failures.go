@@ -37,11 +37,11 @@ type FailureAnswer struct {
 func (a *API) deviceFailures(w http.ResponseWriter, r *http.Request, d *device) error {
 	batch, err := failure.DecodeBatch(http.MaxBytesReader(w, r.Body, failure.MaxBatchBytes+1))
 	if err != nil {
-		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig || errors.Is(err, failure.ErrTooLarge) {
-			return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: clientMessage(err.Error()), Err: err}
+		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
+			return newError(http.StatusRequestEntityTooLarge, CodeTooLarge, "crash report too large: batch is over %d bytes", failure.MaxBatchBytes)
 		}
-		if errors.Is(err, failure.ErrMalformed) {
-			return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: clientMessage(err.Error()), Err: err}
+		if e := fromPublic(err); e.Code != CodeInternal {
+			return e // failure's sentence: the index and the field at fault
 		}
 		return badRequest("the crash report batch could not be read")
 	}

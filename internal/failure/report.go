@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Limits on what a device may send. A report or batch over a limit is
@@ -68,8 +70,10 @@ type Batch struct {
 	Reports []Report `json:"reports"`
 }
 
+// malformed and the ErrTooLarge errors carry their whole text as the public sentence: it
+// describes only the device's own input.
 func malformed(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+	return public.Errorf(public.Invalid, "%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
 
 // decodeStrict reads one JSON value of at most limit bytes into v, refusing
@@ -80,7 +84,7 @@ func decodeStrict(r io.Reader, limit int64, what string, v any) error {
 		return fmt.Errorf("read %s: %w", what, err)
 	}
 	if int64(len(b)) > limit {
-		return fmt.Errorf("%w: %s is over %d bytes", ErrTooLarge, what, limit)
+		return public.Errorf(public.TooLarge, "%w: %s is over %d bytes", ErrTooLarge, what, limit)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -120,15 +124,15 @@ func DecodeBatch(r io.Reader) (Batch, error) {
 		return Batch{}, fmt.Errorf("failure.DecodeBatch: %w", malformed("batch holds no reports"))
 	}
 	if len(b.Reports) > MaxBatchReports {
-		return Batch{}, fmt.Errorf("failure.DecodeBatch: %w: %d reports, at most %d", ErrTooLarge, len(b.Reports), MaxBatchReports)
+		return Batch{}, fmt.Errorf("failure.DecodeBatch: %w", public.Errorf(public.TooLarge, "%w: %d reports, at most %d", ErrTooLarge, len(b.Reports), MaxBatchReports))
 	}
 	seen := make(map[string]bool, len(b.Reports))
 	for i := range b.Reports {
 		if err := b.Reports[i].Validate(); err != nil {
-			return Batch{}, fmt.Errorf("failure.DecodeBatch: report %d: %w", i, err)
+			return Batch{}, fmt.Errorf("failure.DecodeBatch: %w", public.Errorf(public.KindOf(err), "report %d: %w", i, err))
 		}
 		if seen[b.Reports[i].ID] {
-			return Batch{}, fmt.Errorf("failure.DecodeBatch: report %d: %w", i, malformed("duplicate id %q", b.Reports[i].ID))
+			return Batch{}, fmt.Errorf("failure.DecodeBatch: %w", public.Errorf(public.Invalid, "report %d: %w", i, malformed("duplicate id %q", b.Reports[i].ID)))
 		}
 		seen[b.Reports[i].ID] = true
 	}
@@ -140,7 +144,7 @@ func checkText(field, v string, max int, required bool) error {
 		return malformed("%s is required", field)
 	}
 	if len(v) > max {
-		return fmt.Errorf("%w: %s is %d bytes, at most %d", ErrTooLarge, field, len(v), max)
+		return public.Errorf(public.TooLarge, "%w: %s is %d bytes, at most %d", ErrTooLarge, field, len(v), max)
 	}
 	if !utf8.ValidString(v) {
 		return malformed("%s is not valid UTF-8", field)
@@ -158,7 +162,7 @@ func checkID(id string) error {
 		return malformed("id is required")
 	}
 	if len(id) > MaxIDLen {
-		return fmt.Errorf("%w: id is %d bytes, at most %d", ErrTooLarge, len(id), MaxIDLen)
+		return public.Errorf(public.TooLarge, "%w: id is %d bytes, at most %d", ErrTooLarge, len(id), MaxIDLen)
 	}
 	for _, r := range id {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
@@ -195,7 +199,7 @@ func (r *Report) Validate() error {
 		return malformed("exit_code %d is not in 0..%d", *r.ExitCode, MaxExitCode)
 	}
 	if len(r.Frames) > MaxFrames {
-		return fmt.Errorf("%w: %d frames, at most %d", ErrTooLarge, len(r.Frames), MaxFrames)
+		return public.Errorf(public.TooLarge, "%w: %d frames, at most %d", ErrTooLarge, len(r.Frames), MaxFrames)
 	}
 	for i, fr := range r.Frames {
 		if err := checkText(fmt.Sprintf("frame %d", i), fr, MaxFrameLen, false); err != nil {
@@ -203,7 +207,7 @@ func (r *Report) Validate() error {
 		}
 	}
 	if len(r.GoPanic) > MaxPanicLen {
-		return fmt.Errorf("%w: go_panic is %d bytes, at most %d", ErrTooLarge, len(r.GoPanic), MaxPanicLen)
+		return public.Errorf(public.TooLarge, "%w: go_panic is %d bytes, at most %d", ErrTooLarge, len(r.GoPanic), MaxPanicLen)
 	}
 	if !utf8.ValidString(r.GoPanic) {
 		return malformed("go_panic is not valid UTF-8")

@@ -19,6 +19,8 @@ import (
 	"io"
 	"time"
 	"unicode/utf8"
+
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Limits on device input. A message over its limit is refused before it is
@@ -351,7 +353,7 @@ func (e *Evidence) Validate() error {
 	}
 	for i, ev := range e.Log {
 		if err := ev.validate(); err != nil {
-			return fmt.Errorf("log event %d: %w", i, err)
+			return public.Errorf(public.KindOf(err), "log event %d: %w", i, err)
 		}
 	}
 	return nil
@@ -385,18 +387,18 @@ func DigestBytes(s string) ([]byte, error) {
 func decodeStrict(r io.Reader, limit int64, v any) error {
 	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
-		return fmt.Errorf("read: %w", err)
+		return public.Errorf(public.Invalid, "read: %w", err) // the client's own transport
 	}
 	if int64(len(data)) > limit {
-		return fmt.Errorf("%w: over %d bytes", ErrTooLarge, limit)
+		return public.Errorf(public.TooLarge, "%w: over %d bytes", ErrTooLarge, limit)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: %w", ErrMalformed, err)
+		return public.Errorf(public.Invalid, "%w: %w", ErrMalformed, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: trailing data after the JSON object", ErrMalformed)
+		return malformed("trailing data after the JSON object")
 	}
 	return nil
 }
@@ -442,6 +444,8 @@ func isHexDigest(s string) bool {
 	return true
 }
 
+// malformed and the other decoding errors carry their whole text as the public sentence: it
+// describes only the client's own input.
 func malformed(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+	return public.Errorf(public.Invalid, "%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
