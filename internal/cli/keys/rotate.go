@@ -1,18 +1,16 @@
 package keys
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
-
-	"github.com/spf13/cobra"
-	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/cli/clienv"
 	"github.com/rampartsec/rampart/internal/tuf"
+	"github.com/spf13/cobra"
 )
 
 func newRotate(env *clienv.Env) *cobra.Command {
@@ -31,7 +29,9 @@ func newRotate(env *clienv.Env) *cobra.Command {
 			if dir == "" {
 				return fmt.Errorf("--dir is required")
 			}
-			if len(revoke) == 0 && addRoot == 0 && addTargets == 0 && rootThreshold == 0 && targetsThreshold == 0 {
+			want := tuf.Rotation{Revoke: revoke, AddRoot: addRoot, AddTargets: addTargets, RootThreshold: rootThreshold,
+				TargetsThreshold: targetsThreshold, Expires: time.Now().Add(tuf.DefaultExpiry().Root)}
+			if want.Empty() {
 				return fmt.Errorf("nothing to rotate: give --revoke, --add-root, --add-targets or a threshold")
 			}
 			pass, err := env.Passphrase(passFile)
@@ -50,62 +50,20 @@ func newRotate(env *clienv.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cur, err := (&metadata.Metadata[metadata.RootType]{}).FromBytes(roots.Root)
-			if err != nil {
+			plan, err := tuf.PlanRotation(roots.Root, want)
+			if errors.Is(err, tuf.ErrVerify) {
 				return fmt.Errorf("the server's root is malformed: %w", err)
 			}
-			expires := time.Now().Add(tuf.DefaultExpiry().Root)
-			change := tuf.RootChange{Add: map[string][]*metadata.Key{}, Revoke: map[string][]string{}, Threshold: map[string]int{}, Expires: expires}
-			dirChange := tuf.RootChange{Add: map[string][]*metadata.Key{}, Revoke: map[string][]string{}, Threshold: map[string]int{}, Expires: expires}
-			var revokedIDs []string
-			for _, prefix := range revoke {
-				id, role, err := findKey(cur, prefix)
-				if err != nil {
-					return err
-				}
-				change.Revoke[role] = append(change.Revoke[role], id)
-				if role == metadata.ROOT {
-					dirChange.Revoke[role] = append(dirChange.Revoke[role], id)
-				}
-				revokedIDs = append(revokedIDs, id)
-			}
-			fresh := &tuf.KeySet{}
-			for _, add := range []struct {
-				role string
-				n    int
-			}{{metadata.ROOT, addRoot}, {metadata.TARGETS, addTargets}} {
-				for range add.n {
-					k, err := tuf.GenerateKey(add.role)
-					if err != nil {
-						return err
-					}
-					fresh.Keys = append(fresh.Keys, k)
-					change.Add[add.role] = append(change.Add[add.role], k.Public())
-					if add.role == metadata.ROOT {
-						dirChange.Add[add.role] = append(dirChange.Add[add.role], k.Public())
-					}
-				}
-			}
-			if rootThreshold > 0 {
-				change.Threshold[metadata.ROOT] = rootThreshold
-				dirChange.Threshold[metadata.ROOT] = rootThreshold
-			}
-			if targetsThreshold > 0 {
-				change.Threshold[metadata.TARGETS] = targetsThreshold
-			}
-			all := &tuf.KeySet{Keys: append(append([]*tuf.PrivateKey(nil), ks.Keys...), fresh.Keys...)}
-			next, err := tuf.RotateRoot(roots.Root, change, all)
 			if err != nil {
 				return err
 			}
-			up := client.TUFRoots{Root: next}
-			if len(dirChange.Add)+len(dirChange.Revoke)+len(dirChange.Threshold) > 0 {
-				if up.DirectorRoot, err = tuf.RotateRoot(roots.DirectorRoot, dirChange, all); err != nil {
-					return fmt.Errorf("director root: %w", err)
-				}
+			next, nextDirector, err := plan.Sign(roots.Root, roots.DirectorRoot, ks)
+			if err != nil {
+				return err
 			}
+			up := client.TUFRoots{Root: next, DirectorRoot: nextDirector}
 			// Keep the new keys before the server trusts them.
-			if err := tuf.SaveKeys(dir, fresh, pass); err != nil {
+			if err := tuf.SaveKeys(dir, plan.Fresh, pass); err != nil {
 				return err
 			}
 			if err := c.RotateTUFRoots(cmd.Context(), up); err != nil {
@@ -119,13 +77,15 @@ func newRotate(env *clienv.Env) *cobra.Command {
 					return err
 				}
 			}
-			if err := retire(dir, ks, revokedIDs); err != nil {
+			if err := retire(dir, ks, plan.Revoked); err != nil {
 				return err
 			}
-			n, _ := (&metadata.Metadata[metadata.RootType]{}).FromBytes(next)
+			n, err := tuf.SummarizeRoot(next)
+			if err != nil {
+				return err
+			}
 			fmt.Fprintf(env.Stdout, "root version %d: %d root keys (threshold %d), %d targets keys (threshold %d)\n",
-				n.Signed.Version, len(n.Signed.Roles[metadata.ROOT].KeyIDs), n.Signed.Roles[metadata.ROOT].Threshold,
-				len(n.Signed.Roles[metadata.TARGETS].KeyIDs), n.Signed.Roles[metadata.TARGETS].Threshold)
+				n.Version, n.RootKeys, n.RootThreshold, n.TargetsKeys, n.TargetsThreshold)
 			return nil
 		},
 	}
@@ -137,25 +97,6 @@ func newRotate(env *clienv.Env) *cobra.Command {
 	cmd.Flags().IntVar(&targetsThreshold, "targets-threshold", 0, "new targets threshold (0 keeps it)")
 	cmd.Flags().StringVar(&passFile, "passphrase-file", "", "file whose first line opens the key files (or RAMPART_KEYS_PASSPHRASE)")
 	return cmd
-}
-
-// findKey resolves a key ID prefix among the root's root and targets keys.
-func findKey(root *metadata.Metadata[metadata.RootType], prefix string) (string, string, error) {
-	var id, role string
-	for _, r := range []string{metadata.ROOT, metadata.TARGETS} {
-		for _, k := range root.Signed.Roles[r].KeyIDs {
-			if prefix != "" && strings.HasPrefix(k, prefix) {
-				if id != "" {
-					return "", "", fmt.Errorf("key ID prefix %s is ambiguous", prefix)
-				}
-				id, role = k, r
-			}
-		}
-	}
-	if id == "" {
-		return "", "", fmt.Errorf("no root or targets key has an ID starting with %s", prefix)
-	}
-	return id, role, nil
 }
 
 // retire moves revoked key files out of DIR so they are never used again.
