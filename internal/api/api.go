@@ -134,8 +134,15 @@ func New(d Deps) *API {
 	return a
 }
 
-// ServeHTTP serves the admin API.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the admin, researcher and device APIs. Every request's path and query are
+// checked to be text first, once for every route (checkText).
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if e := checkText(r); e != nil {
+		writeError(w, e)
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
 
 // access is who may call a route.
 type access struct {

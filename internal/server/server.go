@@ -198,7 +198,7 @@ func (s *Server) routes() http.Handler {
 	a := api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas, Releases: s.releases, Wake: s.wake, Waker: s.waker,
 		DeviceLimit: api.DeviceLimit(s.cfg.DeviceRate), AddrLimit: api.AddrLimit(s.cfg.AddrRate), ApplyLimit: api.ApplyLimit(api.DefaultApplyRate)})
 	mux.Handle("/api/", a)
-	mux.Handle("GET /tuf/", s.releases.Handler())
+	mux.Handle("GET /tuf/", api.RequireText(s.releases.Handler()))
 	mux.Handle("/device/", a)
 	mux.Handle("/research/", a)
 	return m.instrument(mux)

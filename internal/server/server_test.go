@@ -112,6 +112,13 @@ func TestFirstStartAndRestart(t *testing.T) {
 			if err != nil || !who.Service || who.Role != "admin" || who.Tenant != "default" {
 				t.Fatalf("WhoAmI = %+v, %v", who, err)
 			}
+			// The image repository, outside the API, refuses paths that are not text with 400 too
+			// (PostgreSQL answered 500 on the tenant lookup).
+			for _, p := range []string{"/tuf/%FF/metadata/root.json", "/tuf/default/metadata/%C0%AF", "/tuf/x%00/targets/a"} {
+				if code, body := get(t, hc, url+p); code != 400 || !strings.Contains(body, "UTF-8") {
+					t.Errorf("GET %s = %d %q, want 400", p, code, body)
+				}
+			}
 			if code, body := get(t, hc, url+"/metrics"); code != 200 || !strings.Contains(body, `rampart_http_requests_total{code="200",route="GET /api/v1/whoami"} 1`) {
 				t.Errorf("metrics = %d, missing the whoami count:\n%.2000s", code, body)
 			}
