@@ -140,9 +140,12 @@ type ReleaseShare struct {
 
 // ReleaseCoverage is one release's milestones since its first deployment.
 type ReleaseCoverage struct {
-	Release    string              `json:"release"`
-	Since      time.Time           `json:"since"`
-	Milestones []CoverageMilestone `json:"milestones"`
+	Release string    `json:"release"`
+	Since   time.Time `json:"since"`
+	// Preinstalled is a version devices ran before Rampart managed them, which no release of the
+	// product names: it never spread, and has no milestones.
+	Preinstalled bool                `json:"preinstalled,omitempty"`
+	Milestones   []CoverageMilestone `json:"milestones"`
 }
 
 // Coverage is the fleet's releases now and each release's time to 50/90/99/100 %.

@@ -263,7 +263,7 @@ func (a *API) getCoverage(w http.ResponseWriter, r *http.Request, p *principal) 
 		out.PerRelease = append(out.PerRelease, client.ReleaseShare{Release: c.Release, Devices: c.Devices, Share: c.Share})
 	}
 	for _, rc := range rep.Releases {
-		o := client.ReleaseCoverage{Release: rc.Release, Since: rc.Since}
+		o := client.ReleaseCoverage{Release: rc.Release, Since: rc.Since, Preinstalled: rc.Preinstalled, Milestones: []client.CoverageMilestone{}}
 		for _, m := range rc.Milestones {
 			cm := client.CoverageMilestone{Threshold: fmt.Sprintf("%g%%", m.Threshold*100), Reached: m.Reached}
 			if m.Reached {

@@ -22,6 +22,7 @@ import (
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/advisory"
 	"github.com/rampartsec/rampart/internal/coverage"
+	"github.com/rampartsec/rampart/internal/public"
 	"github.com/rampartsec/rampart/internal/server"
 	"github.com/rampartsec/rampart/internal/sim"
 )
@@ -74,18 +75,28 @@ type Event struct {
 	What   string    `json:"what"`
 }
 
-// Record is the JSON record of a run (demo.json).
+// Record is the JSON record of a run (demo.json). Every duration in it is in seconds.
 type Record struct {
-	Devices    int                  `json:"devices"`
-	Dir        string               `json:"dir"`
-	Started    time.Time            `json:"started"`
-	Seconds    float64              `json:"seconds"`
-	Setup      []Event              `json:"setup"`
-	Timeline   []Event              `json:"timeline"`
-	Coverage   []Point              `json:"coverage"` // share of the group on the fix, as the server saw it
-	Milestones []coverage.Milestone `json:"milestones"`
-	Fleet      sim.Progress         `json:"fleet"`
-	Files      map[string]string    `json:"files"`
+	Devices    int               `json:"devices"`
+	Dir        string            `json:"dir"`
+	DirBytes   int64             `json:"dir_bytes"` // what the run left in Dir
+	Started    time.Time         `json:"started"`
+	Seconds    float64           `json:"seconds"`
+	Setup      []Event           `json:"setup"`
+	Timeline   []Event           `json:"timeline"`
+	Coverage   []Point           `json:"coverage"` // share of the group on the fix, as the server saw it
+	Milestones []Milestone       `json:"milestones"`
+	Fleet      sim.Progress      `json:"fleet"`
+	Files      map[string]string `json:"files"`
+}
+
+// Milestone is when the fix first ran on a share of the group, as the server's coverage says,
+// measured from the demo's emergency deployment: the figure the demo prints.
+type Milestone struct {
+	Percent                float64   `json:"percent"`
+	Reached                bool      `json:"reached"`
+	At                     time.Time `json:"at,omitzero"`
+	SecondsAfterDeployment float64   `json:"seconds_after_deployment"`
 }
 
 // ErrMissing is wrapped when a part of Rampart the story needs does not answer (not built yet,
@@ -122,7 +133,7 @@ func Run(ctx context.Context, cfg Config) (Record, error) {
 	}
 	// The demo's server holds the other end of every device's connection in the same process.
 	if err := sim.CheckOpenFiles(cfg.Devices, 2*sim.FilesPerDevice); err != nil {
-		return Record{}, fmt.Errorf("demo.Run: %w (doc/demo.md)", err)
+		return Record{}, err
 	}
 	if cfg.ImageSize == 0 {
 		cfg.ImageSize = 256 << 10
@@ -137,15 +148,18 @@ func Run(ctx context.Context, cfg Config) (Record, error) {
 	if d.dir == "" {
 		var err error
 		if d.dir, err = os.MkdirTemp("", "rampart-demo-"); err != nil {
-			return Record{}, fmt.Errorf("demo.Run: %w", err)
+			return Record{}, public.Wrap(err, public.Unavailable, "cannot create a temporary folder for the demo (%v); give one with --data", err)
 		}
 	} else if err := os.MkdirAll(d.dir, 0o700); err != nil {
-		return Record{}, fmt.Errorf("demo.Run: %w", err)
+		return Record{}, public.Wrap(err, public.Invalid, "cannot create the demo's folder (%v); give another --data", err)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(d.dir, "server")); len(entries) > 0 {
-		return Record{}, fmt.Errorf("demo.Run: %s already holds a demo; give an empty --data folder", d.dir)
+		return Record{}, public.Errorf(public.Conflict, "%s already holds a demo; give an empty --data folder", d.dir)
 	}
 	d.rec = Record{Devices: cfg.Devices, Dir: d.dir, Started: time.Now().UTC(), Files: map[string]string{}}
+	if cfg.Dir == "" {
+		d.say("data in %s, a new temporary folder that stays after the run (about 0.6 MB per device; --data chooses the folder)", d.dir)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done, err := d.startServer(ctx)
@@ -220,7 +234,10 @@ func (d *demo) rampart(ctx context.Context, token string, args ...string) (strin
 	var out, errb bytes.Buffer
 	full := append([]string{"--server", d.url, "--ca-file", d.caFile, "--token", token}, args...)
 	if code := d.cfg.CLI(ctx, full, &out, &errb); code != 0 {
-		return "", fmt.Errorf("%w: rampart %s: %s", ErrMissing, strings.Join(args[:min(2, len(args))], " "), strings.TrimSpace(errb.String()))
+		// The CLI printed its one sentence, "rampart: ...", on the last line.
+		verb := "rampart " + strings.Join(args[:min(2, len(args))], " ")
+		said := strings.TrimPrefix(strings.TrimSpace(errb.String()), "rampart: ")
+		return "", public.Wrap(fmt.Errorf("%w: %s: %s", ErrMissing, verb, said), public.Unavailable, "the demo stopped at %s: %s", verb, said)
 	}
 	return out.String(), nil
 }
@@ -400,10 +417,18 @@ func (d *demo) startFleet(ctx context.Context) error {
 	go f.Run(ctx)
 	p, err := d.until(ctx, func(p sim.Progress) bool { return p.Releases[Vulnerable] == p.Online && p.Attested == p.Online })
 	if err != nil {
-		return fmt.Errorf("demo: the fleet did not reach %s: %w", Vulnerable, err)
+		return d.stuck(err, "the fleet did not reach "+Vulnerable)
 	}
 	d.setup(fmt.Sprintf("fleet attested and running %s: %d devices, %d with normal certificates", Vulnerable, p.Releases[Vulnerable], p.Attested-p.UpdateOnly))
 	return nil
+}
+
+// stuck is a wait for the fleet that ended before its goal: on --timeout, or on an interrupt.
+func (d *demo) stuck(err error, what string) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return public.Wrap(err, public.Unavailable, "%s within --timeout %s; give a longer --timeout, or --log-level info to see why", what, d.cfg.Timeout)
+	}
+	return public.Wrap(err, public.Unavailable, "%s: the demo was interrupted", what)
 }
 
 // until waits for cond on the fleet's progress, printing it every few seconds.
@@ -483,7 +508,7 @@ func (d *demo) story(ctx context.Context) error {
 	d.fleet.Reattest()
 	p, err := d.until(ctx, func(p sim.Progress) bool { return p.UpdateOnly == p.Online })
 	if err != nil {
-		return fmt.Errorf("demo: devices on %s did not drop to update-only certificates: %w", Vulnerable, err)
+		return d.stuck(err, "devices on "+Vulnerable+" did not drop to update-only certificates")
 	}
 	d.mark(fmt.Sprintf("%d devices on %s re-attested: contraindicated (revoked component), update-only certificates", p.UpdateOnly, Vulnerable))
 
@@ -505,7 +530,7 @@ func (d *demo) story(ctx context.Context) error {
 		return err
 	}
 	if _, err := d.until(ctx, func(p sim.Progress) bool { return p.Releases[Fixed] == p.Online && p.UpdateOnly == 0 }); err != nil {
-		return fmt.Errorf("demo: the fleet did not settle on %s: %w", Fixed, err)
+		return d.stuck(err, "the fleet did not settle on "+Fixed)
 	}
 	d.mark(fmt.Sprintf("every device runs %s and holds a normal certificate again", Fixed))
 	// Into the folder: the CLI names the file as CSAF 2.0 does.
@@ -545,18 +570,27 @@ func (d *demo) follow(ctx context.Context, since time.Time) error {
 		}
 		if share >= 1 {
 			for _, r := range rep.Releases {
-				if r.Release == Fixed {
-					d.rec.Milestones = r.Milestones
+				if r.Release != Fixed {
+					continue
+				}
+				for _, m := range r.Milestones {
+					// One figure, printed and recorded alike: since the deployment the demo made.
+					rm := Milestone{Percent: m.Threshold * 100, Reached: m.Reached && !m.At.IsZero()}
+					if rm.Reached {
+						rm.At = m.At.UTC()
+						rm.SecondsAfterDeployment = m.At.Sub(since).Seconds()
+					}
+					d.rec.Milestones = append(d.rec.Milestones, rm)
 				}
 			}
 			for _, m := range d.rec.Milestones {
-				at := m.At
-				if !m.Reached || at.IsZero() {
+				if !m.Reached {
 					continue
 				}
-				d.rec.Timeline = append(d.rec.Timeline, Event{At: at.UTC(), What: fmt.Sprintf("%.0f %% of the fleet on %s (%s after the deployment)",
-					m.Threshold*100, Fixed, at.Sub(since).Round(time.Millisecond))})
-				d.say("%.0f %% of the fleet on %s, %s after the deployment", m.Threshold*100, Fixed, at.Sub(since).Round(time.Millisecond))
+				after := time.Duration(m.SecondsAfterDeployment * float64(time.Second)).Round(time.Millisecond)
+				d.rec.Timeline = append(d.rec.Timeline, Event{At: m.At, What: fmt.Sprintf("%.0f %% of the fleet on %s (%s after the deployment)",
+					m.Percent, Fixed, after)})
+				d.say("%.0f %% of the fleet on %s, %s after the deployment", m.Percent, Fixed, after)
 			}
 			return nil
 		}
@@ -566,7 +600,7 @@ func (d *demo) follow(ctx context.Context, since time.Time) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("demo: coverage stopped at %.1f %%: %w", share*100, ctx.Err())
+			return d.stuck(ctx.Err(), fmt.Sprintf("coverage of %s stopped at %.1f %%", Fixed, share*100))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -601,6 +635,7 @@ func (d *demo) write() error {
 	}
 	recordPath := filepath.Join(d.dir, RecordFile)
 	d.rec.Files["chart"], d.rec.Files["record"] = chartPath, recordPath
+	d.rec.DirBytes = dirBytes(d.dir)
 	b, err := json.MarshalIndent(d.rec, "", "  ")
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
@@ -609,9 +644,37 @@ func (d *demo) write() error {
 		return fmt.Errorf("demo: %w", err)
 	}
 	fmt.Fprintf(d.cfg.Out, "\nFleet: %s\n", d.fleet.Progress())
-	fmt.Fprintf(d.cfg.Out, "Chart:    %s (open it in a browser)\nRecord:   %s\nAdvisory: %s\nDone in %s.\n",
-		chartPath, recordPath, d.rec.Files["advisory"], time.Since(d.rec.Started).Round(100*time.Millisecond))
+	fmt.Fprintf(d.cfg.Out, "Chart:    %s (open it in a browser)\nRecord:   %s\nAdvisory: %s\n",
+		chartPath, recordPath, d.rec.Files["advisory"])
+	fmt.Fprintf(d.cfg.Out, "Data:     %s holds %s (the server, %d devices' slots and state); remove it with rm -rf %s\n",
+		d.dir, formatBytes(d.rec.DirBytes), d.cfg.Devices, d.dir)
+	fmt.Fprintf(d.cfg.Out, "Done in %s.\n", time.Since(d.rec.Started).Round(100*time.Millisecond))
 	return nil
+}
+
+// dirBytes is the size of the files under dir.
+func dirBytes(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, e os.DirEntry, err error) error {
+		if err == nil && e.Type().IsRegular() {
+			if fi, err := e.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// formatBytes is a size for people: 612 MB, 3.4 MB, 980 kB.
+func formatBytes(n int64) string {
+	switch {
+	case n >= 100e6:
+		return fmt.Sprintf("%.0f MB", float64(n)/1e6)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%.0f kB", float64(n)/1e3)
 }
 
 // shortLabel is the chart's label for a timeline event; "" leaves it off the chart.

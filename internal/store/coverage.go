@@ -12,9 +12,12 @@ import (
 // ReleaseCoverage is one release's milestones, measured from its first deployment (or, for a
 // release never deployed, from its first appearance).
 type ReleaseCoverage struct {
-	Release    string               `json:"release"`
-	Since      time.Time            `json:"since"`
-	Milestones []coverage.Milestone `json:"milestones"`
+	Release string    `json:"release"`
+	Since   time.Time `json:"since"`
+	// Preinstalled is a version devices reported that no release of the product names: it ran
+	// before Rampart managed the devices, never spread, and has no milestones.
+	Preinstalled bool                 `json:"preinstalled,omitempty"`
+	Milestones   []coverage.Milestone `json:"milestones"`
 }
 
 // CoverageReport is what `rampart coverage` shows.
@@ -83,9 +86,16 @@ func (s *Store) CoverageEvents(ctx context.Context, tenantID, product, group str
 // releases in the order they were created, each measured from its first deployment, or from its
 // signing or creation when it was never deployed.
 func (s *Store) ReleaseOrder(ctx context.Context, tenantID, product string) ([]string, map[string]time.Time, error) {
+	order, since, _, err := s.releaseOrder(ctx, tenantID, product)
+	return order, since, err
+}
+
+// releaseOrder is ReleaseOrder, and how many of the first versions are unknown to the release
+// table.
+func (s *Store) releaseOrder(ctx context.Context, tenantID, product string) ([]string, map[string]time.Time, int, error) {
 	p, err := s.ProductByName(ctx, tenantID, product)
 	if err != nil {
-		return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
+		return nil, nil, 0, fmt.Errorf("store.ReleaseOrder: %w", err)
 	}
 	since := map[string]time.Time{}
 	var known []string
@@ -93,34 +103,34 @@ func (s *Store) ReleaseOrder(ctx context.Context, tenantID, product string) ([]s
 		WHERE dp.tenant_id = r.tenant_id AND dp.product_id = r.product_id AND dp.release_version = r.version), r.signed_at, r.created_at)
 		FROM releases r WHERE r.tenant_id = $1 AND r.product_id = $2 AND r.state <> 'draft' ORDER BY r.created_at, r.version`, tenantID, p.ID)
 	if err != nil {
-		return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
+		return nil, nil, 0, fmt.Errorf("store.ReleaseOrder: %w", err)
 	}
 	for rows.Next() {
 		var r string
 		var at int64
 		if err := rows.Scan(&r, &at); err != nil {
 			rows.Close()
-			return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
+			return nil, nil, 0, fmt.Errorf("store.ReleaseOrder: %w", err)
 		}
 		known = append(known, r)
 		since[r] = fromMicros(at)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
+		return nil, nil, 0, fmt.Errorf("store.ReleaseOrder: %w", err)
 	}
 	var order []string
 	rows, err = s.db.QueryContext(ctx, `SELECT release_version, MIN(at) FROM coverage_events WHERE tenant_id = $1 AND product_id = $2
 		AND release_version <> '' GROUP BY release_version ORDER BY MIN(at), release_version`, tenantID, p.ID)
 	if err != nil {
-		return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
+		return nil, nil, 0, fmt.Errorf("store.ReleaseOrder: %w", err)
 	}
 	for rows.Next() {
 		var r string
 		var at int64
 		if err := rows.Scan(&r, &at); err != nil {
 			rows.Close()
-			return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
+			return nil, nil, 0, fmt.Errorf("store.ReleaseOrder: %w", err)
 		}
 		if _, ok := since[r]; !ok {
 			order = append(order, r)
@@ -129,9 +139,9 @@ func (s *Store) ReleaseOrder(ctx context.Context, tenantID, product string) ([]s
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("store.ReleaseOrder: %w", err)
+		return nil, nil, 0, fmt.Errorf("store.ReleaseOrder: %w", err)
 	}
-	return append(order, known...), since, nil
+	return append(order, known...), since, len(order), nil
 }
 
 // Coverage computes devices per release now, the share on the newest release, and every
@@ -141,13 +151,19 @@ func (s *Store) Coverage(ctx context.Context, tenantID, product, group string) (
 	if err != nil {
 		return CoverageReport{}, fmt.Errorf("store.Coverage: %w", err)
 	}
-	order, since, err := s.ReleaseOrder(ctx, tenantID, product)
+	order, since, preinstalled, err := s.releaseOrder(ctx, tenantID, product)
 	if err != nil {
 		return CoverageReport{}, fmt.Errorf("store.Coverage: %w", err)
 	}
 	rep := CoverageReport{Product: product, Group: group, Now: coverage.At(events, order, s.Now())}
 	for i := len(order) - 1; i >= 0; i-- {
 		r := order[i]
+		if i < preinstalled {
+			// It was there before Rampart, never spread: a milestone "reached" at its first
+			// sighting would read as 0 s.
+			rep.Releases = append(rep.Releases, ReleaseCoverage{Release: r, Since: since[r], Preinstalled: true, Milestones: []coverage.Milestone{}})
+			continue
+		}
 		ms, err := coverage.Milestones(events, order, r, since[r], coverage.DefaultThresholds())
 		if err != nil {
 			return CoverageReport{}, fmt.Errorf("store.Coverage: %w", err)

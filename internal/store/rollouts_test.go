@@ -895,3 +895,35 @@ func TestGroupDeviceIDs(t *testing.T) {
 		}
 	})
 }
+
+// TestCoveragePreinstalledHasNoMilestones: a version the devices ran before Rampart managed them
+// (no release names it) never spread; it must not read as reaching 100 % in 0 s.
+func TestCoveragePreinstalledHasNoMilestones(t *testing.T) {
+	eachWithClock(t, func(t *testing.T, s *store.Store, clk *testClock) {
+		ctx := context.Background()
+		f := newFleet(t, s, "acme", 0)
+		addDevices(t, s, f, 3, "factory-7")
+		clk.Advance(time.Minute)
+		rep, err := s.Coverage(ctx, f.tenant.ID, "thermostat", "Field Test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := false
+		for _, r := range rep.Releases {
+			switch r.Release {
+			case "factory-7":
+				seen = true
+				if !r.Preinstalled || len(r.Milestones) != 0 {
+					t.Errorf("factory-7: preinstalled %v, milestones %+v; want preinstalled and none", r.Preinstalled, r.Milestones)
+				}
+			default:
+				if r.Preinstalled || len(r.Milestones) != 4 {
+					t.Errorf("release %s: preinstalled %v, %d milestones", r.Release, r.Preinstalled, len(r.Milestones))
+				}
+			}
+		}
+		if !seen {
+			t.Fatalf("factory-7 missing from %+v", rep.Releases)
+		}
+	})
+}

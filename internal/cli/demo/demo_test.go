@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rampartsec/rampart/internal/cli"
 	"github.com/rampartsec/rampart/internal/demo"
@@ -42,10 +44,20 @@ func TestDemo(t *testing.T) {
 		rec.Coverage[len(rec.Coverage)-1].Share != 1 || len(rec.Milestones) != 4 {
 		t.Errorf("record: %+v", rec)
 	}
+	// demo.json speaks seconds throughout, and its milestones are the figures the demo printed.
 	for _, m := range rec.Milestones {
-		if !m.Reached {
-			t.Errorf("milestone %v not reached", m.Threshold)
+		after := time.Duration(m.SecondsAfterDeployment * float64(time.Second)).Round(time.Millisecond)
+		printed := fmt.Sprintf("%.0f %% of the fleet on 1.0.1, %s after the deployment", m.Percent, after)
+		if !m.Reached || m.SecondsAfterDeployment <= 0 || m.SecondsAfterDeployment > rec.Seconds || !strings.Contains(out.String(), printed) {
+			t.Errorf("milestone %+v: want reached, in seconds within the run's %.1f s, and printed as %q", m, rec.Seconds, printed)
 		}
+	}
+	if !strings.Contains(string(b), `"seconds_after_deployment"`) || strings.Contains(string(b), `"after"`) {
+		t.Errorf("demo.json milestones are not in seconds:\n%s", b)
+	}
+	// The run says how much it left where, and how to remove it.
+	if rec.DirBytes <= 0 || !strings.Contains(out.String(), "Data:     "+dir+" holds ") || !strings.Contains(out.String(), "remove it with rm -rf "+dir) {
+		t.Errorf("the demo does not say what it left in %s (%d bytes):\n%s", dir, rec.DirBytes, out.String())
 	}
 	svg, err := os.ReadFile(filepath.Join(dir, demo.ChartFile))
 	if err != nil {
@@ -66,7 +78,7 @@ func TestDemo(t *testing.T) {
 	// A second run into the same folder is refused rather than mixed with the first.
 	out.Reset()
 	errb.Reset()
-	if code := cli.Run(context.Background(), []string{"demo", "--devices", "2", "--data", dir}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "already holds a demo") {
+	if code := cli.Run(context.Background(), []string{"demo", "--devices", "2", "--data", dir}, &out, &errb); code == 0 || errb.String() != "rampart: "+dir+" already holds a demo; give an empty --data folder\n" {
 		t.Errorf("second demo into %s: exit %d, %q", dir, code, errb.String())
 	}
 }
