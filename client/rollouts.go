@@ -53,14 +53,18 @@ type Finding struct {
 
 // DeploymentProgress counts a deployment's devices now and what the criteria say.
 type DeploymentProgress struct {
-	Devices   int       `json:"devices"`
-	Offered   int       `json:"offered"`
-	Pending   int       `json:"pending"`
-	Installed int       `json:"installed"`
-	Failed    int       `json:"failed"`
-	TimedOut  int       `json:"timed_out"`
-	Decision  string    `json:"decision"`
-	Findings  []Finding `json:"findings,omitempty"`
+	Devices   int `json:"devices"`
+	Offered   int `json:"offered"`
+	Pending   int `json:"pending"`
+	Installed int `json:"installed"`
+	Failed    int `json:"failed"`
+	// Interrupted counts the devices whose install of the release a power cut or another
+	// interruption stopped at least once; they are not failures, and are pending or installed
+	// as well.
+	Interrupted int       `json:"interrupted"`
+	TimedOut    int       `json:"timed_out"`
+	Decision    string    `json:"decision"`
+	Findings    []Finding `json:"findings,omitempty"`
 }
 
 // Deployment is a release going to a device group, phase by phase. Phase is 1-based.

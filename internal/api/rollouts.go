@@ -147,7 +147,16 @@ func (a *API) getDeployment(w http.ResponseWriter, r *http.Request, p *principal
 	if err != nil {
 		return storeError(err, "deployment "+id)
 	}
-	writeJSON(w, http.StatusOK, deploymentOut(st.Deployment, &st))
+	out := deploymentOut(st.Deployment, &st)
+	if a.releases != nil {
+		// Counted apart from failures: an interrupted install resumes (doc/rollouts.md).
+		n, err := a.releases.Interrupted(r.Context(), p.tenantID, st.Deployment.GroupID, st.Deployment.Release, st.Deployment.CreatedAt)
+		if err != nil {
+			return internal(err)
+		}
+		out.Progress.Interrupted = n
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

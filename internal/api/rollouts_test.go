@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/failure"
 	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/store"
@@ -174,3 +175,49 @@ func mustPlanT(t *testing.T) rollout.Plan {
 }
 
 func defaultCriteria() rollout.Criteria { return rollout.DefaultCriteria() }
+
+// TestInterruptedInstallIsNotAFailure: an install that a power cut (or another local or network
+// interruption) stopped is reported as interrupted; it is recorded, and not counted against the
+// deployment's release as a failure.
+func TestInterruptedInstallIsNotAFailure(t *testing.T) {
+	eachDB(t, func(t *testing.T, h *harness) {
+		ctx := context.Background()
+		c := h.client(h.admin)
+		dev := h.newDevice("default")
+		cert := h.issue("default", dev, ca.ProfileNormal, time.Now())
+		tn, _ := h.store.TenantByName(ctx, "default")
+		p, _ := h.store.ProductByName(ctx, tn.ID, "lamp")
+		h.signedReleaseRow(t, tn.ID, p.ID, "2.0.0")
+		d, err := c.CreateDeployment(ctx, client.CreateDeploymentRequest{Product: "lamp", Group: "Production", Release: "2.0.0", Emergency: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		progress := func() *client.DeploymentProgress {
+			t.Helper()
+			got, err := c.GetDeployment(ctx, d.ID)
+			if err != nil || got.Progress == nil {
+				t.Fatalf("deployment %+v %v", got, err)
+			}
+			return got.Progress
+		}
+		if status, body := h.devicePostText("/device/v1/install-status", &cert,
+			`{"state":"interrupted","release":"2.0.0","reason":"update.Install: write slot b: input/output error"}`); status != http.StatusOK {
+			t.Fatalf("interrupted report: %d %s", status, body)
+		}
+		if pr := progress(); pr.Failed != 0 || pr.Interrupted != 1 {
+			t.Errorf("after an interrupted install: failed %d, interrupted %d; want 0 and 1", pr.Failed, pr.Interrupted)
+		}
+		dv, err := c.GetDevice(ctx, dev.id)
+		if err != nil || dv.Install == nil || dv.Install.State != "interrupted" {
+			t.Errorf("device show: %+v %v", dv, err)
+		}
+		// A real failure still counts.
+		if status, body := h.devicePostText("/device/v1/install-status", &cert,
+			`{"state":"failed","release":"2.0.0","reason":"health check failed"}`); status != http.StatusOK {
+			t.Fatalf("failed report: %d %s", status, body)
+		}
+		if pr := progress(); pr.Failed != 1 {
+			t.Errorf("after a failed install: failed %d, want 1", pr.Failed)
+		}
+	})
+}

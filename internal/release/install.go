@@ -20,6 +20,10 @@ const (
 	InstallInstalled   = "installed"
 	InstallCommitted   = "committed"
 	InstallFailed      = "failed"
+	// InstallInterrupted is an install that stopped for a reason of the device's or the
+	// network's (a power cut, a local write error, a dropped download) and resumes at the next
+	// check-in. It is recorded and audited but never counted as a failure of the release.
+	InstallInterrupted = "interrupted"
 )
 
 // InstallReport is one state a device reported.
@@ -35,8 +39,10 @@ const MaxReasonLength = 1000
 
 // ReportInstall records a device's install state and feeds the rollout
 // engine (store.RecordDeviceRelease, store.RecordInstallFailure). A
-// committed release becomes the device's current release; committed and
-// failed states are audited.
+// committed release becomes the device's current release; committed,
+// failed and interrupted states are audited. An interrupted install is not
+// an outcome of the deployment: the device stays pending until it reports
+// the release committed or failed.
 func (s *Service) ReportInstall(ctx context.Context, tenantID, deviceID string, rep InstallReport) (InstallReport, error) {
 	if err := ValidateInstall(rep); err != nil {
 		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", err)
@@ -75,7 +81,7 @@ func (s *Service) ReportInstall(ctx context.Context, tenantID, deviceID string, 
 					return err
 				}
 			}
-		case InstallFailed:
+		case InstallFailed, InstallInterrupted:
 		default:
 			return nil
 		}
@@ -93,7 +99,7 @@ func (s *Service) ReportInstall(ctx context.Context, tenantID, deviceID string, 
 // reason.
 func ValidateInstall(rep InstallReport) error {
 	switch rep.State {
-	case InstallDownloading, InstallInstalling, InstallInstalled, InstallCommitted, InstallFailed:
+	case InstallDownloading, InstallInstalling, InstallInstalled, InstallCommitted, InstallFailed, InstallInterrupted:
 	default:
 		return refuse("state %q", rep.State)
 	}
@@ -124,4 +130,18 @@ func (s *Service) LatestInstall(ctx context.Context, tenantID, deviceID string) 
 	}
 	rep.At = fromMicros(at)
 	return rep, nil
+}
+
+// Interrupted counts the devices of a group that reported an interrupted install of release
+// since the given time (a deployment's creation).
+func (s *Service) Interrupted(ctx context.Context, tenantID, groupID, release string, since time.Time) (int, error) {
+	var n int
+	err := s.cfg.Store.DB().QueryRowContext(ctx, `SELECT COUNT(DISTINCT ir.device_id) FROM install_reports ir
+		JOIN devices d ON d.id = ir.device_id
+		WHERE ir.tenant_id = $1 AND d.group_id = $2 AND ir.release = $3 AND ir.state = $4 AND ir.at >= $5`,
+		tenantID, groupID, release, InstallInterrupted, micros(since)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("release.Interrupted: %w", err)
+	}
+	return n, nil
 }

@@ -107,6 +107,19 @@ func TestFleet(t *testing.T) {
 			t.Errorf("device %d: server says %q, want 1.0.0", i+1, d.CurrentRelease)
 		}
 	}
+	// The power cuts interrupted installs; none of them was reported as a failure of 1.0.0,
+	// which the rollout's install_failures criterion would have counted.
+	var failed, interrupted int
+	if err := w.Service.Store().DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM install_reports WHERE release = '1.0.0' AND state = 'failed'").Scan(&failed); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Service.Store().DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM install_reports WHERE state = 'interrupted'").Scan(&interrupted); err != nil {
+		t.Fatal(err)
+	}
+	if failed != 0 {
+		t.Errorf("%d failed install reports of 1.0.0 after power cuts (%d interrupted); want none", failed, interrupted)
+	}
+	t.Logf("install reports after %d power cuts: %d interrupted, %d failed", p.PowerCuts, interrupted, failed)
 	// The agents collected the crash files: uploaded to the server, or queued in their outbox
 	// while the server does not take them.
 	var uploaded int

@@ -3,6 +3,7 @@ package update
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -56,6 +57,7 @@ func TestPowerCutAtEveryWrite(t *testing.T) {
 			}
 			for n := 1; n <= total; n++ {
 				d := prepare()
+				d.reports.reset()
 				cut := newCrashFS(n)
 				u, err := w.newUpdater(d, cut)
 				if err == nil {
@@ -80,6 +82,11 @@ func TestPowerCutAtEveryWrite(t *testing.T) {
 				}
 				if got := committedRelease(t, d); got != "1.1.0" {
 					t.Fatalf("cut %d/%d: after recovery committed %q (outcome %+v)", n, total, got, out)
+				}
+				// An install that a power cut interrupted and that then resumed is not a failed
+				// release: the server must not count it against the rollout.
+				if states := d.reports.states(); slices.Contains(states, StateFailed) {
+					t.Fatalf("cut %d/%d: reported %v, want no failed state", n, total, states)
 				}
 			}
 			t.Logf("cut power at each of %d writes", total)

@@ -167,6 +167,10 @@ type Boot struct {
 	Info  SlotInfo
 	// RolledBack explains an automatic rollback done by this boot.
 	RolledBack string
+	// RolledBackRelease is the release of the trial slot this boot rolled back (past the boot
+	// limit or failing verification); "" when no trial was rolled back (a committed slot that
+	// rotted on disk falls back without blaming a release).
+	RolledBackRelease string
 }
 
 // Boot does what the bootloader and early boot do: count a boot of a
@@ -177,7 +181,7 @@ func (s *Slots) Boot() (Boot, error) {
 	if err != nil {
 		return Boot{}, fmt.Errorf("update.Slots.Boot: %w", err)
 	}
-	var rolledBack string
+	var rolledBack, trialRelease string
 	if st.Trial != "" {
 		st.BootCount++
 		switch {
@@ -187,6 +191,9 @@ func (s *Slots) Boot() (Boot, error) {
 			rolledBack = fmt.Sprintf("trial slot %s failed verification", st.Trial)
 		}
 		if rolledBack != "" {
+			if info := st.Slots[st.Trial]; info != nil {
+				trialRelease = info.Release
+			}
 			rollback(&st, rolledBack)
 		}
 		if err := s.save(st); err != nil {
@@ -197,11 +204,11 @@ func (s *Slots) Boot() (Boot, error) {
 		}
 	}
 	if st.Committed == "" || st.Slots[st.Committed] == nil {
-		return Boot{RolledBack: rolledBack}, fmt.Errorf("update.Slots.Boot: %w", ErrNoBootableSlot)
+		return Boot{RolledBack: rolledBack, RolledBackRelease: trialRelease}, fmt.Errorf("update.Slots.Boot: %w", ErrNoBootableSlot)
 	}
 	verr := s.verify(st.Committed, st.Slots[st.Committed])
 	if verr == nil {
-		return Boot{Slot: st.Committed, Info: *st.Slots[st.Committed], RolledBack: rolledBack}, nil
+		return Boot{Slot: st.Committed, Info: *st.Slots[st.Committed], RolledBack: rolledBack, RolledBackRelease: trialRelease}, nil
 	}
 	// The committed slot rotted on disk. The other slot still holds the
 	// previously committed release until the next install starts; if it

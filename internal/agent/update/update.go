@@ -65,8 +65,29 @@ const (
 	StateInstalling  InstallState = "installing"
 	StateInstalled   InstallState = "installed"
 	StateCommitted   InstallState = "committed"
-	StateFailed      InstallState = "failed"
+	// StateFailed counts against the release: its metadata or data was refused, its trial
+	// boot failed the health check or never reached it.
+	StateFailed InstallState = "failed"
+	// StateInterrupted does not: the install stopped for a reason of the device's or the
+	// network's (a power cut or another local write error, a dropped connection, a slow
+	// download) and resumes at the next check-in, from the committed slot, which it never
+	// touched. See Interrupted.
+	StateInterrupted InstallState = "interrupted"
 )
+
+// Interrupted reports whether an install error is an interruption rather than a failure of
+// the release: anything but a refusal of the release's metadata or data (ErrMetadata,
+// ErrDirectorMismatch, ErrRollback, ErrVerification, ErrTooLarge, ErrPreviouslyFailed) or a
+// failed trial boot (ErrUnhealthy).
+func Interrupted(err error) bool {
+	for _, refusal := range []error{ErrMetadata, ErrDirectorMismatch, ErrRollback, ErrVerification, ErrTooLarge,
+		ErrPreviouslyFailed, ErrUnhealthy} {
+		if errors.Is(err, refusal) {
+			return false
+		}
+	}
+	return err != nil
+}
 
 // Status is one install state report.
 type Status struct {
@@ -195,8 +216,10 @@ func (u *Updater) FinishBoot(ctx context.Context) (Boot, error) {
 		return Boot{}, nil
 	}
 	b, err := u.cfg.Slots.Boot()
-	if b.RolledBack != "" {
-		u.report(ctx, Status{State: StateFailed, Release: b.Info.Release, Reason: b.RolledBack})
+	if b.RolledBackRelease != "" {
+		// The trial never passed its health check: a failure of the trial's release, not of
+		// the slot booted now.
+		u.report(ctx, Status{State: StateFailed, Release: b.RolledBackRelease, Reason: b.RolledBack})
 	}
 	if err != nil {
 		return b, fmt.Errorf("update.FinishBoot: %w", err)
@@ -246,7 +269,11 @@ func (w wanted) image() ComponentImage {
 func (u *Updater) Install(ctx context.Context) (Outcome, error) {
 	out, err := u.install(ctx)
 	if err != nil {
-		u.report(ctx, Status{State: StateFailed, Release: out.Release, Reason: err.Error()})
+		state := StateFailed
+		if Interrupted(err) {
+			state = StateInterrupted
+		}
+		u.report(ctx, Status{State: state, Release: out.Release, Reason: err.Error()})
 	}
 	return out, err
 }

@@ -3,6 +3,8 @@ package update
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -153,8 +155,65 @@ func TestTrialBootLimit(t *testing.T) {
 			t.Fatalf("boot %d = %+v, want trial 1.1.0", i+1, last)
 		}
 	}
-	if last.Trial || last.Info.Release != "1.0.0" || last.RolledBack == "" {
-		t.Fatalf("boot past the limit = %+v, want rollback to 1.0.0", last)
+	if last.Trial || last.Info.Release != "1.0.0" || last.RolledBack == "" || last.RolledBackRelease != "1.1.0" {
+		t.Fatalf("boot past the limit = %+v, want rollback of 1.1.0 to 1.0.0", last)
+	}
+}
+
+// TestRollbackReportsTheTrialRelease: a trial that never reached its health check is a failure
+// of the trial's release, reported under that release, not under the one the device falls back
+// to (which would count against an older deployment).
+func TestRollbackReportsTheTrialRelease(t *testing.T) {
+	w := newWorld(t)
+	r1, r2 := twoReleases(w)
+	d := newDevice(t)
+	ctx := context.Background()
+	w.assign(r1)
+	if _, err := w.updater(t, d, nil).RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.assign(r2)
+	if out, err := w.updater(t, d, nil).Install(ctx); err != nil || !out.Installed {
+		t.Fatalf("Install: %+v, %v", out, err)
+	}
+	for range DefaultMaxBoots {
+		if _, err := booted(t, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.reports.reset()
+	if _, err := w.updater(t, d, nil).FinishBoot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d.reports.mu.Lock()
+	got := slices.Clone(d.reports.s)
+	d.reports.mu.Unlock()
+	if len(got) != 1 || got[0].State != StateFailed || got[0].Release != "1.1.0" {
+		t.Fatalf("reports after the rollback = %+v, want one failed 1.1.0", got)
+	}
+}
+
+// TestInterrupted sorts install errors into failures of the release and interruptions.
+func TestInterrupted(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("update.Install: %w", errPowerCut), true},
+		{fmt.Errorf("update.Install: rootfs: %w", io.ErrUnexpectedEOF), true},
+		{fmt.Errorf("update.Install: rootfs: %w", ErrSlowRetrieval), true},
+		{fmt.Errorf("update.Install: %w", context.Canceled), true},
+		{fmt.Errorf("update.Install: %w: bad signature", ErrMetadata), false},
+		{fmt.Errorf("update.Install: rootfs: %w", ErrVerification), false},
+		{fmt.Errorf("update.Install: %w", ErrRollback), false},
+		{fmt.Errorf("update.Install: %w", ErrDirectorMismatch), false},
+		{fmt.Errorf("update.Install: %w", ErrTooLarge), false},
+		{fmt.Errorf("update.Install: %w", ErrPreviouslyFailed), false},
+		{nil, false},
+	} {
+		if got := Interrupted(tc.err); got != tc.want {
+			t.Errorf("Interrupted(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }
 
