@@ -24,6 +24,11 @@ type Event struct {
 	Release  string    `json:"release"`
 }
 
+// Unknown is the release recorded for a claimed device that has not reported
+// what it runs. It is never covered: a device counts toward a fix only once
+// it says it runs a release that carries it.
+const Unknown = "unknown"
+
 // ErrUnknownRelease is returned when a release is not in the given order.
 var ErrUnknownRelease = errors.New("release not in the release order")
 
@@ -151,7 +156,7 @@ func Milestones(events []Event, order []string, release string, since time.Time,
 	}
 	isCovered := func(r string) bool {
 		k, ok := rank[r]
-		return ok && k >= target
+		return ok && k >= target && r != Unknown
 	}
 	current := map[string]string{}
 	covered := 0

@@ -14,16 +14,18 @@ type FixSample struct {
 // instant, as the store's CoverageEvents returns them) and returns the coverage of a fix
 // released at since: the fleet as it stood at since, then a sample at each later instant where
 // the covered share, in thousandths, changed (so every 50/90/99/100 % crossing is kept), and
-// the last instant. A device counts as covered when it runs a release not in affected.
+// the last instant. A device counts as covered when it runs a release not in affected; a device
+// whose release is Unknown (claimed, never reported) is in Total but never covered.
 func FixHistory(events []Event, affected []string, since time.Time) []FixSample {
 	isAffected := make(map[string]bool, len(affected))
 	for _, v := range affected {
 		isAffected[v] = true
 	}
+	isCovered := func(release string) bool { return release != Unknown && !isAffected[release] }
 	current := map[string]string{}
 	var covered int64
 	apply := func(e Event) {
-		if prev, ok := current[e.DeviceID]; ok && !isAffected[prev] {
+		if prev, ok := current[e.DeviceID]; ok && isCovered(prev) {
 			covered--
 		}
 		if e.Release == "" {
@@ -31,7 +33,7 @@ func FixHistory(events []Event, affected []string, since time.Time) []FixSample 
 			return
 		}
 		current[e.DeviceID] = e.Release
-		if !isAffected[e.Release] {
+		if isCovered(e.Release) {
 			covered++
 		}
 	}

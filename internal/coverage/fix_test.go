@@ -40,6 +40,12 @@ func TestFixHistory(t *testing.T) {
 			[]FixSample{sample(0, 1, 2)},
 		},
 		{
+			"a device that never reported a release is in the fleet but not covered",
+			[]Event{ev(-5, "a", "1.0"), ev(-5, "b", Unknown), ev(2, "a", "1.1"), ev(3, "b", "1.1")},
+			at(0),
+			[]FixSample{sample(0, 0, 2), sample(2, 1, 2), sample(3, 2, 2)},
+		},
+		{
 			"a departing exposed device raises coverage; a joining one lowers it",
 			[]Event{ev(-5, "a", "1.0"), ev(-5, "b", "1.1"), ev(1, "a", ""), ev(3, "c", "1.0")},
 			at(0),

@@ -120,8 +120,10 @@ func (s *Store) releaseOrder(ctx context.Context, tenantID, product string) ([]s
 		return nil, nil, 0, fmt.Errorf("store.ReleaseOrder: %w", err)
 	}
 	var order []string
+	// A device that never reported what it runs is not on a release: "unknown" gets no place in
+	// the order and no milestones.
 	rows, err = s.db.QueryContext(ctx, `SELECT release_version, MIN(at) FROM coverage_events WHERE tenant_id = $1 AND product_id = $2
-		AND release_version <> '' GROUP BY release_version ORDER BY MIN(at), release_version`, tenantID, p.ID)
+		AND release_version <> '' AND release_version <> $3 GROUP BY release_version ORDER BY MIN(at), release_version`, tenantID, p.ID, UnknownRelease)
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("store.ReleaseOrder: %w", err)
 	}

@@ -11,29 +11,26 @@ import (
 	"github.com/rampartsec/rampart/internal/program"
 )
 
-// countCoverage counts the report's product's claimed devices and those still running an
-// affected release, at the store's now.
-func (s *Store) countCoverage(ctx context.Context, q querier, r Report, f Fix) (program.CoverageSample, error) {
-	sample := program.CoverageSample{At: s.Now()}
-	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices d JOIN products p ON p.id = d.product_id
-		WHERE d.tenant_id = $1 AND p.name = $2`, r.TenantID, r.Product).Scan(&sample.Total); err != nil {
-		return program.CoverageSample{}, err
+// countCoverage counts the report's product's claimed devices and those covered by the fix, at
+// the store's now: a device is covered when it reports running a release not listed as
+// affected. A device that never reported a release is counted in Total but not covered, so
+// unknown never passes for fixed; unknown says how many such devices there are.
+func (s *Store) countCoverage(ctx context.Context, q querier, r Report, f Fix) (sample program.CoverageSample, unknown int64, err error) {
+	sample = program.CoverageSample{At: s.Now()}
+	args := []any{r.TenantID, r.Product, UnknownRelease}
+	ph := make([]string, len(f.Affected))
+	for i, v := range f.Affected {
+		args = append(args, v)
+		ph[i] = fmt.Sprintf(", $%d", i+4)
 	}
-	var exposed int64
-	if len(f.Affected) > 0 {
-		args := []any{r.TenantID, r.Product}
-		ph := make([]string, len(f.Affected))
-		for i, v := range f.Affected {
-			args = append(args, v)
-			ph[i] = fmt.Sprintf("$%d", i+3)
-		}
-		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices d JOIN products p ON p.id = d.product_id
-			WHERE d.tenant_id = $1 AND p.name = $2 AND d.current_release IN (`+strings.Join(ph, ", ")+`)`, args...).Scan(&exposed); err != nil {
-			return program.CoverageSample{}, err
-		}
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*),
+		COALESCE(SUM(CASE WHEN d.current_release NOT IN ('', $3`+strings.Join(ph, "")+`) THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN d.current_release IN ('', $3) THEN 1 ELSE 0 END), 0)
+		FROM devices d JOIN products p ON p.id = d.product_id
+		WHERE d.tenant_id = $1 AND p.name = $2`, args...).Scan(&sample.Total, &sample.Covered, &unknown); err != nil {
+		return program.CoverageSample{}, 0, err
 	}
-	sample.Covered = sample.Total - exposed
-	return sample, nil
+	return sample, unknown, nil
 }
 
 // sampleCoverage counts the coverage of the report's fix now and stores the sample.
@@ -42,7 +39,7 @@ func (s *Store) sampleCoverage(ctx context.Context, tx *sql.Tx, r Report) (progr
 	if err != nil {
 		return program.CoverageSample{}, err
 	}
-	sample, err := s.countCoverage(ctx, tx, r, f)
+	sample, _, err := s.countCoverage(ctx, tx, r, f)
 	if err != nil {
 		return program.CoverageSample{}, err
 	}
@@ -67,7 +64,7 @@ func (s *Store) CurrentCoverage(ctx context.Context, tenantID string, number int
 	if err != nil {
 		return program.CoverageSample{}, fmt.Errorf("store.CurrentCoverage: %w", err)
 	}
-	c, err := s.countCoverage(ctx, s.db, r, f)
+	c, _, err := s.countCoverage(ctx, s.db, r, f)
 	if err != nil {
 		return program.CoverageSample{}, fmt.Errorf("store.CurrentCoverage: %w", err)
 	}
@@ -160,17 +157,15 @@ func (s *Store) ExposedDevices(ctx context.Context, tenantID string, number int6
 
 func (s *Store) exposedDevices(ctx context.Context, r Report, f Fix, limit int) ([]string, error) {
 	out := []string{}
-	if len(f.Affected) == 0 {
-		return out, nil
-	}
-	args := []any{r.TenantID, r.Product, limit}
+	args := []any{r.TenantID, r.Product, limit, UnknownRelease}
 	ph := make([]string, len(f.Affected))
 	for i, v := range f.Affected {
 		args = append(args, v)
-		ph[i] = fmt.Sprintf("$%d", i+4)
+		ph[i] = fmt.Sprintf(", $%d", i+5)
 	}
+	// Not covered: on an affected release, or never reported one.
 	rows, err := s.db.QueryContext(ctx, `SELECT d.id FROM devices d JOIN products p ON p.id = d.product_id
-		WHERE d.tenant_id = $1 AND p.name = $2 AND d.current_release IN (`+strings.Join(ph, ", ")+`) ORDER BY d.id LIMIT $3`, args...)
+		WHERE d.tenant_id = $1 AND p.name = $2 AND d.current_release IN ('', $4`+strings.Join(ph, "")+`) ORDER BY d.id LIMIT $3`, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -52,7 +52,8 @@ type ReportDetail struct {
 	Ledger   Ledger
 	Fix      *Fix                   // nil until a fix is linked
 	Current  program.CoverageSample // the fix's coverage now (zero without a fix)
-	Exposed  []string               // devices still on an affected release, at most the limit asked
+	Unknown  int64                  // of Current's devices, those that never reported a release (not covered)
+	Exposed  []string               // devices not covered (on an affected release or unknown), at most the limit asked
 	Revoked  []string               // the affected releases that are revoked
 	Timeline program.Timeline
 }
@@ -72,7 +73,7 @@ func (s *Store) ReportDetail(ctx context.Context, tenantID string, number int64,
 		return ReportDetail{}, fmt.Errorf("store.ReportDetail: %w", err)
 	}
 	if d.Fix != nil {
-		if d.Current, err = s.countCoverage(ctx, s.db, d.Report, *d.Fix); err != nil {
+		if d.Current, d.Unknown, err = s.countCoverage(ctx, s.db, d.Report, *d.Fix); err != nil {
 			return ReportDetail{}, fmt.Errorf("store.ReportDetail: %w", err)
 		}
 		if d.Exposed, err = s.exposedDevices(ctx, d.Report, *d.Fix, exposedLimit); err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rampartsec/rampart/internal/coverage"
 	"github.com/rampartsec/rampart/internal/rollout"
 )
 
@@ -256,8 +257,9 @@ func loadClaimedDevice(ctx context.Context, q querier, tenantID, deviceID string
 	return c, nil
 }
 
-// UnknownRelease is the release coverage records for a claimed device that has not reported one.
-const UnknownRelease = "unknown"
+// UnknownRelease is the release coverage records for a claimed device that has not reported one;
+// it never counts as covered (coverage.Unknown).
+const UnknownRelease = coverage.Unknown
 
 // AppendCoverageEvent records, inside tx, that from now on a device runs release in a group; an
 // empty release records that it left the group. The claim and move verbs call it with the old

@@ -70,6 +70,17 @@ func printCoverage(env *clienv.Env, cov client.Coverage) error {
 			}
 			tb.Row(row...)
 		}
+		// Devices on no release: "unknown" (claimed, never reported what they run). They count in
+		// the fleet, never as covered, and have no milestones.
+		listed := map[string]bool{}
+		for _, r := range cov.Releases {
+			listed[r.Release] = true
+		}
+		for _, r := range cov.PerRelease {
+			if !listed[r.Release] {
+				tb.Row(r.Release, r.Devices, fmt.Sprintf("%.1f%%", r.Share*100), "-", "-", "-", "-")
+			}
+		}
 		for _, r := range preinstalled {
 			tb.Line("%s ran on the devices before Rampart managed them: it never spread, so it has no milestones", r)
 		}

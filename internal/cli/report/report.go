@@ -94,7 +94,11 @@ func PrintReport(env *clienv.Env, r client.Report, comments []client.Comment) er
 			if f.Devices == 0 {
 				tb.Row("EXPOSED", fmt.Sprintf("0 of 0 devices (%s has no devices yet; they appear as they enrol)", r.Product))
 			} else {
-				tb.Row("EXPOSED", fmt.Sprintf("%d of %d devices", f.Exposed, f.Devices))
+				v := fmt.Sprintf("%d of %d devices", f.Exposed, f.Devices)
+				if f.Unknown > 0 {
+					v += fmt.Sprintf(" (%d never reported a release, so not counted as covered)", f.Unknown)
+				}
+				tb.Row("EXPOSED", v)
 			}
 			for i, id := range f.ExposedDevices {
 				if i == MaxExposedShown {
