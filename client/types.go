@@ -150,15 +150,6 @@ type CA struct {
 	PEM       string    `json:"pem"`
 }
 
-// DeviceIdentity is how the device API sees the device calling it.
-type DeviceIdentity struct {
-	DeviceID   string    `json:"device_id"`
-	Tenant     string    `json:"tenant"`
-	Profile    string    `json:"profile"` // normal or update-only
-	NotAfter   time.Time `json:"not_after"`
-	RenewAfter time.Time `json:"renew_after"`
-}
-
 // ClaimDeviceRequest claims an enrolled device into a product and group.
 type ClaimDeviceRequest struct {
 	Product string `json:"product"`

@@ -7,7 +7,7 @@ import (
 
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/attest"
-	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/release"
 	"github.com/rampartsec/rampart/internal/store"
 )
@@ -18,7 +18,7 @@ import (
 
 // deviceEnroll answers /device/v1/enroll: no certificate, the identity key is the credential.
 func (a *API) deviceEnroll(w http.ResponseWriter, r *http.Request, _ *device) error {
-	req, err := wire.DecodeEnrollRequest(r.Body)
+	req, err := deviceapi.DecodeEnrollRequest(r.Body)
 	if err != nil {
 		return wireError(err, "enrolment request")
 	}
@@ -47,7 +47,7 @@ func (a *API) deviceChallenge(w http.ResponseWriter, r *http.Request, d *device)
 // applies to the device the evidence names. A refused attestation is 403 with the reason; an
 // admitted one is 200 with the certificate (update-only when the software is contraindicated).
 func (a *API) deviceAttest(w http.ResponseWriter, r *http.Request, d *device) error {
-	ev, err := wire.DecodeEvidence(r.Body)
+	ev, err := deviceapi.DecodeEvidence(r.Body)
 	if err != nil {
 		return wireError(err, "evidence")
 	}
@@ -75,7 +75,7 @@ func (a *API) deviceAttest(w http.ResponseWriter, r *http.Request, d *device) er
 // wireError maps a wire decoding error: what names the message, and wire's public sentence says
 // what is wrong with it.
 func wireError(err error, what string) error {
-	if errors.Is(err, wire.ErrTooLarge) {
+	if errors.Is(err, deviceapi.ErrTooLarge) {
 		return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: what + " is too large", Err: err}
 	}
 	e := fromPublic(err)

@@ -18,8 +18,8 @@ import (
 	"github.com/rampartsec/rampart/client"
 	agent "github.com/rampartsec/rampart/internal/agent/attest"
 	"github.com/rampartsec/rampart/internal/attest"
-	"github.com/rampartsec/rampart/internal/attest/wire"
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/ratelimit"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/testenv"
@@ -49,7 +49,7 @@ func newAttestedDevice(t *testing.T, a agent.Attester) (*attestedDevice, referen
 		t.Fatal(err)
 	}
 	refs := references{}
-	for _, typ := range []wire.EventType{wire.EventBoot, wire.EventOS, wire.EventAgent, wire.EventApplication} {
+	for _, typ := range []deviceapi.EventType{deviceapi.EventBoot, deviceapi.EventOS, deviceapi.EventAgent, deviceapi.EventApplication} {
 		img := make([]byte, 64)
 		rand.Read(img)
 		sum := sha256.Sum256(img)
@@ -101,7 +101,7 @@ func mustJSON(t *testing.T, v any) []byte {
 }
 
 // enrollOverHTTP enrols the device and answers the activation challenge if any.
-func (h *harness) enrollOverHTTP(t *testing.T, d *attestedDevice) (*wire.EnrollResponse, []byte) {
+func (h *harness) enrollOverHTTP(t *testing.T, d *attestedDevice) (*deviceapi.EnrollResponse, []byte) {
 	t.Helper()
 	req, err := d.a.Enrollment(context.Background())
 	if err != nil {
@@ -111,7 +111,7 @@ func (h *harness) enrollOverHTTP(t *testing.T, d *attestedDevice) (*wire.EnrollR
 	if status != http.StatusOK {
 		t.Fatalf("enroll: %d %s", status, body)
 	}
-	var resp wire.EnrollResponse
+	var resp deviceapi.EnrollResponse
 	if err := json.Unmarshal(body, &resp); err != nil {
 		t.Fatal(err)
 	}
@@ -138,9 +138,9 @@ func (h *harness) evidence(t *testing.T, d *attestedDevice, nonce, activation []
 
 // deviceCert turns an attestation answer into the TLS certificate the agent presents, with
 // the attester's certificate key (inside the TPM on TPM backends).
-func deviceCert(t *testing.T, d *attestedDevice, body []byte) (tls.Certificate, *wire.AttestResponse) {
+func deviceCert(t *testing.T, d *attestedDevice, body []byte) (tls.Certificate, *deviceapi.AttestResponse) {
 	t.Helper()
-	var resp wire.AttestResponse
+	var resp deviceapi.AttestResponse
 	if err := json.Unmarshal(body, &resp); err != nil || len(resp.Certificate) == 0 {
 		t.Fatalf("attest answer %s: %v", body, err)
 	}
@@ -209,7 +209,7 @@ func runDeviceAPI(t *testing.T, h *harness, d *attestedDevice, refs references, 
 	if status != http.StatusOK {
 		t.Fatalf("challenge: %d %s", status, body)
 	}
-	var ch wire.Challenge
+	var ch deviceapi.Challenge
 	json.Unmarshal(body, &ch)
 	status, body = h.devicePost("/device/v1/attest", h.evidence(t, d, ch.Nonce, nil), &cert)
 	if status != http.StatusOK {
@@ -232,7 +232,7 @@ func runDeviceAPI(t *testing.T, h *harness, d *attestedDevice, refs references, 
 
 	// Revoked software: update-only, refused by normal endpoints, accepted by update ones.
 	for digest, ref := range h.refs {
-		if ref.Type == wire.EventApplication {
+		if ref.Type == deviceapi.EventApplication {
 			ref.Revoked = true
 			h.refs[digest] = ref
 		}
@@ -243,7 +243,7 @@ func runDeviceAPI(t *testing.T, h *harness, d *attestedDevice, refs references, 
 		t.Fatalf("attest with revoked software: %d %s", status, body)
 	}
 	updCert, ar := deviceCert(t, d, body)
-	if !ar.UpdateOnly || ar.Status != wire.StatusContraindicated {
+	if !ar.UpdateOnly || ar.Status != deviceapi.StatusContraindicated {
 		t.Errorf("revoked software answer: %+v", ar)
 	}
 	if status, body := h.deviceGet("/device/v1/whoami", &updCert); status != http.StatusOK || !strings.Contains(body, `"profile":"update-only"`) {
@@ -315,7 +315,7 @@ func TestDeviceAttestationBadInput(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"oversized evidence", "/device/v1/attest", append(bytes.Repeat([]byte(" "), wire.MaxEvidenceSize), good...), nil, 413, "too_large"},
+		{"oversized evidence", "/device/v1/attest", append(bytes.Repeat([]byte(" "), deviceapi.MaxEvidenceSize), good...), nil, 413, "too_large"},
 		{"truncated evidence", "/device/v1/attest", good[:len(good)/2], nil, 400, "bad_request"},
 		{"evidence of an unknown device", "/device/v1/attest", bytes.Replace(good, []byte(d.id), []byte(strings.Repeat("0", 64)), 1), nil, 404, "not_found"},
 		{"evidence of another device under a certificate", "/device/v1/attest", good, &otherCert, 403, "forbidden"},
@@ -381,7 +381,7 @@ func TestAttestationFollowsReleases(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(rootfs)
-	if err := log.Measure(ctx, a, wire.EventOS, "rootfs", "1.0.0", sum[:]); err != nil {
+	if err := log.Measure(ctx, a, deviceapi.EventOS, "rootfs", "1.0.0", sum[:]); err != nil {
 		t.Fatal(err)
 	}
 	id, err := agent.DeviceID(ctx, a)
@@ -393,7 +393,7 @@ func TestAttestationFollowsReleases(t *testing.T) {
 	if _, err := admin.ClaimDevice(ctx, id, client.ClaimDeviceRequest{Product: "sensor"}); err != nil {
 		t.Fatal(err)
 	}
-	attestOnce := func() *wire.AttestResponse {
+	attestOnce := func() *deviceapi.AttestResponse {
 		t.Helper()
 		resp, _ := h.enrollOverHTTP(t, d)
 		status, body := h.devicePost("/device/v1/attest", h.evidence(t, d, resp.Nonce, nil), nil)
@@ -403,7 +403,7 @@ func TestAttestationFollowsReleases(t *testing.T) {
 		_, ar := deviceCert(t, d, body)
 		return ar
 	}
-	codes := func(ar *wire.AttestResponse) []string {
+	codes := func(ar *deviceapi.AttestResponse) []string {
 		var out []string
 		for _, r := range ar.Reasons {
 			out = append(out, r.Code)
@@ -412,7 +412,7 @@ func TestAttestationFollowsReleases(t *testing.T) {
 	}
 
 	ar := attestOnce()
-	if ar.Status != wire.StatusWarning || ar.UpdateOnly || strings.Join(codes(ar), ",") != attest.ReasonSoftwareAttester {
+	if ar.Status != deviceapi.StatusWarning || ar.UpdateOnly || strings.Join(codes(ar), ",") != attest.ReasonSoftwareAttester {
 		t.Errorf("on the newest release: %s update-only %v %v", ar.Status, ar.UpdateOnly, codes(ar))
 	}
 
@@ -426,7 +426,7 @@ func TestAttestationFollowsReleases(t *testing.T) {
 		t.Fatal(err)
 	}
 	ar = attestOnce()
-	if ar.Status != wire.StatusContraindicated || !ar.UpdateOnly || !strings.Contains(strings.Join(codes(ar), ","), attest.ReasonRevokedComponent) {
+	if ar.Status != deviceapi.StatusContraindicated || !ar.UpdateOnly || !strings.Contains(strings.Join(codes(ar), ","), attest.ReasonRevokedComponent) {
 		t.Errorf("on a revoked release: %s update-only %v %v", ar.Status, ar.UpdateOnly, codes(ar))
 	}
 }
@@ -467,7 +467,7 @@ func TestRevocationDemotesAtOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			sum := sha256.Sum256(rootfs)
-			if err := log.Measure(ctx, a, wire.EventOS, "rootfs", version, sum[:]); err != nil {
+			if err := log.Measure(ctx, a, deviceapi.EventOS, "rootfs", version, sum[:]); err != nil {
 				t.Fatal(err)
 			}
 			id, err := agent.DeviceID(ctx, a)

@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/store"
 )
 
@@ -69,14 +69,14 @@ type deviceHandlerFunc func(w http.ResponseWriter, r *http.Request, d *device) e
 
 // registerDevice declares every device route and what it accepts.
 func (a *API) registerDevice() {
-	a.deviceHandle("GET /device/v1/whoami", deviceUpdate, a.deviceWhoAmI)
-	a.deviceHandle("POST /device/v1/enroll", deviceOpen, a.deviceEnroll)
-	a.deviceHandle("POST /device/v1/challenge", deviceUpdate, a.deviceChallenge)
-	a.deviceHandle("POST /device/v1/attest", deviceOptional, a.deviceAttest)
-	a.deviceHandle("GET /device/v1/director/{file}", deviceCheckIn, a.deviceDirector)
-	a.deviceHandle("POST /device/v1/install-status", deviceUpdate, a.deviceInstallStatus)
-	a.deviceHandle("GET /device/v1/wait", deviceUpdate, a.deviceWait)
-	a.deviceHandle("POST /device/v1/failures", deviceUpdate, a.deviceFailures)
+	a.deviceHandle("GET "+deviceapi.PathWhoAmI, deviceUpdate, a.deviceWhoAmI)
+	a.deviceHandle("POST "+deviceapi.PathEnroll, deviceOpen, a.deviceEnroll)
+	a.deviceHandle("POST "+deviceapi.PathChallenge, deviceUpdate, a.deviceChallenge)
+	a.deviceHandle("POST "+deviceapi.PathAttest, deviceOptional, a.deviceAttest)
+	a.deviceHandle("GET "+deviceapi.PathDirector+"/{file}", deviceCheckIn, a.deviceDirector)
+	a.deviceHandle("POST "+deviceapi.PathInstallStatus, deviceUpdate, a.deviceInstallStatus)
+	a.deviceHandle("GET "+deviceapi.PathWait, deviceUpdate, a.deviceWait)
+	a.deviceHandle("POST "+deviceapi.PathFailures, deviceUpdate, a.deviceFailures)
 	a.mux.HandleFunc("/device/", a.unmatched)
 }
 
@@ -249,7 +249,7 @@ func (a *API) verifyDeviceCert(ctx context.Context, cert *x509.Certificate, now 
 }
 
 func (a *API) deviceWhoAmI(w http.ResponseWriter, r *http.Request, d *device) error {
-	writeJSON(w, http.StatusOK, client.DeviceIdentity{DeviceID: d.id, Tenant: d.tenantName, Profile: d.profile.String(),
+	writeJSON(w, http.StatusOK, deviceapi.WhoAmI{DeviceID: d.id, Tenant: d.tenantName, Profile: d.profile.String(),
 		NotAfter: d.cert.NotAfter.UTC(), RenewAfter: ca.RenewAt(d.cert).UTC()})
 	return nil
 }

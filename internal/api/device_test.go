@@ -23,6 +23,7 @@ import (
 
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/ratelimit"
 )
 
@@ -157,7 +158,7 @@ func TestDeviceAuthentication(t *testing.T) {
 				}
 			})
 		}
-		var who client.DeviceIdentity
+		var who deviceapi.WhoAmI
 		_, body := h.deviceGet("/device/v1/whoami", &normal)
 		json.Unmarshal([]byte(body), &who)
 		if who.DeviceID != dev.id || who.Tenant != "default" || !who.RenewAfter.Before(who.NotAfter) || who.NotAfter.Sub(now) > 24*time.Hour+time.Minute {

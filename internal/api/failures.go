@@ -4,7 +4,7 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/rampartsec/rampart/internal/failure"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/ratelimit"
 	"github.com/rampartsec/rampart/internal/store"
 )
@@ -14,7 +14,7 @@ import (
 // batches stay in the agent's outbox for a later try.
 const (
 	DefaultReportRate  = 0.1
-	DefaultReportBurst = 2 * failure.MaxBatchReports
+	DefaultReportBurst = 2 * deviceapi.MaxCrashBatchReports
 )
 
 // DefaultReportLimit is the per-device crash report limiter the API uses unless given one.
@@ -22,26 +22,20 @@ func DefaultReportLimit() *ratelimit.Limiter {
 	return ratelimit.New(DefaultReportRate, DefaultReportBurst, 1_000_000)
 }
 
-// FailureAnswer is what the device API answers to a batch of crash reports.
-type FailureAnswer struct {
-	Accepted   int `json:"accepted"`
-	Duplicates int `json:"duplicates"`
-}
-
-// deviceFailures accepts a batch of crash reports (failure.Batch) from an attested device and
+// deviceFailures accepts a batch of crash reports (deviceapi.CrashBatch) from an attested device and
 // files them into its tenant's failure groups. The body is decoded strictly and capped; a bad
 // report refuses the whole batch with its index and reason (400, or 413 over a size limit),
 // which the agent drops instead of retrying; a device over its report limit gets 429 and keeps
 // the batch. The device's own identity decides the tenant, so a device can never file reports
 // anywhere else.
 func (a *API) deviceFailures(w http.ResponseWriter, r *http.Request, d *device) error {
-	batch, err := failure.DecodeBatch(http.MaxBytesReader(w, r.Body, failure.MaxBatchBytes+1))
+	batch, err := deviceapi.DecodeCrashBatch(http.MaxBytesReader(w, r.Body, deviceapi.MaxCrashBatchBytes+1))
 	if err != nil {
 		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
-			return newError(http.StatusRequestEntityTooLarge, CodeTooLarge, "crash report too large: batch is over %d bytes", failure.MaxBatchBytes)
+			return newError(http.StatusRequestEntityTooLarge, CodeTooLarge, "crash report too large: batch is over %d bytes", deviceapi.MaxCrashBatchBytes)
 		}
 		if e := fromPublic(err); e.Code != CodeInternal {
-			return e // failure's sentence: the index and the field at fault
+			return e // the decoder's sentence: the index and the field at fault
 		}
 		return badRequest("the crash report batch could not be read")
 	}
@@ -55,6 +49,6 @@ func (a *API) deviceFailures(w http.ResponseWriter, r *http.Request, d *device) 
 		}
 		return storeError(err, "crash reports")
 	}
-	writeJSON(w, http.StatusOK, FailureAnswer{Accepted: in.Accepted, Duplicates: in.Duplicates})
+	writeJSON(w, http.StatusOK, deviceapi.FailureAnswer{Accepted: in.Accepted, Duplicates: in.Duplicates})
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/ratelimit"
 	"github.com/rampartsec/rampart/internal/store"
 )
@@ -31,24 +32,24 @@ func TestDeviceFailures(t *testing.T) {
 		return fmt.Sprintf(`{"id":%q,"program":"/usr/bin/lampd","version":"1.0","signal":11,"frames":[%q,"main"],"time":"2026-03-01T12:00:00Z"}`, id, frame)
 	}
 	batch := `{"reports":[` + report("r1", "led_set") + `,` + report("r2", "led_set") + `]}`
-	answer := func(status int, body []byte) FailureAnswer {
+	answer := func(status int, body []byte) deviceapi.FailureAnswer {
 		t.Helper()
-		var a FailureAnswer
+		var a deviceapi.FailureAnswer
 		if status != http.StatusOK || json.Unmarshal(body, &a) != nil {
 			t.Fatalf("failures = %d %s", status, body)
 		}
 		return a
 	}
-	if a := answer(h.devicePost("/device/v1/failures", []byte(batch), &cert)); a != (FailureAnswer{Accepted: 2}) {
+	if a := answer(h.devicePost("/device/v1/failures", []byte(batch), &cert)); a != (deviceapi.FailureAnswer{Accepted: 2}) {
 		t.Errorf("first batch: %+v", a)
 	}
 	// The agent resends after a restart: nothing is counted twice.
-	if a := answer(h.devicePost("/device/v1/failures", []byte(batch), &cert)); a != (FailureAnswer{Duplicates: 2}) {
+	if a := answer(h.devicePost("/device/v1/failures", []byte(batch), &cert)); a != (deviceapi.FailureAnswer{Duplicates: 2}) {
 		t.Errorf("resent batch: %+v", a)
 	}
 	// A device running revoked software (update-only certificate) still reports its crashes:
 	// they tell the operator how urgent the fix is.
-	if a := answer(h.devicePost("/device/v1/failures", []byte(`{"reports":[`+report("r3", "led_set")+`]}`), &updateOnly)); a != (FailureAnswer{Accepted: 1}) {
+	if a := answer(h.devicePost("/device/v1/failures", []byte(`{"reports":[`+report("r3", "led_set")+`]}`), &updateOnly)); a != (deviceapi.FailureAnswer{Accepted: 1}) {
 		t.Errorf("update-only batch: %+v", a)
 	}
 	// A device of another tenant files into its own tenant only.
@@ -79,7 +80,7 @@ func TestDeviceFailures(t *testing.T) {
 			if status != b.status || !strings.Contains(string(body), b.msg) {
 				t.Errorf("= %d %s, want %d containing %q", status, body, b.status, b.msg)
 			}
-			if strings.Contains(string(body), "failure.Decode") {
+			if strings.Contains(string(body), "failure.Decode") || strings.Contains(string(body), "deviceapi.") {
 				t.Errorf("error leaks an internal name: %s", body)
 			}
 		})

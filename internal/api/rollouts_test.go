@@ -10,7 +10,7 @@ import (
 
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/ca"
-	"github.com/rampartsec/rampart/internal/failure"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/store"
 )
@@ -41,7 +41,7 @@ func (h *harness) seedRollout(t *testing.T, tenantID, productID, devID string) r
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := h.store.AddFailureReports(ctx, tenantID, devID, []failure.Report{{ID: "r1", Program: "secretd", Version: "9.0", Signal: 11,
+	in, err := h.store.AddFailureReports(ctx, tenantID, devID, []deviceapi.CrashReport{{ID: "r1", Program: "secretd", Version: "9.0", Signal: 11,
 		Frames: []string{"secret_fn"}, Time: time.Now()}})
 	if err != nil || len(in.NewGroups) != 1 {
 		t.Fatalf("seed failure: %+v %v", in, err)
@@ -112,7 +112,7 @@ func TestDeploymentsFailuresAndCoverage(t *testing.T) {
 		if err := h.store.RecordDeviceRelease(ctx, tn.ID, dev.id, "2.0.0"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.store.AddFailureReports(ctx, tn.ID, dev.id, []failure.Report{{ID: "c1", Program: "/usr/bin/lampd", Version: "2.0.0",
+		if _, err := h.store.AddFailureReports(ctx, tn.ID, dev.id, []deviceapi.CrashReport{{ID: "c1", Program: "/usr/bin/lampd", Version: "2.0.0",
 			Signal: 11, Frames: []string{"led_set+0x1a", "main"}, Time: time.Now()}}); err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/release"
 )
 
@@ -311,18 +312,18 @@ func (a *API) deviceInstallStatus(w http.ResponseWriter, r *http.Request, d *dev
 	if err != nil {
 		return err
 	}
-	var req client.InstallStatus
+	var req deviceapi.InstallStatus
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
 	if !req.At.IsZero() {
 		return badRequest("at is set by the server")
 	}
-	rep, err := svc.ReportInstall(r.Context(), d.tenantID, d.id, release.InstallReport{State: req.State, Release: req.Release, Reason: req.Reason})
+	rep, err := svc.ReportInstall(r.Context(), d.tenantID, d.id, release.InstallReport{State: string(req.State), Release: req.Release, Reason: req.Reason})
 	if err != nil {
 		return releaseError(err, "install status")
 	}
-	writeJSON(w, http.StatusOK, client.InstallStatus{State: rep.State, Release: rep.Release, Reason: rep.Reason, At: rep.At})
+	writeJSON(w, http.StatusOK, deviceapi.InstallStatus{State: deviceapi.InstallState(rep.State), Release: rep.Release, Reason: rep.Reason, At: rep.At})
 	return nil
 }
 

@@ -9,25 +9,9 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/wake"
 )
-
-// Long-poll bounds: a device waits at most MaxWait per call, DefaultWait when it does not say.
-const (
-	DefaultWait = 5 * time.Minute
-	MaxWait     = 15 * time.Minute
-)
-
-// WaitAnswer is the answer of GET /device/v1/wait.
-type WaitAnswer struct {
-	// Woken is true when the server has something for the device (a deployment phase opened for
-	// its group, say); false when the wait timed out or a newer wait replaced it.
-	Woken bool `json:"woken"`
-	// Reattest is true when the device must attest again now: a revocation demoted its normal
-	// certificate to update-only (it runs a revoked release), so only a fresh verdict tells
-	// what it may do.
-	Reattest bool `json:"reattest,omitempty"`
-}
 
 // wakeDemoted wakes the devices a revocation demoted (release.Release.Demoted), so that they
 // attest again at once; their wait answers Reattest.
@@ -45,7 +29,7 @@ func (a *API) Wake() *wake.Hub { return a.wake }
 // or 5m; default 5m, at most 15m) passes. Update-only certificates may wait too: an emergency
 // fix must reach devices that run revoked software.
 func (a *API) deviceWait(w http.ResponseWriter, r *http.Request, d *device) error {
-	timeout := DefaultWait
+	timeout := deviceapi.DefaultWait
 	if v := r.URL.Query().Get("timeout"); v != "" {
 		t, err := time.ParseDuration(v)
 		if err != nil {
@@ -53,14 +37,14 @@ func (a *API) deviceWait(w http.ResponseWriter, r *http.Request, d *device) erro
 				t, err = time.Duration(n)*time.Second, nil
 			}
 		}
-		if err != nil || t < time.Second || t > MaxWait {
-			return badRequest("timeout must be a duration from 1s to %s, such as 300s", MaxWait)
+		if err != nil || t < time.Second || t > deviceapi.MaxWait {
+			return badRequest("timeout must be a duration from 1s to %s, such as 300s", deviceapi.MaxWait)
 		}
 		timeout = t
 	}
 	if d.demoted {
 		// Told at once, whichever replica demoted it and whether or not it was waiting then.
-		writeJSON(w, http.StatusOK, WaitAnswer{Woken: true, Reattest: true})
+		writeJSON(w, http.StatusOK, deviceapi.WaitAnswer{Woken: true, Reattest: true})
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
@@ -74,9 +58,9 @@ func (a *API) deviceWait(w http.ResponseWriter, r *http.Request, d *device) erro
 				return err
 			}
 		}
-		writeJSON(w, http.StatusOK, WaitAnswer{Woken: true, Reattest: d.demoted})
+		writeJSON(w, http.StatusOK, deviceapi.WaitAnswer{Woken: true, Reattest: d.demoted})
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, wake.ErrReplaced):
-		writeJSON(w, http.StatusOK, WaitAnswer{Woken: false})
+		writeJSON(w, http.StatusOK, deviceapi.WaitAnswer{Woken: false})
 	case errors.Is(err, wake.ErrFull):
 		w.Header().Set("Retry-After", "60")
 		return newError(http.StatusServiceUnavailable, CodeBusy, "too many devices are waiting on this server; check in again later")

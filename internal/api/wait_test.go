@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/wake"
 )
 
@@ -18,9 +19,9 @@ func TestDeviceWait(t *testing.T) {
 	cert := h.issue("default", dev, ca.ProfileNormal, time.Now())
 	updateOnly := h.issue("default", dev, ca.ProfileUpdateOnly, time.Now())
 
-	answer := func(status int, body string) WaitAnswer {
+	answer := func(status int, body string) deviceapi.WaitAnswer {
 		t.Helper()
-		var a WaitAnswer
+		var a deviceapi.WaitAnswer
 		if status != http.StatusOK || json.Unmarshal([]byte(body), &a) != nil {
 			t.Fatalf("wait = %d %s", status, body)
 		}
@@ -36,7 +37,7 @@ func TestDeviceWait(t *testing.T) {
 		t.Fatal("a pending wake-up was lost")
 	}
 	// A wake-up during the wait answers it at once; the tag is the device's group.
-	done := make(chan WaitAnswer, 1)
+	done := make(chan deviceapi.WaitAnswer, 1)
 	go func() { done <- answer(h.deviceGet("/device/v1/wait?timeout=60s", &cert)) }()
 	tag := wake.GroupTag(dev.tenantID(h), "lamp", "Production")
 	deadline := time.Now().Add(10 * time.Second)
@@ -96,7 +97,7 @@ func TestDeploymentWakesDeviceBetweenWaits(t *testing.T) {
 	}
 	start := time.Now()
 	status, body := h.deviceGet("/device/v1/wait?timeout=30s", &cert)
-	var a WaitAnswer
+	var a deviceapi.WaitAnswer
 	if status != http.StatusOK || json.Unmarshal([]byte(body), &a) != nil || !a.Woken {
 		t.Fatalf("wait after the deployment = %d %s, want woken at once", status, body)
 	}

@@ -6,7 +6,7 @@
 // against the store and the tenant CAs for the device API.
 //
 // It is imported by the server only. The wire format it decodes lives in
-// internal/attest/wire, shared with the agent.
+// internal/deviceapi, shared with the agent.
 package attest
 
 import (
@@ -16,7 +16,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // DefaultNonceTTL is how long a challenge stays valid.
@@ -54,16 +54,16 @@ func NewVerifier(cfg Config) *Verifier {
 }
 
 // Challenge issues a fresh nonce to an enrolled device, for a renewal.
-func (v *Verifier) Challenge(ctx context.Context, deviceID string) (*wire.Challenge, error) {
+func (v *Verifier) Challenge(ctx context.Context, deviceID string) (*deviceapi.Challenge, error) {
 	c, err := v.issue(ctx, deviceID, nil)
 	if err != nil {
 		return nil, fmt.Errorf("attest.Challenge: %w", err)
 	}
-	return &wire.Challenge{Nonce: c.Nonce, Expires: c.Expires}, nil
+	return &deviceapi.Challenge{Nonce: c.Nonce, Expires: c.Expires}, nil
 }
 
 func (v *Verifier) issue(ctx context.Context, deviceID string, activationDigest []byte) (Challenge, error) {
-	nonce := make([]byte, wire.NonceSize)
+	nonce := make([]byte, deviceapi.NonceSize)
 	if _, err := rand.Read(nonce); err != nil {
 		return Challenge{}, fmt.Errorf("nonce: %w", err)
 	}

@@ -8,15 +8,15 @@ import (
 
 	agent "github.com/rampartsec/rampart/internal/agent/attest"
 	"github.com/rampartsec/rampart/internal/agent/attest/tpmsim"
-	"github.com/rampartsec/rampart/internal/attest/wire"
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/testenv"
 )
 
 // runLifecycle enrols a device, attests it (completing credential
 // activation on TPM backends), issues and uses its certificate, then renews
 // with a fresh challenge. wantStatus is the verdict for healthy software.
-func runLifecycle(t *testing.T, a agent.Attester, cas *ManufacturerCAs, preauth func(string) bool, wantStatus wire.Status) {
+func runLifecycle(t *testing.T, a agent.Attester, cas *ManufacturerCAs, preauth func(string) bool, wantStatus deviceapi.Status) {
 	ctx := context.Background()
 	rel := release(t, "1.0.0")
 	d := newDevice(t, a, t.TempDir(), rel)
@@ -59,7 +59,7 @@ func runLifecycle(t *testing.T, a agent.Attester, cas *ManufacturerCAs, preauth 
 	// update-only certificate.
 	pol.References = referencesFor(rel)
 	for digest, ref := range pol.References {
-		if ref.Type == wire.EventApplication {
+		if ref.Type == deviceapi.EventApplication {
 			ref.Revoked = true
 			pol.References[digest] = ref
 		}
@@ -70,7 +70,7 @@ func runLifecycle(t *testing.T, a agent.Attester, cas *ManufacturerCAs, preauth 
 	}
 	ev = d.collect(t, en.dev.ID, ch.Nonce, nil)
 	res = s.v.Verify(ctx, Input{Evidence: ev, Device: en.dev, Tenant: testTenant, Policy: pol})
-	if res.Status != wire.StatusContraindicated || res.Grant != GrantUpdateOnly {
+	if res.Status != deviceapi.StatusContraindicated || res.Grant != GrantUpdateOnly {
 		t.Fatalf("revoked application: %s/%s %v, want contraindicated/update-only", res.Status, res.Grant, res.Reasons)
 	}
 	if class := s.checkIssued(t, d, res); class != ca.ClassUpdateOnly {
@@ -169,7 +169,7 @@ func TestLifecycleSoftware(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	runLifecycle(t, a, nil, nil, wire.StatusWarning)
+	runLifecycle(t, a, nil, nil, deviceapi.StatusWarning)
 	t.Run("reopen", func(t *testing.T) {
 		reopenKeepsIdentity(t, func(dir string) agent.Attester {
 			a, err := agent.Open(context.Background(), agent.Config{Spec: "software", StateDir: dir, BootID: "boot-1"})
@@ -206,7 +206,7 @@ func TestLifecycleSWTPM(t *testing.T) {
 	}
 	t.Run("lifecycle", func(t *testing.T) {
 		a, cas := open(t)
-		runLifecycle(t, a, cas, nil, wire.StatusAffirming)
+		runLifecycle(t, a, cas, nil, deviceapi.StatusAffirming)
 	})
 	t.Run("refusals", func(t *testing.T) {
 		a, cas := open(t)
@@ -257,12 +257,12 @@ func TestLifecycleSWTPM(t *testing.T) {
 		}
 		for _, tc := range []struct {
 			name   string
-			mutate func(r *wire.EnrollRequest)
+			mutate func(r *deviceapi.EnrollRequest)
 			want   error
 		}{
-			{"creation signature", func(r *wire.EnrollRequest) { r.AKCreateSignature[len(r.AKCreateSignature)-1] ^= 1 }, ErrAKProperties},
-			{"creation attestation", func(r *wire.EnrollRequest) { r.AKCreateAttestation[len(r.AKCreateAttestation)-1] ^= 1 }, ErrAKProperties},
-			{"ek certificate of another key", func(r *wire.EnrollRequest) { r.EKCertificate = otherCert.Raw }, ErrEKMismatch},
+			{"creation signature", func(r *deviceapi.EnrollRequest) { r.AKCreateSignature[len(r.AKCreateSignature)-1] ^= 1 }, ErrAKProperties},
+			{"creation attestation", func(r *deviceapi.EnrollRequest) { r.AKCreateAttestation[len(r.AKCreateAttestation)-1] ^= 1 }, ErrAKProperties},
+			{"ek certificate of another key", func(r *deviceapi.EnrollRequest) { r.EKCertificate = otherCert.Raw }, ErrEKMismatch},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				req := *good
@@ -303,7 +303,7 @@ func TestLifecycleSimulator(t *testing.T) {
 			}
 			preauth := func(h string) bool { return h == e.EKHash }
 			if name == "lifecycle" {
-				runLifecycle(t, a, nil, preauth, wire.StatusAffirming)
+				runLifecycle(t, a, nil, preauth, deviceapi.StatusAffirming)
 			} else {
 				tpmRefusals(t, a, nil, preauth)
 			}

@@ -15,7 +15,7 @@ import (
 
 	gattest "github.com/google/go-attestation/attest"
 
-	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // Enrolment errors.
@@ -32,7 +32,7 @@ var (
 // a device until it is claimed and activated.
 type Enrollment struct {
 	DeviceID string
-	Attester wire.AttesterKind
+	Attester deviceapi.AttesterKind
 	AKPublic []byte // TPMT_PUBLIC, the identity key
 	// TPM backends only.
 	EKPublic        crypto.PublicKey
@@ -47,7 +47,7 @@ type Enrollment struct {
 // AK was created by the TPM as a restricted, non-exportable key and the EK
 // certificate (if any) certifies the EK public key. It does not decide
 // trust in the EK; see Enrollment.CheckEK.
-func CheckEnrollment(req *wire.EnrollRequest) (*Enrollment, error) {
+func CheckEnrollment(req *deviceapi.EnrollRequest) (*Enrollment, error) {
 	if err := req.Validate(); err != nil {
 		return nil, fmt.Errorf("attest.CheckEnrollment: %w", err)
 	}
@@ -58,7 +58,7 @@ func CheckEnrollment(req *wire.EnrollRequest) (*Enrollment, error) {
 	if err := checkKeyStrength(ak.Public); err != nil {
 		return nil, fmt.Errorf("attest.CheckEnrollment: %w: %w", ErrIdentityKey, err)
 	}
-	id, err := wire.DeviceID(ak.Public)
+	id, err := deviceapi.DeviceID(ak.Public)
 	if err != nil {
 		return nil, fmt.Errorf("attest.CheckEnrollment: %w: %w", ErrIdentityKey, err)
 	}
@@ -83,7 +83,7 @@ func CheckEnrollment(req *wire.EnrollRequest) (*Enrollment, error) {
 	if err := checkKeyStrength(ekPub); err != nil {
 		return nil, fmt.Errorf("attest.CheckEnrollment: ek: %w", err)
 	}
-	e.EKPublic, e.EKHash = ekPub, wire.KeyHash(req.EKPublic)
+	e.EKPublic, e.EKHash = ekPub, deviceapi.KeyHash(req.EKPublic)
 	if len(req.EKCertificate) > 0 {
 		cert, err := x509.ParseCertificate(req.EKCertificate)
 		if err != nil {
@@ -195,8 +195,8 @@ func verifyEKCertificate(cert *x509.Certificate, extra []*x509.Certificate, cas 
 // backends, a credential activation challenge that only the TPM holding
 // both the EK and the AK can answer. The caller has stored the enrolment
 // and decided trust in the EK (CheckEK).
-func (v *Verifier) Begin(ctx context.Context, e *Enrollment) (*wire.EnrollResponse, error) {
-	resp := &wire.EnrollResponse{DeviceID: e.DeviceID}
+func (v *Verifier) Begin(ctx context.Context, e *Enrollment) (*deviceapi.EnrollResponse, error) {
+	resp := &deviceapi.EnrollResponse{DeviceID: e.DeviceID}
 	var digest []byte
 	if e.Attester.IsTPM() {
 		ap := gattest.ActivationParameters{EK: e.EKPublic, AK: e.akParams}

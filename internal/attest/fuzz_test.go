@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // FuzzVerifyEvidence feeds decoded evidence to the verifier for a software
@@ -23,12 +23,12 @@ func FuzzVerifyEvidence(f *testing.F) {
 	}
 	f.Add(valid)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ev, err := wire.DecodeEvidence(bytes.NewReader(data))
+		ev, err := deviceapi.DecodeEvidence(bytes.NewReader(data))
 		if err != nil {
 			return
 		}
 		ev.DeviceID = fx.dev.ID
-		for _, kind := range []wire.AttesterKind{wire.KindSoftware, wire.KindSWTPM} {
+		for _, kind := range []deviceapi.AttesterKind{deviceapi.KindSoftware, deviceapi.KindSWTPM} {
 			dev := fx.dev
 			dev.Attester, dev.Activated = kind, true
 			ch := Challenge{DeviceID: dev.ID, Nonce: ev.Nonce, Expires: fx.s.now.Add(time.Minute)}
@@ -45,15 +45,15 @@ func checkConsistent(t *testing.T, r *Result) {
 	t.Helper()
 	switch r.Grant {
 	case GrantNone:
-		if r.Status != wire.StatusContraindicated || r.CertKey != nil || len(r.Reasons) == 0 {
+		if r.Status != deviceapi.StatusContraindicated || r.CertKey != nil || len(r.Reasons) == 0 {
 			t.Fatalf("refusal inconsistent: %+v", r)
 		}
 	case GrantUpdateOnly:
-		if r.Status != wire.StatusContraindicated || r.CertKey == nil {
+		if r.Status != deviceapi.StatusContraindicated || r.CertKey == nil {
 			t.Fatalf("update-only inconsistent: %+v", r)
 		}
 	case GrantNormal:
-		if r.Status == wire.StatusContraindicated || r.CertKey == nil {
+		if r.Status == deviceapi.StatusContraindicated || r.CertKey == nil {
 			t.Fatalf("normal grant inconsistent: %+v", r)
 		}
 	default:

@@ -20,8 +20,8 @@ import (
 	"time"
 
 	agent "github.com/rampartsec/rampart/internal/agent/attest"
-	"github.com/rampartsec/rampart/internal/attest/wire"
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/testenv"
 )
 
@@ -29,7 +29,7 @@ const testTenant = "acme"
 
 // component is one released image the fake device measures.
 type component struct {
-	typ     wire.EventType
+	typ     deviceapi.EventType
 	name    string
 	version string
 	digest  []byte
@@ -41,10 +41,10 @@ func release(t testing.TB, version string) []component {
 	t.Helper()
 	var out []component
 	for _, c := range []struct {
-		typ  wire.EventType
+		typ  deviceapi.EventType
 		name string
 	}{
-		{wire.EventBoot, "u-boot"}, {wire.EventOS, "rootfs"}, {wire.EventAgent, "rampart-agent"}, {wire.EventApplication, "sensor-app"},
+		{deviceapi.EventBoot, "u-boot"}, {deviceapi.EventOS, "rootfs"}, {deviceapi.EventAgent, "rampart-agent"}, {deviceapi.EventApplication, "sensor-app"},
 	} {
 		img := make([]byte, 256)
 		if _, err := rand.Read(img); err != nil {
@@ -104,8 +104,10 @@ func roundTrip[T any](t testing.TB, v any, decode func(*bytes.Reader) (T, error)
 	return out
 }
 
-func decodeEnroll(r *bytes.Reader) (*wire.EnrollRequest, error) { return wire.DecodeEnrollRequest(r) }
-func decodeEvidence(r *bytes.Reader) (*wire.Evidence, error)    { return wire.DecodeEvidence(r) }
+func decodeEnroll(r *bytes.Reader) (*deviceapi.EnrollRequest, error) {
+	return deviceapi.DecodeEnrollRequest(r)
+}
+func decodeEvidence(r *bytes.Reader) (*deviceapi.Evidence, error) { return deviceapi.DecodeEvidence(r) }
 
 // server is the server side of a test: verifier, nonce store and tenant CA.
 type server struct {
@@ -136,7 +138,7 @@ func newServer(t testing.TB) *server {
 // enrolled is the outcome of a device's enrolment.
 type enrolled struct {
 	dev        Device
-	resp       *wire.EnrollResponse
+	resp       *deviceapi.EnrollResponse
 	activation []byte // the device's answer, nil for software
 }
 
@@ -183,8 +185,8 @@ func (s *server) enroll(t testing.TB, d *device, cas *ManufacturerCAs, preauth f
 	return out
 }
 
-// collect gathers evidence on the device and passes it through the wire.
-func (d *device) collect(t testing.TB, id string, nonce, activation []byte) *wire.Evidence {
+// collect gathers evidence on the device and passes it through the deviceapi.
+func (d *device) collect(t testing.TB, id string, nonce, activation []byte) *deviceapi.Evidence {
 	t.Helper()
 	ev, err := agent.Collect(context.Background(), d.a, d.log, id, nonce, activation)
 	if err != nil {

@@ -9,14 +9,14 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/rampartsec/rampart/internal/attest/wire"
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/store"
 )
 
 // Service runs the device protocol of doc/attestation.md against storage and the tenant CAs:
 // enrolment, claims, challenges and attestation with certificate issuance. The device API's
-// handlers decode requests with internal/attest/wire and call it; it returns errors wrapping
+// handlers decode requests with internal/deviceapi and call it; it returns errors wrapping
 // the sentinels below (and store.ErrNotFound, store.ErrConflict) for the edge to map.
 type Service struct {
 	store *store.Store
@@ -71,7 +71,7 @@ func NewService(cfg ServiceConfig) *Service {
 // Enroll records a device (or finds it again) and answers with a fresh challenge: a nonce and,
 // on TPM backends, a credential activation challenge. A device a tenant preauthorised (by EK
 // or identity-key hash, which vouches for it) is claimed here.
-func (s *Service) Enroll(ctx context.Context, req *wire.EnrollRequest) (*wire.EnrollResponse, error) {
+func (s *Service) Enroll(ctx context.Context, req *deviceapi.EnrollRequest) (*deviceapi.EnrollResponse, error) {
 	e, err := CheckEnrollment(req)
 	if err != nil {
 		return nil, fmt.Errorf("attest.Service.Enroll: %w: %w", ErrBadRequest, err)
@@ -108,7 +108,7 @@ func (s *Service) Claim(ctx context.Context, actor store.Actor, tenantID, device
 	if err != nil {
 		return store.Device{}, fmt.Errorf("attest.Service.Claim: %w", err)
 	}
-	if dev.TenantID == "" && wire.AttesterKind(e.Attester).IsTPM() {
+	if dev.TenantID == "" && deviceapi.AttesterKind(e.Attester).IsTPM() {
 		if err := s.checkEK(ctx, tenantID, e); err != nil {
 			return store.Device{}, fmt.Errorf("attest.Service.Claim: %w: %w", ErrForbidden, err)
 		}
@@ -132,7 +132,7 @@ func (s *Service) checkEK(ctx context.Context, tenantID string, e store.Enrollme
 	case !errors.Is(err, store.ErrNotFound):
 		return err
 	}
-	en := &Enrollment{DeviceID: e.DeviceID, Attester: wire.AttesterKind(e.Attester), EKHash: e.EKHash}
+	en := &Enrollment{DeviceID: e.DeviceID, Attester: deviceapi.AttesterKind(e.Attester), EKHash: e.EKHash}
 	if len(e.EKCertificate) > 0 {
 		if en.EKCertificate, err = x509.ParseCertificate(e.EKCertificate); err != nil {
 			return fmt.Errorf("stored ek certificate: %w", err)
@@ -149,7 +149,7 @@ func (s *Service) checkEK(ctx context.Context, tenantID string, e store.Enrollme
 }
 
 // Challenge issues a nonce to an enrolled device for a renewal.
-func (s *Service) Challenge(ctx context.Context, deviceID string) (*wire.Challenge, error) {
+func (s *Service) Challenge(ctx context.Context, deviceID string) (*deviceapi.Challenge, error) {
 	c, err := s.v.Challenge(ctx, deviceID)
 	if err != nil {
 		return nil, fmt.Errorf("attest.Service.Challenge: %w", err)
@@ -161,7 +161,7 @@ func (s *Service) Challenge(ctx context.Context, deviceID string) (*wire.Challen
 // claimed device, audits) the verdict. callerTenantID is the tenant of the client certificate
 // the request came with, or "" when it came without one (the first attestation, or a device
 // whose certificate expired): the quote by the enrolled identity key is the proof then.
-func (s *Service) Attest(ctx context.Context, ev *wire.Evidence, callerTenantID string) (*wire.AttestResponse, error) {
+func (s *Service) Attest(ctx context.Context, ev *deviceapi.Evidence, callerTenantID string) (*deviceapi.AttestResponse, error) {
 	e, dev, err := s.store.EnrollmentByDevice(ctx, ev.DeviceID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("attest.Service.Attest: %w: %s", ErrUnknownDevice, ev.DeviceID)
@@ -175,7 +175,7 @@ func (s *Service) Attest(ctx context.Context, ev *wire.Evidence, callerTenantID 
 	}
 	in := Input{
 		Evidence: ev,
-		Device:   Device{ID: e.DeviceID, Tenant: dev.TenantID, Attester: wire.AttesterKind(e.Attester), AKPublic: e.AKPublic, Activated: e.Activated},
+		Device:   Device{ID: e.DeviceID, Tenant: dev.TenantID, Attester: deviceapi.AttesterKind(e.Attester), AKPublic: e.AKPublic, Activated: e.Activated},
 		Tenant:   tenant,
 	}
 	var tenantName string
@@ -185,7 +185,7 @@ func (s *Service) Attest(ctx context.Context, ev *wire.Evidence, callerTenantID 
 		}
 	}
 	res := s.v.Verify(ctx, in)
-	resp := &wire.AttestResponse{Status: res.Status, Reasons: res.Reasons}
+	resp := &deviceapi.AttestResponse{Status: res.Status, Reasons: res.Reasons}
 	rec := store.AttestationRecord{DeviceID: dev.ID, Status: string(res.Status), Granted: res.Grant.String(), Activated: res.Activated}
 	if dev.TenantID == tenant {
 		rec.TenantID = dev.TenantID

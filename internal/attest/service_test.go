@@ -12,8 +12,8 @@ import (
 	"time"
 
 	agent "github.com/rampartsec/rampart/internal/agent/attest"
-	"github.com/rampartsec/rampart/internal/attest/wire"
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/store"
 )
 
@@ -85,7 +85,7 @@ func newServiceHarness(t testing.TB) *serviceHarness {
 }
 
 // enroll sends the device's enrolment through the wire and the service.
-func (h *serviceHarness) enroll(t testing.TB, d *device) *wire.EnrollResponse {
+func (h *serviceHarness) enroll(t testing.TB, d *device) *deviceapi.EnrollResponse {
 	t.Helper()
 	req, err := d.a.Enrollment(context.Background())
 	if err != nil {
@@ -99,7 +99,7 @@ func (h *serviceHarness) enroll(t testing.TB, d *device) *wire.EnrollResponse {
 }
 
 // attest answers resp (activating on TPM backends) and attests.
-func (h *serviceHarness) attest(t *testing.T, d *device, resp *wire.EnrollResponse, callerTenant string) *wire.AttestResponse {
+func (h *serviceHarness) attest(t *testing.T, d *device, resp *deviceapi.EnrollResponse, callerTenant string) *deviceapi.AttestResponse {
 	t.Helper()
 	var activation []byte
 	if len(resp.Credential) > 0 {
@@ -116,9 +116,9 @@ func (h *serviceHarness) attest(t *testing.T, d *device, resp *wire.EnrollRespon
 	return out
 }
 
-func refusedWith(t *testing.T, r *wire.AttestResponse, code string) {
+func refusedWith(t *testing.T, r *deviceapi.AttestResponse, code string) {
 	t.Helper()
-	if r.Status != wire.StatusContraindicated || len(r.Certificate) != 0 || len(r.Reasons) == 0 || r.Reasons[len(r.Reasons)-1].Code != code {
+	if r.Status != deviceapi.StatusContraindicated || len(r.Certificate) != 0 || len(r.Reasons) == 0 || r.Reasons[len(r.Reasons)-1].Code != code {
 		t.Fatalf("response %s %v with certificate %v, want refusal %s", r.Status, r.Reasons, len(r.Certificate) != 0, code)
 	}
 }
@@ -162,7 +162,7 @@ func TestServiceSoftwareDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := h.attest(t, d, h.enroll(t, d), "")
-	if out.Status != wire.StatusWarning || out.UpdateOnly || len(out.Certificate) == 0 {
+	if out.Status != deviceapi.StatusWarning || out.UpdateOnly || len(out.Certificate) == 0 {
 		t.Fatalf("accepted software device: %s %v update-only %v", out.Status, out.Reasons, out.UpdateOnly)
 	}
 	cert, err := x509.ParseCertificate(out.Certificate)
@@ -206,7 +206,7 @@ func TestServiceSoftwareDevice(t *testing.T) {
 
 	// Its application release is revoked: update-only.
 	for digest, ref := range h.refs["thermostat"] {
-		if ref.Type == wire.EventApplication {
+		if ref.Type == deviceapi.EventApplication {
 			ref.Revoked = true
 			h.refs["thermostat"][digest] = ref
 		}
@@ -234,14 +234,14 @@ func TestServiceSoftwareDevice(t *testing.T) {
 func TestServiceRejects(t *testing.T) {
 	ctx := context.Background()
 	h := newServiceHarness(t)
-	if _, err := h.svc.Enroll(ctx, &wire.EnrollRequest{Attester: wire.KindSoftware, AKPublic: []byte{1, 2, 3}}); !errors.Is(err, ErrBadRequest) {
+	if _, err := h.svc.Enroll(ctx, &deviceapi.EnrollRequest{Attester: deviceapi.KindSoftware, AKPublic: []byte{1, 2, 3}}); !errors.Is(err, ErrBadRequest) {
 		t.Errorf("Enroll with a garbage key: %v, want ErrBadRequest", err)
 	}
 	unknown := hex.EncodeToString(make([]byte, 32))
 	if _, err := h.svc.Claim(ctx, admin, h.tenant.ID, unknown, "thermostat", "Development"); !errors.Is(err, ErrUnknownDevice) {
 		t.Errorf("Claim of an unknown device: %v, want ErrUnknownDevice", err)
 	}
-	ev := &wire.Evidence{DeviceID: unknown}
+	ev := &deviceapi.Evidence{DeviceID: unknown}
 	if _, err := h.svc.Attest(ctx, ev, ""); !errors.Is(err, ErrUnknownDevice) {
 		t.Errorf("Attest of an unknown device: %v, want ErrUnknownDevice", err)
 	}
@@ -281,7 +281,7 @@ func TestServiceSWTPMDevice(t *testing.T) {
 
 	// The first attestation activates the credential; TPM evidence is affirming.
 	out := h.attest(t, d, h.enroll(t, d), "")
-	if out.Status != wire.StatusAffirming || len(out.Certificate) == 0 {
+	if out.Status != deviceapi.StatusAffirming || len(out.Certificate) == 0 {
 		t.Fatalf("swtpm device: %s %v", out.Status, out.Reasons)
 	}
 	e, _, err := h.st.EnrollmentByDevice(ctx, resp.DeviceID)
@@ -293,7 +293,7 @@ func TestServiceSWTPMDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	renewed, err := h.svc.Attest(ctx, d.collect(t, resp.DeviceID, ch.Nonce, nil), h.tenant.ID)
-	if err != nil || renewed.Status != wire.StatusAffirming {
+	if err != nil || renewed.Status != deviceapi.StatusAffirming {
 		t.Fatalf("renewal without activation: %+v, %v", renewed, err)
 	}
 }
@@ -311,7 +311,7 @@ func TestServiceEKPreauthorisation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.st.Preauthorize(ctx, admin, h.tenant.ID, store.PreauthEK, wire.KeyHash(req.EKPublic), "thermostat", "Field Test"); err != nil {
+	if err := h.st.Preauthorize(ctx, admin, h.tenant.ID, store.PreauthEK, deviceapi.KeyHash(req.EKPublic), "thermostat", "Field Test"); err != nil {
 		t.Fatal(err)
 	}
 	rel := release(t, "1.0.0")
@@ -322,7 +322,7 @@ func TestServiceEKPreauthorisation(t *testing.T) {
 	if err != nil || dev.GroupName != "Field Test" {
 		t.Fatalf("preauthorised device after enrolment = %+v, %v", dev, err)
 	}
-	if out := h.attest(t, d, resp, ""); out.Status != wire.StatusAffirming {
+	if out := h.attest(t, d, resp, ""); out.Status != deviceapi.StatusAffirming {
 		t.Errorf("preauthorised device: %s %v", out.Status, out.Reasons)
 	}
 }

@@ -17,7 +17,7 @@ import (
 	gattest "github.com/google/go-attestation/attest"
 	legacy "github.com/google/go-tpm/legacy/tpm2"
 
-	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // Device is what the server knows about an enrolled device, from storage:
@@ -25,7 +25,7 @@ import (
 type Device struct {
 	ID       string
 	Tenant   string // empty while unclaimed
-	Attester wire.AttesterKind
+	Attester deviceapi.AttesterKind
 	AKPublic []byte // TPMT_PUBLIC recorded at enrolment
 	// Activated is true once the device answered its credential activation
 	// challenge (always false for software attesters, which have none).
@@ -34,7 +34,7 @@ type Device struct {
 
 // Reference is the expected digest of one released component.
 type Reference struct {
-	Type    wire.EventType
+	Type    deviceapi.EventType
 	Name    string
 	Version string
 	// Revoked marks a digest of a release that was revoked (vulnerable).
@@ -54,7 +54,7 @@ type Policy struct {
 
 // Input is one attestation to verify.
 type Input struct {
-	Evidence *wire.Evidence
+	Evidence *deviceapi.Evidence
 	Device   Device // as stored
 	Tenant   string // tenant the request is served for
 	Policy   Policy
@@ -122,8 +122,8 @@ const (
 
 // Result is the verifier's typed verdict.
 type Result struct {
-	Status   wire.Status
-	Reasons  []wire.Reason
+	Status   deviceapi.Status
+	Reasons  []deviceapi.Reason
 	Grant    Grant
 	DeviceID string
 	// CertKey is the key to certify when Grant is not GrantNone.
@@ -135,7 +135,7 @@ type Result struct {
 }
 
 func (r *Result) add(s severity, code, format string, args ...any) {
-	r.Reasons = append(r.Reasons, wire.Reason{Code: code, Detail: fmt.Sprintf(format, args...)})
+	r.Reasons = append(r.Reasons, deviceapi.Reason{Code: code, Detail: fmt.Sprintf(format, args...)})
 	r.worst = max(r.worst, s)
 }
 
@@ -147,13 +147,13 @@ func (r *Result) refuse(code, format string, args ...any) *Result {
 func (r *Result) finish() *Result {
 	switch r.worst {
 	case sevRefused:
-		r.Status, r.Grant, r.CertKey, r.Activated = wire.StatusContraindicated, GrantNone, nil, false
+		r.Status, r.Grant, r.CertKey, r.Activated = deviceapi.StatusContraindicated, GrantNone, nil, false
 	case sevContraindicated:
-		r.Status, r.Grant = wire.StatusContraindicated, GrantUpdateOnly
+		r.Status, r.Grant = deviceapi.StatusContraindicated, GrantUpdateOnly
 	case sevWarning:
-		r.Status, r.Grant = wire.StatusWarning, GrantNormal
+		r.Status, r.Grant = deviceapi.StatusWarning, GrantNormal
 	default:
-		r.Status, r.Grant = wire.StatusAffirming, GrantNormal
+		r.Status, r.Grant = deviceapi.StatusAffirming, GrantNormal
 	}
 	return r
 }
@@ -184,7 +184,7 @@ func (v *Verifier) Verify(ctx context.Context, in Input) *Result {
 	case dev.Tenant != in.Tenant:
 		return r.refuse(ReasonOtherTenant, "device belongs to another tenant")
 	}
-	if dev.Attester == wire.KindSoftware {
+	if dev.Attester == deviceapi.KindSoftware {
 		if !in.Policy.AcceptSoftware {
 			return r.refuse(ReasonSoftwareRefused, "the product does not accept software attesters")
 		}
@@ -250,7 +250,7 @@ var (
 
 // checkCertKey parses the key to certify and, on TPM backends, checks the
 // AK's certification that it was created inside the TPM and cannot leave it.
-func (v *Verifier) checkCertKey(ev *wire.Evidence, dev Device, ak *gattest.AKPublic) (crypto.PublicKey, error) {
+func (v *Verifier) checkCertKey(ev *deviceapi.Evidence, dev Device, ak *gattest.AKPublic) (crypto.PublicKey, error) {
 	pub, err := x509.ParsePKIXPublicKey(ev.CertKey)
 	if err != nil {
 		return nil, fmt.Errorf("certificate key: %w", err)
@@ -284,11 +284,11 @@ func (v *Verifier) checkCertKey(ev *wire.Evidence, dev Device, ak *gattest.AKPub
 // checkQuote verifies the quote's signature by the AK, its magic, its extra
 // data (nonce bound to the certificate key) and that it covers exactly the
 // Rampart PCRs with the reported values. It returns the verified values.
-func checkQuote(ev *wire.Evidence, ak *gattest.AKPublic) (map[int][]byte, error) {
+func checkQuote(ev *deviceapi.Evidence, ak *gattest.AKPublic) (map[int][]byte, error) {
 	pcrs := make([]gattest.PCR, 0, len(ev.PCRs))
 	values := make(map[int][]byte, len(ev.PCRs))
 	for _, p := range ev.PCRs {
-		d, err := wire.DigestBytes(p.Digest)
+		d, err := deviceapi.DigestBytes(p.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("pcr %d: %w", p.Index, err)
 		}
@@ -296,7 +296,7 @@ func checkQuote(ev *wire.Evidence, ak *gattest.AKPublic) (map[int][]byte, error)
 		values[p.Index] = d
 	}
 	q := gattest.Quote{Quote: ev.Quote, Signature: ev.QuoteSignature}
-	if err := ak.Verify(q, pcrs, wire.QualifyingData(ev.Nonce, ev.CertKey)); err != nil {
+	if err := ak.Verify(q, pcrs, deviceapi.QualifyingData(ev.Nonce, ev.CertKey)); err != nil {
 		return nil, fmt.Errorf("quote: %v", err)
 	}
 	att, err := legacy.DecodeAttestationData(ev.Quote)
@@ -310,15 +310,15 @@ func checkQuote(ev *wire.Evidence, ak *gattest.AKPublic) (map[int][]byte, error)
 		return nil, fmt.Errorf("%w: not the SHA-256 bank", errSelection)
 	}
 	got := slices.Sorted(slices.Values(att.AttestedQuoteInfo.PCRSelection.PCRs))
-	if !slices.Equal(got, wire.QuotedPCRs) {
-		return nil, fmt.Errorf("%w: quoted %v, want %v", errSelection, got, wire.QuotedPCRs)
+	if !slices.Equal(got, deviceapi.QuotedPCRs) {
+		return nil, fmt.Errorf("%w: quoted %v, want %v", errSelection, got, deviceapi.QuotedPCRs)
 	}
 	return values, nil
 }
 
 // replay recomputes every quoted PCR from zero through the log's events and
 // compares it with the quoted value.
-func replay(log []wire.Event, quoted map[int][]byte) error {
+func replay(log []deviceapi.Event, quoted map[int][]byte) error {
 	state := make(map[int][]byte, len(quoted))
 	for i := range quoted {
 		state[i] = make([]byte, sha256.Size)
@@ -329,7 +329,7 @@ func replay(log []wire.Event, quoted map[int][]byte) error {
 		if !ok {
 			return fmt.Errorf("event %d extends pcr %d, which the quote does not cover", n, ev.PCR)
 		}
-		d, err := wire.DigestBytes(ev.Digest)
+		d, err := deviceapi.DigestBytes(ev.Digest)
 		if err != nil {
 			return fmt.Errorf("event %d: %w", n, err)
 		}
@@ -344,7 +344,7 @@ func replay(log []wire.Event, quoted map[int][]byte) error {
 	return nil
 }
 
-func compareReferences(r *Result, log []wire.Event, refs map[string]Reference) {
+func compareReferences(r *Result, log []deviceapi.Event, refs map[string]Reference) {
 	if len(log) == 0 {
 		r.add(sevContraindicated, ReasonLogEmpty, "no component was measured")
 		return

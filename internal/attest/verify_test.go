@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	agent "github.com/rampartsec/rampart/internal/agent/attest"
-	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // softwareFixture is an enrolled, claimed software device with a healthy
@@ -43,7 +43,7 @@ func newSoftwareFixtureWith(t testing.TB, s *server) *softwareFixture {
 }
 
 // evidence collects fresh evidence for a newly issued challenge.
-func (f *softwareFixture) evidence(t testing.TB) *wire.Evidence {
+func (f *softwareFixture) evidence(t testing.TB) *deviceapi.Evidence {
 	t.Helper()
 	ch, err := f.s.v.Challenge(context.Background(), f.dev.ID)
 	if err != nil {
@@ -52,7 +52,7 @@ func (f *softwareFixture) evidence(t testing.TB) *wire.Evidence {
 	return f.d.collect(t, f.dev.ID, ch.Nonce, nil)
 }
 
-func (f *softwareFixture) verify(ev *wire.Evidence) *Result {
+func (f *softwareFixture) verify(ev *deviceapi.Evidence) *Result {
 	return f.s.v.Verify(context.Background(), Input{Evidence: ev, Device: f.dev, Tenant: testTenant, Policy: f.pol})
 }
 
@@ -61,12 +61,12 @@ func TestVerifyRefusesBadEvidence(t *testing.T) {
 		name string
 		// tamper changes the fixture or the evidence; it returns the
 		// evidence to verify.
-		tamper func(t *testing.T, f *softwareFixture, ev *wire.Evidence) *wire.Evidence
+		tamper func(t *testing.T, f *softwareFixture, ev *deviceapi.Evidence) *deviceapi.Evidence
 		want   string
 	}{
 		{
 			name: "replayed nonce",
-			tamper: func(t *testing.T, f *softwareFixture, ev *wire.Evidence) *wire.Evidence {
+			tamper: func(t *testing.T, f *softwareFixture, ev *deviceapi.Evidence) *deviceapi.Evidence {
 				if r := f.verify(ev); r.Grant != GrantNormal {
 					t.Fatalf("first use refused: %v", r.Reasons)
 				}
@@ -76,7 +76,7 @@ func TestVerifyRefusesBadEvidence(t *testing.T) {
 		},
 		{
 			name: "stale nonce",
-			tamper: func(t *testing.T, f *softwareFixture, ev *wire.Evidence) *wire.Evidence {
+			tamper: func(t *testing.T, f *softwareFixture, ev *deviceapi.Evidence) *deviceapi.Evidence {
 				f.s.now = f.s.now.Add(DefaultNonceTTL + time.Second)
 				return ev
 			},
@@ -84,15 +84,15 @@ func TestVerifyRefusesBadEvidence(t *testing.T) {
 		},
 		{
 			name: "nonce never issued",
-			tamper: func(t *testing.T, f *softwareFixture, ev *wire.Evidence) *wire.Evidence {
-				ev.Nonce = make([]byte, wire.NonceSize)
+			tamper: func(t *testing.T, f *softwareFixture, ev *deviceapi.Evidence) *deviceapi.Evidence {
+				ev.Nonce = make([]byte, deviceapi.NonceSize)
 				return ev
 			},
 			want: ReasonNonceUnknown,
 		},
 		{
 			name: "nonce issued to another device",
-			tamper: func(t *testing.T, f *softwareFixture, ev *wire.Evidence) *wire.Evidence {
+			tamper: func(t *testing.T, f *softwareFixture, ev *deviceapi.Evidence) *deviceapi.Evidence {
 				other := newSoftwareFixtureWith(t, f.s)
 				return other.d.collect(t, f.dev.ID, other.evidence(t).Nonce, nil)
 			},
@@ -100,7 +100,7 @@ func TestVerifyRefusesBadEvidence(t *testing.T) {
 		},
 		{
 			name: "quote signed by another key",
-			tamper: func(t *testing.T, f *softwareFixture, ev *wire.Evidence) *wire.Evidence {
+			tamper: func(t *testing.T, f *softwareFixture, ev *deviceapi.Evidence) *deviceapi.Evidence {
 				// Another device answers this device's challenge in its name.
 				other := newSoftwareFixture(t)
 				return other.d.collect(t, f.dev.ID, ev.Nonce, nil)
@@ -109,7 +109,7 @@ func TestVerifyRefusesBadEvidence(t *testing.T) {
 		},
 		{
 			name: "pcr value changed after quoting",
-			tamper: func(t *testing.T, f *softwareFixture, ev *wire.Evidence) *wire.Evidence {
+			tamper: func(t *testing.T, f *softwareFixture, ev *deviceapi.Evidence) *deviceapi.Evidence {
 				ev.PCRs[0].Digest = hex.EncodeToString(make([]byte, sha256.Size))
 				return ev
 			},
@@ -117,7 +117,7 @@ func TestVerifyRefusesBadEvidence(t *testing.T) {
 		},
 		{
 			name: "certificate key swapped",
-			tamper: func(t *testing.T, f *softwareFixture, ev *wire.Evidence) *wire.Evidence {
+			tamper: func(t *testing.T, f *softwareFixture, ev *deviceapi.Evidence) *deviceapi.Evidence {
 				other := newSoftwareFixture(t).evidence(t)
 				ev.CertKey = other.CertKey
 				return ev
@@ -126,7 +126,7 @@ func TestVerifyRefusesBadEvidence(t *testing.T) {
 		},
 		{
 			name: "log with an extra event",
-			tamper: func(t *testing.T, f *softwareFixture, ev *wire.Evidence) *wire.Evidence {
+			tamper: func(t *testing.T, f *softwareFixture, ev *deviceapi.Evidence) *deviceapi.Evidence {
 				ev.Log = append(ev.Log, ev.Log[1])
 				return ev
 			},
@@ -134,7 +134,7 @@ func TestVerifyRefusesBadEvidence(t *testing.T) {
 		},
 		{
 			name: "log with a dropped event",
-			tamper: func(t *testing.T, f *softwareFixture, ev *wire.Evidence) *wire.Evidence {
+			tamper: func(t *testing.T, f *softwareFixture, ev *deviceapi.Evidence) *deviceapi.Evidence {
 				ev.Log = slices.Delete(ev.Log, 3, 4)
 				return ev
 			},
@@ -142,7 +142,7 @@ func TestVerifyRefusesBadEvidence(t *testing.T) {
 		},
 		{
 			name: "log event digest rewritten to a known one",
-			tamper: func(t *testing.T, f *softwareFixture, ev *wire.Evidence) *wire.Evidence {
+			tamper: func(t *testing.T, f *softwareFixture, ev *deviceapi.Evidence) *deviceapi.Evidence {
 				newer := release(t, "2.0.0")
 				f.pol.References = referencesFor(f.rel, newer)
 				ev.Log[1].Digest = hex.EncodeToString(newer[1].digest)
@@ -152,7 +152,7 @@ func TestVerifyRefusesBadEvidence(t *testing.T) {
 		},
 		{
 			name: "evidence names another device",
-			tamper: func(t *testing.T, f *softwareFixture, ev *wire.Evidence) *wire.Evidence {
+			tamper: func(t *testing.T, f *softwareFixture, ev *deviceapi.Evidence) *deviceapi.Evidence {
 				ev.DeviceID = hex.EncodeToString(make([]byte, 32))
 				return ev
 			},
@@ -160,7 +160,7 @@ func TestVerifyRefusesBadEvidence(t *testing.T) {
 		},
 		{
 			name: "unclaimed device",
-			tamper: func(t *testing.T, f *softwareFixture, ev *wire.Evidence) *wire.Evidence {
+			tamper: func(t *testing.T, f *softwareFixture, ev *deviceapi.Evidence) *deviceapi.Evidence {
 				f.dev.Tenant = ""
 				return ev
 			},
@@ -168,7 +168,7 @@ func TestVerifyRefusesBadEvidence(t *testing.T) {
 		},
 		{
 			name: "device of another tenant",
-			tamper: func(t *testing.T, f *softwareFixture, ev *wire.Evidence) *wire.Evidence {
+			tamper: func(t *testing.T, f *softwareFixture, ev *deviceapi.Evidence) *deviceapi.Evidence {
 				f.dev.Tenant = "beta"
 				return ev
 			},
@@ -176,7 +176,7 @@ func TestVerifyRefusesBadEvidence(t *testing.T) {
 		},
 		{
 			name: "software attester refused by policy",
-			tamper: func(t *testing.T, f *softwareFixture, ev *wire.Evidence) *wire.Evidence {
+			tamper: func(t *testing.T, f *softwareFixture, ev *deviceapi.Evidence) *deviceapi.Evidence {
 				f.pol.AcceptSoftware = false
 				return ev
 			},
@@ -184,10 +184,10 @@ func TestVerifyRefusesBadEvidence(t *testing.T) {
 		},
 		{
 			name: "identity key recorded as a TPM",
-			tamper: func(t *testing.T, f *softwareFixture, ev *wire.Evidence) *wire.Evidence {
+			tamper: func(t *testing.T, f *softwareFixture, ev *deviceapi.Evidence) *deviceapi.Evidence {
 				// Evidence of a device enrolled as a TPM must answer the
 				// activation challenge; a software key cannot.
-				f.dev.Attester = wire.KindTPM
+				f.dev.Attester = deviceapi.KindTPM
 				return ev
 			},
 			want: ReasonActivationMissing,
@@ -200,7 +200,7 @@ func TestVerifyRefusesBadEvidence(t *testing.T) {
 			if got := refusal(r); got != tc.want {
 				t.Fatalf("refusal %q, want %q (status %s, reasons %v)", got, tc.want, r.Status, r.Reasons)
 			}
-			if r.Status != wire.StatusContraindicated || r.CertKey != nil || r.Activated {
+			if r.Status != deviceapi.StatusContraindicated || r.CertKey != nil || r.Activated {
 				t.Errorf("refused result grants something: status %s certkey %v activated %v", r.Status, r.CertKey, r.Activated)
 			}
 			for _, reason := range r.Reasons {
@@ -214,7 +214,7 @@ func TestVerifyRefusesBadEvidence(t *testing.T) {
 
 func TestVerifyReferenceValues(t *testing.T) {
 	type verdict struct {
-		Status wire.Status
+		Status deviceapi.Status
 		Grant  Grant
 		Codes  []string
 	}
@@ -227,7 +227,7 @@ func TestVerifyReferenceValues(t *testing.T) {
 		{
 			name: "all known",
 			refs: func(f *softwareFixture) map[string]Reference { return referencesFor(f.rel) },
-			want: verdict{wire.StatusWarning, GrantNormal, []string{ReasonSoftwareAttester}},
+			want: verdict{deviceapi.StatusWarning, GrantNormal, []string{ReasonSoftwareAttester}},
 		},
 		{
 			name: "outdated release",
@@ -239,7 +239,7 @@ func TestVerifyReferenceValues(t *testing.T) {
 				refs[d] = r
 				return refs
 			},
-			want: verdict{wire.StatusWarning, GrantNormal, []string{ReasonSoftwareAttester, ReasonOutdatedRelease}},
+			want: verdict{deviceapi.StatusWarning, GrantNormal, []string{ReasonSoftwareAttester, ReasonOutdatedRelease}},
 		},
 		{
 			name: "unknown agent",
@@ -248,7 +248,7 @@ func TestVerifyReferenceValues(t *testing.T) {
 				delete(refs, hex.EncodeToString(f.rel[2].digest))
 				return refs
 			},
-			want: verdict{wire.StatusContraindicated, GrantUpdateOnly, []string{ReasonSoftwareAttester, ReasonUnknownComponent}},
+			want: verdict{deviceapi.StatusContraindicated, GrantUpdateOnly, []string{ReasonSoftwareAttester, ReasonUnknownComponent}},
 		},
 		{
 			name: "revoked os and application",
@@ -262,7 +262,7 @@ func TestVerifyReferenceValues(t *testing.T) {
 				}
 				return refs
 			},
-			want: verdict{wire.StatusContraindicated, GrantUpdateOnly, []string{ReasonSoftwareAttester, ReasonRevokedComponent, ReasonRevokedComponent}},
+			want: verdict{deviceapi.StatusContraindicated, GrantUpdateOnly, []string{ReasonSoftwareAttester, ReasonRevokedComponent, ReasonRevokedComponent}},
 		},
 		{
 			name: "digest of another component class",
@@ -270,11 +270,11 @@ func TestVerifyReferenceValues(t *testing.T) {
 				refs := referencesFor(f.rel)
 				d := hex.EncodeToString(f.rel[3].digest)
 				r := refs[d]
-				r.Type = wire.EventBoot
+				r.Type = deviceapi.EventBoot
 				refs[d] = r
 				return refs
 			},
-			want: verdict{wire.StatusContraindicated, GrantUpdateOnly, []string{ReasonSoftwareAttester, ReasonComponentMismatch}},
+			want: verdict{deviceapi.StatusContraindicated, GrantUpdateOnly, []string{ReasonSoftwareAttester, ReasonComponentMismatch}},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -324,12 +324,12 @@ func TestCheckEnrollmentRejects(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
-		mutate func(r *wire.EnrollRequest)
+		mutate func(r *deviceapi.EnrollRequest)
 	}{
-		{"garbage identity key", func(r *wire.EnrollRequest) { r.AKPublic = []byte{0, 1, 2, 3} }},
-		{"truncated identity key", func(r *wire.EnrollRequest) { r.AKPublic = r.AKPublic[:len(r.AKPublic)-5] }},
-		{"TPM kind without creation data", func(r *wire.EnrollRequest) { r.Attester = wire.KindSWTPM }},
-		{"unknown attester", func(r *wire.EnrollRequest) { r.Attester = "fpga" }},
+		{"garbage identity key", func(r *deviceapi.EnrollRequest) { r.AKPublic = []byte{0, 1, 2, 3} }},
+		{"truncated identity key", func(r *deviceapi.EnrollRequest) { r.AKPublic = r.AKPublic[:len(r.AKPublic)-5] }},
+		{"TPM kind without creation data", func(r *deviceapi.EnrollRequest) { r.Attester = deviceapi.KindSWTPM }},
+		{"unknown attester", func(r *deviceapi.EnrollRequest) { r.Attester = "fpga" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := *good

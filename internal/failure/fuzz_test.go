@@ -1,6 +1,8 @@
 package failure
 
 import (
+	"github.com/rampartsec/rampart/internal/deviceapi"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -28,13 +30,13 @@ func addSeeds(f *testing.F, pattern string) {
 // with one of the two sentinel errors; and that analysing a decoded report
 // never panics.
 func FuzzDecodeReport(f *testing.F) {
-	addSeeds(f, "testdata/reports/*.json")
+	addSeeds(f, "../deviceapi/testdata/crash/reports/*.json")
 	f.Add([]byte(`{"id":"x","program":"p","version":"1","go_panic":"panic: \ngoroutine 1 [running]:\n(((\n","time":"2026-01-01T00:00:00Z"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := DecodeReport(bytes.NewReader(b))
+		r, err := deviceapi.DecodeCrashReport(bytes.NewReader(b))
 		if err != nil {
-			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) {
-				t.Fatalf("error %v wraps neither ErrMalformed nor ErrTooLarge", err)
+			if !errors.Is(err, deviceapi.ErrCrashMalformed) && !errors.Is(err, deviceapi.ErrCrashTooLarge) {
+				t.Fatalf("error %v wraps neither deviceapi.ErrCrashMalformed nor deviceapi.ErrCrashTooLarge", err)
 			}
 			return
 		}
@@ -49,7 +51,7 @@ func FuzzDecodeReport(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r2, err := DecodeReport(bytes.NewReader(again))
+		r2, err := deviceapi.DecodeCrashReport(bytes.NewReader(again))
 		if err != nil {
 			t.Fatalf("re-encoded report does not decode: %v", err)
 		}
@@ -61,16 +63,16 @@ func FuzzDecodeReport(f *testing.F) {
 
 // FuzzDecodeBatch checks the batch decoder the same way.
 func FuzzDecodeBatch(f *testing.F) {
-	addSeeds(f, "testdata/batch.json")
+	addSeeds(f, "../deviceapi/testdata/crash/batch.json")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		batch, err := DecodeBatch(bytes.NewReader(b))
+		batch, err := deviceapi.DecodeCrashBatch(bytes.NewReader(b))
 		if err != nil {
-			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) {
-				t.Fatalf("error %v wraps neither ErrMalformed nor ErrTooLarge", err)
+			if !errors.Is(err, deviceapi.ErrCrashMalformed) && !errors.Is(err, deviceapi.ErrCrashTooLarge) {
+				t.Fatalf("error %v wraps neither deviceapi.ErrCrashMalformed nor deviceapi.ErrCrashTooLarge", err)
 			}
 			return
 		}
-		if len(batch.Reports) == 0 || len(batch.Reports) > MaxBatchReports {
+		if len(batch.Reports) == 0 || len(batch.Reports) > deviceapi.MaxCrashBatchReports {
 			t.Fatalf("accepted a batch of %d reports", len(batch.Reports))
 		}
 		for _, r := range batch.Reports {
@@ -87,8 +89,8 @@ func FuzzParseGoPanic(f *testing.F) {
 	f.Add("#0  0x0 in f (a=1) at x.c:1")
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := ParseGoPanic(s)
-		if err != nil && !errors.Is(err, ErrMalformed) {
-			t.Fatalf("error %v does not wrap ErrMalformed", err)
+		if err != nil && !errors.Is(err, deviceapi.ErrCrashMalformed) {
+			t.Fatalf("error %v does not wrap deviceapi.ErrCrashMalformed", err)
 		}
 		for _, fr := range NormalizeFrames(append(p.Frames, s)) {
 			if bytes.ContainsAny([]byte(fr), "\n\r") {

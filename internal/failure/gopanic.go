@@ -21,7 +21,7 @@ type GoPanic struct {
 }
 
 // ParseGoPanic reads the text Go prints when a program panics or throws. It
-// fails with ErrMalformed when the text holds no "panic:" or "fatal error:"
+// fails with deviceapi.ErrCrashMalformed when the text holds no "panic:" or "fatal error:"
 // line.
 func ParseGoPanic(text string) (GoPanic, error) {
 	lines := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")

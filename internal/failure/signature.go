@@ -1,6 +1,8 @@
 package failure
 
 import (
+	"github.com/rampartsec/rampart/internal/deviceapi"
+
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -28,7 +30,7 @@ type Fault struct {
 // fault type (given, or "go panic: <normalised message>", the signal name,
 // or "exit <code>") and the top normalised frames (given, or parsed from the
 // Go panic). A Go panic that does not parse keeps the report's own frames.
-func Analyze(r Report) Fault {
+func Analyze(r deviceapi.CrashReport) Fault {
 	f := Fault{Program: path.Base(strings.TrimSpace(r.Program)), Component: strings.TrimSpace(r.Component), FaultType: strings.TrimSpace(r.FaultType)}
 	frames := r.Frames
 	if r.GoPanic != "" {
@@ -49,7 +51,7 @@ func Analyze(r Report) Fault {
 	if f.FaultType == "" {
 		switch {
 		case r.Signal > 0:
-			f.FaultType = SignalName(r.Signal)
+			f.FaultType = deviceapi.SignalName(r.Signal)
 		case r.ExitCode != nil:
 			f.FaultType = "exit " + strconv.Itoa(*r.ExitCode)
 		case r.GoPanic != "":
@@ -88,4 +90,4 @@ func (f Fault) Signature() string {
 }
 
 // Signature is the signature of a report: Analyze(r).Signature().
-func Signature(r Report) string { return Analyze(r).Signature() }
+func Signature(r deviceapi.CrashReport) string { return Analyze(r).Signature() }

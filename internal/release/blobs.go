@@ -9,8 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/tuf"
-	"github.com/rampartsec/rampart/internal/updatemeta"
 )
 
 // ErrTooLarge means an upload exceeded the size limit.
@@ -68,7 +68,7 @@ func (b *Blobs) Put(r io.Reader, max int64) (string, int64, error) {
 
 // Open opens a blob for reading.
 func (b *Blobs) Open(sum string) (*os.File, error) {
-	if !updatemeta.SHA256Re.MatchString(sum) {
+	if !deviceapi.SHA256Re.MatchString(sum) {
 		return nil, fmt.Errorf("release.Blobs.Open: %w", os.ErrNotExist)
 	}
 	f, err := os.Open(b.Path(sum))

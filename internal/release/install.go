@@ -9,21 +9,18 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/store"
-	"github.com/rampartsec/rampart/internal/updatemeta"
 )
 
 // Install states a device reports, in the order of a successful update.
 const (
-	InstallDownloading = "downloading"
-	InstallInstalling  = "installing"
-	InstallInstalled   = "installed"
-	InstallCommitted   = "committed"
-	InstallFailed      = "failed"
-	// InstallInterrupted is an install that stopped for a reason of the device's or the
-	// network's (a power cut, a local write error, a dropped download) and resumes at the next
-	// check-in. It is recorded and audited but never counted as a failure of the release.
-	InstallInterrupted = "interrupted"
+	InstallDownloading = string(deviceapi.InstallDownloading)
+	InstallInstalling  = string(deviceapi.InstallInstalling)
+	InstallInstalled   = string(deviceapi.InstallInstalled)
+	InstallCommitted   = string(deviceapi.InstallCommitted)
+	InstallFailed      = string(deviceapi.InstallFailed)
+	InstallInterrupted = string(deviceapi.InstallInterrupted)
 )
 
 // InstallReport is one state a device reported.
@@ -35,7 +32,7 @@ type InstallReport struct {
 }
 
 // MaxReasonLength caps the failure reason a device may send.
-const MaxReasonLength = 1000
+const MaxReasonLength = deviceapi.MaxInstallReason
 
 // ReportInstall records a device's install state and feeds the rollout
 // engine (store.RecordDeviceRelease, store.RecordInstallFailure). A
@@ -103,7 +100,7 @@ func ValidateInstall(rep InstallReport) error {
 	default:
 		return refuse("state %q", rep.State)
 	}
-	if rep.Release != "" && !updatemeta.ValidVersion(rep.Release) {
+	if rep.Release != "" && !deviceapi.ValidVersion(rep.Release) {
 		return refuse("release %q", rep.Release)
 	}
 	if rep.State == InstallCommitted && rep.Release == "" {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/rampartsec/rampart/internal/updatemeta"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 func TestValidateInstall(t *testing.T) {
@@ -45,7 +45,7 @@ func FuzzValidateInstall(f *testing.F) {
 		if ValidateInstall(InstallReport{State: state, Release: rel, Reason: reason}) != nil {
 			return
 		}
-		if rel != "" && !updatemeta.ValidVersion(rel) {
+		if rel != "" && !deviceapi.ValidVersion(rel) {
 			t.Fatalf("accepted release %q", rel)
 		}
 		if len(reason) > MaxReasonLength || !utf8.ValidString(reason) || strings.ContainsAny(reason, "\x00\n\r\x1b") {

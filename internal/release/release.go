@@ -20,10 +20,10 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/delta"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/public"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/tuf"
-	"github.com/rampartsec/rampart/internal/updatemeta"
 )
 
 // Sentinel errors; the API maps them to 4xx answers.
@@ -308,10 +308,10 @@ func (s *Service) AddRoot(ctx context.Context, actor store.Actor, tenantID strin
 // AddImage streams an image into the blob store and records it. Adding the
 // same bytes again with the same attributes returns the existing image.
 func (s *Service) AddImage(ctx context.Context, actor store.Actor, tenantID string, r io.Reader, component, version string, securityVersion uint64) (Image, error) {
-	if !updatemeta.ComponentRe.MatchString(component) {
+	if !deviceapi.ComponentRe.MatchString(component) {
 		return Image{}, fmt.Errorf("release.AddImage: %w", refuse("component %q (letters, digits, . _ -)", component))
 	}
-	if !updatemeta.ValidVersion(version) {
+	if !deviceapi.ValidVersion(version) {
 		return Image{}, fmt.Errorf("release.AddImage: %w", refuse("version %q (like 1.2.3)", version))
 	}
 	if securityVersion > 1<<53 {
@@ -361,7 +361,7 @@ func scanImage(row interface{ Scan(...any) error }) (Image, error) {
 // CreateRelease groups images (by hex SHA-256, one per component) into a
 // draft release of a product.
 func (s *Service) CreateRelease(ctx context.Context, actor store.Actor, tenantID, product, version string, images []string) (Release, error) {
-	if !updatemeta.ValidVersion(version) {
+	if !deviceapi.ValidVersion(version) {
 		return Release{}, fmt.Errorf("release.CreateRelease: %w", refuse("version %q (like 1.2.3)", version))
 	}
 	if len(images) == 0 || len(images) > 64 {
@@ -754,7 +754,7 @@ func (s *Service) RepoFile(ctx context.Context, tenantID, name string) ([]byte, 
 // deltas/<from>-<to>.zst) that belongs to the tenant.
 func (s *Service) TargetBlob(ctx context.Context, tenantID, path string) (string, error) {
 	db := s.cfg.Store.DB()
-	if sum, ok := strings.CutPrefix(path, "images/"); ok && updatemeta.SHA256Re.MatchString(sum) {
+	if sum, ok := strings.CutPrefix(path, "images/"); ok && deviceapi.SHA256Re.MatchString(sum) {
 		var n int
 		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM images WHERE tenant_id = $1 AND sha256 = $2`, tenantID, sum).Scan(&n); err != nil {
 			return "", fmt.Errorf("release.TargetBlob: %w", err)

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rampartsec/rampart/internal/failure"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/storetest"
@@ -157,7 +157,7 @@ func (f *fleet) checkIn(ctx context.Context, id string, b behaviour, done *strin
 		err = f.s.RecordDeviceRelease(ctx, f.tenantID, id, rel)
 	}
 	if err == nil && b == crashes {
-		_, err = f.s.AddFailureReports(ctx, f.tenantID, id, []failure.Report{{ID: "c-" + rel, Program: "/usr/bin/sensord",
+		_, err = f.s.AddFailureReports(ctx, f.tenantID, id, []deviceapi.CrashReport{{ID: "c-" + rel, Program: "/usr/bin/sensord",
 			Version: rel, Signal: 11, Frames: []string{"sensor_read", "poll_loop"}, Time: f.s.Now().Add(time.Second)}})
 	}
 	if err != nil {

@@ -29,7 +29,7 @@ import (
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/agent/runner"
 	"github.com/rampartsec/rampart/internal/agent/update"
-	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // Errors returned by the fleet.
@@ -154,7 +154,7 @@ func New(ctx context.Context, cfg Config) (*Fleet, error) {
 	err := f.each(ctx, func(ctx context.Context, i int) error {
 		d := &device{index: i, dir: filepath.Join(cfg.Dir, fmt.Sprintf("device-%06d", i+1)), fs: &cutFS{FS: update.OSFS{}},
 			rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i))), offline: i >= cfg.Devices-offline}
-		d.cfg = runner.Config{Server: cfg.Server, RootCAs: cfg.RootCAs, StateDir: d.dir, Attester: string(wire.KindSoftware),
+		d.cfg = runner.Config{Server: cfg.Server, RootCAs: cfg.RootCAs, StateDir: d.dir, Attester: string(deviceapi.KindSoftware),
 			SpoolDir: filepath.Join(d.dir, "crash-spool"), Interval: cfg.Interval, WaitTimeout: cfg.WaitTimeout,
 			Transport: tr, FS: d.fs, Health: f.health(d), Logger: cfg.Logger.With("device", i+1)}
 		d.boot = readBoot(d.dir)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/failure"
 )
 
@@ -33,7 +34,7 @@ type FailureGroupDetail struct {
 	FailureGroup
 	Counts  []FailureCount
 	Devices int64
-	Sample  failure.Report
+	Sample  deviceapi.CrashReport
 }
 
 // FailureFilter narrows a failure group listing.
@@ -117,17 +118,17 @@ func releaseAt(ctx context.Context, tx *sql.Tx, tenantID, deviceID, current stri
 }
 
 // AddFailureReports stores a batch of crash reports from one claimed device of the tenant (the
-// caller has decoded and validated it with failure.DecodeBatch). Each report is attributed to
+// caller has decoded and validated it with deviceapi.DecodeCrashBatch). Each report is attributed to
 // the release the device ran when it crashed and, if a deployment brought that release to the
 // device's group, to the device's phase in it; it joins the group of its signature within the
 // device's product, which is created on first sight (new in that release) or reopened when it
 // comes back on a release it was not seen on before it was resolved. Reports already received
 // are skipped. Group creations and regressions are audited. A device that is not claimed by the
 // tenant is ErrNotFound and nothing is stored.
-func (s *Store) AddFailureReports(ctx context.Context, tenantID, deviceID string, reports []failure.Report) (FailureIngest, error) {
+func (s *Store) AddFailureReports(ctx context.Context, tenantID, deviceID string, reports []deviceapi.CrashReport) (FailureIngest, error) {
 	var in FailureIngest
-	if len(reports) > failure.MaxBatchReports {
-		return in, fmt.Errorf("store.AddFailureReports: %w: %d reports, at most %d", ErrInvalid, len(reports), failure.MaxBatchReports)
+	if len(reports) > deviceapi.MaxCrashBatchReports {
+		return in, fmt.Errorf("store.AddFailureReports: %w: %d reports, at most %d", ErrInvalid, len(reports), deviceapi.MaxCrashBatchReports)
 	}
 	for i := range reports {
 		if err := reports[i].Validate(); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/rampartsec/rampart/internal/coverage"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/failure"
 	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/store"
@@ -424,8 +425,8 @@ func TestStepDeploymentPausesOnInstallFailures(t *testing.T) {
 	})
 }
 
-func crashReport(id, sig string, at time.Time) failure.Report {
-	return failure.Report{ID: id, Program: "/usr/bin/sensord", Component: "sensord", Version: "1.1", Signal: 11,
+func crashReport(id, sig string, at time.Time) deviceapi.CrashReport {
+	return deviceapi.CrashReport{ID: id, Program: "/usr/bin/sensord", Component: "sensord", Version: "1.1", Signal: 11,
 		Frames: []string{sig, "poll_loop", "main"}, Time: at}
 }
 
@@ -435,7 +436,7 @@ func TestFailureReports(t *testing.T) {
 		a := newFleet(t, s, "acme", 3)
 		b := newFleet(t, s, "globex", 3)
 		at := clk.Now().Add(-time.Minute)
-		in, err := s.AddFailureReports(ctx, a.tenant.ID, a.devices[0], []failure.Report{
+		in, err := s.AddFailureReports(ctx, a.tenant.ID, a.devices[0], []deviceapi.CrashReport{
 			crashReport("r1", "sensor_read", at), crashReport("r2", "sensor_read", at), crashReport("r3", "sensor_write", at)})
 		if err != nil {
 			t.Fatal(err)
@@ -444,27 +445,27 @@ func TestFailureReports(t *testing.T) {
 			t.Fatalf("ingest %+v", in)
 		}
 		// The same batch again (the agent restarted before the acknowledgement).
-		in, err = s.AddFailureReports(ctx, a.tenant.ID, a.devices[0], []failure.Report{crashReport("r1", "sensor_read", at)})
+		in, err = s.AddFailureReports(ctx, a.tenant.ID, a.devices[0], []deviceapi.CrashReport{crashReport("r1", "sensor_read", at)})
 		if err != nil || in.Duplicates != 1 || in.Accepted != 0 {
 			t.Fatalf("resent batch: %+v, %v", in, err)
 		}
 		// The same signature from another device joins the group.
-		if _, err := s.AddFailureReports(ctx, a.tenant.ID, a.devices[1], []failure.Report{crashReport("r1", "sensor_read", at)}); err != nil {
+		if _, err := s.AddFailureReports(ctx, a.tenant.ID, a.devices[1], []deviceapi.CrashReport{crashReport("r1", "sensor_read", at)}); err != nil {
 			t.Fatal(err)
 		}
 		// Tenant isolation: B's device cannot report into A, and its own report lands in B only.
-		if _, err := s.AddFailureReports(ctx, a.tenant.ID, b.devices[0], []failure.Report{crashReport("x", "sensor_read", at)}); !errors.Is(err, store.ErrNotFound) {
+		if _, err := s.AddFailureReports(ctx, a.tenant.ID, b.devices[0], []deviceapi.CrashReport{crashReport("x", "sensor_read", at)}); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("foreign device accepted: %v", err)
 		}
-		if _, err := s.AddFailureReports(ctx, a.tenant.ID, "00ff", []failure.Report{crashReport("x", "sensor_read", at)}); !errors.Is(err, store.ErrNotFound) {
+		if _, err := s.AddFailureReports(ctx, a.tenant.ID, "00ff", []deviceapi.CrashReport{crashReport("x", "sensor_read", at)}); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("unknown device accepted: %v", err)
 		}
-		if _, err := s.AddFailureReports(ctx, b.tenant.ID, b.devices[0], []failure.Report{crashReport("r1", "sensor_read", at)}); err != nil {
+		if _, err := s.AddFailureReports(ctx, b.tenant.ID, b.devices[0], []deviceapi.CrashReport{crashReport("r1", "sensor_read", at)}); err != nil {
 			t.Fatal(err)
 		}
 		bad := crashReport("bad", "x", at)
 		bad.Program = ""
-		if _, err := s.AddFailureReports(ctx, a.tenant.ID, a.devices[0], []failure.Report{crashReport("ok", "y", at), bad}); !errors.Is(err, store.ErrInvalid) {
+		if _, err := s.AddFailureReports(ctx, a.tenant.ID, a.devices[0], []deviceapi.CrashReport{crashReport("ok", "y", at), bad}); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("invalid report accepted: %v", err)
 		}
 		groups, _, err := s.ListFailureGroups(ctx, a.tenant.ID, store.FailureFilter{Product: "thermostat"}, store.Page{})
@@ -506,7 +507,7 @@ func TestFailureReports(t *testing.T) {
 			t.Fatal(err)
 		}
 		clk.Advance(time.Minute)
-		in, err = s.AddFailureReports(ctx, a.tenant.ID, a.devices[2], []failure.Report{crashReport("r9", "sensor_read", clk.Now())})
+		in, err = s.AddFailureReports(ctx, a.tenant.ID, a.devices[2], []deviceapi.CrashReport{crashReport("r9", "sensor_read", clk.Now())})
 		if err != nil || len(in.Regressed) != 1 || in.Regressed[0] != readGroup.ID {
 			t.Fatalf("regression ingest %+v, %v", in, err)
 		}
@@ -530,7 +531,7 @@ func TestCrashesPauseDeploymentBeforeNextPhase(t *testing.T) {
 		ctx := context.Background()
 		f := newFleet(t, s, "acme", 200)
 		// A crash the old release already has is known, not new.
-		if _, err := s.AddFailureReports(ctx, f.tenant.ID, f.devices[0], []failure.Report{crashReport("old", "known_bug", clk.Now())}); err != nil {
+		if _, err := s.AddFailureReports(ctx, f.tenant.ID, f.devices[0], []deviceapi.CrashReport{crashReport("old", "known_bug", clk.Now())}); err != nil {
 			t.Fatal(err)
 		}
 		d, err := s.CreateDeployment(ctx, actor, f.tenant.ID, store.DeploymentSpec{Product: "thermostat", Group: "Field Test", Release: "1.1",
@@ -547,7 +548,7 @@ func TestCrashesPauseDeploymentBeforeNextPhase(t *testing.T) {
 			if dev.CurrentRelease != "1.1" || crashed == 5 {
 				continue
 			}
-			if _, err := s.AddFailureReports(ctx, f.tenant.ID, id, []failure.Report{crashReport("c1", "new_bug", clk.Now()), crashReport("c2", "known_bug", clk.Now())}); err != nil {
+			if _, err := s.AddFailureReports(ctx, f.tenant.ID, id, []deviceapi.CrashReport{crashReport("c1", "new_bug", clk.Now()), crashReport("c2", "known_bug", clk.Now())}); err != nil {
 				t.Fatal(err)
 			}
 			crashed++

@@ -5,7 +5,7 @@
 //
 // The server and the admin CLI import it; the device agent must not: it
 // verifies metadata with go-tuf's updater in internal/agent/update and
-// shares only the wire format in internal/updatemeta.
+// shares only the wire format in internal/deviceapi.
 package tuf
 
 import (

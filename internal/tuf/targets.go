@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/rampartsec/rampart/internal/updatemeta"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
@@ -31,25 +31,25 @@ type Delta struct {
 
 // Aliases of the wire types shared with the agent.
 type (
-	ImageCustom = updatemeta.ImageCustom
-	DeltaRef    = updatemeta.DeltaRef
-	DeltaCustom = updatemeta.DeltaCustom
+	ImageCustom = deviceapi.ImageCustom
+	DeltaRef    = deviceapi.DeltaRef
+	DeltaCustom = deviceapi.DeltaCustom
 )
 
 // ImagePath is the target path of an image.
-func ImagePath(sha256hex string) string { return updatemeta.ImagePath(sha256hex) }
+func ImagePath(sha256hex string) string { return deviceapi.ImagePath(sha256hex) }
 
 // DeltaPath is the target path of the patch from one image to another.
-func DeltaPath(from, to string) string { return updatemeta.DeltaPath(from, to) }
+func DeltaPath(from, to string) string { return deviceapi.DeltaPath(from, to) }
 
 // ParseImageCustom decodes an image target's custom object.
 func ParseImageCustom(tf *metadata.TargetFiles) (ImageCustom, error) {
-	return updatemeta.ParseImageCustom(tf)
+	return deviceapi.ParseImageCustom(tf)
 }
 
 var (
-	hexSHA256 = updatemeta.SHA256Re
-	nameRe    = updatemeta.ComponentRe
+	hexSHA256 = deviceapi.SHA256Re
+	nameRe    = deviceapi.ComponentRe
 )
 
 func (im Image) validate() error {
@@ -62,7 +62,7 @@ func (im Image) validate() error {
 	if !nameRe.MatchString(im.Component) {
 		return fmt.Errorf("image %s: invalid component %q", im.SHA256, im.Component)
 	}
-	if !updatemeta.ValidVersion(im.Version) {
+	if !deviceapi.ValidVersion(im.Version) {
 		return fmt.Errorf("image %s: invalid version %q", im.SHA256, im.Version)
 	}
 	return nil
@@ -200,7 +200,7 @@ func SummarizeTargets(payload []byte) (TargetsSummary, error) {
 	}
 	s := TargetsSummary{Version: t.Signed.Version, Expires: t.Signed.Expires}
 	for path, tf := range t.Signed.Targets {
-		if _, ok := updatemeta.ParseDeltaCustom(tf); ok {
+		if _, ok := deviceapi.ParseDeltaCustom(tf); ok {
 			s.Deltas++
 			continue
 		}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/testenv"
 )
 
@@ -32,7 +32,7 @@ func openSoftware(t *testing.T, dir, boot string) *Software {
 
 func pcrValues(t *testing.T, a Attester) map[int]string {
 	t.Helper()
-	q, err := a.Quote(context.Background(), wire.QuotedPCRs, []byte("data"))
+	q, err := a.Quote(context.Background(), deviceapi.QuotedPCRs, []byte("data"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,15 +145,15 @@ func TestMeasurementLog(t *testing.T) {
 	if err := os.WriteFile(img, []byte("agent binary"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := log.MeasureFile(ctx, a, wire.EventAgent, "rampart-agent", "1.2.0", img); err != nil {
+	if err := log.MeasureFile(ctx, a, deviceapi.EventAgent, "rampart-agent", "1.2.0", img); err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256([]byte("agent binary"))
-	want := []wire.Event{{PCR: 14, Digest: hex.EncodeToString(sum[:]), Type: wire.EventAgent, Name: "rampart-agent", Version: "1.2.0"}}
+	want := []deviceapi.Event{{PCR: 14, Digest: hex.EncodeToString(sum[:]), Type: deviceapi.EventAgent, Name: "rampart-agent", Version: "1.2.0"}}
 	if diff := cmp.Diff(log.Events, want); diff != "" {
 		t.Errorf("events (-got +want):\n%s", diff)
 	}
-	if !log.Measured(wire.EventAgent, "rampart-agent", sum[:]) {
+	if !log.Measured(deviceapi.EventAgent, "rampart-agent", sum[:]) {
 		t.Error("Measured does not find the recorded event")
 	}
 	if got := pcrValues(t, a)[14]; got != extendOf(make([]byte, 32), sum[:]) {
@@ -177,11 +177,11 @@ func TestMeasurementLog(t *testing.T) {
 
 	for _, tc := range []struct {
 		name   string
-		typ    wire.EventType
+		typ    deviceapi.EventType
 		digest []byte
 	}{
 		{"unknown type", "firmware", sum[:]},
-		{"short digest", wire.EventOS, sum[:20]},
+		{"short digest", deviceapi.EventOS, sum[:20]},
 	} {
 		if err := log.Measure(ctx, a, tc.typ, "x", "1", tc.digest); err == nil {
 			t.Errorf("%s: Measure accepted it", tc.name)

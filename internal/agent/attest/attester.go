@@ -17,7 +17,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // Sentinel errors.
@@ -29,18 +29,18 @@ var (
 
 // Quote is a TPM quote with the PCR values it covers.
 type Quote struct {
-	Quote     []byte     // TPMS_ATTEST
-	Signature []byte     // TPMT_SIGNATURE
-	PCRs      []wire.PCR // SHA-256 bank, the quoted indices
+	Quote     []byte          // TPMS_ATTEST
+	Signature []byte          // TPMT_SIGNATURE
+	PCRs      []deviceapi.PCR // SHA-256 bank, the quoted indices
 }
 
 // Attester is one attestation backend. Methods are safe for use by one
 // goroutine at a time.
 type Attester interface {
 	// Kind names the backend.
-	Kind() wire.AttesterKind
+	Kind() deviceapi.AttesterKind
 	// Enrollment returns the identity material for /device/v1/enroll.
-	Enrollment(ctx context.Context) (*wire.EnrollRequest, error)
+	Enrollment(ctx context.Context) (*deviceapi.EnrollRequest, error)
 	// Activate answers a credential activation challenge with the secret
 	// only this TPM's EK and AK together can recover. Backends without an
 	// EK return ErrNoEK.
@@ -52,7 +52,7 @@ type Attester interface {
 	Quote(ctx context.Context, pcrs []int, data []byte) (*Quote, error)
 	// CertificateKey returns the key to be certified for mTLS, and on TPM
 	// backends the AK's certification that the key lives in the TPM.
-	CertificateKey(ctx context.Context) (crypto.Signer, *wire.Certification, error)
+	CertificateKey(ctx context.Context) (crypto.Signer, *deviceapi.Certification, error)
 	// Close releases the backend.
 	Close() error
 }
@@ -97,18 +97,18 @@ func Open(ctx context.Context, cfg Config) (Attester, error) {
 		a   Attester
 		err error
 	)
-	switch wire.AttesterKind(kind) {
-	case wire.KindSoftware:
+	switch deviceapi.AttesterKind(kind) {
+	case deviceapi.KindSoftware:
 		a, err = OpenSoftware(cfg.StateDir, cfg.BootID)
-	case wire.KindTPM:
+	case deviceapi.KindTPM:
 		path := cfg.TPMPath
 		if path == "" {
 			path = "/dev/tpmrm0"
 		}
 		a, err = openDeviceTPM(ctx, path, cfg)
-	case wire.KindSWTPM:
+	case deviceapi.KindSWTPM:
 		a, err = openSWTPM(ctx, arg, cfg)
-	case wire.KindSimulator:
+	case deviceapi.KindSimulator:
 		if cfg.Simulator == nil {
 			return nil, fmt.Errorf("attest.Open: simulator: %w: build rampart-agent with CGO_ENABLED=1 -tags simulator", ErrNotBuilt)
 		}

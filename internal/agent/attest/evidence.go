@@ -8,7 +8,7 @@ import (
 
 	legacy "github.com/google/go-tpm/legacy/tpm2"
 
-	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // DeviceID returns the device ID of the attester's identity key.
@@ -25,7 +25,7 @@ func DeviceID(ctx context.Context, a Attester) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("attest.DeviceID: identity key: %w", err)
 	}
-	id, err := wire.DeviceID(key)
+	id, err := deviceapi.DeviceID(key)
 	if err != nil {
 		return "", fmt.Errorf("attest.DeviceID: %w", err)
 	}
@@ -37,7 +37,7 @@ func DeviceID(ctx context.Context, a Attester) (string, error) {
 // values, the measurement log and the certificate key (with its TPM
 // certification on TPM backends). activation is the answer to the
 // enrolment's credential activation challenge, or nil.
-func Collect(ctx context.Context, a Attester, log *MeasurementLog, deviceID string, nonce, activation []byte) (*wire.Evidence, error) {
+func Collect(ctx context.Context, a Attester, log *MeasurementLog, deviceID string, nonce, activation []byte) (*deviceapi.Evidence, error) {
 	signer, cert, err := a.CertificateKey(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("attest.Collect: %w", err)
@@ -46,11 +46,11 @@ func Collect(ctx context.Context, a Attester, log *MeasurementLog, deviceID stri
 	if err != nil {
 		return nil, fmt.Errorf("attest.Collect: certificate key: %w", err)
 	}
-	q, err := a.Quote(ctx, wire.QuotedPCRs, wire.QualifyingData(nonce, certKey))
+	q, err := a.Quote(ctx, deviceapi.QuotedPCRs, deviceapi.QualifyingData(nonce, certKey))
 	if err != nil {
 		return nil, fmt.Errorf("attest.Collect: %w", err)
 	}
-	return &wire.Evidence{
+	return &deviceapi.Evidence{
 		DeviceID:             deviceID,
 		Nonce:                slices.Clone(nonce),
 		ActivationSecret:     activation,

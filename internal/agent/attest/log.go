@@ -12,7 +12,7 @@ import (
 	"os"
 
 	"github.com/rampartsec/rampart/internal/agent/durable"
-	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // MeasurementLog is the agent's record of what it extended into the PCRs
@@ -22,8 +22,8 @@ import (
 // steps (the next boot starts a fresh log, as the PCRs reset).
 type MeasurementLog struct {
 	path   string
-	BootID string       `json:"boot_id"`
-	Events []wire.Event `json:"events"`
+	BootID string            `json:"boot_id"`
+	Events []deviceapi.Event `json:"events"`
 }
 
 // OpenLog loads the log at path for bootID. A log written during another
@@ -49,18 +49,18 @@ func OpenLog(path, bootID string) (*MeasurementLog, error) {
 
 // Measure extends digest (the component's SHA-256) into the PCR of its
 // event type and records the event.
-func (l *MeasurementLog) Measure(ctx context.Context, a Attester, t wire.EventType, name, version string, digest []byte) error {
-	pcr, ok := wire.PCRFor(t)
+func (l *MeasurementLog) Measure(ctx context.Context, a Attester, t deviceapi.EventType, name, version string, digest []byte) error {
+	pcr, ok := deviceapi.PCRFor(t)
 	if !ok {
 		return fmt.Errorf("attest.Measure: unknown event type %q", t)
 	}
 	if len(digest) != sha256.Size {
 		return fmt.Errorf("attest.Measure: digest must be %d bytes", sha256.Size)
 	}
-	if len(l.Events) >= wire.MaxEvents {
-		return fmt.Errorf("attest.Measure: log already holds %d events", wire.MaxEvents)
+	if len(l.Events) >= deviceapi.MaxEvents {
+		return fmt.Errorf("attest.Measure: log already holds %d events", deviceapi.MaxEvents)
 	}
-	ev := wire.Event{PCR: pcr, Digest: hex.EncodeToString(digest), Type: t, Name: name, Version: version}
+	ev := deviceapi.Event{PCR: pcr, Digest: hex.EncodeToString(digest), Type: t, Name: name, Version: version}
 	if err := a.Extend(ctx, pcr, digest); err != nil {
 		return fmt.Errorf("attest.Measure: %w", err)
 	}
@@ -72,7 +72,7 @@ func (l *MeasurementLog) Measure(ctx context.Context, a Attester, t wire.EventTy
 }
 
 // MeasureFile hashes the file at path and measures it.
-func (l *MeasurementLog) MeasureFile(ctx context.Context, a Attester, t wire.EventType, name, version, path string) error {
+func (l *MeasurementLog) MeasureFile(ctx context.Context, a Attester, t deviceapi.EventType, name, version, path string) error {
 	digest, err := FileDigest(path)
 	if err != nil {
 		return fmt.Errorf("attest.MeasureFile: %w", err)
@@ -96,7 +96,7 @@ func FileDigest(path string) ([]byte, error) {
 
 // Measured reports whether an event with this type, name and digest is
 // already in the log, so a restarted agent does not measure twice.
-func (l *MeasurementLog) Measured(t wire.EventType, name string, digest []byte) bool {
+func (l *MeasurementLog) Measured(t deviceapi.EventType, name string, digest []byte) bool {
 	d := hex.EncodeToString(digest)
 	for _, ev := range l.Events {
 		if ev.Type == t && ev.Name == name && ev.Digest == d {

@@ -22,7 +22,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 
 	"github.com/rampartsec/rampart/internal/agent/durable"
-	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // Software is the development attester: an ECDSA P-256 identity key in a
@@ -78,11 +78,11 @@ func OpenSoftware(dir, bootID string) (*Software, error) {
 }
 
 // Kind implements Attester.
-func (s *Software) Kind() wire.AttesterKind { return wire.KindSoftware }
+func (s *Software) Kind() deviceapi.AttesterKind { return deviceapi.KindSoftware }
 
 // Enrollment implements Attester: the identity key only.
-func (s *Software) Enrollment(context.Context) (*wire.EnrollRequest, error) {
-	return &wire.EnrollRequest{Attester: wire.KindSoftware, AKPublic: s.akPublic}, nil
+func (s *Software) Enrollment(context.Context) (*deviceapi.EnrollRequest, error) {
+	return &deviceapi.EnrollRequest{Attester: deviceapi.KindSoftware, AKPublic: s.akPublic}, nil
 }
 
 // Activate implements Attester; a software attester has no EK.
@@ -92,7 +92,7 @@ func (s *Software) Activate(context.Context, []byte, []byte) ([]byte, error) {
 
 // Extend implements Attester: PCR = SHA-256(PCR || digest), then persist.
 func (s *Software) Extend(_ context.Context, pcr int, digest []byte) error {
-	if pcr < 0 || pcr >= wire.NumPCRs || len(digest) != sha256.Size {
+	if pcr < 0 || pcr >= deviceapi.NumPCRs || len(digest) != sha256.Size {
 		return fmt.Errorf("software attester: extend pcr %d with %d bytes: invalid", pcr, len(digest))
 	}
 	old, err := hex.DecodeString(s.bank.SHA256[pcr])
@@ -109,11 +109,11 @@ func (s *Software) Extend(_ context.Context, pcr int, digest []byte) error {
 func (s *Software) Quote(_ context.Context, pcrs []int, data []byte) (*Quote, error) {
 	sel := make([]byte, 3)
 	digest := sha256.New()
-	var values []wire.PCR
+	var values []deviceapi.PCR
 	prev := -1
 	for _, p := range pcrs {
-		if p <= prev || p >= wire.NumPCRs {
-			return nil, fmt.Errorf("software attester: quote: pcrs must be ascending and below %d", wire.NumPCRs)
+		if p <= prev || p >= deviceapi.NumPCRs {
+			return nil, fmt.Errorf("software attester: quote: pcrs must be ascending and below %d", deviceapi.NumPCRs)
 		}
 		prev = p
 		sel[p/8] |= 1 << (p % 8)
@@ -122,7 +122,7 @@ func (s *Software) Quote(_ context.Context, pcrs []int, data []byte) (*Quote, er
 			return nil, fmt.Errorf("software attester: pcr bank: %w", err)
 		}
 		digest.Write(v)
-		values = append(values, wire.PCR{Index: p, Digest: s.bank.SHA256[p]})
+		values = append(values, deviceapi.PCR{Index: p, Digest: s.bank.SHA256[p]})
 	}
 	att := tpm2.TPMSAttest{
 		Magic:           tpm2.TPMGeneratedValue,
@@ -157,7 +157,7 @@ func (s *Software) Quote(_ context.Context, pcrs []int, data []byte) (*Quote, er
 
 // CertificateKey implements Attester: a second software key kept beside the
 // identity key; the quote's extra data binds it to the evidence.
-func (s *Software) CertificateKey(context.Context) (crypto.Signer, *wire.Certification, error) {
+func (s *Software) CertificateKey(context.Context) (crypto.Signer, *deviceapi.Certification, error) {
 	return s.certKey, nil, nil
 }
 
@@ -203,12 +203,12 @@ func (s *Software) loadBank() error {
 		if err := json.Unmarshal(b, &bank); err != nil {
 			return fmt.Errorf("pcr bank: %w", err)
 		}
-		if bank.BootID == s.bootID && len(bank.SHA256) == wire.NumPCRs {
+		if bank.BootID == s.bootID && len(bank.SHA256) == deviceapi.NumPCRs {
 			s.bank = bank
 			return nil
 		}
 	}
-	s.bank = pcrBank{BootID: s.bootID, SHA256: make([]string, wire.NumPCRs)}
+	s.bank = pcrBank{BootID: s.bootID, SHA256: make([]string, deviceapi.NumPCRs)}
 	zero := hex.EncodeToString(make([]byte, sha256.Size))
 	for i := range s.bank.SHA256 {
 		s.bank.SHA256[i] = zero

@@ -20,7 +20,7 @@ import (
 	"github.com/google/go-tpm/tpmutil"
 
 	"github.com/rampartsec/rampart/internal/agent/durable"
-	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // TPM is an attester on a TPM 2.0, reached through any go-tpm transport:
@@ -30,7 +30,7 @@ import (
 // the AK. Only opaque key blobs, wrapped by the TPM's storage root key,
 // are kept in the state directory.
 type TPM struct {
-	kind wire.AttesterKind
+	kind deviceapi.AttesterKind
 	dir  string
 	log  *slog.Logger
 	ch   *commandChannel
@@ -53,7 +53,7 @@ var TPMKeyBlobFiles = []string{akBlobFile, certKeyBlobFile}
 
 // NewTPM returns an attester of the given kind on t, keeping key blobs in
 // dir. It takes ownership of t.
-func NewTPM(kind wire.AttesterKind, t transport.TPMCloser, dir string, log *slog.Logger) (*TPM, error) {
+func NewTPM(kind deviceapi.AttesterKind, t transport.TPMCloser, dir string, log *slog.Logger) (*TPM, error) {
 	ch := &commandChannel{tpm: t}
 	tpm, err := gattest.OpenTPM(&gattest.OpenConfig{CommandChannel: ch})
 	if err != nil {
@@ -64,11 +64,11 @@ func NewTPM(kind wire.AttesterKind, t transport.TPMCloser, dir string, log *slog
 }
 
 // Kind implements Attester.
-func (a *TPM) Kind() wire.AttesterKind { return a.kind }
+func (a *TPM) Kind() deviceapi.AttesterKind { return a.kind }
 
 // Enrollment implements Attester: the AK with its creation attestation, the
 // EK public key and, when the TPM holds one, the EK certificate.
-func (a *TPM) Enrollment(context.Context) (*wire.EnrollRequest, error) {
+func (a *TPM) Enrollment(context.Context) (*deviceapi.EnrollRequest, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	ek, err := a.endorsementKey()
@@ -85,7 +85,7 @@ func (a *TPM) Enrollment(context.Context) (*wire.EnrollRequest, error) {
 	}
 	defer ak.Close(a.tpm)
 	p := ak.AttestationParameters()
-	req := &wire.EnrollRequest{
+	req := &deviceapi.EnrollRequest{
 		Attester:            a.kind,
 		AKPublic:            p.Public,
 		AKCreateData:        p.CreateData,
@@ -121,7 +121,7 @@ func (a *TPM) Activate(_ context.Context, credential, secret []byte) ([]byte, er
 
 // Extend implements Attester with TPM2_PCR_Extend on the SHA-256 bank.
 func (a *TPM) Extend(_ context.Context, pcr int, digest []byte) error {
-	if pcr < 0 || pcr >= wire.NumPCRs || len(digest) != 32 {
+	if pcr < 0 || pcr >= deviceapi.NumPCRs || len(digest) != 32 {
 		return fmt.Errorf("%s attester: extend pcr %d with %d bytes: invalid", a.kind, pcr, len(digest))
 	}
 	a.mu.Lock()
@@ -159,14 +159,14 @@ func (a *TPM) Quote(_ context.Context, pcrs []int, data []byte) (*Quote, error) 
 		if !ok {
 			return nil, fmt.Errorf("%s attester: pcr %d not readable", a.kind, i)
 		}
-		out.PCRs = append(out.PCRs, wire.PCR{Index: i, Digest: hex.EncodeToString(d)})
+		out.PCRs = append(out.PCRs, deviceapi.PCR{Index: i, Digest: hex.EncodeToString(d)})
 	}
 	return out, nil
 }
 
 // CertificateKey implements Attester: a TPM-resident ECDSA P-256 key,
 // created once and certified by the AK. The signer stays loaded until Close.
-func (a *TPM) CertificateKey(context.Context) (crypto.Signer, *wire.Certification, error) {
+func (a *TPM) CertificateKey(context.Context) (crypto.Signer, *deviceapi.Certification, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.certKey == nil {
@@ -187,7 +187,7 @@ func (a *TPM) CertificateKey(context.Context) (crypto.Signer, *wire.Certificatio
 		a.certKey, a.signer = k, &lockedSigner{mu: &a.mu, s: s}
 	}
 	p := a.certKey.CertificationParameters()
-	return a.signer, &wire.Certification{
+	return a.signer, &deviceapi.Certification{
 		Public:            p.Public,
 		CreateAttestation: p.CreateAttestation,
 		CreateSignature:   p.CreateSignature,

@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
 
-	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // commandChannel adapts a go-tpm transport to the io.ReadWriteCloser that
@@ -58,7 +58,7 @@ func openDeviceTPM(_ context.Context, path string, cfg Config) (Attester, error)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	return NewTPM(wire.KindTPM, t, cfg.StateDir, cfg.Logger)
+	return NewTPM(deviceapi.KindTPM, t, cfg.StateDir, cfg.Logger)
 }
 
 func openSWTPM(ctx context.Context, addr string, cfg Config) (Attester, error) {
@@ -66,7 +66,7 @@ func openSWTPM(ctx context.Context, addr string, cfg Config) (Attester, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewTPM(wire.KindSWTPM, t, cfg.StateDir, cfg.Logger)
+	return NewTPM(deviceapi.KindSWTPM, t, cfg.StateDir, cfg.Logger)
 }
 
 // swtpm's raw TCP protocol: each command is written as is, each response

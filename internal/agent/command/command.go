@@ -20,7 +20,7 @@ import (
 	"github.com/rampartsec/rampart/internal/agent/attest"
 	"github.com/rampartsec/rampart/internal/agent/identity"
 	"github.com/rampartsec/rampart/internal/agent/runner"
-	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/public"
 )
 
@@ -213,11 +213,11 @@ func Run(ctx context.Context, args []string, version string, stdout, stderr io.W
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
-			DeviceID   string        `json:"device_id"`
-			Status     wire.Status   `json:"status"`
-			UpdateOnly bool          `json:"update_only"`
-			Reasons    []wire.Reason `json:"reasons,omitempty"`
-			RenewAt    any           `json:"renew_at"`
+			DeviceID   string             `json:"device_id"`
+			Status     deviceapi.Status   `json:"status"`
+			UpdateOnly bool               `json:"update_only"`
+			Reasons    []deviceapi.Reason `json:"reasons,omitempty"`
+			RenewAt    any                `json:"renew_at"`
 		}{id.DeviceID(), resp.Status, resp.UpdateOnly, resp.Reasons, resp.RenewAt})
 	}
 }
@@ -274,7 +274,7 @@ func parseMeasures(ms measureFlag) ([]runner.Measure, error) {
 		if len(parts) != 4 {
 			return nil, usageError("--measure %q: want TYPE:NAME:VERSION:FILE", m)
 		}
-		out = append(out, runner.Measure{Type: wire.EventType(parts[0]), Name: parts[1], Version: parts[2], Path: parts[3]})
+		out = append(out, runner.Measure{Type: deviceapi.EventType(parts[0]), Name: parts[1], Version: parts[2], Path: parts[3]})
 	}
 	return out, nil
 }
@@ -283,19 +283,19 @@ func parseMeasures(ms measureFlag) ([]runner.Measure, error) {
 // per boot.
 func measure(ctx context.Context, a attest.Attester, log *attest.MeasurementLog, extra measureFlag, version string) error {
 	type item struct {
-		typ                 wire.EventType
+		typ                 deviceapi.EventType
 		name, version, path string
 	}
 	var items []item
 	if self, err := os.Executable(); err == nil {
-		items = append(items, item{wire.EventAgent, "rampart-agent", version, self})
+		items = append(items, item{deviceapi.EventAgent, "rampart-agent", version, self})
 	}
 	for _, m := range extra {
 		parts := strings.SplitN(m, ":", 4)
 		if len(parts) != 4 {
 			return usageError("--measure %q: want TYPE:NAME:VERSION:FILE", m)
 		}
-		items = append(items, item{wire.EventType(parts[0]), parts[1], parts[2], parts[3]})
+		items = append(items, item{deviceapi.EventType(parts[0]), parts[1], parts[2], parts[3]})
 	}
 	for _, it := range items {
 		digest, err := attest.FileDigest(it.path)

@@ -25,7 +25,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/rampartsec/rampart/internal/failure"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // Defaults for the caps in Config.
@@ -42,14 +42,14 @@ var ErrRejected = errors.New("crash batch rejected by the server")
 
 // Uploader sends one batch to the server. A nil error acknowledges it.
 type Uploader interface {
-	Upload(ctx context.Context, b failure.Batch) error
+	Upload(ctx context.Context, b deviceapi.CrashBatch) error
 }
 
 // UploaderFunc adapts a function to Uploader.
-type UploaderFunc func(ctx context.Context, b failure.Batch) error
+type UploaderFunc func(ctx context.Context, b deviceapi.CrashBatch) error
 
 // Upload calls f.
-func (f UploaderFunc) Upload(ctx context.Context, b failure.Batch) error { return f(ctx, b) }
+func (f UploaderFunc) Upload(ctx context.Context, b deviceapi.CrashBatch) error { return f(ctx, b) }
 
 // Config configures a Collector.
 type Config struct {
@@ -176,7 +176,7 @@ func (c *Collector) Collect(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return st, fmt.Errorf("crash.Collect: %w", err)
 	}
-	var reports []failure.Report
+	var reports []deviceapi.CrashReport
 	var done []string
 	for _, f := range files {
 		if err := ctx.Err(); err != nil {
@@ -242,7 +242,7 @@ func (c *Collector) capSpool(files []spoolFile, st *Stats) []spoolFile {
 }
 
 // readFile parses one spool file by its extension.
-func (c *Collector) readFile(path string, f spoolFile) ([]failure.Report, error) {
+func (c *Collector) readFile(path string, f spoolFile) ([]deviceapi.CrashReport, error) {
 	if f.size > c.cfg.MaxFileBytes {
 		return nil, fmt.Errorf("file is %d bytes, at most %d", f.size, c.cfg.MaxFileBytes)
 	}
@@ -253,14 +253,14 @@ func (c *Collector) readFile(path string, f spoolFile) ([]failure.Report, error)
 	if int64(len(b)) > c.cfg.MaxFileBytes {
 		return nil, fmt.Errorf("file is %d bytes, at most %d", len(b), c.cfg.MaxFileBytes)
 	}
-	var reps []failure.Report
+	var reps []deviceapi.CrashReport
 	switch filepath.Ext(f.name) {
 	case ".json":
 		r, err := parseSpoolJSON(b, f.mod)
 		if err != nil {
 			return nil, err
 		}
-		reps = []failure.Report{r}
+		reps = []deviceapi.CrashReport{r}
 	case ".coredump", ".journal":
 		reps, err = parseJournalExport(b)
 		if err != nil {
@@ -281,7 +281,7 @@ func (c *Collector) readFile(path string, f spoolFile) ([]failure.Report, error)
 // complete fills the component and version from Describe when the file did
 // not carry them, and clips fields to the server's limits so a long trace
 // is shortened rather than refused.
-func (c *Collector) complete(r *failure.Report) {
+func (c *Collector) complete(r *deviceapi.CrashReport) {
 	if (r.Version == "" || r.Component == "") && c.cfg.Describe != nil {
 		comp, ver := c.cfg.Describe(r.Program)
 		if r.Component == "" {
@@ -294,17 +294,17 @@ func (c *Collector) complete(r *failure.Report) {
 	if r.Version == "" {
 		r.Version = "unknown"
 	}
-	r.Program = clip(r.Program, failure.MaxNameLen)
-	r.Component = clip(r.Component, failure.MaxNameLen)
-	r.Version = clip(r.Version, failure.MaxVersionLen)
-	r.FaultType = clip(r.FaultType, failure.MaxNameLen)
-	if len(r.Frames) > failure.MaxFrames {
-		r.Frames = r.Frames[:failure.MaxFrames]
+	r.Program = clip(r.Program, deviceapi.MaxNameLen)
+	r.Component = clip(r.Component, deviceapi.MaxNameLen)
+	r.Version = clip(r.Version, deviceapi.MaxVersionLen)
+	r.FaultType = clip(r.FaultType, deviceapi.MaxNameLen)
+	if len(r.Frames) > deviceapi.MaxFrames {
+		r.Frames = r.Frames[:deviceapi.MaxFrames]
 	}
 	for i, f := range r.Frames {
-		r.Frames[i] = clip(f, failure.MaxFrameLen)
+		r.Frames[i] = clip(f, deviceapi.MaxFrameLen)
 	}
-	r.GoPanic = clip(r.GoPanic, failure.MaxPanicLen)
+	r.GoPanic = clip(r.GoPanic, deviceapi.MaxPanicLen)
 }
 
 // clip cuts s to at most n bytes on a UTF-8 boundary.
@@ -315,7 +315,7 @@ func clip(s string, n int) string {
 	return strings.ToValidUTF8(s[:n], "")
 }
 
-// spoolJSON is the crash file format applications write: failure.Report
+// spoolJSON is the crash file format applications write: deviceapi.CrashReport
 // with id and version optional.
 type spoolJSON struct {
 	ID        string   `json:"id"`
@@ -330,17 +330,17 @@ type spoolJSON struct {
 	Time      string   `json:"time"`
 }
 
-func parseSpoolJSON(b []byte, modNano int64) (failure.Report, error) {
+func parseSpoolJSON(b []byte, modNano int64) (deviceapi.CrashReport, error) {
 	var s spoolJSON
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {
-		return failure.Report{}, fmt.Errorf("crash file: %w", err)
+		return deviceapi.CrashReport{}, fmt.Errorf("crash file: %w", err)
 	}
 	if dec.More() {
-		return failure.Report{}, errors.New("crash file: data after the JSON value")
+		return deviceapi.CrashReport{}, errors.New("crash file: data after the JSON value")
 	}
-	r := failure.Report{ID: s.ID, Program: s.Program, Component: s.Component, Version: s.Version, Signal: s.Signal,
+	r := deviceapi.CrashReport{ID: s.ID, Program: s.Program, Component: s.Component, Version: s.Version, Signal: s.Signal,
 		ExitCode: s.ExitCode, FaultType: s.FaultType, Frames: s.Frames, GoPanic: s.GoPanic}
 	if r.ID == "" {
 		r.ID = reportID(b)
@@ -348,7 +348,7 @@ func parseSpoolJSON(b []byte, modNano int64) (failure.Report, error) {
 	if s.Time != "" {
 		t, err := parseTime(s.Time)
 		if err != nil {
-			return failure.Report{}, fmt.Errorf("crash file: %w", err)
+			return deviceapi.CrashReport{}, fmt.Errorf("crash file: %w", err)
 		}
 		r.Time = t
 	} else {
@@ -358,7 +358,7 @@ func parseSpoolJSON(b []byte, modNano int64) (failure.Report, error) {
 }
 
 func parseSignal(s string) int {
-	if n, ok := failure.SignalNumber(s); ok {
+	if n, ok := deviceapi.SignalNumber(s); ok {
 		return n
 	}
 	if n, err := strconv.Atoi(s); err == nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/failure"
 
 	"github.com/rampartsec/rampart/internal/testenv"
@@ -22,11 +23,11 @@ import (
 // and can be told to fail.
 type fakeServer struct {
 	mu      sync.Mutex
-	batches []failure.Batch
+	batches []deviceapi.CrashBatch
 	fail    error
 }
 
-func (s *fakeServer) Upload(_ context.Context, b failure.Batch) error {
+func (s *fakeServer) Upload(_ context.Context, b deviceapi.CrashBatch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
@@ -36,8 +37,8 @@ func (s *fakeServer) Upload(_ context.Context, b failure.Batch) error {
 	return nil
 }
 
-func (s *fakeServer) reports() []failure.Report {
-	var out []failure.Report
+func (s *fakeServer) reports() []deviceapi.CrashReport {
+	var out []deviceapi.CrashReport
 	for _, b := range s.batches {
 		out = append(out, b.Reports...)
 	}
@@ -137,7 +138,7 @@ func TestCollectAndFlushSeeds(t *testing.T) {
 		got[i].ID = ""
 	}
 	two := 2
-	want := []failure.Report{
+	want := []deviceapi.CrashReport{
 		{Program: "/usr/bin/sensord", Component: "sensord", Version: "1.4.2", Signal: 11,
 			Frames: []string{"sensor_read+0x1a", "poll_loop+0x40", "main+0x10"}, Time: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)},
 		{Program: "/usr/bin/gatewayd", Component: "gateway", Version: "2.0.0", ExitCode: &two,
@@ -209,7 +210,7 @@ func TestFlushDropsRejectedBatchesAndContinues(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := 0
-	u := UploaderFunc(func(_ context.Context, b failure.Batch) error {
+	u := UploaderFunc(func(_ context.Context, b deviceapi.CrashBatch) error {
 		calls++
 		if calls == 1 {
 			return fmt.Errorf("server said 400: %w", ErrRejected)
@@ -236,7 +237,7 @@ func TestBatchCaps(t *testing.T) {
 	// Reports near the per-report limit: a batch holds at most ~16 of them.
 	big := strings.Repeat("x", 60<<10)
 	for i := range 40 {
-		writeSpool(t, cfg.SpoolDir, fmt.Sprintf("d%03d.json", i), fmt.Sprintf(`{"program":"p%d","version":"1","go_panic":"%s","fault_type":"x"}`, i, big[:failure.MaxPanicLen-10]))
+		writeSpool(t, cfg.SpoolDir, fmt.Sprintf("d%03d.json", i), fmt.Sprintf(`{"program":"p%d","version":"1","go_panic":"%s","fault_type":"x"}`, i, big[:deviceapi.MaxPanicLen-10]))
 	}
 	st, err := c.Collect(context.Background())
 	if err != nil {
@@ -251,11 +252,11 @@ func TestBatchCaps(t *testing.T) {
 	}
 	total := 0
 	for i, b := range srv.batches {
-		if len(b.Reports) > failure.MaxBatchReports {
+		if len(b.Reports) > deviceapi.MaxCrashBatchReports {
 			t.Errorf("batch %d holds %d reports", i, len(b.Reports))
 		}
 		raw, _ := jsonSize(b)
-		if raw > failure.MaxBatchBytes {
+		if raw > deviceapi.MaxCrashBatchBytes {
 			t.Errorf("batch %d is %d bytes", i, raw)
 		}
 		total += len(b.Reports)
@@ -304,9 +305,9 @@ func TestRejectsBadFilesAndKeepsGoodOnes(t *testing.T) {
 
 func TestClipsLongReports(t *testing.T) {
 	c, cfg := newCollector(t, nil)
-	frames := make([]string, failure.MaxFrames+20)
+	frames := make([]string, deviceapi.MaxFrames+20)
 	for i := range frames {
-		frames[i] = fmt.Sprintf(`"%s"`, strings.Repeat("é", failure.MaxFrameLen))
+		frames[i] = fmt.Sprintf(`"%s"`, strings.Repeat("é", deviceapi.MaxFrameLen))
 	}
 	writeSpool(t, cfg.SpoolDir, "long.json", `{"program":"p","version":"`+strings.Repeat("9", 100)+`","signal":11,"frames":[`+strings.Join(frames, ",")+`]}`)
 	if st, err := c.Collect(context.Background()); err != nil || st.Reports != 1 {
@@ -317,7 +318,7 @@ func TestClipsLongReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := srv.reports()[0]
-	if len(r.Frames) != failure.MaxFrames || len(r.Frames[0]) > failure.MaxFrameLen || len(r.Version) != failure.MaxVersionLen {
+	if len(r.Frames) != deviceapi.MaxFrames || len(r.Frames[0]) > deviceapi.MaxFrameLen || len(r.Version) != deviceapi.MaxVersionLen {
 		t.Errorf("report not clipped: %d frames, frame %d bytes, version %d bytes", len(r.Frames), len(r.Frames[0]), len(r.Version))
 	}
 	if err := r.Validate(); err != nil {

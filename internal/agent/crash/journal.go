@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rampartsec/rampart/internal/failure"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // coredumpMessageID is the journal MESSAGE_ID of systemd-coredump entries.
@@ -25,8 +25,8 @@ const maxJournalField = 1 << 20
 // little-endian length and that many bytes then a newline for values that
 // hold newlines; entries end at an empty line. Entries that are not
 // systemd-coredump records are skipped.
-func parseJournalExport(b []byte) ([]failure.Report, error) {
-	var reps []failure.Report
+func parseJournalExport(b []byte) ([]deviceapi.CrashReport, error) {
+	var reps []deviceapi.CrashReport
 	entries, err := splitJournalEntries(b)
 	if err != nil {
 		return nil, err
@@ -104,9 +104,9 @@ func splitJournalEntries(b []byte) ([]journalEntry, error) {
 	return out, nil
 }
 
-func coredumpReport(e journalEntry) (failure.Report, error) {
+func coredumpReport(e journalEntry) (deviceapi.CrashReport, error) {
 	f := e.fields
-	r := failure.Report{
+	r := deviceapi.CrashReport{
 		ID:        reportID(e.raw),
 		Program:   f["COREDUMP_EXE"],
 		Component: f["COREDUMP_PACKAGE_NAME"],
@@ -118,7 +118,7 @@ func coredumpReport(e journalEntry) (failure.Report, error) {
 		r.Program = f["COREDUMP_COMM"]
 	}
 	if r.Program == "" {
-		return failure.Report{}, errors.New("coredump entry names no program (COREDUMP_EXE or COREDUMP_COMM)")
+		return deviceapi.CrashReport{}, errors.New("coredump entry names no program (COREDUMP_EXE or COREDUMP_COMM)")
 	}
 	if r.Signal == 0 {
 		r.Signal = parseSignal(f["COREDUMP_SIGNAL_NAME"])
@@ -133,7 +133,7 @@ func coredumpReport(e journalEntry) (failure.Report, error) {
 		}
 	}
 	if r.Time.IsZero() {
-		return failure.Report{}, errors.New("coredump entry has no COREDUMP_TIMESTAMP")
+		return deviceapi.CrashReport{}, errors.New("coredump entry has no COREDUMP_TIMESTAMP")
 	}
 	return r, nil
 }

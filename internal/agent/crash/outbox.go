@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/rampartsec/rampart/internal/agent/durable"
-	"github.com/rampartsec/rampart/internal/failure"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 const batchPrefix, batchSuffix = "batch-", ".json"
@@ -35,12 +35,12 @@ func (c *Collector) batchFiles() ([]spoolFile, error) {
 	return out, nil
 }
 
-func (c *Collector) readBatch(name string) (failure.Batch, error) {
+func (c *Collector) readBatch(name string) (deviceapi.CrashBatch, error) {
 	b, err := os.ReadFile(filepath.Join(c.cfg.OutboxDir, name))
 	if err != nil {
-		return failure.Batch{}, err
+		return deviceapi.CrashBatch{}, err
 	}
-	return failure.DecodeBatch(bytes.NewReader(b))
+	return deviceapi.DecodeCrashBatch(bytes.NewReader(b))
 }
 
 // queuedIDs collects the IDs of reports already in the outbox. A batch that
@@ -83,7 +83,7 @@ func (c *Collector) nextSeq() (uint64, error) {
 
 // writeBatches packs reports into batches within the server's limits and
 // writes each atomically. It returns how many reports were written.
-func (c *Collector) writeBatches(reports []failure.Report) (int, error) {
+func (c *Collector) writeBatches(reports []deviceapi.CrashReport) (int, error) {
 	if len(reports) == 0 {
 		return 0, nil
 	}
@@ -93,13 +93,13 @@ func (c *Collector) writeBatches(reports []failure.Report) (int, error) {
 	}
 	const overhead = len(`{"reports":[]}`)
 	written := 0
-	var cur []failure.Report
+	var cur []deviceapi.CrashReport
 	size := overhead
 	flush := func() error {
 		if len(cur) == 0 {
 			return nil
 		}
-		b, err := json.Marshal(failure.Batch{Reports: cur})
+		b, err := json.Marshal(deviceapi.CrashBatch{Reports: cur})
 		if err != nil {
 			return err
 		}
@@ -117,7 +117,7 @@ func (c *Collector) writeBatches(reports []failure.Report) (int, error) {
 		if err != nil {
 			return written, err
 		}
-		if len(cur) == failure.MaxBatchReports || size+len(b)+1 > failure.MaxBatchBytes {
+		if len(cur) == deviceapi.MaxCrashBatchReports || size+len(b)+1 > deviceapi.MaxCrashBatchBytes {
 			if err := flush(); err != nil {
 				return written, err
 			}

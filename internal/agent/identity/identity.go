@@ -30,7 +30,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/agent/attest"
 	"github.com/rampartsec/rampart/internal/agent/durable"
-	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // Errors.
@@ -153,12 +153,12 @@ func (i *Identity) RenewAt() time.Time {
 
 // Enroll registers the device with the server and returns the server's first challenge. The
 // server records the device until a tenant claims it.
-func (i *Identity) Enroll(ctx context.Context) (*wire.EnrollResponse, error) {
+func (i *Identity) Enroll(ctx context.Context) (*deviceapi.EnrollResponse, error) {
 	req, err := i.cfg.Attester.Enrollment(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("identity.Enroll: %w", err)
 	}
-	var resp wire.EnrollResponse
+	var resp deviceapi.EnrollResponse
 	if err := i.post(ctx, "/device/v1/enroll", req, &resp, false); err != nil {
 		return nil, fmt.Errorf("identity.Enroll: %w", err)
 	}
@@ -171,11 +171,11 @@ func (i *Identity) Enroll(ctx context.Context) (*wire.EnrollResponse, error) {
 // Attest collects fresh evidence and exchanges it for a device certificate. With a valid
 // certificate it asks for a challenge over mutual TLS; without one it enrols again, which
 // also answers the credential activation challenge on TPM backends.
-func (i *Identity) Attest(ctx context.Context) (*wire.AttestResponse, error) {
+func (i *Identity) Attest(ctx context.Context) (*deviceapi.AttestResponse, error) {
 	var nonce, activation []byte
 	withCert := i.valid() != nil
 	if withCert {
-		var ch wire.Challenge
+		var ch deviceapi.Challenge
 		if err := i.post(ctx, "/device/v1/challenge", struct{}{}, &ch, true); err != nil {
 			i.cfg.Logger.Info("challenge over mutual TLS failed; enrolling again", "err", err)
 			withCert = false
@@ -199,7 +199,7 @@ func (i *Identity) Attest(ctx context.Context) (*wire.AttestResponse, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity.Attest: %w", err)
 	}
-	var resp wire.AttestResponse
+	var resp deviceapi.AttestResponse
 	if err := i.post(ctx, "/device/v1/attest", ev, &resp, withCert); err != nil {
 		return nil, fmt.Errorf("identity.Attest: %w", err)
 	}

@@ -21,8 +21,8 @@ import (
 	"github.com/rampartsec/rampart/internal/agent/identity"
 	"github.com/rampartsec/rampart/internal/api"
 	"github.com/rampartsec/rampart/internal/attest"
-	"github.com/rampartsec/rampart/internal/attest/wire"
 	"github.com/rampartsec/rampart/internal/ca/keeper"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/storetest"
 	"github.com/rampartsec/rampart/internal/token"
@@ -84,7 +84,7 @@ func (s *server) roots() *x509.CertPool {
 // measure records one random image per component class and makes them known releases.
 func (s *server) measure(t *testing.T, a agent.Attester, log *agent.MeasurementLog) {
 	t.Helper()
-	for _, typ := range []wire.EventType{wire.EventBoot, wire.EventOS, wire.EventAgent, wire.EventApplication} {
+	for _, typ := range []deviceapi.EventType{deviceapi.EventBoot, deviceapi.EventOS, deviceapi.EventAgent, deviceapi.EventApplication} {
 		img := make([]byte, 64)
 		rand.Read(img)
 		sum := sha256.Sum256(img)

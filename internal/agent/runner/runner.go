@@ -31,8 +31,7 @@ import (
 	"github.com/rampartsec/rampart/internal/agent/durable"
 	"github.com/rampartsec/rampart/internal/agent/identity"
 	"github.com/rampartsec/rampart/internal/agent/update"
-	"github.com/rampartsec/rampart/internal/attest/wire"
-	"github.com/rampartsec/rampart/internal/failure"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // DefaultInterval is the periodic check-in interval; each wait is jittered by ±10 %.
@@ -40,7 +39,7 @@ const DefaultInterval = time.Hour
 
 // Measure is one extra component to measure before attesting (--measure TYPE:NAME:VERSION:FILE).
 type Measure struct {
-	Type    wire.EventType
+	Type    deviceapi.EventType
 	Name    string
 	Version string
 	Path    string
@@ -89,20 +88,20 @@ type Config struct {
 
 // Status is the agent's state, for `rampart-agent status` and the simulator's summary.
 type Status struct {
-	DeviceID       string        `json:"device_id"`
-	Attester       string        `json:"attester"`
-	Attestation    wire.Status   `json:"attestation,omitempty"`
-	UpdateOnly     bool          `json:"update_only"`
-	Reasons        []wire.Reason `json:"reasons,omitempty"`
-	CertNotAfter   *time.Time    `json:"certificate_not_after,omitempty"`
-	Release        string        `json:"release,omitempty"`
-	Slot           string        `json:"slot,omitempty"`
-	Trial          bool          `json:"trial,omitempty"`
-	LastOutcome    string        `json:"last_outcome,omitempty"`
-	LastError      string        `json:"last_error,omitempty"`
-	LastCheckIn    *time.Time    `json:"last_check_in,omitempty"`
-	PendingCrashes int           `json:"pending_crash_reports"`
-	Boots          int           `json:"boots"`
+	DeviceID       string             `json:"device_id"`
+	Attester       string             `json:"attester"`
+	Attestation    deviceapi.Status   `json:"attestation,omitempty"`
+	UpdateOnly     bool               `json:"update_only"`
+	Reasons        []deviceapi.Reason `json:"reasons,omitempty"`
+	CertNotAfter   *time.Time         `json:"certificate_not_after,omitempty"`
+	Release        string             `json:"release,omitempty"`
+	Slot           string             `json:"slot,omitempty"`
+	Trial          bool               `json:"trial,omitempty"`
+	LastOutcome    string             `json:"last_outcome,omitempty"`
+	LastError      string             `json:"last_error,omitempty"`
+	LastCheckIn    *time.Time         `json:"last_check_in,omitempty"`
+	PendingCrashes int                `json:"pending_crash_reports"`
+	Boots          int                `json:"boots"`
 }
 
 // Runner is one device's agent.
@@ -286,7 +285,7 @@ func (r *Runner) runningRelease() string {
 func (r *Runner) measureBoot(ctx context.Context) error {
 	var items []Measure
 	if r.cfg.AgentPath != "" {
-		items = append(items, Measure{wire.EventAgent, "rampart-agent", r.cfg.AgentVersion, r.cfg.AgentPath})
+		items = append(items, Measure{deviceapi.EventAgent, "rampart-agent", r.cfg.AgentVersion, r.cfg.AgentPath})
 	}
 	items = append(items, r.cfg.Measures...)
 	if st, err := r.slots.State(); err == nil {
@@ -296,7 +295,7 @@ func (r *Runner) measureBoot(ctx context.Context) error {
 		}
 		if info := st.Slots[slot]; info != nil {
 			for name, c := range info.Components {
-				items = append(items, Measure{wire.EventOS, name, c.Version, r.slots.ComponentPath(slot, name)})
+				items = append(items, Measure{deviceapi.EventOS, name, c.Version, r.slots.ComponentPath(slot, name)})
 			}
 		}
 	}
@@ -335,7 +334,7 @@ func (r *Runner) attest(ctx context.Context, force bool) error {
 
 // Attest attests now, whether or not the certificate is due, and returns the verdict; the
 // certificate it gets (normal or update-only) replaces the current one.
-func (r *Runner) Attest(ctx context.Context) (wire.Status, error) {
+func (r *Runner) Attest(ctx context.Context) (deviceapi.Status, error) {
 	if err := r.measureBoot(ctx); err != nil {
 		return "", err
 	}
@@ -429,7 +428,7 @@ func describe(o update.Outcome) string {
 // reboot moves to the newly booted slot. Software attesters simulate it (a new boot ID resets
 // their PCR bank); hardware attesters need the machine to reboot, which RebootCommand does.
 func (r *Runner) reboot(ctx context.Context) error {
-	if r.cfg.Attester != string(wire.KindSoftware) {
+	if r.cfg.Attester != string(deviceapi.KindSoftware) {
 		if len(r.cfg.RebootCommand) == 0 {
 			r.log.Warn("a new slot was installed; reboot the device so that its TPM measures it")
 			return nil
@@ -554,7 +553,7 @@ func (r *Runner) pinnedRoot(ctx context.Context, file string, configured []byte,
 }
 
 // uploadCrashes posts one batch of crash reports to the device API.
-func (r *Runner) uploadCrashes(ctx context.Context, b failure.Batch) error {
+func (r *Runner) uploadCrashes(ctx context.Context, b deviceapi.CrashBatch) error {
 	body, err := json.Marshal(b)
 	if err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // HTTPReporter reports install states to the device API
@@ -17,23 +19,13 @@ type HTTPReporter struct {
 	Client *http.Client
 }
 
-// installStatus is the wire form the device API accepts.
-type installStatus struct {
-	State   InstallState `json:"state"`
-	Release string       `json:"release,omitempty"`
-	Reason  string       `json:"reason,omitempty"`
-}
-
-// maxReason matches the server's limit on failure reasons.
-const maxReason = 1000
-
 // Report implements Reporter.
 func (h *HTTPReporter) Report(ctx context.Context, s Status) error {
 	reason := s.Reason
-	if len(reason) > maxReason {
-		reason = reason[:maxReason]
+	if len(reason) > deviceapi.MaxInstallReason {
+		reason = reason[:deviceapi.MaxInstallReason]
 	}
-	body, err := json.Marshal(installStatus{State: s.State, Release: s.Release, Reason: printable(reason)})
+	body, err := json.Marshal(deviceapi.InstallStatus{State: s.State, Release: s.Release, Reason: printable(reason)})
 	if err != nil {
 		return fmt.Errorf("update.HTTPReporter.Report: %w", err)
 	}

@@ -9,16 +9,18 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 func TestHTTPReporter(t *testing.T) {
-	var got []installStatus
+	var got []deviceapi.InstallStatus
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.URL.Path != "/device/v1/install-status" || r.Header.Get("Content-Type") != "application/json" {
 			http.Error(w, "bad request", http.StatusBadRequest)
 			return
 		}
-		var s installStatus
+		var s deviceapi.InstallStatus
 		dec := json.NewDecoder(r.Body)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&s); err != nil {
@@ -44,8 +46,8 @@ func TestHTTPReporter(t *testing.T) {
 	if err := rep.Report(ctx, Status{State: "boom"}); err == nil {
 		t.Error("a refused report returned no error")
 	}
-	want := []installStatus{
-		{State: StateFailed, Release: "1.1.0", Reason: "bad thing" + strings.Repeat("x", maxReason-len("bad\x00 \x1bthing"))},
+	want := []deviceapi.InstallStatus{
+		{State: StateFailed, Release: "1.1.0", Reason: "bad thing" + strings.Repeat("x", deviceapi.MaxInstallReason-len("bad\x00 \x1bthing"))},
 		{State: StateCommitted, Release: "1.1.0"},
 	}
 	if diff := cmp.Diff(got, want); diff != "" {

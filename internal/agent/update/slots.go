@@ -14,7 +14,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/rampartsec/rampart/internal/updatemeta"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // Slot names.
@@ -311,7 +311,7 @@ func (s *Slots) BeginInstall() (string, error) {
 // checking length and SHA-256 against want, then fsyncs it. The slot must
 // have been returned by BeginInstall.
 func (s *Slots) WriteComponent(slot, name string, want ComponentImage, write func(io.Writer) error) error {
-	if !updatemeta.ComponentRe.MatchString(name) {
+	if !deviceapi.ComponentRe.MatchString(name) {
 		return fmt.Errorf("update.Slots.WriteComponent: invalid component name %q", name)
 	}
 	path := s.ComponentPath(slot, name)
@@ -341,7 +341,7 @@ func (s *Slots) WriteComponent(slot, name string, want ComponentImage, write fun
 
 // PlaceComponent moves a verified staging file into slot as component name.
 func (s *Slots) PlaceComponent(slot, name, staged string) error {
-	if !updatemeta.ComponentRe.MatchString(name) {
+	if !deviceapi.ComponentRe.MatchString(name) {
 		return fmt.Errorf("update.Slots.PlaceComponent: invalid component name %q", name)
 	}
 	if err := s.fs.Rename(staged, s.ComponentPath(slot, name)); err != nil {

@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/delta"
-	"github.com/rampartsec/rampart/internal/updatemeta"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
@@ -57,22 +57,16 @@ var (
 )
 
 // InstallState is what the agent reports to the server.
-type InstallState string
+type InstallState = deviceapi.InstallState
 
 // Install states, in order of a successful update.
 const (
-	StateDownloading InstallState = "downloading"
-	StateInstalling  InstallState = "installing"
-	StateInstalled   InstallState = "installed"
-	StateCommitted   InstallState = "committed"
-	// StateFailed counts against the release: its metadata or data was refused, its trial
-	// boot failed the health check or never reached it.
-	StateFailed InstallState = "failed"
-	// StateInterrupted does not: the install stopped for a reason of the device's or the
-	// network's (a power cut or another local write error, a dropped connection, a slow
-	// download) and resumes at the next check-in, from the committed slot, which it never
-	// touched. See Interrupted.
-	StateInterrupted InstallState = "interrupted"
+	StateDownloading = deviceapi.InstallDownloading
+	StateInstalling  = deviceapi.InstallInstalling
+	StateInstalled   = deviceapi.InstallInstalled
+	StateCommitted   = deviceapi.InstallCommitted
+	StateFailed      = deviceapi.InstallFailed
+	StateInterrupted = deviceapi.InstallInterrupted
 )
 
 // Interrupted reports whether an install error is an interruption rather than a failure of
@@ -253,8 +247,8 @@ func (u *Updater) FinishBoot(ctx context.Context) (Boot, error) {
 // wanted is one image the director and the image repository agree on.
 type wanted struct {
 	name   string
-	custom updatemeta.ImageCustom // from the image repository
-	target *metadata.TargetFiles  // from the image repository
+	custom deviceapi.ImageCustom // from the image repository
+	target *metadata.TargetFiles // from the image repository
 }
 
 func (w wanted) image() ComponentImage {
@@ -401,7 +395,7 @@ func (u *Updater) agree(repo, dir *updater.Updater) ([]wanted, string, error) {
 	release := ""
 	seen := map[string]bool{}
 	for path, dt := range dir.GetTopLevelTargets() {
-		dc, err := updatemeta.ParseImageCustom(dt)
+		dc, err := deviceapi.ParseImageCustom(dt)
 		if err != nil {
 			return nil, "", fmt.Errorf("%w: director target %s: %w", ErrMetadata, path, err)
 		}
@@ -417,7 +411,7 @@ func (u *Updater) agree(repo, dir *updater.Updater) ([]wanted, string, error) {
 			return nil, release, fmt.Errorf("%w: %s is not signed by the image repository: %w", ErrDirectorMismatch, path, err)
 		}
 		sum, ok := rt.Hashes["sha256"]
-		if !ok || path != updatemeta.ImagePath(hex.EncodeToString(sum)) {
+		if !ok || path != deviceapi.ImagePath(hex.EncodeToString(sum)) {
 			return nil, release, fmt.Errorf("%w: %s is not content-addressed", ErrDirectorMismatch, path)
 		}
 		if rt.Length != dt.Length || len(dt.Hashes) == 0 {
@@ -428,7 +422,7 @@ func (u *Updater) agree(repo, dir *updater.Updater) ([]wanted, string, error) {
 				return nil, release, fmt.Errorf("%w: %s %s hash differs", ErrDirectorMismatch, path, alg)
 			}
 		}
-		rc, err := updatemeta.ParseImageCustom(rt)
+		rc, err := deviceapi.ParseImageCustom(rt)
 		if err != nil {
 			return nil, release, fmt.Errorf("%w: %s: %w", ErrMetadata, path, err)
 		}
@@ -462,7 +456,7 @@ func (u *Updater) changes(want []wanted, cur *SlotInfo, floor map[string]uint64)
 				if c.SHA256 == img.SHA256 {
 					continue
 				}
-				cmp, err := updatemeta.CompareVersions(img.Version, c.Version)
+				cmp, err := deviceapi.CompareVersions(img.Version, c.Version)
 				if err != nil {
 					return nil, fmt.Errorf("%w: %w", ErrMetadata, err)
 				}
@@ -506,7 +500,7 @@ func (u *Updater) fetchDelta(ctx context.Context, repo *updater.Updater, w wante
 	if !ok {
 		return "", false
 	}
-	i := slices.IndexFunc(w.custom.Deltas, func(r updatemeta.DeltaRef) bool { return r.From == c.SHA256 })
+	i := slices.IndexFunc(w.custom.Deltas, func(r deviceapi.DeltaRef) bool { return r.From == c.SHA256 })
 	if i < 0 {
 		return "", false
 	}
@@ -516,7 +510,7 @@ func (u *Updater) fetchDelta(ctx context.Context, repo *updater.Updater, w wante
 		u.log.Warn("delta not signed", "path", ref.Path, "err", err)
 		return "", false
 	}
-	dc, ok := updatemeta.ParseDeltaCustom(dt)
+	dc, ok := deviceapi.ParseDeltaCustom(dt)
 	if !ok || dc.DeltaFrom != c.SHA256 || dc.DeltaTo != hex.EncodeToString(w.target.Hashes["sha256"]) {
 		u.log.Warn("delta target does not match", "path", ref.Path)
 		return "", false

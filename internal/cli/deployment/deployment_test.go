@@ -19,7 +19,7 @@ import (
 	"github.com/rampartsec/rampart/internal/cli/deployment"
 	"github.com/rampartsec/rampart/internal/cli/failure"
 	"github.com/rampartsec/rampart/internal/cli/product"
-	failuredom "github.com/rampartsec/rampart/internal/failure"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/store"
 )
 
@@ -139,7 +139,7 @@ func TestDeploymentWalk(t *testing.T) {
 	if crashed == "" {
 		t.Fatal("no device runs 2.0 after phase 1")
 	}
-	if _, err := f.s.AddFailureReports(context.Background(), f.tenant, crashed, []failuredom.Report{{ID: "c1", Program: "/usr/bin/lampd",
+	if _, err := f.s.AddFailureReports(context.Background(), f.tenant, crashed, []deviceapi.CrashReport{{ID: "c1", Program: "/usr/bin/lampd",
 		Version: "2.0", Signal: 11, Frames: []string{"#0 0x00007f00 in led_set (v=1) at led.c:42", "main"}, Time: time.Now()}}); err != nil {
 		t.Fatal(err)
 	}

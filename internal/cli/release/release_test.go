@@ -22,8 +22,8 @@ import (
 	"github.com/rampartsec/rampart/internal/cli/keys"
 	"github.com/rampartsec/rampart/internal/cli/product"
 	"github.com/rampartsec/rampart/internal/cli/release"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/tuf"
-	"github.com/rampartsec/rampart/internal/updatemeta"
 )
 
 func writeImage(t *testing.T, path string, seed uint64, base []byte) []byte {
@@ -71,7 +71,7 @@ func TestReleaseWalk(t *testing.T) {
 	writeImage(t, filepath.Join(work, "rootfs-1.1.0.img"), 2, v1)
 	c.Fails("--component and --version are required", "image", "add", filepath.Join(work, "rootfs-1.0.0.img"))
 	id1 := strings.TrimSpace(c.OK("image", "add", filepath.Join(work, "rootfs-1.0.0.img"), "--component", "rootfs", "--version", "1.0.0", "--security-version", "1"))
-	if !updatemeta.SHA256Re.MatchString(id1) {
+	if !deviceapi.SHA256Re.MatchString(id1) {
 		t.Fatalf("image add printed %q, want an image ID", id1)
 	}
 	c.Fails("refused: version", "image", "add", filepath.Join(work, "rootfs-1.1.0.img"), "--component", "rootfs", "--version", "latest")

@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/rampartsec/rampart/internal/agent/attest"
-	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // Built reports whether this build includes the simulator (it needs cgo).
@@ -39,5 +39,5 @@ func Open(_ context.Context, cfg attest.Config) (attest.Attester, error) {
 	if err != nil {
 		return nil, fmt.Errorf("simulator: start: %w", err)
 	}
-	return attest.NewTPM(wire.KindSimulator, transport.FromReadWriteCloser(sim), cfg.StateDir, cfg.Logger)
+	return attest.NewTPM(deviceapi.KindSimulator, transport.FromReadWriteCloser(sim), cfg.StateDir, cfg.Logger)
 }

@@ -1,11 +1,4 @@
-// Package wire owns the JSON messages of the device attestation protocol
-// (enrolment, challenge, evidence, result) and their strict, size-limited
-// decoders.
-//
-// It is imported by both sides: the agent (internal/agent/attest) builds these
-// messages and the server's verifier (internal/attest) decodes them. It must
-// stay free of server, database and TPM code so the agent binary stays small.
-package wire
+package deviceapi
 
 import (
 	"bytes"
@@ -14,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -23,8 +15,8 @@ import (
 	"github.com/rampartsec/rampart/internal/public"
 )
 
-// Limits on device input. A message over its limit is refused before it is
-// parsed.
+// Limits on attestation messages. A message over its limit is refused before
+// it is parsed.
 const (
 	MaxEnrollSize    = 32 << 10  // bytes of an encoded EnrollRequest
 	MaxEvidenceSize  = 256 << 10 // bytes of an encoded Evidence
@@ -36,12 +28,6 @@ const (
 	NonceSize        = 32        // bytes of a server nonce
 	ActivationSize   = 32        // bytes of a credential activation secret
 	NumPCRs          = 24        // PCR indices are 0..NumPCRs-1
-)
-
-// Sentinel errors of the decoders; every decoding error wraps one of them.
-var (
-	ErrTooLarge  = errors.New("message too large")
-	ErrMalformed = errors.New("malformed message")
 )
 
 // AttesterKind names an attester backend.
@@ -203,7 +189,7 @@ type AttestResponse struct {
 func DeviceID(pub crypto.PublicKey) (string, error) {
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
-		return "", fmt.Errorf("wire.DeviceID: %w", err)
+		return "", fmt.Errorf("deviceapi.DeviceID: %w", err)
 	}
 	sum := sha256.Sum256(der)
 	return hex.EncodeToString(sum[:]), nil
@@ -234,10 +220,10 @@ func QualifyingData(nonce, certKey []byte) []byte {
 func DecodeEnrollRequest(r io.Reader) (*EnrollRequest, error) {
 	var req EnrollRequest
 	if err := decodeStrict(r, MaxEnrollSize, &req); err != nil {
-		return nil, fmt.Errorf("wire.DecodeEnrollRequest: %w", err)
+		return nil, fmt.Errorf("deviceapi.DecodeEnrollRequest: %w", err)
 	}
 	if err := req.Validate(); err != nil {
-		return nil, fmt.Errorf("wire.DecodeEnrollRequest: %w", err)
+		return nil, fmt.Errorf("deviceapi.DecodeEnrollRequest: %w", err)
 	}
 	return &req, nil
 }
@@ -293,10 +279,10 @@ func (r *EnrollRequest) Validate() error {
 func DecodeEvidence(r io.Reader) (*Evidence, error) {
 	var ev Evidence
 	if err := decodeStrict(r, MaxEvidenceSize, &ev); err != nil {
-		return nil, fmt.Errorf("wire.DecodeEvidence: %w", err)
+		return nil, fmt.Errorf("deviceapi.DecodeEvidence: %w", err)
 	}
 	if err := ev.Validate(); err != nil {
-		return nil, fmt.Errorf("wire.DecodeEvidence: %w", err)
+		return nil, fmt.Errorf("deviceapi.DecodeEvidence: %w", err)
 	}
 	return &ev, nil
 }

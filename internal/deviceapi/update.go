@@ -1,9 +1,4 @@
-// Package updatemeta owns the wire format shared by the server's TUF and
-// director metadata (internal/tuf) and the agent's updater
-// (internal/agent/update): target paths, the "custom" objects of image and
-// delta targets, and version ordering. It imports only the standard
-// library and go-tuf's metadata types, so the agent may import it.
-package updatemeta
+package deviceapi
 
 import (
 	"encoding/json"
@@ -15,6 +10,10 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
+
+// The update metadata: target paths, the "custom" objects of image and delta
+// targets in the image repository's and the director's TUF metadata, and
+// version ordering.
 
 // ImageCustom is the "custom" object of an image target. Both the image
 // repository (signed offline) and the director (signed online) carry it.
@@ -56,7 +55,7 @@ var (
 )
 
 // ErrVersion means a version string is not of the form 1.2.3[-pre][+build].
-var ErrVersion = errors.New("updatemeta: invalid version")
+var ErrVersion = errors.New("deviceapi: invalid version")
 
 // ValidVersion reports whether v is a dotted numeric version with optional
 // pre-release and build suffixes.
@@ -68,7 +67,7 @@ func ValidVersion(v string) bool { return versionRe.MatchString(v) }
 func CompareVersions(a, b string) (int, error) {
 	ma, mb := versionRe.FindStringSubmatch(a), versionRe.FindStringSubmatch(b)
 	if ma == nil || mb == nil {
-		return 0, fmt.Errorf("updatemeta.CompareVersions: %w: %q or %q", ErrVersion, a, b)
+		return 0, fmt.Errorf("deviceapi.CompareVersions: %w: %q or %q", ErrVersion, a, b)
 	}
 	na, nb := strings.Split(ma[1], "."), strings.Split(mb[1], ".")
 	for i := range max(len(na), len(nb)) {
@@ -109,22 +108,22 @@ func field(f []string, i int) uint64 {
 func ParseImageCustom(tf *metadata.TargetFiles) (ImageCustom, error) {
 	var c ImageCustom
 	if tf == nil || tf.Custom == nil {
-		return c, fmt.Errorf("updatemeta.ParseImageCustom: target has no custom object")
+		return c, fmt.Errorf("deviceapi.ParseImageCustom: target has no custom object")
 	}
 	dec := json.NewDecoder(strings.NewReader(string(*tf.Custom)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return c, fmt.Errorf("updatemeta.ParseImageCustom: %w", err)
+		return c, fmt.Errorf("deviceapi.ParseImageCustom: %w", err)
 	}
 	if !ComponentRe.MatchString(c.Component) {
-		return c, fmt.Errorf("updatemeta.ParseImageCustom: invalid component %q", c.Component)
+		return c, fmt.Errorf("deviceapi.ParseImageCustom: invalid component %q", c.Component)
 	}
 	if !ValidVersion(c.Version) {
-		return c, fmt.Errorf("updatemeta.ParseImageCustom: %w: %q", ErrVersion, c.Version)
+		return c, fmt.Errorf("deviceapi.ParseImageCustom: %w: %q", ErrVersion, c.Version)
 	}
 	for _, d := range c.Deltas {
 		if !SHA256Re.MatchString(d.From) || !strings.HasPrefix(d.Path, "deltas/") {
-			return c, fmt.Errorf("updatemeta.ParseImageCustom: invalid delta reference")
+			return c, fmt.Errorf("deviceapi.ParseImageCustom: invalid delta reference")
 		}
 	}
 	return c, nil

@@ -1,4 +1,4 @@
-package updatemeta
+package deviceapi
 
 import (
 	"encoding/json"

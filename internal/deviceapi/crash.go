@@ -1,9 +1,8 @@
-package failure
+package deviceapi
 
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -17,28 +16,30 @@ import (
 // Limits on what a device may send. A report or batch over a limit is
 // rejected whole, with an error naming the limit.
 const (
-	MaxReportBytes  = 64 << 10 // one encoded report
-	MaxBatchBytes   = 1 << 20  // one encoded batch
-	MaxBatchReports = 100
-	MaxFrames       = 128
-	MaxFrameLen     = 512
-	MaxNameLen      = 256 // program, component, fault type
-	MaxVersionLen   = 64
-	MaxIDLen        = 64
-	MaxPanicLen     = 32 << 10
-	MaxSignal       = 64
-	MaxExitCode     = 255
+	MaxCrashReportBytes  = 64 << 10 // one encoded report
+	MaxCrashBatchBytes   = 1 << 20  // one encoded batch
+	MaxCrashBatchReports = 100
+	MaxFrames            = 128
+	MaxFrameLen          = 512
+	MaxNameLen           = 256 // program, component, fault type
+	MaxVersionLen        = 64
+	MaxIDLen             = 64
+	MaxPanicLen          = 32 << 10
+	MaxSignal            = 64
+	MaxExitCode          = 255
 )
 
-// Errors wrapped by every decoding and validation failure, so the edge can
-// answer 413 for ErrTooLarge and 400 for ErrMalformed.
+// Errors wrapped by every crash report decoding and validation failure.
+// They name what was refused; errors.Is also matches them against
+// ErrTooLarge and ErrMalformed, so the edge answers 413 or 400 for any
+// device message the same way.
 var (
-	ErrTooLarge  = errors.New("crash report too large")
-	ErrMalformed = errors.New("malformed crash report")
+	ErrCrashTooLarge  error = &kindError{text: "crash report too large", kind: ErrTooLarge}
+	ErrCrashMalformed error = &kindError{text: "malformed crash report", kind: ErrMalformed}
 )
 
-// Report is one crash, as written to the agent's spool and uploaded.
-type Report struct {
+// CrashReport is one crash, as written to the agent's spool and uploaded.
+type CrashReport struct {
 	// ID is chosen by the device (the agent derives it from the spool
 	// file), so that a batch resent after a restart is not counted twice.
 	ID string `json:"id"`
@@ -65,74 +66,74 @@ type Report struct {
 	Time time.Time `json:"time"`
 }
 
-// Batch is what the agent uploads in one request.
-type Batch struct {
-	Reports []Report `json:"reports"`
+// CrashBatch is what the agent uploads in one request.
+type CrashBatch struct {
+	Reports []CrashReport `json:"reports"`
 }
 
-// malformed and the ErrTooLarge errors carry their whole text as the public sentence: it
+// crashMalformed and the ErrCrashTooLarge errors carry their whole text as the public sentence: it
 // describes only the device's own input.
-func malformed(format string, args ...any) error {
-	return public.Errorf(public.Invalid, "%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+func crashMalformed(format string, args ...any) error {
+	return public.Errorf(public.Invalid, "%w: %s", ErrCrashMalformed, fmt.Sprintf(format, args...))
 }
 
 // decodeStrict reads one JSON value of at most limit bytes into v, refusing
 // unknown fields and trailing data.
-func decodeStrict(r io.Reader, limit int64, what string, v any) error {
+func decodeCrash(r io.Reader, limit int64, what string, v any) error {
 	b, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return fmt.Errorf("read %s: %w", what, err)
 	}
 	if int64(len(b)) > limit {
-		return public.Errorf(public.TooLarge, "%w: %s is over %d bytes", ErrTooLarge, what, limit)
+		return public.Errorf(public.TooLarge, "%w: %s is over %d bytes", ErrCrashTooLarge, what, limit)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return malformed("%s: %v", what, err)
+		return crashMalformed("%s: %v", what, err)
 	}
 	if dec.More() {
-		return malformed("%s: data after the JSON value", what)
+		return crashMalformed("%s: data after the JSON value", what)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return malformed("%s: data after the JSON value", what)
+		return crashMalformed("%s: data after the JSON value", what)
 	}
 	return nil
 }
 
-// DecodeReport reads and validates one report of at most MaxReportBytes.
-func DecodeReport(r io.Reader) (Report, error) {
-	var rep Report
-	if err := decodeStrict(r, MaxReportBytes, "report", &rep); err != nil {
-		return Report{}, fmt.Errorf("failure.DecodeReport: %w", err)
+// DecodeCrashReport reads and validates one report of at most MaxCrashReportBytes.
+func DecodeCrashReport(r io.Reader) (CrashReport, error) {
+	var rep CrashReport
+	if err := decodeCrash(r, MaxCrashReportBytes, "report", &rep); err != nil {
+		return CrashReport{}, fmt.Errorf("deviceapi.DecodeCrashReport: %w", err)
 	}
 	if err := rep.Validate(); err != nil {
-		return Report{}, fmt.Errorf("failure.DecodeReport: %w", err)
+		return CrashReport{}, fmt.Errorf("deviceapi.DecodeCrashReport: %w", err)
 	}
 	return rep, nil
 }
 
-// DecodeBatch reads and validates a batch of at most MaxBatchBytes and
-// MaxBatchReports reports. One bad report rejects the whole batch, naming
+// DecodeCrashBatch reads and validates a batch of at most MaxCrashBatchBytes and
+// MaxCrashBatchReports reports. One bad report rejects the whole batch, naming
 // its index, so nothing is half-accepted.
-func DecodeBatch(r io.Reader) (Batch, error) {
-	var b Batch
-	if err := decodeStrict(r, MaxBatchBytes, "batch", &b); err != nil {
-		return Batch{}, fmt.Errorf("failure.DecodeBatch: %w", err)
+func DecodeCrashBatch(r io.Reader) (CrashBatch, error) {
+	var b CrashBatch
+	if err := decodeCrash(r, MaxCrashBatchBytes, "batch", &b); err != nil {
+		return CrashBatch{}, fmt.Errorf("deviceapi.DecodeCrashBatch: %w", err)
 	}
 	if len(b.Reports) == 0 {
-		return Batch{}, fmt.Errorf("failure.DecodeBatch: %w", malformed("batch holds no reports"))
+		return CrashBatch{}, fmt.Errorf("deviceapi.DecodeCrashBatch: %w", crashMalformed("batch holds no reports"))
 	}
-	if len(b.Reports) > MaxBatchReports {
-		return Batch{}, fmt.Errorf("failure.DecodeBatch: %w", public.Errorf(public.TooLarge, "%w: %d reports, at most %d", ErrTooLarge, len(b.Reports), MaxBatchReports))
+	if len(b.Reports) > MaxCrashBatchReports {
+		return CrashBatch{}, fmt.Errorf("deviceapi.DecodeCrashBatch: %w", public.Errorf(public.TooLarge, "%w: %d reports, at most %d", ErrCrashTooLarge, len(b.Reports), MaxCrashBatchReports))
 	}
 	seen := make(map[string]bool, len(b.Reports))
 	for i := range b.Reports {
 		if err := b.Reports[i].Validate(); err != nil {
-			return Batch{}, fmt.Errorf("failure.DecodeBatch: %w", public.Errorf(public.KindOf(err), "report %d: %w", i, err))
+			return CrashBatch{}, fmt.Errorf("deviceapi.DecodeCrashBatch: %w", public.Errorf(public.KindOf(err), "report %d: %w", i, err))
 		}
 		if seen[b.Reports[i].ID] {
-			return Batch{}, fmt.Errorf("failure.DecodeBatch: %w", public.Errorf(public.Invalid, "report %d: %w", i, malformed("duplicate id %q", b.Reports[i].ID)))
+			return CrashBatch{}, fmt.Errorf("deviceapi.DecodeCrashBatch: %w", public.Errorf(public.Invalid, "report %d: %w", i, crashMalformed("duplicate id %q", b.Reports[i].ID)))
 		}
 		seen[b.Reports[i].ID] = true
 	}
@@ -141,17 +142,17 @@ func DecodeBatch(r io.Reader) (Batch, error) {
 
 func checkText(field, v string, max int, required bool) error {
 	if required && strings.TrimSpace(v) == "" {
-		return malformed("%s is required", field)
+		return crashMalformed("%s is required", field)
 	}
 	if len(v) > max {
-		return public.Errorf(public.TooLarge, "%w: %s is %d bytes, at most %d", ErrTooLarge, field, len(v), max)
+		return public.Errorf(public.TooLarge, "%w: %s is %d bytes, at most %d", ErrCrashTooLarge, field, len(v), max)
 	}
 	if !utf8.ValidString(v) {
-		return malformed("%s is not valid UTF-8", field)
+		return crashMalformed("%s is not valid UTF-8", field)
 	}
 	for _, r := range v {
 		if unicode.IsControl(r) && r != '\t' {
-			return malformed("%s holds a control character", field)
+			return crashMalformed("%s holds a control character", field)
 		}
 	}
 	return nil
@@ -159,21 +160,21 @@ func checkText(field, v string, max int, required bool) error {
 
 func checkID(id string) error {
 	if id == "" {
-		return malformed("id is required")
+		return crashMalformed("id is required")
 	}
 	if len(id) > MaxIDLen {
-		return public.Errorf(public.TooLarge, "%w: id is %d bytes, at most %d", ErrTooLarge, len(id), MaxIDLen)
+		return public.Errorf(public.TooLarge, "%w: id is %d bytes, at most %d", ErrCrashTooLarge, len(id), MaxIDLen)
 	}
 	for _, r := range id {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return malformed("id %q may hold only letters, digits, '-', '_' and '.'", id)
+			return crashMalformed("id %q may hold only letters, digits, '-', '_' and '.'", id)
 		}
 	}
 	return nil
 }
 
 // Validate checks a decoded report's fields against the limits.
-func (r *Report) Validate() error {
+func (r *CrashReport) Validate() error {
 	if err := checkID(r.ID); err != nil {
 		return err
 	}
@@ -193,13 +194,13 @@ func (r *Report) Validate() error {
 		}
 	}
 	if r.Signal < 0 || r.Signal > MaxSignal {
-		return malformed("signal %d is not in 0..%d", r.Signal, MaxSignal)
+		return crashMalformed("signal %d is not in 0..%d", r.Signal, MaxSignal)
 	}
 	if r.ExitCode != nil && (*r.ExitCode < 0 || *r.ExitCode > MaxExitCode) {
-		return malformed("exit_code %d is not in 0..%d", *r.ExitCode, MaxExitCode)
+		return crashMalformed("exit_code %d is not in 0..%d", *r.ExitCode, MaxExitCode)
 	}
 	if len(r.Frames) > MaxFrames {
-		return public.Errorf(public.TooLarge, "%w: %d frames, at most %d", ErrTooLarge, len(r.Frames), MaxFrames)
+		return public.Errorf(public.TooLarge, "%w: %d frames, at most %d", ErrCrashTooLarge, len(r.Frames), MaxFrames)
 	}
 	for i, fr := range r.Frames {
 		if err := checkText(fmt.Sprintf("frame %d", i), fr, MaxFrameLen, false); err != nil {
@@ -207,19 +208,19 @@ func (r *Report) Validate() error {
 		}
 	}
 	if len(r.GoPanic) > MaxPanicLen {
-		return public.Errorf(public.TooLarge, "%w: go_panic is %d bytes, at most %d", ErrTooLarge, len(r.GoPanic), MaxPanicLen)
+		return public.Errorf(public.TooLarge, "%w: go_panic is %d bytes, at most %d", ErrCrashTooLarge, len(r.GoPanic), MaxPanicLen)
 	}
 	if !utf8.ValidString(r.GoPanic) {
-		return malformed("go_panic is not valid UTF-8")
+		return crashMalformed("go_panic is not valid UTF-8")
 	}
 	if r.FaultType == "" && r.Signal == 0 && r.ExitCode == nil && r.GoPanic == "" {
-		return malformed("a fault_type, signal, exit_code or go_panic is required")
+		return crashMalformed("a fault_type, signal, exit_code or go_panic is required")
 	}
 	if r.Time.IsZero() {
-		return malformed("time is required")
+		return crashMalformed("time is required")
 	}
 	if y := r.Time.Year(); y < 2000 || y > 9999 {
-		return malformed("time %s is out of range", r.Time.Format(time.RFC3339))
+		return crashMalformed("time %s is out of range", r.Time.Format(time.RFC3339))
 	}
 	return nil
 }
