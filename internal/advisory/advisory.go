@@ -19,6 +19,7 @@ import (
 	"github.com/openvex/go-vex/pkg/vex"
 
 	"github.com/rampartsec/rampart/internal/program"
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Formats.
@@ -117,7 +118,7 @@ func (in Input) Validate() error {
 		bad("dates: discovery and issue times are required")
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
+		return public.Errorf(public.Invalid, "%w: %w", ErrInvalid, errors.Join(errs...))
 	}
 	return nil
 }
@@ -161,7 +162,7 @@ func DocumentFileName(doc []byte) (string, error) {
 			return FileName(FormatOpenVEX, strings.TrimSuffix(d.ID[i+1:], ".openvex.json")), nil
 		}
 	}
-	return "", fmt.Errorf("advisory.DocumentFileName: %w: neither a CSAF tracking ID nor an OpenVEX @id", ErrInvalid)
+	return "", fmt.Errorf("advisory.DocumentFileName: %w", public.Errorf(public.Invalid, "%w: neither a CSAF tracking ID nor an OpenVEX @id", ErrInvalid))
 }
 
 // productID names one release of the product in both documents.
@@ -191,7 +192,7 @@ func Export(format string, in Input) ([]byte, error) {
 	case FormatOpenVEX:
 		return OpenVEX(in)
 	default:
-		return nil, fmt.Errorf("advisory.Export: %w: format %q is not csaf or openvex", ErrInvalid, format)
+		return nil, fmt.Errorf("advisory.Export: %w", public.Errorf(public.Invalid, "%w: format %q is not csaf or openvex", ErrInvalid, format))
 	}
 }
 

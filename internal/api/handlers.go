@@ -302,7 +302,7 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request, p *principal) er
 func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request, p *principal) error {
 	v, err := a.store.VerifyAudit(r.Context(), p.tenantID)
 	if errors.Is(err, audit.ErrBroken) {
-		writeJSON(w, http.StatusOK, client.AuditVerification{Intact: false, Problem: errors.Unwrap(err).Error()})
+		writeJSON(w, http.StatusOK, client.AuditVerification{Intact: false, Problem: fromPublic(err).Message})
 		return nil
 	}
 	if err != nil {

@@ -12,9 +12,10 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"hash"
 	"time"
+
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Genesis is the previous-hash value of the first record in every chain.
@@ -84,13 +85,13 @@ func NewVerifier() *Verifier { return &Verifier{hash: Genesis} }
 // Add checks the next record of the chain.
 func (v *Verifier) Add(r Record) error {
 	if r.Seq != v.seq+1 {
-		return fmt.Errorf("%w: record %d follows record %d", ErrBroken, r.Seq, v.seq)
+		return public.Errorf(public.Conflict, "%w: record %d follows record %d", ErrBroken, r.Seq, v.seq)
 	}
 	if r.PrevHash != v.hash {
-		return fmt.Errorf("%w: record %d does not link to record %d", ErrBroken, r.Seq, v.seq)
+		return public.Errorf(public.Conflict, "%w: record %d does not link to record %d", ErrBroken, r.Seq, v.seq)
 	}
 	if got := ComputeHash(r); got != r.Hash {
-		return fmt.Errorf("%w: record %d was altered (its hash does not match its contents)", ErrBroken, r.Seq)
+		return public.Errorf(public.Conflict, "%w: record %d was altered (its hash does not match its contents)", ErrBroken, r.Seq)
 	}
 	v.seq, v.hash = r.Seq, r.Hash
 	return nil
@@ -100,7 +101,7 @@ func (v *Verifier) Add(r Record) error {
 // records.
 func (v *Verifier) Finish(headSeq int64, headHash string) (int64, error) {
 	if v.seq != headSeq || v.hash != headHash {
-		return v.seq, fmt.Errorf("%w: chain ends at record %d but its head names record %d", ErrBroken, v.seq, headSeq)
+		return v.seq, public.Errorf(public.Conflict, "%w: chain ends at record %d but its head names record %d", ErrBroken, v.seq, headSeq)
 	}
 	return v.seq, nil
 }

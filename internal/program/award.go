@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Errors returned by award computation.
@@ -71,10 +73,10 @@ func (a Award) BountyEligible() bool { return a.Amount() > 0 }
 // The reason is mandatory; the amount must be within 0 and MaxAmount.
 func (a Award) WithOverride(amount int64, reason string) (Award, error) {
 	if strings.TrimSpace(reason) == "" {
-		return Award{}, fmt.Errorf("program.Award.WithOverride: %w", ErrOverrideReason)
+		return Award{}, fmt.Errorf("program.Award.WithOverride: %w", public.Errorf(public.Invalid, "%w", ErrOverrideReason))
 	}
 	if amount < 0 || amount > MaxAmount {
-		return Award{}, fmt.Errorf("program.Award.WithOverride: %w: %d is outside 0-%d", ErrInvalidAmount, amount, MaxAmount)
+		return Award{}, fmt.Errorf("program.Award.WithOverride: %w", public.Errorf(public.Invalid, "%w: %d is outside 0-%d", ErrInvalidAmount, amount, MaxAmount))
 	}
 	a.Override = &Override{Amount: amount, Reason: strings.TrimSpace(reason)}
 	a.Explanation = append(slices.Clip(a.Explanation), fmt.Sprintf("override: %d %s instead of %d: %s", amount, a.Currency, a.Computed, a.Override.Reason))
@@ -97,10 +99,10 @@ func (a Award) WithOverride(amount int64, reason string) (Award, error) {
 func (p *Program) ComputeAward(in AwardInput) (Award, error) {
 	sc, ok := p.Scenario(in.Scenario)
 	if !ok {
-		return Award{}, fmt.Errorf("program.ComputeAward: %w: %q", ErrUnknownScenario, in.Scenario)
+		return Award{}, fmt.Errorf("program.ComputeAward: %w", public.Errorf(public.Invalid, "%w: %q", ErrUnknownScenario, in.Scenario))
 	}
 	if !slices.ContainsFunc(p.Impacts, func(i Impact) bool { return i.ID == in.Impact }) {
-		return Award{}, fmt.Errorf("program.ComputeAward: %w: %q", ErrUnknownImpact, in.Impact)
+		return Award{}, fmt.Errorf("program.ComputeAward: %w", public.Errorf(public.Invalid, "%w: %q", ErrUnknownImpact, in.Impact))
 	}
 	if !in.Severity.Valid() {
 		return Award{}, fmt.Errorf("program.ComputeAward: severity %q is not one of none, low, medium, high, critical", in.Severity)
@@ -110,11 +112,11 @@ func (p *Program) ComputeAward(in AwardInput) (Award, error) {
 		return Award{}, fmt.Errorf("program.ComputeAward: quality %q is not one of low, medium, high", in.Quality)
 	}
 	if !p.HasProduct(in.Product) {
-		return Award{}, fmt.Errorf("program.ComputeAward: %w: product %q", ErrOutOfScope, in.Product)
+		return Award{}, fmt.Errorf("program.ComputeAward: %w", public.Errorf(public.Invalid, "%w: product %q", ErrOutOfScope, in.Product))
 	}
 	for _, c := range in.Components {
 		if !p.InScope(in.Product, c) {
-			return Award{}, fmt.Errorf("program.ComputeAward: %w: component %q of %q", ErrOutOfScope, c, in.Product)
+			return Award{}, fmt.Errorf("program.ComputeAward: %w", public.Errorf(public.Invalid, "%w: component %q of %q", ErrOutOfScope, c, in.Product))
 		}
 	}
 

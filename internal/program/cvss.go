@@ -7,6 +7,8 @@ import (
 
 	gocvss31 "github.com/pandatix/go-cvss/31"
 	gocvss40 "github.com/pandatix/go-cvss/40"
+
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Severity is a qualitative severity, as in the CVSS rating scale.
@@ -46,7 +48,7 @@ func (s Severity) AtLeast(min Severity) bool { return s.rank() >= min.rank() }
 func ParseSeverity(s string) (Severity, error) {
 	v := Severity(strings.ToLower(s))
 	if !v.Valid() {
-		return "", fmt.Errorf("program.ParseSeverity: %q is not one of none, low, medium, high, critical", s)
+		return "", fmt.Errorf("program.ParseSeverity: %w", public.Errorf(public.Invalid, "%q is not one of none, low, medium, high, critical", s))
 	}
 	return v, nil
 }
@@ -83,16 +85,16 @@ const MaxVectorLength = 512
 // ParseCVSS31 parses and scores a CVSS 3.1 vector with go-cvss.
 func ParseCVSS31(vector string) (Score, error) {
 	if len(vector) > MaxVectorLength {
-		return Score{}, fmt.Errorf("program.ParseCVSS31: %w: longer than %d bytes", ErrInvalidVector, MaxVectorLength)
+		return Score{}, fmt.Errorf("program.ParseCVSS31: %w", public.Errorf(public.Invalid, "%w: longer than %d bytes", ErrInvalidVector, MaxVectorLength))
 	}
 	v, err := gocvss31.ParseVector(vector)
 	if err != nil {
-		return Score{}, fmt.Errorf("program.ParseCVSS31: %w: %w", ErrInvalidVector, err)
+		return Score{}, fmt.Errorf("program.ParseCVSS31: %w", public.Errorf(public.Invalid, "%w: %w", ErrInvalidVector, err))
 	}
 	s := v.BaseScore()
 	rating, err := gocvss31.Rating(s)
 	if err != nil {
-		return Score{}, fmt.Errorf("program.ParseCVSS31: %w: %w", ErrInvalidVector, err)
+		return Score{}, fmt.Errorf("program.ParseCVSS31: %w", public.Errorf(public.Invalid, "%w: %w", ErrInvalidVector, err))
 	}
 	return Score{Version: CVSS31, Vector: v.Vector(), Score: s, Severity: Severity(strings.ToLower(rating))}, nil
 }
@@ -100,16 +102,16 @@ func ParseCVSS31(vector string) (Score, error) {
 // ParseCVSS40 parses and scores a CVSS 4.0 vector with go-cvss.
 func ParseCVSS40(vector string) (Score, error) {
 	if len(vector) > MaxVectorLength {
-		return Score{}, fmt.Errorf("program.ParseCVSS40: %w: longer than %d bytes", ErrInvalidVector, MaxVectorLength)
+		return Score{}, fmt.Errorf("program.ParseCVSS40: %w", public.Errorf(public.Invalid, "%w: longer than %d bytes", ErrInvalidVector, MaxVectorLength))
 	}
 	v, err := gocvss40.ParseVector(vector)
 	if err != nil {
-		return Score{}, fmt.Errorf("program.ParseCVSS40: %w: %w", ErrInvalidVector, err)
+		return Score{}, fmt.Errorf("program.ParseCVSS40: %w", public.Errorf(public.Invalid, "%w: %w", ErrInvalidVector, err))
 	}
 	s := v.Score()
 	rating, err := gocvss40.Rating(s)
 	if err != nil {
-		return Score{}, fmt.Errorf("program.ParseCVSS40: %w: %w", ErrInvalidVector, err)
+		return Score{}, fmt.Errorf("program.ParseCVSS40: %w", public.Errorf(public.Invalid, "%w: %w", ErrInvalidVector, err))
 	}
 	return Score{
 		Version: CVSS40, Vector: v.Vector(), Score: s,
@@ -125,7 +127,7 @@ func ParseCVSS(vector string) (Score, error) {
 	case strings.HasPrefix(vector, "CVSS:4.0/"):
 		return ParseCVSS40(vector)
 	default:
-		return Score{}, fmt.Errorf("program.ParseCVSS: %w: must start with CVSS:3.1/ or CVSS:4.0/", ErrInvalidVector)
+		return Score{}, fmt.Errorf("program.ParseCVSS: %w", public.Errorf(public.Invalid, "%w: must start with CVSS:3.1/ or CVSS:4.0/", ErrInvalidVector))
 	}
 }
 

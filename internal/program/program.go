@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Limits on a rules file.
@@ -150,7 +152,7 @@ var qualities = []Quality{QualityLow, QualityMedium, QualityHigh}
 func ParseQuality(s string) (Quality, error) {
 	q := Quality(s)
 	if !slices.Contains(qualities, q) {
-		return "", fmt.Errorf("program.ParseQuality: %q is not one of low, medium, high", s)
+		return "", fmt.Errorf("program.ParseQuality: %w", public.Errorf(public.Invalid, "%q is not one of low, medium, high", s))
 	}
 	return q, nil
 }
@@ -215,7 +217,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 func ParseRules(data []byte) (*Program, error) {
 	p, err := decodeRules(data)
 	if err != nil {
-		return nil, fmt.Errorf("program.ParseRules: %w: %w", ErrInvalidRules, err)
+		return nil, fmt.Errorf("program.ParseRules: %w", public.Errorf(public.Invalid, "%w: %w", ErrInvalidRules, err))
 	}
 	p.fillDefaults()
 	if err := p.Validate(); err != nil {
@@ -230,7 +232,7 @@ func ParseRules(data []byte) (*Program, error) {
 func ParseStoredRules(data []byte) (*Program, error) {
 	p, err := decodeRules(data)
 	if err != nil {
-		return nil, fmt.Errorf("program.ParseStoredRules: %w: %w", ErrInvalidRules, err)
+		return nil, fmt.Errorf("program.ParseStoredRules: %w", public.Errorf(public.Invalid, "%w: %w", ErrInvalidRules, err))
 	}
 	p.fillDefaults()
 	if err := p.validate(true); err != nil {
@@ -272,13 +274,13 @@ func DecodeJSONStrict(r io.Reader, v any) error {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("json: %w", err)
+		return public.Errorf(public.Invalid, "json: %w", err)
 	}
 	if dec.More() {
-		return errors.New("json: trailing data after the document")
+		return public.Errorf(public.Invalid, "json: trailing data after the document")
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("json: trailing data after the document")
+		return public.Errorf(public.Invalid, "json: trailing data after the document")
 	}
 	return nil
 }
@@ -468,7 +470,7 @@ func (p *Program) validate(stored bool) error {
 		bad("max_attachment_bytes: %d is outside 1-%d", p.MaxAttachmentBytes, CeilingAttachmentBytes)
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%w: %w", ErrInvalidRules, errors.Join(errs...))
+		return public.Errorf(public.Invalid, "%w: %w", ErrInvalidRules, errors.Join(errs...))
 	}
 	return nil
 }

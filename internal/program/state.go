@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // State is the state of a report, close to the bounty platforms' own.
@@ -85,7 +87,7 @@ func (s State) phrase() string {
 func ParseState(s string) (State, error) {
 	st := State(s)
 	if !st.Valid() {
-		return "", fmt.Errorf("program.ParseState: %q is not one of %s", s, joinStates(states))
+		return "", fmt.Errorf("program.ParseState: %w", public.Errorf(public.Invalid, "%q is not one of %s", s, joinStates(states)))
 	}
 	return st, nil
 }
@@ -132,14 +134,14 @@ func Allowed(from State) []State { return slices.Clone(transitions[from]) }
 // DuplicateOriginal.
 func CheckTransition(from, to State, reason string) error {
 	if !from.Valid() || !to.Valid() {
-		return fmt.Errorf("program.CheckTransition: %w: unknown state %q -> %q", ErrInvalidTransition, from, to)
+		return fmt.Errorf("program.CheckTransition: %w", public.Errorf(public.Conflict, "%w: unknown state %q -> %q", ErrInvalidTransition, from, to))
 	}
 	if !slices.Contains(transitions[from], to) {
-		return fmt.Errorf("program.CheckTransition: %w: %s -> %s (allowed: %s)", ErrInvalidTransition, from, to, joinStates(transitions[from]))
+		return fmt.Errorf("program.CheckTransition: %w", public.Errorf(public.Conflict, "%w: %s -> %s (allowed: %s)", ErrInvalidTransition, from, to, joinStates(transitions[from])))
 	}
 	needsReason := (to.Closed() && to != StateDuplicate && to != StateResolved) || from.Closed()
 	if needsReason && strings.TrimSpace(reason) == "" {
-		return fmt.Errorf("program.CheckTransition: %w for %s -> %s", ErrReasonRequired, from, to)
+		return fmt.Errorf("program.CheckTransition: %w", public.Errorf(public.Invalid, "%w for %s -> %s", ErrReasonRequired, from, to))
 	}
 	return nil
 }
@@ -170,25 +172,25 @@ func (r ReportRef) Before(o ReportRef) bool {
 func DuplicateOriginal(dup, orig ReportRef, root *ReportRef) (int64, error) {
 	switch {
 	case dup.ID == orig.ID:
-		return 0, fmt.Errorf("program.DuplicateOriginal: %w: a report cannot duplicate itself", ErrDuplicateTarget)
+		return 0, fmt.Errorf("program.DuplicateOriginal: %w", public.Errorf(public.Invalid, "%w: a report cannot duplicate itself", ErrDuplicateTarget))
 	case dup.Program != orig.Program:
-		return 0, fmt.Errorf("program.DuplicateOriginal: %w: report %d is in another program", ErrDuplicateTarget, orig.ID)
+		return 0, fmt.Errorf("program.DuplicateOriginal: %w", public.Errorf(public.Invalid, "%w: report %d is in another program", ErrDuplicateTarget, orig.ID))
 	case orig.State == StateSpam:
-		return 0, fmt.Errorf("program.DuplicateOriginal: %w: report %d is spam", ErrDuplicateTarget, orig.ID)
+		return 0, fmt.Errorf("program.DuplicateOriginal: %w", public.Errorf(public.Invalid, "%w: report %d is spam", ErrDuplicateTarget, orig.ID))
 	}
 	target := orig
 	if orig.State == StateDuplicate {
 		if root == nil || root.ID != orig.DuplicateOf {
-			return 0, fmt.Errorf("program.DuplicateOriginal: %w: report %d is a duplicate of %d, which must be given", ErrDuplicateTarget, orig.ID, orig.DuplicateOf)
+			return 0, fmt.Errorf("program.DuplicateOriginal: %w", public.Errorf(public.Invalid, "%w: report %d is a duplicate of %d, which must be given", ErrDuplicateTarget, orig.ID, orig.DuplicateOf))
 		}
 		target = *root
 		if target.ID == dup.ID {
-			return 0, fmt.Errorf("program.DuplicateOriginal: %w: report %d already duplicates this one", ErrDuplicateTarget, orig.ID)
+			return 0, fmt.Errorf("program.DuplicateOriginal: %w", public.Errorf(public.Invalid, "%w: report %d already duplicates this one", ErrDuplicateTarget, orig.ID))
 		}
 	}
 	if !target.Before(dup) {
-		return 0, fmt.Errorf("program.DuplicateOriginal: %w: report %d arrived after report %d; close %d as its duplicate instead",
-			ErrNotFirstArrival, target.ID, dup.ID, target.ID)
+		return 0, fmt.Errorf("program.DuplicateOriginal: %w", public.Errorf(public.Conflict, "%w: report %d arrived after report %d; close %d as its duplicate instead",
+			ErrNotFirstArrival, target.ID, dup.ID, target.ID))
 	}
 	return target.ID, nil
 }

@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/language"
+
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Limits on researcher input.
@@ -33,6 +35,26 @@ var (
 	ErrAttachmentTooLarge = errors.New("attachment is larger than the program allows")
 )
 
+// invalid refuses a researcher's input: the error says "invalid input: " and the detail, wraps
+// ErrInvalidInput, and its public sentence is the detail.
+func invalid(format string, args ...any) error {
+	detail := fmt.Sprintf(format, args...)
+	return public.Mark(fmt.Errorf("%w: %s", ErrInvalidInput, detail), public.Invalid, "%s", detail)
+}
+
+// invalidAll is invalid for several problems, each a public error: the sentence gives each
+// problem's own sentence on its own line, and the error wraps every problem.
+func invalidAll(errs []error) error {
+	lines := make([]string, len(errs))
+	for i, err := range errs {
+		var ok bool
+		if lines[i], ok = public.Message(err); !ok {
+			lines[i] = ErrInvalidInput.Error()
+		}
+	}
+	return public.Mark(fmt.Errorf("%w: %w", ErrInvalidInput, errors.Join(errs...)), public.Invalid, "%s", strings.Join(lines, "\n"))
+}
+
 // Submission is a report as a researcher submits it.
 type Submission struct {
 	Title       string   `json:"title"`
@@ -51,7 +73,7 @@ type Submission struct {
 func DecodeSubmission(r io.Reader) (Submission, error) {
 	var s Submission
 	if err := decodeLimited(r, MaxSubmissionBytes, &s); err != nil {
-		return Submission{}, fmt.Errorf("program.DecodeSubmission: %w: %w", ErrInvalidInput, err)
+		return Submission{}, fmt.Errorf("program.DecodeSubmission: %w", invalidAll([]error{err}))
 	}
 	return s, nil
 }
@@ -59,13 +81,13 @@ func DecodeSubmission(r io.Reader) (Submission, error) {
 func decodeLimited(r io.Reader, limit int64, v any) error {
 	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
-		return fmt.Errorf("read: %w", err)
+		return public.Errorf(public.Invalid, "read: %w", err) // the client's own transport
 	}
 	if int64(len(data)) > limit {
-		return fmt.Errorf("body is larger than %d bytes", limit)
+		return public.Errorf(public.Invalid, "body is larger than %d bytes", limit)
 	}
 	if !utf8.Valid(data) {
-		return errors.New("body is not valid UTF-8")
+		return public.Errorf(public.Invalid, "body is not valid UTF-8")
 	}
 	return DecodeJSONStrict(strings.NewReader(string(data)), v)
 }
@@ -79,9 +101,9 @@ func ValidVersion(s string) bool { return versionRE.MatchString(s) }
 // returns its parsed CVSS scores.
 func (s Submission) Validate(p *Program, now time.Time) (Scores, error) {
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	bad := func(format string, args ...any) { errs = append(errs, public.Errorf(public.Invalid, format, args...)) }
 	if !p.Open(now) {
-		return Scores{}, fmt.Errorf("program.Submission.Validate: %w", ErrProgramClosed)
+		return Scores{}, fmt.Errorf("program.Submission.Validate: %w", public.Errorf(public.Conflict, "%w", ErrProgramClosed))
 	}
 	if err := checkText("title", s.Title, MaxTitleRunes, true); err != nil {
 		errs = append(errs, err)
@@ -92,10 +114,10 @@ func (s Submission) Validate(p *Program, now time.Time) (Scores, error) {
 		bad("description: longer than %d bytes", MaxDescriptionBytes)
 	}
 	if _, ok := p.Scenario(s.Scenario); !ok {
-		errs = append(errs, fmt.Errorf("scenario: %w: %q", ErrUnknownScenario, s.Scenario))
+		errs = append(errs, public.Errorf(public.Invalid, "scenario: %w: %q", ErrUnknownScenario, s.Scenario))
 	}
 	if !p.HasProduct(s.Product) {
-		errs = append(errs, fmt.Errorf("product: %w: %q", ErrOutOfScope, s.Product))
+		errs = append(errs, public.Errorf(public.Invalid, "product: %w: %q", ErrOutOfScope, s.Product))
 	} else {
 		if len(s.Components) == 0 {
 			bad("components: at least one is required")
@@ -106,7 +128,7 @@ func (s Submission) Validate(p *Program, now time.Time) (Scores, error) {
 		seen := map[string]bool{}
 		for _, c := range s.Components {
 			if !p.InScope(s.Product, c) {
-				errs = append(errs, fmt.Errorf("components: %w: %q is not a component of %q", ErrOutOfScope, c, s.Product))
+				errs = append(errs, public.Errorf(public.Invalid, "components: %w: %q is not a component of %q", ErrOutOfScope, c, s.Product))
 			}
 			if seen[c] {
 				bad("components: %q is listed twice", c)
@@ -127,7 +149,7 @@ func (s Submission) Validate(p *Program, now time.Time) (Scores, error) {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		return Scores{}, fmt.Errorf("program.Submission.Validate: %w: %w", ErrInvalidInput, errors.Join(errs...))
+		return Scores{}, fmt.Errorf("program.Submission.Validate: %w", invalidAll(errs))
 	}
 	return scores, nil
 }
@@ -136,16 +158,16 @@ func (s Submission) Validate(p *Program, now time.Time) (Scores, error) {
 func checkText(field, s string, max int, required bool) error {
 	if strings.TrimSpace(s) == "" {
 		if required {
-			return fmt.Errorf("%s: required", field)
+			return public.Errorf(public.Invalid, "%s: required", field)
 		}
 		return nil
 	}
 	if utf8.RuneCountInString(s) > max {
-		return fmt.Errorf("%s: longer than %d characters", field, max)
+		return public.Errorf(public.Invalid, "%s: longer than %d characters", field, max)
 	}
 	for _, r := range s {
 		if !unicode.IsPrint(r) {
-			return fmt.Errorf("%s: contains a control character", field)
+			return public.Errorf(public.Invalid, "%s: contains a control character", field)
 		}
 	}
 	return nil
@@ -165,7 +187,7 @@ type Application struct {
 func DecodeApplication(r io.Reader) (Application, error) {
 	var a Application
 	if err := decodeLimited(r, MaxApplicationBytes, &a); err != nil {
-		return Application{}, fmt.Errorf("program.DecodeApplication: %w: %w", ErrInvalidInput, err)
+		return Application{}, fmt.Errorf("program.DecodeApplication: %w", invalidAll([]error{err}))
 	}
 	return a, nil
 }
@@ -183,12 +205,12 @@ func (a *Application) Validate() error {
 		errs = append(errs, err)
 	}
 	if strings.TrimSpace(a.Experience) == "" {
-		errs = append(errs, errors.New("experience: required"))
+		errs = append(errs, public.Errorf(public.Invalid, "experience: required"))
 	} else if utf8.RuneCountInString(a.Experience) > MaxTextRunes {
-		errs = append(errs, fmt.Errorf("experience: longer than %d characters", MaxTextRunes))
+		errs = append(errs, public.Errorf(public.Invalid, "experience: longer than %d characters", MaxTextRunes))
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("program.Application.Validate: %w: %w", ErrInvalidInput, errors.Join(errs...))
+		return fmt.Errorf("program.Application.Validate: %w", invalidAll(errs))
 	}
 	return nil
 }
@@ -197,7 +219,7 @@ func (a *Application) Validate() error {
 // invitation gives them.
 func ValidateContact(name, email string) error {
 	if errs := contactErrors(name, email); len(errs) > 0 {
-		return fmt.Errorf("program.ValidateContact: %w: %w", ErrInvalidInput, errors.Join(errs...))
+		return fmt.Errorf("program.ValidateContact: %w", invalidAll(errs))
 	}
 	return nil
 }
@@ -208,7 +230,7 @@ func contactErrors(name, email string) []error {
 		errs = append(errs, err)
 	}
 	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email || len(email) > 254 {
-		errs = append(errs, fmt.Errorf("email: %q is not a plain e-mail address", email))
+		errs = append(errs, public.Errorf(public.Invalid, "email: %q is not a plain e-mail address", email))
 	}
 	return errs
 }
@@ -217,11 +239,11 @@ func contactErrors(name, email string) []error {
 // upper case.
 func ParseCountry(s string) (string, error) {
 	if len(s) != 2 {
-		return "", fmt.Errorf("country: %q is not an ISO 3166-1 alpha-2 code such as DE", s)
+		return "", public.Errorf(public.Invalid, "country: %q is not an ISO 3166-1 alpha-2 code such as DE", s)
 	}
 	r, err := language.ParseRegion(s)
 	if err != nil || !r.IsCountry() || r.String() != strings.ToUpper(s) {
-		return "", fmt.Errorf("country: %q is not an ISO 3166-1 alpha-2 country code", s)
+		return "", public.Errorf(public.Invalid, "country: %q is not an ISO 3166-1 alpha-2 country code", s)
 	}
 	return r.String(), nil
 }
@@ -229,10 +251,10 @@ func ParseCountry(s string) (string, error) {
 // CheckAttachment checks an attachment's name and size against the program.
 func (p *Program) CheckAttachment(name string, size int64) error {
 	if size > p.MaxAttachmentBytes {
-		return fmt.Errorf("program.CheckAttachment: %w: %d bytes, the limit is %d", ErrAttachmentTooLarge, size, p.MaxAttachmentBytes)
+		return fmt.Errorf("program.CheckAttachment: %w", public.Errorf(public.TooLarge, "%w: %d bytes, the limit is %d", ErrAttachmentTooLarge, size, p.MaxAttachmentBytes))
 	}
 	if size <= 0 {
-		return fmt.Errorf("program.CheckAttachment: %w: attachment is empty", ErrInvalidInput)
+		return fmt.Errorf("program.CheckAttachment: %w", invalid("attachment is empty"))
 	}
 	if err := ValidAttachmentName(name); err != nil {
 		return fmt.Errorf("program.CheckAttachment: %w", err)
@@ -245,11 +267,11 @@ func (p *Program) CheckAttachment(name string, size int64) error {
 func ValidAttachmentName(name string) error {
 	if name == "" || name == "." || name == ".." || len(name) > MaxAttachmentName ||
 		strings.ContainsAny(name, `/\`) || !utf8.ValidString(name) {
-		return fmt.Errorf("%w: attachment name %q must be a plain file name of at most %d bytes", ErrInvalidInput, name, MaxAttachmentName)
+		return invalid("attachment name %q must be a plain file name of at most %d bytes", name, MaxAttachmentName)
 	}
 	for _, r := range name {
 		if !unicode.IsPrint(r) {
-			return fmt.Errorf("%w: attachment name contains a control character", ErrInvalidInput)
+			return invalid("attachment name contains a control character")
 		}
 	}
 	return nil
@@ -258,10 +280,10 @@ func ValidAttachmentName(name string) error {
 // ValidateComment checks a comment body.
 func ValidateComment(body string) error {
 	if strings.TrimSpace(body) == "" {
-		return fmt.Errorf("program.ValidateComment: %w: comment is empty", ErrInvalidInput)
+		return fmt.Errorf("program.ValidateComment: %w", invalid("comment is empty"))
 	}
 	if len(body) > MaxCommentBytes || !utf8.ValidString(body) {
-		return fmt.Errorf("program.ValidateComment: %w: comment must be UTF-8 of at most %d bytes", ErrInvalidInput, MaxCommentBytes)
+		return fmt.Errorf("program.ValidateComment: %w", invalid("comment must be UTF-8 of at most %d bytes", MaxCommentBytes))
 	}
 	return nil
 }

@@ -49,12 +49,15 @@ type Error struct {
 	Message string
 	Err     error // the private cause; may be nil
 
-	whole bool // Message already holds Err's text (Errorf with %w)
+	whole bool // Error() is Err's text alone, which already says Message (Errorf with %w, Mark)
 }
 
 func (e *Error) Error() string {
-	if e.Err == nil || e.whole {
+	switch {
+	case e.Err == nil:
 		return e.Message
+	case e.whole:
+		return e.Err.Error()
 	}
 	return e.Message + ": " + e.Err.Error()
 }
@@ -78,6 +81,13 @@ func Errorf(kind Kind, format string, args ...any) error {
 // errors.As still see it.
 func Wrap(err error, kind Kind, format string, args ...any) error {
 	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...), Err: err}
+}
+
+// Mark gives err a public sentence without changing its text: Error() is err's own text, which
+// already says the sentence amid the operation and the sentinel ("store.X: invalid input: title:
+// required"), and Message is the sentence alone. errors.Is and errors.As still see err.
+func Mark(err error, kind Kind, format string, args ...any) error {
+	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...), Err: err, whole: true}
 }
 
 // As returns the outermost public error in err's chain.

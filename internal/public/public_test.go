@@ -62,3 +62,14 @@ func TestErrorfWrapsSentinel(t *testing.T) {
 		t.Fatalf("Errorf without %%w = %+v", e)
 	}
 }
+
+func TestMarkKeepsText(t *testing.T) {
+	cause := fmt.Errorf("program.Validate: %w: title: required", errSentinel)
+	err := fmt.Errorf("store.X: %w", Mark(cause, Invalid, "title: required"))
+	if got := err.Error(); got != "store.X: program.Validate: invalid phase plan: title: required" {
+		t.Fatalf("Error() = %q; Mark must not change the text", got)
+	}
+	if msg, _ := Message(err); msg != "title: required" || !errors.Is(err, errSentinel) || KindOf(err) != Invalid {
+		t.Fatalf("Message = %q, Is = %v, Kind = %v", msg, errors.Is(err, errSentinel), KindOf(err))
+	}
+}

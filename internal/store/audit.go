@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/rampartsec/rampart/internal/audit"
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Actor names who made a change, as recorded in the audit chain: "token:<id>", "device:<id>",
@@ -133,7 +134,7 @@ func (s *Store) VerifyAudit(ctx context.Context, tenantID string) (AuditVerifica
 			return AuditVerification{}, fmt.Errorf("store.VerifyAudit: %w", err)
 		}
 		if r.TenantID != tenantID {
-			return AuditVerification{}, fmt.Errorf("store.VerifyAudit: %w: record %d names another tenant", audit.ErrBroken, r.Seq)
+			return AuditVerification{}, fmt.Errorf("store.VerifyAudit: %w", public.Errorf(public.Conflict, "%w: record %d names another tenant", audit.ErrBroken, r.Seq))
 		}
 		if err := v.Add(r); err != nil {
 			return AuditVerification{}, fmt.Errorf("store.VerifyAudit: %w", err)

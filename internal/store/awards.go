@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/program"
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Ledger entry kinds.
@@ -69,7 +70,7 @@ func (s *Store) AwardReport(ctx context.Context, actor Actor, tenantID string, n
 			return err
 		}
 		if !r.State.Awardable() {
-			return fmt.Errorf("%w: report %d %s", program.ErrInvalidTransition, number, r.State.AwardRefusal())
+			return public.Errorf(public.Conflict, "%w: report %d %s", program.ErrInvalidTransition, number, r.State.AwardRefusal())
 		}
 		if err := s.insertLedger(ctx, tx, tenantID, r.ID, e, string(d)); err != nil {
 			return err
@@ -109,7 +110,7 @@ func (s *Store) RecordPayment(ctx context.Context, actor Actor, tenantID string,
 			return stateErrorf("report %d has no award to pay", number)
 		}
 		if amount <= 0 {
-			return fmt.Errorf("%w: a payment must be a positive amount", ErrInvalid)
+			return public.Errorf(public.Invalid, "%w: a payment must be a positive amount", ErrInvalid)
 		}
 		if l.Paid()+amount > awarded {
 			return stateErrorf("paying %d would exceed the award of %d (paid so far %d)", amount, awarded, l.Paid())

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/program"
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Fix is a report's link to the releases it affects and the one that fixes it.
@@ -48,7 +49,7 @@ func releaseOf(ctx context.Context, q querier, tenantID, product, version string
 	err := q.QueryRowContext(ctx, `SELECT r.state, r.created_at, r.signed_at FROM releases r JOIN products p ON p.id = r.product_id
 		WHERE r.tenant_id = $1 AND p.tenant_id = $1 AND p.name = $2 AND r.version = $3`, tenantID, product, version).Scan(&l.state, &created, &signed)
 	if errors.Is(err, sql.ErrNoRows) {
-		return l, fmt.Errorf("%w: %s has no release %s; create it with rampart release create first", ErrUnknownRelease, product, version)
+		return l, public.Errorf(public.NotFound, "%w: %s has no release %s; create it with rampart release create first", ErrUnknownRelease, product, version)
 	}
 	if err != nil {
 		return l, err
@@ -75,7 +76,7 @@ func (s *Store) LinkFix(ctx context.Context, actor Actor, tenantID string, numbe
 			return err
 		}
 		if r.State != program.StateTriaged && r.State != program.StateResolved {
-			return fmt.Errorf("%w: report %d is %s; only triaged or resolved reports get a fix", program.ErrInvalidTransition, number, r.State)
+			return public.Errorf(public.Conflict, "%w: report %d is %s; only triaged or resolved reports get a fix", program.ErrInvalidTransition, number, r.State)
 		}
 		fixed, err := releaseOf(ctx, tx, tenantID, r.Product, fix.Fixed)
 		if err != nil {
@@ -169,7 +170,7 @@ func (s *Store) reportFix(ctx context.Context, q interface {
 		return Fix{}, err
 	}
 	if f.Fixed == "" {
-		return Fix{}, ErrNotFixed
+		return Fix{}, public.Errorf(public.Conflict, "%w", ErrNotFixed)
 	}
 	return f, nil
 }

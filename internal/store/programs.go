@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/program"
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Errors of the vulnerability-response side.
@@ -28,8 +29,10 @@ func (e *StateError) Error() string { return e.Msg }
 // Is makes a StateError match ErrConflict.
 func (e *StateError) Is(target error) bool { return target == ErrConflict }
 
+// stateErrorf makes a StateError whose message is also its public sentence (a conflict).
 func stateErrorf(format string, args ...any) error {
-	return &StateError{Msg: fmt.Sprintf(format, args...)}
+	msg := fmt.Sprintf(format, args...)
+	return public.Mark(&StateError{Msg: msg}, public.Conflict, "%s", msg)
 }
 
 // Program is a research program of a tenant with its rules.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/program"
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Report is a vulnerability report. Number is its ID as people see it, unique in the tenant.
@@ -290,7 +291,7 @@ func (s *Store) transition(ctx context.Context, tx *sql.Tx, actor Actor, rules *
 	if t.To == program.StateDuplicate {
 		orig, err := s.reportByNumber(ctx, tx, r.TenantID, t.DuplicateOf)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: report %d does not exist", program.ErrDuplicateTarget, t.DuplicateOf)
+			return public.Errorf(public.Invalid, "%w: report %d does not exist", program.ErrDuplicateTarget, t.DuplicateOf)
 		}
 		if err != nil {
 			return err
@@ -320,7 +321,7 @@ func (s *Store) transition(ctx context.Context, tx *sql.Tx, actor Actor, rules *
 	}
 	if t.Triage.Impact != "" {
 		if !slices.ContainsFunc(rules.Impacts, func(i program.Impact) bool { return i.ID == t.Triage.Impact }) {
-			return fmt.Errorf("%w: %q", program.ErrUnknownImpact, t.Triage.Impact)
+			return public.Errorf(public.Invalid, "%w: %q", program.ErrUnknownImpact, t.Triage.Impact)
 		}
 		r.Impact = t.Triage.Impact
 	}
