@@ -12,10 +12,18 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/rampartsec/rampart/internal/advisory"
+	"github.com/rampartsec/rampart/internal/attest/wire"
+	"github.com/rampartsec/rampart/internal/failure"
+	"github.com/rampartsec/rampart/internal/program"
 	pub "github.com/rampartsec/rampart/internal/public"
+	"github.com/rampartsec/rampart/internal/release"
+	"github.com/rampartsec/rampart/internal/rollout"
+	"github.com/rampartsec/rampart/internal/store"
 )
 
 // docCodes reads the table of error codes under "## Errors" in doc/api.md: code → status.
@@ -186,5 +194,50 @@ func TestKindsMapToCodes(t *testing.T) {
 	}
 	if e := coded(cause, CodeWrongState); e.Code != CodeInternal {
 		t.Errorf("coded(plain error) = %s, want internal", e.Code)
+	}
+}
+
+// TestDomainSentences pins, byte for byte, the answer to refusals made by the real domain
+// functions: the sentence is the value the domain package made, with the status its kind maps to.
+func TestDomainSentences(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	answer := func(_ any, err error) error { return err }
+	_, _, paused := rollout.Deployment{ID: "dep_1", State: rollout.StateCompleted}.Pause("ops", "", now)
+	dupErr := fmt.Errorf("store.CreateProgram: %w", fmt.Errorf("%w: %w", store.ErrConflict, errors.New("UNIQUE constraint failed: programs.name")))
+	for _, tt := range []struct {
+		name   string
+		got    error
+		status int
+		code   string
+		msg    string
+	}{
+		{"plan", deploymentError(answer(rollout.ParsePlan("10,50", "")), "d"), 400, CodeBadRequest,
+			"invalid phase plan: the last phase must cover 100% of the group, not 50%"},
+		{"criteria", deploymentError(answer(rollout.DefaultCriteria().WithSettings(map[string]string{"on_failure": "explode"})), "d"), 400, CodeBadRequest,
+			`invalid abort criteria: on_failure "explode": is not pause or abort`},
+		{"deployment state", deploymentError(paused, "d"), 409, CodeWrongState, "deployment is not active (state completed)"},
+		{"install report", releaseError(release.ValidateInstall(release.InstallReport{State: "hacked"}), "install status"), 400, CodeBadRequest,
+			`refused: state "hacked"`},
+		{"crash batch", asError(answer(failure.DecodeBatch(strings.NewReader(`{"reports":[]}`)))), 400, CodeBadRequest,
+			"malformed crash report: batch holds no reports"},
+		{"evidence", wireError(answer(wire.DecodeEvidence(strings.NewReader("{"))), "evidence"), 400, CodeBadRequest,
+			"invalid evidence: malformed message: unexpected EOF"},
+		{"state name", asError(answer(program.ParseState("fixed"))), 400, CodeBadRequest,
+			`"fixed" is not one of new, triaged, needs_more_info, resolved, duplicate, by_design, informative, not_applicable, spam`},
+		{"transition", programError(program.CheckTransition(program.StateNew, program.StateResolved, ""), "report 1"), 409, CodeConflict,
+			"transition not allowed: new -> resolved (allowed: triaged, needs_more_info, duplicate, by_design, informative, not_applicable, spam)"},
+		{"reason", programError(program.CheckTransition(program.StateNew, program.StateByDesign, ""), "report 1"), 400, CodeBadRequest,
+			"a reason is required for new -> by_design"},
+		{"contact", programError(program.ValidateContact("", "x"), "invitation"), 400, CodeBadRequest,
+			"name: required\nemail: \"x\" is not a plain e-mail address"},
+		{"comment", programError(program.ValidateComment(" "), "comment"), 400, CodeBadRequest, "comment is empty"},
+		{"advisory", programError(answer(advisory.Export("pdf", advisory.Input{})), "advisory"), 400, CodeBadRequest,
+			`advisory input is invalid: format "pdf" is not csaf or openvex`},
+		{"duplicate row", programError(dupErr, "program p"), 409, CodeConflict, "program p already exists"},
+	} {
+		e := asError(tt.got)
+		if e.Status != tt.status || e.Code != tt.code || e.Message != tt.msg {
+			t.Errorf("%s: answer = %d %s %q, want %d %s %q", tt.name, e.Status, e.Code, e.Message, tt.status, tt.code, tt.msg)
+		}
 	}
 }

@@ -66,6 +66,8 @@ func decodeError(err error) *Error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return badRequest("request body is truncated JSON")
 	}
+	// encoding/json has no typed error for an unknown field (golang/go#40982), so this one reads
+	// the standard library's fixed "json: unknown field %q"; the field name is the client's own.
 	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		return badRequest("unknown field %s", f)
 	}
