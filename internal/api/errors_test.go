@@ -17,8 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/rampartsec/rampart/internal/advisory"
-	"github.com/rampartsec/rampart/internal/attest/wire"
-	"github.com/rampartsec/rampart/internal/failure"
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/program"
 	pub "github.com/rampartsec/rampart/internal/public"
 	"github.com/rampartsec/rampart/internal/release"
@@ -218,9 +217,9 @@ func TestDomainSentences(t *testing.T) {
 		{"deployment state", deploymentError(paused, "d"), 409, CodeWrongState, "deployment is not active (state completed)"},
 		{"install report", releaseError(release.ValidateInstall(release.InstallReport{State: "hacked"}), "install status"), 400, CodeBadRequest,
 			`refused: state "hacked"`},
-		{"crash batch", asError(answer(failure.DecodeBatch(strings.NewReader(`{"reports":[]}`)))), 400, CodeBadRequest,
+		{"crash batch", asError(answer(deviceapi.DecodeCrashBatch(strings.NewReader(`{"reports":[]}`)))), 400, CodeBadRequest,
 			"malformed crash report: batch holds no reports"},
-		{"evidence", wireError(answer(wire.DecodeEvidence(strings.NewReader("{"))), "evidence"), 400, CodeBadRequest,
+		{"evidence", wireError(answer(deviceapi.DecodeEvidence(strings.NewReader("{"))), "evidence"), 400, CodeBadRequest,
 			"invalid evidence: malformed message: unexpected EOF"},
 		{"state name", asError(answer(program.ParseState("fixed"))), 400, CodeBadRequest,
 			`"fixed" is not one of new, triaged, needs_more_info, resolved, duplicate, by_design, informative, not_applicable, spam`},
