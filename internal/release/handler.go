@@ -2,16 +2,22 @@ package release
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"path"
+	"strings"
 	"time"
 
+	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/store"
 )
 
 // Handler serves every tenant's image repository as static, cacheable
 // files: GET /tuf/{tenant}/metadata/{file} and
 // GET /tuf/{tenant}/targets/{path...} (images and deltas, with HTTP ranges
-// so devices resume). Everything it serves is signed or content-addressed,
+// so devices resume), each also as DIR/HASH.NAME, the name TUF clients use
+// with consistent snapshots (TUF 5.7.3), and under metadata/targets/ too,
+// where go-tuf's updater looks by default. Everything it serves is signed or content-addressed,
 // so it needs no authentication and a CDN may cache it. Director metadata
 // is per device and goes through the device API instead (DirectorFile).
 func (s *Service) Handler() http.Handler {
@@ -31,12 +37,16 @@ func (s *Service) Handler() http.Handler {
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Write(b)
 	})
-	mux.HandleFunc("GET /tuf/{tenant}/targets/{path...}", func(w http.ResponseWriter, r *http.Request) {
+	targets := func(w http.ResponseWriter, r *http.Request) {
 		t, ok := s.tenant(w, r)
 		if !ok {
 			return
 		}
-		sum, err := s.TargetBlob(r.Context(), t.ID, r.PathValue("path"))
+		target, hash := consistentTarget(r.PathValue("path"))
+		sum, err := s.TargetBlob(r.Context(), t.ID, target)
+		if err == nil && hash != "" && hash != sum {
+			err = fmt.Errorf("%w: %s is not the hash of %s", ErrNotFound, hash, target)
+		}
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -50,7 +60,10 @@ func (s *Service) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 		http.ServeContent(w, r, "", time.Time{}, f)
-	})
+	}
+	mux.HandleFunc("GET /tuf/{tenant}/targets/{path...}", targets)
+	// go-tuf's updater, left at its defaults, looks for targets under <metadata URL>/targets.
+	mux.HandleFunc("GET /tuf/{tenant}/metadata/targets/{path...}", targets)
 	return mux
 }
 
@@ -70,4 +83,18 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	s.log.Error("serving the image repository failed", "path", r.URL.Path, "err", err)
 	http.Error(w, "internal error", http.StatusInternalServerError)
+}
+
+// consistentTarget splits a consistent-snapshot target name DIR/HASH.NAME (TUF
+// 5.7.3: the hex SHA-256 of the target file, a dot, then its name) into the
+// target path DIR/NAME and the hash; any other path comes back unchanged with
+// no hash. The repository lists SHA-256 only, so that is the hash a client
+// puts in front.
+func consistentTarget(p string) (target, hash string) {
+	dir, base := path.Split(p)
+	h, name, ok := strings.Cut(base, ".")
+	if !ok || name == "" || !deviceapi.SHA256Re.MatchString(h) {
+		return p, ""
+	}
+	return dir + name, h
 }

@@ -1,6 +1,7 @@
 package release_test
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -173,5 +174,43 @@ func TestReleaseWalk(t *testing.T) {
 	custom, err := tuf.ParseImageCustom(tf)
 	if err != nil || len(custom.Deltas) != 1 || custom.Deltas[0].From != id1 {
 		t.Fatalf("image 1.1.0 custom = %+v, %v", custom, err)
+	}
+
+	// go-tuf's stock updater, left at its defaults (consistent snapshots, so targets are fetched as
+	// DIR/HASH.NAME under <metadata URL>/targets, TUF 5.7.3), downloads and verifies the image and
+	// its delta; so does one pointed at the documented targets URL.
+	if !cfg.PrefixTargetsWithHash {
+		t.Fatal("go-tuf's default no longer prefixes targets with their hash; this test checks that default")
+	}
+	want2, _ := os.ReadFile(filepath.Join(work, "rootfs-1.1.0.img"))
+	for _, base := range []string{"", url + "/tuf/default/targets/"} {
+		for _, target := range []string{tuf.ImagePath(id2), tuf.DeltaPath(id1, id2)} {
+			tf, err := u.GetTargetInfo(target)
+			if err != nil {
+				t.Fatalf("GetTargetInfo(%s): %v", target, err)
+			}
+			file := filepath.Join(t.TempDir(), "target")
+			if _, data, err := u.DownloadTarget(tf, file, base); err != nil {
+				t.Errorf("stock go-tuf updater, base %q: DownloadTarget(%s): %v", base, target, err)
+			} else if target == tuf.ImagePath(id2) && !bytes.Equal(data, want2) {
+				t.Errorf("downloaded image differs from the one added")
+			}
+		}
+	}
+	// A hash prefix that is not the target's hash is not served.
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	for p, want := range map[string]int{
+		"/tuf/default/targets/images/" + id2 + "." + id2: 200,
+		"/tuf/default/targets/images/" + id1 + "." + id2: 404,
+		"/tuf/default/targets/images/" + id2:             200,
+	} {
+		resp, err := hc.Get(url + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s = %d, want %d", p, resp.StatusCode, want)
+		}
 	}
 }
