@@ -7,10 +7,10 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/testenv"
 )
 
 // blockingFetch is a fetch that records each batch of device IDs and holds every call until
@@ -35,16 +35,6 @@ func (f *blockingFetch) calls() [][]string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.batches)
-}
-
-// waitFor polls cond for up to ten seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
 }
 
 func (b *checkInReads) queued() int {
@@ -81,7 +71,7 @@ func TestCheckInReadsBatch(t *testing.T) {
 	// The first two check-ins find a free reader each and go to the database alone.
 	for i := range checkInReaders {
 		go read(fmt.Sprintf("dev-%03d", i))
-		waitFor(t, "a reader in the database", func() bool { return len(f.calls()) == i+1 })
+		testenv.WaitFor(t, "a reader in the database", func() bool { return len(f.calls()) == i+1 })
 	}
 	// Everything after queues: 300 devices (dev-000 again among them), a foreign device, an
 	// unknown one.
@@ -93,7 +83,7 @@ func TestCheckInReadsBatch(t *testing.T) {
 	for _, d := range queued {
 		go read(d)
 	}
-	waitFor(t, "the check-ins to queue", func() bool { return b.queued() == len(queued) })
+	testenv.WaitFor(t, "the check-ins to queue", func() bool { return b.queued() == len(queued) })
 	close(f.release)
 
 	got := map[string][]readResult{}
@@ -159,10 +149,10 @@ func TestCheckInReadsErrors(t *testing.T) {
 			errs <- err
 		}()
 		if i < checkInReaders {
-			waitFor(t, "a reader in the database", func() bool { return len(f.calls()) == i+1 })
+			testenv.WaitFor(t, "a reader in the database", func() bool { return len(f.calls()) == i+1 })
 		}
 	}
-	waitFor(t, "a read to queue", func() bool { return b.queued() == 1 })
+	testenv.WaitFor(t, "a read to queue", func() bool { return b.queued() == 1 })
 
 	ctx, cancel := context.WithCancel(context.Background())
 	ended := make(chan error, 1)
@@ -170,7 +160,7 @@ func TestCheckInReadsErrors(t *testing.T) {
 		_, err := b.read(ctx, "acme", "d")
 		ended <- err
 	}()
-	waitFor(t, "the fourth read to queue", func() bool { return b.queued() == 2 })
+	testenv.WaitFor(t, "the fourth read to queue", func() bool { return b.queued() == 2 })
 	cancel()
 	if err := <-ended; !errors.Is(err, context.Canceled) {
 		t.Errorf("ended request: err %v, want context.Canceled", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/storetest"
+	"github.com/rampartsec/rampart/internal/testenv"
 	"github.com/rampartsec/rampart/internal/wake"
 )
 
@@ -23,7 +24,7 @@ func TestReplicasWakeEachOther(t *testing.T) {
 	dirA := t.TempDir()
 	a, _ := start(t, Config{DataDir: dirA, Database: url})
 	b, _ := start(t, Config{DataDir: t.TempDir(), Database: url, MasterKeyFile: filepath.Join(dirA, "master.key")})
-	waitFor(t, "both replicas listening", func() bool { return a.waker.Listening() && b.waker.Listening() })
+	testenv.WaitFor(t, "both replicas listening", func() bool { return a.waker.Listening() && b.waker.Listening() })
 
 	ctx := context.Background()
 	tn, err := a.store.TenantByName(ctx, "default")
@@ -66,7 +67,7 @@ func TestReplicasWakeEachOther(t *testing.T) {
 	defer ocancel()
 	otherDone := make(chan error, 1)
 	go func() { otherDone <- b.Wake().Wait(octx, other, wake.GroupTag(tn.ID, "lamp", "Development")) }()
-	waitFor(t, "two devices waiting on the second replica", func() bool { return b.Wake().Waiting() == 2 })
+	testenv.WaitFor(t, "two devices waiting on the second replica", func() bool { return b.Wake().Waiting() == 2 })
 
 	start := time.Now()
 	d, err := a.store.CreateDeployment(ctx, store.System, tn.ID, store.DeploymentSpec{Product: "lamp", Group: "Production",
@@ -96,7 +97,7 @@ func TestReplicasWakeEachOther(t *testing.T) {
 	// A pause opens nothing: the device waiting again on the second replica sleeps on; the
 	// resume wakes it.
 	go func() { woken <- b.Wake().Wait(wctx, dev, wake.GroupTag(tn.ID, "lamp", "Production")) }()
-	waitFor(t, "the device waiting again", func() bool { return b.Wake().Waiting() == 2 })
+	testenv.WaitFor(t, "the device waiting again", func() bool { return b.Wake().Waiting() == 2 })
 	if _, err := a.store.PauseDeployment(ctx, store.System, tn.ID, d.ID, "hold"); err != nil {
 		t.Fatal(err)
 	}
@@ -115,15 +116,5 @@ func TestReplicasWakeEachOther(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the resume on the first replica did not wake the device on the second within 10 s")
-	}
-}
-
-// waitFor polls cond for up to ten seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
 	}
 }

@@ -8,26 +8,15 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// waitFor polls cond; it bounds a test's wait for goroutines to reach a state, it does not
-// measure time.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for range 5000 {
-		if cond() {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
+	"github.com/rampartsec/rampart/internal/testenv"
+)
 
 func TestWakeWaitingDevice(t *testing.T) {
 	h := NewHub(10)
 	done := make(chan error, 1)
 	go func() { done <- h.Wait(context.Background(), "dev-a", "grp-1") }()
-	waitFor(t, "the device to wait", func() bool { return h.Waiting() == 1 })
+	testenv.WaitFor(t, "the device to wait", func() bool { return h.Waiting() == 1 })
 	if n := h.Wake("dev-a", "dev-b"); n != 1 {
 		t.Errorf("Wake woke %d, want 1", n)
 	}
@@ -57,11 +46,11 @@ func TestWakeTagged(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "four waiters", func() bool { return h.Waiting() == 4 })
+	testenv.WaitFor(t, "four waiters", func() bool { return h.Waiting() == 4 })
 	if n := h.WakeTagged("g1", func(id string) bool { return id != "dev-1" }); n != 2 {
 		t.Errorf("WakeTagged woke %d, want 2", n)
 	}
-	waitFor(t, "two wake-ups", func() bool { return len(results) == 2 })
+	testenv.WaitFor(t, "two wake-ups", func() bool { return len(results) == 2 })
 	if h.Waiting() != 2 {
 		t.Errorf("%d waiting, want dev-1 and dev-3", h.Waiting())
 	}
@@ -84,7 +73,7 @@ func TestWaitReplacedAndFull(t *testing.T) {
 	h := NewHub(1)
 	first := make(chan error, 1)
 	go func() { first <- h.Wait(context.Background(), "dev-a", "g") }()
-	waitFor(t, "the first wait", func() bool { return h.Waiting() == 1 })
+	testenv.WaitFor(t, "the first wait", func() bool { return h.Waiting() == 1 })
 	if err := h.Wait(context.Background(), "dev-b", "g"); !errors.Is(err, ErrFull) {
 		t.Errorf("second device on a full hub: %v, want ErrFull", err)
 	}
@@ -93,7 +82,7 @@ func TestWaitReplacedAndFull(t *testing.T) {
 	if err := <-first; !errors.Is(err, ErrReplaced) {
 		t.Errorf("replaced wait: %v, want ErrReplaced", err)
 	}
-	waitFor(t, "the second wait", func() bool { return h.Waiting() == 1 })
+	testenv.WaitFor(t, "the second wait", func() bool { return h.Waiting() == 1 })
 	h.Wake("dev-a")
 	if err := <-second; err != nil {
 		t.Errorf("second wait: %v", err)
@@ -108,13 +97,13 @@ func TestWaitCancelledLeaksNothing(t *testing.T) {
 	for i := range 500 {
 		wg.Go(func() { h.Wait(ctx, fmt.Sprint(i), "g") })
 	}
-	waitFor(t, "500 waiters", func() bool { return h.Waiting() == 500 })
+	testenv.WaitFor(t, "500 waiters", func() bool { return h.Waiting() == 500 })
 	cancel()
 	wg.Wait()
 	if h.Waiting() != 0 {
 		t.Errorf("%d waiters left", h.Waiting())
 	}
-	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	testenv.WaitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
 
 func BenchmarkWake10k(b *testing.B) {

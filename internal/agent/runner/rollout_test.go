@@ -20,6 +20,7 @@ import (
 	"github.com/rampartsec/rampart/internal/agent/update"
 	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/server"
+	"github.com/rampartsec/rampart/internal/testenv"
 )
 
 // agent is one in-process device: the real runner with its own state, slots and crash spool.
@@ -156,13 +157,13 @@ func TestRolloutHealthyFleet(t *testing.T) {
 	start(silentCtx, silent)
 
 	// A wake-up reaches the devices waiting on their long-poll; wait until all are.
-	waitFor(t, "every device waits", func() bool { return f.Service.Wake().Waiting() == len(all) })
+	testenv.WaitFor(t, "every device waits", func() bool { return f.Service.Wake().Waiting() == len(all) })
 	d0 := f.createDeployment(t, "--group", "Production", "--release", "1.0.0", "--emergency")
-	waitFor(t, "every device runs 1.0.0", func() bool { return runAll(all, "1.0.0") })
-	waitFor(t, "the emergency deployment completes", func() bool { return f.show(t, d0.ID).State == "completed" })
+	testenv.WaitFor(t, "every device runs 1.0.0", func() bool { return runAll(all, "1.0.0") })
+	testenv.WaitFor(t, "the emergency deployment completes", func() bool { return f.show(t, d0.ID).State == "completed" })
 	stopSilent()
 
-	waitFor(t, "the live devices wait", func() bool { return f.Service.Wake().Waiting() == len(live) })
+	testenv.WaitFor(t, "the live devices wait", func() bool { return f.Service.Wake().Waiting() == len(live) })
 	d := f.createDeployment(t, "--group", "Production", "--release", "1.1.0", "--phases", "30,60,100", "--soak", "0s")
 	if d.PreviousRelease != "1.0.0" || d.Phase != 1 {
 		t.Fatalf("created %+v", d)
@@ -202,7 +203,7 @@ func TestRolloutHealthyFleet(t *testing.T) {
 		t.Errorf("a day after completion: progress %+v, want the %d silent devices timed out", d.Progress, len(silent))
 	}
 	t.Logf("rampart deployment show %s:\n%s", d.ID, f.CLI.OK("deployment", "show", d.ID))
-	waitFor(t, "every reporting device runs 1.1.0", func() bool { return runAll(reporting, "1.1.0") })
+	testenv.WaitFor(t, "every reporting device runs 1.1.0", func() bool { return runAll(reporting, "1.1.0") })
 	if !runAll(silent, "1.0.0") {
 		t.Error("a silent device left 1.0.0")
 	}
@@ -264,17 +265,6 @@ func offered(t *testing.T, d client.Deployment, deviceID string) bool {
 		t.Fatal(err)
 	}
 	return d.State == string(rollout.StateCompleted) || plan.Assign(d.ID, deviceID) <= d.Phase-1
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestRolloutGatedByFailures drives 36 agents check-in by check-in through two bad releases:
