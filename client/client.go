@@ -14,10 +14,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rampartsec/rampart/internal/certpool"
 )
 
 // Error is an error answered by the server, with its HTTP status and the envelope's code.
@@ -63,13 +64,12 @@ func WithRootCAs(pool *x509.CertPool) Option {
 // WithCAFile trusts the PEM certificates in file (for example the server's service-ca.pem).
 func WithCAFile(file string) Option {
 	return func(c *Client) error {
-		pem, err := os.ReadFile(file)
+		pool, err := certpool.FromFile(file)
+		if errors.Is(err, certpool.ErrNoCertificate) {
+			return fmt.Errorf("CA file %s holds no PEM certificate", file)
+		}
 		if err != nil {
 			return fmt.Errorf("read CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("CA file %s holds no PEM certificate", file)
 		}
 		return WithRootCAs(pool)(c)
 	}

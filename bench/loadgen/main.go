@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -19,6 +18,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/rampartsec/rampart/internal/certpool"
 )
 
 type result struct {
@@ -55,13 +56,12 @@ func run() error {
 	if *url == "" || *caFile == "" || *certDir == "" {
 		return errors.New("--url, --ca-file and --certs are required")
 	}
-	caPEM, err := os.ReadFile(*caFile)
+	roots, err := certpool.FromFile(*caFile)
+	if errors.Is(err, certpool.ErrNoCertificate) {
+		return errors.New("no certificate in --ca-file")
+	}
 	if err != nil {
 		return err
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(caPEM) {
-		return errors.New("no certificate in --ca-file")
 	}
 	files, _ := filepath.Glob(filepath.Join(*certDir, "device-*.pem"))
 	if len(files) < *conns {
@@ -152,12 +152,10 @@ func call(ctx context.Context, c *http.Client, url string) error {
 // holdOpen opens n TLS connections, each with one GET in flight, and keeps them for d: what a
 // fleet waiting on the long-poll costs a bare server.
 func holdOpen(url, caFile string, n int, d time.Duration) error {
-	caPEM, err := os.ReadFile(caFile)
+	roots, err := certpool.FromFile(caFile)
 	if err != nil {
 		return err
 	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var wg sync.WaitGroup

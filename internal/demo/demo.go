@@ -3,7 +3,6 @@ package demo
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/advisory"
+	"github.com/rampartsec/rampart/internal/certpool"
 	"github.com/rampartsec/rampart/internal/coverage"
 	"github.com/rampartsec/rampart/internal/public"
 	"github.com/rampartsec/rampart/internal/server"
@@ -368,12 +368,10 @@ func (d *demo) emergency(ctx context.Context, version string) error {
 
 // startFleet enrols and claims the fleet, deploys 1.0.0 and waits until every device runs it.
 func (d *demo) startFleet(ctx context.Context) error {
-	pem, err := os.ReadFile(d.caFile)
+	roots, err := certpool.FromFile(d.caFile)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
 	f, err := sim.New(ctx, sim.Config{Server: d.url, RootCAs: roots, Dir: filepath.Join(d.dir, "devices"), Devices: d.cfg.Devices,
 		Logger: d.cfg.Logger})
 	if err != nil {

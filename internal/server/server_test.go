@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/certpool"
 	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
@@ -57,13 +58,9 @@ func start(t *testing.T, cfg Config) (*Server, string) {
 
 func httpsClient(t *testing.T, caFile string) *http.Client {
 	t.Helper()
-	pemBytes, err := os.ReadFile(caFile)
+	pool, err := certpool.FromFile(caFile)
 	if err != nil {
 		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemBytes) {
-		t.Fatal("no CA in file")
 	}
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }

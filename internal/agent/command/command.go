@@ -20,6 +20,7 @@ import (
 	"github.com/rampartsec/rampart/internal/agent/attest"
 	"github.com/rampartsec/rampart/internal/agent/identity"
 	"github.com/rampartsec/rampart/internal/agent/runner"
+	"github.com/rampartsec/rampart/internal/certpool"
 	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/public"
 )
@@ -313,13 +314,12 @@ func measure(ctx context.Context, a attest.Attester, log *attest.MeasurementLog,
 }
 
 func loadRoots(path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
+	pool, err := certpool.FromFile(path)
+	if errors.Is(err, certpool.ErrNoCertificate) {
+		return nil, fmt.Errorf("--ca-file %s: no PEM certificate", path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("--ca-file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("--ca-file %s: no PEM certificate", path)
 	}
 	return pool, nil
 }

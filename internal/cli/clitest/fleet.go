@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/certpool"
 	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/server"
 	"github.com/rampartsec/rampart/internal/store"
@@ -40,12 +41,9 @@ func StartFleet(t testing.TB, root Root, opts ...func(*server.Config)) *Fleet {
 	if f.API, err = client.New(srv.URL, client.WithToken(srv.Admin), client.WithCAFile(srv.CAFile)); err != nil {
 		t.Fatal(err)
 	}
-	pem, err := os.ReadFile(srv.CAFile)
-	if err != nil {
+	if f.Roots, err = certpool.FromFile(srv.CAFile); err != nil {
 		t.Fatal(err)
 	}
-	f.Roots = x509.NewCertPool()
-	f.Roots.AppendCertsFromPEM(pem)
 	f.CLI.OK("keys", "init", "--dir", f.Keys)
 	f.CLI.OK("product", "create", "lamp")
 	ctx := context.Background()

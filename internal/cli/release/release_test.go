@@ -3,7 +3,6 @@ package release_test
 import (
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"math/rand/v2"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
 	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/certpool"
 	"github.com/rampartsec/rampart/internal/cli/audit"
 	"github.com/rampartsec/rampart/internal/cli/clitest"
 	"github.com/rampartsec/rampart/internal/cli/image"
@@ -151,9 +151,10 @@ func TestReleaseWalk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pem, _ := os.ReadFile(srv.CAFile)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
+	pool, err := certpool.FromFile(srv.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := config.New(url+"/tuf/default/metadata", root)
 	if err != nil {
 		t.Fatal(err)

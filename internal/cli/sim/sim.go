@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rampartsec/rampart/internal/certpool"
 	"github.com/rampartsec/rampart/internal/cli/clienv"
 	"github.com/rampartsec/rampart/internal/sim"
 )
@@ -66,13 +67,13 @@ func Command(env *clienv.Env) *cobra.Command {
 				roots = x509.NewCertPool()
 			}
 			if conn.CAFile != "" {
-				pem, err := os.ReadFile(conn.CAFile)
+				var err error
+				roots, err = certpool.FromFile(conn.CAFile)
+				if errors.Is(err, certpool.ErrNoCertificate) {
+					return fmt.Errorf("--ca-file %s holds no PEM certificate", conn.CAFile)
+				}
 				if err != nil {
 					return fmt.Errorf("read --ca-file: %w", err)
-				}
-				roots = x509.NewCertPool()
-				if !roots.AppendCertsFromPEM(pem) {
-					return fmt.Errorf("--ca-file %s holds no PEM certificate", conn.CAFile)
 				}
 			}
 			c, err := env.Client()
