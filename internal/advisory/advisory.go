@@ -2,8 +2,8 @@
 // 2.0 security advisory and an OpenVEX document, with the affected and fixed
 // releases as product versions.
 //
-// It depends only on internal/program and github.com/openvex/go-vex. The
-// admin API and the CLI may import it.
+// It depends only on internal/program, internal/public and
+// github.com/openvex/go-vex. The admin API, the CLI and the demo may import it.
 package advisory
 
 import (

@@ -3,7 +3,8 @@
 // certificates (normal and update-only) and classifying the client
 // certificates that devices present.
 //
-// It is imported by the server only; the agent never links it.
+// Only server-side packages import it (the API, the verifier in internal/attest, the keeper)
+// and the benchmark seeder (bench/seed); the agent never links it.
 //
 // Certificate profile (see doc/attestation.md):
 //   - the tenant CA is an ECDSA P-256 self-signed root, valid ten years, with

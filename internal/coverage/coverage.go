@@ -4,7 +4,7 @@
 // the fleet.
 //
 // It is pure: the history comes from storage, the instant from the caller.
-// The server's storage, API and CLI layers import it.
+// The store and the demo import it.
 package coverage
 
 import (

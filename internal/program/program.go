@@ -3,8 +3,8 @@
 // rules), award computation, the report state machine, CVSS scoring, researcher
 // applications and report submissions, and the metrics and program summary.
 //
-// It depends on no other Rampart package. The store, the admin and researcher
-// APIs, the CLI and the advisory package may import it.
+// Of Rampart's packages it may depend on internal/public only. The store, the
+// admin and researcher APIs, the CLI and the advisory package may import it.
 package program
 
 import (

@@ -41,8 +41,8 @@ type Config struct {
 	// first start.
 	MasterKeyFile string
 	// DeviceRate and AddrRate are the device API's requests per second per device and per client
-	// address; 0 turns a limit off. `rampart server` passes api.DefaultDeviceRate and
-	// api.DefaultAddrRate unless told otherwise.
+	// address; 0 turns a limit off. `rampart server` passes DefaultDeviceRate and
+	// DefaultAddrRate unless told otherwise.
 	DeviceRate, AddrRate float64
 	Logger               *slog.Logger
 	// Ready, when set, receives the bound address once the server accepts connections.
@@ -266,6 +266,13 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	return g.Wait()
 }
+
+// DefaultDeviceRate and DefaultAddrRate are the device API's default rate limits
+// (api.DefaultDeviceRate, api.DefaultAddrRate), for `rampart server`'s flags.
+const (
+	DefaultDeviceRate = api.DefaultDeviceRate
+	DefaultAddrRate   = api.DefaultAddrRate
+)
 
 // DeploymentStepInterval is how often active deployments are evaluated: phases open once soaked
 // and the abort criteria are checked even when no device reports.

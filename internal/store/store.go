@@ -1,7 +1,10 @@
 // Package store owns Rampart's database: the connection to SQLite (embedded default) or
 // PostgreSQL, the ordered migrations, and plain-SQL methods per entity. Every mutation that
 // matters for security appends an audit record in the same transaction, so a change and its
-// record land together or not at all. Only the server, the CLI's server verb and tests import it.
+// record land together or not at all. Only server-side packages import it (the API, the
+// verifier in internal/attest, the CA keeper, the release service, the server and its tasks),
+// besides the fixtures of tests and benchmarks (storetest, clitest, bench/seed); the agent never
+// links it.
 package store
 
 import (

@@ -2,8 +2,9 @@
 // when something concerns them, typically a deployment phase that opens for their group. A hub
 // is in-memory and per server replica: a device waits on the replica it is connected to. The
 // replica that writes a deployment wakes the group's devices through its hub; on PostgreSQL the
-// others hear of the write (store.ListenDeployments) and wake theirs. The API's device routes
-// (which hold the long-poll) and internal/tasks (which wakes a deployment's devices) import it.
+// others hear of the write (store.ListenDeployments) and wake theirs. The server makes the hub;
+// the API's device routes (which hold the long-poll) and internal/tasks (which wakes a
+// deployment's devices) import it too.
 package wake
 
 import (

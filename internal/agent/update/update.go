@@ -5,7 +5,8 @@
 // first, full image as fallback), writes the inactive A/B slot, switches,
 // trial-boots, and commits after a health check or rolls back.
 //
-// It is imported by cmd/rampart-agent only and must stay free of database,
+// It is imported by the agent's packages and by the fleet simulator
+// (internal/sim), which runs real agents, and must stay free of database,
 // web-server and server-side signing code (a test guards its dependencies).
 package update
 

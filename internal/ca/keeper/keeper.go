@@ -1,6 +1,6 @@
 // Package keeper hands out opened tenant certificate authorities: it creates a tenant's CA on
 // first use, keeps it sealed in the store under the server's key-encryption key, and caches the
-// opened authority, since a tenant CA never changes once made. The server and the API import it.
+// opened authority, since a tenant CA never changes once made. The server, the API and the benchmark seeder (bench/seed) import it.
 package keeper
 
 import (

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rampartsec/rampart/internal/api"
 	"github.com/rampartsec/rampart/internal/cli/clienv"
 	"github.com/rampartsec/rampart/internal/server"
 )
@@ -67,8 +66,8 @@ func Command(env *clienv.Env) *cobra.Command {
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "server certificate (PEM); default: one signed by the service CA")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "key of --tls-cert (PEM)")
 	f.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "key-encryption key sealing tenant CA keys (64 hex digits); default: DIR/master.key, created on first start; replicas sharing a database need the same one")
-	f.Float64Var(&cfg.DeviceRate, "device-rate", api.DefaultDeviceRate, "device API requests per second allowed per device (bursts of 20 s worth); 0 for no limit")
-	f.Float64Var(&cfg.AddrRate, "address-rate", api.DefaultAddrRate, "device API requests per second allowed per client address (bursts of 10 s worth); 0 for no limit")
+	f.Float64Var(&cfg.DeviceRate, "device-rate", server.DefaultDeviceRate, "device API requests per second allowed per device (bursts of 20 s worth); 0 for no limit")
+	f.Float64Var(&cfg.AddrRate, "address-rate", server.DefaultAddrRate, "device API requests per second allowed per client address (bursts of 10 s worth); 0 for no limit")
 	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the server until it stops to FILE (go tool pprof), for benchmarks")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
