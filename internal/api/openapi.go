@@ -74,11 +74,16 @@ func (a *API) OpenAPI() openAPIDoc {
 		responses := map[string]any{
 			itoa(status): map[string]any{"description": http.StatusText(status), "content": map[string]any{
 				"application/json": map[string]any{"schema": schemaRef(reflect.TypeOf(rt.doc.response), schemas)}}},
-			"default": map[string]any{"description": "An error, in the one envelope", "content": map[string]any{
-				"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Error"}}}},
+			"default": map[string]any{"$ref": "#/components/responses/Error"},
+		}
+		for _, code := range routeErrors(rt) {
+			responses[itoa(code)] = map[string]any{"$ref": "#/components/responses/" + errorResponses[code].name}
 		}
 		op["responses"] = responses
-		if !rt.access.public {
+		if rt.access.public {
+			op["security"] = []any{} // public on purpose: no token
+			op["description"] = "Public: needs no token."
+		} else {
 			op["security"] = []any{map[string]any{"bearer": []string{}}}
 			role := string(rt.access.role)
 			if rt.access.service {
@@ -95,12 +100,61 @@ func (a *API) OpenAPI() openAPIDoc {
 		"openapi": "3.1.0",
 		"info": map[string]any{"title": "Rampart admin API", "version": Version,
 			"description": "Admin API of Rampart, the security service for fleets of connected Linux devices."},
-		"paths": paths,
+		// Relative to where this document is served: the server that answered.
+		"servers": []any{map[string]any{"url": "/", "description": "this Rampart server"}},
+		"paths":   paths,
 		"components": map[string]any{
 			"schemas":         schemas,
+			"responses":       errorResponseComponents(),
 			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer"}},
 		},
 	}
+}
+
+// errorResponses names the client errors the document lists per route, each answered in the one
+// envelope (schema Error) with the code of doc/api.md.
+var errorResponses = map[int]struct{ name, description string }{
+	http.StatusBadRequest:            {"BadRequest", "bad_request: invalid input (a malformed body or field, a path or query that is not UTF-8 text)"},
+	http.StatusUnauthorized:          {"Unauthorized", "unauthorized: no token, or a malformed, unknown or revoked one"},
+	http.StatusForbidden:             {"Forbidden", "forbidden: the token's role or kind may not call this route"},
+	http.StatusNotFound:              {"NotFound", "not_found: the object named in the path does not exist in the caller's tenant"},
+	http.StatusConflict:              {"Conflict", "conflict: the request clashes with the current state (already exists, wrong state)"},
+	http.StatusRequestEntityTooLarge: {"TooLarge", "too_large: the body is over its size limit"},
+	http.StatusUnsupportedMediaType:  {"UnsupportedMediaType", "unsupported_media_type: the body is not application/json"},
+	http.StatusTooManyRequests:       {"RateLimited", "rate_limited: too many requests from this address; Retry-After says when to try again"},
+}
+
+// routeErrors lists the client errors a route can answer: every route checks its input (400);
+// a route with a token may refuse it (401, 403); a path parameter may name nothing (404); a
+// change may clash with the state (409); a JSON body may be too large or of another type (413,
+// 415); the public application route is rate limited (429).
+func routeErrors(rt route) []int {
+	out := []int{http.StatusBadRequest}
+	if !rt.access.public {
+		out = append(out, http.StatusUnauthorized, http.StatusForbidden)
+	}
+	if strings.Contains(rt.path, "{") {
+		out = append(out, http.StatusNotFound)
+	}
+	if rt.method != http.MethodGet {
+		out = append(out, http.StatusConflict)
+	}
+	if rt.doc.body != nil {
+		out = append(out, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType)
+	}
+	if rt.access.public && rt.method == http.MethodPost {
+		out = append(out, http.StatusTooManyRequests)
+	}
+	return out
+}
+
+func errorResponseComponents() map[string]any {
+	envelope := map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Error"}}}
+	out := map[string]any{"Error": map[string]any{"description": "An error, in the one envelope", "content": envelope}}
+	for _, e := range errorResponses {
+		out[e.name] = map[string]any{"description": e.description, "content": envelope}
+	}
+	return out
 }
 
 func (a *API) openAPI(w http.ResponseWriter, r *http.Request, _ *principal) error {
