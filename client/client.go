@@ -121,8 +121,12 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		var eb ErrorBody
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 		if json.Unmarshal(b, &eb) != nil || eb.Error.Message == "" {
-			return &Error{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode),
-				Message: fmt.Sprintf("server answered %s", resp.Status)}
+			msg := fmt.Sprintf("server answered %s", resp.Status)
+			if resp.StatusCode == http.StatusBadRequest && req.URL.Scheme == "http" {
+				// An HTTPS server answers a plain-HTTP request with a bare 400.
+				msg += fmt.Sprintf(" to plain HTTP; Rampart speaks HTTPS: use https://%s", req.URL.Host)
+			}
+			return &Error{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode), Message: msg}
 		}
 		return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
 	}

@@ -241,7 +241,19 @@ func ParseStoredRules(data []byte) (*Program, error) {
 	return p, nil
 }
 
+// decodeRules reads a rules file; its refusals are public sentences for the file's author.
 func decodeRules(data []byte) (*Program, error) {
+	p, err := decodeRulesFile(data)
+	if err != nil {
+		if _, ok := public.As(err); !ok {
+			err = public.Errorf(public.Invalid, "%w", err)
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+func decodeRulesFile(data []byte) (*Program, error) {
 	if len(data) > MaxRulesBytes {
 		return nil, fmt.Errorf("rules file is %d bytes, the limit is %d", len(data), MaxRulesBytes)
 	}
@@ -256,16 +268,33 @@ func decodeRules(data []byte) (*Program, error) {
 		}
 		return &p, nil
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(trimmed))
+	// The whole file, not the trimmed one: a line number must count the blank lines above.
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&p); err != nil {
-		return nil, err
+		return nil, yamlError(err)
 	}
 	var extra any
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return nil, errors.New("yaml: more than one document")
 	}
 	return &p, nil
+}
+
+// goType is the Go type a YAML decoding error names ("in type program.Program"), which means
+// nothing to the author of a rules file.
+var goType = regexp.MustCompile(` in type [A-Za-z0-9_.\[\]*]+`)
+
+// yamlError puts the decoder's complaints on one line, each with its line number.
+func yamlError(err error) error {
+	if te, ok := errors.AsType[*yaml.TypeError](err); ok {
+		msgs := make([]string, len(te.Errors))
+		for i, m := range te.Errors {
+			msgs[i] = goType.ReplaceAllString(m, "")
+		}
+		return fmt.Errorf("yaml: %s", strings.Join(msgs, "; "))
+	}
+	return err
 }
 
 // DecodeJSONStrict decodes exactly one JSON value from r into v, rejecting

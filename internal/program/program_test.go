@@ -3,6 +3,7 @@ package program
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -122,6 +123,18 @@ func TestParseRulesDefaults(t *testing.T) {
 	}
 	if diff := cmp.Diff(p.Awards.Quality, map[Quality]int64{"low": 0, "medium": 50, "high": 100}); diff != "" {
 		t.Errorf("quality (-got +want):\n%s", diff)
+	}
+}
+
+// TestParseRulesYAMLLine: a YAML complaint names the line of the file as the author sees it,
+// blank lines above included, on one line and without Go type names.
+func TestParseRulesYAMLLine(t *testing.T) {
+	src := "\n\n# rules\n" + minimalYAML + "colour: red\nshape: round\n"
+	line := strings.Count("\n\n# rules\n"+minimalYAML, "\n") + 1
+	_, err := ParseRules([]byte(src))
+	want := fmt.Sprintf("yaml: line %d: field colour not found; line %d: field shape not found", line, line+1)
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), "program.Program") {
+		t.Fatalf("ParseRules = %v, want one line with %q", err, want)
 	}
 }
 

@@ -27,6 +27,8 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"golang.org/x/crypto/scrypt"
+
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Sentinel errors.
@@ -293,16 +295,21 @@ func LoadKeys(dir string, passphrase []byte) (*KeySet, error) {
 	for _, name := range names {
 		b, err := os.ReadFile(name)
 		if err != nil {
-			return nil, fmt.Errorf("tuf.LoadKeys: %w", err)
+			return nil, public.Wrap(fmt.Errorf("tuf.LoadKeys: %w", err), public.Invalid, "cannot read key file %s (%v)", name, errors.Unwrap(err))
 		}
 		k, err := DecryptKey(b, passphrase)
-		if err != nil {
-			return nil, fmt.Errorf("tuf.LoadKeys: %s: %w", filepath.Base(name), err)
+		switch {
+		case errors.Is(err, ErrPassphrase):
+			return nil, public.Wrap(fmt.Errorf("tuf.LoadKeys: %s: %w", name, err), public.Invalid,
+				"key file %s does not open with this passphrase: give the one `rampart keys init` used (--passphrase-file or RAMPART_KEYS_PASSPHRASE)", name)
+		case err != nil:
+			return nil, public.Wrap(fmt.Errorf("tuf.LoadKeys: %s: %w", name, err), public.Invalid,
+				"%s is not a key file `rampart keys init` wrote; move it out of %s", name, dir)
 		}
 		ks.Keys = append(ks.Keys, k)
 	}
 	if len(ks.Keys) == 0 {
-		return nil, fmt.Errorf("tuf.LoadKeys: no key files in %s", dir)
+		return nil, public.Errorf(public.Invalid, "no key files (*.key) in %s: give the folder `rampart keys init --dir` created", dir)
 	}
 	return ks, nil
 }

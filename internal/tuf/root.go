@@ -260,10 +260,22 @@ func signRole[T metadata.Roles](root *metadata.Metadata[metadata.RootType], md *
 		n++
 	}
 	if n < r.Threshold {
-		return fmt.Errorf("%w: %d of %d %s keys", ErrThreshold, n, r.Threshold, role)
+		return &ThresholdError{Role: role, Have: n, Need: r.Threshold}
 	}
 	return nil
 }
+
+// ThresholdError is ErrThreshold with its counts: Have keys of Role were present, Need required.
+type ThresholdError struct {
+	Role       string
+	Have, Need int
+}
+
+func (e *ThresholdError) Error() string {
+	return fmt.Sprintf("%v: %d of %d %s keys", ErrThreshold, e.Have, e.Need, e.Role)
+}
+
+func (e *ThresholdError) Is(target error) bool { return target == ErrThreshold }
 
 // signOnline signs md with one online key, which root must trust for role.
 func signOnline[T metadata.Roles](root *metadata.Metadata[metadata.RootType], md *metadata.Metadata[T], role string, k *PrivateKey) error {

@@ -3,12 +3,15 @@ package tuf
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
-	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/rampartsec/rampart/internal/deviceapi"
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Image describes one content-addressed artifact as it appears in signed
@@ -236,6 +239,10 @@ func SignTargets(root, payload []byte, ks *KeySet) ([]byte, error) {
 	}
 	t.ClearSignatures()
 	if err := signRole(r, t, metadata.TARGETS, ks); err != nil {
+		if te, ok := errors.AsType[*ThresholdError](err); ok {
+			return nil, public.Wrap(fmt.Errorf("tuf.SignTargets: %w", err), public.Invalid,
+				"not enough signing keys: the key folder holds %d of the %d targets keys the root requires", te.Have, te.Need)
+		}
 		return nil, fmt.Errorf("tuf.SignTargets: %w", err)
 	}
 	b, err := t.ToBytes(true)

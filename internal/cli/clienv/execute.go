@@ -2,10 +2,13 @@ package clienv
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -32,6 +35,32 @@ func Message(err error) string {
 	}
 	if e, ok := errors.AsType[*client.Error](err); ok {
 		return fmt.Sprintf("%s (HTTP %d)", err.Error(), e.Status)
+	}
+	// The connection failed before the server could answer: say what to check.
+	if u, ok := errors.AsType[*url.Error](err); ok {
+		server := u.URL
+		if p, err := url.Parse(u.URL); err == nil {
+			server = p.Scheme + "://" + p.Host
+		}
+		var unknownCA x509.UnknownAuthorityError
+		var hostname x509.HostnameError
+		switch {
+		case errors.As(err, &unknownCA):
+			return fmt.Sprintf("cannot verify the certificate of %s: pass --ca-file with the CA that signed it (the server's DATA/service-ca.pem)", server)
+		case errors.As(err, &hostname):
+			var names []string
+			if c := hostname.Certificate; c != nil {
+				names = append(names, c.DNSNames...)
+				for _, ip := range c.IPAddresses {
+					names = append(names, ip.String())
+				}
+			}
+			return fmt.Sprintf("the certificate of %s is not for %s; use a name it holds in --server: %s", server, hostname.Host, strings.Join(names, ", "))
+		case errors.Is(err, syscall.ECONNREFUSED):
+			return fmt.Sprintf("nothing answers at %s: is rampart server running there, and is --server right?", server)
+		case u.Timeout():
+			return fmt.Sprintf("%s did not answer in time; check --server and the network", server)
+		}
 	}
 	return err.Error()
 }

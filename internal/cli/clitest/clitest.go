@@ -126,6 +126,16 @@ func (c *CLI) Fails(want string, args ...string) {
 	}
 }
 
+// FailsWith runs a command that must fail (exit 1) and print exactly want on stderr, nothing on
+// stdout.
+func (c *CLI) FailsWith(want string, args ...string) {
+	c.T.Helper()
+	out, errs, code := c.Run(args...)
+	if code != 1 || errs != want || out != "" {
+		c.T.Fatalf("rampart %s: exit %d, stdout %q, stderr %q; want exit 1 and stderr %q", strings.Join(args, " "), code, out, errs, want)
+	}
+}
+
 // Nouns builds a root command holding only the given nouns, with the global flags, for testing
 // one noun package on its own.
 func Nouns(nouns ...func(*clienv.Env) *cobra.Command) Root {

@@ -1,7 +1,7 @@
 package program
 
 import (
-	"fmt"
+	"errors"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -9,6 +9,7 @@ import (
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/cli/clienv"
 	"github.com/rampartsec/rampart/internal/program"
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 func newCreate(env *clienv.Env) *cobra.Command {
@@ -20,12 +21,16 @@ func newCreate(env *clienv.Env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := os.ReadFile(rulesFile)
 			if err != nil {
-				return fmt.Errorf("read the rules file: %w", err)
+				return public.Wrap(err, public.Invalid, "cannot read the rules file %s (%v)", rulesFile, errors.Unwrap(err))
 			}
 			// Check locally first, so that a mistake is reported with every problem at once and
 			// before anything is sent.
 			if _, err := program.ParseRules(data); err != nil {
-				return fmt.Errorf("%s: %w", rulesFile, err)
+				msg, ok := public.Message(err)
+				if !ok {
+					msg = err.Error()
+				}
+				return public.Wrap(err, public.Invalid, "%s: %s", rulesFile, msg)
 			}
 			c, err := env.Client()
 			if err != nil {

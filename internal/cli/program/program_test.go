@@ -39,6 +39,14 @@ func TestProgramVerbs(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.json")
 	os.WriteFile(bad, []byte(`{"name":"x","title":"X","colour":"red"}`), 0o644)
 	c.Fails(`unknown field "colour"`, "program", "create", "x", "--rules", bad)
+	// A YAML mistake names the file and its line as an editor shows it, once, on one line.
+	badYAML := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(badYAML, []byte("\n\n# my rules\nname: x\ntitle: X\ncolour: red\n"), 0o644)
+	_, errs, code := c.Run("program", "create", "x", "--rules", badYAML)
+	if code != 1 || !strings.HasPrefix(errs, "rampart: "+badYAML+": ") || !strings.HasSuffix(errs, "yaml: line 6: field colour not found\n") ||
+		strings.Count(errs, "\n") != 1 || strings.Contains(errs, "program.") {
+		t.Errorf("program create with a bad YAML field: exit %d, %q", code, errs)
+	}
 	c.Fails("required flag(s) \"rules\" not set", "program", "create", "x")
 	c.Fails("program nothing not found (HTTP 404)", "program", "show", "nothing")
 

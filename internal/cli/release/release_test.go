@@ -87,9 +87,14 @@ func TestReleaseWalk(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(keysDir, "targets-*.key"))
 	b, _ := os.ReadFile(files[0])
 	os.WriteFile(filepath.Join(one, filepath.Base(files[0])), b, 0o600)
-	c.Fails("not enough signing keys", "release", "sign", "--product", "gateway", "--version", "1.0.0", "--keys", one)
+	// Each refusal is one sentence that says what to do, with no function names in it.
+	c.FailsWith("rampart: not enough signing keys: the key folder holds 1 of the 2 targets keys the root requires\n",
+		"release", "sign", "--product", "gateway", "--version", "1.0.0", "--keys", one)
+	c.FailsWith("rampart: no key files (*.key) in "+work+": give the folder `rampart keys init --dir` created\n",
+		"release", "sign", "--product", "gateway", "--version", "1.0.0", "--keys", work)
 	c.Env["RAMPART_KEYS_PASSPHRASE"] = "wrong"
-	c.Fails("wrong passphrase", "release", "sign", "--product", "gateway", "--version", "1.0.0", "--keys", keysDir)
+	c.FailsWith("rampart: key file "+filepath.Join(one, filepath.Base(files[0]))+" does not open with this passphrase: give the one `rampart keys init` used (--passphrase-file or RAMPART_KEYS_PASSPHRASE)\n",
+		"release", "sign", "--product", "gateway", "--version", "1.0.0", "--keys", one)
 	c.Env["RAMPART_KEYS_PASSPHRASE"] = "correct horse battery staple"
 
 	var r1 client.Release

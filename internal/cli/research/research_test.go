@@ -52,6 +52,13 @@ func TestResearchVerbs(t *testing.T) {
 	outside := filepath.Join(dir, "outside.json")
 	os.WriteFile(outside, []byte(`{"title":"x","description":"y","scenario":"steal-the-moon","product":"edge-gateway","components":["kernel"]}`), 0o644)
 	ada.Fails("scenario", "research", "submit", "--program", "edge-challenge", "--file", outside)
+	// A field the report does not have is refused by name, not dropped on the way.
+	unknown := filepath.Join(dir, "unknown.json")
+	os.WriteFile(unknown, []byte(`{"title":"x","description":"y","scenario":"general","product":"edge-gateway","severity":"critical"}`), 0o644)
+	ada.FailsWith("rampart: "+unknown+`: unknown field "severity"; a report has no such field`+"\n", "research", "submit", "--program", "edge-challenge", "--file", unknown)
+	notJSON := filepath.Join(dir, "broken.json")
+	os.WriteFile(notJSON, []byte("{\n\"title\": \"x\",\n}"), 0o644)
+	ada.FailsWith("rampart: "+notJSON+" is not valid JSON (line 3); it must be one report\n", "research", "submit", "--program", "edge-challenge", "--file", notJSON)
 
 	poc := filepath.Join(dir, "poc.py")
 	os.WriteFile(poc, []byte("print('poc')\n"), 0o644)

@@ -1,10 +1,6 @@
 package research
 
 import (
-	"encoding/json"
-	"fmt"
-	"os"
-
 	"github.com/spf13/cobra"
 
 	"github.com/rampartsec/rampart/client"
@@ -19,13 +15,9 @@ func newSubmit(env *clienv.Env) *cobra.Command {
 		Short: "Submit a report (title, description, scenario, product, components, releases, cvss31, cvss40) as an accepted researcher",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := os.ReadFile(file)
-			if err != nil {
-				return fmt.Errorf("read the report file: %w", err)
-			}
 			var req client.SubmitReportRequest
-			if err := json.Unmarshal(data, &req); err != nil {
-				return fmt.Errorf("%s is not a report in JSON: %w", file, err)
+			if err := clienv.DecodeFile(file, "report", &req); err != nil {
+				return err
 			}
 			c, err := env.Client()
 			if err != nil {
