@@ -136,7 +136,7 @@ func (f *benchFleet) agents(b *testing.B, n int) []*agent {
 			args = append(args, id)
 			fmt.Fprintf(&sb, "($%d, $1, $2, $3, 'claimed', 'affirming', '', '', 1, 1)", len(args))
 		}
-		if _, err := f.Service.Store().DB().ExecContext(ctx, sb.String(), args...); err != nil {
+		if _, err := storetest.DB(f.Service.Store()).ExecContext(ctx, sb.String(), args...); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -2,8 +2,8 @@
 // claimed devices in one product's Production group, and certificates (with keys) for the first
 // M of them, written as PEM files the load generator presents, and optionally an emergency
 // deployment of a signed release to the group, so that every device checks in against real
-// director metadata. It writes straight to the store,
-// as a test fixture would; it is not part of the product.
+// director metadata. It registers the devices through store.SeedDevices, without
+// audit records, as a test fixture would; it is not part of the product.
 package main
 
 import (
@@ -95,17 +95,7 @@ func run() error {
 		if len(ids) == 0 {
 			return nil
 		}
-		var sb strings.Builder
-		args := []any{tn.ID, p.ID, g.ID, time.Now().UnixMicro()}
-		sb.WriteString(`INSERT INTO devices (id, tenant_id, product_id, group_id, state, attestation, current_release, target_release, created_at, updated_at) VALUES `)
-		for i, id := range ids {
-			if i > 0 {
-				sb.WriteString(",")
-			}
-			args = append(args, id)
-			fmt.Fprintf(&sb, "($%d, $1, $2, $3, 'claimed', 'affirming', '1.0.0', '', $4, $4)", len(args))
-		}
-		_, err := s.DB().ExecContext(ctx, sb.String(), args...)
+		err := s.SeedDevices(ctx, tn.ID, p.ID, g.ID, "1.0.0", ids, time.Now())
 		ids = ids[:0]
 		return err
 	}

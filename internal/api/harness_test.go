@@ -144,13 +144,13 @@ func (h *harness) snapshot() map[string]int {
 		"programs", "researchers", "applications", "reports", "report_comments", "report_attachments", "report_events",
 		"award_ledger", "report_releases", "report_coverage"} {
 		var n int
-		if err := h.store.DB().QueryRow("SELECT COUNT(*) FROM " + table).Scan(&n); err != nil {
+		if err := storetest.DB(h.store).QueryRow("SELECT COUNT(*) FROM " + table).Scan(&n); err != nil {
 			h.t.Fatal(err)
 		}
 		out[table] = n
 	}
 	var revoked int
-	h.store.DB().QueryRow("SELECT COUNT(*) FROM api_tokens WHERE revoked_at IS NOT NULL").Scan(&revoked)
+	storetest.DB(h.store).QueryRow("SELECT COUNT(*) FROM api_tokens WHERE revoked_at IS NOT NULL").Scan(&revoked)
 	out["revoked"] = revoked
 	return out
 }
@@ -159,7 +159,7 @@ func (h *harness) snapshot() map[string]int {
 // with attestation.
 func (h *harness) insertDevice(tenantID, productID, groupID, id string) {
 	h.t.Helper()
-	_, err := h.store.DB().Exec(`INSERT INTO devices (id, tenant_id, product_id, group_id, state, attestation, current_release, target_release, created_at, updated_at)
+	_, err := storetest.DB(h.store).Exec(`INSERT INTO devices (id, tenant_id, product_id, group_id, state, attestation, current_release, target_release, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, 'claimed', '', '1.0.0', '', 1, 1)`, id, tenantID, productID, groupID)
 	if err != nil {
 		h.t.Fatal(err)

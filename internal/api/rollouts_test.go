@@ -13,6 +13,7 @@ import (
 	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
 // rolloutSeed is tenant A's rollout data that tenant B must never reach.
@@ -25,7 +26,7 @@ func (s rolloutSeed) leaks() []string { return []string{s.deploymentID, s.groupI
 // signedReleaseRow records a signed release of a product as the release service leaves it, without images.
 func (h *harness) signedReleaseRow(t *testing.T, tenantID, productID, version string) {
 	t.Helper()
-	if _, err := h.store.DB().Exec(`INSERT INTO releases (id, tenant_id, product_id, version, state, targets_version, revoked_reason, created_at)
+	if _, err := storetest.DB(h.store).Exec(`INSERT INTO releases (id, tenant_id, product_id, version, state, targets_version, revoked_reason, created_at)
 		VALUES ($1, $2, $3, $4, 'signed', 1, '', 1)`, store.NewID("rel"), tenantID, productID, version); err != nil {
 		t.Fatal(err)
 	}

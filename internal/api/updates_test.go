@@ -17,6 +17,7 @@ import (
 	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/ratelimit"
 	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
 // devicePost sends a JSON body to the device API with the given certificate.
@@ -197,7 +198,7 @@ func TestAgentAgainstServer(t *testing.T) {
 	// A newly committed release is a coverage event for the rollout engine
 	// (the harness registers the device as already running 1.0.0).
 	var events int
-	if err := h.store.DB().QueryRow(`SELECT COUNT(*) FROM coverage_events WHERE device_id = $1 AND release_version = '1.1.0'`, dev.id).Scan(&events); err != nil || events != 1 {
+	if err := storetest.DB(h.store).QueryRow(`SELECT COUNT(*) FROM coverage_events WHERE device_id = $1 AND release_version = '1.1.0'`, dev.id).Scan(&events); err != nil || events != 1 {
 		t.Errorf("coverage events for 1.1.0 = %d, %v; want 1", events, err)
 	}
 

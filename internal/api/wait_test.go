@@ -10,6 +10,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/deviceapi"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 	"github.com/rampartsec/rampart/internal/wake"
 )
 
@@ -63,7 +64,7 @@ func TestDeviceWait(t *testing.T) {
 
 func (d fleetDevice) tenantID(h *harness) string {
 	var id string
-	if err := h.store.DB().QueryRow(`SELECT tenant_id FROM devices WHERE id = $1`, d.id).Scan(&id); err != nil {
+	if err := storetest.DB(h.store).QueryRow(`SELECT tenant_id FROM devices WHERE id = $1`, d.id).Scan(&id); err != nil {
 		h.t.Fatal(err)
 	}
 	return id
@@ -86,7 +87,7 @@ func TestDeploymentWakesDeviceBetweenWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	elsewhere := h.newDevice("default")
-	if _, err := h.store.DB().Exec(`UPDATE devices SET group_id = $1 WHERE id = $2`, devel.ID, elsewhere.id); err != nil {
+	if _, err := storetest.DB(h.store).Exec(`UPDATE devices SET group_id = $1 WHERE id = $2`, devel.ID, elsewhere.id); err != nil {
 		t.Fatal(err)
 	}
 	elsewhereCert := h.issue("default", elsewhere, ca.ProfileNormal, time.Now())

@@ -85,6 +85,8 @@ var rules = []rule{
 	{pkg: "internal/store", sentence: "Only server-side packages import it (the API, the verifier in internal/attest, the CA keeper, the release service, the server and its tasks), besides the fixtures of tests and benchmarks (storetest, clitest, bench/seed); the agent never links it.",
 		importers: []string{"internal/api", "internal/attest", "internal/ca/keeper", "internal/release", "internal/server", "internal/tasks", "internal/store/storetest", "internal/cli/clitest", "bench/seed"}, notAgent: true},
 	{pkg: "internal/store/storetest", sentence: "Only tests import it.", importers: []string{}},
+	{pkg: "internal/store/internal/testhook", sentence: "Only internal/store and internal/store/storetest import it",
+		importers: []string{"internal/store", "internal/store/storetest"}},
 	{pkg: "internal/tasks", sentence: "Only internal/server and internal/api (which wakes a group's devices when an operator creates or resumes a deployment) import it",
 		importers: []string{"internal/server", "internal/api"}, notAgent: true},
 	{pkg: "internal/testenv", sentence: "Only tests import it.", importers: []string{"internal/store/storetest", "internal/cli/clitest"}},

@@ -78,13 +78,13 @@ func BenchmarkDirectorCheckIn(b *testing.B) {
 			devices := []string{f.device}
 			for i := 1; i < checkInCallers*runtime.GOMAXPROCS(0); i++ {
 				id := fmt.Sprintf("%064x", i)
-				if _, err := f.st.DB().Exec(`INSERT INTO devices (id, tenant_id, state, attestation, current_release, target_release, created_at, updated_at)
+				if _, err := storetest.DB(f.st).Exec(`INSERT INTO devices (id, tenant_id, state, attestation, current_release, target_release, created_at, updated_at)
 					VALUES ($1, $2, 'claimed', '', '', '', 1, 1)`, id, f.tenant.ID); err != nil {
 					b.Fatal(err)
 				}
 				devices = append(devices, id)
 			}
-			if _, err := f.st.DB().Exec(`UPDATE devices SET product_id = $1, group_id = $2`, g.ProductID, g.ID); err != nil {
+			if _, err := storetest.DB(f.st).Exec(`UPDATE devices SET product_id = $1, group_id = $2`, g.ProductID, g.ID); err != nil {
 				b.Fatal(err)
 			}
 			f.release("1.0.0", binary(8, 4<<10))
@@ -117,7 +117,7 @@ func BenchmarkDirectorCheckIn(b *testing.B) {
 				b.RunParallel(func(pb *testing.PB) {
 					var one int
 					for pb.Next() {
-						if err := f.st.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil {
+						if err := storetest.QueryRow(ctx, f.st, `SELECT 1`).Scan(&one); err != nil {
 							b.Error(err)
 							return
 						}

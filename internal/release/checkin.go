@@ -2,7 +2,6 @@ package release
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"sync"
 	"time"
@@ -24,19 +23,11 @@ const (
 	checkInTimeout = 30 * time.Second
 )
 
-// checkInBatchQuery is checkInTimestampQuery for many devices at once. Device IDs are unique
-// across tenants; each row carries its tenant, and a row of another tenant than the request's
-// counts as no row at all.
-const checkInBatchQuery = `SELECT d.id, d.tenant_id, COALESCE(d.group_id, ''), m.product, m.release, m.timestamp_file,
-		CASE WHEN m.timestamp_file IS NULL THEN m.files END
-		FROM devices d LEFT JOIN director_metadata m ON m.device_id = d.id AND m.tenant_id = d.tenant_id
-		WHERE d.id = ANY($1)`
-
 // checkInReads queues check-in reads and runs them in batches.
 type checkInReads struct {
 	// fetch reads the rows of the given devices, keyed by device ID; a device without a row
 	// is missing from the map.
-	fetch func(ctx context.Context, ids []string) (map[string]batchRow, error)
+	fetch func(ctx context.Context, ids []string) (map[string]store.CheckIn, error)
 
 	mu      sync.Mutex
 	queue   []*checkInRead
@@ -46,13 +37,13 @@ type checkInReads struct {
 // checkInRead is one check-in waiting for its row.
 type checkInRead struct {
 	tenantID, deviceID string
-	c                  deviceCheckIn
+	c                  store.CheckIn
 	err                error
 	done               chan struct{}
 }
 
 // read returns the device's check-in row, as checkIn with timestampOnly does.
-func (b *checkInReads) read(ctx context.Context, tenantID, deviceID string) (deviceCheckIn, error) {
+func (b *checkInReads) read(ctx context.Context, tenantID, deviceID string) (store.CheckIn, error) {
 	r := &checkInRead{tenantID: tenantID, deviceID: deviceID, done: make(chan struct{})}
 	b.mu.Lock()
 	b.queue = append(b.queue, r)
@@ -69,7 +60,7 @@ func (b *checkInReads) read(ctx context.Context, tenantID, deviceID string) (dev
 		return r.c, r.err
 	case <-ctx.Done():
 		// The batch still answers r, to nobody; its result is dropped with it.
-		return deviceCheckIn{}, ctx.Err()
+		return store.CheckIn{}, ctx.Err()
 	}
 }
 
@@ -108,48 +99,17 @@ func (b *checkInReads) run(batch []*checkInRead) {
 		switch row, ok := rows[r.deviceID]; {
 		case err != nil:
 			r.err = err
-		case !ok || row.tenantID != r.tenantID:
+		case !ok || row.TenantID != r.tenantID:
 			r.err = fmt.Errorf("%w: device %s", ErrUnregistered, r.deviceID)
 		default:
-			r.c = row.c
+			r.c = row
 		}
 		close(r.done)
 	}
 }
 
-// batchRow is one device's row of a batched check-in query.
-type batchRow struct {
-	tenantID string
-	c        deviceCheckIn
-}
-
-// newCheckInReads batches check-in reads from the store's devices and director metadata.
+// newCheckInReads batches check-in reads from the store's devices and director metadata
+// (store.DeviceCheckIns, one query per batch).
 func newCheckInReads(st *store.Store) *checkInReads {
-	return &checkInReads{fetch: func(ctx context.Context, ids []string) (map[string]batchRow, error) {
-		return fetchCheckIns(ctx, st, ids)
-	}}
-}
-
-// fetchCheckIns reads the check-in rows of the given devices in one query.
-func fetchCheckIns(ctx context.Context, st *store.Store, ids []string) (map[string]batchRow, error) {
-	rows, err := st.Query(ctx, checkInBatchQuery, ids)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := make(map[string]batchRow, len(ids))
-	for rows.Next() {
-		var id string
-		var row batchRow
-		var product, rel sql.NullString
-		if err := rows.Scan(&id, &row.tenantID, &row.c.groupID, &product, &rel, &row.c.timestamp, &row.c.files); err != nil {
-			return nil, err
-		}
-		row.c.named, row.c.product, row.c.release = product.Valid, product.String, rel.String
-		out[id] = row
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return &checkInReads{fetch: st.DeviceCheckIns}
 }

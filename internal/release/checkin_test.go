@@ -10,6 +10,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 	"github.com/rampartsec/rampart/internal/testenv"
 )
 
@@ -19,11 +20,11 @@ type blockingFetch struct {
 	mu      sync.Mutex
 	batches [][]string
 	release chan struct{}
-	rows    map[string]batchRow
+	rows    map[string]store.CheckIn
 	err     error
 }
 
-func (f *blockingFetch) fetch(ctx context.Context, ids []string) (map[string]batchRow, error) {
+func (f *blockingFetch) fetch(ctx context.Context, ids []string) (map[string]store.CheckIn, error) {
 	f.mu.Lock()
 	f.batches = append(f.batches, slices.Clone(ids))
 	f.mu.Unlock()
@@ -45,7 +46,7 @@ func (b *checkInReads) queued() int {
 
 type readResult struct {
 	device string
-	c      deviceCheckIn
+	c      store.CheckIn
 	err    error
 }
 
@@ -53,12 +54,12 @@ type readResult struct {
 // arriving meanwhile are answered by batches of at most checkInBatch distinct devices, each
 // with its own row, and that a row of another tenant or no row at all is an unregistered device.
 func TestCheckInReadsBatch(t *testing.T) {
-	f := &blockingFetch{release: make(chan struct{}), rows: map[string]batchRow{}}
+	f := &blockingFetch{release: make(chan struct{}), rows: map[string]store.CheckIn{}}
 	for i := range 300 {
 		id := fmt.Sprintf("dev-%03d", i)
-		f.rows[id] = batchRow{tenantID: "acme", c: deviceCheckIn{groupID: "grp-" + id, named: true, release: "1.0." + fmt.Sprint(i)}}
+		f.rows[id] = store.CheckIn{TenantID: "acme", GroupID: "grp-" + id, Named: true, Release: "1.0." + fmt.Sprint(i)}
 	}
-	f.rows["foreign"] = batchRow{tenantID: "globex", c: deviceCheckIn{groupID: "grp-globex", named: true}}
+	f.rows["foreign"] = store.CheckIn{TenantID: "globex", GroupID: "grp-globex", Named: true}
 	b := &checkInReads{fetch: f.fetch}
 	ctx := context.Background()
 
@@ -99,8 +100,8 @@ func TestCheckInReadsBatch(t *testing.T) {
 					t.Errorf("%s: err %v, want ErrUnregistered", device, r.err)
 				}
 			default:
-				if r.err != nil || r.c != f.rows[device].c {
-					t.Errorf("%s: got %+v, %v; want %+v", device, r.c, r.err, f.rows[device].c)
+				if r.err != nil || r.c != f.rows[device] {
+					t.Errorf("%s: got %+v, %v; want %+v", device, r.c, r.err, f.rows[device])
 				}
 			}
 		}
@@ -195,20 +196,20 @@ func TestCheckInBatchedPostgres(t *testing.T) {
 	devices := []string{f.device}
 	for i := 1; i < 40; i++ {
 		id := fmt.Sprintf("%064x", i)
-		if _, err := f.st.DB().Exec(`INSERT INTO devices (id, tenant_id, state, attestation, current_release, target_release, created_at, updated_at)
+		if _, err := storetest.DB(f.st).Exec(`INSERT INTO devices (id, tenant_id, state, attestation, current_release, target_release, created_at, updated_at)
 			VALUES ($1, $2, 'claimed', '', '', '', 1, 1)`, id, f.tenant.ID); err != nil {
 			t.Fatal(err)
 		}
 		devices = append(devices, id)
 	}
 	foreign := fmt.Sprintf("%064x", 999)
-	if _, err := f.st.DB().Exec(`INSERT INTO devices (id, tenant_id, state, attestation, current_release, target_release, created_at, updated_at)
+	if _, err := storetest.DB(f.st).Exec(`INSERT INTO devices (id, tenant_id, state, attestation, current_release, target_release, created_at, updated_at)
 		VALUES ($1, $2, 'claimed', '', '', '', 1, 1)`, foreign, other.ID); err != nil {
 		t.Fatal(err)
 	}
 	// Half the devices are in the group the deployment names, and the director follows it
 	// for them; the other half have no group and no metadata.
-	if _, err := f.st.DB().Exec(`UPDATE devices SET product_id = $1, group_id = $2 WHERE id = ANY($3)`, g.ProductID, g.ID, devices[:20]); err != nil {
+	if _, err := storetest.DB(f.st).Exec(`UPDATE devices SET product_id = $1, group_id = $2 WHERE id = ANY($3)`, g.ProductID, g.ID, devices[:20]); err != nil {
 		t.Fatal(err)
 	}
 	f.release("1.0.0", binary(3, 4<<10))
@@ -225,10 +226,10 @@ func TestCheckInBatchedPostgres(t *testing.T) {
 	asked := append(slices.Clone(devices), foreign, "no-such-device")
 	want := map[string]readResult{}
 	for _, d := range asked {
-		c, err := queryCheckIn(ctx, f.st, checkInTimestampQuery, f.tenant.ID, d)
+		c, err := readCheckIn(ctx, f.st, f.tenant.ID, d, false)
 		want[d] = readResult{d, c, err}
 	}
-	if !want[devices[0]].c.named || !want[devices[0]].c.timestamp.Valid || want[devices[30]].c.named {
+	if !want[devices[0]].c.Named || !want[devices[0]].c.HasTimestamp || want[devices[30]].c.Named {
 		t.Fatalf("fixture: %+v / %+v", want[devices[0]].c, want[devices[30]].c)
 	}
 	results := make(chan readResult, 10*len(asked))

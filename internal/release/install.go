@@ -2,7 +2,6 @@ package release
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -24,12 +23,7 @@ const (
 )
 
 // InstallReport is one state a device reported.
-type InstallReport struct {
-	State   string
-	Release string
-	Reason  string
-	At      time.Time
-}
+type InstallReport = store.InstallReport
 
 // MaxReasonLength caps the failure reason a device may send.
 const MaxReasonLength = deviceapi.MaxInstallReason
@@ -63,30 +57,12 @@ func (s *Service) ReportInstall(ctx context.Context, tenantID, deviceID string, 
 			return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", err)
 		}
 	}
-	err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO install_reports (id, device_id, tenant_id, state, release, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			store.NewID("ins"), deviceID, tenantID, rep.State, rep.Release, rep.Reason, micros(rep.At)); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE devices SET last_seen_at = $1, updated_at = $1 WHERE id = $2 AND tenant_id = $3`, micros(rep.At), deviceID, tenantID); err != nil {
-			return err
-		}
-		switch rep.State {
-		case InstallCommitted:
-			if !claimed {
-				if _, err := tx.ExecContext(ctx, `UPDATE devices SET current_release = $1 WHERE id = $2 AND tenant_id = $3`, rep.Release, deviceID, tenantID); err != nil {
-					return err
-				}
-			}
-		case InstallFailed, InstallInterrupted:
-		default:
-			return nil
-		}
-		return s.cfg.Store.AppendAudit(ctx, tx, tenantID, store.Actor("device:"+deviceID), "device.install."+rep.State, "device/"+deviceID,
-			store.Details{"release": rep.Release, "reason": rep.Reason})
-	})
-	if err != nil {
-		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", mapErr(err))
+	// A committed release the rollout engine did not claim becomes the device's current
+	// release here; committed, failed and interrupted states are audited.
+	current := rep.State == InstallCommitted && !claimed
+	audited := rep.State == InstallCommitted || rep.State == InstallFailed || rep.State == InstallInterrupted
+	if err := s.cfg.Store.AddInstallReport(ctx, tenantID, deviceID, rep, current, audited); err != nil {
+		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", fromStore(err))
 	}
 	return rep, nil
 }
@@ -115,28 +91,20 @@ func ValidateInstall(rep InstallReport) error {
 // LatestInstall returns the last install state a device reported, or
 // ErrNotFound when it never reported one.
 func (s *Service) LatestInstall(ctx context.Context, tenantID, deviceID string) (InstallReport, error) {
-	var rep InstallReport
-	var at int64
-	err := s.cfg.Store.DB().QueryRowContext(ctx, `SELECT state, release, reason, at FROM install_reports
-		WHERE device_id = $1 AND tenant_id = $2 ORDER BY at DESC, id DESC LIMIT 1`, deviceID, tenantID).Scan(&rep.State, &rep.Release, &rep.Reason, &at)
-	if errors.Is(err, sql.ErrNoRows) {
+	rep, err := s.cfg.Store.LatestInstall(ctx, tenantID, deviceID)
+	if errors.Is(err, store.ErrNotFound) {
 		return InstallReport{}, fmt.Errorf("release.LatestInstall: %w", ErrNotFound)
 	}
 	if err != nil {
 		return InstallReport{}, fmt.Errorf("release.LatestInstall: %w", err)
 	}
-	rep.At = fromMicros(at)
 	return rep, nil
 }
 
 // Interrupted counts the devices of a group that reported an interrupted install of release
 // since the given time (a deployment's creation).
 func (s *Service) Interrupted(ctx context.Context, tenantID, groupID, release string, since time.Time) (int, error) {
-	var n int
-	err := s.cfg.Store.DB().QueryRowContext(ctx, `SELECT COUNT(DISTINCT ir.device_id) FROM install_reports ir
-		JOIN devices d ON d.id = ir.device_id
-		WHERE ir.tenant_id = $1 AND d.group_id = $2 AND ir.release = $3 AND ir.state = $4 AND ir.at >= $5`,
-		tenantID, groupID, release, InstallInterrupted, micros(since)).Scan(&n)
+	n, err := s.cfg.Store.CountInstallReporters(ctx, tenantID, groupID, release, InstallInterrupted, since)
 	if err != nil {
 		return 0, fmt.Errorf("release.Interrupted: %w", err)
 	}

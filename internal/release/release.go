@@ -2,13 +2,13 @@
 // images, releases grouping them per product, each tenant's TUF image
 // repository (roots and targets signed offline, snapshot and timestamp
 // signed here), the deltas built at signing time, and each device's
-// director metadata. Its tables are in migration 0200_updates.sql. The API
-// and the server import it; the agent never does.
+// director metadata. It decides what is stored; internal/store owns the
+// tables (migration 0200_updates.sql) and their SQL. The API and the server
+// import it; the agent never does.
 package release
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,9 +44,9 @@ func refuse(format string, args ...any) error {
 
 // Release states.
 const (
-	StateDraft   = "draft"
-	StateSigned  = "signed"
-	StateRevoked = "revoked"
+	StateDraft   = store.ReleaseDraft
+	StateSigned  = store.ReleaseSigned
+	StateRevoked = store.ReleaseRevoked
 )
 
 // Defaults.
@@ -119,61 +119,38 @@ func New(cfg Config) (*Service, error) {
 // writes into the roots it signs.
 func (s *Service) OnlinePublic() tuf.OnlinePublic { return s.cfg.Online.Public() }
 
-// Image is a stored, content-addressed artifact.
-type Image struct {
-	SHA256          string
-	Component       string
-	Version         string
-	SecurityVersion uint64
-	Length          int64
-	CreatedAt       time.Time
-}
+// Image is a stored, content-addressed artifact; Release is a versioned set of images of a
+// product. Both are the store's rows.
+type (
+	Image   = store.Image
+	Release = store.Release
+)
 
-func (im Image) tuf() tuf.Image {
+func tufImage(im Image) tuf.Image {
 	return tuf.Image{SHA256: im.SHA256, Length: im.Length, Component: im.Component, Version: im.Version, SecurityVersion: im.SecurityVersion}
 }
 
-// Release is a versioned set of images of a product.
-type Release struct {
-	ID             string
-	Product        string
-	Version        string
-	State          string
-	TargetsVersion int64
-	RevokedReason  string
-	CreatedAt      time.Time
-	SignedAt       *time.Time
-	RevokedAt      *time.Time
-	Images         []Image
-	Deltas         []tuf.Delta
-	// Demoted is set by Revoke only: the devices whose normal certificates the revocation
-	// demoted to update-only (store.DemoteRevoked), for the caller to wake so they attest again.
-	Demoted []string
+func tufDeltas(ds []store.Delta) []tuf.Delta {
+	out := make([]tuf.Delta, len(ds))
+	for i, d := range ds {
+		out[i] = tuf.Delta(d)
+	}
+	return out
 }
 
+// repoRow is a tenant's stored repository, decoded.
 type repoRow struct {
 	state    tuf.State
-	raw      string
+	stored   store.Repo
 	director [][]byte
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
 
-func micros(t time.Time) int64 { return t.UnixMicro() }
-
-func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
-
-func nullTime(v sql.NullInt64) *time.Time {
-	if !v.Valid {
-		return nil
-	}
-	t := fromMicros(v.Int64)
-	return &t
-}
-
-func mapErr(err error) error {
+// fromStore gives the store's sentinel errors the release package's.
+func fromStore(err error) error {
 	switch {
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, sql.ErrNoRows):
+	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
 	case errors.Is(err, store.ErrConflict):
 		return fmt.Errorf("%w: %w", ErrConflict, err)
@@ -181,30 +158,30 @@ func mapErr(err error) error {
 	return err
 }
 
-func (s *Service) loadRepo(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, tenantID string) (*repoRow, error) {
-	var raw, dir string
-	err := q.QueryRowContext(ctx, `SELECT state, director_roots FROM tuf_repos WHERE tenant_id = $1`, tenantID).Scan(&raw, &dir)
-	if errors.Is(err, sql.ErrNoRows) {
+// decodeRepo decodes a stored repository; a tenant without one is ErrNotInit.
+func decodeRepo(r store.Repo, err error) (*repoRow, error) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNotInit
 	}
 	if err != nil {
 		return nil, err
 	}
-	r := &repoRow{raw: raw}
-	if err := json.Unmarshal([]byte(raw), &r.state); err != nil {
+	row := &repoRow{stored: r}
+	if err := json.Unmarshal([]byte(r.State), &row.state); err != nil {
 		return nil, fmt.Errorf("decode repository state: %w", err)
 	}
-	if err := json.Unmarshal([]byte(dir), &r.director); err != nil {
+	if err := json.Unmarshal([]byte(r.DirectorRoots), &row.director); err != nil {
 		return nil, fmt.Errorf("decode director roots: %w", err)
 	}
-	return r, nil
+	return row, nil
+}
+
+func (s *Service) loadRepo(ctx context.Context, tenantID string) (*repoRow, error) {
+	return decodeRepo(s.cfg.Store.Repo(ctx, tenantID))
 }
 
 // saveRepo replaces the state only if nobody changed it since it was read.
-// updated_at strictly increases, since RepoFile caches files by it.
-func saveRepo(ctx context.Context, tx *sql.Tx, tenantID string, old *repoRow, st tuf.State, director [][]byte, now time.Time) error {
+func saveRepo(ctx context.Context, tx *store.UpdatesTx, tenantID string, old *repoRow, st tuf.State, director [][]byte, now time.Time) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -213,13 +190,11 @@ func saveRepo(ctx context.Context, tx *sql.Tx, tenantID string, old *repoRow, st
 	if err != nil {
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE tuf_repos SET state = $1, director_roots = $2,
-		updated_at = CASE WHEN updated_at < $3 THEN $3 ELSE updated_at + 1 END WHERE tenant_id = $4 AND state = $5`,
-		string(b), string(d), micros(now), tenantID, old.raw)
+	saved, err := tx.SaveRepo(ctx, tenantID, old.stored, string(b), string(d), now)
 	if err != nil {
 		return err
 	}
-	if n, err := res.RowsAffected(); err != nil || n != 1 {
+	if !saved {
 		return ErrConcurrently
 	}
 	return nil
@@ -247,22 +222,15 @@ func (s *Service) Init(ctx context.Context, actor store.Actor, tenantID string, 
 	if err != nil {
 		return fmt.Errorf("release.Init: %w", err)
 	}
-	err = s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO tuf_repos (tenant_id, state, director_roots, updated_at) VALUES ($1, $2, $3, $4)`,
-			tenantID, string(b), string(d), micros(now)); err != nil {
-			return err
-		}
-		return s.cfg.Store.AppendAudit(ctx, tx, tenantID, actor, "tuf.init", "tuf/root", store.Details{"root_version": 1})
-	})
-	if err != nil {
-		return fmt.Errorf("release.Init: %w", mapErr(err))
+	if err := s.cfg.Store.CreateRepo(ctx, actor, tenantID, store.Repo{State: string(b), DirectorRoots: string(d)}, now); err != nil {
+		return fmt.Errorf("release.Init: %w", fromStore(err))
 	}
 	return nil
 }
 
 // Roots returns the tenant's newest image-repository root and director root.
 func (s *Service) Roots(ctx context.Context, tenantID string) (root, directorRoot []byte, err error) {
-	r, err := s.loadRepo(ctx, s.cfg.Store.DB(), tenantID)
+	r, err := s.loadRepo(ctx, tenantID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("release.Roots: %w", err)
 	}
@@ -273,8 +241,8 @@ func (s *Service) Roots(ctx context.Context, tenantID string) (root, directorRoo
 // is not nil, a rotated director root), both signed offline.
 func (s *Service) AddRoot(ctx context.Context, actor store.Actor, tenantID string, root, directorRoot []byte) error {
 	now := s.now()
-	err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
-		r, err := s.loadRepo(ctx, tx, tenantID)
+	err := s.cfg.Store.InUpdatesTx(ctx, func(tx *store.UpdatesTx) error {
+		r, err := decodeRepo(tx.Repo(ctx, tenantID))
 		if err != nil {
 			return err
 		}
@@ -297,10 +265,10 @@ func (s *Service) AddRoot(ctx context.Context, actor store.Actor, tenantID strin
 		if err := saveRepo(ctx, tx, tenantID, r, repo.State(), director, now); err != nil {
 			return err
 		}
-		return s.cfg.Store.AppendAudit(ctx, tx, tenantID, actor, "tuf.root.rotate", "tuf/root", store.Details{"root_versions": len(repo.State().Roots), "director_root_versions": len(director)})
+		return tx.Audit(ctx, tenantID, actor, "tuf.root.rotate", "tuf/root", store.Details{"root_versions": len(repo.State().Roots), "director_root_versions": len(director)})
 	})
 	if err != nil {
-		return fmt.Errorf("release.AddRoot: %w", mapErr(err))
+		return fmt.Errorf("release.AddRoot: %w", fromStore(err))
 	}
 	return nil
 }
@@ -322,40 +290,14 @@ func (s *Service) AddImage(ctx context.Context, actor store.Actor, tenantID stri
 		return Image{}, fmt.Errorf("release.AddImage: %w", err)
 	}
 	im := Image{SHA256: sum, Component: component, Version: version, SecurityVersion: securityVersion, Length: n, CreatedAt: s.now()}
-	err = s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
-		old, err := scanImage(tx.QueryRowContext(ctx, `SELECT sha256, component, version, security_version, length, created_at
-			FROM images WHERE tenant_id = $1 AND sha256 = $2`, tenantID, sum))
-		if err == nil {
-			if old.Component != component || old.Version != version || old.SecurityVersion != securityVersion {
-				return fmt.Errorf("%w: image %s is already recorded as %s %s", ErrConflict, sum, old.Component, old.Version)
-			}
-			im = old
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO images (tenant_id, sha256, component, version, security_version, length, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, tenantID, sum, component, version, int64(securityVersion), n, micros(im.CreatedAt)); err != nil {
-			return err
-		}
-		return s.cfg.Store.AppendAudit(ctx, tx, tenantID, actor, "image.add", "image/"+sum,
-			store.Details{"component": component, "version": version, "security_version": securityVersion, "length": n})
-	})
+	stored, err := s.cfg.Store.AddImage(ctx, actor, tenantID, im)
 	if err != nil {
-		return Image{}, fmt.Errorf("release.AddImage: %w", mapErr(err))
+		return Image{}, fmt.Errorf("release.AddImage: %w", fromStore(err))
 	}
-	return im, nil
-}
-
-func scanImage(row interface{ Scan(...any) error }) (Image, error) {
-	var im Image
-	var sv, at int64
-	if err := row.Scan(&im.SHA256, &im.Component, &im.Version, &sv, &im.Length, &at); err != nil {
-		return Image{}, err
+	if stored.Component != component || stored.Version != version || stored.SecurityVersion != securityVersion {
+		return Image{}, fmt.Errorf("release.AddImage: %w: image %s is already recorded as %s %s", ErrConflict, sum, stored.Component, stored.Version)
 	}
-	im.SecurityVersion, im.CreatedAt = uint64(sv), fromMicros(at)
-	return im, nil
+	return stored, nil
 }
 
 // CreateRelease groups images (by hex SHA-256, one per component) into a
@@ -369,143 +311,39 @@ func (s *Service) CreateRelease(ctx context.Context, actor store.Actor, tenantID
 	}
 	p, err := s.cfg.Store.ProductByName(ctx, tenantID, product)
 	if err != nil {
-		return Release{}, fmt.Errorf("release.CreateRelease: product %s: %w", product, mapErr(err))
+		return Release{}, fmt.Errorf("release.CreateRelease: product %s: %w", product, fromStore(err))
 	}
 	rel := Release{ID: store.NewID("rel"), Product: product, Version: version, State: StateDraft, CreatedAt: s.now()}
-	err = s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
-		seen := map[string]bool{}
-		for _, sum := range images {
-			im, err := scanImage(tx.QueryRowContext(ctx, `SELECT sha256, component, version, security_version, length, created_at
-				FROM images WHERE tenant_id = $1 AND sha256 = $2`, tenantID, sum))
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("%w: image %s", ErrNotFound, sum)
-			}
-			if err != nil {
-				return err
-			}
-			if seen[im.Component] {
-				return refuse("two images for component %s", im.Component)
-			}
-			seen[im.Component] = true
-			rel.Images = append(rel.Images, im)
+	// Images are immutable once recorded, so reading them before the release is written
+	// sees what the release will name.
+	seen := map[string]bool{}
+	for _, sum := range images {
+		im, err := s.cfg.Store.Image(ctx, tenantID, sum)
+		if errors.Is(err, store.ErrNotFound) {
+			return Release{}, fmt.Errorf("release.CreateRelease: %w: image %s", ErrNotFound, sum)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO releases (id, tenant_id, product_id, version, state, targets_version, revoked_reason, created_at)
-			VALUES ($1, $2, $3, $4, $5, 0, '', $6)`, rel.ID, tenantID, p.ID, version, StateDraft, micros(rel.CreatedAt)); err != nil {
-			return err
+		if err != nil {
+			return Release{}, fmt.Errorf("release.CreateRelease: %w", err)
 		}
-		for _, im := range rel.Images {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO release_images (release_id, component, sha256) VALUES ($1, $2, $3)`,
-				rel.ID, im.Component, im.SHA256); err != nil {
-				return err
-			}
+		if seen[im.Component] {
+			return Release{}, fmt.Errorf("release.CreateRelease: %w", refuse("two images for component %s", im.Component))
 		}
-		return s.cfg.Store.AppendAudit(ctx, tx, tenantID, actor, "release.create", "release/"+rel.ID,
-			store.Details{"product": product, "version": version, "images": images})
-	})
-	if err != nil {
-		return Release{}, fmt.Errorf("release.CreateRelease: %w", mapErr(err))
+		seen[im.Component] = true
+		rel.Images = append(rel.Images, im)
+	}
+	if err := s.cfg.Store.CreateRelease(ctx, actor, tenantID, p.ID, rel); err != nil {
+		return Release{}, fmt.Errorf("release.CreateRelease: %w", fromStore(err))
 	}
 	return rel, nil
 }
 
-const releaseColumns = `r.id, p.name, r.version, r.state, r.targets_version, r.revoked_reason, r.created_at, r.signed_at, r.revoked_at`
-
-func scanRelease(row interface{ Scan(...any) error }) (Release, error) {
-	var r Release
-	var at int64
-	var signed, revoked sql.NullInt64
-	if err := row.Scan(&r.ID, &r.Product, &r.Version, &r.State, &r.TargetsVersion, &r.RevokedReason, &at, &signed, &revoked); err != nil {
-		return Release{}, err
-	}
-	r.CreatedAt, r.SignedAt, r.RevokedAt = fromMicros(at), nullTime(signed), nullTime(revoked)
-	return r, nil
-}
-
-type querier interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}
-
-func (s *Service) getRelease(ctx context.Context, q querier, tenantID, product, version string) (Release, error) {
-	r, err := scanRelease(q.QueryRowContext(ctx, `SELECT `+releaseColumns+`
-		FROM releases r JOIN products p ON p.id = r.product_id
-		WHERE r.tenant_id = $1 AND p.name = $2 AND r.version = $3`, tenantID, product, version))
-	if err != nil {
-		return Release{}, err
-	}
-	rows, err := q.QueryContext(ctx, `SELECT i.sha256, i.component, i.version, i.security_version, i.length, i.created_at
-		FROM release_images ri JOIN images i ON i.sha256 = ri.sha256 AND i.tenant_id = $1
-		WHERE ri.release_id = $2 ORDER BY ri.component`, tenantID, r.ID)
-	if err != nil {
-		return Release{}, err
-	}
-	for rows.Next() {
-		im, err := scanImage(rows)
-		if err != nil {
-			rows.Close()
-			return Release{}, err
-		}
-		r.Images = append(r.Images, im)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return Release{}, err
-	}
-	drows, err := q.QueryContext(ctx, `SELECT from_sha256, to_sha256, sha256, length FROM release_deltas WHERE release_id = $1 ORDER BY from_sha256, to_sha256`, r.ID)
-	if err != nil {
-		return Release{}, err
-	}
-	defer drows.Close()
-	for drows.Next() {
-		var d tuf.Delta
-		if err := drows.Scan(&d.From, &d.To, &d.SHA256, &d.Length); err != nil {
-			return Release{}, err
-		}
-		r.Deltas = append(r.Deltas, d)
-	}
-	return r, drows.Err()
-}
-
 // GetRelease returns one release with its images and deltas.
 func (s *Service) GetRelease(ctx context.Context, tenantID, product, version string) (Release, error) {
-	r, err := s.getRelease(ctx, s.cfg.Store.DB(), tenantID, product, version)
+	r, err := s.cfg.Store.ReleaseByVersion(ctx, tenantID, product, version)
 	if err != nil {
-		return Release{}, fmt.Errorf("release.GetRelease: %w", mapErr(err))
+		return Release{}, fmt.Errorf("release.GetRelease: %w", fromStore(err))
 	}
 	return r, nil
-}
-
-// previous returns up to n signed (or revoked) releases of the product
-// created before r, newest first.
-func (s *Service) previous(ctx context.Context, tenantID string, r Release, n int) ([]Release, error) {
-	rows, err := s.cfg.Store.DB().QueryContext(ctx, `SELECT r.version FROM releases r JOIN products p ON p.id = r.product_id
-		WHERE r.tenant_id = $1 AND p.name = $2 AND r.state <> $3 AND r.id <> $4 AND r.created_at <= $5
-		ORDER BY r.created_at DESC LIMIT $6`, tenantID, r.Product, StateDraft, r.ID, micros(r.CreatedAt), n)
-	if err != nil {
-		return nil, err
-	}
-	var versions []string
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		versions = append(versions, v)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	var out []Release
-	for _, v := range versions {
-		p, err := s.getRelease(ctx, s.cfg.Store.DB(), tenantID, r.Product, v)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
 }
 
 // PrepareSign builds the deltas from the previous releases' images and
@@ -519,11 +357,11 @@ func (s *Service) PrepareSign(ctx context.Context, tenantID, product, version st
 	if r.State != StateDraft {
 		return nil, fmt.Errorf("release.PrepareSign: %w: %s is %s", ErrWrongState, version, r.State)
 	}
-	repoRow, err := s.loadRepo(ctx, s.cfg.Store.DB(), tenantID)
+	repoRow, err := s.loadRepo(ctx, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("release.PrepareSign: %w", err)
 	}
-	prev, err := s.previous(ctx, tenantID, r, s.cfg.DeltaFrom)
+	prev, err := s.cfg.Store.PreviousReleases(ctx, tenantID, r, s.cfg.DeltaFrom)
 	if err != nil {
 		return nil, fmt.Errorf("release.PrepareSign: %w", err)
 	}
@@ -531,20 +369,12 @@ func (s *Service) PrepareSign(ctx context.Context, tenantID, product, version st
 	if err != nil {
 		return nil, fmt.Errorf("release.PrepareSign: %w", err)
 	}
-	err = s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM release_deltas WHERE release_id = $1`, r.ID); err != nil {
-			return err
-		}
-		for _, d := range deltas {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO release_deltas (release_id, from_sha256, to_sha256, sha256, length) VALUES ($1, $2, $3, $4, $5)`,
-				r.ID, d.From, d.To, d.SHA256, d.Length); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("release.PrepareSign: %w", mapErr(err))
+	stored := make([]store.Delta, len(deltas))
+	for i, d := range deltas {
+		stored[i] = store.Delta(d)
+	}
+	if err := s.cfg.Store.SetReleaseDeltas(ctx, r.ID, stored); err != nil {
+		return nil, fmt.Errorf("release.PrepareSign: %w", fromStore(err))
 	}
 	repo, err := tuf.OpenRepository(repoRow.state, s.cfg.Online, s.cfg.Expiry)
 	if err != nil {
@@ -553,11 +383,11 @@ func (s *Service) PrepareSign(ctx context.Context, tenantID, product, version st
 	var images []tuf.Image
 	for _, p := range prev {
 		for _, im := range p.Images {
-			images = append(images, im.tuf())
+			images = append(images, tufImage(im))
 		}
 	}
 	for _, im := range r.Images {
-		images = append(images, im.tuf())
+		images = append(images, tufImage(im))
 	}
 	payload, err := repo.NextTargets(images, deltas, s.now())
 	if err != nil {
@@ -617,15 +447,15 @@ func (s *Service) buildDelta(ctx context.Context, old, im Image) (tuf.Delta, err
 func (s *Service) Sign(ctx context.Context, actor store.Actor, tenantID, product, version string, signed []byte) (Release, error) {
 	now := s.now()
 	var out Release
-	err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
-		r, err := s.getRelease(ctx, tx, tenantID, product, version)
+	err := s.cfg.Store.InUpdatesTx(ctx, func(tx *store.UpdatesTx) error {
+		r, err := tx.Release(ctx, tenantID, product, version)
 		if err != nil {
 			return err
 		}
 		if r.State != StateDraft {
 			return fmt.Errorf("%w: %s is %s", ErrWrongState, version, r.State)
 		}
-		row, err := s.loadRepo(ctx, tx, tenantID)
+		row, err := decodeRepo(tx.Repo(ctx, tenantID))
 		if err != nil {
 			return err
 		}
@@ -638,7 +468,7 @@ func (s *Service) Sign(ctx context.Context, actor store.Actor, tenantID, product
 			return refuse("%v", err)
 		}
 		for _, im := range r.Images {
-			if !slices.ContainsFunc(summary.Images, func(x tuf.Image) bool { return x == im.tuf() }) {
+			if !slices.ContainsFunc(summary.Images, func(x tuf.Image) bool { return x == tufImage(im) }) {
 				return refuse("the signed targets do not list %s %s", im.Component, im.SHA256)
 			}
 		}
@@ -651,17 +481,16 @@ func (s *Service) Sign(ctx context.Context, actor store.Actor, tenantID, product
 		if err := saveRepo(ctx, tx, tenantID, row, repo.State(), row.director, now); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE releases SET state = $1, targets_version = $2, signed_at = $3 WHERE id = $4`,
-			StateSigned, summary.Version, micros(now), r.ID); err != nil {
+		if err := tx.MarkSigned(ctx, r.ID, summary.Version, now); err != nil {
 			return err
 		}
 		r.State, r.TargetsVersion, r.SignedAt = StateSigned, summary.Version, &now
 		out = r
-		return s.cfg.Store.AppendAudit(ctx, tx, tenantID, actor, "release.sign", "release/"+r.ID,
+		return tx.Audit(ctx, tenantID, actor, "release.sign", "release/"+r.ID,
 			store.Details{"product": product, "version": version, "targets_version": summary.Version, "deltas": len(r.Deltas)})
 	})
 	if err != nil {
-		return Release{}, fmt.Errorf("release.Sign: %w", mapErr(err))
+		return Release{}, fmt.Errorf("release.Sign: %w", fromStore(err))
 	}
 	return out, nil
 }
@@ -677,25 +506,24 @@ func (s *Service) Revoke(ctx context.Context, actor store.Actor, tenantID, produ
 	}
 	now := s.now()
 	var out Release
-	err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
-		r, err := s.getRelease(ctx, tx, tenantID, product, version)
+	err := s.cfg.Store.InUpdatesTx(ctx, func(tx *store.UpdatesTx) error {
+		r, err := tx.Release(ctx, tenantID, product, version)
 		if err != nil {
 			return err
 		}
 		if r.State == StateRevoked {
 			return fmt.Errorf("%w: %s is already revoked", ErrWrongState, version)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE releases SET state = $1, revoked_reason = $2, revoked_at = $3 WHERE id = $4`,
-			StateRevoked, reason, micros(now), r.ID); err != nil {
+		if err := tx.MarkRevoked(ctx, r.ID, reason, now); err != nil {
 			return err
 		}
 		r.State, r.RevokedReason, r.RevokedAt = StateRevoked, reason, &now
-		if err := s.cfg.Store.AppendAudit(ctx, tx, tenantID, actor, "release.revoke", "release/"+r.ID,
+		if err := tx.Audit(ctx, tenantID, actor, "release.revoke", "release/"+r.ID,
 			store.Details{"product": product, "version": version, "reason": reason}); err != nil {
 			return err
 		}
 		// The devices that run it lose their full access in the same transaction.
-		dem, err := s.cfg.Store.DemoteRevoked(ctx, tx, actor, tenantID, r.ID)
+		dem, err := tx.DemoteRevoked(ctx, actor, tenantID, r.ID)
 		if err != nil {
 			return err
 		}
@@ -704,7 +532,7 @@ func (s *Service) Revoke(ctx context.Context, actor store.Actor, tenantID, produ
 		return nil
 	})
 	if err != nil {
-		return Release{}, fmt.Errorf("release.Revoke: %w", mapErr(err))
+		return Release{}, fmt.Errorf("release.Revoke: %w", fromStore(err))
 	}
 	return out, nil
 }
@@ -712,10 +540,8 @@ func (s *Service) Revoke(ctx context.Context, actor store.Actor, tenantID, produ
 // RepoFile returns one metadata file of a tenant's image repository, by the
 // name a TUF client asks for (N.root.json, timestamp.json, ...).
 func (s *Service) RepoFile(ctx context.Context, tenantID, name string) ([]byte, error) {
-	db := s.cfg.Store.DB()
-	var updated int64
-	err := db.QueryRowContext(ctx, `SELECT updated_at FROM tuf_repos WHERE tenant_id = $1`, tenantID).Scan(&updated)
-	if errors.Is(err, sql.ErrNoRows) {
+	updated, err := s.cfg.Store.RepoUpdatedAt(ctx, tenantID)
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("release.RepoFile: %w", ErrNotInit)
 	}
 	if err != nil {
@@ -726,12 +552,13 @@ func (s *Service) RepoFile(ctx context.Context, tenantID, name string) ([]byte, 
 	s.mu.Unlock()
 	if !ok || c.updatedAt != updated {
 		// Read state and timestamp together so the cache key matches the files.
-		var raw string
-		if err := db.QueryRowContext(ctx, `SELECT state, updated_at FROM tuf_repos WHERE tenant_id = $1`, tenantID).Scan(&raw, &updated); err != nil {
-			return nil, fmt.Errorf("release.RepoFile: %w", mapErr(err))
+		repo, err := s.cfg.Store.Repo(ctx, tenantID)
+		if err != nil {
+			return nil, fmt.Errorf("release.RepoFile: %w", fromStore(err))
 		}
+		updated = repo.UpdatedAt
 		var st tuf.State
-		if err := json.Unmarshal([]byte(raw), &st); err != nil {
+		if err := json.Unmarshal([]byte(repo.State), &st); err != nil {
 			return nil, fmt.Errorf("release.RepoFile: %w", err)
 		}
 		files, err := tuf.StateFiles(st)
@@ -753,25 +580,22 @@ func (s *Service) RepoFile(ctx context.Context, tenantID, name string) ([]byte, 
 // TargetBlob returns the blob hash of a target path (images/<sha256> or
 // deltas/<from>-<to>.zst) that belongs to the tenant.
 func (s *Service) TargetBlob(ctx context.Context, tenantID, path string) (string, error) {
-	db := s.cfg.Store.DB()
 	if sum, ok := strings.CutPrefix(path, "images/"); ok && deviceapi.SHA256Re.MatchString(sum) {
-		var n int
-		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM images WHERE tenant_id = $1 AND sha256 = $2`, tenantID, sum).Scan(&n); err != nil {
+		has, err := s.cfg.Store.HasImage(ctx, tenantID, sum)
+		if err != nil {
 			return "", fmt.Errorf("release.TargetBlob: %w", err)
 		}
-		if n == 1 {
+		if has {
 			return sum, nil
 		}
 	}
 	if name, ok := strings.CutPrefix(path, "deltas/"); ok {
 		from, to, _ := strings.Cut(strings.TrimSuffix(name, ".zst"), "-")
-		var sum string
-		err := db.QueryRowContext(ctx, `SELECT d.sha256 FROM release_deltas d JOIN releases r ON r.id = d.release_id
-			WHERE r.tenant_id = $1 AND d.from_sha256 = $2 AND d.to_sha256 = $3 LIMIT 1`, tenantID, from, to).Scan(&sum)
+		sum, err := s.cfg.Store.DeltaBlob(ctx, tenantID, from, to)
 		if err == nil {
 			return sum, nil
 		}
-		if !errors.Is(err, sql.ErrNoRows) {
+		if !errors.Is(err, store.ErrNotFound) {
 			return "", fmt.Errorf("release.TargetBlob: %w", err)
 		}
 	}
@@ -782,24 +606,14 @@ func (s *Service) TargetBlob(ctx context.Context, tenantID, path string) (string
 // half gone, and re-issues director metadata past half its lifetime. The
 // server runs it periodically (tasks.Refresher).
 func (s *Service) Refresh(ctx context.Context) error {
-	rows, err := s.cfg.Store.DB().QueryContext(ctx, `SELECT tenant_id FROM tuf_repos`)
+	tenants, err := s.cfg.Store.RepoTenants(ctx)
 	if err != nil {
 		return fmt.Errorf("release.Refresh: %w", err)
 	}
-	var tenants []string
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			rows.Close()
-			return fmt.Errorf("release.Refresh: %w", err)
-		}
-		tenants = append(tenants, t)
-	}
-	rows.Close()
 	var errs []error
 	for _, t := range tenants {
-		err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
-			r, err := s.loadRepo(ctx, tx, t)
+		err := s.cfg.Store.InUpdatesTx(ctx, func(tx *store.UpdatesTx) error {
+			r, err := decodeRepo(tx.Repo(ctx, t))
 			if err != nil {
 				return err
 			}

@@ -45,7 +45,7 @@ func newFixture(t testing.TB, kind string) *fixture {
 		t.Fatal(err)
 	}
 	device := strings.Repeat("ab", 32)
-	if _, err := st.DB().Exec(`INSERT INTO devices (id, tenant_id, state, attestation, current_release, target_release, created_at, updated_at)
+	if _, err := storetest.DB(st).Exec(`INSERT INTO devices (id, tenant_id, state, attestation, current_release, target_release, created_at, updated_at)
 		VALUES ($1, $2, 'claimed', '', '', '', 1, 1)`, device, tenant.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +311,7 @@ func testServiceRefuses(t *testing.T, f *fixture) {
 		t.Fatal(err)
 	}
 	root, _, _ := f.svc.Roots(ctx, f.tenant.ID)
-	repoRow, _ := f.svc.loadRepo(ctx, f.st.DB(), f.tenant.ID)
+	repoRow, _ := f.svc.loadRepo(ctx, f.tenant.ID)
 	repo, _ := tuf.OpenRepository(repoRow.state, f.svc.cfg.Online, f.svc.cfg.Expiry)
 	payload, err := repo.NextTargets(nil, nil, f.svc.now())
 	if err != nil {
@@ -418,7 +418,7 @@ func TestDirectorFollowsDeployment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.st.DB().Exec(`UPDATE devices SET product_id = $1, group_id = $2 WHERE id = $3`, p.ID, g.ID, f.device); err != nil {
+	if _, err := storetest.DB(f.st).Exec(`UPDATE devices SET product_id = $1, group_id = $2 WHERE id = $3`, p.ID, g.ID, f.device); err != nil {
 		t.Fatal(err)
 	}
 	v1 := binary(8, 64<<10)
@@ -444,7 +444,7 @@ func TestDirectorFollowsDeployment(t *testing.T) {
 		t.Fatalf("device after the deployment: %+v, %v", d, err)
 	}
 	var install string
-	if err := f.st.DB().QueryRow(`SELECT install FROM deployment_devices WHERE device_id = $1`, f.device).Scan(&install); err != nil || install != "installed" {
+	if err := storetest.DB(f.st).QueryRow(`SELECT install FROM deployment_devices WHERE device_id = $1`, f.device).Scan(&install); err != nil || install != "installed" {
 		t.Errorf("deployment outcome = %q, %v; want installed", install, err)
 	}
 }
@@ -463,7 +463,7 @@ func TestDirectorTimestampBeforeItsColumn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.st.DB().Exec(`UPDATE director_metadata SET timestamp_file = NULL WHERE device_id = $1`, f.device); err != nil {
+	if _, err := storetest.DB(f.st).Exec(`UPDATE director_metadata SET timestamp_file = NULL WHERE device_id = $1`, f.device); err != nil {
 		t.Fatal(err)
 	}
 	got, err := f.svc.DirectorFile(ctx, f.tenant.ID, f.device, "timestamp.json")

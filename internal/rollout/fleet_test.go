@@ -91,7 +91,7 @@ func (f *fleet) join(t testing.TB, n int, release string) []string {
 	t.Helper()
 	ctx := context.Background()
 	var ids []string
-	err := f.s.InTx(ctx, func(tx *sql.Tx) error {
+	err := storetest.InTx(ctx, f.s, func(tx *sql.Tx) error {
 		for range n {
 			sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", f.tenantID, len(f.devices)+len(ids))))
 			id := hex.EncodeToString(sum[:])
@@ -210,7 +210,7 @@ func (f *fleet) create(t testing.TB, release string, plan rollout.Plan, emergenc
 	// Every agent must be in its long-poll before the deployment starts: one that checked in
 	// before and waits only after the wake-up below would miss it and join a later phase.
 	f.awaitWaiting(t, len(f.devices))
-	if _, err := f.s.DB().ExecContext(context.Background(), `INSERT INTO releases (id, tenant_id, product_id, version, state,
+	if _, err := storetest.DB(f.s).ExecContext(context.Background(), `INSERT INTO releases (id, tenant_id, product_id, version, state,
 		targets_version, revoked_reason, created_at) VALUES ($1, $2, $3, $4, 'signed', 1, '', $5)`,
 		store.NewID("rel"), f.tenantID, f.productID, release, f.s.Now().UnixMicro()); err != nil {
 		t.Fatal(err)
@@ -509,7 +509,7 @@ func BenchmarkCeilingRawUpdates(b *testing.B) {
 			benchFleet := benchFleetSize(b)
 			f := newFleet(b, kind, true)
 			ids := f.join(b, benchFleet, "1.0")
-			db := f.s.DB()
+			db := storetest.DB(f.s)
 			iter := 0
 			for b.Loop() {
 				iter++

@@ -80,7 +80,7 @@ func newStepFleet(t *testing.T, kind string, devices int) *stepFleet {
 
 func (f *stepFleet) addDevice(t *testing.T, id string) {
 	t.Helper()
-	_, err := f.s.store.DB().Exec(`INSERT INTO devices (id, tenant_id, product_id, group_id, state, attestation, current_release, target_release, created_at, updated_at)
+	_, err := storetest.DB(f.s.store).Exec(`INSERT INTO devices (id, tenant_id, product_id, group_id, state, attestation, current_release, target_release, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, 'claimed', '', '1.0.0', '', 1, 1)`, id, f.tenant, f.product.ID, f.group.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func (f *stepFleet) deploy(t *testing.T, phases []float64, soak time.Duration) s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.s.store.DB().Exec(`INSERT INTO releases (id, tenant_id, product_id, version, state, targets_version, revoked_reason, created_at)
+	if _, err := storetest.DB(f.s.store).Exec(`INSERT INTO releases (id, tenant_id, product_id, version, state, targets_version, revoked_reason, created_at)
 		VALUES ($1, $2, $3, '1.1.0', 'signed', 1, '', 1)`, store.NewID("rel"), f.tenant, f.product.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -45,12 +45,12 @@ func TestReplicasWakeEachOther(t *testing.T) {
 	}
 	dev, other := fmt.Sprintf("%064x", 1), fmt.Sprintf("%064x", 2)
 	for _, d := range []struct{ id, group string }{{dev, prod.ID}, {other, devel.ID}} {
-		if _, err := a.store.DB().Exec(`INSERT INTO devices (id, tenant_id, product_id, group_id, state, attestation, current_release, target_release, created_at, updated_at)
+		if _, err := storetest.DB(a.store).Exec(`INSERT INTO devices (id, tenant_id, product_id, group_id, state, attestation, current_release, target_release, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, 'claimed', '', '1.0.0', '', 1, 1)`, d.id, tn.ID, p.ID, d.group); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := a.store.DB().Exec(`INSERT INTO releases (id, tenant_id, product_id, version, state, targets_version, revoked_reason, created_at)
+	if _, err := storetest.DB(a.store).Exec(`INSERT INTO releases (id, tenant_id, product_id, version, state, targets_version, revoked_reason, created_at)
 		VALUES ($1, $2, $3, '1.1.0', 'signed', 1, '', 1)`, store.NewID("rel"), tn.ID, p.ID); err != nil {
 		t.Fatal(err)
 	}

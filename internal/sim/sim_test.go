@@ -15,6 +15,7 @@ import (
 	"github.com/rampartsec/rampart/internal/cli"
 	"github.com/rampartsec/rampart/internal/cli/clitest"
 	"github.com/rampartsec/rampart/internal/sim"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
 // world is a running server with a product whose software attesters are accepted and whose
@@ -110,10 +111,10 @@ func TestFleet(t *testing.T) {
 	// The power cuts interrupted installs; none of them was reported as a failure of 1.0.0,
 	// which the rollout's install_failures criterion would have counted.
 	var failed, interrupted int
-	if err := w.Service.Store().DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM install_reports WHERE release = '1.0.0' AND state = 'failed'").Scan(&failed); err != nil {
+	if err := storetest.DB(w.Service.Store()).QueryRowContext(ctx, "SELECT COUNT(*) FROM install_reports WHERE release = '1.0.0' AND state = 'failed'").Scan(&failed); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Service.Store().DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM install_reports WHERE state = 'interrupted'").Scan(&interrupted); err != nil {
+	if err := storetest.DB(w.Service.Store()).QueryRowContext(ctx, "SELECT COUNT(*) FROM install_reports WHERE state = 'interrupted'").Scan(&interrupted); err != nil {
 		t.Fatal(err)
 	}
 	if failed != 0 {
@@ -124,7 +125,7 @@ func TestFleet(t *testing.T) {
 	// while the server does not take them.
 	var uploaded int
 	until(t, f, "crash reports collected", func(sim.Progress) bool {
-		if err := w.Service.Store().DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM failure_reports").Scan(&uploaded); err != nil {
+		if err := storetest.DB(w.Service.Store()).QueryRowContext(ctx, "SELECT COUNT(*) FROM failure_reports").Scan(&uploaded); err != nil {
 			t.Fatal(err)
 		}
 		queued := 0

@@ -21,8 +21,7 @@ const System Actor = "system"
 type Details map[string]any
 
 // AppendAudit appends a record to tenantID's chain inside tx. Every mutating store method calls
-// it in the same transaction as the change. Packages that keep their own tables (attestation,
-// updates, rollouts, vulnerability response) call it through Store.InTx.
+// it in the same transaction as the change.
 func (s *Store) AppendAudit(ctx context.Context, tx *sql.Tx, tenantID string, actor Actor, action, target string, details Details) error {
 	if details == nil {
 		details = Details{}
@@ -56,12 +55,6 @@ func (s *Store) AppendAudit(ctx context.Context, tx *sql.Tx, tenantID string, ac
 		return fmt.Errorf("store.AppendAudit: %w", err)
 	}
 	return nil
-}
-
-// InTx runs fn in one transaction; packages with their own tables use it to write their rows
-// and the audit record together.
-func (s *Store) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	return s.mapErr(s.inTx(ctx, fn))
 }
 
 // AuditFilter narrows an audit listing.

@@ -89,7 +89,7 @@ func (s *Store) GroupDeviceIDs(ctx context.Context, tenantID, groupID string) ([
 // DeviceByID returns one of a tenant's devices; a device of another tenant, or one not yet
 // claimed, is ErrNotFound.
 func (s *Store) DeviceByID(ctx context.Context, tenantID, id string) (Device, error) {
-	d, err := scanDevice(s.QueryRow(ctx, `SELECT `+deviceColumns+deviceJoins+`WHERE d.tenant_id = $1 AND d.id = $2`, tenantID, id))
+	d, err := scanDevice(s.queryRow(ctx, `SELECT `+deviceColumns+deviceJoins+`WHERE d.tenant_id = $1 AND d.id = $2`, tenantID, id))
 	if err != nil {
 		return Device{}, fmt.Errorf("store.DeviceByID: %w", s.mapErr(err))
 	}

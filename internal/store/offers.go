@@ -52,7 +52,7 @@ func (s *Store) governing(ctx context.Context, tenantID, groupID string) (Deploy
 	if ok && e.gen == gen && now.Sub(e.read) < OfferTTL {
 		return e.current, e.found, nil
 	}
-	d, err := scanDeployment(s.QueryRow(ctx, `SELECT `+deploymentColumns+deploymentJoins+`
+	d, err := scanDeployment(s.queryRow(ctx, `SELECT `+deploymentColumns+deploymentJoins+`
 		WHERE dp.tenant_id = $1 AND dp.group_id = $2 AND dp.state <> 'aborted'
 		ORDER BY dp.seq DESC LIMIT 1`, tenantID, groupID))
 	found := err == nil

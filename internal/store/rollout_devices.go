@@ -225,7 +225,7 @@ type DeviceOffer struct {
 // one is ErrNotFound.
 func (s *Store) OfferForDevice(ctx context.Context, tenantID, deviceID string) (DeviceOffer, error) {
 	var group sql.NullString
-	err := s.QueryRow(ctx, `SELECT group_id FROM devices WHERE tenant_id = $1 AND id = $2`, tenantID, deviceID).Scan(&group)
+	err := s.queryRow(ctx, `SELECT group_id FROM devices WHERE tenant_id = $1 AND id = $2`, tenantID, deviceID).Scan(&group)
 	if err != nil {
 		return DeviceOffer{}, fmt.Errorf("store.OfferForDevice: %w", s.mapErr(err))
 	}

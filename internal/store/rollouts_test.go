@@ -70,7 +70,7 @@ func addDevices(t *testing.T, s *store.Store, f *fleetFixture, n int, release st
 	t.Helper()
 	ctx := context.Background()
 	var ids []string
-	err := s.InTx(ctx, func(tx *sql.Tx) error {
+	err := storetest.InTx(ctx, s, func(tx *sql.Tx) error {
 		for i := range n {
 			id := deviceID(f.tenant.ID, len(f.devices)+i)
 			now := s.Now().UnixMicro()
@@ -97,7 +97,7 @@ func addDevices(t *testing.T, s *store.Store, f *fleetFixture, n int, release st
 // service does once its images are signed.
 func addRelease(t *testing.T, s *store.Store, f *fleetFixture, version, state string) {
 	t.Helper()
-	if _, err := s.DB().ExecContext(context.Background(), `INSERT INTO releases (id, tenant_id, product_id, version, state,
+	if _, err := storetest.DB(s).ExecContext(context.Background(), `INSERT INTO releases (id, tenant_id, product_id, version, state,
 		targets_version, revoked_reason, created_at) VALUES ($1, $2, $3, $4, $5, 1, '', $6)`,
 		store.NewID("rel"), f.tenant.ID, f.product.ID, version, state, s.Now().UnixMicro()); err != nil {
 		t.Fatal(err)
@@ -638,7 +638,7 @@ func TestClaimJoinsCoverage(t *testing.T) {
 		ctx := context.Background()
 		f := newFleet(t, s, "acme", 3)
 		id := deviceID("enrolled", 1)
-		if _, err := s.DB().ExecContext(ctx, `INSERT INTO devices (id, state, attestation, current_release, target_release, created_at, updated_at)
+		if _, err := storetest.DB(s).ExecContext(ctx, `INSERT INTO devices (id, state, attestation, current_release, target_release, created_at, updated_at)
 			VALUES ($1, $2, '', '', '', 1, 1)`, id, store.DeviceEnrolled); err != nil {
 			t.Fatal(err)
 		}
@@ -697,7 +697,7 @@ func TestOfferCache(t *testing.T) {
 			t.Fatal("the resumed deployment is not offered")
 		}
 		// Another replica pauses it: this store learns it within the TTL.
-		if _, err := s.DB().ExecContext(ctx, `UPDATE deployments SET state = 'paused' WHERE id = $1`, d.ID); err != nil {
+		if _, err := storetest.DB(s).ExecContext(ctx, `UPDATE deployments SET state = 'paused' WHERE id = $1`, d.ID); err != nil {
 			t.Fatal(err)
 		}
 		clk.Advance(store.OfferTTL)

@@ -1,10 +1,11 @@
 // Package store owns Rampart's database: the connection to SQLite (embedded default) or
-// PostgreSQL, the ordered migrations, and plain-SQL methods per entity. Every mutation that
-// matters for security appends an audit record in the same transaction, so a change and its
-// record land together or not at all. Only server-side packages import it (the API, the
-// verifier in internal/attest, the CA keeper, the release service, the server and its tasks),
-// besides the fixtures of tests and benchmarks (storetest, clitest, bench/seed); the agent never
-// links it.
+// PostgreSQL, the ordered migrations, and plain-SQL methods per entity. It owns every table:
+// all of the service's SQL is here, and its connection pool is unexported (tests reach it
+// through storetest.DB). Every mutation that matters for security appends an audit record in
+// the same transaction, so a change and its record land together or not at all. Only
+// server-side packages import it (the API, the verifier in internal/attest, the CA keeper, the
+// release service, the server and its tasks), besides the fixtures of tests and benchmarks
+// (storetest, clitest, bench/seed); the agent never links it.
 package store
 
 import (
@@ -19,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rampartsec/rampart/internal/store/internal/testhook"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
@@ -123,9 +126,11 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 // Dialect names the database in use: "sqlite" or "postgres".
 func (s *Store) Dialect() string { return s.dialect.name() }
 
-// DB exposes the pool to tests in other packages that must reach under the API, for example to
-// tamper with an audit row. Production code uses the entity methods.
-func (s *Store) DB() *sql.DB { return s.db }
+// TestDB exposes the pool to tests that must reach under the store's methods, for example to
+// tamper with an audit row; they call it through storetest.DB. Only internal/store and the
+// packages under it can make the key, so production code cannot reach the pool: it uses the
+// entity methods, and every table's SQL is in this package.
+func (s *Store) TestDB(testhook.Key) *sql.DB { return s.db }
 
 // Now returns the store's clock reading, truncated to the microsecond precision it stores.
 func (s *Store) Now() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
@@ -231,11 +236,11 @@ func microsOrNull(t time.Time) any {
 	return micros(t)
 }
 
-// QueryRow runs a single-row query through a cache of prepared statements. Hot read paths (a
+// queryRow runs a single-row query through a cache of prepared statements. Hot read paths (a
 // device's check-in) use it: SQLite parses a statement on every execution unless it is prepared
 // once, which was a third of a check-in's CPU. The cache holds one *sql.Stmt per query text,
 // which database/sql re-prepares per pooled connection as needed.
-func (s *Store) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	st, err := s.prepared(ctx, query)
 	if err != nil {
 		return s.db.QueryRowContext(ctx, query, args...)
@@ -243,13 +248,19 @@ func (s *Store) QueryRow(ctx context.Context, query string, args ...any) *sql.Ro
 	return st.QueryRowContext(ctx, args...)
 }
 
-// Query runs a query through the same cache of prepared statements as QueryRow.
-func (s *Store) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+// query runs a query through the same cache of prepared statements as queryRow.
+func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	st, err := s.prepared(ctx, query)
 	if err != nil {
 		return s.db.QueryContext(ctx, query, args...)
 	}
 	return st.QueryContext(ctx, args...)
+}
+
+// TestQueryRow is queryRow for tests (storetest.QueryRow), such as a benchmark whose ceiling is
+// a bare query through the same cache of prepared statements.
+func (s *Store) TestQueryRow(_ testhook.Key, ctx context.Context, query string, args ...any) *sql.Row {
+	return s.queryRow(ctx, query, args...)
 }
 
 func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {

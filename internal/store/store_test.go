@@ -198,7 +198,7 @@ func TestAuditChain(t *testing.T) {
 		if err != nil || v.Records != int64(len(want)) {
 			t.Fatalf("VerifyAudit = %+v, %v", v, err)
 		}
-		if _, err := s.DB().ExecContext(ctx, `UPDATE audit_records SET details = '{"name":"evil"}' WHERE tenant_id = $1 AND seq = 2`, a.ID); err != nil {
+		if _, err := storetest.DB(s).ExecContext(ctx, `UPDATE audit_records SET details = '{"name":"evil"}' WHERE tenant_id = $1 AND seq = 2`, a.ID); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.VerifyAudit(ctx, a.ID); !errors.Is(err, audit.ErrBroken) {

@@ -37,7 +37,7 @@ func setup(t *testing.T, kind string) (*store.Store, *clock, string, store.Deplo
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.DB().ExecContext(ctx, `INSERT INTO releases (id, tenant_id, product_id, version, state, targets_version,
+	if _, err := storetest.DB(s).ExecContext(ctx, `INSERT INTO releases (id, tenant_id, product_id, version, state, targets_version,
 		revoked_reason, created_at) VALUES ('rel_1', $1, $2, '2.0', 'signed', 1, '', 0)`, tn.ID, p.ID); err != nil {
 		t.Fatal(err)
 	}

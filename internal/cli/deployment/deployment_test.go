@@ -21,6 +21,7 @@ import (
 	"github.com/rampartsec/rampart/internal/cli/product"
 	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
 // fleet plays the devices against the server's own database: in production they report over
@@ -54,7 +55,7 @@ func openFleet(t *testing.T, srv *clitest.Server, n int) *fleet {
 		t.Fatal(err)
 	}
 	f := &fleet{t: t, s: s, tenant: tn.ID}
-	err = s.InTx(ctx, func(tx *sql.Tx) error {
+	err = storetest.InTx(ctx, s, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO releases (id, tenant_id, product_id, version, state, targets_version, revoked_reason, created_at)
 			VALUES ('rel_walk', $1, $2, '2.0', 'signed', 1, '', 1)`, tn.ID, p.ID); err != nil {
 			return err

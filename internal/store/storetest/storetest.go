@@ -1,6 +1,7 @@
 // Package storetest opens real, empty stores for tests: SQLite in a temporary folder always,
-// and PostgreSQL in a schema of its own when RAMPART_TEST_POSTGRES names a server. Only tests
-// import it.
+// and PostgreSQL in a schema of its own when RAMPART_TEST_POSTGRES names a server. It is also
+// the only way to a store's connection pool (DB, InTx), for tests that seed or inspect rows
+// under the store's methods. Only tests import it.
 package storetest
 
 import (
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/store/internal/testhook"
 	"github.com/rampartsec/rampart/internal/testenv"
 )
 
@@ -92,4 +94,27 @@ func PostgresURL(t testing.TB) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// DB returns s's connection pool, for a test that seeds, tampers with or counts rows under the
+// store's methods.
+func DB(s *store.Store) *sql.DB { return s.TestDB(testhook.Key{}) }
+
+// InTx runs fn in one transaction on s's pool, committing only when fn returns nil.
+func InTx(ctx context.Context, s *store.Store, fn func(tx *sql.Tx) error) error {
+	tx, err := DB(s).BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// QueryRow runs a single-row query through s's cache of prepared statements, the path of the
+// store's hot reads; a benchmark uses it as its ceiling.
+func QueryRow(ctx context.Context, s *store.Store, query string, args ...any) *sql.Row {
+	return s.TestQueryRow(testhook.Key{}, ctx, query, args...)
 }
