@@ -134,10 +134,11 @@ type AuditRecord struct {
 
 // AuditVerification is the result of checking the tenant's audit chain.
 type AuditVerification struct {
-	Intact  bool   `json:"intact"`
-	Records int64  `json:"records"`
-	Head    string `json:"head,omitempty"`
-	Problem string `json:"problem,omitempty"`
+	Intact   bool   `json:"intact"`
+	Records  int64  `json:"records"`  // records in the chain
+	Verified int64  `json:"verified"` // records from the start that checked out before any problem
+	Head     string `json:"head,omitempty"`
+	Problem  string `json:"problem,omitempty"`
 }
 
 // CA is a tenant's certificate authority, which relying parties trust for device certificates.

@@ -302,13 +302,13 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request, p *principal) er
 func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request, p *principal) error {
 	v, err := a.store.VerifyAudit(r.Context(), p.tenantID)
 	if errors.Is(err, audit.ErrBroken) {
-		writeJSON(w, http.StatusOK, client.AuditVerification{Intact: false, Problem: fromPublic(err).Message})
+		writeJSON(w, http.StatusOK, client.AuditVerification{Intact: false, Records: v.Records, Verified: v.Verified, Problem: fromPublic(err).Message})
 		return nil
 	}
 	if err != nil {
 		return internal(err)
 	}
-	writeJSON(w, http.StatusOK, client.AuditVerification{Intact: true, Records: v.Records, Head: v.Head})
+	writeJSON(w, http.StatusOK, client.AuditVerification{Intact: true, Records: v.Records, Verified: v.Verified, Head: v.Head})
 	return nil
 }
 

@@ -97,6 +97,9 @@ func (v *Verifier) Add(r Record) error {
 	return nil
 }
 
+// Verified is how many records from the start of the chain checked out so far.
+func (v *Verifier) Verified() int64 { return v.seq }
+
 // Finish checks that the chain ended where its head says it ends, which catches removed tail
 // records.
 func (v *Verifier) Finish(headSeq int64, headHash string) (int64, error) {

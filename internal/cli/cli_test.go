@@ -3,6 +3,7 @@ package cli
 import (
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,6 +93,17 @@ func TestReadmeWalk(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.Fails("was altered", "audit", "verify")
+			// As JSON the broken chain still counts its records, and says how many check out.
+			var total int
+			if err := db.QueryRow(`SELECT COUNT(*) FROM audit_records WHERE tenant_id = $1`, tenantID).Scan(&total); err != nil {
+				t.Fatal(err)
+			}
+			out, errs, code := c.Run("audit", "verify", "-o", "json")
+			var v client.AuditVerification
+			if err := json.Unmarshal([]byte(out), &v); err != nil || code != 1 || v.Intact || v.Records != int64(total) || v.Verified < 1 ||
+				v.Verified >= v.Records || !strings.Contains(v.Problem, "was altered") || !strings.Contains(errs, fmt.Sprintf("%d of the chain's %d records check out", v.Verified, total)) {
+				t.Errorf("audit verify -o json on a broken chain: exit %d, %+v (%v), stderr %q; want %d records", code, v, err, errs, total)
+			}
 			// The other tenant's chain is untouched.
 			g.OK("audit", "verify")
 

@@ -100,8 +100,9 @@ func scanAudit(rows *sql.Rows) (audit.Record, error) {
 
 // AuditVerification is the outcome of checking a tenant's chain.
 type AuditVerification struct {
-	Records int64
-	Head    string
+	Records  int64 // records in the chain
+	Verified int64 // records from the start that checked out: all of them when the chain is intact
+	Head     string
 }
 
 // VerifyAudit streams a tenant's whole chain through the verifier and checks that it ends at its
@@ -120,25 +121,34 @@ func (s *Store) VerifyAudit(ctx context.Context, tenantID string) (AuditVerifica
 		return AuditVerification{}, fmt.Errorf("store.VerifyAudit: %w", err)
 	}
 	defer rows.Close()
+	// Read the whole chain even past a break, so that the answer counts every record.
 	v := audit.NewVerifier()
+	var total int64
+	var broken error
 	for rows.Next() {
 		r, err := scanAudit(rows)
 		if err != nil {
 			return AuditVerification{}, fmt.Errorf("store.VerifyAudit: %w", err)
 		}
-		if r.TenantID != tenantID {
-			return AuditVerification{}, fmt.Errorf("store.VerifyAudit: %w", public.Errorf(public.Conflict, "%w: record %d names another tenant", audit.ErrBroken, r.Seq))
+		total++
+		if broken != nil {
+			continue
 		}
-		if err := v.Add(r); err != nil {
-			return AuditVerification{}, fmt.Errorf("store.VerifyAudit: %w", err)
+		if r.TenantID != tenantID {
+			broken = public.Errorf(public.Conflict, "%w: record %d names another tenant", audit.ErrBroken, r.Seq)
+		} else {
+			broken = v.Add(r)
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return AuditVerification{}, fmt.Errorf("store.VerifyAudit: %w", err)
 	}
-	n, err := v.Finish(headSeq, headHash)
-	if err != nil {
-		return AuditVerification{}, fmt.Errorf("store.VerifyAudit: %w", err)
+	if broken == nil {
+		_, broken = v.Finish(headSeq, headHash)
 	}
-	return AuditVerification{Records: n, Head: headHash}, nil
+	out := AuditVerification{Records: total, Verified: v.Verified(), Head: headHash}
+	if broken != nil {
+		return out, fmt.Errorf("store.VerifyAudit: %w", broken)
+	}
+	return out, nil
 }

@@ -1,12 +1,12 @@
 package audit
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rampartsec/rampart/internal/cli/clienv"
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 func newVerify(env *clienv.Env) *cobra.Command {
@@ -34,7 +34,7 @@ func newVerify(env *clienv.Env) *cobra.Command {
 				fmt.Fprintf(env.Stdout, "audit chain intact: %d records, head %s\n", v.Records, v.Head)
 			}
 			if !v.Intact {
-				return errors.New(v.Problem)
+				return public.Errorf(public.Conflict, "%s; %d of the chain's %d records check out before it", v.Problem, v.Verified, v.Records)
 			}
 			return nil
 		},
