@@ -42,41 +42,41 @@ func TestBadInput(t *testing.T) {
 			status                               int
 			code, msg                            string
 		}{
-			{"malformed JSON", "POST", "/api/v1/products", h.admin, js, `{"name": "x"`, 400, "bad_request", "truncated"},
-			{"syntax error", "POST", "/api/v1/products", h.admin, js, `{"name": x}`, 400, "bad_request", "not valid JSON"},
+			{"malformed JSON", "POST", "/api/v1/products", h.admin, js, `{"name": "x"`, 400, "bad_request", "request body is truncated JSON"},
+			{"syntax error", "POST", "/api/v1/products", h.admin, js, `{"name": x}`, 400, "bad_request", "request body is not valid JSON (at byte 10)"},
 			{"unknown field", "POST", "/api/v1/products", h.admin, js, `{"name": "x", "colour": "red"}`, 400, "bad_request", `unknown field "colour"`},
-			{"wrong type", "POST", "/api/v1/products", h.admin, js, `{"name": 42}`, 400, "bad_request", `field "name" must be a string`},
-			{"not an object", "POST", "/api/v1/products", h.admin, js, `["x"]`, 400, "bad_request", "must be a JSON object"},
-			{"empty body", "POST", "/api/v1/products", h.admin, js, ``, 400, "bad_request", "empty"},
-			{"two objects", "POST", "/api/v1/products", h.admin, js, `{"name":"a"}{"name":"b"}`, 400, "bad_request", "single JSON object"},
-			{"oversized body", "POST", "/api/v1/products", h.admin, js, `{"name":"a","description":"` + strings.Repeat("x", MaxBodyBytes) + `"}`, 413, "too_large", "larger than"},
-			{"wrong content type", "POST", "/api/v1/products", h.admin, "text/plain", `{"name":"a"}`, 415, "unsupported_media_type", "application/json"},
-			{"bad name", "POST", "/api/v1/products", h.admin, js, `{"name":"../etc"}`, 400, "bad_request", "product name"},
-			{"long description", "POST", "/api/v1/products", h.admin, js, `{"name":"a","description":"` + strings.Repeat("x", 501) + `"}`, 400, "bad_request", "description"},
+			{"wrong type", "POST", "/api/v1/products", h.admin, js, `{"name": 42}`, 400, "bad_request", `field "name" must be a string, not number`},
+			{"not an object", "POST", "/api/v1/products", h.admin, js, `["x"]`, 400, "bad_request", "request body must be a JSON object, not array"},
+			{"empty body", "POST", "/api/v1/products", h.admin, js, ``, 400, "bad_request", "request body is empty; a JSON object is required"},
+			{"two objects", "POST", "/api/v1/products", h.admin, js, `{"name":"a"}{"name":"b"}`, 400, "bad_request", "request body must hold a single JSON object"},
+			{"oversized body", "POST", "/api/v1/products", h.admin, js, `{"name":"a","description":"` + strings.Repeat("x", MaxBodyBytes) + `"}`, 413, "too_large", "request body is larger than 1048576 bytes"},
+			{"wrong content type", "POST", "/api/v1/products", h.admin, "text/plain", `{"name":"a"}`, 415, "unsupported_media_type", "request body must be application/json"},
+			{"bad name", "POST", "/api/v1/products", h.admin, js, `{"name":"../etc"}`, 400, "bad_request", `product name "../etc" must be 1-64 letters, digits, spaces, dots, dashes or underscores, starting with a letter or digit`},
+			{"long description", "POST", "/api/v1/products", h.admin, js, `{"name":"a","description":"` + strings.Repeat("x", 501) + `"}`, 400, "bad_request", "description must be one line of at most 500 bytes"},
 			{"duplicate product", "POST", "/api/v1/products", h.admin, js, `{"name":"thermostat"}`, 409, "conflict", "product thermostat already exists"},
-			{"duplicate group", "POST", "/api/v1/products/thermostat/groups", h.admin, js, `{"name":"Production"}`, 409, "conflict", "already exists"},
+			{"duplicate group", "POST", "/api/v1/products/thermostat/groups", h.admin, js, `{"name":"Production"}`, 409, "conflict", "group Production in product thermostat already exists"},
 			{"duplicate tenant", "POST", "/api/v1/tenants", h.admin, js, `{"name":"globex"}`, 409, "conflict", "tenant globex already exists"},
-			{"bad tenant name", "POST", "/api/v1/tenants", h.admin, js, `{"name":"Big Corp"}`, 400, "bad_request", "tenant name"},
-			{"unknown role", "POST", "/api/v1/tokens", h.admin, js, `{"role":"root"}`, 400, "bad_request", "not one of admin, operator, reader"},
-			{"missing token", "GET", "/api/v1/products", "", "", "", 401, "unauthorized", "token is required"},
-			{"malformed token", "GET", "/api/v1/products", "hello", "", "", 401, "unauthorized", "malformed"},
-			{"unknown token", "GET", "/api/v1/products", "rpt_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "", "", 401, "unauthorized", "not valid"},
-			{"revoked token", "GET", "/api/v1/products", revokedTok.Secret, "", "", 401, "unauthorized", "revoked"},
-			{"reader writes", "POST", "/api/v1/products", reader, js, `{"name":"lamp"}`, 403, "forbidden", "needs the operator role"},
-			{"operator makes token", "POST", "/api/v1/tokens", operator, js, `{"role":"admin"}`, 403, "forbidden", "needs the admin role"},
-			{"tenant admin makes tenant", "POST", "/api/v1/tenants", other, js, `{"name":"initech"}`, 403, "forbidden", "service administrator"},
-			{"tenant admin token elsewhere", "POST", "/api/v1/tokens", other, js, `{"role":"admin","tenant":"default"}`, 403, "forbidden", "another tenant"},
+			{"bad tenant name", "POST", "/api/v1/tenants", h.admin, js, `{"name":"Big Corp"}`, 400, "bad_request", `tenant name "Big Corp" must be 1-63 lowercase letters, digits or dashes, starting and ending with a letter or digit`},
+			{"unknown role", "POST", "/api/v1/tokens", h.admin, js, `{"role":"root"}`, 400, "bad_request", `role "root" is not one of admin, operator, reader`},
+			{"missing token", "GET", "/api/v1/products", "", "", "", 401, "unauthorized", "an API token is required (Authorization: Bearer <token>)"},
+			{"malformed token", "GET", "/api/v1/products", "hello", "", "", 401, "unauthorized", "the API token is malformed"},
+			{"unknown token", "GET", "/api/v1/products", "rpt_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "", "", 401, "unauthorized", "the API token is not valid"},
+			{"revoked token", "GET", "/api/v1/products", revokedTok.Secret, "", "", 401, "unauthorized", "the API token was revoked"},
+			{"reader writes", "POST", "/api/v1/products", reader, js, `{"name":"lamp"}`, 403, "forbidden", "this endpoint needs the operator role; the token has reader"},
+			{"operator makes token", "POST", "/api/v1/tokens", operator, js, `{"role":"admin"}`, 403, "forbidden", "this endpoint needs the admin role; the token has operator"},
+			{"tenant admin makes tenant", "POST", "/api/v1/tenants", other, js, `{"name":"initech"}`, 403, "forbidden", "this endpoint needs a service administrator's token"},
+			{"tenant admin token elsewhere", "POST", "/api/v1/tokens", other, js, `{"role":"admin","tenant":"default"}`, 403, "forbidden", "only a service administrator may create tokens for another tenant"},
 			{"foreign product read", "GET", "/api/v1/products/thermostat", other, "", "", 404, "not_found", "product thermostat not found"},
 			{"foreign group write", "POST", "/api/v1/products/thermostat/groups", other, js, `{"name":"Canary"}`, 404, "not_found", "product thermostat not found"},
-			{"foreign token revoke", "DELETE", "/api/v1/tokens/" + revokedTok.ID, other, "", "", 404, "not_found", "not found"},
-			{"revoke twice", "DELETE", "/api/v1/tokens/" + revokedTok.ID, h.admin, "", "", 409, "conflict", "already revoked"},
-			{"bad device id", "GET", "/api/v1/devices/xyz", h.admin, "", "", 400, "bad_request", "64 lowercase hex"},
-			{"bad limit", "GET", "/api/v1/products?limit=0", h.admin, "", "", 400, "bad_request", "limit"},
-			{"huge limit", "GET", "/api/v1/products?limit=100000", h.admin, "", "", 400, "bad_request", "limit"},
-			{"bad audit cursor", "GET", "/api/v1/audit?after=abc", h.admin, "", "", 400, "bad_request", "cursor"},
-			{"group without product", "GET", "/api/v1/devices?group=Production", h.admin, "", "", 400, "bad_request", "group needs product"},
-			{"unknown endpoint", "GET", "/api/v1/nothing", h.admin, "", "", 404, "not_found", "no such API endpoint"},
-			{"wrong method", "PUT", "/api/v1/products", h.admin, js, `{}`, 405, "method_not_allowed", "use GET or POST"},
+			{"foreign token revoke", "DELETE", "/api/v1/tokens/" + revokedTok.ID, other, "", "", 404, "not_found", "token " + revokedTok.ID + " not found"},
+			{"revoke twice", "DELETE", "/api/v1/tokens/" + revokedTok.ID, h.admin, "", "", 409, "conflict", "token " + revokedTok.ID + " is already revoked"},
+			{"bad device id", "GET", "/api/v1/devices/xyz", h.admin, "", "", 400, "bad_request", `device ID "xyz" must be 64 lowercase hex digits (the SHA-256 of the device's identity key)`},
+			{"bad limit", "GET", "/api/v1/products?limit=0", h.admin, "", "", 400, "bad_request", "limit must be a whole number from 1 to 500"},
+			{"huge limit", "GET", "/api/v1/products?limit=100000", h.admin, "", "", 400, "bad_request", "limit must be a whole number from 1 to 500"},
+			{"bad audit cursor", "GET", "/api/v1/audit?after=abc", h.admin, "", "", 400, "bad_request", "invalid request: cursor"},
+			{"group without product", "GET", "/api/v1/devices?group=Production", h.admin, "", "", 400, "bad_request", "group needs product: a group is named within a product"},
+			{"unknown endpoint", "GET", "/api/v1/nothing", h.admin, "", "", 404, "not_found", "no such API endpoint: GET /api/v1/nothing"},
+			{"wrong method", "PUT", "/api/v1/products", h.admin, js, `{}`, 405, "method_not_allowed", "PUT is not allowed on /api/v1/products; use GET or POST"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -90,8 +90,8 @@ func TestBadInput(t *testing.T) {
 					if err := json.Unmarshal([]byte(body), &eb); err != nil {
 						t.Fatalf("answer is not the error envelope: %s", body)
 					}
-					if eb.Error.Code != tt.code || !strings.Contains(eb.Error.Message, tt.msg) {
-						t.Errorf("error = %+v, want code %q and a message with %q", eb.Error, tt.code, tt.msg)
+					if eb.Error.Code != tt.code || eb.Error.Message != tt.msg {
+						t.Errorf("error = %+v, want code %q and the message %q", eb.Error, tt.code, tt.msg)
 					}
 					if strings.Contains(eb.Error.Message, "sql") || strings.Contains(eb.Error.Message, "SQLSTATE") {
 						t.Errorf("message leaks an internal cause: %q", eb.Error.Message)
