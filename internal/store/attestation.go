@@ -163,7 +163,7 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, actor Actor, tenantID, pr
 	if err := s.AppendCoverageEvent(ctx, tx, tenantID, productID, groupID, deviceID, current); err != nil {
 		return err
 	}
-	return s.AppendAudit(ctx, tx, tenantID, actor, "device.claim", "device/"+deviceID, details)
+	return s.appendAudit(ctx, tx, tenantID, actor, "device.claim", "device/"+deviceID, details)
 }
 
 // Preauthorize records that a tenant expects a device with this EK or identity key hash, to be
@@ -185,7 +185,7 @@ func (s *Store) Preauthorize(ctx context.Context, actor Actor, tenantID, kind, h
 			VALUES ($1, $2, $3, $4, $5, $6)`, kind, hash, tenantID, g.ProductID, g.ID, micros(s.Now())); err != nil {
 			return err
 		}
-		if err := s.AppendAudit(ctx, tx, tenantID, actor, "device.preauthorize", kind+"/"+hash, Details{"product": product, "group": group}); err != nil {
+		if err := s.appendAudit(ctx, tx, tenantID, actor, "device.preauthorize", kind+"/"+hash, Details{"product": product, "group": group}); err != nil {
 			return err
 		}
 		q := `SELECT d.id FROM devices d WHERE d.id = $1 AND d.tenant_id IS NULL`
@@ -225,7 +225,7 @@ func (s *Store) SetManufacturerCAs(ctx context.Context, actor Actor, tenantID, p
 				return err
 			}
 		}
-		return s.AppendAudit(ctx, tx, tenantID, actor, "manufacturer_cas.set", "tenant/"+tenantID, Details{"bytes": len(pem)})
+		return s.appendAudit(ctx, tx, tenantID, actor, "manufacturer_cas.set", "tenant/"+tenantID, Details{"bytes": len(pem)})
 	})
 	if err != nil {
 		return fmt.Errorf("store.SetManufacturerCAs: %w", s.mapErr(err))
@@ -348,7 +348,7 @@ func (s *Store) RecordAttestation(ctx context.Context, r AttestationRecord) (Att
 		for _, c := range r.Reasons {
 			codes = append(codes, c.Code)
 		}
-		return s.AppendAudit(ctx, tx, r.TenantID, Actor("device:"+r.DeviceID), "device.attest", "device/"+r.DeviceID,
+		return s.appendAudit(ctx, tx, r.TenantID, Actor("device:"+r.DeviceID), "device.attest", "device/"+r.DeviceID,
 			Details{"status": r.Status, "granted": r.Granted, "reasons": codes, "cert_serial": r.CertSerial, "result": r.ID})
 	})
 	if err != nil {
@@ -451,7 +451,7 @@ func (s *Store) SetAttestationPolicy(ctx context.Context, actor Actor, tenantID,
 				return err
 			}
 		}
-		return s.AppendAudit(ctx, tx, tenantID, actor, "product.attestation_policy", "product/"+prod.ID,
+		return s.appendAudit(ctx, tx, tenantID, actor, "product.attestation_policy", "product/"+prod.ID,
 			Details{"product": product, "accept_software": p.AcceptSoftware})
 	})
 	if err != nil {
@@ -517,7 +517,7 @@ func (s *Store) MoveDevice(ctx context.Context, actor Actor, tenantID, deviceID,
 		if err := s.AppendCoverageEvent(ctx, tx, tenantID, dev.productID, to, deviceID, current); err != nil {
 			return err
 		}
-		return s.AppendAudit(ctx, tx, tenantID, actor, "device.move", "device/"+deviceID, Details{"product": product, "from": from, "to": group})
+		return s.appendAudit(ctx, tx, tenantID, actor, "device.move", "device/"+deviceID, Details{"product": product, "from": from, "to": group})
 	})
 	if err != nil {
 		return Device{}, fmt.Errorf("store.MoveDevice: %w", s.mapErr(err))

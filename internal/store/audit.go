@@ -20,15 +20,15 @@ const System Actor = "system"
 // Details is the free-form part of an audit record; it is stored as a JSON object.
 type Details map[string]any
 
-// AppendAudit appends a record to tenantID's chain inside tx. Every mutating store method calls
+// appendAudit appends a record to tenantID's chain inside tx. Every mutating store method calls
 // it in the same transaction as the change.
-func (s *Store) AppendAudit(ctx context.Context, tx *sql.Tx, tenantID string, actor Actor, action, target string, details Details) error {
+func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, tenantID string, actor Actor, action, target string, details Details) error {
 	if details == nil {
 		details = Details{}
 	}
 	d, err := json.Marshal(details)
 	if err != nil {
-		return fmt.Errorf("store.AppendAudit: %w", err)
+		return fmt.Errorf("store.appendAudit: %w", err)
 	}
 	var seq int64
 	var prev string
@@ -37,11 +37,11 @@ func (s *Store) AppendAudit(ctx context.Context, tx *sql.Tx, tenantID string, ac
 	err = tx.QueryRowContext(ctx, `UPDATE audit_heads SET seq = seq + 1 WHERE tenant_id = $1 RETURNING seq, hash`, tenantID).Scan(&seq, &prev)
 	if err == sql.ErrNoRows {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 1, $2)`, tenantID, audit.Genesis); err != nil {
-			return fmt.Errorf("store.AppendAudit: %w", err)
+			return fmt.Errorf("store.appendAudit: %w", err)
 		}
 		seq, prev = 1, audit.Genesis
 	} else if err != nil {
-		return fmt.Errorf("store.AppendAudit: %w", err)
+		return fmt.Errorf("store.appendAudit: %w", err)
 	}
 	r := audit.Next(seq-1, prev, audit.Record{
 		TenantID: tenantID, At: s.Now(), Actor: string(actor), Action: action, Target: target, Details: string(d),
@@ -49,10 +49,10 @@ func (s *Store) AppendAudit(ctx context.Context, tx *sql.Tx, tenantID string, ac
 	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_records (tenant_id, seq, at, actor, action, target, details, prev_hash, hash)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		r.TenantID, r.Seq, micros(r.At), r.Actor, r.Action, r.Target, r.Details, r.PrevHash, r.Hash); err != nil {
-		return fmt.Errorf("store.AppendAudit: %w", err)
+		return fmt.Errorf("store.appendAudit: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE audit_heads SET hash = $1 WHERE tenant_id = $2`, r.Hash, tenantID); err != nil {
-		return fmt.Errorf("store.AppendAudit: %w", err)
+		return fmt.Errorf("store.appendAudit: %w", err)
 	}
 	return nil
 }

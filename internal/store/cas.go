@@ -46,7 +46,7 @@ func (s *Store) EnsureTenantCA(ctx context.Context, tenantID string, create func
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil
 		}
-		return s.AppendAudit(ctx, tx, tenantID, System, "ca.create", "tenant/"+tenantID, nil)
+		return s.appendAudit(ctx, tx, tenantID, System, "ca.create", "tenant/"+tenantID, nil)
 	})
 	if err != nil {
 		return TenantCA{}, fmt.Errorf("store.EnsureTenantCA: %w", s.mapErr(err))

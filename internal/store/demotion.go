@@ -97,7 +97,7 @@ func (s *Store) DemoteRevoked(ctx context.Context, tx *sql.Tx, actor Actor, tena
 	if out.Certificates == 0 {
 		return out, nil
 	}
-	if err := s.AppendAudit(ctx, tx, tenantID, actor, "device.demote", "release/"+releaseID,
+	if err := s.appendAudit(ctx, tx, tenantID, actor, "device.demote", "release/"+releaseID,
 		Details{"devices": len(out.Devices), "certificates": out.Certificates}); err != nil {
 		return Demotion{}, fmt.Errorf("store.DemoteRevoked: %w", err)
 	}

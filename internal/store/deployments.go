@@ -157,7 +157,7 @@ func (s *Store) auditDeployment(ctx context.Context, tx *sql.Tx, d Deployment, a
 	if err := s.notifyDeployment(ctx, tx, d.TenantID, d.ID); err != nil {
 		return err
 	}
-	return s.AppendAudit(ctx, tx, d.TenantID, actor, auditActions[ev.Kind], "deployment/"+d.ID, details)
+	return s.appendAudit(ctx, tx, d.TenantID, actor, auditActions[ev.Kind], "deployment/"+d.ID, details)
 }
 
 // CreateDeployment starts a deployment of a signed release of the group's product to the group:

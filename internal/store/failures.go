@@ -175,7 +175,7 @@ func (s *Store) AddFailureReports(ctx context.Context, tenantID, deviceID string
 			}
 			if created {
 				in.NewGroups = append(in.NewGroups, g.ID)
-				if err := s.AppendAudit(ctx, tx, tenantID, Actor("device:"+deviceID), "failure_group.create", "failure_group/"+g.ID,
+				if err := s.appendAudit(ctx, tx, tenantID, Actor("device:"+deviceID), "failure_group.create", "failure_group/"+g.ID,
 					Details{"signature": sig, "program": fault.Program, "fault_type": fault.FaultType, "release": release}); err != nil {
 					return err
 				}
@@ -187,7 +187,7 @@ func (s *Store) AddFailureReports(ctx context.Context, tenantID, deviceID string
 				}
 				if mark == failure.MarkRegressed {
 					in.Regressed = append(in.Regressed, g.ID)
-					if err := s.AppendAudit(ctx, tx, tenantID, Actor("device:"+deviceID), "failure_group.regress", "failure_group/"+g.ID,
+					if err := s.appendAudit(ctx, tx, tenantID, Actor("device:"+deviceID), "failure_group.regress", "failure_group/"+g.ID,
 						Details{"signature": sig, "release": release}); err != nil {
 						return err
 					}
@@ -329,7 +329,7 @@ func (s *Store) ResolveFailureGroup(ctx context.Context, actor Actor, tenantID, 
 		if err := s.saveFailureGroup(ctx, tx, g); err != nil {
 			return err
 		}
-		return s.AppendAudit(ctx, tx, tenantID, actor, "failure_group.resolve", "failure_group/"+g.ID,
+		return s.appendAudit(ctx, tx, tenantID, actor, "failure_group.resolve", "failure_group/"+g.ID,
 			Details{"signature": g.Signature, "releases": g.ResolvedReleases})
 	})
 	if err != nil {

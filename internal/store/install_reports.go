@@ -35,7 +35,7 @@ func (s *Store) AddInstallReport(ctx context.Context, tenantID, deviceID string,
 		if !audited {
 			return nil
 		}
-		return s.AppendAudit(ctx, tx, tenantID, Actor("device:"+deviceID), "device.install."+rep.State, "device/"+deviceID,
+		return s.appendAudit(ctx, tx, tenantID, Actor("device:"+deviceID), "device.install."+rep.State, "device/"+deviceID,
 			Details{"release": rep.Release, "reason": rep.Reason})
 	})
 	if err != nil {

@@ -40,7 +40,7 @@ func (s *Store) CreateProduct(ctx context.Context, actor Actor, tenantID, name, 
 			p.ID, p.TenantID, p.Name, p.Description, micros(p.CreatedAt)); err != nil {
 			return err
 		}
-		if err := s.AppendAudit(ctx, tx, tenantID, actor, "product.create", "product/"+p.ID, Details{"name": name}); err != nil {
+		if err := s.appendAudit(ctx, tx, tenantID, actor, "product.create", "product/"+p.ID, Details{"name": name}); err != nil {
 			return err
 		}
 		for _, g := range DefaultGroups {
@@ -64,7 +64,7 @@ func (s *Store) insertGroup(ctx context.Context, tx *sql.Tx, actor Actor, p Prod
 		g.ID, g.TenantID, g.ProductID, g.Name, g.Description, micros(g.CreatedAt)); err != nil {
 		return Group{}, err
 	}
-	return g, s.AppendAudit(ctx, tx, p.TenantID, actor, "group.create", "group/"+g.ID, Details{"product": p.Name, "name": name})
+	return g, s.appendAudit(ctx, tx, p.TenantID, actor, "group.create", "group/"+g.ID, Details{"product": p.Name, "name": name})
 }
 
 func scanProduct(row interface{ Scan(...any) error }) (Product, error) {

@@ -56,7 +56,7 @@ func (s *Store) CreateProgram(ctx context.Context, actor Actor, tenantID string,
 			p.ID, p.TenantID, p.Name, string(js), micros(p.CreatedAt)); err != nil {
 			return err
 		}
-		return s.AppendAudit(ctx, tx, tenantID, actor, "program.create", "program/"+p.ID, Details{
+		return s.appendAudit(ctx, tx, tenantID, actor, "program.create", "program/"+p.ID, Details{
 			"name": p.Name, "scenarios": len(rules.Scenarios), "currency": rules.Awards.Currency,
 		})
 	})
@@ -186,7 +186,7 @@ func (s *Store) insertResearcher(ctx context.Context, tx *sql.Tx, actor Actor, t
 	if actor == "" {
 		actor = r.Actor()
 	}
-	return r, s.AppendAudit(ctx, tx, tenantID, actor, "researcher.create", "researcher/"+r.ID, Details{"email": email})
+	return r, s.appendAudit(ctx, tx, tenantID, actor, "researcher.create", "researcher/"+r.ID, Details{"email": email})
 }
 
 func (s *Store) insertApplication(ctx context.Context, tx *sql.Tx, actor Actor, p Program, r Researcher, status string, app program.Application) (Application, error) {
@@ -206,7 +206,7 @@ func (s *Store) insertApplication(ctx context.Context, tx *sql.Tx, actor Actor, 
 	if status == ApplicationInvited {
 		action = "application.invite"
 	}
-	return a, s.AppendAudit(ctx, tx, p.TenantID, actor, action, "application/"+a.ID, Details{"program": p.Name, "researcher": r.ID, "country": a.Country})
+	return a, s.appendAudit(ctx, tx, p.TenantID, actor, action, "application/"+a.ID, Details{"program": p.Name, "researcher": r.ID, "country": a.Country})
 }
 
 // ApplyNew registers a new researcher with the tenant named tenantName and files their
@@ -284,7 +284,7 @@ func (s *Store) Apply(ctx context.Context, r Researcher, programName string, app
 			WHERE id = $6`, ApplicationApplied, app.Country, app.Affiliation, app.Experience, micros(now), id); err != nil {
 			return err
 		}
-		if err := s.AppendAudit(ctx, tx, r.TenantID, r.Actor(), "application.submit", "application/"+id,
+		if err := s.appendAudit(ctx, tx, r.TenantID, r.Actor(), "application.submit", "application/"+id,
 			Details{"program": p.Name, "researcher": r.ID, "country": app.Country}); err != nil {
 			return err
 		}
@@ -323,7 +323,7 @@ func (s *Store) DecideApplication(ctx context.Context, actor Actor, tenantID, pr
 			return err
 		}
 		a.Status, a.DecidedAt, a.DecidedBy, a.Reason = status, &now, string(actor), reason
-		return s.AppendAudit(ctx, tx, tenantID, actor, action, "application/"+a.ID, Details{"program": programName, "researcher": a.ResearcherID, "reason": reason})
+		return s.appendAudit(ctx, tx, tenantID, actor, action, "application/"+a.ID, Details{"program": programName, "researcher": a.ResearcherID, "reason": reason})
 	})
 	if err != nil {
 		return Application{}, fmt.Errorf("store.DecideApplication: %w", s.mapErr(err))
@@ -415,7 +415,7 @@ func (s *Store) RevokeResearcherToken(ctx context.Context, actor Actor, tenantID
 		if n == 0 {
 			return stateErrorf("the token of researcher %s was already revoked on %s", researcherID, r.TokenRevokedAt.Format(time.RFC3339))
 		}
-		return s.AppendAudit(ctx, tx, tenantID, actor, "researcher.revoke_token", "researcher/"+r.ID,
+		return s.appendAudit(ctx, tx, tenantID, actor, "researcher.revoke_token", "researcher/"+r.ID,
 			Details{"name": r.Name, "email": r.Email, "reason": reason})
 	})
 	if err != nil {
@@ -428,7 +428,7 @@ func (s *Store) RevokeResearcherToken(ctx context.Context, actor Actor, tenantID
 // tenant's audit chain.
 func (s *Store) AuditDenied(ctx context.Context, tenantID string, actor Actor, action, target, reason string) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		return s.AppendAudit(ctx, tx, tenantID, actor, action, target, Details{"denied": reason})
+		return s.appendAudit(ctx, tx, tenantID, actor, action, target, Details{"denied": reason})
 	})
 	if err != nil {
 		return fmt.Errorf("store.AuditDenied: %w", err)

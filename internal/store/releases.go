@@ -95,7 +95,7 @@ func (s *Store) AddImage(ctx context.Context, actor Actor, tenantID string, im I
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, tenantID, im.SHA256, im.Component, im.Version, int64(im.SecurityVersion), im.Length, micros(im.CreatedAt)); err != nil {
 			return err
 		}
-		return s.AppendAudit(ctx, tx, tenantID, actor, "image.add", "image/"+im.SHA256,
+		return s.appendAudit(ctx, tx, tenantID, actor, "image.add", "image/"+im.SHA256,
 			Details{"component": im.Component, "version": im.Version, "security_version": im.SecurityVersion, "length": im.Length})
 	})
 	if err != nil {
@@ -131,7 +131,7 @@ func (s *Store) CreateRelease(ctx context.Context, actor Actor, tenantID, produc
 				return err
 			}
 		}
-		return s.AppendAudit(ctx, tx, tenantID, actor, "release.create", "release/"+rel.ID,
+		return s.appendAudit(ctx, tx, tenantID, actor, "release.create", "release/"+rel.ID,
 			Details{"product": rel.Product, "version": rel.Version, "images": sums})
 	})
 	if err != nil {
@@ -378,7 +378,7 @@ func (s *Store) InUpdatesTx(ctx context.Context, fn func(t *UpdatesTx) error) er
 
 // Audit appends a record to tenantID's audit chain in the transaction.
 func (t *UpdatesTx) Audit(ctx context.Context, tenantID string, actor Actor, action, target string, details Details) error {
-	return t.s.AppendAudit(ctx, t.tx, tenantID, actor, action, target, details)
+	return t.s.appendAudit(ctx, t.tx, tenantID, actor, action, target, details)
 }
 
 // Release reads one release of a tenant's product with its images and deltas; ErrNotFound when

@@ -182,7 +182,7 @@ func (s *Store) event(ctx context.Context, tx *sql.Tx, actor Actor, r Report, ki
 	if from != to {
 		audit["from"], audit["to"] = from, to
 	}
-	return s.AppendAudit(ctx, tx, r.TenantID, actor, "report."+kind, fmt.Sprintf("report/%d", r.Number), audit)
+	return s.appendAudit(ctx, tx, r.TenantID, actor, "report."+kind, fmt.Sprintf("report/%d", r.Number), audit)
 }
 
 // SubmitReport files a report from a researcher whose application to the program is

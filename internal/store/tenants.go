@@ -30,11 +30,11 @@ func (s *Store) createTenant(ctx context.Context, tx *sql.Tx, actor Actor, actor
 		return err
 	}
 	details := Details{"name": t.Name}
-	if err := s.AppendAudit(ctx, tx, t.ID, actor, "tenant.create", "tenant/"+t.ID, details); err != nil {
+	if err := s.appendAudit(ctx, tx, t.ID, actor, "tenant.create", "tenant/"+t.ID, details); err != nil {
 		return err
 	}
 	if actorTenantID != "" && actorTenantID != t.ID {
-		return s.AppendAudit(ctx, tx, actorTenantID, actor, "tenant.create", "tenant/"+t.ID, details)
+		return s.appendAudit(ctx, tx, actorTenantID, actor, "tenant.create", "tenant/"+t.ID, details)
 	}
 	return nil
 }

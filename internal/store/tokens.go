@@ -33,7 +33,7 @@ func (s *Store) CreateToken(ctx context.Context, actor Actor, actorTenantID stri
 			return err
 		}
 		if actorTenantID != tok.TenantID {
-			return s.AppendAudit(ctx, tx, actorTenantID, actor, "token.create", "token/"+tok.ID, Details{"tenant": tok.TenantName, "role": tok.Role})
+			return s.appendAudit(ctx, tx, actorTenantID, actor, "token.create", "token/"+tok.ID, Details{"tenant": tok.TenantName, "role": tok.Role})
 		}
 		return nil
 	})
@@ -49,7 +49,7 @@ func (s *Store) insertToken(ctx context.Context, tx *sql.Tx, actor Actor, tok To
 		tok.ID, tok.TenantID, tok.Description, tok.Role, tok.Service, hash, micros(tok.CreatedAt), tok.CreatedBy); err != nil {
 		return err
 	}
-	return s.AppendAudit(ctx, tx, tok.TenantID, actor, "token.create", "token/"+tok.ID,
+	return s.appendAudit(ctx, tx, tok.TenantID, actor, "token.create", "token/"+tok.ID,
 		Details{"role": tok.Role, "service": tok.Service, "description": tok.Description})
 }
 
@@ -113,7 +113,7 @@ func (s *Store) RevokeToken(ctx context.Context, actor Actor, tenantID, id strin
 		if _, err := tx.ExecContext(ctx, `UPDATE api_tokens SET revoked_at = $1 WHERE id = $2`, micros(now), id); err != nil {
 			return err
 		}
-		return s.AppendAudit(ctx, tx, tenantID, actor, "token.revoke", "token/"+id, nil)
+		return s.appendAudit(ctx, tx, tenantID, actor, "token.revoke", "token/"+id, nil)
 	})
 	if err != nil {
 		return Token{}, fmt.Errorf("store.RevokeToken: %w", s.mapErr(err))

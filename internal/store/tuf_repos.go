@@ -25,7 +25,7 @@ func (s *Store) CreateRepo(ctx context.Context, actor Actor, tenantID string, r 
 			tenantID, r.State, r.DirectorRoots, micros(now)); err != nil {
 			return err
 		}
-		return s.AppendAudit(ctx, tx, tenantID, actor, "tuf.init", "tuf/root", Details{"root_version": 1})
+		return s.appendAudit(ctx, tx, tenantID, actor, "tuf.init", "tuf/root", Details{"root_version": 1})
 	})
 	if err != nil {
 		return fmt.Errorf("store.CreateRepo: %w", s.mapErr(err))
