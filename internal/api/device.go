@@ -58,8 +58,6 @@ type device struct {
 	demoted bool
 }
 
-func (d *device) actor() store.Actor { return store.Actor("device:" + d.id) }
-
 // unregistered is the answer to a valid certificate of a device the registry no longer holds.
 func (d *device) unregistered() error {
 	return unauthorized("device %s is not registered with tenant %s", d.id, d.tenantName)

@@ -21,16 +21,15 @@ import (
 )
 
 type fixture struct {
-	t       testing.TB
-	svc     *Service
-	st      *store.Store
-	tenant  store.Tenant
-	ks      *tuf.KeySet
-	device  string
-	srv     *httptest.Server
-	slots   string
-	state   string
-	updates int
+	t      testing.TB
+	svc    *Service
+	st     *store.Store
+	tenant store.Tenant
+	ks     *tuf.KeySet
+	device string
+	srv    *httptest.Server
+	slots  string
+	state  string
 }
 
 func newFixture(t testing.TB, kind string) *fixture {

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"os"
 	"path/filepath"
 	"time"
@@ -166,6 +165,12 @@ func (s *Software) Close() error { return nil }
 
 // softwareAKPublic encodes pub as the TPMT_PUBLIC of an ECDSA-SHA256 signing key.
 func softwareAKPublic(pub *ecdsa.PublicKey) []byte {
+	// Bytes is the uncompressed point 0x04 || X || Y, each coordinate 32 bytes on P-256; it
+	// fails only for a key off the curve, which ecdsa.GenerateKey never returns.
+	point, err := pub.Bytes()
+	if err != nil || len(point) != 65 {
+		panic(fmt.Sprintf("softwareAKPublic: a P-256 key's point: %d bytes, %v", len(point), err))
+	}
 	return tpm2.Marshal(tpm2.TPMTPublic{
 		Type:    tpm2.TPMAlgECC,
 		NameAlg: tpm2.TPMAlgSHA256,
@@ -184,13 +189,11 @@ func softwareAKPublic(pub *ecdsa.PublicKey) []byte {
 			KDF:     tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
 		}),
 		Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
-			X: tpm2.TPM2BECCParameter{Buffer: pad32(pub.X)},
-			Y: tpm2.TPM2BECCParameter{Buffer: pad32(pub.Y)},
+			X: tpm2.TPM2BECCParameter{Buffer: point[1:33]},
+			Y: tpm2.TPM2BECCParameter{Buffer: point[33:65]},
 		}),
 	})
 }
-
-func pad32(n *big.Int) []byte { return n.FillBytes(make([]byte, 32)) }
 
 func (s *Software) loadBank() error {
 	b, err := os.ReadFile(filepath.Join(s.dir, pcrBankFile))

@@ -230,7 +230,7 @@ func (i *Identity) RenewIfDue(ctx context.Context) (bool, error) {
 func (i *Identity) Run(ctx context.Context) error {
 	backoff := 5 * time.Second
 	for {
-		wait := time.Until(i.RenewAt())
+		var wait time.Duration
 		if _, err := i.RenewIfDue(ctx); err != nil {
 			i.cfg.Logger.Warn("attestation failed", "err", err, "retry_in", backoff)
 			wait, backoff = backoff, min(2*backoff, 10*time.Minute)
