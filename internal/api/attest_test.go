@@ -508,8 +508,13 @@ func TestRevocationDemotesAtOnce(t *testing.T) {
 		if status, body := h.deviceGet("/device/v1/whoami", &oldCert); status != http.StatusOK || !strings.Contains(body, `"profile":"update-only"`) {
 			t.Errorf("whoami with the demoted certificate: %d %s", status, body)
 		}
-		if status, body := h.deviceGet("/device/v1/wait?timeout=1s", &oldCert); status != http.StatusOK || !strings.Contains(body, `"reattest":true`) {
+		if status, body := h.deviceGet("/device/v1/wait?timeout=1s", &oldCert); status != http.StatusOK || !strings.Contains(body, `"woken":true,"reattest":true`) {
 			t.Errorf("wait with the demoted certificate: %d %s, want reattest", status, body)
+		}
+		// Told once: an agent that waits again with the same certificate (one that does not act
+		// on it) waits as usual, and hears it again at the end, instead of calling in a loop.
+		if status, body := h.deviceGet("/device/v1/wait?timeout=1s", &oldCert); status != http.StatusOK || !strings.Contains(body, `"woken":false,"reattest":true`) {
+			t.Errorf("second wait with the demoted certificate: %d %s, want a wait that ends with reattest", status, body)
 		}
 		// The device on the fixed release keeps its access and is not told to attest again.
 		if status, body := h.deviceGet("/device/v1/test-normal-only", &fixedCert); status != http.StatusOK {

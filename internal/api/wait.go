@@ -17,7 +17,7 @@ import (
 // attest again at once; their wait answers Reattest.
 func (a *API) wakeDemoted(deviceIDs []string) {
 	if len(deviceIDs) > 0 {
-		n := a.wake.Wake(deviceIDs...)
+		n := a.wake.WakeWaiting(deviceIDs...)
 		a.log.Info("revocation demoted devices", "devices", len(deviceIDs), "woken", n)
 	}
 }
@@ -43,9 +43,17 @@ func (a *API) deviceWait(w http.ResponseWriter, r *http.Request, d *device) erro
 		timeout = t
 	}
 	if d.demoted {
-		// Told at once, whichever replica demoted it and whether or not it was waiting then.
-		writeJSON(w, http.StatusOK, deviceapi.WaitAnswer{Woken: true, Reattest: true})
-		return nil
+		// Told at once, whichever replica demoted it and whether or not it was waiting then;
+		// but only once per certificate, so that an agent that does not act on it waits as
+		// usual instead of calling again and again.
+		first, err := a.store.TellDemoted(r.Context(), d.cert.SerialNumber.Text(16))
+		if err != nil {
+			return internal(err)
+		}
+		if first {
+			writeJSON(w, http.StatusOK, deviceapi.WaitAnswer{Woken: true, Reattest: true})
+			return nil
+		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
@@ -57,10 +65,15 @@ func (a *API) deviceWait(w http.ResponseWriter, r *http.Request, d *device) erro
 			if err := a.checkDemoted(r.Context(), d); err != nil {
 				return err
 			}
+			if d.demoted {
+				if _, err := a.store.TellDemoted(r.Context(), d.cert.SerialNumber.Text(16)); err != nil {
+					return internal(err)
+				}
+			}
 		}
 		writeJSON(w, http.StatusOK, deviceapi.WaitAnswer{Woken: true, Reattest: d.demoted})
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, wake.ErrReplaced):
-		writeJSON(w, http.StatusOK, deviceapi.WaitAnswer{Woken: false})
+		writeJSON(w, http.StatusOK, deviceapi.WaitAnswer{Woken: false, Reattest: d.demoted})
 	case errors.Is(err, wake.ErrFull):
 		w.Header().Set("Retry-After", "60")
 		return newError(http.StatusServiceUnavailable, CodeBusy, "too many devices are waiting on this server; check in again later")

@@ -114,3 +114,20 @@ func (s *Store) CertificateDemoted(ctx context.Context, serial string) (bool, er
 	}
 	return n > 0, nil
 }
+
+// TellDemoted records that the device holding the demoted certificate was told to attest again
+// and reports whether this is the first time. The device API answers a demoted device's
+// long-poll at once only the first time; later waits with the same certificate block as usual
+// and carry the request at their end, so that an agent that ignores it does not loop.
+func (s *Store) TellDemoted(ctx context.Context, serial string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE demoted_certificates SET told_at = $1 WHERE serial = $2 AND told_at IS NULL`,
+		micros(s.Now()), serial)
+	if err != nil {
+		return false, fmt.Errorf("store.TellDemoted: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store.TellDemoted: %w", err)
+	}
+	return n == 1, nil
+}

@@ -154,6 +154,25 @@ func (h *Hub) Wake(deviceIDs ...string) int {
 	return len(woken)
 }
 
+// WakeWaiting wakes those of the given devices that are waiting now, and remembers nothing for
+// the others: for a wake-up whose reason the device's next wait learns by itself (a revocation
+// that demoted its certificate: see the device API's wait). It returns how many it woke.
+func (h *Hub) WakeWaiting(deviceIDs ...string) int {
+	h.mu.Lock()
+	var woken []*waiter
+	for _, id := range deviceIDs {
+		if w, ok := h.waiters[id]; ok {
+			delete(h.waiters, id)
+			woken = append(woken, w)
+		}
+	}
+	h.mu.Unlock()
+	for _, w := range woken {
+		w.ch <- nil
+	}
+	return len(woken)
+}
+
 // WakeTagged wakes every waiting device with the tag for which match returns true (nil matches
 // all), such as the devices of a group whose phase just opened. Devices not waiting now are not
 // remembered: they learn of the change at their next check-in. It returns how many it woke.

@@ -159,3 +159,23 @@ func TestRememberedWakeExpires(t *testing.T) {
 		t.Errorf("%d wake-ups still remembered, want none", left)
 	}
 }
+
+// TestWakeWaitingRemembersNothing: WakeWaiting wakes the waiting device and keeps nothing for
+// the one that was not waiting.
+func TestWakeWaitingRemembersNothing(t *testing.T) {
+	h := NewHub(10)
+	done := make(chan error, 1)
+	go func() { done <- h.Wait(context.Background(), "dev-a", "grp-1") }()
+	waitFor(t, "the device to wait", func() bool { return h.Waiting() == 1 })
+	if n := h.WakeWaiting("dev-a", "dev-b"); n != 1 {
+		t.Errorf("WakeWaiting woke %d, want 1", n)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Wait = %v, want nil", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := h.Wait(ctx, "dev-b", "grp-1"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("dev-b's next wait = %v, want it to wait until its context ends", err)
+	}
+}
