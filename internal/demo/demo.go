@@ -497,13 +497,13 @@ func (d *demo) story(ctx context.Context) error {
 	}
 	d.mark("report " + number + " triaged: valid, critical")
 
-	// Revoke the vulnerable release: the fleet re-attests and drops to update-only certificates.
+	// Revoke the vulnerable release: the server demotes the devices that run it at once and wakes
+	// them; each agent attests again on its own and drops to an update-only certificate.
 	if _, err := d.rampart(ctx, d.token, "release", "revoke", "--product", Product, "--version", Vulnerable,
 		"--reason", "report "+number+": heap overflow in the update manifest parser"); err != nil {
 		return err
 	}
 	d.mark(Vulnerable + " revoked")
-	d.fleet.Reattest()
 	p, err := d.until(ctx, func(p sim.Progress) bool { return p.UpdateOnly == p.Online })
 	if err != nil {
 		return d.stuck(err, "devices on "+Vulnerable+" did not drop to update-only certificates")

@@ -85,7 +85,6 @@ type Fleet struct {
 	active  chan struct{} // Concurrency tokens for check-ins and attestations
 
 	checkIns, crashes, powerCuts, failedInstalls, errs atomic.Int64
-	reattests                                          atomic.Int64
 }
 
 // device is one simulated device: a runner and what the fleet knows of it.
@@ -97,13 +96,11 @@ type device struct {
 	rng     *rand.Rand
 	offline bool
 
-	mu         sync.Mutex
-	r          *runner.Runner
-	enrolled   bool
-	status     runner.Status
-	boot       int
-	reattest   bool
-	cancelWait context.CancelFunc
+	mu       sync.Mutex
+	r        *runner.Runner
+	enrolled bool
+	status   runner.Status
+	boot     int
 }
 
 // New prepares the fleet's devices: state folders, software identity keys and runners. It does
@@ -286,35 +283,20 @@ func (f *Fleet) Run(ctx context.Context) error {
 
 func (f *Fleet) loop(ctx context.Context, d *device) {
 	for ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(ctx)
-		d.mu.Lock()
-		d.cancelWait = cancel
-		again := d.reattest
-		d.mu.Unlock()
-		if !again {
-			if err := d.current().Wait(wctx); err != nil && ctx.Err() == nil && wctx.Err() == nil {
-				f.log.Debug("wait", "device", d.index+1, "err", err)
-			}
+		// The long-poll is the real agent's: a wake-up for a deployment, or the server's request
+		// to attest again after a revocation, which the next check-in acts on.
+		if err := d.current().Wait(ctx); err != nil && ctx.Err() == nil {
+			f.log.Debug("wait", "device", d.index+1, "err", err)
 		}
-		cancel()
 		if ctx.Err() != nil {
 			return
 		}
-		d.mu.Lock()
-		again = d.reattest
-		d.reattest = false
-		d.mu.Unlock()
 		select {
 		case f.active <- struct{}{}:
 		case <-ctx.Done():
 			return
 		}
-		if again {
-			// A re-attestation only renews the certificate; the device goes back to waiting.
-			f.attest(ctx, d)
-		} else {
-			f.checkIn(ctx, d)
-		}
+		f.checkIn(ctx, d)
 		<-f.active
 	}
 }
@@ -397,37 +379,6 @@ func (f *Fleet) health(d *device) update.HealthFunc {
 	}
 }
 
-// attest makes the device attest now and records the verdict.
-func (f *Fleet) attest(ctx context.Context, d *device) {
-	r := d.current()
-	if _, err := r.Attest(ctx); err != nil {
-		f.errs.Add(1)
-		f.log.Debug("attest", "device", d.index+1, "err", err)
-	}
-	f.reattests.Add(1)
-	st := r.Status()
-	d.mu.Lock()
-	d.status = st
-	d.mu.Unlock()
-}
-
-// Reattest makes every online device attest again at once (interrupting its wait), as after a
-// revocation, so that the fleet's certificates reflect the new verdicts. It returns without
-// waiting; Progress shows the effect.
-func (f *Fleet) Reattest() {
-	for _, d := range f.devices {
-		if d.offline {
-			continue
-		}
-		d.mu.Lock()
-		d.reattest = true
-		if d.cancelWait != nil {
-			d.cancelWait()
-		}
-		d.mu.Unlock()
-	}
-}
-
 // Progress is a snapshot of the fleet.
 type Progress struct {
 	Devices    int `json:"devices"`
@@ -436,13 +387,14 @@ type Progress struct {
 	Attested   int `json:"attested"`    // devices holding a certificate
 	UpdateOnly int `json:"update_only"` // of which update-only
 	// Releases counts the devices per release they run ("" for blank devices).
-	Releases       map[string]int `json:"releases"`
-	CheckIns       int64          `json:"check_ins"`
-	Reattests      int64          `json:"reattestations"`
-	Crashes        int64          `json:"crash_reports"`
-	FailedInstalls int64          `json:"failed_installs"`
-	PowerCuts      int64          `json:"power_cuts"`
-	Errors         int64          `json:"errors"`
+	Releases map[string]int `json:"releases"`
+	CheckIns int64          `json:"check_ins"`
+	// Reattests counts the attestations the server asked the devices for (a revocation).
+	Reattests      int64 `json:"reattestations"`
+	Crashes        int64 `json:"crash_reports"`
+	FailedInstalls int64 `json:"failed_installs"`
+	PowerCuts      int64 `json:"power_cuts"`
+	Errors         int64 `json:"errors"`
 }
 
 // Progress counts the fleet now.
@@ -466,8 +418,9 @@ func (f *Fleet) Progress() Progress {
 			}
 		}
 		p.Releases[st.Release]++
+		p.Reattests += int64(st.Reattested)
 	}
-	p.CheckIns, p.Reattests, p.Crashes = f.checkIns.Load(), f.reattests.Load(), f.crashes.Load()
+	p.CheckIns, p.Crashes = f.checkIns.Load(), f.crashes.Load()
 	p.FailedInstalls, p.PowerCuts, p.Errors = f.failedInstalls.Load(), f.powerCuts.Load(), f.errs.Load()
 	return p
 }

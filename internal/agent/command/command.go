@@ -12,13 +12,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/rampartsec/rampart/internal/agent/attest"
-	"github.com/rampartsec/rampart/internal/agent/identity"
 	"github.com/rampartsec/rampart/internal/agent/runner"
 	"github.com/rampartsec/rampart/internal/certpool"
 	"github.com/rampartsec/rampart/internal/deviceapi"
@@ -152,62 +149,51 @@ func Run(ctx context.Context, args []string, version string, stdout, stderr io.W
 			return err
 		}
 	}
-	if verb == "run" || verb == "status" {
-		if *output != "table" && *output != "json" {
-			return usageError("--output %q is not table or json", *output)
-		}
-		cfg := runner.Config{Server: *server, RootCAs: roots, StateDir: *state, SlotsDir: *slots, Attester: *attester,
-			Simulator: simulatorBackend, SpoolDir: *spool, Interval: *interval, AgentVersion: version, Logger: logger}
-		if self, err := os.Executable(); err == nil {
-			cfg.AgentPath = self
-		}
-		if cfg.Measures, err = parseMeasures(measures); err != nil {
-			return err
-		}
-		if *reboot != "" {
-			cfg.RebootCommand = strings.Fields(*reboot)
-		}
-		for _, pin := range []struct {
-			path string
-			dst  *[]byte
-		}{{*repoRoot, &cfg.RepoRoot}, {*dirRoot, &cfg.DirectorRoot}} {
-			if pin.path != "" {
-				if *pin.dst, err = os.ReadFile(pin.path); err != nil {
-					return err
-				}
+	if *output != "table" && *output != "json" {
+		return usageError("--output %q is not table or json", *output)
+	}
+	// Every verb works on the same runner: one boot ID, one measurement log, and what it
+	// measures is what the device booted (the agent, the booted slot's images, --measure).
+	cfg := runner.Config{Server: *server, RootCAs: roots, StateDir: *state, SlotsDir: *slots, Attester: *attester,
+		Simulator: simulatorBackend, SpoolDir: *spool, Interval: *interval, AgentVersion: version, Logger: logger}
+	if self, err := os.Executable(); err == nil {
+		cfg.AgentPath = self
+	}
+	if cfg.Measures, err = parseMeasures(measures); err != nil {
+		return err
+	}
+	if *reboot != "" {
+		cfg.RebootCommand = strings.Fields(*reboot)
+	}
+	for _, pin := range []struct {
+		path string
+		dst  *[]byte
+	}{{*repoRoot, &cfg.RepoRoot}, {*dirRoot, &cfg.DirectorRoot}} {
+		if pin.path != "" {
+			if *pin.dst, err = os.ReadFile(pin.path); err != nil {
+				return err
 			}
 		}
-		return runVerb(ctx, verb, cfg, *once, *output == "json", stdout)
 	}
-	a, err := attest.Open(ctx, attest.Config{Spec: *attester, StateDir: *state, Logger: logger, Simulator: simulatorBackend})
+	return runVerb(ctx, verb, cfg, *once, *output == "json", stdout)
+}
+
+// runVerb runs `run` or `status` on a runner.
+func runVerb(ctx context.Context, verb string, cfg runner.Config, once, asJSON bool, stdout io.Writer) error {
+	r, err := runner.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
-	bootID, err := attest.CurrentBootID()
-	if err != nil {
-		return err
-	}
-	log, err := attest.OpenLog(filepath.Join(*state, "measurements.json"), bootID)
-	if err != nil {
-		return err
-	}
-	if err := measure(ctx, a, log, measures, version); err != nil {
-		return err
-	}
-	id, err := identity.New(ctx, identity.Config{Server: *server, RootCAs: roots, Attester: a, Log: log, StateDir: *state, Logger: logger})
-	if err != nil {
-		return err
-	}
+	defer r.Close()
 	switch verb {
 	case "enroll":
-		if _, err := id.Enroll(ctx); err != nil {
+		if err := r.Enroll(ctx); err != nil {
 			return err
 		}
-		_, err = fmt.Fprintln(stdout, id.DeviceID())
+		_, err = fmt.Fprintln(stdout, r.DeviceID())
 		return err
-	default:
-		resp, err := id.Attest(ctx)
+	case "attest":
+		resp, err := r.AttestNow(ctx)
 		if err != nil {
 			return err
 		}
@@ -219,17 +205,8 @@ func Run(ctx context.Context, args []string, version string, stdout, stderr io.W
 			UpdateOnly bool               `json:"update_only"`
 			Reasons    []deviceapi.Reason `json:"reasons,omitempty"`
 			RenewAt    any                `json:"renew_at"`
-		}{id.DeviceID(), resp.Status, resp.UpdateOnly, resp.Reasons, resp.RenewAt})
+		}{r.DeviceID(), resp.Status, resp.UpdateOnly, resp.Reasons, resp.RenewAt})
 	}
-}
-
-// runVerb runs `run` or `status` on a runner.
-func runVerb(ctx context.Context, verb string, cfg runner.Config, once, asJSON bool, stdout io.Writer) error {
-	r, err := runner.New(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
 	if verb == "run" {
 		if once {
 			err = r.Once(ctx)
@@ -278,39 +255,6 @@ func parseMeasures(ms measureFlag) ([]runner.Measure, error) {
 		out = append(out, runner.Measure{Type: deviceapi.EventType(parts[0]), Name: parts[1], Version: parts[2], Path: parts[3]})
 	}
 	return out, nil
-}
-
-// measure extends the agent's own binary and every --measure component into the PCRs, once
-// per boot.
-func measure(ctx context.Context, a attest.Attester, log *attest.MeasurementLog, extra measureFlag, version string) error {
-	type item struct {
-		typ                 deviceapi.EventType
-		name, version, path string
-	}
-	var items []item
-	if self, err := os.Executable(); err == nil {
-		items = append(items, item{deviceapi.EventAgent, "rampart-agent", version, self})
-	}
-	for _, m := range extra {
-		parts := strings.SplitN(m, ":", 4)
-		if len(parts) != 4 {
-			return usageError("--measure %q: want TYPE:NAME:VERSION:FILE", m)
-		}
-		items = append(items, item{deviceapi.EventType(parts[0]), parts[1], parts[2], parts[3]})
-	}
-	for _, it := range items {
-		digest, err := attest.FileDigest(it.path)
-		if err != nil {
-			return err
-		}
-		if log.Measured(it.typ, it.name, digest) {
-			continue
-		}
-		if err := log.Measure(ctx, a, it.typ, it.name, it.version, digest); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func loadRoots(path string) (*x509.CertPool, error) {

@@ -102,6 +102,9 @@ type Status struct {
 	LastCheckIn    *time.Time         `json:"last_check_in,omitempty"`
 	PendingCrashes int                `json:"pending_crash_reports"`
 	Boots          int                `json:"boots"`
+	// Reattested counts the attestations the server asked for since the agent started (a
+	// revocation demoted its certificate; see Wait).
+	Reattested int `json:"reattested,omitempty"`
 }
 
 // Runner is one device's agent.
@@ -122,6 +125,9 @@ type Runner struct {
 	boots   int
 	// everAssigned is set once the director named a release for this device.
 	everAssigned bool
+	// reattest is set when the long-poll said to attest again now (a revocation demoted the
+	// device's certificate); the next check-in attests whether or not the certificate is due.
+	reattest bool
 }
 
 // New opens the device's state: attester, measurement log, identity and slots. It does not talk
@@ -328,6 +334,7 @@ func (r *Runner) attest(ctx context.Context, force bool) error {
 	}
 	r.mu.Lock()
 	r.status.Attestation, r.status.Reasons = resp.Status, resp.Reasons
+	r.reattest = false
 	r.mu.Unlock()
 	return nil
 }
@@ -335,15 +342,29 @@ func (r *Runner) attest(ctx context.Context, force bool) error {
 // Attest attests now, whether or not the certificate is due, and returns the verdict; the
 // certificate it gets (normal or update-only) replaces the current one.
 func (r *Runner) Attest(ctx context.Context) (deviceapi.Status, error) {
-	if err := r.measureBoot(ctx); err != nil {
+	resp, err := r.AttestNow(ctx)
+	if err != nil {
 		return "", err
 	}
-	if err := r.attest(ctx, true); err != nil {
-		return "", fmt.Errorf("runner.Attest: %w", err)
+	return resp.Status, nil
+}
+
+// AttestNow measures what this boot runs (the agent, the booted slot's images, any extra
+// measure) and attests now, whatever the certificate's age; `rampart-agent attest` prints its
+// answer. It shares the boot ID and the measurement log with the loop.
+func (r *Runner) AttestNow(ctx context.Context) (*deviceapi.AttestResponse, error) {
+	if err := r.measureBoot(ctx); err != nil {
+		return nil, err
+	}
+	resp, err := r.id.Attest(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("runner.Attest: %w", err)
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.status.Attestation, nil
+	r.status.Attestation, r.status.Reasons = resp.Status, resp.Reasons
+	r.reattest = false
+	r.mu.Unlock()
+	return resp, nil
 }
 
 // Once runs one check-in: measure, attest if due, update, report crashes.
@@ -367,8 +388,14 @@ func (r *Runner) once(ctx context.Context) error {
 	if err := r.measureBoot(ctx); err != nil {
 		return err
 	}
-	first := r.id.Certificate() == nil
-	if err := r.attest(ctx, first); err != nil {
+	r.mu.Lock()
+	// With no certificate yet, or when the server said to (a revocation), attest now.
+	force := r.reattest || r.id.Certificate() == nil
+	if r.reattest {
+		r.status.Reattested++
+	}
+	r.mu.Unlock()
+	if err := r.attest(ctx, force); err != nil {
 		return fmt.Errorf("attest: %w", err)
 	}
 	upd, err := r.updater(ctx)
@@ -642,13 +669,19 @@ func (r *Runner) longPoll(ctx context.Context, timeout time.Duration) (bool, err
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 		return false, fmt.Errorf("wait: %s", resp.Status)
 	}
-	var body struct {
-		Woken bool `json:"woken"`
-	}
+	var body deviceapi.WaitAnswer
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&body); err != nil {
 		return false, err
 	}
-	return body.Woken, nil
+	if body.Reattest {
+		// A revocation demoted this device's certificate: the check-in this wake-up starts
+		// attests again, measuring what the device booted.
+		r.mu.Lock()
+		r.reattest = true
+		r.mu.Unlock()
+		r.log.Info("the server asks for a new attestation (a release this device runs was revoked)")
+	}
+	return body.Woken || body.Reattest, nil
 }
 
 // TLSConfig is the client configuration presenting the device certificate, for callers (the

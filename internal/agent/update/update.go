@@ -568,6 +568,12 @@ func (u *Updater) client(ctx context.Context, name, metaURL string, bootstrap []
 			continue
 		}
 		if err := up.Refresh(); err != nil {
+			// A refresh the agent or the network cut short (stopping, a dropped connection)
+			// refused nothing: it is an interruption, not a refusal of the metadata.
+			var netErr *url.Error
+			if ctx.Err() != nil || errors.As(err, &netErr) {
+				return nil, fmt.Errorf("%s metadata: %w", name, err)
+			}
 			return nil, fmt.Errorf("%w: %w", ErrMetadata, err)
 		}
 		return up, nil
