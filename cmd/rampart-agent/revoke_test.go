@@ -21,6 +21,7 @@ import (
 	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/cli"
 	"github.com/rampartsec/rampart/internal/cli/clitest"
+	"github.com/rampartsec/rampart/internal/testenv"
 )
 
 // buildAgent builds this binary (without cgo, as devices get it) into a temporary folder.
@@ -105,18 +106,6 @@ func (a *realAgent) certificate(t *testing.T) (tls.Certificate, ca.Profile) {
 	return c, p
 }
 
-// eventually polls cond until it holds; the bound only stops a hung test, it asserts no timing.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not happen", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestRevocationReachesRealAgents runs real rampart-agent processes against a real server.
 // Three devices run their loop and one runs `run --once`; all install release 1.0.0 (a root file
 // system and the agent binary) and hold normal certificates. The moment `rampart release revoke`
@@ -176,9 +165,9 @@ func TestRevocationReachesRealAgents(t *testing.T) {
 		return d.CurrentRelease == "1.0.0" && p == ca.ProfileNormal
 	}
 	for _, a := range agents {
-		eventually(t, "device "+a.id[:12]+" on 1.0.0 with a normal certificate", func() bool { return onRelease(a) })
+		testenv.WaitFor(t, "device "+a.id[:12]+" on 1.0.0 with a normal certificate", func() bool { return onRelease(a) })
 	}
-	eventually(t, "the running agents waiting on their long-poll", func() bool { return f.Service.Wake().Waiting() == len(running) })
+	testenv.WaitFor(t, "the running agents waiting on their long-poll", func() bool { return f.Service.Wake().Waiting() == len(running) })
 	held := make([]tls.Certificate, len(agents))
 	for i, a := range agents {
 		held[i], _ = a.certificate(t)
@@ -194,7 +183,7 @@ func TestRevocationReachesRealAgents(t *testing.T) {
 	}
 	// Promptly: each running agent attests again and holds an update-only certificate.
 	for _, a := range running {
-		eventually(t, "device "+a.id[:12]+" attesting again after the revocation", func() bool {
+		testenv.WaitFor(t, "device "+a.id[:12]+" attesting again after the revocation", func() bool {
 			_, p := a.certificate(t)
 			return p == ca.ProfileUpdateOnly
 		})

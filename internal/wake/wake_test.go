@@ -166,7 +166,7 @@ func TestWakeWaitingRemembersNothing(t *testing.T) {
 	h := NewHub(10)
 	done := make(chan error, 1)
 	go func() { done <- h.Wait(context.Background(), "dev-a", "grp-1") }()
-	waitFor(t, "the device to wait", func() bool { return h.Waiting() == 1 })
+	testenv.WaitFor(t, "the device to wait", func() bool { return h.Waiting() == 1 })
 	if n := h.WakeWaiting("dev-a", "dev-b"); n != 1 {
 		t.Errorf("WakeWaiting woke %d, want 1", n)
 	}
