@@ -82,21 +82,23 @@ func TestDeploymentsFailuresAndCoverage(t *testing.T) {
 			msg    string
 		}{
 			{client.CreateDeploymentRequest{Product: "lamp", Group: "Production"}, http.StatusBadRequest, "product, group and release are required"},
-			{client.CreateDeploymentRequest{Product: "lamp", Group: "Production", Release: "2.0.0", Phases: "10,50"}, http.StatusBadRequest, "the last phase must cover 100% of the group, not 50%"},
-			{client.CreateDeploymentRequest{Product: "lamp", Group: "Production", Release: "2.0.0", Soak: "forever"}, http.StatusBadRequest, `forever\" is not a duration`},
-			{client.CreateDeploymentRequest{Product: "lamp", Group: "Production", Release: "2.0.0", Phases: "100", Emergency: true}, http.StatusBadRequest, "give no phases or soak"},
+			{client.CreateDeploymentRequest{Product: "lamp", Group: "Production", Release: "2.0.0", Phases: "10,50"}, http.StatusBadRequest, "invalid phase plan: the last phase must cover 100% of the group, not 50%"},
+			{client.CreateDeploymentRequest{Product: "lamp", Group: "Production", Release: "2.0.0", Soak: "forever"}, http.StatusBadRequest, `invalid phase plan: soak "forever" is not a duration`},
+			{client.CreateDeploymentRequest{Product: "lamp", Group: "Production", Release: "2.0.0", Phases: "100", Emergency: true}, http.StatusBadRequest, "an emergency deployment goes to every device at once: give no phases or soak"},
 			{client.CreateDeploymentRequest{Product: "lamp", Group: "Production", Release: "2.0.0", Criteria: map[string]string{"max_failures": "5%"}},
-				http.StatusBadRequest, `unknown setting \"max_failures\"`},
+				http.StatusBadRequest, `invalid abort criteria: unknown setting "max_failures" (known: max_install_failures, min_sample, report_deadline, max_timeouts, max_crash_ratio, max_new_signature_devices, on_failure)`},
 			{client.CreateDeploymentRequest{Product: "lamp", Group: "Production", Release: "2.0.0", Criteria: map[string]string{"max_timeouts": "2"}},
-				http.StatusBadRequest, "is not a share"},
+				http.StatusBadRequest, `invalid abort criteria: max_timeouts "2": is not a share between 0% and 100% (such as 5% or 0.05)`},
 			{client.CreateDeploymentRequest{Product: "lamp", Group: "Nope", Release: "2.0.0"}, http.StatusNotFound, "group Nope of product lamp not found"},
 			{client.CreateDeploymentRequest{Product: "lamp", Group: "Production", Release: "3.0.0"}, http.StatusNotFound, "release 3.0.0 of product lamp not found"},
 		}
 		for _, b := range bad {
 			body, _ := json.Marshal(b.req)
 			status, out := h.raw("POST", "/api/v1/deployments", h.admin, "application/json", string(body))
-			if status != b.status || !strings.Contains(out, b.msg) {
-				t.Errorf("create %+v = %d %s, want %d containing %q", b.req, status, out, b.status, b.msg)
+			var eb client.ErrorBody
+			json.Unmarshal([]byte(out), &eb) // an answer that is not the envelope leaves the message empty
+			if status != b.status || eb.Error.Message != b.msg {
+				t.Errorf("create %+v = %d %s, want %d %q", b.req, status, out, b.status, b.msg)
 			}
 		}
 		d, err := c.CreateDeployment(ctx, client.CreateDeploymentRequest{Product: "lamp", Group: "Production", Release: "2.0.0", Phases: "50,100", Soak: "1h"})
