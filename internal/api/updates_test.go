@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/agent/devclient"
 	"github.com/rampartsec/rampart/internal/agent/update"
 	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/ratelimit"
@@ -159,7 +160,7 @@ func TestAgentAgainstServer(t *testing.T) {
 		u, err := update.New(update.Config{
 			DeviceID: dev.id, RepoURL: srv.URL + "/tuf/default", DirectorURL: srv.URL + "/device/v1/director",
 			RepoRoot: roots.Root, DirectorRoot: roots.DirectorRoot, StateDir: stateDir, Slots: slots, HTTPClient: mtls,
-			Reporter: &update.HTTPReporter{URL: srv.URL + "/device/v1/install-status", Client: mtls},
+			Reporter: &update.HTTPReporter{Client: devclient.New(srv.URL, mtls, devclient.Limits{})},
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -9,16 +9,13 @@
 package identity
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -29,6 +26,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/agent/attest"
+	"github.com/rampartsec/rampart/internal/agent/devclient"
 	"github.com/rampartsec/rampart/internal/agent/durable"
 	"github.com/rampartsec/rampart/internal/deviceapi"
 )
@@ -44,7 +42,6 @@ var (
 const (
 	certFile        = "device-cert.pem"
 	maxResponseSize = 64 << 10
-	requestTimeout  = 30 * time.Second
 )
 
 // Config wires an Identity.
@@ -58,8 +55,11 @@ type Config struct {
 	Log      *attest.MeasurementLog
 	// StateDir keeps the current device certificate.
 	StateDir string
-	Logger   *slog.Logger
-	Now      func() time.Time // default time.Now
+	// Limits bound each call to the device API (deadline, minimum rate); devclient's defaults
+	// when zero.
+	Limits devclient.Limits
+	Logger *slog.Logger
+	Now    func() time.Time // default time.Now
 }
 
 // Identity is the device's standing with the server. It is safe for concurrent use.
@@ -159,7 +159,7 @@ func (i *Identity) Enroll(ctx context.Context) (*deviceapi.EnrollResponse, error
 		return nil, fmt.Errorf("identity.Enroll: %w", err)
 	}
 	var resp deviceapi.EnrollResponse
-	if err := i.post(ctx, "/device/v1/enroll", req, &resp, false); err != nil {
+	if err := i.post(ctx, deviceapi.PathEnroll, req, &resp, false); err != nil {
 		return nil, fmt.Errorf("identity.Enroll: %w", err)
 	}
 	if resp.DeviceID != i.deviceID {
@@ -176,7 +176,7 @@ func (i *Identity) Attest(ctx context.Context) (*deviceapi.AttestResponse, error
 	withCert := i.valid() != nil
 	if withCert {
 		var ch deviceapi.Challenge
-		if err := i.post(ctx, "/device/v1/challenge", struct{}{}, &ch, true); err != nil {
+		if err := i.post(ctx, deviceapi.PathChallenge, struct{}{}, &ch, true); err != nil {
 			i.cfg.Logger.Info("challenge over mutual TLS failed; enrolling again", "err", err)
 			withCert = false
 		} else {
@@ -200,7 +200,7 @@ func (i *Identity) Attest(ctx context.Context) (*deviceapi.AttestResponse, error
 		return nil, fmt.Errorf("identity.Attest: %w", err)
 	}
 	var resp deviceapi.AttestResponse
-	if err := i.post(ctx, "/device/v1/attest", ev, &resp, withCert); err != nil {
+	if err := i.post(ctx, deviceapi.PathAttest, ev, &resp, withCert); err != nil {
 		return nil, fmt.Errorf("identity.Attest: %w", err)
 	}
 	der := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: resp.Certificate})
@@ -272,47 +272,25 @@ func (i *Identity) setCertificate(ctx context.Context, pemBytes []byte) error {
 	return nil
 }
 
-// post sends one JSON request to the device API and decodes the answer into out.
+// post sends one JSON request to the device API and decodes the answer into out, over a
+// connection of its own: presenting the device certificate when withCert is set, none
+// otherwise (enrolment, and attestation by a device whose certificate lapsed).
 func (i *Identity) post(ctx context.Context, path string, in, out any, withCert bool) error {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
 	tlsConf := &tls.Config{RootCAs: i.cfg.RootCAs, MinVersion: tls.VersionTLS12}
 	if withCert {
 		tlsConf = i.TLSConfig()
 	}
-	c := &http.Client{Timeout: requestTimeout, Transport: &http.Transport{TLSClientConfig: tlsConf, ForceAttemptHTTP2: true}}
-	defer c.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(i.cfg.Server, "/")+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseSize))
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var eb struct {
-			Error struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			} `json:"error"`
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf, ForceAttemptHTTP2: true,
+		TLSHandshakeTimeout: 10 * time.Second}}
+	defer hc.CloseIdleConnections()
+	limits := i.cfg.Limits
+	limits.MaxAnswer = maxResponseSize
+	err := devclient.New(i.cfg.Server, hc, limits).Do(ctx, http.MethodPost, path, in, out)
+	if se, ok := errors.AsType[*devclient.StatusError](err); ok {
+		if se.Code == deviceapi.CodeAttestationRefused {
+			return fmt.Errorf("%w: %s", ErrRefused, se.Message)
 		}
-		json.Unmarshal(b, &eb)
-		if eb.Error.Code == "attestation_refused" {
-			return fmt.Errorf("%w: %s", ErrRefused, eb.Error.Message)
-		}
-		return fmt.Errorf("%w: %s: %d %s: %s", ErrServer, path, resp.StatusCode, eb.Error.Code, eb.Error.Message)
+		return fmt.Errorf("%w: %s: %d %s: %s", ErrServer, path, se.Status, se.Code, se.Message)
 	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("%s: decode answer: %w", path, err)
-	}
-	return nil
+	return err
 }

@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/agent/attest"
 	"github.com/rampartsec/rampart/internal/agent/crash"
+	"github.com/rampartsec/rampart/internal/agent/devclient"
 	"github.com/rampartsec/rampart/internal/agent/durable"
 	"github.com/rampartsec/rampart/internal/agent/identity"
 	"github.com/rampartsec/rampart/internal/agent/update"
@@ -79,7 +79,13 @@ type Config struct {
 	// Transport, when set, is cloned for each of the device's HTTP clients (the simulator tunes
 	// it); http.DefaultTransport's settings otherwise.
 	Transport *http.Transport
+	// Limits bound image and metadata downloads; DeviceAPI bounds every other device-API call
+	// (deadline, minimum rate, answer size). Their packages' defaults when zero.
 	Limits    update.Limits
+	DeviceAPI devclient.Limits
+	// Now, when set, is the clock the updater checks metadata expiry against. Only tests set it
+	// (to let time pass); the agent leaves it nil.
+	Now func() time.Time
 	// FS is the file system the A/B slots are written through; update.OSFS when nil. The
 	// simulator wraps it to cut power in the middle of an install.
 	FS     update.FS
@@ -120,6 +126,7 @@ type Runner struct {
 	upd     *update.Updater
 	crashes *crash.Collector
 	http    *http.Client
+	dev     *devclient.Client // the device API over http
 	tenant  string
 	status  Status
 	boots   int
@@ -203,7 +210,7 @@ func (r *Runner) open(ctx context.Context) error {
 		return fmt.Errorf("runner: %w", err)
 	}
 	id, err := identity.New(ctx, identity.Config{Server: r.cfg.Server, RootCAs: r.cfg.RootCAs, Attester: att, Log: mlog,
-		StateDir: r.cfg.StateDir, Logger: r.log})
+		StateDir: r.cfg.StateDir, Limits: r.cfg.DeviceAPI, Logger: r.log})
 	if err != nil {
 		att.Close()
 		return fmt.Errorf("runner: %w", err)
@@ -219,6 +226,7 @@ func (r *Runner) open(ctx context.Context) error {
 	}
 	r.att, r.mlog, r.id = att, mlog, id
 	r.http = &http.Client{Transport: tr}
+	r.dev = devclient.New(r.cfg.Server, r.http, r.cfg.DeviceAPI)
 	r.upd = nil // rebuilt with the new client
 	r.status.DeviceID = id.DeviceID()
 	return nil
@@ -398,7 +406,27 @@ func (r *Runner) once(ctx context.Context) error {
 	if err := r.attest(ctx, force); err != nil {
 		return fmt.Errorf("attest: %w", err)
 	}
+	// An update that fails does not keep the crash reports back: they may say why.
+	err := r.update(ctx)
+	if r.crashes != nil {
+		if _, cerr := r.crashes.Cycle(ctx, crash.UploaderFunc(r.uploadCrashes)); cerr != nil {
+			r.log.Warn("crash reports kept for later", "err", cerr)
+		}
+	}
+	return err
+}
+
+// update installs what the director names, or finishes a trial boot; nothing when the tenant
+// has no update keys yet (no update configured is a normal state).
+func (r *Runner) update(ctx context.Context) error {
 	upd, err := r.updater(ctx)
+	if errors.Is(err, errNoUpdateKeys) {
+		r.log.Debug("no update configured", "err", err)
+		r.mu.Lock()
+		r.status.LastOutcome = "no update keys yet"
+		r.mu.Unlock()
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("update: %w", err)
 	}
@@ -427,11 +455,6 @@ func (r *Runner) once(ctx context.Context) error {
 	}
 	if err != nil {
 		return fmt.Errorf("update: %w", err)
-	}
-	if r.crashes != nil {
-		if _, cerr := r.crashes.Cycle(ctx, crash.UploaderFunc(r.uploadCrashes)); cerr != nil {
-			r.log.Warn("crash reports kept for later", "err", cerr)
-		}
 	}
 	return nil
 }
@@ -487,22 +510,21 @@ func (r *Runner) updater(ctx context.Context) (*update.Updater, error) {
 	if err != nil {
 		return nil, err
 	}
-	repoURL := r.cfg.Server + "/tuf/" + url.PathEscape(tenant)
-	directorURL := r.cfg.Server + "/device/v1/director"
-	repoRoot, err := r.pinnedRoot(ctx, "repo-root.json", r.cfg.RepoRoot, repoURL+"/metadata/1.root.json")
+	repoPath := deviceapi.TUFPath(url.PathEscape(tenant))
+	repoRoot, err := r.pinnedRoot(ctx, "repo-root.json", r.cfg.RepoRoot, repoPath+"/metadata/1.root.json")
 	if err != nil {
 		return nil, err
 	}
-	directorRoot, err := r.pinnedRoot(ctx, "director-root.json", r.cfg.DirectorRoot, directorURL+"/1.root.json")
+	directorRoot, err := r.pinnedRoot(ctx, "director-root.json", r.cfg.DirectorRoot, deviceapi.PathDirector+"/1.root.json")
 	if err != nil {
 		return nil, err
 	}
 	r.upd, err = update.New(update.Config{
-		DeviceID: r.id.DeviceID(), RepoURL: repoURL, DirectorURL: directorURL,
+		DeviceID: r.id.DeviceID(), RepoURL: r.cfg.Server + repoPath, DirectorURL: r.cfg.Server + deviceapi.PathDirector,
 		RepoRoot: repoRoot, DirectorRoot: directorRoot,
 		StateDir: filepath.Join(r.cfg.StateDir, "update"), Slots: r.slots, HTTPClient: r.http, Limits: r.cfg.Limits,
-		Reporter: &update.HTTPReporter{URL: r.cfg.Server + "/device/v1/install-status", Client: r.http},
-		Health:   r.cfg.Health, Logger: r.log,
+		Reporter: &update.HTTPReporter{Client: r.dev},
+		Health:   r.cfg.Health, Logger: r.log, Now: r.cfg.Now,
 	})
 	return r.upd, err
 }
@@ -515,24 +537,15 @@ func (r *Runner) assigned(ctx context.Context) (bool, error) {
 	if r.everAssigned {
 		return true, nil
 	}
-	req, err := http.NewRequestWithContext(ctx, "GET", r.cfg.Server+"/device/v1/director/timestamp.json", nil)
-	if err != nil {
-		return false, err
-	}
-	resp, err := r.http.Do(req)
-	if err != nil {
-		return false, err
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	switch resp.StatusCode {
-	case http.StatusOK:
+	err := r.dev.Do(ctx, http.MethodGet, deviceapi.PathDirector+"/timestamp.json", nil, nil)
+	switch {
+	case err == nil:
 		r.everAssigned = true
 		return true, nil
-	case http.StatusNotFound:
+	case devclient.IsStatus(err, http.StatusNotFound):
 		return false, nil
 	}
-	return false, fmt.Errorf("director: %s", resp.Status)
+	return false, fmt.Errorf("director: %w", err)
 }
 
 // tenantName reads the tenant from the certificate's SPIFFE ID (spiffe://<tenant>/...).
@@ -548,73 +561,75 @@ func (r *Runner) tenantName() (string, error) {
 	return r.tenant, nil
 }
 
+// errNoUpdateKeys means the server has no update root for the device's tenant yet (404): no
+// update is configured, which is a normal state, not a failure.
+var errNoUpdateKeys = errors.New("the tenant has no update keys yet (rampart keys init)")
+
 // pinnedRoot returns the root pinned in the state folder, pinning the configured one or, on first
 // run, the server's version 1 (trust on first use over the authenticated server connection).
-func (r *Runner) pinnedRoot(ctx context.Context, file string, configured []byte, url string) ([]byte, error) {
-	path := filepath.Join(r.cfg.StateDir, file)
-	if b, err := os.ReadFile(path); err == nil {
+func (r *Runner) pinnedRoot(ctx context.Context, file string, configured []byte, path string) ([]byte, error) {
+	pinned := filepath.Join(r.cfg.StateDir, file)
+	if b, err := os.ReadFile(pinned); err == nil {
 		return b, nil
 	}
 	b := configured
 	if b == nil {
-		req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+		err := r.dev.Do(ctx, http.MethodGet, path, nil, &b)
+		if devclient.IsStatus(err, http.StatusNotFound) {
+			return nil, fmt.Errorf("fetch %s: %w", path, errNoUpdateKeys)
+		}
 		if err != nil {
-			return nil, err
-		}
-		resp, err := r.http.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("fetch %s: %s (the tenant has no update keys yet: rampart keys init)", url, resp.Status)
-		}
-		if b, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20)); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("fetch %s: %w", path, err)
 		}
 	}
 	if !json.Valid(b) {
 		return nil, fmt.Errorf("root %s is not JSON", file)
 	}
-	return b, durable.WriteFile(path, b)
+	return b, durable.WriteFile(pinned, b)
 }
 
 // uploadCrashes posts one batch of crash reports to the device API.
 func (r *Runner) uploadCrashes(ctx context.Context, b deviceapi.CrashBatch) error {
-	body, err := json.Marshal(b)
+	err := r.dev.Do(ctx, http.MethodPost, deviceapi.PathFailures, b, nil)
+	if devclient.IsStatus(err, http.StatusBadRequest, http.StatusRequestEntityTooLarge) {
+		return fmt.Errorf("%w: %w", crash.ErrRejected, err)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("upload crash reports: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, "POST", r.cfg.Server+"/device/v1/failures", strings.NewReader(string(body)))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	switch {
-	case resp.StatusCode < 300:
-		return nil
-	case resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusRequestEntityTooLarge:
-		return fmt.Errorf("%w: %s", crash.ErrRejected, resp.Status)
-	}
-	return fmt.Errorf("upload crash reports: %s", resp.Status)
+	return nil
 }
 
+// Retry bounds of Run: a failed check-in is tried again after MinRetry, doubling up to MaxRetry
+// (or the interval when that is shorter), each wait jittered by ±10 %.
+const (
+	MinRetry = 5 * time.Second
+	MaxRetry = 10 * time.Minute
+)
+
 // Run checks in until ctx ends: once at start, then whenever the server wakes the device or the
-// jittered interval passes.
+// jittered interval passes. A check-in that fails (every call has a deadline, so none hangs) is
+// retried with backoff.
 func (r *Runner) Run(ctx context.Context) error {
+	backoff := MinRetry
 	for {
 		if err := r.Once(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			r.log.Warn("check-in failed", "err", err)
+			wait := jitter(min(backoff, MaxRetry, r.cfg.Interval))
+			r.log.Warn("check-in failed", "err", err, "retry_in", wait)
+			backoff *= 2
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+			continue
 		}
+		backoff = MinRetry
 		if err := r.Wait(ctx); ctx.Err() != nil {
 			return nil
 		} else if err != nil {
@@ -653,25 +668,10 @@ func jitter(d time.Duration) time.Duration {
 
 // longPoll returns true when the server woke the device.
 func (r *Runner) longPoll(ctx context.Context, timeout time.Duration) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout+10*time.Second)
-	defer cancel()
-	u := fmt.Sprintf("%s/device/v1/wait?timeout=%ds", r.cfg.Server, max(int(timeout.Seconds()), 1))
-	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
-	if err != nil {
-		return false, err
-	}
-	resp, err := r.http.Do(req)
-	if err != nil {
-		return false, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-		return false, fmt.Errorf("wait: %s", resp.Status)
-	}
+	path := fmt.Sprintf("%s?timeout=%ds", deviceapi.PathWait, max(int(timeout.Seconds()), 1))
 	var body deviceapi.WaitAnswer
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&body); err != nil {
-		return false, err
+	if err := r.dev.DoWithin(ctx, timeout+devclient.LongPollGrace, http.MethodGet, path, nil, &body); err != nil {
+		return false, fmt.Errorf("wait: %w", err)
 	}
 	if body.Reattest {
 		// A revocation demoted this device's certificate: the check-in this wake-up starts

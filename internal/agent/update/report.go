@@ -1,22 +1,23 @@
 package update
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
+// Caller is the agent's client of the device API (devclient.Client): one request with its
+// deadline, status check and decoding.
+type Caller interface {
+	Do(ctx context.Context, method, path string, in, out any) error
+}
+
 // HTTPReporter reports install states to the device API
-// (POST <server>/device/v1/install-status) with the device's mTLS client.
+// (POST /device/v1/install-status) through the device's client.
 type HTTPReporter struct {
-	// URL is the full endpoint, e.g. https://server:8443/device/v1/install-status.
-	URL    string
-	Client *http.Client
+	Client Caller
 }
 
 // Report implements Reporter.
@@ -25,23 +26,9 @@ func (h *HTTPReporter) Report(ctx context.Context, s Status) error {
 	if len(reason) > deviceapi.MaxInstallReason {
 		reason = reason[:deviceapi.MaxInstallReason]
 	}
-	body, err := json.Marshal(deviceapi.InstallStatus{State: s.State, Release: s.Release, Reason: printable(reason)})
-	if err != nil {
+	in := deviceapi.InstallStatus{State: s.State, Release: s.Release, Reason: printable(reason)}
+	if err := h.Client.Do(ctx, http.MethodPost, deviceapi.PathInstallStatus, in, nil); err != nil {
 		return fmt.Errorf("update.HTTPReporter.Report: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("update.HTTPReporter.Report: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := h.Client.Do(req)
-	if err != nil {
-		return fmt.Errorf("update.HTTPReporter.Report: %w", err)
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("update.HTTPReporter.Report: server answered %s", resp.Status)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/rampartsec/rampart/internal/agent/devclient"
 	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
@@ -35,7 +36,7 @@ func TestHTTPReporter(t *testing.T) {
 		w.Write([]byte(`{}`))
 	}))
 	defer srv.Close()
-	rep := &HTTPReporter{URL: srv.URL + "/device/v1/install-status", Client: srv.Client()}
+	rep := &HTTPReporter{Client: devclient.New(srv.URL, srv.Client(), devclient.Limits{})}
 	ctx := context.Background()
 	if err := rep.Report(ctx, Status{State: StateFailed, Release: "1.1.0", Slot: "b", Reason: "bad\x00 \x1bthing" + strings.Repeat("x", 2000)}); err != nil {
 		t.Fatal(err)

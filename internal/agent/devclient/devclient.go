@@ -1,0 +1,231 @@
+// Package devclient is the agent's one client of the device API (/device/v1): Do sends a
+// request, bounds it with a deadline and a minimum transfer rate, checks the status, reads the
+// error envelope, and decodes the answer within a size limit. Every device-API
+// call the agent makes (enrolment, challenge, attestation, the director probe, pinned roots,
+// install-status reports, crash uploads, the long-poll) goes through it, so that a server, or
+// someone on the path, that answers slowly or not at all cannot hold the agent (TUF's
+// slow-retrieval attack, refused on every path).
+//
+// It is imported by the agent only and links no database, web or server code.
+package devclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/deviceapi"
+)
+
+// Defaults of Limits.
+const (
+	DefaultDeadline   = 30 * time.Second
+	DefaultMinRate    = 1 << 10 // bytes per second
+	DefaultRateWindow = 10 * time.Second
+	DefaultMaxAnswer  = 1 << 20
+	// LongPollGrace is how much longer than its own timeout a long-poll may take.
+	LongPollGrace = 10 * time.Second
+)
+
+// Errors.
+var (
+	// ErrSlow means the server moved fewer than MinRate bytes per second over a RateWindow.
+	ErrSlow = errors.New("device API: answer too slow")
+	// ErrDeadline means a call did not finish within its deadline.
+	ErrDeadline = errors.New("device API: no answer within the deadline")
+	// ErrTooLarge means an answer exceeded MaxAnswer bytes.
+	ErrTooLarge = errors.New("device API: answer too large")
+)
+
+// StatusError is a non-2xx answer, with the error envelope's code and message when it had one.
+type StatusError struct {
+	Method, Path string
+	Status       int
+	Code         string
+	Message      string
+}
+
+func (e *StatusError) Error() string {
+	s := fmt.Sprintf("%s %s: %d %s", e.Method, e.Path, e.Status, http.StatusText(e.Status))
+	if e.Code != "" || e.Message != "" {
+		s += ": " + e.Code + ": " + e.Message
+	}
+	return s
+}
+
+// IsStatus reports whether err is a StatusError with one of the given statuses.
+func IsStatus(err error, statuses ...int) bool {
+	e, ok := errors.AsType[*StatusError](err)
+	if !ok {
+		return false
+	}
+	for _, s := range statuses {
+		if e.Status == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Limits bound every call.
+type Limits struct {
+	// Deadline bounds one call from the first byte sent to the last byte of the answer (the
+	// long-poll gets its own timeout plus LongPollGrace). DefaultDeadline when zero.
+	Deadline time.Duration
+	// MinRate and RateWindow: once the answer's headers have arrived, a call that reads fewer
+	// than MinRate bytes per second of body over any RateWindow is abandoned with ErrSlow.
+	MinRate    int64
+	RateWindow time.Duration
+	// MaxAnswer caps an answer's body, in bytes. DefaultMaxAnswer when zero.
+	MaxAnswer int64
+}
+
+// WithDefaults fills the zero fields.
+func (l Limits) WithDefaults() Limits {
+	if l.Deadline <= 0 {
+		l.Deadline = DefaultDeadline
+	}
+	if l.MinRate <= 0 {
+		l.MinRate = DefaultMinRate
+	}
+	if l.RateWindow <= 0 {
+		l.RateWindow = DefaultRateWindow
+	}
+	if l.MaxAnswer <= 0 {
+		l.MaxAnswer = DefaultMaxAnswer
+	}
+	return l
+}
+
+// Client calls one server's device API.
+type Client struct {
+	server string
+	http   *http.Client
+	limits Limits
+}
+
+// New returns a client of the device API at server (https://host:port) over hc.
+func New(server string, hc *http.Client, limits Limits) *Client {
+	return &Client{server: strings.TrimSuffix(server, "/"), http: hc, limits: limits.WithDefaults()}
+}
+
+// Limits returns the client's limits, defaults filled in.
+func (c *Client) Limits() Limits { return c.limits }
+
+// Do sends in as JSON (no body when nil) to method path within the default deadline and
+// decodes the answer into out: the JSON value for a pointer (fields it does not know are
+// ignored, so that a newer server may add some; data after the value is refused), the raw bytes
+// for a *[]byte, nothing for nil. A non-2xx answer is a *StatusError.
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	return c.DoWithin(ctx, c.limits.Deadline, method, path, in, out)
+}
+
+// DoWithin is Do with its own deadline, for the long-poll.
+func (c *Client) DoWithin(ctx context.Context, deadline time.Duration, method, path string, in, out any) error {
+	ctx, cancelDeadline := context.WithTimeoutCause(ctx, deadline, fmt.Errorf("%w (%s)", ErrDeadline, deadline))
+	defer cancelDeadline()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.server+path, body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, cause(ctx, err))
+	}
+	defer resp.Body.Close()
+	var n atomic.Int64
+	stop := c.watch(&n, cancel)
+	b, err := io.ReadAll(io.LimitReader(countingReader{resp.Body, &n}, c.limits.MaxAnswer+1))
+	stop()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, cause(ctx, err))
+	}
+	if int64(len(b)) > c.limits.MaxAnswer {
+		return fmt.Errorf("%s %s: %w: over %d bytes", method, path, ErrTooLarge, c.limits.MaxAnswer)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		se := &StatusError{Method: method, Path: path, Status: resp.StatusCode}
+		var eb deviceapi.ErrorBody
+		if json.Unmarshal(b, &eb) == nil {
+			se.Code, se.Message = eb.Error.Code, eb.Error.Message
+		}
+		return se
+	}
+	switch o := out.(type) {
+	case nil:
+		return nil
+	case *[]byte:
+		*o = b
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// watch cancels the call with ErrSlow when fewer than MinRate bytes per second are counted in n
+// over any RateWindow; the returned function stops it.
+func (c *Client) watch(n *atomic.Int64, cancel context.CancelCauseFunc) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(c.limits.RateWindow)
+		defer t.Stop()
+		need := int64(float64(c.limits.MinRate) * c.limits.RateWindow.Seconds())
+		var last int64
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				cur := n.Load()
+				if cur-last < need {
+					cancel(fmt.Errorf("%w: %d bytes in %s, at least %d B/s wanted", ErrSlow, cur-last, c.limits.RateWindow, c.limits.MinRate))
+					return
+				}
+				last = cur
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+// cause prefers the reason a context ended (deadline or slow answer) to the error it caused.
+func cause(ctx context.Context, err error) error {
+	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) && !errors.Is(c, context.DeadlineExceeded) {
+		return c
+	}
+	return err
+}
