@@ -129,6 +129,16 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 
 // DoWithin is Do with its own deadline, for the long-poll.
 func (c *Client) DoWithin(ctx context.Context, deadline time.Duration, method, path string, in, out any) error {
+	err := c.do(ctx, deadline, method, path, in, out)
+	if errors.Is(err, ErrDeadline) || errors.Is(err, ErrSlow) {
+		// The connection may be dead or held (a multiplexed HTTP/2 connection outlives the
+		// cancelled call): the next call dials afresh.
+		c.http.CloseIdleConnections()
+	}
+	return err
+}
+
+func (c *Client) do(ctx context.Context, deadline time.Duration, method, path string, in, out any) error {
 	ctx, cancelDeadline := context.WithTimeoutCause(ctx, deadline, fmt.Errorf("%w (%s)", ErrDeadline, deadline))
 	defer cancelDeadline()
 	ctx, cancel := context.WithCancelCause(ctx)
