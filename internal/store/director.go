@@ -129,15 +129,14 @@ const (
 		WHERE d.id = ANY($1)`
 )
 
-// scanCheckIn reads a check-in row into c, after any leading columns in dest.
-func scanCheckIn(row rowScanner, c *CheckIn, dest ...any) error {
-	var product, rel, timestamp, files sql.NullString
-	if err := row.Scan(append(dest, &c.GroupID, &product, &rel, &timestamp, &files)...); err != nil {
-		return err
-	}
-	c.Named, c.Product, c.Release = product.Valid, product.String, rel.String
-	c.Timestamp, c.HasTimestamp, c.Files = timestamp.String, timestamp.Valid, files.String
-	return nil
+// checkInNulls holds a check-in row's nullable columns while it is scanned: one variable, as
+// every variable whose address Scan takes is an allocation and every check-in scans a row.
+type checkInNulls struct{ product, rel, timestamp, files sql.NullString }
+
+// fill sets the fields of c that the nullable columns give.
+func (n *checkInNulls) fill(c *CheckIn) {
+	c.Named, c.Product, c.Release = n.product.Valid, n.product.String, n.rel.String
+	c.Timestamp, c.HasTimestamp, c.Files = n.timestamp.String, n.timestamp.Valid, n.files.String
 }
 
 // DeviceCheckIn reads a registered device's check-in row: with the three director files when
@@ -149,9 +148,11 @@ func (s *Store) DeviceCheckIn(ctx context.Context, tenantID, deviceID string, fi
 		q = checkInFilesQuery
 	}
 	c := CheckIn{TenantID: tenantID}
-	if err := scanCheckIn(s.queryRow(ctx, q, tenantID, deviceID), &c); err != nil {
+	var n checkInNulls
+	if err := s.queryRow(ctx, q, tenantID, deviceID).Scan(&c.GroupID, &n.product, &n.rel, &n.timestamp, &n.files); err != nil {
 		return CheckIn{}, s.mapErr(err)
 	}
+	n.fill(&c)
 	return c, nil
 }
 
@@ -169,9 +170,11 @@ func (s *Store) DeviceCheckIns(ctx context.Context, ids []string) (map[string]Ch
 	for rows.Next() {
 		var id string
 		var c CheckIn
-		if err := scanCheckIn(rows, &c, &id, &c.TenantID); err != nil {
+		var n checkInNulls
+		if err := rows.Scan(&id, &c.TenantID, &c.GroupID, &n.product, &n.rel, &n.timestamp, &n.files); err != nil {
 			return nil, err
 		}
+		n.fill(&c)
 		out[id] = c
 	}
 	if err := rows.Err(); err != nil {
