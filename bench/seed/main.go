@@ -78,7 +78,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	k, err := keeper.New(s, kek, func() time.Time { return time.Now().Add(-time.Hour) })
+	k, err := keeper.New(s, kek, func() time.Time { return time.Now().Add(-time.Hour) }, "")
 	if err != nil {
 		return err
 	}

@@ -218,11 +218,13 @@ func (a *API) verifyDeviceCert(ctx context.Context, cert *x509.Certificate, now 
 	if len(cert.URIs) != 1 {
 		return verified{}, unauthorized("the client certificate is not a Rampart device certificate")
 	}
-	tenantName, _, _, err := ca.ParseDeviceURI(cert.URIs[0])
+	trustDomain, _, _, err := ca.ParseDeviceURI(cert.URIs[0])
 	if err != nil {
 		return verified{}, unauthorized("the client certificate is not a Rampart device certificate")
 	}
-	tenant, err := a.store.TenantByName(ctx, tenantName)
+	// The trust domain's first label is the tenant (the whole name in certificates issued before
+	// trust domains were DNS names); the tenant's CA then checks the rest.
+	tenant, err := a.store.TenantByName(ctx, ca.TenantOf(trustDomain))
 	if errors.Is(err, store.ErrNotFound) {
 		return verified{}, unauthorized("the client certificate names an unknown tenant")
 	} else if err != nil {

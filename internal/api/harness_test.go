@@ -50,7 +50,7 @@ func newHarness(t testing.TB, kind string) *harness {
 	kek := make([]byte, 32)
 	rand.Read(kek)
 	// Tenant CAs are made as if two days ago, so tests can issue certificates in the past.
-	cas, err := keeper.New(s, kek, func() time.Time { return time.Now().Add(-48 * time.Hour) })
+	cas, err := keeper.New(s, kek, func() time.Time { return time.Now().Add(-48 * time.Hour) }, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -124,7 +124,7 @@ func newServer(t testing.TB) *server {
 		t.Fatal(err)
 	}
 	s := &server{nonces: NewMemoryNonces(), now: time.Now()}
-	sealed, err := ca.Create(testTenant, kek, s.now)
+	sealed, err := ca.Create(testTenant, testTenant+".rampart.internal", kek, s.now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func (f *fakeCAs) Authority(_ context.Context, tenantID, tenantName string) (*ca
 	if a, ok := f.auth[tenantID]; ok {
 		return a, nil
 	}
-	sealed, err := ca.Create(tenantName, f.kek, time.Now())
+	sealed, err := ca.Create(tenantName, tenantName+".rampart.internal", f.kek, time.Now())
 	if err != nil {
 		return nil, err
 	}

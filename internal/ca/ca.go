@@ -6,19 +6,31 @@
 // Only server-side packages import it (the API, the verifier in internal/attest, the keeper)
 // and the benchmark seeder (bench/seed); the agent never links it.
 //
-// Certificate profile (see doc/attestation.md):
-//   - the tenant CA is an ECDSA P-256 self-signed root, valid ten years, with
-//     a URI name constraint that limits it to the tenant's SPIFFE trust domain;
+// Certificate profile (see doc/attestation.md), following RFC 5280 and the
+// SPIFFE X.509-SVID specification:
+//   - each tenant has a SPIFFE trust domain that is a DNS name,
+//     <tenant>.<suffix> (TrustDomain), whose first label is the tenant;
+//   - the tenant CA is an ECDSA P-256 self-signed root, valid ten years, with a
+//     critical name constraints extension permitting only URIs in that trust
+//     domain;
 //   - a normal device certificate carries exactly one URI SAN
-//     spiffe://<tenant>/device/<id>;
-//   - an update-only certificate carries spiffe://<tenant>/update-only/device/<id>,
-//     a path that a relying party matching spiffe://<tenant>/device/ refuses
-//     without knowing about update-only certificates at all;
+//     spiffe://<trust domain>/device/<id>, and a subject key identifier;
+//   - an update-only certificate carries
+//     spiffe://<trust domain>/update-only/device/<id>, a path that a relying
+//     party matching spiffe://<trust domain>/device/ refuses without knowing
+//     about update-only certificates at all;
 //   - both are valid 24 hours, usable for TLS client authentication only, and
 //     should be renewed at half life.
+//
+// CAs made before trust domains were DNS names used the bare tenant name
+// (spiffe://default/...), a constraint that is not a DNS name and not
+// critical. Reissue remakes such a CA certificate over the same key, and
+// Classify still accepts the device certificates it signed until they
+// expire, so devices keep working across the change.
 package ca
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
@@ -35,6 +47,7 @@ import (
 	"math/big"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -54,21 +67,60 @@ const KEKSize = 32
 // sealedKeyVersion prefixes a sealed CA key so the format can evolve.
 const sealedKeyVersion = 1
 
+// DefaultTrustDomainSuffix is the trust domain suffix when the server has no
+// DNS name of its own: tenant default gets default.rampart.internal.
+const DefaultTrustDomainSuffix = "rampart.internal"
+
 // Sentinel errors.
 var (
-	ErrInvalidTenant   = errors.New("tenant name is not a valid SPIFFE trust domain")
-	ErrInvalidDeviceID = errors.New("device id must be 64 lowercase hex characters")
-	ErrBadKEK          = errors.New("key-encryption key must be 32 bytes")
-	ErrSealedKey       = errors.New("sealed CA key cannot be opened")
-	ErrKeyMismatch     = errors.New("CA key does not match the CA certificate")
-	ErrUnsupportedKey  = errors.New("unsupported device public key")
-	ErrNotDeviceURI    = errors.New("not a device SPIFFE ID")
+	ErrInvalidTenant      = errors.New("tenant name is not a valid SPIFFE trust domain")
+	ErrInvalidTrustDomain = errors.New("trust domain must be a DNS name of at least two labels (letters, digits, dashes)")
+	ErrInvalidDeviceID    = errors.New("device id must be 64 lowercase hex characters")
+	ErrBadKEK             = errors.New("key-encryption key must be 32 bytes")
+	ErrSealedKey          = errors.New("sealed CA key cannot be opened")
+	ErrKeyMismatch        = errors.New("CA key does not match the CA certificate")
+	ErrUnsupportedKey     = errors.New("unsupported device public key")
+	ErrNotDeviceURI       = errors.New("not a device SPIFFE ID")
 )
 
 var (
 	trustDomainRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,253}[a-z0-9])?$`)
 	deviceIDRE    = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	dnsLabelRE    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 )
+
+// ValidateTrustDomain reports whether td is a trust domain as Rampart issues
+// them: a lowercase DNS name (RFC 1035 labels of letters, digits and dashes)
+// of at least two labels and at most 253 characters, which is also a valid
+// SPIFFE trust domain.
+func ValidateTrustDomain(td string) error {
+	labels := strings.Split(td, ".")
+	if len(td) > 253 || len(labels) < 2 {
+		return fmt.Errorf("%w: %q", ErrInvalidTrustDomain, td)
+	}
+	for _, l := range labels {
+		if !dnsLabelRE.MatchString(l) || l == "" {
+			return fmt.Errorf("%w: %q", ErrInvalidTrustDomain, td)
+		}
+	}
+	return nil
+}
+
+// TrustDomain is tenant's SPIFFE trust domain under suffix: <tenant>.<suffix>.
+func TrustDomain(tenant, suffix string) (string, error) {
+	td := tenant + "." + strings.TrimSuffix(strings.ToLower(suffix), ".")
+	if err := ValidateTrustDomain(td); err != nil {
+		return "", fmt.Errorf("ca.TrustDomain: %w", err)
+	}
+	return td, nil
+}
+
+// TenantOf returns the tenant a trust domain belongs to: its first label (the
+// whole name for a CA made before trust domains were DNS names).
+func TenantOf(trustDomain string) string {
+	t, _, _ := strings.Cut(trustDomain, ".")
+	return t
+}
 
 // Profile selects the kind of device certificate to issue.
 type Profile int
@@ -102,10 +154,11 @@ type Sealed struct {
 
 // Authority is an opened tenant CA, able to issue device certificates.
 type Authority struct {
-	tenant string
-	cert   *x509.Certificate
-	key    *ecdsa.PrivateKey
-	pool   *x509.CertPool
+	tenant      string
+	trustDomain string // from the CA's name constraint; the tenant name for a legacy CA
+	cert        *x509.Certificate
+	key         *ecdsa.PrivateKey
+	pool        *x509.CertPool
 }
 
 // ValidateTenant reports whether tenant can serve as a SPIFFE trust domain.
@@ -116,9 +169,10 @@ func ValidateTenant(tenant string) error {
 	return nil
 }
 
-// Create makes a new tenant CA valid from now and returns it sealed under
-// kek. The caller stores the result; Open turns it back into an Authority.
-func Create(tenant string, kek []byte, now time.Time) (Sealed, error) {
+// Create makes a new tenant CA for trustDomain, valid from now, and returns it
+// sealed under kek. The caller stores the result; Open turns it back into an
+// Authority.
+func Create(tenant, trustDomain string, kek []byte, now time.Time) (Sealed, error) {
 	if err := ValidateTenant(tenant); err != nil {
 		return Sealed{}, fmt.Errorf("ca.Create: %w", err)
 	}
@@ -129,13 +183,52 @@ func Create(tenant string, kek []byte, now time.Time) (Sealed, error) {
 	if err != nil {
 		return Sealed{}, fmt.Errorf("ca.Create: generate key: %w", err)
 	}
-	serial, err := randomSerial()
+	der, err := caCertificate(tenant, trustDomain, key, now)
 	if err != nil {
 		return Sealed{}, fmt.Errorf("ca.Create: %w", err)
 	}
-	skid, err := subjectKeyID(key.Public())
+	enc, err := sealKey(key, kek, tenant)
 	if err != nil {
 		return Sealed{}, fmt.Errorf("ca.Create: %w", err)
+	}
+	return Sealed{
+		CertPEM:      pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		EncryptedKey: enc,
+	}, nil
+}
+
+// Reissue remakes a tenant CA's certificate for trustDomain over the same key
+// and subject, valid from now: the certificates the old one signed still
+// check against the key (see Classify), new ones carry the new trust domain.
+func Reissue(tenant, trustDomain string, s Sealed, kek []byte, now time.Time) (Sealed, error) {
+	a, err := Open(tenant, s, kek)
+	if err != nil {
+		return Sealed{}, fmt.Errorf("ca.Reissue: %w", err)
+	}
+	der, err := caCertificate(tenant, trustDomain, a.key, now)
+	if err != nil {
+		return Sealed{}, fmt.Errorf("ca.Reissue: %w", err)
+	}
+	return Sealed{CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), EncryptedKey: s.EncryptedKey}, nil
+}
+
+// caCertificate makes the self-signed CA certificate: RFC 5280's name
+// constraints extension is critical and its URI constraint is the trust
+// domain, a fully qualified domain name.
+func caCertificate(tenant, trustDomain string, key *ecdsa.PrivateKey, now time.Time) ([]byte, error) {
+	if err := ValidateTrustDomain(trustDomain); err != nil {
+		return nil, err
+	}
+	if TenantOf(trustDomain) != tenant {
+		return nil, fmt.Errorf("%w: %q does not start with the tenant %q", ErrInvalidTrustDomain, trustDomain, tenant)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	skid, err := subjectKeyID(key.Public())
+	if err != nil {
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
@@ -147,20 +240,26 @@ func Create(tenant string, kek []byte, now time.Time) (Sealed, error) {
 		IsCA:                  true,
 		MaxPathLenZero:        true,
 		SubjectKeyId:          skid,
-		PermittedURIDomains:   []string{tenant},
+		PermittedURIDomains:   []string{trustDomain},
+		// Go marks the whole name constraints extension critical with this flag.
+		PermittedDNSDomainsCritical: true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return Sealed{}, fmt.Errorf("ca.Create: create certificate: %w", err)
+		return nil, fmt.Errorf("create certificate: %w", err)
 	}
-	enc, err := sealKey(key, kek, tenant)
+	return der, nil
+}
+
+// Current reports whether a stored CA certificate follows the profile: its
+// URI constraint is a DNS trust domain and the extension is critical. A legacy CA (bare
+// tenant name, not critical) is not current and gets reissued.
+func Current(s Sealed) (bool, error) {
+	cert, err := ParseCertificatePEM(s.CertPEM)
 	if err != nil {
-		return Sealed{}, fmt.Errorf("ca.Create: %w", err)
+		return false, fmt.Errorf("ca.Current: %w", err)
 	}
-	return Sealed{
-		CertPEM:      pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		EncryptedKey: enc,
-	}, nil
+	return len(cert.PermittedURIDomains) == 1 && ValidateTrustDomain(cert.PermittedURIDomains[0]) == nil && cert.PermittedDNSDomainsCritical, nil
 }
 
 // Open decrypts a sealed tenant CA with kek and checks that the key matches
@@ -182,11 +281,18 @@ func Open(tenant string, s Sealed, kek []byte) (*Authority, error) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	return &Authority{tenant: tenant, cert: cert, key: key, pool: pool}, nil
+	td := tenant
+	if len(cert.PermittedURIDomains) == 1 {
+		td = cert.PermittedURIDomains[0]
+	}
+	return &Authority{tenant: tenant, trustDomain: td, cert: cert, key: key, pool: pool}, nil
 }
 
-// Tenant returns the trust domain the authority issues for.
+// Tenant returns the tenant the authority belongs to.
 func (a *Authority) Tenant() string { return a.tenant }
+
+// TrustDomain returns the SPIFFE trust domain the authority issues for.
+func (a *Authority) TrustDomain() string { return a.trustDomain }
 
 // Certificate returns the CA certificate.
 func (a *Authority) Certificate() *x509.Certificate { return a.cert }
@@ -200,18 +306,19 @@ func (a *Authority) CertificatePEM() []byte {
 func (a *Authority) Pool() *x509.CertPool { return a.pool }
 
 // DeviceURI returns the SPIFFE ID that a certificate of the given profile
-// carries for deviceID in tenant.
-func DeviceURI(tenant, deviceID string, p Profile) *url.URL {
+// carries for deviceID in trustDomain.
+func DeviceURI(trustDomain, deviceID string, p Profile) *url.URL {
 	path := "/device/" + deviceID
 	if p == ProfileUpdateOnly {
 		path = "/update-only/device/" + deviceID
 	}
-	return &url.URL{Scheme: "spiffe", Host: tenant, Path: path}
+	return &url.URL{Scheme: "spiffe", Host: trustDomain, Path: path}
 }
 
-// ParseDeviceURI splits a device SPIFFE ID into its tenant, device ID and
-// profile. It accepts exactly the two forms DeviceURI produces.
-func ParseDeviceURI(u *url.URL) (tenant, deviceID string, p Profile, err error) {
+// ParseDeviceURI splits a device SPIFFE ID into its trust domain, device ID
+// and profile. It accepts exactly the two forms DeviceURI produces; TenantOf
+// gives the tenant of the trust domain.
+func ParseDeviceURI(u *url.URL) (trustDomain, deviceID string, p Profile, err error) {
 	if u == nil || u.Scheme != "spiffe" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
 		return "", "", 0, ErrNotDeviceURI
 	}
@@ -254,6 +361,13 @@ func (a *Authority) Issue(deviceID string, pub crypto.PublicKey, p Profile, now 
 	if err != nil {
 		return nil, fmt.Errorf("ca.Issue: %w", err)
 	}
+	skid, err := subjectKeyID(pub)
+	if err != nil {
+		return nil, fmt.Errorf("ca.Issue: %w", err)
+	}
+	if a.trustDomain == a.tenant {
+		return nil, fmt.Errorf("ca.Issue: %w: the CA of %s predates DNS trust domains; reissue it first", ErrInvalidTrustDomain, a.tenant)
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber:   serial,
 		Subject:        pkix.Name{CommonName: deviceID, Organization: []string{a.tenant}},
@@ -261,7 +375,8 @@ func (a *Authority) Issue(deviceID string, pub crypto.PublicKey, p Profile, now 
 		NotAfter:       now.Add(-clockSkew + DeviceCertValidity), // the whole lifetime is 24 h, skew included
 		KeyUsage:       x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		URIs:           []*url.URL{DeviceURI(a.tenant, deviceID, p)},
+		URIs:           []*url.URL{DeviceURI(a.trustDomain, deviceID, p)},
+		SubjectKeyId:   skid,
 		AuthorityKeyId: a.cert.SubjectKeyId,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, pub, a.key)
@@ -302,35 +417,64 @@ func (c Class) String() string {
 }
 
 // Classify verifies a presented client certificate against this CA at now
-// and returns its class and, unless foreign, the device ID it names.
+// and returns its class and, unless foreign, the device ID it names. A
+// certificate in the CA's trust domain is verified as a chain to the CA. One
+// in the legacy trust domain (the bare tenant name, issued before the CA was
+// reissued for a DNS trust domain) is checked against the CA's key, validity
+// and usage by hand, since the reissued CA's constraint no longer covers it.
 func (a *Authority) Classify(cert *x509.Certificate, now time.Time) (Class, string) {
 	if cert == nil || len(cert.URIs) != 1 {
 		return ClassForeign, ""
 	}
-	tenant, deviceID, p, err := ParseDeviceURI(cert.URIs[0])
-	if err != nil || tenant != a.tenant {
+	td, deviceID, p, err := ParseDeviceURI(cert.URIs[0])
+	if err != nil {
 		return ClassForeign, ""
 	}
-	opts := x509.VerifyOptions{
-		Roots:       a.pool,
-		CurrentTime: now,
-		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if _, err := cert.Verify(opts); err != nil {
-		if ce, ok := errors.AsType[x509.CertificateInvalidError](err); ok && ce.Reason == x509.Expired {
-			// Only call it expired when the signature is ours: re-verify
-			// inside the validity window.
-			opts.CurrentTime = cert.NotBefore.Add(time.Second)
-			if _, err2 := cert.Verify(opts); err2 == nil {
-				return ClassExpired, deviceID
-			}
-		}
-		return ClassForeign, ""
-	}
+	class := ClassNormal
 	if p == ProfileUpdateOnly {
-		return ClassUpdateOnly, deviceID
+		class = ClassUpdateOnly
 	}
-	return ClassNormal, deviceID
+	switch {
+	case td == a.trustDomain:
+		opts := x509.VerifyOptions{
+			Roots:       a.pool,
+			CurrentTime: now,
+			KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		}
+		if _, err := cert.Verify(opts); err != nil {
+			if ce, ok := errors.AsType[x509.CertificateInvalidError](err); ok && ce.Reason == x509.Expired {
+				// Only call it expired when the signature is ours: re-verify
+				// inside the validity window.
+				opts.CurrentTime = cert.NotBefore.Add(time.Second)
+				if _, err2 := cert.Verify(opts); err2 == nil {
+					return ClassExpired, deviceID
+				}
+			}
+			return ClassForeign, ""
+		}
+	case td == a.tenant:
+		if !a.signedLegacy(cert) {
+			return ClassForeign, ""
+		}
+		if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+			return ClassExpired, deviceID
+		}
+	default:
+		return ClassForeign, ""
+	}
+	return class, deviceID
+}
+
+// signedLegacy reports whether cert is a device certificate this CA's key
+// signed under the legacy trust domain: issuer, signature and client usage.
+func (a *Authority) signedLegacy(cert *x509.Certificate) bool {
+	if !bytes.Equal(cert.RawIssuer, a.cert.RawSubject) || cert.IsCA {
+		return false
+	}
+	if err := cert.CheckSignatureFrom(a.cert); err != nil {
+		return false
+	}
+	return slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
 }
 
 // RenewAt returns the half-life point of cert, when a device should renew.

@@ -33,7 +33,7 @@ func testKEK(t testing.TB) []byte {
 func newAuthority(t testing.TB, tenant string) (*Authority, Sealed, []byte) {
 	t.Helper()
 	kek := testKEK(t)
-	sealed, err := Create(tenant, kek, testNow)
+	sealed, err := Create(tenant, tenant+".rampart.internal", kek, testNow)
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -59,7 +59,7 @@ func TestCreateProfile(t *testing.T) {
 	if !c.IsCA || !c.MaxPathLenZero || c.KeyUsage&x509.KeyUsageCertSign == 0 {
 		t.Errorf("CA constraints: IsCA=%v MaxPathLenZero=%v KeyUsage=%v", c.IsCA, c.MaxPathLenZero, c.KeyUsage)
 	}
-	if diff := cmp.Diff(c.PermittedURIDomains, []string{"acme"}); diff != "" {
+	if diff := cmp.Diff(c.PermittedURIDomains, []string{"acme.rampart.internal"}); diff != "" || !c.PermittedDNSDomainsCritical {
 		t.Errorf("PermittedURIDomains (-got +want):\n%s", diff)
 	}
 	if _, ok := c.PublicKey.(*ecdsa.PublicKey); !ok {
@@ -86,7 +86,7 @@ func TestCreateRejectsBadInput(t *testing.T) {
 		{"short kek", "acme", make([]byte, 16), ErrBadKEK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Create(tc.tenant, tc.kek, testNow)
+			_, err := Create(tc.tenant, tc.tenant+".rampart.internal", tc.kek, testNow)
 			if !errors.Is(err, tc.want) {
 				t.Errorf("Create error = %v, want %v", err, tc.want)
 			}
@@ -124,8 +124,8 @@ func TestIssueAndClassify(t *testing.T) {
 		uri     string
 		class   Class
 	}{
-		{"normal", ProfileNormal, "spiffe://acme/device/" + deviceID, ClassNormal},
-		{"update-only", ProfileUpdateOnly, "spiffe://acme/update-only/device/" + deviceID, ClassUpdateOnly},
+		{"normal", ProfileNormal, "spiffe://acme.rampart.internal/device/" + deviceID, ClassNormal},
+		{"update-only", ProfileUpdateOnly, "spiffe://acme.rampart.internal/update-only/device/" + deviceID, ClassUpdateOnly},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cert, err := a.Issue(deviceID, key.Public(), tc.profile, testNow)

@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rampartsec/rampart/internal/api"
+	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/ca/keeper"
 	"github.com/rampartsec/rampart/internal/release"
 	"github.com/rampartsec/rampart/internal/store"
@@ -49,6 +52,10 @@ type Config struct {
 	Ready func(addr net.Addr)
 	// ShutdownTimeout bounds the graceful drain; 15 s when zero.
 	ShutdownTimeout time.Duration
+	// TrustDomainSuffix makes each tenant's SPIFFE trust domain <tenant>.<suffix>, fixed when
+	// the tenant's CA is made. Empty: the server's own DNS name (the first name with a dot in its
+	// TLS certificate), else ca.DefaultTrustDomainSuffix.
+	TrustDomainSuffix string
 	// DefaultTenant names the tenant created on first start; "default" when empty.
 	DefaultTenant string
 	// StepInterval is how often active deployments are evaluated; DeploymentStepInterval when
@@ -115,11 +122,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	s.cas, err = keeper.New(st, kek, nil)
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("server: %w", err)
-	}
 	if s.releases, err = s.openReleases(); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("server: %w", err)
@@ -133,6 +135,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.log.Info("created the service CA; clients trust it with --ca-file", "ca_file", filepath.Join(cfg.DataDir, ServiceCAFile))
 	}
 	s.tlsCert = cert
+	suffix := cfg.TrustDomainSuffix
+	if suffix == "" {
+		suffix = defaultTrustDomainSuffix(cert)
+	}
+	if s.cas, err = keeper.New(st, kek, nil, suffix); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	s.wake = wake.NewHub(1_000_000)
 	s.waker = tasks.NewWaker(s.store, s.wake, s.log)
 	step := cfg.StepInterval
@@ -307,4 +317,21 @@ func (s *Server) openReleases() (*release.Service, error) {
 		return nil, err
 	}
 	return release.New(release.Config{Store: s.store, Blobs: blobs, Online: online, Logger: s.log})
+}
+
+// defaultTrustDomainSuffix derives the trust domain suffix from the server's name: the first DNS
+// name of its TLS certificate that is a domain of two labels or more (not localhost), else
+// ca.DefaultTrustDomainSuffix.
+func defaultTrustDomainSuffix(c tls.Certificate) string {
+	if len(c.Certificate) > 0 {
+		if leaf, err := x509.ParseCertificate(c.Certificate[0]); err == nil {
+			for _, n := range leaf.DNSNames {
+				n = strings.ToLower(n)
+				if _, err := ca.TrustDomain("tenant", n); err == nil && strings.Contains(n, ".") && !strings.HasSuffix(n, ".localhost") {
+					return n
+				}
+			}
+		}
+	}
+	return ca.DefaultTrustDomainSuffix
 }

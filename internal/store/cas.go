@@ -53,3 +53,25 @@ func (s *Store) EnsureTenantCA(ctx context.Context, tenantID string, create func
 	}
 	return s.TenantCA(ctx, tenantID)
 }
+
+// ReplaceTenantCACert swaps a tenant CA's certificate for one reissued over the same key (a new
+// SPIFFE trust domain), only if the stored certificate is still old, and returns the CA as
+// stored afterwards: when two servers reissue together, the first write wins and both get it.
+// The swap writes a ca.reissue audit record.
+func (s *Store) ReplaceTenantCACert(ctx context.Context, tenantID string, old, fresh []byte, trustDomain string) (TenantCA, error) {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE tenant_cas SET cert_pem = $1 WHERE tenant_id = $2 AND cert_pem = $3`,
+			string(fresh), tenantID, string(old))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		return s.appendAudit(ctx, tx, tenantID, System, "ca.reissue", "tenant/"+tenantID, map[string]any{"trust_domain": trustDomain})
+	})
+	if err != nil {
+		return TenantCA{}, fmt.Errorf("store.ReplaceTenantCACert: %w", s.mapErr(err))
+	}
+	return s.TenantCA(ctx, tenantID)
+}

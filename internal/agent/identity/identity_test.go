@@ -53,7 +53,7 @@ func newServer(t *testing.T) *server {
 	}
 	kek := make([]byte, 32)
 	rand.Read(kek)
-	cas, err := keeper.New(st, kek, time.Now)
+	cas, err := keeper.New(st, kek, time.Now, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -548,7 +548,8 @@ func (r *Runner) assigned(ctx context.Context) (bool, error) {
 	return false, fmt.Errorf("director: %w", err)
 }
 
-// tenantName reads the tenant from the certificate's SPIFFE ID (spiffe://<tenant>/...).
+// tenantName reads the tenant from the certificate's SPIFFE ID: the first label of its trust
+// domain (spiffe://<tenant>.<suffix>/..., or spiffe://<tenant>/... from an older server).
 func (r *Runner) tenantName() (string, error) {
 	if r.tenant != "" {
 		return r.tenant, nil
@@ -557,7 +558,7 @@ func (r *Runner) tenantName() (string, error) {
 	if c == nil || c.Leaf == nil || len(c.Leaf.URIs) != 1 || c.Leaf.URIs[0].Scheme != "spiffe" {
 		return "", errors.New("no device certificate yet")
 	}
-	r.tenant = c.Leaf.URIs[0].Host
+	r.tenant, _, _ = strings.Cut(c.Leaf.URIs[0].Host, ".")
 	return r.tenant, nil
 }
 
