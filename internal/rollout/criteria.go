@@ -375,6 +375,20 @@ func (d Deployment) Count(s Snapshot) Tally {
 	return t
 }
 
+// DecideWhole is Decide for a deployment about to complete: install failures and timeouts are
+// judged over whatever reported even when that is below the minimum sample, since no larger
+// sample will come. Without it a group smaller than the minimum sample in which every device
+// failed would read as completed.
+func (c Criteria) DecideWhole(t Tally, baseline *float64) Decision {
+	if n := t.WindowReported; n > 0 && n < c.InstallFailures.MinSample {
+		c.InstallFailures.MinSample = n
+	}
+	if n := t.WindowReported + t.WindowTimedOut; n > 0 && n < c.Timeouts.MinSample {
+		c.Timeouts.MinSample = n
+	}
+	return c.Decide(t, baseline)
+}
+
 // Decide checks every criterion that is not off against a tally and returns
 // the strongest action among the findings, or ActionContinue when none
 // crossed. baseline, if set, is the previous release's crash rate measured

@@ -226,6 +226,16 @@ func (d Deployment) Step(s Snapshot) (Deployment, []Event, Decision, Tally) {
 		return d, nil, dec, t
 	}
 	if d.Phase == d.Plan.Last() {
+		// The last chance to judge: reports too few for the minimum sample count now.
+		if whole := d.Criteria.DecideWhole(t, s.BaselineCrashRate); whole.Action == ActionPause || whole.Action == ActionAbort {
+			reason := whole.Reason() + fmt.Sprintf(" (all the group's reports, judged before completing: fewer than the minimum sample of %d)", d.Criteria.InstallFailures.MinSample)
+			kind, to := EventPaused, StatePaused
+			if whole.Action == ActionAbort {
+				kind, to = EventAborted, StateAborted
+			}
+			nd, ev := d.transition(kind, to, ActorCriteria, reason, whole.Findings, s.Now)
+			return nd, []Event{ev}, whole, t
+		}
 		nd, ev := d.transition(EventCompleted, StateCompleted, ActorCriteria,
 			fmt.Sprintf("all phases done: %d installed, %d failed, %d timed out of %d devices", t.Installed, t.Failed, t.TimedOut, t.Devices), nil, s.Now)
 		return nd, []Event{ev}, dec, t

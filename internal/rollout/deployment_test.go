@@ -303,3 +303,22 @@ func TestOffersByState(t *testing.T) {
 		}
 	}
 }
+
+// TestStepSmallGroupFailingDoesNotComplete: in a group smaller than the minimum sample of 20,
+// every device that reported failed. The deployment must not read as completed: before
+// completing, the step judges the whole group's reports and pauses.
+func TestStepSmallGroupFailingDoesNotComplete(t *testing.T) {
+	d := onePhase(t, DefaultCriteria())
+	devs := fleet(5, func(i int, d *DeviceStatus) { failed(d, t0) })
+	d, evs, dec, _ := d.Step(Snapshot{Now: t0.Add(time.Minute), Devices: devs})
+	if d.State != StatePaused || len(evs) != 1 || evs[0].Kind != EventPaused || dec.Action != ActionPause ||
+		!strings.Contains(d.Reason, "install failures 5 of 5 (100.0%) exceed 5.0%") || !strings.Contains(d.Reason, "fewer than the minimum sample of 20") {
+		t.Fatalf("state %s, reason %q, events %+v; want paused with the whole group judged", d.State, d.Reason, evs)
+	}
+	// A healthy small group still completes.
+	ok := onePhase(t, DefaultCriteria())
+	good := fleet(5, func(i int, d *DeviceStatus) { installed(d, t0) })
+	if ok, _, _, _ = ok.Step(Snapshot{Now: t0.Add(time.Minute), Devices: good}); ok.State != StateCompleted {
+		t.Errorf("healthy small group: state %s, want completed", ok.State)
+	}
+}

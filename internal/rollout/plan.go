@@ -40,17 +40,21 @@ type Phase struct {
 	// that must have reported an outcome (installed, failed or timed out)
 	// before the next phase may open.
 	MinReporting float64
+	// Cutoff, when set (Plan.Fit), is the position (see Position) below which a device is in
+	// this phase or an earlier one; otherwise Share is.
+	Cutoff float64
 }
 
 type phaseJSON struct {
 	Share        float64 `json:"share"`
 	MinSoak      string  `json:"min_soak"`
 	MinReporting float64 `json:"min_reporting"`
+	Cutoff       float64 `json:"cutoff,omitempty"`
 }
 
 // MarshalJSON writes the soak time as a Go duration string ("1h0m0s").
 func (p Phase) MarshalJSON() ([]byte, error) {
-	return json.Marshal(phaseJSON{Share: p.Share, MinSoak: p.MinSoak.String(), MinReporting: p.MinReporting})
+	return json.Marshal(phaseJSON{Share: p.Share, MinSoak: p.MinSoak.String(), MinReporting: p.MinReporting, Cutoff: p.Cutoff})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
@@ -63,7 +67,7 @@ func (p *Phase) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("rollout.Phase: min_soak: %w", err)
 	}
-	*p = Phase{Share: j.Share, MinSoak: soak, MinReporting: j.MinReporting}
+	*p = Phase{Share: j.Share, MinSoak: soak, MinReporting: j.MinReporting, Cutoff: j.Cutoff}
 	return nil
 }
 
@@ -86,13 +90,16 @@ func (p Plan) Validate() error {
 		n := i + 1
 		switch {
 		case math.IsNaN(ph.Share) || ph.Share <= 0 || ph.Share > 1:
-			return public.Errorf(public.Invalid, "%w: phase %d: share %v is not in (0, 1]", ErrInvalidPlan, n, ph.Share)
+			return public.Errorf(public.Invalid, "%w: phase %d: %s%% is not in (0, 100]", ErrInvalidPlan, n, formatPercent(ph.Share))
 		case ph.Share <= prev:
-			return public.Errorf(public.Invalid, "%w: phase %d: share %v does not grow past the previous phase's %v", ErrInvalidPlan, n, ph.Share, prev)
+			return public.Errorf(public.Invalid, "%w: phase %d: %s%% does not grow past phase %d's %s%%; phases are cumulative shares of the group, e.g. 10,50,100",
+				ErrInvalidPlan, n, formatPercent(ph.Share), n-1, formatPercent(prev))
+		case math.IsNaN(ph.Cutoff) || ph.Cutoff < 0 || ph.Cutoff > 1:
+			return public.Errorf(public.Invalid, "%w: phase %d: cutoff %v is not in [0, 1]", ErrInvalidPlan, n, ph.Cutoff)
 		case ph.MinSoak < 0 || ph.MinSoak > MaxSoak:
 			return public.Errorf(public.Invalid, "%w: phase %d: soak %v is not between 0 and %v", ErrInvalidPlan, n, ph.MinSoak, MaxSoak)
 		case math.IsNaN(ph.MinReporting) || ph.MinReporting < 0 || ph.MinReporting > 1:
-			return public.Errorf(public.Invalid, "%w: phase %d: minimum reporting share %v is not in [0, 1]", ErrInvalidPlan, n, ph.MinReporting)
+			return public.Errorf(public.Invalid, "%w: phase %d: minimum reporting %s%% is not in [0, 100]", ErrInvalidPlan, n, formatPercent(ph.MinReporting))
 		}
 		prev = ph.Share
 	}

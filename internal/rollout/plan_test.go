@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,8 +31,8 @@ func TestParsePlan(t *testing.T) {
 		}}},
 		{name: "days", phases: "100", soak: "2d", want: Plan{Phases: []Phase{{Share: 1, MinSoak: 48 * time.Hour, MinReporting: DefaultMinReporting}}}},
 		{name: "last below 100", phases: "10,50", wantErr: "the last phase must cover 100% of the group, not 50%"},
-		{name: "not increasing", phases: "50,50,100", wantErr: "phase 2: share 0.5 does not grow"},
-		{name: "decreasing", phases: "50,10,100", wantErr: "phase 2: share 0.1 does not grow"},
+		{name: "not increasing", phases: "50,50,100", wantErr: "phase 2: 50% does not grow past phase 1's 50%; phases are cumulative shares of the group, e.g. 10,50,100"},
+		{name: "decreasing", phases: "50,10,100", wantErr: "phase 2: 10% does not grow past phase 1's 50%"},
 		{name: "zero", phases: "0,100", wantErr: "phase 1: 0% is not in (0, 100]"},
 		{name: "above 100", phases: "10,150", wantErr: "phase 2: 150% is not in (0, 100]"},
 		{name: "word", phases: "10,half,100", wantErr: `phase 2: "half" is not a percentage`},
@@ -71,9 +72,9 @@ func TestPlanValidate(t *testing.T) {
 		{name: "default", plan: DefaultPlan()},
 		{name: "emergency", plan: EmergencyPlan()},
 		{name: "empty", plan: Plan{}, wantErr: "at least one phase"},
-		{name: "min reporting above 1", plan: Plan{Phases: []Phase{{Share: 1, MinReporting: 1.5}}}, wantErr: "minimum reporting share 1.5 is not in [0, 1]"},
+		{name: "min reporting above 1", plan: Plan{Phases: []Phase{{Share: 1, MinReporting: 1.5}}}, wantErr: "minimum reporting 150% is not in [0, 100]"},
 		{name: "negative soak", plan: Plan{Phases: []Phase{{Share: 1, MinSoak: -time.Second}}}, wantErr: "soak -1s is not between"},
-		{name: "share above 1", plan: Plan{Phases: []Phase{{Share: 1.2}}}, wantErr: "share 1.2 is not in (0, 1]"},
+		{name: "share above 1", plan: Plan{Phases: []Phase{{Share: 1.2}}}, wantErr: "phase 1: 120% is not in (0, 100]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -175,5 +176,54 @@ func TestPhaseAt(t *testing.T) {
 		if got := plan.PhaseAt(tt.pos); got != tt.want {
 			t.Errorf("PhaseAt(%v) = %d, want %d", tt.pos, got, tt.want)
 		}
+	}
+}
+
+// TestFitRoundsUp pins the rounding rule: with the members known, a phase of share s offers the
+// release to ceil(s × N) of them, whatever their hashed positions; the last phase takes all.
+func TestFitRoundsUp(t *testing.T) {
+	for _, tc := range []struct {
+		phases  string
+		devices int
+		want    []int // devices per phase, not cumulative
+	}{
+		{"20,100", 30, []int{6, 24}},
+		{"10,50,100", 30, []int{3, 12, 15}},
+		{"10,50,100", 5, []int{1, 2, 2}},
+		{"1,100", 3, []int{1, 2}},
+		{"99,100", 30, []int{30, 0}},
+		{"100", 7, []int{7}},
+	} {
+		for seed := range 20 {
+			depID := fmt.Sprintf("dep_%d", seed)
+			var members []string
+			for i := range tc.devices {
+				members = append(members, fmt.Sprintf("device-%d-%d", seed, i))
+			}
+			plan, err := ParsePlan(tc.phases, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			fit := plan.Fit(depID, members)
+			if err := fit.Validate(); err != nil {
+				t.Fatalf("%s: fitted plan: %v", tc.phases, err)
+			}
+			got := make([]int, len(fit.Phases))
+			for _, id := range members {
+				got[fit.Assign(depID, id)]++
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("%s over %d devices (deployment %s): %v per phase, want %v", tc.phases, tc.devices, depID, got, tc.want)
+			}
+			// Stored and read back, the plan assigns the same way.
+			b, _ := json.Marshal(fit)
+			var back Plan
+			if err := json.Unmarshal(b, &back); err != nil || !slices.Equal(back.Phases, fit.Phases) {
+				t.Fatalf("plan JSON round trip: %v, %+v", err, back)
+			}
+		}
+	}
+	if p := DefaultPlan().Fit("dep", nil); p.Phases[0].Cutoff != 0 {
+		t.Errorf("a plan fitted to no members has cutoffs: %+v", p)
 	}
 }

@@ -216,6 +216,12 @@ func (s *Store) CreateDeployment(ctx context.Context, actor Actor, tenantID stri
 			return domainErr(err)
 		}
 		d.Deployment, d.TenantID, d.Release, d.CreatedBy, d.Version = dom, tenantID, spec.Release, string(actor), 1
+		// Each phase gets its share of the group's devices now, rounded up to a whole device.
+		members, err := queryIDs(ctx, tx, `SELECT id FROM devices WHERE group_id = $1 AND tenant_id = $2`, d.GroupID, tenantID)
+		if err != nil {
+			return err
+		}
+		d.Plan = d.Plan.Fit(d.ID, members)
 		plan, _ := json.Marshal(d.Plan)
 		crit, _ := json.Marshal(d.Criteria)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO deployments (id, tenant_id, seq, product_id, group_id, release_version, previous_release,

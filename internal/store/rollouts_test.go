@@ -928,3 +928,45 @@ func TestCoveragePreinstalledHasNoMilestones(t *testing.T) {
 		}
 	})
 }
+
+// TestDeploymentPhaseSharesRoundUp: a 20 % phase of 30 devices offers the release to exactly 6
+// of them (the share rounded up to a whole device), not to however many hashes fall below 0.2.
+func TestDeploymentPhaseSharesRoundUp(t *testing.T) {
+	eachWithClock(t, func(t *testing.T, s *store.Store, clk *testClock) {
+		ctx := context.Background()
+		f := newFleet(t, s, "acme", 30)
+		for _, tc := range []struct {
+			phases string
+			want   []int
+		}{{"20,100", []int{6, 24}}, {"10,50,100", []int{3, 12, 15}}} {
+			d, err := s.CreateDeployment(ctx, actor, f.tenant.ID, store.DeploymentSpec{Product: "thermostat", Group: f.group.Name, Release: "1.1",
+				Plan: plan(t, tc.phases, "1h"), Criteria: rollout.DefaultCriteria()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := s.DeploymentStatus(ctx, f.tenant.ID, d.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int
+			for _, p := range st.Tally.PerPhase {
+				got = append(got, p.Devices)
+			}
+			if diff := cmp.Diff(got, tc.want); diff != "" {
+				t.Errorf("%s: devices per phase (-got +want):\n%s", tc.phases, diff)
+			}
+			offered := 0
+			for _, id := range f.devices {
+				if st.Deployment.Offers(id) {
+					offered++
+				}
+			}
+			if offered != tc.want[0] {
+				t.Errorf("%s: phase 1 offers the release to %d devices, want %d", tc.phases, offered, tc.want[0])
+			}
+			if _, err := s.AbortDeployment(ctx, actor, f.tenant.ID, d.ID, "next case"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}

@@ -195,6 +195,9 @@ func TestDeploymentCriteriaFlags(t *testing.T) {
 	c.Fails("max_install_failures \"150%\": is not a share", append(create, "--max-install-failures", "150%")...)
 	c.Fails("on_failure \"explode\": is not pause or abort", append(create, "--on-failure", "explode")...)
 	c.Fails("report_deadline \"30s\"", append(create, "--report-deadline", "30s")...)
+	// --phases are percentages, and so is the refusal.
+	c.FailsWith("rampart: invalid phase plan: phase 2: 10% does not grow past phase 1's 50%; phases are cumulative shares of the group, e.g. 10,50,100 (HTTP 400)\n",
+		"deployment", "create", "--product", "lamp", "--group", "Production", "--release", "2.0", "--phases", "50,10")
 	if l := c.OK("deployment", "list"); strings.Contains(l, "2.0") {
 		t.Fatalf("a refused create left a deployment:\n%s", l)
 	}
