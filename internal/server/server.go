@@ -29,6 +29,7 @@ import (
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/tasks"
 	"github.com/rampartsec/rampart/internal/token"
+	"github.com/rampartsec/rampart/internal/tuf"
 	"github.com/rampartsec/rampart/internal/wake"
 )
 
@@ -64,6 +65,10 @@ type Config struct {
 	// Now is the storage clock (deployment soak times and deadlines, audit times); time.Now when
 	// nil. Tests move it to cross a deadline without waiting.
 	Now func() time.Time
+	// TUFExpiry is the lifetime of the update metadata the server signs (tuf.DefaultExpiry when
+	// zero: the timestamp and each device's director metadata 24 h). Tests shorten one role to
+	// show that a device refuses it once expired.
+	TUFExpiry tuf.Expiry
 }
 
 // Server is a running Rampart service.
@@ -316,7 +321,7 @@ func (s *Server) openReleases() (*release.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return release.New(release.Config{Store: s.store, Blobs: blobs, Online: online, Logger: s.log})
+	return release.New(release.Config{Store: s.store, Blobs: blobs, Online: online, Expiry: s.cfg.TUFExpiry, Logger: s.log})
 }
 
 // defaultTrustDomainSuffix derives the trust domain suffix from the server's name: the first DNS
