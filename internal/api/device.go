@@ -200,8 +200,9 @@ func (a *API) authenticateDevice(r *http.Request, now time.Time, lookup bool) (*
 	return d, nil
 }
 
-// checkDemoted treats a normal certificate that a revocation demoted (store.DemoteRevoked) as
-// update-only: the device runs a release revoked after the certificate was issued.
+// checkDemoted treats a normal certificate that a revocation demoted
+// (store.UpdatesTx.DemoteRevoked) as update-only: the device runs a release revoked after the
+// certificate was issued.
 func (a *API) checkDemoted(ctx context.Context, d *device) error {
 	demoted, err := a.store.CertificateDemoted(ctx, d.cert.SerialNumber.Text(16))
 	if err != nil {

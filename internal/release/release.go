@@ -497,8 +497,8 @@ func (s *Service) Sign(ctx context.Context, actor store.Actor, tenantID, product
 
 // Revoke marks a release vulnerable. It stays in history and in the signed
 // targets; the director stops naming it. In the same transaction the devices whose
-// last attestation measured it lose their full access (store.DemoteRevoked); the
-// returned release lists them in Demoted.
+// last attestation measured it lose their full access
+// (store.UpdatesTx.DemoteRevoked); the returned release lists them in Demoted.
 func (s *Service) Revoke(ctx context.Context, actor store.Actor, tenantID, product, version, reason string) (Release, error) {
 	reason = strings.TrimSpace(reason)
 	if reason == "" || len(reason) > 1000 {

@@ -43,11 +43,11 @@ type Demotion struct {
 	Certificates int      // how many certificates it demoted
 }
 
-// DemoteRevoked runs inside the transaction that revokes a release (call it after the release's
+// demoteRevoked runs inside the transaction that revokes a release (call it after the release's
 // state changed): it demotes the unexpired normal certificates of every device of
 // the product whose last attestation measured a digest that is now in revoked releases only, and
 // appends one device.demote audit record naming the release when it demoted any.
-func (s *Store) DemoteRevoked(ctx context.Context, tx *sql.Tx, actor Actor, tenantID, releaseID string) (Demotion, error) {
+func (s *Store) demoteRevoked(ctx context.Context, tx *sql.Tx, actor Actor, tenantID, releaseID string) (Demotion, error) {
 	now := micros(s.Now())
 	var productID string
 	if err := tx.QueryRowContext(ctx, `SELECT product_id FROM releases WHERE tenant_id = $1 AND id = $2`, tenantID, releaseID).Scan(&productID); err != nil {

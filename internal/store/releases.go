@@ -406,7 +406,7 @@ func (t *UpdatesTx) MarkRevoked(ctx context.Context, releaseID, reason string, n
 }
 
 // DemoteRevoked demotes, in the transaction that revoked releaseID, the certificates of the
-// devices that run it (Store.DemoteRevoked).
+// devices that run it: see demoteRevoked.
 func (t *UpdatesTx) DemoteRevoked(ctx context.Context, actor Actor, tenantID, releaseID string) (Demotion, error) {
-	return t.s.DemoteRevoked(ctx, t.tx, actor, tenantID, releaseID)
+	return t.s.demoteRevoked(ctx, t.tx, actor, tenantID, releaseID)
 }
