@@ -3,8 +3,9 @@
 // certificates (normal and update-only) and classifying the client
 // certificates that devices present.
 //
-// Only server-side packages import it (the API, the verifier in internal/attest, the keeper)
-// and the benchmark seeder (bench/seed); the agent never links it.
+// Only server-side packages import it (the API, the verifier in internal/attest, the keeper,
+// the server and its CLI verb, for the trust-domain suffix) and the benchmark seeder
+// (bench/seed); the agent never links it.
 //
 // Certificate profile (see doc/attestation.md), following RFC 5280 and the
 // SPIFFE X.509-SVID specification:
