@@ -202,7 +202,7 @@ func TestDomainSentences(t *testing.T) {
 	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	answer := func(_ any, err error) error { return err }
 	_, _, paused := rollout.Deployment{ID: "dep_1", State: rollout.StateCompleted}.Pause("ops", "", now)
-	dupErr := fmt.Errorf("store.CreateProgram: %w", fmt.Errorf("%w: %w", store.ErrConflict, errors.New("UNIQUE constraint failed: programs.name")))
+	raceErr := fmt.Errorf("store.AddComment: %w", fmt.Errorf("%w: %w", store.ErrConflict, errors.New("UNIQUE constraint failed: report_comments.report_id, report_comments.seq")))
 	for _, tt := range []struct {
 		name   string
 		got    error
@@ -232,7 +232,7 @@ func TestDomainSentences(t *testing.T) {
 		{"comment", programError(program.ValidateComment(" "), "comment"), 400, CodeBadRequest, "comment is empty"},
 		{"advisory", programError(answer(advisory.Export("pdf", advisory.Input{})), "advisory"), 400, CodeBadRequest,
 			`advisory input is invalid: format "pdf" is not csaf or openvex`},
-		{"duplicate row", programError(dupErr, "program p"), 409, CodeConflict, "program p already exists"},
+		{"concurrent row", programError(raceErr, "report 3"), 409, CodeConflict, "report 3 changed concurrently; retry"},
 	} {
 		e := asError(tt.got)
 		if e.Status != tt.status || e.Code != tt.code || e.Message != tt.msg {
