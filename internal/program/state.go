@@ -67,7 +67,16 @@ func (s State) AwardRefusal() string {
 	case !s.Closed():
 		return fmt.Sprintf("is %s; triage it before an award", s)
 	}
-	return fmt.Sprintf("is closed as %s; a closed report is not awarded", s.phrase())
+	return fmt.Sprintf("is %s; a closed report is not awarded", s.Describe())
+}
+
+// Describe names the state in a sentence, saying that a closed state is
+// closed: "new", "closed as a duplicate", "closed as by design".
+func (s State) Describe() string {
+	if s.Closed() {
+		return "closed as " + s.phrase()
+	}
+	return string(s)
 }
 
 // phrase names a closed state in a sentence: "closed as a duplicate".

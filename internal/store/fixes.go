@@ -76,7 +76,7 @@ func (s *Store) LinkFix(ctx context.Context, actor Actor, tenantID string, numbe
 			return err
 		}
 		if r.State != program.StateTriaged && r.State != program.StateResolved {
-			return public.Errorf(public.Conflict, "%w: report %d is %s; only triaged or resolved reports get a fix", program.ErrInvalidTransition, number, r.State)
+			return public.Errorf(public.Conflict, "%w: report %d is %s; only triaged or resolved reports get a fix", program.ErrInvalidTransition, number, r.State.Describe())
 		}
 		fixed, err := releaseOf(ctx, tx, tenantID, r.Product, fix.Fixed)
 		if err != nil {
