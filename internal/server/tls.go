@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -82,8 +83,14 @@ func serviceTLS(dataDir, listenHost, certFile, keyFile string, now time.Time) (t
 	if err != nil {
 		return tls.Certificate{}, false, err
 	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return tls.Certificate{}, false, err
+	}
+	skid := sha256.Sum256(pub) // RFC 7093 method 1: the leftmost 160 bits of the SHA-256 of the key
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
+		SubjectKeyId: skid[:20],
 		Subject:      pkix.Name{CommonName: "rampart server"},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(397 * 24 * time.Hour),
