@@ -32,12 +32,15 @@ type DeploymentActionRequest struct {
 
 // DeploymentPhase is one phase of a deployment's plan.
 type DeploymentPhase struct {
-	Percent      float64    `json:"percent"`
-	MinSoak      string     `json:"min_soak"`
-	MinReporting float64    `json:"min_reporting"`
-	OpenedAt     *time.Time `json:"opened_at,omitempty"`
-	Devices      int        `json:"devices"`
-	Reported     int        `json:"reported"`
+	Percent      float64 `json:"percent"`
+	MinSoak      string  `json:"min_soak"`
+	MinReporting float64 `json:"min_reporting"`
+	// Cutoff is the device position (rollout.Position) below which a device is in this phase
+	// or an earlier one, fitted to the group when the deployment was created; 0 when unset.
+	Cutoff   float64    `json:"cutoff,omitempty"`
+	OpenedAt *time.Time `json:"opened_at,omitempty"`
+	Devices  int        `json:"devices"`
+	Reported int        `json:"reported"`
 }
 
 // Finding is one abort criterion a deployment crossed.

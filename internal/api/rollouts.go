@@ -38,7 +38,7 @@ func deploymentOut(d store.Deployment, st *store.DeploymentStep) client.Deployme
 	}
 	out.CriteriaSummary = d.Criteria.String()
 	for i, ph := range d.Plan.Phases {
-		p := client.DeploymentPhase{Percent: ph.Share * 100, MinSoak: ph.MinSoak.String(), MinReporting: ph.MinReporting}
+		p := client.DeploymentPhase{Percent: ph.Share * 100, MinSoak: ph.MinSoak.String(), MinReporting: ph.MinReporting, Cutoff: ph.Cutoff}
 		if t := d.PhaseOpenedAt(i); !t.IsZero() {
 			p.OpenedAt = &t
 		}

@@ -29,6 +29,7 @@ import (
 	"github.com/rampartsec/rampart/internal/agent/devclient"
 	"github.com/rampartsec/rampart/internal/agent/durable"
 	"github.com/rampartsec/rampart/internal/deviceapi"
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Errors.
@@ -287,10 +288,12 @@ func (i *Identity) post(ctx context.Context, path string, in, out any, withCert 
 	limits.MaxAnswer = maxResponseSize
 	err := devclient.New(i.cfg.Server, hc, limits).Do(ctx, http.MethodPost, path, in, out)
 	if se, ok := errors.AsType[*devclient.StatusError](err); ok {
+		// The server's message is already the sentence for the device's operator; say it once.
 		if se.Code == deviceapi.CodeAttestationRefused {
-			return fmt.Errorf("%w: %s", ErrRefused, se.Message)
+			return public.Wrap(fmt.Errorf("%w: %s", ErrRefused, se.Message), public.Forbidden, "%s", se.Message)
 		}
-		return fmt.Errorf("%w: %s: %d %s: %s", ErrServer, path, se.Status, se.Code, se.Message)
+		return public.Wrap(fmt.Errorf("%w: %s: %d %s: %s", ErrServer, path, se.Status, se.Code, se.Message), public.Unavailable,
+			"the server refused %s: %s (HTTP %d)", path, se.Message, se.Status)
 	}
 	return err
 }

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/rampartsec/rampart/internal/attest"
 	"github.com/rampartsec/rampart/internal/ca/keeper"
 	"github.com/rampartsec/rampart/internal/deviceapi"
+	"github.com/rampartsec/rampart/internal/public"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/storetest"
 	"github.com/rampartsec/rampart/internal/token"
@@ -134,8 +136,13 @@ func TestEnrolClaimAttestRenew(t *testing.T) {
 	if resp.DeviceID != id.DeviceID() {
 		t.Fatalf("enrolled as %s, device is %s", resp.DeviceID, id.DeviceID())
 	}
-	if _, err := id.Attest(ctx); !errors.Is(err, identity.ErrRefused) {
+	_, err = id.Attest(ctx)
+	if !errors.Is(err, identity.ErrRefused) {
 		t.Fatalf("Attest before the claim: %v, want ErrRefused", err)
+	}
+	// The operator reads the server's sentence once, with no function name or repeat before it.
+	if msg, ok := public.Message(err); !ok || !strings.HasPrefix(msg, "attestation refused (") || strings.Count(msg, "attestation refused") != 1 || strings.Contains(msg, "identity.") {
+		t.Errorf("the refusal reads %q (public %v)", msg, ok)
 	}
 	if id.Certificate() != nil {
 		t.Fatal("a refused attestation left a certificate")

@@ -256,12 +256,11 @@ func countOffered(t *testing.T, d client.Deployment, agents []*agent) int {
 // completed), by the same phase assignment the server uses.
 func offered(t *testing.T, d client.Deployment, deviceID string) bool {
 	t.Helper()
-	var percents []float64
+	var plan rollout.Plan
 	for _, p := range d.Phases {
-		percents = append(percents, p.Percent)
+		plan.Phases = append(plan.Phases, rollout.Phase{Share: p.Percent / 100, Cutoff: p.Cutoff})
 	}
-	plan, err := rollout.NewPlan(percents, 0, 0)
-	if err != nil {
+	if err := plan.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	return d.State == string(rollout.StateCompleted) || plan.Assign(d.ID, deviceID) <= d.Phase-1

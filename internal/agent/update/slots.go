@@ -37,12 +37,12 @@ const (
 // Sentinel errors of the slot store.
 var (
 	// ErrNoBootableSlot means neither slot holds a verified image set.
-	ErrNoBootableSlot = errors.New("update: no bootable slot")
+	ErrNoBootableSlot = errors.New("no bootable slot")
 	// ErrTrialPending means a trial slot awaits its health check; an
 	// install must wait for commit or rollback.
-	ErrTrialPending = errors.New("update: a trial slot is pending")
+	ErrTrialPending = errors.New("a trial slot is pending")
 	// ErrSlotCorrupt means a slot's files do not match its recorded hashes.
-	ErrSlotCorrupt = errors.New("update: slot content does not match its record")
+	ErrSlotCorrupt = errors.New("slot content does not match its record")
 )
 
 // ComponentImage records one installed image.

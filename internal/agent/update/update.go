@@ -37,24 +37,24 @@ import (
 var (
 	// ErrMetadata means TUF or director metadata was refused (bad
 	// signature, rollback, expiry, mix-and-match, wrong device).
-	ErrMetadata = errors.New("update: metadata refused")
+	ErrMetadata = errors.New("signed metadata refused")
 	// ErrDirectorMismatch means the director named an image the image
 	// repository did not sign with the same length, hashes and attributes.
-	ErrDirectorMismatch = errors.New("update: director and image repository disagree")
+	ErrDirectorMismatch = errors.New("the director and the image repository disagree")
 	// ErrRollback means the named release is older than the committed one.
-	ErrRollback = errors.New("update: refusing to install an older release")
+	ErrRollback = errors.New("refusing to install an older release")
 	// ErrVerification means downloaded bytes did not match the signed hash.
-	ErrVerification = errors.New("update: downloaded data does not match the signed hash")
+	ErrVerification = errors.New("downloaded data does not match the signed hash")
 	// ErrTooLarge means a download exceeded its signed or configured size.
-	ErrTooLarge = errors.New("update: download exceeds its size limit")
+	ErrTooLarge = errors.New("download exceeds its size limit")
 	// ErrSlowRetrieval means a download moved too slowly.
-	ErrSlowRetrieval = errors.New("update: download too slow")
+	ErrSlowRetrieval = errors.New("download too slow")
 	// ErrUnhealthy means the trial slot failed its health check.
-	ErrUnhealthy = errors.New("update: health check failed")
+	ErrUnhealthy = errors.New("health check failed")
 	// ErrPreviouslyFailed means the director names exactly the image set
 	// that was just rolled back; it is not installed again until the
 	// director names another set.
-	ErrPreviouslyFailed = errors.New("update: this image set was rolled back; waiting for another release")
+	ErrPreviouslyFailed = errors.New("this image set was rolled back; waiting for another release")
 )
 
 // InstallState is what the agent reports to the server.
@@ -268,31 +268,34 @@ func (u *Updater) Install(ctx context.Context) (Outcome, error) {
 		if Interrupted(err) {
 			state = StateInterrupted
 		}
+		// install's errors read as the reason an operator sees in `rampart deployment show`:
+		// what failed, with no function names; the operation's name is added for the log only.
 		u.report(ctx, Status{State: state, Release: out.Release, Reason: err.Error()})
+		return out, fmt.Errorf("update.Install: %w", err)
 	}
-	return out, err
+	return out, nil
 }
 
 func (u *Updater) install(ctx context.Context) (Outcome, error) {
 	repo, err := u.client(ctx, "repo", u.cfg.RepoURL+"/metadata", u.cfg.RepoRoot)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("update.Install: image repository: %w", err)
+		return Outcome{}, fmt.Errorf("image repository: %w", err)
 	}
 	dir, err := u.client(ctx, "director", u.cfg.DirectorURL, u.cfg.DirectorRoot)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("update.Install: director: %w", err)
+		return Outcome{}, fmt.Errorf("director: %w", err)
 	}
 	want, release, err := u.agree(repo, dir)
 	if err != nil {
-		return Outcome{Release: release}, fmt.Errorf("update.Install: %w", err)
+		return Outcome{Release: release}, err
 	}
 	out := Outcome{Release: release}
 	st, err := u.cfg.Slots.State()
 	if err != nil {
-		return out, fmt.Errorf("update.Install: %w", err)
+		return out, err
 	}
 	if st.Trial != "" {
-		return out, fmt.Errorf("update.Install: %w", ErrTrialPending)
+		return out, ErrTrialPending
 	}
 	var cur *SlotInfo
 	if st.Committed != "" {
@@ -300,7 +303,7 @@ func (u *Updater) install(ctx context.Context) (Outcome, error) {
 	}
 	changed, err := u.changes(want, cur, st.SecurityFloor)
 	if err != nil {
-		return out, fmt.Errorf("update.Install: %w", err)
+		return out, err
 	}
 	if len(changed) == 0 {
 		return out, nil
@@ -313,7 +316,7 @@ func (u *Updater) install(ctx context.Context) (Outcome, error) {
 		next.Components[w.name] = w.image()
 	}
 	if st.FailedSet != "" && next.Fingerprint() == st.FailedSet {
-		return out, fmt.Errorf("update.Install: %s: %w", release, ErrPreviouslyFailed)
+		return out, fmt.Errorf("release %s: %w", release, ErrPreviouslyFailed)
 	}
 	u.report(ctx, Status{State: StateDownloading, Release: release})
 	patches := map[string]string{} // component -> verified patch file
@@ -325,7 +328,7 @@ func (u *Updater) install(ctx context.Context) (Outcome, error) {
 		}
 		p, err := u.fetchImage(ctx, w)
 		if err != nil {
-			return out, fmt.Errorf("update.Install: %s: %w", w.name, err)
+			return out, fmt.Errorf("component %s: %w", w.name, err)
 		}
 		full[w.name] = p
 	}
@@ -333,7 +336,7 @@ func (u *Updater) install(ctx context.Context) (Outcome, error) {
 	u.report(ctx, Status{State: StateInstalling, Release: release})
 	slot, err := u.cfg.Slots.BeginInstall()
 	if err != nil {
-		return out, fmt.Errorf("update.Install: %w", err)
+		return out, err
 	}
 	info := SlotInfo{Release: release, Components: map[string]ComponentImage{}}
 	if cur != nil {
@@ -354,12 +357,12 @@ func (u *Updater) install(ctx context.Context) (Outcome, error) {
 			u.log.Warn("delta failed, falling back to the full image", "component", name, "err", err)
 			w := want[slices.IndexFunc(want, func(w wanted) bool { return w.name == name })]
 			if full[name], err = u.fetchImage(ctx, w); err != nil {
-				return out, fmt.Errorf("update.Install: %s: %w", name, err)
+				return out, fmt.Errorf("component %s: %w", name, err)
 			}
 		}
 		if p, ok := full[name]; ok {
 			if err := u.cfg.Slots.PlaceComponent(slot, name, p); err != nil {
-				return out, fmt.Errorf("update.Install: %w", err)
+				return out, err
 			}
 			continue
 		}
@@ -374,11 +377,11 @@ func (u *Updater) install(ctx context.Context) (Outcome, error) {
 			return err
 		})
 		if err != nil {
-			return out, fmt.Errorf("update.Install: %w", err)
+			return out, err
 		}
 	}
 	if err := u.cfg.Slots.Switch(slot, info); err != nil {
-		return out, fmt.Errorf("update.Install: %w", err)
+		return out, err
 	}
 	for _, p := range patches {
 		_ = u.cfg.Slots.fs.Remove(p)

@@ -80,6 +80,13 @@ func TestInstallDeltaAndRefuseRollback(t *testing.T) {
 	if s := d.reports.states(); len(s) == 0 || s[len(s)-1] != StateFailed {
 		t.Errorf("reported states %v, want a final failed", s)
 	}
+	// The reason an operator reads in deployment show says what was refused, with no Go names.
+	d.reports.mu.Lock()
+	reason := d.reports.s[len(d.reports.s)-1].Reason
+	d.reports.mu.Unlock()
+	if !strings.HasPrefix(reason, "refusing to install an older release: rootfs 1.0.0 is not newer than the committed 1.1.0") || strings.Contains(reason, "update") {
+		t.Errorf("reported reason %q", reason)
+	}
 	b, err := booted(t, d)
 	if err != nil || b.Info.Release != "1.1.0" {
 		t.Fatalf("boot after refused rollback: %+v, %v", b, err)
