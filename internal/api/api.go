@@ -52,6 +52,10 @@ type Deps struct {
 	// Waker wakes the devices a deployment offers its release to when an operator creates or
 	// resumes it; a tasks.Waker on Wake's hub when nil.
 	Waker DeploymentWaker
+	// Evidence is told of each device that reported evidence a deployment's criteria count (a
+	// crash batch, a failed install), so that they are checked at once rather than at the
+	// stepper's next tick (tasks.Stepper.Evidence). Nil leaves it to the tick.
+	Evidence func(tenantID, deviceID string)
 }
 
 // DeploymentWaker wakes the devices of a deployment's group that it offers the release to now
@@ -97,6 +101,7 @@ type API struct {
 	releases     *release.Service
 	applyLimit   *ratelimit.Limiter
 	reportLimit  *ratelimit.Limiter
+	evidence     func(tenantID, deviceID string)
 	certs        *certCache
 	wake         *wake.Hub
 	waker        DeploymentWaker
@@ -108,7 +113,10 @@ type API struct {
 // New builds the API with every route registered.
 func New(d Deps) *API {
 	a := &API{store: d.Store, log: d.Logger, cas: d.CAs, now: d.Now, addrLimit: d.AddrLimit, deviceLimit: d.DeviceLimit,
-		releases: d.Releases, applyLimit: d.ApplyLimit, reportLimit: d.ReportLimit, certs: newCertCache(100_000), mux: http.NewServeMux()}
+		releases: d.Releases, applyLimit: d.ApplyLimit, reportLimit: d.ReportLimit, evidence: d.Evidence, certs: newCertCache(100_000), mux: http.NewServeMux()}
+	if a.evidence == nil {
+		a.evidence = func(string, string) {}
+	}
 	if a.reportLimit == nil {
 		a.reportLimit = DefaultReportLimit()
 	}

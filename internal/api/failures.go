@@ -49,6 +49,9 @@ func (a *API) deviceFailures(w http.ResponseWriter, r *http.Request, d *device) 
 		}
 		return storeError(err, "crash reports")
 	}
+	if in.Accepted > 0 {
+		a.evidence(d.tenantID, d.id) // the group's deployment is checked now, not at the next tick
+	}
 	writeJSON(w, http.StatusOK, deviceapi.FailureAnswer{Accepted: in.Accepted, Duplicates: in.Duplicates})
 	return nil
 }

@@ -323,6 +323,9 @@ func (a *API) deviceInstallStatus(w http.ResponseWriter, r *http.Request, d *dev
 	if err != nil {
 		return releaseError(err, "install status")
 	}
+	if rep.State == release.InstallFailed {
+		a.evidence(d.tenantID, d.id) // the install_failures criterion is checked now
+	}
 	writeJSON(w, http.StatusOK, deviceapi.InstallStatus{State: deviceapi.InstallState(rep.State), Release: rep.Release, Reason: rep.Reason, At: rep.At})
 	return nil
 }

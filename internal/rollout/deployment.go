@@ -202,13 +202,12 @@ func (d Deployment) Abort(actor, reason string, now time.Time) (Deployment, Even
 	return nd, ev, nil
 }
 
-// Step evaluates the criteria over the snapshot and moves the deployment at
-// most one transition: pause or abort when a criterion crossed, else open the
-// next phase (or complete after the last) once the open phase has soaked
-// long enough and enough of its offered devices reported. A deployment that
-// is not active is returned unchanged. The decision and tally are returned
-// for display even when nothing changes.
-func (d Deployment) Step(s Snapshot) (Deployment, []Event, Decision, Tally) {
+// Check evaluates the criteria over the snapshot and pauses or aborts the deployment when one
+// crossed; it never opens a phase or completes. The server runs it the moment new evidence (a
+// crash batch, a failed install) arrives, so that a criterion trips then rather than at the
+// stepper's next tick; opening phases is Step's, which checks the criteria first on the same
+// snapshot. A deployment that is not active is returned unchanged.
+func (d Deployment) Check(s Snapshot) (Deployment, []Event, Decision, Tally) {
 	dec, t := d.Evaluate(s)
 	if d.State != StateActive {
 		return d, nil, dec, t
@@ -220,6 +219,20 @@ func (d Deployment) Step(s Snapshot) (Deployment, []Event, Decision, Tally) {
 	case ActionPause:
 		nd, ev := d.transition(EventPaused, StatePaused, ActorCriteria, dec.Reason(), dec.Findings, s.Now)
 		return nd, []Event{ev}, dec, t
+	}
+	return d, nil, dec, t
+}
+
+// Step evaluates the criteria over the snapshot and moves the deployment at
+// most one transition: pause or abort when a criterion crossed, else open the
+// next phase (or complete after the last) once the open phase has soaked
+// long enough and enough of its offered devices reported. A deployment that
+// is not active is returned unchanged. The decision and tally are returned
+// for display even when nothing changes.
+func (d Deployment) Step(s Snapshot) (Deployment, []Event, Decision, Tally) {
+	checked, evs, dec, t := d.Check(s)
+	if d.State != StateActive || len(evs) > 0 {
+		return checked, evs, dec, t
 	}
 	ph := d.Plan.Phases[d.Phase]
 	if s.Now.Sub(d.SoakSince) < ph.MinSoak || t.ReportedShare() < ph.MinReporting {

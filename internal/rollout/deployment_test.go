@@ -322,3 +322,29 @@ func TestStepSmallGroupFailingDoesNotComplete(t *testing.T) {
 		t.Errorf("healthy small group: state %s, want completed", ok.State)
 	}
 }
+
+// TestCheckNeverOpensAPhase: Check, which the server runs when evidence arrives, pauses on a
+// crossed criterion like Step but never opens a phase or completes; Step does both.
+func TestCheckNeverOpensAPhase(t *testing.T) {
+	plan, err := ParsePlan("10,100", "0s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDeployment(t, plan)
+	devs := fleet(1000, func(i int, d *DeviceStatus) { installed(d, t0.Add(time.Minute)) })
+	snap := Snapshot{Now: t0.Add(time.Hour), Devices: devs}
+	if got, evs, dec, _ := d.Check(snap); len(evs) != 0 || got.Phase != 0 || dec.Action != ActionContinue {
+		t.Fatalf("Check on a phase ready to open: phase %d events %+v decision %s", got.Phase, evs, dec.Action)
+	}
+	if got, evs, _, _ := d.Step(snap); len(evs) != 1 || evs[0].Kind != EventPhaseAdvanced || got.Phase != 1 {
+		t.Fatalf("Step on the same snapshot: phase %d events %+v", got.Phase, evs)
+	}
+	for i := range devs {
+		if i%2 == 0 {
+			failed(&devs[i], t0.Add(2*time.Minute))
+		}
+	}
+	if got, evs, _, _ := d.Check(Snapshot{Now: t0.Add(time.Hour), Devices: devs}); len(evs) != 1 || evs[0].Kind != EventPaused || got.State != StatePaused {
+		t.Fatalf("Check with failures crossing the criterion: state %s events %+v", got.State, evs)
+	}
+}

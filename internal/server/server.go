@@ -211,6 +211,7 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	a := api.New(api.Deps{Store: s.store, Logger: s.log, CAs: s.cas, Releases: s.releases, Wake: s.wake, Waker: s.waker,
+		Evidence:    s.stepper.Evidence,
 		DeviceLimit: api.DeviceLimit(s.cfg.DeviceRate), AddrLimit: api.AddrLimit(s.cfg.AddrRate), ApplyLimit: api.ApplyLimit(api.DefaultApplyRate)})
 	mux.Handle("/api/", a)
 	mux.Handle("GET /tuf/", api.RequireText(s.releases.Handler()))

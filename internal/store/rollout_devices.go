@@ -151,9 +151,43 @@ func (s *Store) DeploymentStatus(ctx context.Context, tenantID, id string) (Depl
 }
 
 // StepDeployment picks up devices that joined the group, evaluates the criteria and moves the
-// deployment by at most one transition, auditing it in the same transaction. The server calls it
-// after device reports and on a timer; a deployment that is not active is left as it is.
+// deployment by at most one transition, auditing it in the same transaction. The server's
+// stepper calls it on a timer; a deployment that is not active is left as it is.
 func (s *Store) StepDeployment(ctx context.Context, tenantID, id string) (DeploymentStep, error) {
+	st, err := s.stepDeployment(ctx, tenantID, id, true)
+	if err != nil {
+		return DeploymentStep{}, fmt.Errorf("store.StepDeployment: %w", err)
+	}
+	return st, nil
+}
+
+// CheckDeployment is StepDeployment for new evidence (a crash batch, a failed install): it
+// evaluates the criteria on the group as it is now and pauses or aborts the deployment when one
+// crossed, but never opens a phase (rollout.Deployment.Check).
+func (s *Store) CheckDeployment(ctx context.Context, tenantID, id string) (DeploymentStep, error) {
+	st, err := s.stepDeployment(ctx, tenantID, id, false)
+	if err != nil {
+		return DeploymentStep{}, fmt.Errorf("store.CheckDeployment: %w", err)
+	}
+	return st, nil
+}
+
+// ActiveDeploymentOfDevice returns the ID of the active deployment of the device's group, or
+// ErrNotFound when there is none.
+func (s *Store) ActiveDeploymentOfDevice(ctx context.Context, tenantID, deviceID string) (string, error) {
+	var id string
+	err := s.db.QueryRowContext(ctx, `SELECT d.id FROM deployments d JOIN devices dv ON dv.group_id = d.group_id
+		WHERE dv.tenant_id = $1 AND dv.id = $2 AND d.tenant_id = $1 AND d.state = 'active' ORDER BY d.seq DESC LIMIT 1`,
+		tenantID, deviceID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("store.ActiveDeploymentOfDevice: %w", ErrNotFound)
+	} else if err != nil {
+		return "", fmt.Errorf("store.ActiveDeploymentOfDevice: %w", err)
+	}
+	return id, nil
+}
+
+func (s *Store) stepDeployment(ctx context.Context, tenantID, id string, advance bool) (DeploymentStep, error) {
 	var st DeploymentStep
 	changed := false
 	defer func() {
@@ -176,7 +210,11 @@ func (s *Store) StepDeployment(ctx context.Context, tenantID, id string) (Deploy
 		if err != nil {
 			return err
 		}
-		dom, evs, dec, tally := d.Step(snap)
+		step := d.Step
+		if !advance {
+			step = d.Check
+		}
+		dom, evs, dec, tally := step(snap)
 		st.Decision, st.Tally = dec, tally
 		if len(evs) > 0 {
 			d.Deployment, changed = dom, true
@@ -193,7 +231,7 @@ func (s *Store) StepDeployment(ctx context.Context, tenantID, id string) (Deploy
 		return nil
 	})
 	if err != nil {
-		return DeploymentStep{}, fmt.Errorf("store.StepDeployment: %w", s.mapErr(err))
+		return DeploymentStep{}, s.mapErr(err)
 	}
 	return st, nil
 }

@@ -368,3 +368,36 @@ func checkPhaseTwoUntouched(t *testing.T, d client.Deployment, agents []*agent) 
 		}
 	}
 }
+
+// TestCrashesPauseAtOnce: crash reports that cross the new-signature criterion pause the
+// deployment the moment they arrive, with no stepper tick (the interval is an hour and the test
+// never steps by hand), and the next phase stays closed.
+func TestCrashesPauseAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fleet of agents takes a few seconds")
+	}
+	f := startFleet(t, func(c *server.Config) { c.StepInterval = time.Hour })
+	f.release(t, "1.3.0", 3, nil)
+	agents := f.agents(t, 10, "Field Test", time.Hour, nil)
+	d := f.createDeployment(t, "--group", "Field Test", "--release", "1.3.0", "--phases", "80,100", "--soak", "0s")
+	round(t, agents)
+	crashed := 0
+	for i, a := range agents {
+		if a.r.Status().Release == "1.3.0" {
+			a.crash(t, fmt.Sprintf("crash-%d", i))
+			crashed++
+		}
+	}
+	if crashed <= 3 {
+		t.Fatalf("only %d devices run 1.3.0; the criterion needs more than 3", crashed)
+	}
+	round(t, agents) // uploads the crash reports; nothing steps the deployment
+	testenv.WaitFor(t, "the deployment paused by the new crash signature", func() bool {
+		return f.show(t, d.ID).State == "paused"
+	})
+	d = f.show(t, d.ID)
+	if d.Phase != 1 || findings(d) != "new_crash_signature" {
+		t.Fatalf("after %d devices crashed: state %s phase %d reason %q findings %s", crashed, d.State, d.Phase, d.Reason, findings(d))
+	}
+	checkPhaseTwoUntouched(t, d, agents)
+}
