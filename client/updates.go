@@ -154,7 +154,11 @@ func (c *Client) ListReleases(ctx context.Context, product string, o ListOptions
 // PrepareRelease builds the release's deltas and returns the unsigned targets to sign offline.
 func (c *Client) PrepareRelease(ctx context.Context, product, version string) (TargetsPayload, error) {
 	var out TargetsPayload
-	return out, c.Do(ctx, "POST", "/api/v1/products/"+esc(product)+"/releases/"+esc(version)+"/prepare", nil, &out)
+	// Building deltas of large images takes minutes: no overall timeout beyond the context's.
+	long, h := *c, *c.http
+	h.Timeout = 0
+	long.http = &h
+	return out, long.Do(ctx, "POST", "/api/v1/products/"+esc(product)+"/releases/"+esc(version)+"/prepare", nil, &out)
 }
 
 // SignRelease uploads the targets signed offline.

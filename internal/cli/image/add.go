@@ -3,6 +3,7 @@ package image
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +16,8 @@ func newAdd(env *clienv.Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "add FILE --component NAME --version V",
 		Short: "Upload an image; prints its ID (the SHA-256 of its bytes)",
+		Long: "Upload an image; prints its ID (the SHA-256 of its bytes). An upload that takes more than a\n" +
+			"couple of seconds reports its progress on stderr.",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if component == "" || version == "" {
@@ -36,7 +39,9 @@ func newAdd(env *clienv.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			im, err := c.AddImage(cmd.Context(), f, st.Size(), component, version, secver)
+			// A large image takes a while: say how far the upload is, then what it waits for.
+			body := env.ProgressReader(f, st.Size(), "uploading "+filepath.Base(args[0]))
+			im, err := c.AddImage(cmd.Context(), body, st.Size(), component, version, secver)
 			if err != nil {
 				return err
 			}

@@ -18,6 +18,7 @@ func newSign(env *clienv.Env) *cobra.Command {
 		Long: "Asks the server to build the release's deltas and the next targets metadata, checks that it\n" +
 			"lists the release's images, signs it here with the targets keys in DIR (a threshold of them must\n" +
 			"be present) and uploads the signature. The private keys never leave this machine.\n" +
+			"Building deltas of large images takes a while; the wait is reported on stderr.\n" +
 			"The passphrase comes from --passphrase-file or RAMPART_KEYS_PASSPHRASE.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -44,7 +45,10 @@ func newSign(env *clienv.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The server builds a delta from each earlier release: minutes for large images.
+			done := env.Waiting("the server is building the release's deltas and targets metadata")
 			payload, err := c.PrepareRelease(cmd.Context(), product, version)
+			done()
 			if err != nil {
 				return err
 			}
