@@ -143,12 +143,14 @@ type AuditVerification struct {
 
 // CA is a tenant's certificate authority, which relying parties trust for device certificates.
 type CA struct {
-	Tenant    string    `json:"tenant"`
-	Subject   string    `json:"subject"`
-	NotBefore time.Time `json:"not_before"`
-	NotAfter  time.Time `json:"not_after"`
-	SHA256    string    `json:"sha256"`
-	PEM       string    `json:"pem"`
+	Tenant string `json:"tenant"`
+	// TrustDomain is the SPIFFE trust domain of the tenant's device certificates, a DNS name.
+	TrustDomain string    `json:"trust_domain"`
+	Subject     string    `json:"subject"`
+	NotBefore   time.Time `json:"not_before"`
+	NotAfter    time.Time `json:"not_after"`
+	SHA256      string    `json:"sha256"`
+	PEM         string    `json:"pem"`
 }
 
 // ClaimDeviceRequest claims an enrolled device into a product and group.

@@ -239,7 +239,7 @@ func TestCAShow(t *testing.T) {
 		t.Fatal(err)
 	}
 	cert, err := ca.ParseCertificatePEM([]byte(got.PEM))
-	if err != nil || !cert.IsCA || got.Tenant != "default" {
+	if err != nil || !cert.IsCA || got.Tenant != "default" || got.TrustDomain != "default.rampart.internal" || cert.PermittedURIDomains[0] != got.TrustDomain {
 		t.Fatalf("CA = %+v, %v", got, err)
 	}
 	again, _ := h.client(h.admin).GetCA(ctx)

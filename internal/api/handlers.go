@@ -319,7 +319,7 @@ func (a *API) getCA(w http.ResponseWriter, r *http.Request, p *principal) error 
 	}
 	c := auth.Certificate()
 	sum := sha256.Sum256(c.Raw)
-	writeJSON(w, http.StatusOK, client.CA{Tenant: p.tenantName, Subject: c.Subject.String(), NotBefore: c.NotBefore.UTC(),
+	writeJSON(w, http.StatusOK, client.CA{Tenant: p.tenantName, TrustDomain: auth.TrustDomain(), Subject: c.Subject.String(), NotBefore: c.NotBefore.UTC(),
 		NotAfter: c.NotAfter.UTC(), SHA256: hex.EncodeToString(sum[:]), PEM: string(auth.CertificatePEM())})
 	return nil
 }

@@ -6,7 +6,8 @@ import (
 )
 
 var (
-	// Tenant names appear in SPIFFE IDs (spiffe://<tenant>/...), so they keep to DNS-label characters.
+	// Tenant names are the first label of their SPIFFE trust domain (spiffe://<tenant>.<suffix>/...),
+	// so they are DNS labels.
 	tenantName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	// Product and group names are shown to people: letters, digits, spaces, dot, dash, underscore.
 	displayName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9 ._-]{0,62}[A-Za-z0-9._-])?$`)

@@ -22,9 +22,10 @@ func newShow(env *clienv.Env) *cobra.Command {
 		Short: "Print the tenant CA certificate (PEM) that relying parties trust",
 		Long: "Print the tenant's CA certificate in PEM. Relying parties trust it to accept the tenant's\n" +
 			"device certificates, e.g. openssl verify -CAfile <(rampart ca show) device.pem.\n" +
-			"Device certificates carry the URI SAN spiffe://<tenant>/device/<id>; update-only\n" +
-			"certificates carry spiffe://<tenant>/update-only/device/<id>. With --output json the\n" +
-			"answer also holds the subject, validity and SHA-256 fingerprint.",
+			"Device certificates carry the URI SAN spiffe://<trust domain>/device/<id>; update-only\n" +
+			"certificates carry spiffe://<trust domain>/update-only/device/<id>, where the trust domain\n" +
+			"is <tenant>.<suffix> (rampart server --trust-domain-suffix). With --output json the answer\n" +
+			"also holds the trust domain, subject, validity and SHA-256 fingerprint.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := env.Client()
