@@ -429,6 +429,12 @@ func TestAttestationFollowsReleases(t *testing.T) {
 	if ar.Status != deviceapi.StatusContraindicated || !ar.UpdateOnly || !strings.Contains(strings.Join(codes(ar), ","), attest.ReasonRevokedComponent) {
 		t.Errorf("on a revoked release: %s update-only %v %v", ar.Status, ar.UpdateOnly, codes(ar))
 	}
+	// Each reason names the measured component's type: no detail starts with a blank.
+	for _, r := range ar.Reasons {
+		if strings.HasPrefix(r.Detail, " ") || r.Detail == "" {
+			t.Errorf("reason %s detail %q", r.Code, r.Detail)
+		}
+	}
 }
 
 // TestRevocationDemotesAtOnce: the moment a release is revoked, a device whose last attestation

@@ -357,9 +357,9 @@ func compareReferences(r *Result, log []deviceapi.Event, refs map[string]Referen
 		case ref.Type != "" && ref.Type != ev.Type:
 			r.add(sevContraindicated, ReasonComponentMismatch, "%s %q: digest %s belongs to %s %q", ev.Type, ev.Name, ev.Digest, ref.Type, ref.Name)
 		case ref.Revoked:
-			r.add(sevContraindicated, ReasonRevokedComponent, "%s %q %s is in a revoked release", ref.Type, ref.Name, ref.Version)
+			r.add(sevContraindicated, ReasonRevokedComponent, "%s %q %s is in a revoked release", ev.Type, ref.Name, ref.Version)
 		case ref.Outdated:
-			r.add(sevWarning, ReasonOutdatedRelease, "%s %q %s is not the newest release", ref.Type, ref.Name, ref.Version)
+			r.add(sevWarning, ReasonOutdatedRelease, "%s %q %s is not the newest release", ev.Type, ref.Name, ref.Version)
 		}
 	}
 }
