@@ -18,7 +18,7 @@ func newAdd(env *clienv.Env) *cobra.Command {
 		Short: "Upload an image; prints its ID (the SHA-256 of its bytes)",
 		Long: "Upload an image; prints its ID (the SHA-256 of its bytes). An upload that takes more than a\n" +
 			"couple of seconds reports its progress on stderr.",
-		Args:  cobra.ExactArgs(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if component == "" || version == "" {
 				return fmt.Errorf("--component and --version are required")
