@@ -118,3 +118,69 @@ func TestReplicasWakeEachOther(t *testing.T) {
 		t.Fatal("the resume on the first replica did not wake the device on the second within 10 s")
 	}
 }
+
+// TestReplicasWakeDemotedDevices: a device whose last attestation measured release 1.0.0 waits
+// on the second replica; revoking 1.0.0 through the first demotes its certificate and wakes it
+// there within seconds, not at the end of its wait.
+func TestReplicasWakeDemotedDevices(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	dirA := t.TempDir()
+	a, _ := start(t, Config{DataDir: dirA, Database: url})
+	b, _ := start(t, Config{DataDir: t.TempDir(), Database: url, MasterKeyFile: filepath.Join(dirA, "master.key")})
+	testenv.WaitFor(t, "both replicas listening", func() bool { return a.waker.Listening() && b.waker.Listening() })
+
+	ctx := context.Background()
+	tn, err := a.store.TenantByName(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := a.store.CreateProduct(ctx, store.System, tn.ID, "lamp", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := a.store.GroupByName(ctx, tn.ID, "lamp", "Production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, digest, rel := fmt.Sprintf("%064x", 1), fmt.Sprintf("%064x", 9), store.NewID("rel")
+	db := storetest.DB(a.store)
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO devices (id, tenant_id, product_id, group_id, state, attestation, current_release, target_release, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, 'claimed', 'warning', '1.0.0', '', 1, 1)`, []any{dev, tn.ID, p.ID, prod.ID}},
+		{`INSERT INTO releases (id, tenant_id, product_id, version, state, targets_version, revoked_reason, created_at)
+			VALUES ($1, $2, $3, '1.0.0', 'signed', 1, '', 1)`, []any{rel, tn.ID, p.ID}},
+		{`INSERT INTO release_images (release_id, component, sha256) VALUES ($1, 'rootfs', $2)`, []any{rel, digest}},
+		{`INSERT INTO device_measurements (device_id, sha256) VALUES ($1, $2)`, []any{dev, digest}},
+		{`INSERT INTO attestation_results (id, tenant_id, device_id, at, status, granted, reasons, cert_serial, cert_not_after)
+			VALUES ($1, $2, $3, 1, 'warning', 'normal', '[]', 'abc123', $4)`, []any{store.NewID("att"), tn.ID, dev, time.Now().Add(24 * time.Hour).UnixMicro()}},
+	} {
+		if _, err := db.Exec(q.sql, q.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	woken := make(chan error, 1)
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	go func() { woken <- b.Wake().Wait(wctx, dev, wake.GroupTag(tn.ID, "lamp", "Production")) }()
+	testenv.WaitFor(t, "the device waiting on the second replica", func() bool { return b.Wake().Waiting() == 1 })
+
+	r, err := a.releases.Revoke(ctx, store.System, tn.ID, "lamp", "1.0.0", "CVE-2026-0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Demoted) != 1 || r.Demoted[0] != dev {
+		t.Fatalf("the revocation demoted %v, want the device", r.Demoted)
+	}
+	select {
+	case err := <-woken:
+		if err != nil {
+			t.Fatalf("the demoted device's wait on the second replica ended with %v, want a wake-up", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the device demoted through the first replica was not woken on the second within 10 s")
+	}
+}

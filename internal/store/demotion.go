@@ -101,7 +101,22 @@ func (s *Store) demoteRevoked(ctx context.Context, tx *sql.Tx, actor Actor, tena
 		Details{"devices": len(out.Devices), "certificates": out.Certificates}); err != nil {
 		return Demotion{}, fmt.Errorf("store.DemoteRevoked: %w", err)
 	}
+	if err := s.notifyDemoted(ctx, tx, tenantID); err != nil {
+		return Demotion{}, fmt.Errorf("store.DemoteRevoked: %w", err)
+	}
 	return out, nil
+}
+
+// DemotedUntold lists the devices of the tenant holding a demoted, unexpired certificate that
+// were not told yet to attest again: the devices another replica's revocation demoted, for this
+// replica to wake those waiting here.
+func (s *Store) DemotedUntold(ctx context.Context, tenantID string) ([]string, error) {
+	ids, err := queryIDs(ctx, s.db, `SELECT DISTINCT device_id FROM demoted_certificates
+		WHERE tenant_id = $1 AND told_at IS NULL AND not_after > $2`, tenantID, micros(s.Now()))
+	if err != nil {
+		return nil, fmt.Errorf("store.DemotedUntold: %w", err)
+	}
+	return ids, nil
 }
 
 // CertificateDemoted reports whether a revocation demoted the device certificate with this

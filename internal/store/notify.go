@@ -31,6 +31,19 @@ func (s *Store) notifyDeployment(ctx context.Context, tx *sql.Tx, tenantID, depl
 	return err
 }
 
+// demoteKind is the third word of a demotion's notification, where a deployment's carries its ID.
+const demoteKind = "demote"
+
+// notifyDemoted sends, on PostgreSQL, that a revocation demoted devices of the tenant, so that
+// the other replicas wake those of them waiting there (DeploymentListener.Demoted).
+func (s *Store) notifyDemoted(ctx context.Context, tx *sql.Tx, tenantID string) error {
+	if s.channel == "" {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, s.channel, s.replica+" "+tenantID+" "+demoteKind)
+	return err
+}
+
 // listenRetry is how long ListenDeployments waits before it reconnects after losing its
 // connection.
 const listenRetry = 2 * time.Second
@@ -39,6 +52,9 @@ const listenRetry = 2 * time.Second
 type DeploymentListener struct {
 	// Changed is called for every deployment another replica writes.
 	Changed func(DeploymentChange)
+	// Demoted, when set, is called when another replica's revocation demoted devices of the
+	// tenant (store.DemotedUntold lists those not yet told to attest again).
+	Demoted func(tenantID string)
 	// Listening, when set, is called each time the listener (re)connects and listens.
 	Listening func()
 	// Lost, when set, is called with the error that ended a connection; the listener
@@ -91,6 +107,12 @@ func (s *Store) listen(ctx context.Context, l DeploymentListener) error {
 		replica, rest, ok := strings.Cut(n.Payload, " ")
 		tenantID, deploymentID, ok2 := strings.Cut(rest, " ")
 		if !ok || !ok2 || replica == s.replica {
+			continue
+		}
+		if deploymentID == demoteKind {
+			if l.Demoted != nil {
+				l.Demoted(tenantID)
+			}
 			continue
 		}
 		s.deploymentsChanged()

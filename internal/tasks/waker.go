@@ -60,6 +60,7 @@ func (w *Waker) WakeDeployment(d store.Deployment) {
 func (w *Waker) Run(ctx context.Context) error {
 	w.store.ListenDeployments(ctx, store.DeploymentListener{
 		Changed:   w.wakeChanged,
+		Demoted:   w.wakeDemoted,
 		Listening: func() { w.listening.Store(true) },
 		Lost: func(err error) {
 			w.listening.Store(false)
@@ -88,5 +89,21 @@ func (w *Waker) wakeChanged(c store.DeploymentChange) {
 	}
 	if d.State == rollout.StateActive {
 		w.WakeDeployment(d)
+	}
+}
+
+// wakeDemoted wakes this replica's waiting devices that another replica's revocation demoted,
+// so that they attest again at once rather than at the end of their wait; their wait answers
+// reattest (the device API's wait).
+func (w *Waker) wakeDemoted(tenantID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ids, err := w.store.DemotedUntold(ctx, tenantID)
+	if err != nil {
+		w.log.Warn("listing the devices another replica demoted, to wake them, failed", "tenant", tenantID, "err", err)
+		return
+	}
+	if n := w.hub.WakeWaiting(ids...); n > 0 {
+		w.log.Info("woke devices another replica's revocation demoted", "tenant", tenantID, "woken", n)
 	}
 }
