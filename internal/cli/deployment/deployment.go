@@ -51,8 +51,8 @@ func printDeployment(env *clienv.Env, d client.Deployment) error {
 		}
 		if pr := d.Progress; pr != nil {
 			tb.Section()
-			tb.Row("DEVICES", "OFFERED", "INSTALLED", "FAILED", "TIMED OUT", "PENDING", "CRITERIA SAY")
-			tb.Row(pr.Devices, pr.Offered, pr.Installed, pr.Failed, pr.TimedOut, pr.Pending, pr.Decision)
+			tb.Row("DEVICES", "OFFERED", "INSTALLED", "FAILED", "INTERRUPTED", "TIMED OUT", "PENDING", "CRITERIA SAY")
+			tb.Row(pr.Devices, pr.Offered, pr.Installed, pr.Failed, pr.Interrupted, pr.TimedOut, pr.Pending, pr.Decision)
 			if len(pr.Findings) > 0 {
 				tb.Section()
 				tb.Row("FINDING", "ACTION", "REASON")

@@ -17,7 +17,7 @@ func TestPrintDeploymentSections(t *testing.T) {
 		Reason:          "install failures 50% > 5% of 2 devices",
 		CriteriaSummary: "install failures > 5% of ≥20 → pause; silent 24h > 10% of ≥20 → pause",
 		Phases:          []client.DeploymentPhase{{Percent: 10, MinSoak: "1h0m0s", Devices: 3, Reported: 2}, {Percent: 100, MinSoak: "1h0m0s"}},
-		Progress: &client.DeploymentProgress{Devices: 30, Offered: 3, Installed: 1, Failed: 1, Pending: 1, Decision: "pause",
+		Progress: &client.DeploymentProgress{Devices: 30, Offered: 3, Installed: 1, Failed: 1, Interrupted: 1, Pending: 1, Decision: "pause",
 			Findings: []client.Finding{{Criterion: "install_failures", Action: "pause", Reason: "1 of 2 failed"}}}}
 	var out bytes.Buffer
 	if err := printDeployment(&clienv.Env{Stdout: &out}, d); err != nil {
@@ -35,8 +35,8 @@ PHASE  SHARE  SOAK    OPENED  DEVICES  REPORTED
 1      10%    1h0m0s  -       3        2
 2      100%   1h0m0s  -       0        0
 
-DEVICES  OFFERED  INSTALLED  FAILED  TIMED OUT  PENDING  CRITERIA SAY
-30       3        1          1       0          1        pause
+DEVICES  OFFERED  INSTALLED  FAILED  INTERRUPTED  TIMED OUT  PENDING  CRITERIA SAY
+30       3        1          1       1            0          1        pause
 
 FINDING           ACTION  REASON
 install_failures  pause   1 of 2 failed
