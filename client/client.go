@@ -35,6 +35,8 @@ type Client struct {
 	base  string
 	token string
 	http  *http.Client
+	// stall bounds an upload that makes no progress (UploadStall when zero).
+	stall time.Duration
 }
 
 // Option configures a Client.

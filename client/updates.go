@@ -100,6 +100,11 @@ func (c *Client) TUFRoots(ctx context.Context) (TUFRoots, error) {
 // AddImage streams an image to the server, which hashes and stores it.
 func (c *Client) AddImage(ctx context.Context, r io.Reader, size int64, component, version string, securityVersion uint64) (Image, error) {
 	q := url.Values{"component": {component}, "version": {version}, "security_version": {strconv.FormatUint(securityVersion, 10)}}
+	// Uploads may be large: no overall timeout beyond the context's, but one that makes no
+	// progress for UploadStall (the server stopped reading, or never answers) is abandoned.
+	ctx, stop := c.watchStall(ctx)
+	defer stop()
+	r = c.progress(ctx, r)
 	req, err := http.NewRequestWithContext(ctx, "POST", c.base+"/api/v1/images?"+q.Encode(), r)
 	if err != nil {
 		return Image{}, err
@@ -110,12 +115,11 @@ func (c *Client) AddImage(ctx context.Context, r io.Reader, size int64, componen
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	// Uploads may be large: no overall timeout beyond the context's.
 	h := *c.http
 	h.Timeout = 0
 	resp, err := h.Do(req)
 	if err != nil {
-		return Image{}, err
+		return Image{}, stallCause(ctx, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
@@ -127,8 +131,8 @@ func (c *Client) AddImage(ctx context.Context, r io.Reader, size int64, componen
 		return Image{}, &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
 	}
 	var out Image
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return Image{}, fmt.Errorf("decode answer of image upload: %w", err)
+	if err := json.NewDecoder(c.progress(ctx, resp.Body)).Decode(&out); err != nil {
+		return Image{}, fmt.Errorf("decode answer of image upload: %w", stallCause(ctx, err))
 	}
 	return out, nil
 }
