@@ -116,9 +116,6 @@ func New(server string, hc *http.Client, limits Limits) *Client {
 	return &Client{server: strings.TrimSuffix(server, "/"), http: hc, limits: limits.WithDefaults()}
 }
 
-// Limits returns the client's limits, defaults filled in.
-func (c *Client) Limits() Limits { return c.limits }
-
 // Do sends in as JSON (no body when nil) to method path within the default deadline and
 // decodes the answer into out: the JSON value for a pointer (fields it does not know are
 // ignored, so that a newer server may add some; data after the value is refused), the raw bytes
