@@ -58,6 +58,10 @@ func TestReadmeWalk(t *testing.T) {
 			if out := g.OK("product", "list", "--output", "json"); strings.TrimSpace(out) != "null" && strings.TrimSpace(out) != "[]" {
 				t.Errorf("tenant globex sees products: %s", out)
 			}
+			// An empty listing says so rather than printing a bare header.
+			if out := g.OK("product", "list"); out != "no products yet (rampart product create NAME)\n" {
+				t.Errorf("tenant globex's empty product list: %q", out)
+			}
 			g.Fails("product thermostat not found", "product", "show", "thermostat")
 			g.Fails("product thermostat not found", "device-group", "create", "--product", "thermostat", "Evil")
 			g.Fails("service administrator", "tenant", "list")

@@ -26,7 +26,7 @@ func newList(env *clienv.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return env.Print(rs, func(tb *clienv.Table) {
+			return env.PrintList(rs, len(rs), "no audit records match", func(tb *clienv.Table) {
 				tb.Row("SEQ", "AT", "ACTOR", "ACTION", "TARGET", "DETAILS")
 				for _, r := range rs {
 					tb.Row(r.Seq, clienv.When(r.At), r.Actor, r.Action, r.Target, string(r.Details))

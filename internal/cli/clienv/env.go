@@ -177,6 +177,17 @@ func (e *Env) Print(v any, table func(t *Table)) error {
 	return t.w.Flush()
 }
 
+// PrintList is Print for a listing of n items: with no items, the table form is the sentence
+// empty (what there is none of, and how to make one) rather than a bare header. The JSON form
+// is unchanged.
+func (e *Env) PrintList(v any, n int, empty string, table func(t *Table)) error {
+	if asJSON, err := e.JSON(); err != nil || asJSON || n > 0 {
+		return e.Print(v, table)
+	}
+	_, err := fmt.Fprintln(e.Stdout, empty)
+	return err
+}
+
 // Table is an aligned text table, or several: each Section starts a table with columns of its own.
 type Table struct {
 	out  io.Writer

@@ -164,7 +164,7 @@ func newList(env *clienv.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return env.Print(all, func(tb *clienv.Table) {
+			return env.PrintList(all, len(all), "no deployments match (rampart deployment create)", func(tb *clienv.Table) {
 				tb.Row("ID", "SEQ", "PRODUCT", "GROUP", "RELEASE", "STATE", "PHASE", "CREATED")
 				for _, d := range all {
 					tb.Row(d.ID, d.Seq, d.Product, d.Group, d.Release, d.State, fmt.Sprintf("%d/%d", d.Phase, len(d.Phases)), clienv.When(d.CreatedAt))

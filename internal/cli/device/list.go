@@ -26,7 +26,7 @@ func newList(env *clienv.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return env.Print(ds, func(tb *clienv.Table) {
+			return env.PrintList(ds, len(ds), "no devices match (a device appears once it enrols: rampart-agent enroll)", func(tb *clienv.Table) {
 				tb.Row("ID", "PRODUCT", "GROUP", "STATE", "ATTESTATION", "RELEASE", "LAST SEEN")
 				for _, d := range ds {
 					seen := ""

@@ -26,7 +26,7 @@ func newList(env *clienv.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return env.Print(gs, func(tb *clienv.Table) {
+			return env.PrintList(gs, len(gs), "no device groups match", func(tb *clienv.Table) {
 				tb.Row("PRODUCT", "GROUP", "DEVICES", "CREATED", "DESCRIPTION")
 				for _, g := range gs {
 					tb.Row(g.Product, g.Name, g.Devices, clienv.When(g.CreatedAt), g.Description)

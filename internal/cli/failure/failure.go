@@ -55,7 +55,7 @@ func newList(env *clienv.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return env.Print(all, func(tb *clienv.Table) {
+			return env.PrintList(all, len(all), "no failure groups match: no crash report was grouped yet", func(tb *clienv.Table) {
 				tb.Row("ID", "PRODUCT", "PROGRAM", "FAULT", "TOP FRAME", "REPORTS", "NEW IN", "LAST SEEN", "STATUS")
 				for _, g := range all {
 					status := g.Status

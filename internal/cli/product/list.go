@@ -21,7 +21,7 @@ func newList(env *clienv.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return env.Print(ps, func(tb *clienv.Table) {
+			return env.PrintList(ps, len(ps), "no products yet (rampart product create NAME)", func(tb *clienv.Table) {
 				tb.Row("NAME", "CREATED", "DESCRIPTION")
 				for _, p := range ps {
 					tb.Row(p.Name, clienv.When(p.CreatedAt), p.Description)

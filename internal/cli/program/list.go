@@ -21,7 +21,7 @@ func newList(env *clienv.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return env.Print(ps, func(tb *clienv.Table) {
+			return env.PrintList(ps, len(ps), "no research programs (rampart program create NAME --rules FILE)", func(tb *clienv.Table) {
 				tb.Row("NAME", "TITLE", "CREATED")
 				for _, p := range ps {
 					tb.Row(p.Name, p.Title, clienv.When(p.CreatedAt))

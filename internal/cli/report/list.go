@@ -26,7 +26,7 @@ func newList(env *clienv.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return env.Print(rs, func(tb *clienv.Table) {
+			return env.PrintList(rs, len(rs), "no reports match", func(tb *clienv.Table) {
 				tb.Row("ID", "PROGRAM", "STATE", "SEVERITY", "RESEARCHER", "SUBMITTED", "TITLE")
 				for _, r := range rs {
 					sev := r.Severity

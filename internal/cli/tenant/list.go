@@ -21,7 +21,7 @@ func newList(env *clienv.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return env.Print(ts, func(tb *clienv.Table) {
+			return env.PrintList(ts, len(ts), "no tenants (rampart tenant create NAME)", func(tb *clienv.Table) {
 				tb.Row("ID", "NAME", "CREATED")
 				for _, t := range ts {
 					tb.Row(t.ID, t.Name, clienv.When(t.CreatedAt))

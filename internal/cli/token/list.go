@@ -21,7 +21,7 @@ func newList(env *clienv.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return env.Print(ts, func(tb *clienv.Table) {
+			return env.PrintList(ts, len(ts), "no tokens", func(tb *clienv.Table) {
 				tb.Row("ID", "ROLE", "SERVICE", "CREATED", "REVOKED", "DESCRIPTION")
 				for _, t := range ts {
 					revoked := ""
