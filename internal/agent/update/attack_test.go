@@ -1,6 +1,7 @@
 package update
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"maps"
@@ -267,6 +268,40 @@ func TestAttackSlowRetrieval(t *testing.T) {
 	_, err := w.updater(t, d, nil, limits).RunOnce(context.Background())
 	if !errors.Is(err, ErrSlowRetrieval) {
 		t.Fatalf("RunOnce: %v, want ErrSlowRetrieval", err)
+	}
+	stillOn(t, d, "1.0.0")
+}
+
+// TestAttackSlowMetadata serves the director's timestamp.json fast enough to pass the minimum
+// rate but never whole (an endless stream of spaces): the metadata deadline refuses it as slow
+// retrieval, where before only its length limit ended the transfer.
+func TestAttackSlowMetadata(t *testing.T) {
+	w, d, _, r2 := attacked(t)
+	w.setIntercept(func(rw http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/timestamp.json") || !strings.HasPrefix(r.URL.Path, "/director/") {
+			return false
+		}
+		rw.WriteHeader(http.StatusOK)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for range 500 { // ten seconds at most
+			select {
+			case <-r.Context().Done():
+				return true
+			case <-t.C:
+				rw.Write(bytes.Repeat([]byte{' '}, 40)) // 2 KB/s
+				rw.(http.Flusher).Flush()
+			}
+		}
+		return true
+	})
+	w.assign(r2)
+	limits := func(c *Config) {
+		c.Limits = Limits{MinRate: 1 << 10, RateWindow: 200 * time.Millisecond, MetadataDeadline: 500 * time.Millisecond}
+	}
+	_, err := w.updater(t, d, nil, limits).RunOnce(context.Background())
+	if !errors.Is(err, ErrSlowRetrieval) || !errors.Is(err, ErrMetadata) {
+		t.Fatalf("RunOnce: %v, want refused metadata (ErrSlowRetrieval)", err)
 	}
 	stillOn(t, d, "1.0.0")
 }

@@ -30,6 +30,9 @@ type Limits struct {
 	// Attempts is how many times one run retries (resuming) a broken
 	// download. Zero means 3.
 	Attempts int
+	// MetadataDeadline bounds the download of one metadata file, whatever
+	// its rate. Zero means 5 minutes.
+	MetadataDeadline time.Duration
 }
 
 func (l Limits) withDefaults() Limits {
@@ -44,6 +47,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.Attempts == 0 {
 		l.Attempts = 3
+	}
+	if l.MetadataDeadline == 0 {
+		l.MetadataDeadline = 5 * time.Minute
 	}
 	return l
 }
@@ -108,7 +114,10 @@ type tufFetcher struct {
 }
 
 func (f *tufFetcher) DownloadFile(url string, maxLength int64, _ time.Duration) ([]byte, error) {
-	ctx, n, stop := watch(f.ctx, f.limits)
+	ctx, cancel := context.WithTimeoutCause(f.ctx, f.limits.MetadataDeadline,
+		fmt.Errorf("%w: no whole file within %s", ErrSlowRetrieval, f.limits.MetadataDeadline))
+	defer cancel()
+	ctx, n, stop := watch(ctx, f.limits)
 	defer stop()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
