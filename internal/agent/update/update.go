@@ -28,6 +28,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/delta"
 	"github.com/rampartsec/rampart/internal/deviceapi"
+	"github.com/rampartsec/rampart/internal/public"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
@@ -271,7 +272,7 @@ func (u *Updater) Install(ctx context.Context) (Outcome, error) {
 		// install's errors read as the reason an operator sees in `rampart deployment show`:
 		// what failed, with no function names; the operation's name is added for the log only.
 		u.report(ctx, Status{State: state, Release: out.Release, Reason: err.Error()})
-		return out, fmt.Errorf("update.Install: %w", err)
+		return out, public.Wrap(fmt.Errorf("update.Install: %w", err), public.Unavailable, "%s", err.Error())
 	}
 	return out, nil
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rampartsec/rampart/internal/public"
 	"github.com/rampartsec/rampart/internal/testenv"
 	"github.com/rampartsec/rampart/internal/tuf"
 )
@@ -86,6 +87,10 @@ func TestInstallDeltaAndRefuseRollback(t *testing.T) {
 	d.reports.mu.Unlock()
 	if !strings.HasPrefix(reason, "refusing to install an older release: rootfs 1.0.0 is not newer than the committed 1.1.0") || strings.Contains(reason, "update") {
 		t.Errorf("reported reason %q", reason)
+	}
+	// rampart-agent's last line is the same sentence.
+	if msg, ok := public.Message(err); !ok || msg != reason {
+		t.Errorf("the agent would print %q (public %v), want the reported reason %q", msg, ok, reason)
 	}
 	b, err := booted(t, d)
 	if err != nil || b.Info.Release != "1.1.0" {
