@@ -231,6 +231,18 @@ func (t *Table) Row(cells ...any) {
 	fmt.Fprintln(t.w)
 }
 
+// More writes a row that continues the one above: its empty cells stay blank rather than "-".
+func (t *Table) More(cells ...any) {
+	t.rows++
+	for i, c := range cells {
+		if i > 0 {
+			fmt.Fprint(t.w, "\t")
+		}
+		fmt.Fprint(t.w, c)
+	}
+	fmt.Fprintln(t.w)
+}
+
 // When formats a time for tables; the zero time prints as "-".
 func When(t time.Time) string {
 	if t.IsZero() {

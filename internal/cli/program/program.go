@@ -41,6 +41,7 @@ func printProgram(env *clienv.Env, p client.Program) error {
 		}
 		tb.Row("NEEDS-INFO TIMEOUT", rules.NeedsInfoTimeout.String())
 		tb.Row("MAX ATTACHMENT", strconv.FormatInt(rules.MaxAttachmentBytes, 10)+" bytes")
+		tb.Section()
 		tb.Row("SCENARIO", "BONUS", "FIXED AWARDS", "TITLE")
 		for _, s := range rules.Scenarios {
 			var fixed []string
@@ -53,6 +54,7 @@ func printProgram(env *clienv.Env, p client.Program) error {
 			}
 			tb.Row(s.ID, fmt.Sprintf("+%d%%", s.BonusPercent), strings.Join(fixed, "; "), s.Title)
 		}
+		tb.Section()
 		tb.Row("IMPACT", "SEVERITY", "RANGE ("+rules.Awards.Currency+")")
 		for _, b := range rules.Awards.Base {
 			tb.Row(b.Impact, string(b.Severity), fmt.Sprintf("%d-%d", b.Min, b.Max))

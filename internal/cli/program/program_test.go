@@ -27,6 +27,13 @@ func TestProgramVerbs(t *testing.T) {
 			t.Errorf("create output lacks %q:\n%s", want, out)
 		}
 	}
+	// The program, its scenarios and its award table are three tables: the key column is as wide
+	// as its longest key, not as the longest scenario ID.
+	for _, want := range []string{"PROGRAM             edge-challenge\n", "bytes\n\nSCENARIO  ", "\n\nIMPACT  "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("create output lacks %q:\n%s", want, out)
+		}
+	}
 	if show := c.OK("program", "show", "edge-challenge"); show != out {
 		t.Errorf("show differs from create:\n%s", show)
 	}

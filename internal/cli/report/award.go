@@ -42,7 +42,7 @@ func newAward(env *clienv.Env) *cobra.Command {
 					tb.Row("COMPUTED", fmt.Sprintf("%d %s", e.Computed, e.Currency))
 				}
 				for _, line := range e.Explanation {
-					tb.Row("", line)
+					tb.More("", line)
 				}
 			})
 		},

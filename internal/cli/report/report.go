@@ -102,10 +102,10 @@ func PrintReport(env *clienv.Env, r client.Report, comments []client.Comment) er
 			}
 			for i, id := range f.ExposedDevices {
 				if i == MaxExposedShown {
-					tb.Row("", fmt.Sprintf("... and %d more (-o json lists %d)", f.Exposed-MaxExposedShown, len(f.ExposedDevices)))
+					tb.More("", fmt.Sprintf("... and %d more (-o json lists %d)", f.Exposed-MaxExposedShown, len(f.ExposedDevices)))
 					break
 				}
-				tb.Row("", id)
+				tb.More("", id)
 			}
 			for _, m := range f.Milestones {
 				v := "not yet"

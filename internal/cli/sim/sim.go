@@ -143,17 +143,17 @@ func Command(env *clienv.Env) *cobra.Command {
 					}
 					t.Row(name, n, fmt.Sprintf("%.1f %%", 100*float64(n)/float64(p.Devices)))
 				}
-				t.Row("", "", "")
-				t.Row("devices", p.Devices, "")
-				t.Row("online", p.Online, "")
-				t.Row("enrolled", p.Enrolled, "")
-				t.Row("attested", p.Attested, "")
-				t.Row("update-only", p.UpdateOnly, "")
-				t.Row("check-ins", p.CheckIns, "")
-				t.Row("crash reports", p.Crashes, "")
-				t.Row("failed installs", p.FailedInstalls, "")
-				t.Row("power cuts", p.PowerCuts, "")
-				t.Row("errors", p.Errors, "")
+				t.Section()
+				t.Row("devices", p.Devices)
+				t.Row("online", p.Online)
+				t.Row("enrolled", p.Enrolled)
+				t.Row("attested", p.Attested)
+				t.Row("update-only", p.UpdateOnly)
+				t.Row("check-ins", p.CheckIns)
+				t.Row("crash reports", p.Crashes)
+				t.Row("failed installs", p.FailedInstalls)
+				t.Row("power cuts", p.PowerCuts)
+				t.Row("errors", p.Errors)
 			})
 		},
 	}
