@@ -234,6 +234,9 @@ func (s *Span) UnmarshalJSON(b []byte) error {
 // String formats the span compactly in days, hours and minutes.
 func (s Span) String() string {
 	d := time.Duration(s).Round(time.Minute)
+	if d == 0 && s > 0 {
+		return "under 1m" // not "0m", which reads as instant
+	}
 	days := d / (24 * time.Hour)
 	d -= days * 24 * time.Hour
 	h := d / time.Hour

@@ -227,6 +227,7 @@ func TestSummarizeEmpty(t *testing.T) {
 func TestSpanString(t *testing.T) {
 	tests := map[time.Duration]string{
 		0:                                   "0m",
+		20 * time.Second:                    "under 1m",
 		59 * time.Second:                    "1m",
 		3*time.Hour + 4*time.Minute:         "3h 4m",
 		2*day + 5*time.Hour + 6*time.Minute: "2d 5h 6m",
