@@ -63,7 +63,10 @@ func printCoverage(env *clienv.Env, cov client.Coverage) error {
 			}
 			for _, m := range r.Milestones {
 				cell := ""
-				if m.Reached {
+				switch {
+				case m.Reached && m.After == 0:
+					cell = "<1s" // the API counts whole seconds; "0s" would read as instant
+				case m.Reached:
 					cell = (time.Duration(m.After) * time.Second).String()
 				}
 				row = append(row, cell)
