@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -22,6 +23,28 @@ func Command(env *clienv.Env) *cobra.Command {
 
 func percent(v float64) string {
 	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".") + "%"
+}
+
+// soak writes a Go duration as people do: 1h rather than 1h0m0s, 1h30m, 45s; 0s stays 0s.
+func soak(s string) string {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return s
+	}
+	out := ""
+	for _, u := range []struct {
+		unit time.Duration
+		name string
+	}{{time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}} {
+		if n := d / u.unit; n > 0 {
+			out += fmt.Sprintf("%d%s", n, u.name)
+			d -= n * u.unit
+		}
+	}
+	if out == "" {
+		return s
+	}
+	return out
 }
 
 // printDeployment shows a deployment as sections, each a table of its own: the deployment, its
@@ -47,7 +70,7 @@ func printDeployment(env *clienv.Env, d client.Deployment) error {
 			if p.OpenedAt != nil {
 				opened = clienv.When(*p.OpenedAt)
 			}
-			tb.Row(i+1, percent(p.Percent), p.MinSoak, opened, p.Devices, p.Reported)
+			tb.Row(i+1, percent(p.Percent), soak(p.MinSoak), opened, p.Devices, p.Reported)
 		}
 		if pr := d.Progress; pr != nil {
 			tb.Section()

@@ -31,9 +31,9 @@ abort criteria:
   install failures > 5% of ≥20 → pause
   silent 24h > 10% of ≥20 → pause
 
-PHASE  SHARE  SOAK    OPENED  DEVICES  REPORTED
-1      10%    1h0m0s  -       3        2
-2      100%   1h0m0s  -       0        0
+PHASE  SHARE  SOAK  OPENED  DEVICES  REPORTED
+1      10%    1h    -       3        2
+2      100%   1h    -       0        0
 
 DEVICES  OFFERED  INSTALLED  FAILED  INTERRUPTED  TIMED OUT  PENDING  CRITERIA SAY
 30       3        1          1       1            0          1        pause
@@ -43,5 +43,13 @@ install_failures  pause   1 of 2 failed
 `
 	if diff := cmp.Diff(out.String(), want); diff != "" {
 		t.Errorf("deployment table (-got +want):\n%s", diff)
+	}
+}
+
+func TestSoak(t *testing.T) {
+	for in, want := range map[string]string{"1h0m0s": "1h", "1h30m0s": "1h30m", "30m0s": "30m", "0s": "0s", "45s": "45s", "720h0m0s": "720h", "2m30s": "2m30s"} {
+		if got := soak(in); got != want {
+			t.Errorf("soak(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
