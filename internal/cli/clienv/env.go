@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Env carries the global flags and the output streams to every verb.
@@ -120,6 +122,10 @@ func (e *Env) Connection() (Config, error) {
 	}
 	if c.Server == "" {
 		return Config{}, errors.New("no server given: pass --server, set RAMPART_SERVER, or run rampart login")
+	}
+	if u, err := url.Parse(c.Server); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		host := strings.TrimPrefix(strings.TrimPrefix(c.Server, "//"), "https:")
+		return Config{}, public.Errorf(public.Invalid, "server %q is not a URL: write it as https://%s", c.Server, strings.TrimLeft(host, "/"))
 	}
 	return c, nil
 }

@@ -21,6 +21,9 @@ func TestConnectionMessages(t *testing.T) {
 	c.Env["RAMPART_SERVER"] = "http://" + host
 	c.FailsWith("rampart: server answered 400 Bad Request to plain HTTP; Rampart speaks HTTPS: use https://"+host+" (HTTP 400)\n", "product", "list")
 
+	c.Env["RAMPART_SERVER"] = host // no scheme
+	c.FailsWith("rampart: server \""+host+"\" is not a URL: write it as https://"+host+"\n", "product", "list")
+
 	c.Env["RAMPART_SERVER"] = srv.URL
 	c.Env["RAMPART_CA_FILE"] = ""
 	c.FailsWith("rampart: cannot verify the certificate of "+srv.URL+": pass --ca-file with the CA that signed it (the server's DATA/service-ca.pem)\n", "product", "list")
