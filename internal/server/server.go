@@ -25,6 +25,7 @@ import (
 	"github.com/rampartsec/rampart/internal/api"
 	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/ca/keeper"
+	"github.com/rampartsec/rampart/internal/public"
 	"github.com/rampartsec/rampart/internal/release"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/tasks"
@@ -244,7 +245,12 @@ func (s *Server) Run(ctx context.Context) error {
 	defer s.store.Close()
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("server: listen: %w", err)
+		cause := err
+		if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Err != nil {
+			cause = oe.Err // "bind: address already in use", without the address twice
+		}
+		return public.Wrap(fmt.Errorf("server: listen: %w", err), public.Unavailable,
+			"cannot listen on %s (%v); stop what uses it or give another --listen", s.cfg.Listen, cause)
 	}
 	hs := &http.Server{
 		Handler:           s.handler,

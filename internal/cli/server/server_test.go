@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"net"
+	"strings"
 	"testing"
 
 	"github.com/rampartsec/rampart/internal/cli/clitest"
@@ -16,4 +18,15 @@ func TestServerFlags(t *testing.T) {
 	c.Fails(`--log-level "loud" is not debug, info, warn or error`, "server", "--data", dir, "--log-level", "loud")
 	c.Fails("unsupported database URL", "server", "--data", dir, "--listen", "127.0.0.1:0", "--database", "mysql://x")
 	c.Fails("--tls-cert and --tls-key go together", "server", "--data", dir, "--listen", "127.0.0.1:0", "--tls-cert", "x.pem")
+	// A port in use: one sentence naming the address and what to do.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, errs, code := c.Run("server", "--data", dir, "--listen", l.Addr().String())
+	want := "rampart: cannot listen on " + l.Addr().String() + " (bind: address already in use); stop what uses it or give another --listen\n"
+	if code != 1 || !strings.HasSuffix(errs, want) {
+		t.Errorf("server on a port in use: exit %d, stderr %q; want it to end with %q", code, errs, want)
+	}
 }
