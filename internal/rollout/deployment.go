@@ -127,12 +127,18 @@ func (d Deployment) PhaseOpenedAt(i int) time.Time {
 // offers nothing new.
 func (d Deployment) Offers(deviceID string) bool {
 	switch d.State {
-	case StateCompleted:
-		return true
-	case StateActive:
-		return d.Plan.Assign(d.ID, deviceID) <= d.Phase
+	case StateCompleted, StateActive:
+		return d.Reached(deviceID)
 	}
 	return false
+}
+
+// Reached reports whether the deployment came as far as the device, whatever its state now:
+// the device's phase opened (by the plan's fitted cutoffs, Plan.Assign), or the deployment
+// completed. A paused or aborted deployment reached the devices of its open phases although it
+// offers them nothing new; no device it did not reach was ever offered its release.
+func (d Deployment) Reached(deviceID string) bool {
+	return d.State == StateCompleted || d.Plan.Assign(d.ID, deviceID) <= d.Phase
 }
 
 func checkReason(reason string, required bool) (string, error) {

@@ -282,16 +282,19 @@ func TestOffersByState(t *testing.T) {
 		}
 	}
 	tests := []struct {
-		state             State
-		phase             int
-		wantFirst, wantLt bool
+		state                   State
+		phase                   int
+		wantFirst, wantLt       bool // Offers
+		reachedFirst, reachedLt bool // Reached
 	}{
-		{StateActive, 0, true, false},
-		{StateActive, 1, true, true},
-		{StatePaused, 1, false, false},
-		{StateAborted, 1, false, false},
+		{StateActive, 0, true, false, true, false},
+		{StateActive, 1, true, true, true, true},
+		// A paused or aborted deployment offers nothing new, but reached its open phases.
+		{StatePaused, 0, false, false, true, false},
+		{StatePaused, 1, false, false, true, true},
+		{StateAborted, 0, false, false, true, false},
 		// Once completed the release is the group's: devices that were offline or join later get it.
-		{StateCompleted, 1, true, true},
+		{StateCompleted, 1, true, true, true, true},
 	}
 	for _, tt := range tests {
 		d.State, d.Phase = tt.state, tt.phase
@@ -300,6 +303,12 @@ func TestOffersByState(t *testing.T) {
 		}
 		if got := d.Offers(later); got != tt.wantLt {
 			t.Errorf("%s phase %d: Offers(later phase) = %v", tt.state, tt.phase, got)
+		}
+		if got := d.Reached(first); got != tt.reachedFirst {
+			t.Errorf("%s phase %d: Reached(first phase) = %v", tt.state, tt.phase, got)
+		}
+		if got := d.Reached(later); got != tt.reachedLt {
+			t.Errorf("%s phase %d: Reached(later phase) = %v", tt.state, tt.phase, got)
 		}
 	}
 }

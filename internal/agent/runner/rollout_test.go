@@ -20,6 +20,7 @@ import (
 	"github.com/rampartsec/rampart/internal/agent/update"
 	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/server"
+	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/testenv"
 )
 
@@ -185,12 +186,18 @@ func TestRolloutHealthyFleet(t *testing.T) {
 		if d.State != "active" {
 			t.Fatalf("deployment left active: %s (%s)", d.State, d.Reason)
 		}
-		// The open phase is stuck below the 90 % reporting share although every reporting device
-		// offered the release reported: only silent devices hold it, so move the storage clock
-		// past their deadline. (A phase at 90 % opens the next one on its own; moving the clock
-		// then would time out the devices the stepper is just waking.)
-		if p := d.Progress; p != nil && p.Pending > 0 && 10*(p.Installed+p.Failed+p.TimedOut) < 9*p.Offered &&
-			p.Installed+p.Failed == countOffered(t, d, reporting) {
+		// The open phase is held below its reporting share although every reporting device it
+		// reached reported: only silent devices hold it, so move the storage clock past their
+		// deadline. The phase and the tally come from one read of the store, so they agree.
+		// (A phase at 90 % opens the next one on its own; moving the clock then would time out
+		// the devices the stepper is just waking.)
+		st, err := f.Service.Store().DeploymentStatus(context.Background(), f.TenantID, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dep, p := st.Deployment.Deployment, st.Tally
+		if dep.State == rollout.StateActive && p.Pending > 0 && p.ReportedShare() < dep.Plan.Phases[dep.Phase].MinReporting &&
+			p.Installed+p.Failed == countReached(dep, reporting) {
 			offset.Add(int64(25 * time.Hour))
 		}
 	}
@@ -240,30 +247,27 @@ func runAll(agents []*agent, release string) bool {
 	return true
 }
 
-// countOffered counts the agents the deployment offers its release to now.
-func countOffered(t *testing.T, d client.Deployment, agents []*agent) int {
-	t.Helper()
+// countReached counts the agents the deployment reached (rollout.Deployment.Reached).
+func countReached(d rollout.Deployment, agents []*agent) int {
 	n := 0
 	for _, a := range agents {
-		if offered(t, d, a.r.DeviceID()) {
+		if d.Reached(a.r.DeviceID()) {
 			n++
 		}
 	}
 	return n
 }
 
-// offered reports whether the device's phase of the deployment is open (or the deployment
-// completed), by the same phase assignment the server uses.
-func offered(t *testing.T, d client.Deployment, deviceID string) bool {
+// stored is the deployment as the server holds it, with the plan fitted to the group at
+// creation, so that the test asks the product's own rule which devices it reached rather than
+// rebuilding the plan from what the API shows.
+func (f *fleetServer) stored(t *testing.T, id string) store.Deployment {
 	t.Helper()
-	var plan rollout.Plan
-	for _, p := range d.Phases {
-		plan.Phases = append(plan.Phases, rollout.Phase{Share: p.Percent / 100, Cutoff: p.Cutoff})
-	}
-	if err := plan.Validate(); err != nil {
+	d, err := f.Service.Store().DeploymentByID(context.Background(), f.TenantID, id)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return d.State == string(rollout.StateCompleted) || plan.Assign(d.ID, deviceID) <= d.Phase-1
+	return d
 }
 
 // TestRolloutGatedByFailures drives 36 agents check-in by check-in through two bad releases:
@@ -305,7 +309,7 @@ func TestRolloutGatedByFailures(t *testing.T) {
 	} else {
 		t.Logf("rampart deployment show %s:\n%s", d.ID, out)
 	}
-	checkPhaseTwoUntouched(t, d, agents)
+	checkPhaseTwoUntouched(t, f.stored(t, d.ID), agents)
 	f.CLI.OK("deployment", "abort", d.ID, "--reason", "sensord fails on rev B boards")
 
 	d = f.createDeployment(t, "--group", "Field Test", "--release", "1.3.0", "--phases", "80,100", "--soak", "0s")
@@ -323,7 +327,7 @@ func TestRolloutGatedByFailures(t *testing.T) {
 	if d.State != "paused" || d.Phase != 1 || findings(d) != "new_crash_signature" {
 		t.Fatalf("1.3.0 after %d devices crashed: state %s phase %d reason %q findings %s", crashed, d.State, d.Phase, d.Reason, findings(d))
 	}
-	checkPhaseTwoUntouched(t, d, agents)
+	checkPhaseTwoUntouched(t, f.stored(t, d.ID), agents)
 
 	out := f.CLI.OK("failure", "list", "--product", "lamp", "--release", "1.3.0")
 	if strings.Count(out, "\n") != 2 || !strings.Contains(out, "sensord") || !strings.Contains(out, "SIGSEGV") {
@@ -359,11 +363,12 @@ func findings(d client.Deployment) string {
 	return strings.Join(out, ",")
 }
 
-// checkPhaseTwoUntouched checks that no device outside the open phases was offered the release.
-func checkPhaseTwoUntouched(t *testing.T, d client.Deployment, agents []*agent) {
+// checkPhaseTwoUntouched checks that no device the deployment did not reach installed its
+// release.
+func checkPhaseTwoUntouched(t *testing.T, d store.Deployment, agents []*agent) {
 	t.Helper()
 	for _, a := range agents {
-		if !offered(t, d, a.r.DeviceID()) && a.r.Status().Release == d.Release {
+		if !d.Reached(a.r.DeviceID()) && a.r.Status().Release == d.Release {
 			t.Errorf("device %s of a closed phase installed %s", a.r.DeviceID(), d.Release)
 		}
 	}
