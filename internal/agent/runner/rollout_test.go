@@ -161,7 +161,13 @@ func TestRolloutHealthyFleet(t *testing.T) {
 	testenv.WaitFor(t, "every device waits", func() bool { return f.Service.Wake().Waiting() == len(all) })
 	d0 := f.createDeployment(t, "--group", "Production", "--release", "1.0.0", "--emergency")
 	testenv.WaitFor(t, "every device runs 1.0.0", func() bool { return runAll(all, "1.0.0") })
-	testenv.WaitFor(t, "the emergency deployment completes", func() bool { return f.show(t, d0.ID).State == "completed" })
+	// The deployment completes at 90 % reporting, and an agent runs its release once committed,
+	// before its report reaches the server: stopping the silent devices any earlier could drop
+	// their report, and the server would never learn that they run 1.0.0.
+	testenv.WaitFor(t, "the emergency deployment completes with every device's report", func() bool {
+		d := f.show(t, d0.ID)
+		return d.State == "completed" && d.Progress != nil && d.Progress.Installed == len(all)
+	})
 	stopSilent()
 
 	testenv.WaitFor(t, "the live devices wait", func() bool { return f.Service.Wake().Waiting() == len(live) })
@@ -201,6 +207,13 @@ func TestRolloutHealthyFleet(t *testing.T) {
 			offset.Add(int64(25 * time.Hour))
 		}
 	}
+	t.Logf("completed: %s", d.Reason)
+	// The last phase completes at 90 % reporting too: the last reporting devices may still be
+	// installing. Their reports come without any clock moved; moving it now would time them out.
+	testenv.WaitFor(t, "every reporting device reports its install", func() bool {
+		d = f.show(t, d.ID)
+		return d.Progress != nil && d.Progress.Installed+d.Progress.Failed >= len(reporting)
+	})
 	if p := d.Progress; p == nil || p.Installed != len(reporting) || p.Failed != 0 || p.Installed+p.TimedOut+p.Pending != 28 {
 		t.Errorf("progress %+v, want the %d reporting devices installed", d.Progress, len(reporting))
 	}
