@@ -92,6 +92,10 @@ type SlotState struct {
 	// same set is not installed again and again (a boot loop); a
 	// different set, or a commit, clears it.
 	FailedSet string `json:"failed_set,omitempty"`
+	// Unreported is the release last committed while the server has not taken its committed
+	// report yet. Commit sets it in the same write, so that a report lost to a power cut right
+	// after the commit, or to a dropped connection, is sent again (Updater.FinishBoot).
+	Unreported string `json:"unreported,omitempty"`
 }
 
 // Slots is the A/B slot store under one directory: a/ and b/ hold one file
@@ -390,6 +394,7 @@ func (s *Slots) Commit() error {
 		return fmt.Errorf("update.Slots.Commit: no trial slot")
 	}
 	st.Committed, st.Trial, st.BootCount, st.LastFailure, st.FailedSet = st.Trial, "", 0, "", ""
+	st.Unreported = st.Slots[st.Committed].Release
 	if st.SecurityFloor == nil {
 		st.SecurityFloor = map[string]uint64{}
 	}
@@ -398,6 +403,22 @@ func (s *Slots) Commit() error {
 	}
 	if err := s.save(st); err != nil {
 		return fmt.Errorf("update.Slots.Commit: %w", err)
+	}
+	return nil
+}
+
+// Reported records that the server took the committed report of release (SlotState.Unreported).
+func (s *Slots) Reported(release string) error {
+	st, err := s.State()
+	if err != nil {
+		return fmt.Errorf("update.Slots.Reported: %w", err)
+	}
+	if st.Unreported != release {
+		return nil
+	}
+	st.Unreported = ""
+	if err := s.save(st); err != nil {
+		return fmt.Errorf("update.Slots.Reported: %w", err)
 	}
 	return nil
 }

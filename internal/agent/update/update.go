@@ -221,6 +221,7 @@ func (u *Updater) FinishBoot(ctx context.Context) (Boot, error) {
 		return b, fmt.Errorf("update.FinishBoot: %w", err)
 	}
 	if !b.Trial {
+		u.reportCommit(ctx)
 		return b, nil
 	}
 	if u.cfg.Health != nil {
@@ -241,9 +242,34 @@ func (u *Updater) FinishBoot(ctx context.Context) (Boot, error) {
 	if err := u.cfg.Slots.Commit(); err != nil {
 		return b, fmt.Errorf("update.FinishBoot: %w", err)
 	}
-	u.report(ctx, Status{State: StateCommitted, Release: b.Info.Release, Slot: b.Slot})
+	u.reportCommit(ctx)
 	b.Trial = false
 	return b, nil
+}
+
+// reportCommit reports the commit the server has not taken yet (SlotState.Unreported) and then
+// forgets it. A report that fails (the connection dropped, or power went between the commit and
+// the report) is sent again at the next run: without it the server would never learn the
+// device's release, and the device would stay pending in its deployment.
+func (u *Updater) reportCommit(ctx context.Context) {
+	if u.cfg.Reporter == nil {
+		return
+	}
+	st, err := u.cfg.Slots.State()
+	if err != nil || st.Unreported == "" {
+		return
+	}
+	s := Status{State: StateCommitted, Release: st.Unreported}
+	if info := st.Slots[st.Committed]; info != nil && info.Release == st.Unreported {
+		s.Slot = st.Committed
+	}
+	if err := u.cfg.Reporter.Report(ctx, s); err != nil {
+		u.log.Warn("install state report failed; sent again at the next run", "state", s.State, "err", err)
+		return
+	}
+	if err := u.cfg.Slots.Reported(s.Release); err != nil {
+		u.log.Warn("committed report sent but not recorded; it may be sent again", "err", err)
+	}
 }
 
 // wanted is one image the director and the image repository agree on.

@@ -205,6 +205,44 @@ func TestRollbackReportsTheTrialRelease(t *testing.T) {
 	}
 }
 
+// TestCommitReportLost: a commit whose report never reached the server (the connection dropped,
+// or power went right after the commit) is reported at the next run, and only until the server
+// took it; otherwise the server would never learn the device's release and its deployment
+// would wait for the device forever.
+func TestCommitReportLost(t *testing.T) {
+	w := newWorld(t)
+	r1, _ := twoReleases(w)
+	d := newDevice(t)
+	ctx := context.Background()
+	w.assign(r1)
+	d.reports.lose = StateCommitted
+	if out, err := w.updater(t, d, nil).RunOnce(ctx); err != nil || !out.Committed {
+		t.Fatalf("RunOnce: %+v, %v", out, err)
+	}
+	if states := d.reports.states(); slices.Contains(states, StateCommitted) {
+		t.Fatalf("reports %v; the committed one was to be lost", states)
+	}
+	committed := func() []string {
+		d.reports.mu.Lock()
+		defer d.reports.mu.Unlock()
+		var out []string
+		for _, s := range d.reports.s {
+			if s.State == StateCommitted {
+				out = append(out, s.Release)
+			}
+		}
+		return out
+	}
+	for run := range 2 {
+		if _, err := w.updater(t, d, nil).RunOnce(ctx); err != nil {
+			t.Fatalf("run %d after the commit: %v", run+1, err)
+		}
+		if got := committed(); !slices.Equal(got, []string{"1.0.0"}) {
+			t.Fatalf("run %d after the commit: committed reports %v, want [1.0.0] (states %v)", run+1, got, d.reports.states())
+		}
+	}
+}
+
 // TestInterrupted sorts install errors into failures of the release and interruptions.
 func TestInterrupted(t *testing.T) {
 	for _, tc := range []struct {

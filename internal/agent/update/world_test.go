@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -283,11 +284,20 @@ func newDevice(t *testing.T) *device {
 type recorder struct {
 	mu sync.Mutex
 	s  []Status
+	// lose is a state whose next report does not reach the server (a dropped connection, or
+	// power lost before it went out): Report fails and records nothing.
+	lose InstallState
 }
+
+var errReportLost = errors.New("report lost")
 
 func (r *recorder) Report(_ context.Context, s Status) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.lose != "" && s.State == r.lose {
+		r.lose = ""
+		return errReportLost
+	}
 	r.s = append(r.s, s)
 	return nil
 }
