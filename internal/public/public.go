@@ -67,14 +67,45 @@ func (e *Error) Unwrap() error { return e.Err }
 // Errorf makes an error whose whole text is public. A %w verb wraps its operand as in
 // fmt.Errorf, so errors.Is still finds a sentinel, and the operand's text is part of the
 // sentence: use it for a sentinel whose text is meant to be read ("%w: phase %d ...").
+// An operand that carries a public sentence lends that sentence alone, not its whole text
+// (which names operations and causes): public sentences compose ("component %s: %w") while
+// Error() keeps every detail for the log.
 func Errorf(kind Kind, format string, args ...any) error {
 	err := fmt.Errorf(format, args...)
 	e := &Error{Kind: kind, Message: err.Error(), whole: true}
+	if shown, ok := sentences(args); ok {
+		e.Message = fmt.Errorf(format, shown...).Error()
+	}
 	switch err.(type) {
 	case interface{ Unwrap() error }, interface{ Unwrap() []error }:
 		e.Err = err
+	default:
+		if e.Message != err.Error() {
+			e.Err = err
+		}
 	}
 	return e
+}
+
+// sentences returns args with each error that carries a public sentence replaced by that
+// sentence, and whether any was.
+func sentences(args []any) ([]any, bool) {
+	var shown []any
+	for i, a := range args {
+		err, ok := a.(error)
+		if !ok {
+			continue
+		}
+		pe, ok := As(err)
+		if !ok {
+			continue
+		}
+		if shown == nil {
+			shown = append([]any(nil), args...)
+		}
+		shown[i] = errors.New(pe.Message)
+	}
+	return shown, shown != nil
 }
 
 // Wrap gives err a public sentence. The text of err is not shown to the client; errors.Is and

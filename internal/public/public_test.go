@@ -73,3 +73,26 @@ func TestMarkKeepsText(t *testing.T) {
 		t.Fatalf("Message = %q, Is = %v, Kind = %v", msg, errors.Is(err, errSentinel), KindOf(err))
 	}
 }
+
+func TestErrorfComposesSentences(t *testing.T) {
+	// A lower layer's error: the operation for the log, a public sentence for the user.
+	low := fmt.Errorf("update.Slots.Switch: %w", Wrap(io.ErrShortWrite, Unavailable, "cannot switch to slot b: disk full"))
+	err := Errorf(Invalid, "component %s: %w", "rootfs", low)
+	if msg, _ := Message(err); msg != "component rootfs: cannot switch to slot b: disk full" {
+		t.Fatalf("Message = %q; want the lower sentence without its operation or cause", msg)
+	}
+	if got := err.Error(); got != "component rootfs: update.Slots.Switch: cannot switch to slot b: disk full: short write" {
+		t.Fatalf("Error() = %q; the log line should keep everything", got)
+	}
+	if !errors.Is(err, io.ErrShortWrite) || KindOf(err) != Invalid {
+		t.Fatalf("Is = %v, Kind = %v", errors.Is(err, io.ErrShortWrite), KindOf(err))
+	}
+	// %v composes too, and the log keeps the detail although nothing is wrapped.
+	err = Errorf(Invalid, "refused: %v", low)
+	if msg, _ := Message(err); msg != "refused: cannot switch to slot b: disk full" {
+		t.Fatalf("Message = %q", msg)
+	}
+	if got := err.Error(); got != "refused: update.Slots.Switch: cannot switch to slot b: disk full: short write" {
+		t.Fatalf("Error() = %q", got)
+	}
+}
