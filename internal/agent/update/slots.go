@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/rampartsec/rampart/internal/deviceapi"
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Slot names.
@@ -137,16 +138,16 @@ func (s *Slots) State() (SlotState, error) {
 		return SlotState{Format: stateFormat, MaxBoots: s.maxBoots, Slots: map[string]*SlotInfo{}}, nil
 	}
 	if err != nil {
-		return SlotState{}, fmt.Errorf("update.Slots.State: %w", err)
+		return SlotState{}, slotsErr("State", "cannot read the slot state: %w", err)
 	}
 	var st SlotState
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&st); err != nil {
-		return SlotState{}, fmt.Errorf("update.Slots.State: %w", err)
+		return SlotState{}, slotsErr("State", "the slot state is damaged: %w", err)
 	}
 	if st.Format != stateFormat {
-		return SlotState{}, fmt.Errorf("update.Slots.State: unsupported format %d", st.Format)
+		return SlotState{}, slotsErr("State", "the slot state has format %d, which this agent does not read; install a newer agent", st.Format)
 	}
 	if st.Slots == nil {
 		st.Slots = map[string]*SlotInfo{}
@@ -201,14 +202,14 @@ func (s *Slots) Boot() (Boot, error) {
 			rollback(&st, rolledBack)
 		}
 		if err := s.save(st); err != nil {
-			return Boot{}, fmt.Errorf("update.Slots.Boot: %w", err)
+			return Boot{}, slotsErr("Boot", "cannot save the slot state: %w", err)
 		}
 		if rolledBack == "" {
 			return Boot{Slot: st.Trial, Trial: true, Info: *st.Slots[st.Trial]}, nil
 		}
 	}
 	if st.Committed == "" || st.Slots[st.Committed] == nil {
-		return Boot{RolledBack: rolledBack, RolledBackRelease: trialRelease}, fmt.Errorf("update.Slots.Boot: %w", ErrNoBootableSlot)
+		return Boot{RolledBack: rolledBack, RolledBackRelease: trialRelease}, slotsErr("Boot", "%w", ErrNoBootableSlot)
 	}
 	verr := s.verify(st.Committed, st.Slots[st.Committed])
 	if verr == nil {
@@ -224,11 +225,11 @@ func (s *Slots) Boot() (Boot, error) {
 		delete(st.Slots, st.Committed)
 		st.Committed, st.LastFailure = other, reason
 		if err := s.save(st); err != nil {
-			return Boot{}, fmt.Errorf("update.Slots.Boot: %w", err)
+			return Boot{}, slotsErr("Boot", "cannot save the slot state: %w", err)
 		}
 		return Boot{Slot: other, Info: *info, RolledBack: reason}, nil
 	}
-	return Boot{RolledBack: rolledBack}, fmt.Errorf("update.Slots.Boot: committed slot: %w: %w", ErrNoBootableSlot, verr)
+	return Boot{RolledBack: rolledBack}, slotsErr("Boot", "%w: committed %w", ErrNoBootableSlot, verr)
 }
 
 func otherSlot(slot string) string {
@@ -287,7 +288,7 @@ func (s *Slots) BeginInstall() (string, error) {
 		return "", fmt.Errorf("update.Slots.BeginInstall: %w", err)
 	}
 	if st.Trial != "" {
-		return "", fmt.Errorf("update.Slots.BeginInstall: %w", ErrTrialPending)
+		return "", slotsErr("BeginInstall", "%w", ErrTrialPending)
 	}
 	slot := SlotA
 	if st.Committed == SlotA {
@@ -296,16 +297,16 @@ func (s *Slots) BeginInstall() (string, error) {
 	if _, ok := st.Slots[slot]; ok {
 		delete(st.Slots, slot)
 		if err := s.save(st); err != nil {
-			return "", fmt.Errorf("update.Slots.BeginInstall: %w", err)
+			return "", slotsErr("BeginInstall", "cannot save the slot state: %w", err)
 		}
 	}
 	entries, err := s.fs.ReadDir(s.slotDir(slot))
 	if err != nil {
-		return "", fmt.Errorf("update.Slots.BeginInstall: %w", err)
+		return "", slotsErr("BeginInstall", "cannot read slot %s: %w", slot, err)
 	}
 	for _, e := range entries {
 		if err := s.fs.Remove(filepath.Join(s.slotDir(slot), e.Name())); err != nil {
-			return "", fmt.Errorf("update.Slots.BeginInstall: %w", err)
+			return "", slotsErr("BeginInstall", "cannot empty slot %s: %w", slot, err)
 		}
 	}
 	return slot, nil
@@ -316,29 +317,29 @@ func (s *Slots) BeginInstall() (string, error) {
 // have been returned by BeginInstall.
 func (s *Slots) WriteComponent(slot, name string, want ComponentImage, write func(io.Writer) error) error {
 	if !deviceapi.ComponentRe.MatchString(name) {
-		return fmt.Errorf("update.Slots.WriteComponent: invalid component name %q", name)
+		return slotsErr("WriteComponent", "invalid component name %q", name)
 	}
 	path := s.ComponentPath(slot, name)
 	f, err := s.fs.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return fmt.Errorf("update.Slots.WriteComponent: %w", err)
+		return slotsErr("WriteComponent", "cannot write component %s to slot %s: %w", name, slot, err)
 	}
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(f, h), limit: want.Length}
 	if err := write(cw); err != nil {
 		f.Close()
-		return fmt.Errorf("update.Slots.WriteComponent: %w", err)
+		return slotsErr("WriteComponent", "cannot write component %s to slot %s: %w", name, slot, err)
 	}
 	if cw.n != want.Length || hex.EncodeToString(h.Sum(nil)) != want.SHA256 {
 		f.Close()
-		return fmt.Errorf("update.Slots.WriteComponent: %s: %w", name, ErrVerification)
+		return slotsErr("WriteComponent", "%s: %w", name, ErrVerification)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return fmt.Errorf("update.Slots.WriteComponent: %w", err)
+		return slotsErr("WriteComponent", "cannot write component %s to slot %s: %w", name, slot, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("update.Slots.WriteComponent: %w", err)
+		return slotsErr("WriteComponent", "cannot write component %s to slot %s: %w", name, slot, err)
 	}
 	return nil
 }
@@ -346,10 +347,10 @@ func (s *Slots) WriteComponent(slot, name string, want ComponentImage, write fun
 // PlaceComponent moves a verified staging file into slot as component name.
 func (s *Slots) PlaceComponent(slot, name, staged string) error {
 	if !deviceapi.ComponentRe.MatchString(name) {
-		return fmt.Errorf("update.Slots.PlaceComponent: invalid component name %q", name)
+		return slotsErr("PlaceComponent", "invalid component name %q", name)
 	}
 	if err := s.fs.Rename(staged, s.ComponentPath(slot, name)); err != nil {
-		return fmt.Errorf("update.Slots.PlaceComponent: %w", err)
+		return slotsErr("PlaceComponent", "cannot move component %s into slot %s: %w", name, slot, err)
 	}
 	return nil
 }
@@ -358,17 +359,17 @@ func (s *Slots) PlaceComponent(slot, name, staged string) error {
 // entries durable, and records slot as the trial slot to boot next.
 func (s *Slots) Switch(slot string, info SlotInfo) error {
 	if err := s.fs.SyncDir(s.slotDir(slot)); err != nil {
-		return fmt.Errorf("update.Slots.Switch: %w", err)
+		return slotsErr("Switch", "cannot write slot %s: %w", slot, err)
 	}
 	if err := s.verify(slot, &info); err != nil {
-		return fmt.Errorf("update.Slots.Switch: %w", err)
+		return slotsErr("Switch", "%w", err)
 	}
 	st, err := s.State()
 	if err != nil {
 		return fmt.Errorf("update.Slots.Switch: %w", err)
 	}
 	if st.Trial != "" || slot == st.Committed {
-		return fmt.Errorf("update.Slots.Switch: slot %s cannot become the trial slot", slot)
+		return slotsErr("Switch", "slot %s cannot become the trial slot", slot)
 	}
 	info.Components = maps.Clone(info.Components)
 	st.Slots[slot] = &info
@@ -378,7 +379,7 @@ func (s *Slots) Switch(slot string, info SlotInfo) error {
 		st.MaxBoots = s.maxBoots
 	}
 	if err := s.save(st); err != nil {
-		return fmt.Errorf("update.Slots.Switch: %w", err)
+		return slotsErr("Switch", "cannot save the slot state: %w", err)
 	}
 	return nil
 }
@@ -391,7 +392,7 @@ func (s *Slots) Commit() error {
 		return fmt.Errorf("update.Slots.Commit: %w", err)
 	}
 	if st.Trial == "" {
-		return fmt.Errorf("update.Slots.Commit: no trial slot")
+		return slotsErr("Commit", "no trial slot to commit")
 	}
 	st.Committed, st.Trial, st.BootCount, st.LastFailure, st.FailedSet = st.Trial, "", 0, "", ""
 	st.Unreported = st.Slots[st.Committed].Release
@@ -402,7 +403,7 @@ func (s *Slots) Commit() error {
 		st.SecurityFloor[name] = max(st.SecurityFloor[name], c.SecurityVersion)
 	}
 	if err := s.save(st); err != nil {
-		return fmt.Errorf("update.Slots.Commit: %w", err)
+		return slotsErr("Commit", "cannot save the slot state: %w", err)
 	}
 	return nil
 }
@@ -434,7 +435,7 @@ func (s *Slots) Rollback(reason string) error {
 	}
 	rollback(&st, reason)
 	if err := s.save(st); err != nil {
-		return fmt.Errorf("update.Slots.Rollback: %w", err)
+		return slotsErr("Rollback", "cannot save the slot state: %w", err)
 	}
 	return nil
 }
@@ -447,7 +448,7 @@ func (s *Slots) Provision(release string, comps map[string]ComponentImage, open 
 		return fmt.Errorf("update.Slots.Provision: %w", err)
 	}
 	if st.Committed != "" {
-		return fmt.Errorf("update.Slots.Provision: device already has a committed slot")
+		return slotsErr("Provision", "the device already has a committed slot")
 	}
 	slot, err := s.BeginInstall()
 	if err != nil {
@@ -477,6 +478,13 @@ func (s *Slots) Provision(release string, comps map[string]ComponentImage, open 
 		return fmt.Errorf("update.Slots.Provision: %w", err)
 	}
 	return nil
+}
+
+// slotsErr is a failure of the slots on disk. op names the method, for the log; the public
+// sentence says what failed, with the file and the system's reason, and is what an operator
+// reads as the install's reason in deployment show and on the agent's last line.
+func slotsErr(op, format string, args ...any) error {
+	return fmt.Errorf("update.Slots.%s: %w", op, public.Errorf(public.Unavailable, format, args...))
 }
 
 // countWriter refuses to write past limit bytes (endless data).

@@ -236,7 +236,7 @@ func (u *Updater) FinishBoot(ctx context.Context) (Boot, error) {
 			if err != nil {
 				return after, fmt.Errorf("update.FinishBoot: %w", err)
 			}
-			return after, fmt.Errorf("update.FinishBoot: %w: %w", ErrUnhealthy, herr)
+			return after, fmt.Errorf("update.FinishBoot: %w", public.Errorf(public.Unavailable, "%w: %w", ErrUnhealthy, herr))
 		}
 	}
 	if err := u.cfg.Slots.Commit(); err != nil {
@@ -295,10 +295,13 @@ func (u *Updater) Install(ctx context.Context) (Outcome, error) {
 		if Interrupted(err) {
 			state = StateInterrupted
 		}
-		// install's errors read as the reason an operator sees in `rampart deployment show`:
-		// what failed, with no function names; the operation's name is added for the log only.
-		u.report(ctx, Status{State: state, Release: out.Release, Reason: err.Error()})
-		return out, public.Wrap(fmt.Errorf("update.Install: %w", err), public.Unavailable, "%s", err.Error())
+		// The reason an operator reads in `rampart deployment show`, and the agent's last line,
+		// is the public sentence install's errors compose: what failed, with no function
+		// names. The operation's name is added for the log only.
+		err = public.Errorf(public.Unavailable, "%w", err)
+		reason, _ := public.Message(err)
+		u.report(ctx, Status{State: state, Release: out.Release, Reason: reason})
+		return out, fmt.Errorf("update.Install: %w", err)
 	}
 	return out, nil
 }
@@ -306,11 +309,11 @@ func (u *Updater) Install(ctx context.Context) (Outcome, error) {
 func (u *Updater) install(ctx context.Context) (Outcome, error) {
 	repo, err := u.client(ctx, "repo", u.cfg.RepoURL+"/metadata", u.cfg.RepoRoot)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("image repository: %w", err)
+		return Outcome{}, public.Errorf(public.Unavailable, "image repository: %w", err)
 	}
 	dir, err := u.client(ctx, "director", u.cfg.DirectorURL, u.cfg.DirectorRoot)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("director: %w", err)
+		return Outcome{}, public.Errorf(public.Unavailable, "director: %w", err)
 	}
 	want, release, err := u.agree(repo, dir)
 	if err != nil {
@@ -343,7 +346,7 @@ func (u *Updater) install(ctx context.Context) (Outcome, error) {
 		next.Components[w.name] = w.image()
 	}
 	if st.FailedSet != "" && next.Fingerprint() == st.FailedSet {
-		return out, fmt.Errorf("release %s: %w", release, ErrPreviouslyFailed)
+		return out, public.Errorf(public.Unavailable, "release %s: %w", release, ErrPreviouslyFailed)
 	}
 	u.report(ctx, Status{State: StateDownloading, Release: release})
 	patches := map[string]string{} // component -> verified patch file
@@ -355,7 +358,7 @@ func (u *Updater) install(ctx context.Context) (Outcome, error) {
 		}
 		p, err := u.fetchImage(ctx, w)
 		if err != nil {
-			return out, fmt.Errorf("component %s: %w", w.name, err)
+			return out, public.Errorf(public.Unavailable, "component %s: %w", w.name, err)
 		}
 		full[w.name] = p
 	}
@@ -384,7 +387,7 @@ func (u *Updater) install(ctx context.Context) (Outcome, error) {
 			u.log.Warn("delta failed, falling back to the full image", "component", name, "err", err)
 			w := want[slices.IndexFunc(want, func(w wanted) bool { return w.name == name })]
 			if full[name], err = u.fetchImage(ctx, w); err != nil {
-				return out, fmt.Errorf("component %s: %w", name, err)
+				return out, public.Errorf(public.Unavailable, "component %s: %w", name, err)
 			}
 		}
 		if p, ok := full[name]; ok {

@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -387,5 +389,45 @@ func TestCorruptCommittedSlotFallsBack(t *testing.T) {
 	}
 	if after, _ := booted(t, d); after.Slot != st.Committed || after.Info.Release != "1.1.0" {
 		t.Errorf("after reinstall booted %+v", after)
+	}
+}
+
+// fullDiskFS fails the move of one file into place, as a full disk would.
+type fullDiskFS struct {
+	OSFS
+	path string
+}
+
+func (f fullDiskFS) Rename(oldpath, newpath string) error {
+	if newpath == f.path {
+		return syscall.ENOSPC
+	}
+	return f.OSFS.Rename(oldpath, newpath)
+}
+
+// A slot that cannot be written is reported as one sentence an operator can act on: what could
+// not be written where, and the system's reason; no function names.
+func TestSlotFailureReason(t *testing.T) {
+	w := newWorld(t)
+	r1, _ := twoReleases(w)
+	d := newDevice(t)
+	w.assign(r1)
+	fsys := fullDiskFS{path: filepath.Join(d.slotsDir, SlotA, "rootfs")}
+	_, err := w.updater(t, d, fsys).RunOnce(context.Background())
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("RunOnce: %v, want ENOSPC", err)
+	}
+	const want = "cannot move component rootfs into slot a: no space left on device"
+	d.reports.mu.Lock()
+	last := d.reports.s[len(d.reports.s)-1]
+	d.reports.mu.Unlock()
+	if last.State != StateInterrupted || last.Reason != want {
+		t.Errorf("reported %s %q, want interrupted %q", last.State, last.Reason, want)
+	}
+	if msg, ok := public.Message(err); !ok || msg != want {
+		t.Errorf("the agent would print %q (public %v), want %q", msg, ok, want)
+	}
+	if !strings.Contains(err.Error(), "update.Slots.PlaceComponent") {
+		t.Errorf("the log line %q lost the operation", err.Error())
 	}
 }
