@@ -37,9 +37,10 @@ var (
 )
 
 // refuse is a refusal of the caller's input: it wraps ErrInvalid, and its public sentence,
-// "refused: " and the detail, is what the client is told.
+// "refused: " and the detail, is what the client is told. An error among args lends its
+// public sentence (tuf's refusals carry one), never its whole text.
 func refuse(format string, args ...any) error {
-	return public.Wrap(ErrInvalid, public.Invalid, "refused: "+format, args...)
+	return fmt.Errorf("%w (%w)", public.Errorf(public.Invalid, "refused: "+format, args...), ErrInvalid)
 }
 
 // Release states.
@@ -209,10 +210,10 @@ func (s *Service) Init(ctx context.Context, actor store.Actor, tenantID string, 
 		return fmt.Errorf("release.Init: %w", err)
 	}
 	if err := repo.AddRoot(root, now); err != nil {
-		return fmt.Errorf("release.Init: %w", refuse("%v", err))
+		return fmt.Errorf("release.Init: %w", refuse("%w", err))
 	}
 	if _, err := tuf.NewDirector([][]byte{directorRoot}, s.cfg.Online.Director, s.cfg.Expiry); err != nil {
-		return fmt.Errorf("release.Init: director root: %w", refuse("%v", err))
+		return fmt.Errorf("release.Init: %w", refuse("director root: %w", err))
 	}
 	b, err := json.Marshal(repo.State())
 	if err != nil {
@@ -253,13 +254,13 @@ func (s *Service) AddRoot(ctx context.Context, actor store.Actor, tenantID strin
 		director := r.director
 		if root != nil {
 			if err := repo.AddRoot(root, now); err != nil {
-				return refuse("%v", err)
+				return refuse("%w", err)
 			}
 		}
 		if directorRoot != nil {
 			director = append(slices.Clone(director), directorRoot)
 			if _, err := tuf.NewDirector(director, s.cfg.Online.Director, s.cfg.Expiry); err != nil {
-				return refuse("director root: %v", err)
+				return refuse("director root: %w", err)
 			}
 		}
 		if err := saveRepo(ctx, tx, tenantID, r, repo.State(), director, now); err != nil {
@@ -465,7 +466,7 @@ func (s *Service) Sign(ctx context.Context, actor store.Actor, tenantID, product
 		}
 		summary, err := tuf.SummarizeTargets(signed)
 		if err != nil {
-			return refuse("%v", err)
+			return refuse("%w", err)
 		}
 		for _, im := range r.Images {
 			if !slices.ContainsFunc(summary.Images, func(x tuf.Image) bool { return x == tufImage(im) }) {
@@ -476,7 +477,7 @@ func (s *Service) Sign(ctx context.Context, actor store.Actor, tenantID, product
 			return refuse("the signed targets lack the release's deltas; run sign again")
 		}
 		if err := repo.SetTargets(signed, now); err != nil {
-			return refuse("%v", err)
+			return refuse("%w", err)
 		}
 		if err := saveRepo(ctx, tx, tenantID, row, repo.State(), row.director, now); err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/rampartsec/rampart/internal/agent/update"
+	"github.com/rampartsec/rampart/internal/public"
 	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/storetest"
@@ -515,5 +516,26 @@ func TestRevokeAffected(t *testing.T) {
 	// Running it again revokes nothing more.
 	if again, err := f.svc.RevokeAffected(ctx, store.System, f.tenant.ID, "gateway", lister); err != nil || len(again) != 0 {
 		t.Errorf("second run: %+v, %v", again, err)
+	}
+}
+
+// TestRootRefusalSentence pins what an API client reads when a root it uploads is refused: tuf's
+// public sentence after "refused: ", with no function names.
+func TestRootRefusalSentence(t *testing.T) {
+	f := newFixture(t, "sqlite")
+	f.keysInit()
+	ctx := context.Background()
+	root, _, err := f.svc.Roots(ctx, f.tenant.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The current root again, as if the rotation had not been made.
+	err = f.svc.AddRoot(ctx, store.System, f.tenant.ID, root, nil)
+	if !errors.Is(err, ErrInvalid) || !errors.Is(err, tuf.ErrVerify) {
+		t.Fatalf("AddRoot(current root) = %v, want ErrInvalid and tuf.ErrVerify", err)
+	}
+	const want = "refused: the new root must be version 2, not 1"
+	if msg, ok := public.Message(err); !ok || msg != want || public.KindOf(err) != public.Invalid {
+		t.Errorf("public sentence %q (%v, %v), want %q (invalid)", msg, ok, public.KindOf(err), want)
 	}
 }

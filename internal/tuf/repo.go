@@ -92,14 +92,14 @@ func (r *Repository) AddRoot(b []byte, now time.Time) error {
 func trusts(root *metadata.Metadata[metadata.RootType], role string, k *PrivateKey) error {
 	rl, ok := root.Signed.Roles[role]
 	if !ok {
-		return fmt.Errorf("%w: root has no %s role", ErrVerify, role)
+		return refused("the root has no %s role", role)
 	}
 	for _, id := range rl.KeyIDs {
 		if id == k.ID() {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: root does not trust the server's %s key", ErrVerify, role)
+	return refused("the root does not trust the server's online %s key; make the root with `rampart keys init` against this server", role)
 }
 
 // NextTargets returns the unsigned payload of the next targets version with
@@ -131,10 +131,10 @@ func (r *Repository) SetTargets(b []byte, now time.Time) error {
 		return fmt.Errorf("tuf.Repository.SetTargets: %w", err)
 	}
 	if err := root.VerifyDelegate(metadata.TARGETS, t); err != nil {
-		return fmt.Errorf("tuf.Repository.SetTargets: %w: %w", ErrVerify, err)
+		return fmt.Errorf("tuf.Repository.SetTargets: %w", refused("the targets lack the signatures of the root's targets keys (%w)", err))
 	}
 	if t.Signed.IsExpired(now) {
-		return fmt.Errorf("tuf.Repository.SetTargets: %w: targets expired at %s", ErrVerify, t.Signed.Expires)
+		return fmt.Errorf("tuf.Repository.SetTargets: %w", refused("the targets expired at %s", t.Signed.Expires.Format(time.RFC3339)))
 	}
 	if r.st.Targets != nil {
 		cur, err := parseTargets(r.st.Targets)
@@ -142,7 +142,7 @@ func (r *Repository) SetTargets(b []byte, now time.Time) error {
 			return fmt.Errorf("tuf.Repository.SetTargets: %w", err)
 		}
 		if t.Signed.Version <= cur.Signed.Version {
-			return fmt.Errorf("tuf.Repository.SetTargets: %w: version %d is not above %d", ErrVerify, t.Signed.Version, cur.Signed.Version)
+			return fmt.Errorf("tuf.Repository.SetTargets: %w", refused("the targets are version %d, which is not above the current %d; make them again with release sign", t.Signed.Version, cur.Signed.Version))
 		}
 	}
 	r.st.Targets = b

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rampartsec/rampart/internal/public"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
@@ -465,5 +466,50 @@ func TestRotateRootNeedsBothThresholds(t *testing.T) {
 	}
 	if err := f.repo.AddRoot(skip, f.now); !errors.Is(err, ErrVerify) {
 		t.Fatalf("AddRoot skipping a version: %v, want ErrVerify", err)
+	}
+}
+
+// TestAddRootRefusalSentences pins the sentence an API client reads when the server refuses a
+// root: what is wrong with it, with no function names (it is the public sentence that
+// release's refusal carries).
+func TestAddRootRefusalSentences(t *testing.T) {
+	f := newFixture(t, 1, 1)
+	next, err := RotateRoot(f.repo.Root(), RootChange{Expires: f.now.Add(time.Hour)}, f.ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	skip, err := RotateRoot(next, RootChange{Expires: f.now.Add(time.Hour)}, f.ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := GenerateOnlineKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := NewRoot(f.ks, 1, stranger.Public(), f.now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := OpenRepository(State{}, f.online, DefaultExpiry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		repo *Repository
+		root []byte
+		want string
+	}{
+		{"skipped version", f.repo, skip, "the new root must be version 2, not 3"},
+		{"foreign online keys", fresh, foreign, "the root does not trust the server's online snapshot key; make the root with `rampart keys init` against this server"},
+		{"not a root", fresh, []byte(`{"signed":{"_type":"targets"},"signatures":[]}`), "the root is not TUF root metadata (value error: expected metadata type root, got - targets)"},
+	} {
+		err := tc.repo.AddRoot(tc.root, f.now)
+		if !errors.Is(err, ErrVerify) {
+			t.Errorf("%s: AddRoot = %v, want ErrVerify", tc.name, err)
+		}
+		if msg, ok := public.Message(err); !ok || msg != tc.want {
+			t.Errorf("%s: public sentence %q (%v), want %q", tc.name, msg, ok, tc.want)
+		}
 	}
 }

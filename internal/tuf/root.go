@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/rampartsec/rampart/internal/public"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
@@ -192,7 +193,7 @@ func VerifyRootUpdate(prev, next []byte, now time.Time) error {
 	}
 	if prev == nil {
 		if n.Signed.Version != 1 {
-			return fmt.Errorf("tuf.VerifyRootUpdate: %w: first root has version %d", ErrVerify, n.Signed.Version)
+			return fmt.Errorf("tuf.VerifyRootUpdate: %w", refused("the first root must be version 1, not %d", n.Signed.Version))
 		}
 	} else {
 		p, err := parseRoot(prev)
@@ -200,25 +201,31 @@ func VerifyRootUpdate(prev, next []byte, now time.Time) error {
 			return fmt.Errorf("tuf.VerifyRootUpdate: %w", err)
 		}
 		if n.Signed.Version != p.Signed.Version+1 {
-			return fmt.Errorf("tuf.VerifyRootUpdate: %w: version %d after %d", ErrVerify, n.Signed.Version, p.Signed.Version)
+			return fmt.Errorf("tuf.VerifyRootUpdate: %w", refused("the new root must be version %d, not %d", p.Signed.Version+1, n.Signed.Version))
 		}
 		if err := p.VerifyDelegate(metadata.ROOT, n); err != nil {
-			return fmt.Errorf("tuf.VerifyRootUpdate: previous root's threshold: %w: %w", ErrVerify, err)
+			return fmt.Errorf("tuf.VerifyRootUpdate: %w", refused("the new root lacks the signatures of the previous root's keys (%w)", err))
 		}
 	}
 	if err := n.VerifyDelegate(metadata.ROOT, n); err != nil {
-		return fmt.Errorf("tuf.VerifyRootUpdate: own threshold: %w: %w", ErrVerify, err)
+		return fmt.Errorf("tuf.VerifyRootUpdate: %w", refused("the root lacks the signatures of its own root keys (%w)", err))
 	}
 	if n.Signed.IsExpired(now) {
-		return fmt.Errorf("tuf.VerifyRootUpdate: %w: expired at %s", ErrVerify, n.Signed.Expires)
+		return fmt.Errorf("tuf.VerifyRootUpdate: %w", refused("the root expired at %s", n.Signed.Expires.Format(time.RFC3339)))
 	}
 	return nil
+}
+
+// refused is metadata a caller signed that fails verification: it is ErrVerify, and its public
+// sentence says why, for the API client and the CLI's last line.
+func refused(format string, args ...any) error {
+	return fmt.Errorf("%w: %w", ErrVerify, public.Errorf(public.Invalid, format, args...))
 }
 
 func parseRoot(b []byte) (*metadata.Metadata[metadata.RootType], error) {
 	r, err := (&metadata.Metadata[metadata.RootType]{}).FromBytes(b)
 	if err != nil {
-		return nil, fmt.Errorf("%w: parse root: %w", ErrVerify, err)
+		return nil, refused("the root is not TUF root metadata (%w)", err)
 	}
 	return r, nil
 }
@@ -226,7 +233,7 @@ func parseRoot(b []byte) (*metadata.Metadata[metadata.RootType], error) {
 func parseTargets(b []byte) (*metadata.Metadata[metadata.TargetsType], error) {
 	t, err := (&metadata.Metadata[metadata.TargetsType]{}).FromBytes(b)
 	if err != nil {
-		return nil, fmt.Errorf("%w: parse targets: %w", ErrVerify, err)
+		return nil, refused("the targets are not TUF targets metadata (%w)", err)
 	}
 	return t, nil
 }

@@ -133,7 +133,7 @@ func TestPlanRotation(t *testing.T) {
 		}{
 			{"unknown prefix", image, Rotation{Revoke: []string{"ffffffffffff"}}, "no root or targets key has an ID starting with ffffffffffff"},
 			{"empty prefix", image, Rotation{Revoke: []string{""}}, "no root or targets key has an ID starting with"},
-			{"malformed root", []byte("{}"), Rotation{AddRoot: 1}, "parse root"},
+			{"malformed root", []byte("{}"), Rotation{AddRoot: 1}, "is not TUF root metadata"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				_, err := PlanRotation(tc.root, tc.r)

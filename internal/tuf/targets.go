@@ -209,7 +209,7 @@ func SummarizeTargets(payload []byte) (TargetsSummary, error) {
 		}
 		c, err := ParseImageCustom(tf)
 		if err != nil {
-			return TargetsSummary{}, fmt.Errorf("tuf.SummarizeTargets: %s: %w", path, err)
+			return TargetsSummary{}, fmt.Errorf("tuf.SummarizeTargets: %w", refused("target %s: %w", path, err))
 		}
 		s.Images = append(s.Images, Image{SHA256: hex.EncodeToString(tf.Hashes["sha256"]), Length: tf.Length, Component: c.Component, Version: c.Version, SecurityVersion: c.SecurityVersion})
 	}
