@@ -303,15 +303,38 @@ func DecodeJSONStrict(r io.Reader, v any) error {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return public.Errorf(public.Invalid, "json: %w", err)
+		return jsonError(err)
 	}
 	if dec.More() {
-		return public.Errorf(public.Invalid, "json: trailing data after the document")
+		return public.Errorf(public.Invalid, "JSON holds trailing data after the document")
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return public.Errorf(public.Invalid, "json: trailing data after the document")
+		return public.Errorf(public.Invalid, "JSON holds trailing data after the document")
 	}
 	return nil
+}
+
+// jsonError is the sentence for a JSON document that does not decode, worded as the admin
+// API words it (internal/api's decodeError): the field or byte at fault, said once.
+func jsonError(err error) error {
+	if e, ok := errors.AsType[*json.SyntaxError](err); ok {
+		return public.Wrap(err, public.Invalid, "not valid JSON (at byte %d)", e.Offset)
+	}
+	if e, ok := errors.AsType[*json.UnmarshalTypeError](err); ok && e.Field != "" {
+		return public.Wrap(err, public.Invalid, "field %q cannot hold a JSON %s", e.Field, e.Value)
+	}
+	if errors.Is(err, io.EOF) {
+		return public.Wrap(err, public.Invalid, "the document is empty; a JSON object is required")
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return public.Wrap(err, public.Invalid, "truncated JSON")
+	}
+	// encoding/json has no typed error for an unknown field (golang/go#40982), so this one reads
+	// the standard library's fixed "json: unknown field %q"; the field name is the client's own.
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return public.Wrap(err, public.Invalid, "unknown field %s", f)
+	}
+	return public.Wrap(err, public.Invalid, "not valid JSON")
 }
 
 func (p *Program) fillDefaults() {
