@@ -182,6 +182,14 @@ type ManufacturerCAs struct {
 type AttestationPolicy struct {
 	// AcceptSoftware admits devices with a software attester (results are warnings).
 	AcceptSoftware bool `json:"accept_software"`
+	// RequireSecureBoot demands the firmware's boot log with Secure Boot enabled.
+	RequireSecureBoot bool `json:"require_secure_boot"`
+	// RequireBootLog demands the firmware's boot log: agent-only evidence gets an update-only
+	// certificate, and every EFI application it loaded must be a known boot component.
+	RequireBootLog bool `json:"require_boot_log"`
+	// BootDigests are extra Authenticode SHA-256 digests (lowercase hex) of EFI binaries the
+	// product accepts beside its releases' boot images.
+	BootDigests []string `json:"boot_digests"`
 }
 
 // Attestation is one verifier result for a device.
@@ -193,6 +201,44 @@ type Attestation struct {
 	Reasons      []AttestationReason `json:"reasons,omitempty"`
 	CertSerial   string              `json:"cert_serial,omitempty"`
 	CertNotAfter *time.Time          `json:"cert_not_after,omitempty"`
+	// Rule is what decided the status: the code of the first finding of the worst severity,
+	// or all_known.
+	Rule string `json:"rule,omitempty"`
+	// Boot is the boot state the verified evidence showed; absent when it was refused early.
+	Boot *BootState `json:"boot,omitempty"`
+}
+
+// BootState is what a device's verified evidence says about how it booted.
+type BootState struct {
+	Evidence          string            `json:"evidence"` // measured_boot or agent_only
+	LegacyPCRs        bool              `json:"legacy_pcrs,omitempty"`
+	SecureBoot        bool              `json:"secure_boot"`
+	DB                *SignatureDB      `json:"db,omitempty"`
+	DBX               *SignatureDB      `json:"dbx,omitempty"`
+	Applications      []BootApplication `json:"applications,omitempty"`
+	KernelCommandLine string            `json:"kernel_command_line,omitempty"`
+	IMA               *IMAState         `json:"ima,omitempty"`
+}
+
+// SignatureDB summarises a UEFI signature database (db or dbx).
+type SignatureDB struct {
+	Certificates []string `json:"certificates,omitempty"`
+	Hashes       int      `json:"hashes"`
+	SHA256       string   `json:"sha256,omitempty"`
+}
+
+// BootApplication is an EFI application the firmware loaded, by Authenticode SHA-256, and the
+// boot component it is known as.
+type BootApplication struct {
+	Digest string `json:"digest"`
+	Known  string `json:"known,omitempty"`
+}
+
+// IMAState counts the IMA log's entries and which are released files.
+type IMAState struct {
+	Entries int `json:"entries"`
+	Known   int `json:"known"`
+	Unknown int `json:"unknown"`
 }
 
 // AttestationReason is one finding of the verifier.

@@ -2,12 +2,14 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/attest"
 	"github.com/rampartsec/rampart/internal/deviceapi"
+	pub "github.com/rampartsec/rampart/internal/public"
 	"github.com/rampartsec/rampart/internal/release"
 	"github.com/rampartsec/rampart/internal/store"
 )
@@ -209,8 +211,16 @@ func (a *API) setAttestationPolicy(w http.ResponseWriter, r *http.Request, p *pr
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	if err := a.store.SetAttestationPolicy(r.Context(), p.actor(), p.tenantID, product, store.AttestationPolicy{AcceptSoftware: req.AcceptSoftware}); err != nil {
+	pol := store.AttestationPolicy{AcceptSoftware: req.AcceptSoftware, RequireSecureBoot: req.RequireSecureBoot,
+		RequireBootLog: req.RequireBootLog, BootDigests: req.BootDigests}
+	if err := a.store.SetAttestationPolicy(r.Context(), p.actor(), p.tenantID, product, pol); err != nil {
+		if pub.KindOf(err) == pub.Invalid {
+			return fromPublic(err) // a boot digest that is not one, too many of them
+		}
 		return storeError(err, "product "+product)
+	}
+	if req.BootDigests == nil {
+		req.BootDigests = []string{}
 	}
 	writeJSON(w, http.StatusOK, req)
 	return nil
@@ -222,7 +232,8 @@ func (a *API) getAttestationPolicy(w http.ResponseWriter, r *http.Request, p *pr
 	if err != nil {
 		return storeError(err, "product "+product)
 	}
-	writeJSON(w, http.StatusOK, client.AttestationPolicy{AcceptSoftware: pol.AcceptSoftware})
+	writeJSON(w, http.StatusOK, client.AttestationPolicy{AcceptSoftware: pol.AcceptSoftware, RequireSecureBoot: pol.RequireSecureBoot,
+		RequireBootLog: pol.RequireBootLog, BootDigests: pol.BootDigests})
 	return nil
 }
 
@@ -243,7 +254,13 @@ func (a *API) listAttestations(w http.ResponseWriter, r *http.Request, p *princi
 		if rec.TenantID != p.tenantID {
 			continue // verdicts from before the claim, or on another tenant's certificate
 		}
-		at := client.Attestation{ID: rec.ID, At: rec.At, Status: rec.Status, Granted: rec.Granted, CertSerial: rec.CertSerial}
+		at := client.Attestation{ID: rec.ID, At: rec.At, Status: rec.Status, Granted: rec.Granted, CertSerial: rec.CertSerial, Rule: rec.Rule}
+		if len(rec.BootState) > 0 {
+			at.Boot = new(client.BootState)
+			if err := json.Unmarshal(rec.BootState, at.Boot); err != nil {
+				return internal(err)
+			}
+		}
 		if rec.CertNotAfter != nil {
 			t := rec.CertNotAfter.UTC()
 			at.CertNotAfter = &t

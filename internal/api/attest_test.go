@@ -34,9 +34,10 @@ func (r references) References(context.Context, string, string) (map[string]atte
 
 // attestedDevice is an agent-side attester with its measurement log.
 type attestedDevice struct {
-	a   agent.Attester
-	log *agent.MeasurementLog
-	id  string
+	a        agent.Attester
+	log      *agent.MeasurementLog
+	id       string
+	platform agent.PlatformLogs // none unless a test sets them
 }
 
 // newAttestedDevice measures one random image per component class and returns the reference
@@ -129,7 +130,7 @@ func (h *harness) enrollOverHTTP(t *testing.T, d *attestedDevice) (*deviceapi.En
 
 func (h *harness) evidence(t *testing.T, d *attestedDevice, nonce, activation []byte) []byte {
 	t.Helper()
-	ev, err := agent.Collect(context.Background(), d.a, d.log, d.id, nonce, activation)
+	ev, err := agent.Collect(context.Background(), d.a, d.log, d.platform, d.id, nonce, activation)
 	if err != nil {
 		t.Fatal(err)
 	}

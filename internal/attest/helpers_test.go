@@ -72,6 +72,8 @@ type device struct {
 	a   agent.Attester
 	log *agent.MeasurementLog
 	dir string
+	// platform names the firmware and IMA logs the device sends (none by default).
+	platform agent.PlatformLogs
 }
 
 func newDevice(t testing.TB, a agent.Attester, dir string, measured []component) *device {
@@ -188,7 +190,7 @@ func (s *server) enroll(t testing.TB, d *device, cas *ManufacturerCAs, preauth f
 // collect gathers evidence on the device and passes it through the deviceapi.
 func (d *device) collect(t testing.TB, id string, nonce, activation []byte) *deviceapi.Evidence {
 	t.Helper()
-	ev, err := agent.Collect(context.Background(), d.a, d.log, id, nonce, activation)
+	ev, err := agent.Collect(context.Background(), d.a, d.log, d.platform, id, nonce, activation)
 	if err != nil {
 		t.Fatalf("Collect: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -186,7 +187,12 @@ func (s *Service) Attest(ctx context.Context, ev *deviceapi.Evidence, callerTena
 	}
 	res := s.v.Verify(ctx, in)
 	resp := &deviceapi.AttestResponse{Status: res.Status, Reasons: res.Reasons}
-	rec := store.AttestationRecord{DeviceID: dev.ID, Status: string(res.Status), Granted: res.Grant.String(), Activated: res.Activated}
+	rec := store.AttestationRecord{DeviceID: dev.ID, Status: string(res.Status), Granted: res.Grant.String(), Activated: res.Activated, Rule: res.Rule}
+	if res.Boot != nil {
+		if rec.BootState, err = json.Marshal(res.Boot); err != nil {
+			return nil, fmt.Errorf("attest.Service.Attest: %w", err)
+		}
+	}
 	if dev.TenantID == tenant {
 		rec.TenantID = dev.TenantID
 	}
@@ -224,7 +230,32 @@ func (s *Service) policy(ctx context.Context, dev store.Device) (Policy, string,
 	if err != nil {
 		return Policy{}, "", fmt.Errorf("reference values: %w", err)
 	}
-	return Policy{AcceptSoftware: p.AcceptSoftware, References: refs}, name, nil
+	return policyFrom(p, refs), name, nil
+}
+
+// policyFrom joins a product's stored policy with its releases' reference values: the boot
+// references are the releases' EFI binaries (by Authenticode digest) and the product's extra
+// boot digests.
+func policyFrom(p store.AttestationPolicy, refs map[string]Reference) Policy {
+	pol := Policy{AcceptSoftware: p.AcceptSoftware, References: refs, RequireBootLog: p.RequireBootLog,
+		RequireSecureBoot: p.RequireSecureBoot}
+	for d, ref := range refs {
+		if ref.Authenticode {
+			if pol.BootReferences == nil {
+				pol.BootReferences = make(map[string]Reference)
+			}
+			pol.BootReferences[d] = ref
+		}
+	}
+	for _, d := range p.BootDigests {
+		if pol.BootReferences == nil {
+			pol.BootReferences = make(map[string]Reference)
+		}
+		if _, ok := pol.BootReferences[d]; !ok {
+			pol.BootReferences[d] = Reference{Type: deviceapi.EventBoot, Name: "product boot digest", Authenticode: true}
+		}
+	}
+	return pol
 }
 
 func (s *Service) issue(ctx context.Context, tenantID, tenantName string, res *Result) (*x509.Certificate, error) {

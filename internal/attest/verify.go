@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	gattest "github.com/google/go-attestation/attest"
 	legacy "github.com/google/go-tpm/legacy/tpm2"
@@ -41,6 +42,9 @@ type Reference struct {
 	Revoked bool
 	// Outdated marks a digest of a release older than the newest one.
 	Outdated bool
+	// Authenticode marks the Authenticode SHA-256 of an EFI binary (a boot
+	// image), the digest the firmware measures, rather than a file SHA-256.
+	Authenticode bool
 }
 
 // Policy is the per-product verification policy.
@@ -50,6 +54,18 @@ type Policy struct {
 	AcceptSoftware bool
 	// References maps lowercase hex SHA-256 digests to known components.
 	References map[string]Reference
+	// RequireBootLog demands the firmware's event log: agent-only evidence
+	// (and evidence from older agents) is contraindicated, and every EFI
+	// application the firmware loaded must be a known boot component.
+	RequireBootLog bool
+	// RequireSecureBoot demands a boot log whose PCR 7 events show Secure
+	// Boot enabled.
+	RequireSecureBoot bool
+	// BootReferences maps lowercase hex Authenticode SHA-256 digests of EFI
+	// binaries (boot images of releases, and the product's extra boot
+	// digests) to known components. When it is not empty, or RequireBootLog
+	// is set, every EFI application in a boot log is appraised against it.
+	BootReferences map[string]Reference
 }
 
 // Input is one attestation to verify.
@@ -102,17 +118,42 @@ const (
 	ReasonQuotePCRs           = "quote_pcr_selection"
 	ReasonLogReplay           = "log_replay_mismatch"
 	ReasonVerifierUnavailable = "verifier_unavailable"
+	ReasonBootLogMalformed    = "boot_log_malformed"
+	ReasonBootLogReplay       = "boot_log_replay_mismatch"
+	ReasonIMALogMalformed     = "ima_log_malformed"
+	ReasonIMAAggregate        = "ima_aggregate_mismatch"
 	// contraindications
 	ReasonLogEmpty          = "log_empty"
 	ReasonUnknownComponent  = "unknown_component"
 	ReasonRevokedComponent  = "revoked_component"
 	ReasonComponentMismatch = "component_type_mismatch"
+	ReasonBootLogMissing    = "boot_log_missing"
+	ReasonSecureBootOff     = "secure_boot_disabled"
+	ReasonUnknownBoot       = "unknown_boot_component"
+	ReasonRevokedBoot       = "revoked_boot_component"
 	// warnings
 	ReasonSoftwareAttester = "software_attester"
 	ReasonOutdatedRelease  = "outdated_release"
+	ReasonLegacyPCRs       = "legacy_agent_pcrs"
+	ReasonIMAUnknownFile   = "ima_unknown_file"
 )
 
+// RuleAllKnown is Result.Rule when nothing was found: every check passed.
+const RuleAllKnown = "all_known"
+
 type severity int
+
+// severityOf is the severity of a reason code.
+func severityOf(code string) severity {
+	switch code {
+	case ReasonSoftwareAttester, ReasonOutdatedRelease, ReasonLegacyPCRs, ReasonIMAUnknownFile:
+		return sevWarning
+	case ReasonLogEmpty, ReasonUnknownComponent, ReasonRevokedComponent, ReasonComponentMismatch,
+		ReasonBootLogMissing, ReasonSecureBootOff, ReasonUnknownBoot, ReasonRevokedBoot:
+		return sevContraindicated
+	}
+	return sevRefused
+}
 
 const (
 	sevWarning severity = iota + 1
@@ -131,7 +172,13 @@ type Result struct {
 	// Activated is true when this evidence completed credential activation;
 	// the caller records it on the device.
 	Activated bool
-	worst     severity
+	// Boot is the boot state the verified evidence shows; nil when the
+	// evidence was refused before it was read.
+	Boot *BootState
+	// Rule names what decided the status: the code of the first finding of
+	// the worst severity, or RuleAllKnown.
+	Rule  string
+	worst severity
 }
 
 func (r *Result) add(s severity, code, format string, args ...any) {
@@ -145,6 +192,13 @@ func (r *Result) refuse(code, format string, args ...any) *Result {
 }
 
 func (r *Result) finish() *Result {
+	r.Rule = RuleAllKnown
+	for _, re := range r.Reasons {
+		if severityOf(re.Code) == r.worst {
+			r.Rule = re.Code
+			break
+		}
+	}
 	switch r.worst {
 	case sevRefused:
 		r.Status, r.Grant, r.CertKey, r.Activated = deviceapi.StatusContraindicated, GrantNone, nil, false
@@ -226,7 +280,7 @@ func (v *Verifier) Verify(ctx context.Context, in Input) *Result {
 		return r.refuse(code, "%v", err)
 	}
 
-	pcrs, err := checkQuote(ev, ak)
+	pcrs, sel, err := checkQuote(ev, ak)
 	if err != nil {
 		code := ReasonQuoteInvalid
 		if errors.Is(err, errSelection) {
@@ -234,13 +288,124 @@ func (v *Verifier) Verify(ctx context.Context, in Input) *Result {
 		}
 		return r.refuse(code, "%v", err)
 	}
-	if err := replay(ev.Log, pcrs); err != nil {
+	if err := replay(ev.Log, sel.agent, pcrs); err != nil {
 		return r.refuse(ReasonLogReplay, "%v", err)
+	}
+	if refused := r.checkPlatform(ev, sel, pcrs, in.Policy); refused {
+		return r.finish()
 	}
 
 	compareReferences(r, ev.Log, in.Policy.References)
+	r.appraiseBoot(in.Policy)
 	r.CertKey = certKey
 	return r.finish()
+}
+
+// checkPlatform replays the firmware's event log and the IMA log against the
+// quote and records the boot state. It reports whether it refused the evidence.
+func (r *Result) checkPlatform(ev *deviceapi.Evidence, sel selection, pcrs map[int][]byte, pol Policy) bool {
+	r.Boot = &BootState{Evidence: EvidenceAgentOnly, LegacyPCRs: sel.legacy}
+	if sel.legacy {
+		r.add(sevWarning, ReasonLegacyPCRs, "the agent extends pcrs 12-15, which shim, systemd-stub and systemd share; update the agent and reboot")
+	}
+	if len(ev.EventLog) > 0 {
+		if !sel.boot {
+			r.add(sevRefused, ReasonQuotePCRs, "a boot log came with a quote that does not cover pcrs 0-9")
+			return true
+		}
+		st, err := checkBootLog(ev.EventLog, pcrs)
+		switch {
+		case errors.Is(err, errBootLogReplay):
+			r.add(sevRefused, ReasonBootLogReplay, "%v", err)
+			return true
+		case err != nil:
+			r.add(sevRefused, ReasonBootLogMalformed, "%v", err)
+			return true
+		}
+		st.LegacyPCRs = sel.legacy
+		r.Boot = st
+	} else if pol.RequireBootLog || pol.RequireSecureBoot {
+		if !sel.boot && !sel.legacy {
+			// Agents since measured boot always quote 0-9; one that leaves them out hides them.
+			r.add(sevRefused, ReasonQuotePCRs, "the quote omits pcrs 0-7, which the policy needs")
+			return true
+		}
+		r.add(sevContraindicated, ReasonBootLogMissing, "the product requires the firmware's boot log and the evidence is agent-only")
+	}
+	if len(ev.IMALog) > 0 {
+		if !sel.ima {
+			r.add(sevRefused, ReasonQuotePCRs, "an IMA log came with a quote that does not cover pcr 10")
+			return true
+		}
+		entries, err := ParseIMALog(ev.IMALog)
+		if err != nil {
+			r.add(sevRefused, ReasonIMALogMalformed, "%v", err)
+			return true
+		}
+		if !replayIMA(entries, pcrs[deviceapi.IMAPCR]) {
+			r.add(sevRefused, ReasonIMAAggregate, "the IMA log's %d entries do not replay to pcr 10", len(entries))
+			return true
+		}
+		r.Boot.IMA = appraiseIMA(r, entries, pol.References)
+	}
+	return false
+}
+
+// appraiseIMA matches every measured file against the released images.
+func appraiseIMA(r *Result, entries []IMAEntry, refs map[string]Reference) *IMAState {
+	st := &IMAState{Entries: len(entries)}
+	var firstUnknown string
+	for _, e := range entries {
+		if e.violation || e.Path == "boot_aggregate" {
+			continue
+		}
+		ref, ok := refs[e.FileDigestHex()]
+		switch {
+		case ok && ref.Revoked:
+			st.Known++
+			r.add(sevContraindicated, ReasonRevokedComponent, "file %q is %s %q %s, of a revoked release", e.Path, ref.Type, ref.Name, ref.Version)
+		case ok:
+			st.Known++
+		default:
+			st.Unknown++
+			if firstUnknown == "" {
+				firstUnknown = e.Path
+			}
+		}
+	}
+	if st.Unknown > 0 {
+		r.add(sevWarning, ReasonIMAUnknownFile, "%d measured files are in no release, the first %q", st.Unknown, firstUnknown)
+	}
+	return st
+}
+
+// appraiseBoot applies the product's boot policy to the verified boot state.
+func (r *Result) appraiseBoot(pol Policy) {
+	st := r.Boot
+	if st == nil || st.Evidence != EvidenceMeasuredBoot {
+		return
+	}
+	if pol.RequireSecureBoot && !st.SecureBoot {
+		r.add(sevContraindicated, ReasonSecureBootOff, "the firmware booted with Secure Boot disabled")
+	}
+	if !pol.RequireBootLog && len(pol.BootReferences) == 0 {
+		return
+	}
+	for i, app := range st.Applications {
+		ref, ok := pol.BootReferences[app.Digest]
+		switch {
+		case !ok:
+			r.add(sevContraindicated, ReasonUnknownBoot, "EFI application %s is in no release and not among the product's boot digests", app.Digest)
+		case ref.Revoked:
+			st.Applications[i].Known = ref.Name + " " + ref.Version
+			r.add(sevContraindicated, ReasonRevokedBoot, "EFI application %s is %q %s, of a revoked release", app.Digest, ref.Name, ref.Version)
+		default:
+			st.Applications[i].Known = strings.TrimSpace(ref.Name + " " + ref.Version)
+		}
+	}
+	if pol.RequireBootLog && len(st.Applications) == 0 {
+		r.add(sevContraindicated, ReasonUnknownBoot, "the boot log names no EFI application")
+	}
 }
 
 var (
@@ -281,46 +446,90 @@ func (v *Verifier) checkCertKey(ev *deviceapi.Evidence, dev Device, ak *gattest.
 	return pub, nil
 }
 
+// selection is what a quote's PCR selection covers.
+type selection struct {
+	agent  []int // the agent's PCRs: AgentPCR, or LegacyAgentPCRs
+	legacy bool  // the agent PCRs are the legacy ones
+	boot   bool  // PCRs 0-9 are quoted
+	ima    bool  // PCR 10 is quoted
+}
+
+// parseSelection accepts the selections agents make: the agent's PCRs (23,
+// or 12-15 for older agents), alone or with 0-9 or 0-10.
+func parseSelection(got []int) (selection, error) {
+	var sel selection
+	var platform []int
+	for _, p := range got {
+		switch {
+		case p == deviceapi.AgentPCR:
+			sel.agent = append(sel.agent, p)
+		case slices.Contains(deviceapi.LegacyAgentPCRs, p):
+			sel.agent, sel.legacy = append(sel.agent, p), true
+		default:
+			platform = append(platform, p)
+		}
+	}
+	if !slices.Equal(sel.agent, []int{deviceapi.AgentPCR}) && !slices.Equal(sel.agent, deviceapi.LegacyAgentPCRs) {
+		return sel, fmt.Errorf("%w: quoted %v, want pcr %d (or 12-15 from older agents)", errSelection, got, deviceapi.AgentPCR)
+	}
+	switch {
+	case len(platform) == 0:
+	case slices.Equal(platform, deviceapi.BootPCRs):
+		sel.boot = true
+	case slices.Equal(platform, append(slices.Clone(deviceapi.BootPCRs), deviceapi.IMAPCR)):
+		sel.boot, sel.ima = true, true
+	default:
+		return sel, fmt.Errorf("%w: quoted %v, want pcrs 0-9 or 0-10 beside the agent's", errSelection, got)
+	}
+	return sel, nil
+}
+
 // checkQuote verifies the quote's signature by the AK, its magic, its extra
-// data (nonce bound to the certificate key) and that it covers exactly the
-// Rampart PCRs with the reported values. It returns the verified values.
-func checkQuote(ev *deviceapi.Evidence, ak *gattest.AKPublic) (map[int][]byte, error) {
+// data (nonce bound to the certificate key) and that it covers a selection
+// agents make with the reported values. It returns the verified values.
+func checkQuote(ev *deviceapi.Evidence, ak *gattest.AKPublic) (map[int][]byte, selection, error) {
 	pcrs := make([]gattest.PCR, 0, len(ev.PCRs))
 	values := make(map[int][]byte, len(ev.PCRs))
 	for _, p := range ev.PCRs {
 		d, err := deviceapi.DigestBytes(p.Digest)
 		if err != nil {
-			return nil, fmt.Errorf("pcr %d: %w", p.Index, err)
+			return nil, selection{}, fmt.Errorf("pcr %d: %w", p.Index, err)
 		}
 		pcrs = append(pcrs, gattest.PCR{Index: p.Index, Digest: d, DigestAlg: crypto.SHA256})
 		values[p.Index] = d
 	}
 	q := gattest.Quote{Quote: ev.Quote, Signature: ev.QuoteSignature}
 	if err := ak.Verify(q, pcrs, deviceapi.QualifyingData(ev.Nonce, ev.CertKey)); err != nil {
-		return nil, fmt.Errorf("quote: %v", err)
+		return nil, selection{}, fmt.Errorf("quote: %v", err)
 	}
 	att, err := legacy.DecodeAttestationData(ev.Quote)
 	if err != nil {
-		return nil, fmt.Errorf("quote: %v", err)
+		return nil, selection{}, fmt.Errorf("quote: %v", err)
 	}
 	if att.Magic != tpmGeneratedValue {
-		return nil, errors.New("quote: not a TPM-generated structure")
+		return nil, selection{}, errors.New("quote: not a TPM-generated structure")
 	}
 	if att.AttestedQuoteInfo == nil || att.AttestedQuoteInfo.PCRSelection.Hash != legacy.AlgSHA256 {
-		return nil, fmt.Errorf("%w: not the SHA-256 bank", errSelection)
+		return nil, selection{}, fmt.Errorf("%w: not the SHA-256 bank", errSelection)
 	}
 	got := slices.Sorted(slices.Values(att.AttestedQuoteInfo.PCRSelection.PCRs))
-	if !slices.Equal(got, deviceapi.QuotedPCRs) {
-		return nil, fmt.Errorf("%w: quoted %v, want %v", errSelection, got, deviceapi.QuotedPCRs)
+	sel, err := parseSelection(got)
+	if err != nil {
+		return nil, selection{}, err
 	}
-	return values, nil
+	for _, p := range got {
+		if values[p] == nil {
+			return nil, selection{}, fmt.Errorf("%w: pcr %d is quoted but its value is not reported", errSelection, p)
+		}
+	}
+	return values, sel, nil
 }
 
-// replay recomputes every quoted PCR from zero through the log's events and
-// compares it with the quoted value.
-func replay(log []deviceapi.Event, quoted map[int][]byte) error {
-	state := make(map[int][]byte, len(quoted))
-	for i := range quoted {
+// replay recomputes the agent's PCRs from zero through the log's events and
+// compares them with the quoted values.
+func replay(log []deviceapi.Event, agentPCRs []int, quoted map[int][]byte) error {
+	state := make(map[int][]byte, len(agentPCRs))
+	for _, i := range agentPCRs {
 		state[i] = make([]byte, sha256.Size)
 	}
 	buf := make([]byte, 0, 2*sha256.Size)
@@ -336,7 +545,7 @@ func replay(log []deviceapi.Event, quoted map[int][]byte) error {
 		sum := sha256.Sum256(append(append(buf[:0], cur...), d...))
 		copy(cur, sum[:])
 	}
-	for _, i := range slices.Sorted(maps.Keys(quoted)) {
+	for _, i := range slices.Sorted(maps.Keys(state)) {
 		if !bytes.Equal(state[i], quoted[i]) {
 			return fmt.Errorf("the log replays pcr %d to %x, the quote says %x", i, state[i], quoted[i])
 		}

@@ -110,7 +110,7 @@ func TestVerifyRefusesBadEvidence(t *testing.T) {
 		{
 			name: "pcr value changed after quoting",
 			tamper: func(t *testing.T, f *softwareFixture, ev *deviceapi.Evidence) *deviceapi.Evidence {
-				ev.PCRs[0].Digest = hex.EncodeToString(make([]byte, sha256.Size))
+				ev.PCRs[len(ev.PCRs)-1].Digest = hex.EncodeToString(make([]byte, sha256.Size)) // the agent's PCR
 				return ev
 			},
 			want: ReasonQuoteInvalid,

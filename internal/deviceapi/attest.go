@@ -19,7 +19,9 @@ import (
 // it is parsed.
 const (
 	MaxEnrollSize    = 32 << 10  // bytes of an encoded EnrollRequest
-	MaxEvidenceSize  = 256 << 10 // bytes of an encoded Evidence
+	MaxEvidenceSize  = 4 << 20   // bytes of an encoded Evidence (the platform logs are most of it)
+	MaxEventLog      = 512 << 10 // bytes of the firmware's TCG event log (real ones are 10-100 KiB)
+	MaxIMALog        = 2 << 20   // bytes of the IMA runtime log (about 14,000 ima-ng entries)
 	MaxEvents        = 512       // measurement log entries in one Evidence
 	MaxTPMBlob       = 2048      // bytes of one TPM structure (public area, quote, signature)
 	MaxCertificate   = 4096      // bytes of one DER certificate or public key
@@ -60,9 +62,41 @@ const (
 	EventApplication EventType = "application" // application images
 )
 
-// PCRFor returns the PCR Rampart extends for a component class. They lie in
-// the OS-defined range 8-15 and leave 8-11 to bootloaders and IMA.
+// PCRs a real boot chain extends, and the one Rampart's agent owns. The
+// firmware measures into 0-7, GRUB into 8-9, IMA into 10, systemd-stub into
+// 11-13, shim into 14 (its MokList) and systemd into 15; 17-22 belong to
+// dynamic launch and cannot be extended from locality 0. That leaves 16
+// (debug) and 23 (application support): the agent extends 23, the PCR the
+// PC Client specification sets aside for applications. Like 16 it can be
+// reset from locality 0, which is why agent measurements alone never make a
+// root of trust (doc/attestation.md).
+const (
+	AgentPCR = 23 // every event the agent measures itself
+	IMAPCR   = 10 // the kernel's IMA measurements
+)
+
+// BootPCRs are the PCRs the firmware and bootloader extend, which the
+// firmware's event log describes: SRTM 0-7, the bootloader's 8-9.
+var BootPCRs = []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+
+// LegacyAgentPCRs are the PCRs agents before 0.19's measured boot extended,
+// one per event type (LegacyPCRFor). The verifier still accepts them, labelled,
+// so enrolled devices keep working until they update and reboot.
+var LegacyAgentPCRs = []int{12, 13, 14, 15}
+
+// PCRFor returns the PCR Rampart extends for a component class: AgentPCR for
+// all of them (each event names its type).
 func PCRFor(t EventType) (int, bool) {
+	switch t {
+	case EventBoot, EventOS, EventAgent, EventApplication:
+		return AgentPCR, true
+	}
+	return 0, false
+}
+
+// LegacyPCRFor returns the PCR older agents extended for a component class
+// (12-15), which shim, systemd-stub and systemd also extend on real devices.
+func LegacyPCRFor(t EventType) (int, bool) {
 	switch t {
 	case EventBoot:
 		return 12, true
@@ -76,8 +110,13 @@ func PCRFor(t EventType) (int, bool) {
 	return 0, false
 }
 
-// QuotedPCRs is the PCR selection every quote covers, ascending.
-var QuotedPCRs = []int{12, 13, 14, 15}
+// QuotedPCRs is the PCR selection every quote covers, ascending: the boot
+// PCRs, IMA's and the agent's own.
+var QuotedPCRs = []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, IMAPCR, AgentPCR}
+
+// LegacyQuotedPCRs is what an agent quotes during a boot whose log it began
+// with the legacy PCRs: the boot and IMA PCRs with LegacyAgentPCRs.
+var LegacyQuotedPCRs = []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, IMAPCR, 12, 13, 14, 15}
 
 // EnrollRequest is what a device sends to /device/v1/enroll.
 type EnrollRequest struct {
@@ -155,6 +194,13 @@ type Evidence struct {
 	CertKey []byte `json:"cert_key"`
 	// CertKeyCertification proves CertKey lives in the TPM (TPM backends).
 	CertKeyCertification *Certification `json:"cert_key_certification,omitempty"`
+	// EventLog is the firmware's TCG PC Client event log as the kernel exposes
+	// it (binary_bios_measurements), describing PCRs 0-9; absent on boards
+	// whose firmware measures nothing (the evidence is then agent-only).
+	EventLog []byte `json:"event_log,omitempty"`
+	// IMALog is the kernel's IMA runtime log (binary_runtime_measurements),
+	// describing PCR 10; absent when IMA is off.
+	IMALog []byte `json:"ima_log,omitempty"`
 }
 
 // Status is the verdict of the verifier, after the RATS attestation results.
@@ -334,6 +380,12 @@ func (e *Evidence) Validate() error {
 			return malformed("pcr %d digest must be 64 lowercase hex characters", p.Index)
 		}
 	}
+	if err := blob("event_log", e.EventLog, MaxEventLog, false); err != nil {
+		return err
+	}
+	if err := blob("ima_log", e.IMALog, MaxIMALog, false); err != nil {
+		return err
+	}
 	if len(e.Log) > MaxEvents {
 		return malformed("log has more than %d events", MaxEvents)
 	}
@@ -350,8 +402,8 @@ func (e Event) validate() error {
 	if !ok {
 		return malformed("unknown event type %q", e.Type)
 	}
-	if e.PCR != pcr {
-		return malformed("%s events go to pcr %d, not %d", e.Type, pcr, e.PCR)
+	if legacy, _ := LegacyPCRFor(e.Type); e.PCR != pcr && e.PCR != legacy {
+		return malformed("%s events go to pcr %d (or %d on older agents), not %d", e.Type, pcr, legacy, e.PCR)
 	}
 	if !isHexDigest(e.Digest) {
 		return malformed("digest must be 64 lowercase hex characters")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -155,17 +156,32 @@ func TestQualifyingDataBindsBoth(t *testing.T) {
 	}
 }
 
-func TestPCRForCoversQuotedPCRs(t *testing.T) {
-	var got []int
+// TestAgentPCRsClearOfBootChain: the agent's PCRs are quoted, and none is a PCR
+// the firmware, a bootloader, shim, systemd-stub, systemd or IMA extends.
+func TestAgentPCRsClearOfBootChain(t *testing.T) {
+	bootChain := map[int]string{0: "firmware", 1: "firmware", 2: "firmware", 3: "firmware", 4: "firmware",
+		5: "firmware", 6: "firmware", 7: "firmware", 8: "grub", 9: "grub", 10: "ima", 11: "systemd-stub",
+		12: "systemd-stub", 13: "systemd-stub", 14: "shim", 15: "systemd"}
 	for _, typ := range []EventType{EventBoot, EventOS, EventAgent, EventApplication} {
 		p, ok := PCRFor(typ)
 		if !ok {
 			t.Fatalf("no PCR for %s", typ)
 		}
-		got = append(got, p)
+		if who, taken := bootChain[p]; taken {
+			t.Errorf("%s events go to pcr %d, which %s extends", typ, p, who)
+		}
+		if !slices.Contains(QuotedPCRs, p) {
+			t.Errorf("%s events go to pcr %d, which the quote does not cover", typ, p)
+		}
+		legacy, _ := LegacyPCRFor(typ)
+		if !slices.Contains(LegacyQuotedPCRs, legacy) {
+			t.Errorf("legacy pcr %d of %s not in LegacyQuotedPCRs", legacy, typ)
+		}
 	}
-	if diff := cmp.Diff(got, QuotedPCRs); diff != "" {
-		t.Errorf("PCRs of event types vs QuotedPCRs (-got +want):\n%s", diff)
+	for _, p := range BootPCRs {
+		if !slices.Contains(QuotedPCRs, p) || !slices.Contains(LegacyQuotedPCRs, p) {
+			t.Errorf("boot pcr %d is not quoted", p)
+		}
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Device states.
@@ -293,6 +295,11 @@ type AttestationRecord struct {
 	CertSerial   string
 	CertNotAfter *time.Time
 	Activated    bool // the verdict completed credential activation
+	// BootState is the verifier's boot state as JSON (attest.BootState); nil when the
+	// evidence was refused before it was read.
+	BootState []byte
+	// Rule names what decided the status (attest.Result.Rule).
+	Rule string
 	// Measured is the digests of the evidence's log. When the verdict issues a certificate to a
 	// claimed device they replace the device's last measurements, which a revocation reads
 	// (DemoteRevoked).
@@ -322,9 +329,13 @@ func (s *Store) RecordAttestation(ctx context.Context, r AttestationRecord) (Att
 		if r.TenantID != "" {
 			tenant = sql.NullString{String: r.TenantID, Valid: true}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO attestation_results (id, tenant_id, device_id, at, status, granted, reasons, cert_serial, cert_not_after)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			r.ID, tenant, r.DeviceID, micros(r.At), r.Status, r.Granted, string(reasons), r.CertSerial, notAfter); err != nil {
+		var boot sql.NullString
+		if len(r.BootState) > 0 {
+			boot = sql.NullString{String: string(r.BootState), Valid: true}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO attestation_results (id, tenant_id, device_id, at, status, granted, reasons, cert_serial, cert_not_after, boot_state, rule)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			r.ID, tenant, r.DeviceID, micros(r.At), r.Status, r.Granted, string(reasons), r.CertSerial, notAfter, boot, r.Rule); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE devices SET attestation = $1, last_seen_at = $2, updated_at = $2 WHERE id = $3`,
@@ -349,7 +360,7 @@ func (s *Store) RecordAttestation(ctx context.Context, r AttestationRecord) (Att
 			codes = append(codes, c.Code)
 		}
 		return s.appendAudit(ctx, tx, r.TenantID, Actor("device:"+r.DeviceID), "device.attest", "device/"+r.DeviceID,
-			Details{"status": r.Status, "granted": r.Granted, "reasons": codes, "cert_serial": r.CertSerial, "result": r.ID})
+			Details{"status": r.Status, "granted": r.Granted, "reasons": codes, "rule": r.Rule, "cert_serial": r.CertSerial, "result": r.ID})
 	})
 	if err != nil {
 		return AttestationRecord{}, fmt.Errorf("store.RecordAttestation: %w", s.mapErr(err))
@@ -359,8 +370,8 @@ func (s *Store) RecordAttestation(ctx context.Context, r AttestationRecord) (Att
 
 // ListAttestations returns a device's verdicts, newest first, at most limit of them.
 func (s *Store) ListAttestations(ctx context.Context, deviceID string, limit int) ([]AttestationRecord, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, COALESCE(tenant_id, ''), device_id, at, status, granted, reasons, cert_serial, cert_not_after
-		FROM attestation_results WHERE device_id = $1 ORDER BY at DESC, id DESC LIMIT $2`, deviceID, limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, COALESCE(tenant_id, ''), device_id, at, status, granted, reasons, cert_serial, cert_not_after,
+		COALESCE(boot_state, ''), rule FROM attestation_results WHERE device_id = $1 ORDER BY at DESC, id DESC LIMIT $2`, deviceID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store.ListAttestations: %w", err)
 	}
@@ -371,10 +382,14 @@ func (s *Store) ListAttestations(ctx context.Context, deviceID string, limit int
 		var at int64
 		var reasons string
 		var notAfter sql.NullInt64
-		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &at, &r.Status, &r.Granted, &reasons, &r.CertSerial, &notAfter); err != nil {
+		var boot string
+		if err := rows.Scan(&r.ID, &r.TenantID, &r.DeviceID, &at, &r.Status, &r.Granted, &reasons, &r.CertSerial, &notAfter, &boot, &r.Rule); err != nil {
 			return nil, fmt.Errorf("store.ListAttestations: %w", err)
 		}
 		r.At, r.CertNotAfter = fromMicros(at), fromNullMicros(notAfter)
+		if boot != "" {
+			r.BootState = []byte(boot)
+		}
 		if err := json.Unmarshal([]byte(reasons), &r.Reasons); err != nil {
 			return nil, fmt.Errorf("store.ListAttestations: %w", err)
 		}
@@ -410,14 +425,26 @@ type AttestationPolicy struct {
 	// AcceptSoftware admits devices with a software attester (development boards). The
 	// default, for a product that never set a policy, is to refuse them.
 	AcceptSoftware bool
+	// RequireSecureBoot and RequireBootLog demand measured-boot evidence (attest.Policy).
+	RequireSecureBoot bool
+	RequireBootLog    bool
+	// BootDigests are extra Authenticode SHA-256 digests (lowercase hex) of EFI binaries the
+	// product accepts beside its releases' boot images, for firmware a vendor updates.
+	BootDigests []string
 }
+
+// MaxBootDigests bounds a product's extra boot digests.
+const MaxBootDigests = 1024
 
 // AttestationPolicy returns the policy of a tenant's product; the default policy when none
 // was set.
 func (s *Store) AttestationPolicy(ctx context.Context, tenantID, product string) (AttestationPolicy, error) {
 	var p AttestationPolicy
-	err := s.db.QueryRowContext(ctx, `SELECT a.accept_software FROM product_attestation_policies a
-		JOIN products p ON p.id = a.product_id WHERE p.tenant_id = $1 AND p.name = $2`, tenantID, product).Scan(&p.AcceptSoftware)
+	var digests string
+	err := s.db.QueryRowContext(ctx, `SELECT a.accept_software, a.require_secure_boot, a.require_boot_log, a.boot_digests
+		FROM product_attestation_policies a
+		JOIN products p ON p.id = a.product_id WHERE p.tenant_id = $1 AND p.name = $2`, tenantID, product).Scan(
+		&p.AcceptSoftware, &p.RequireSecureBoot, &p.RequireBootLog, &digests)
 	if errors.Is(err, sql.ErrNoRows) {
 		if _, err := s.ProductByName(ctx, tenantID, product); err != nil {
 			return AttestationPolicy{}, fmt.Errorf("store.AttestationPolicy: %w", err)
@@ -426,6 +453,9 @@ func (s *Store) AttestationPolicy(ctx context.Context, tenantID, product string)
 	}
 	if err != nil {
 		return AttestationPolicy{}, fmt.Errorf("store.AttestationPolicy: %w", err)
+	}
+	if err := json.Unmarshal([]byte(digests), &p.BootDigests); err != nil {
+		return AttestationPolicy{}, fmt.Errorf("store.AttestationPolicy: boot digests: %w", err)
 	}
 	return p, nil
 }
@@ -436,23 +466,42 @@ func (s *Store) SetAttestationPolicy(ctx context.Context, actor Actor, tenantID,
 	if err != nil {
 		return fmt.Errorf("store.SetAttestationPolicy: %w", err)
 	}
+	if len(p.BootDigests) > MaxBootDigests {
+		return fmt.Errorf("store.SetAttestationPolicy: %w", public.Errorf(public.Invalid, "at most %d boot digests", MaxBootDigests))
+	}
+	for _, d := range p.BootDigests {
+		if !isHexSHA256(d) {
+			return fmt.Errorf("store.SetAttestationPolicy: %w", public.Errorf(public.Invalid, "boot digest %q is not 64 lowercase hex characters", d))
+		}
+	}
+	if p.BootDigests == nil {
+		p.BootDigests = []string{}
+	}
+	digests, err := json.Marshal(p.BootDigests)
+	if err != nil {
+		return fmt.Errorf("store.SetAttestationPolicy: %w", err)
+	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		now := micros(s.Now())
-		res, err := tx.ExecContext(ctx, `UPDATE product_attestation_policies SET accept_software = $1, updated_at = $2 WHERE product_id = $3`,
-			p.AcceptSoftware, now, prod.ID)
+		res, err := tx.ExecContext(ctx, `UPDATE product_attestation_policies SET accept_software = $1, require_secure_boot = $2,
+			require_boot_log = $3, boot_digests = $4, updated_at = $5 WHERE product_id = $6`,
+			p.AcceptSoftware, p.RequireSecureBoot, p.RequireBootLog, string(digests), now, prod.ID)
 		if err != nil {
 			return err
 		}
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO product_attestation_policies (product_id, tenant_id, accept_software, updated_at)
-				VALUES ($1, $2, $3, $4)`, prod.ID, tenantID, p.AcceptSoftware, now); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO product_attestation_policies (product_id, tenant_id, accept_software,
+				require_secure_boot, require_boot_log, boot_digests, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7)`, prod.ID, tenantID, p.AcceptSoftware, p.RequireSecureBoot, p.RequireBootLog,
+				string(digests), now); err != nil {
 				return err
 			}
 		}
 		return s.appendAudit(ctx, tx, tenantID, actor, "product.attestation_policy", "product/"+prod.ID,
-			Details{"product": product, "accept_software": p.AcceptSoftware})
+			Details{"product": product, "accept_software": p.AcceptSoftware, "require_secure_boot": p.RequireSecureBoot,
+				"require_boot_log": p.RequireBootLog, "boot_digests": len(p.BootDigests)})
 	})
 	if err != nil {
 		return fmt.Errorf("store.SetAttestationPolicy: %w", s.mapErr(err))

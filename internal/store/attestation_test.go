@@ -6,10 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/rampartsec/rampart/internal/public"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/storetest"
 )
@@ -201,7 +204,8 @@ func TestRecordAttestation(t *testing.T) {
 		}
 		notAfter := s.Now().Add(24 * time.Hour)
 		rec, err := s.RecordAttestation(ctx, store.AttestationRecord{TenantID: a.ID, DeviceID: id, Status: "affirming", Granted: "normal",
-			CertSerial: "1234", CertNotAfter: &notAfter, Activated: true})
+			CertSerial: "1234", CertNotAfter: &notAfter, Activated: true, Rule: "all_known",
+			BootState: []byte(`{"evidence":"measured_boot","secure_boot":true}`)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -221,6 +225,8 @@ func TestRecordAttestation(t *testing.T) {
 		}
 		if len(list) != 2 || list[0].ID != rec.ID || list[1].Reasons[0].Code != "device_unclaimed" || list[1].TenantID != "" {
 			t.Errorf("ListAttestations = %+v", list)
+		} else if list[0].Rule != "all_known" || string(list[0].BootState) != `{"evidence":"measured_boot","secure_boot":true}` || list[1].BootState != nil {
+			t.Errorf("boot state and rule not kept: %+v", list)
 		}
 		if v, err := s.VerifyAudit(ctx, a.ID); err != nil || v.Records == 0 {
 			t.Errorf("audit chain after attestation: %+v, %v", v, err)
@@ -261,6 +267,22 @@ func TestAttestationPolicy(t *testing.T) {
 			if p, err := s.AttestationPolicy(ctx, a.ID, "thermostat"); err != nil || p.AcceptSoftware != accept {
 				t.Errorf("policy = %+v, %v; want accept %v", p, err, accept)
 			}
+		}
+		boot := store.AttestationPolicy{RequireSecureBoot: true, RequireBootLog: true, BootDigests: []string{hash("shim"), hash("grub")}}
+		if err := s.SetAttestationPolicy(ctx, actor, a.ID, "thermostat", boot); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := s.AttestationPolicy(ctx, a.ID, "thermostat"); err != nil || !cmp.Equal(p, boot) {
+			t.Errorf("boot policy = %+v, %v; want %+v", p, err, boot)
+		}
+		for _, bad := range [][]string{{"not-a-digest"}, {strings.ToUpper(hash("x"))}, make([]string, store.MaxBootDigests+1)} {
+			err := s.SetAttestationPolicy(ctx, actor, a.ID, "thermostat", store.AttestationPolicy{BootDigests: bad})
+			if public.KindOf(err) != public.Invalid {
+				t.Errorf("boot digests %.40q: %v, want invalid", bad, err)
+			}
+		}
+		if p, err := s.AttestationPolicy(ctx, a.ID, "thermostat"); err != nil || !cmp.Equal(p, boot) {
+			t.Errorf("a refused policy changed it: %+v, %v", p, err)
 		}
 		if _, err := s.AttestationPolicy(ctx, b.ID, "thermostat"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("policy of another tenant's product = %v, want ErrNotFound", err)

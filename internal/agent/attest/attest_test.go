@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -59,10 +60,15 @@ func TestSoftwarePCRBankPersistsWithinABoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Extend(ctx, 12, digest[:]); err != nil {
+	if err := a.Extend(ctx, deviceapi.AgentPCR, digest[:]); err != nil {
 		t.Fatal(err)
 	}
-	want := map[int]string{12: extendOf(make([]byte, 32), digest[:]), 13: zero, 14: zero, 15: zero}
+	zeros := make(map[int]string)
+	for _, p := range deviceapi.QuotedPCRs {
+		zeros[p] = zero
+	}
+	want := maps.Clone(zeros)
+	want[deviceapi.AgentPCR] = extendOf(make([]byte, 32), digest[:])
 	if diff := cmp.Diff(pcrValues(t, a), want); diff != "" {
 		t.Errorf("after extend (-got +want):\n%s", diff)
 	}
@@ -72,7 +78,7 @@ func TestSoftwarePCRBankPersistsWithinABoot(t *testing.T) {
 		t.Errorf("reopened in the same boot (-got +want):\n%s", diff)
 	}
 	rebooted := openSoftware(t, dir, "boot-2")
-	if diff := cmp.Diff(pcrValues(t, rebooted), map[int]string{12: zero, 13: zero, 14: zero, 15: zero}); diff != "" {
+	if diff := cmp.Diff(pcrValues(t, rebooted), zeros); diff != "" {
 		t.Errorf("after reboot (-got +want):\n%s", diff)
 	}
 	id2, err := DeviceID(ctx, rebooted)
@@ -149,15 +155,15 @@ func TestMeasurementLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256([]byte("agent binary"))
-	want := []deviceapi.Event{{PCR: 14, Digest: hex.EncodeToString(sum[:]), Type: deviceapi.EventAgent, Name: "rampart-agent", Version: "1.2.0"}}
+	want := []deviceapi.Event{{PCR: deviceapi.AgentPCR, Digest: hex.EncodeToString(sum[:]), Type: deviceapi.EventAgent, Name: "rampart-agent", Version: "1.2.0"}}
 	if diff := cmp.Diff(log.Events, want); diff != "" {
 		t.Errorf("events (-got +want):\n%s", diff)
 	}
 	if !log.Measured(deviceapi.EventAgent, "rampart-agent", sum[:]) {
 		t.Error("Measured does not find the recorded event")
 	}
-	if got := pcrValues(t, a)[14]; got != extendOf(make([]byte, 32), sum[:]) {
-		t.Errorf("pcr 14 = %s, not the extension of the measured digest", got)
+	if got := pcrValues(t, a)[deviceapi.AgentPCR]; got != extendOf(make([]byte, 32), sum[:]) {
+		t.Errorf("pcr 23 = %s, not the extension of the measured digest", got)
 	}
 
 	reopened, err := OpenLog(path, "boot-1")

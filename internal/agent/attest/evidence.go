@@ -1,9 +1,14 @@
 package attest
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
 	"slices"
 
 	legacy "github.com/google/go-tpm/legacy/tpm2"
@@ -32,12 +37,78 @@ func DeviceID(ctx context.Context, a Attester) (string, error) {
 	return id, nil
 }
 
+// Default locations of the platform's logs in securityfs.
+const (
+	DefaultEventLog = "/sys/kernel/security/tpm0/binary_bios_measurements"
+	DefaultIMALog   = "/sys/kernel/security/ima/binary_runtime_measurements"
+)
+
+// PlatformLogs names the files holding the firmware's TCG event log and the
+// kernel's IMA log. A file that does not exist is normal (a board whose
+// firmware measures nothing, a kernel without IMA): the evidence then goes
+// without it. Empty paths mean the securityfs defaults for the tpm backend,
+// whose PCRs those logs describe, and no log for the others (swtpm, the
+// simulator and the software bank are not the TPM the firmware measured
+// into); "-" means never send that log.
+type PlatformLogs struct {
+	EventLog string
+	IMALog   string
+}
+
+// Read returns the logs' contents for a backend, nil for a log that is absent.
+func (p PlatformLogs) Read(kind deviceapi.AttesterKind) (eventLog, imaLog []byte, err error) {
+	evDefault, imaDefault := "-", "-"
+	if kind == deviceapi.KindTPM {
+		evDefault, imaDefault = DefaultEventLog, DefaultIMALog
+	}
+	eventLog, err = readLog(cmp.Or(p.EventLog, evDefault), deviceapi.MaxEventLog)
+	if err != nil {
+		return nil, nil, err
+	}
+	imaLog, err = readLog(cmp.Or(p.IMALog, imaDefault), deviceapi.MaxIMALog)
+	if err != nil {
+		return nil, nil, err
+	}
+	return eventLog, imaLog, nil
+}
+
+// readLog reads a securityfs log (whose size stat does not report) up to limit.
+func readLog(path string, limit int64) ([]byte, error) {
+	if path == "-" {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("platform log: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("platform log %s: %w", path, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("platform log %s: over %d bytes", path, limit)
+	}
+	if len(b) == 0 {
+		return nil, nil
+	}
+	return b, nil
+}
+
 // Collect gathers evidence for the server's nonce: a quote over the Rampart
 // PCRs whose extra data binds the nonce and the certificate key, the PCR
 // values, the measurement log and the certificate key (with its TPM
-// certification on TPM backends). activation is the answer to the
-// enrolment's credential activation challenge, or nil.
-func Collect(ctx context.Context, a Attester, log *MeasurementLog, deviceID string, nonce, activation []byte) (*deviceapi.Evidence, error) {
+// certification on TPM backends), with the platform's event and IMA logs when
+// the device has them. activation is the answer to the enrolment's credential
+// activation challenge, or nil.
+func Collect(ctx context.Context, a Attester, log *MeasurementLog, platform PlatformLogs, deviceID string, nonce, activation []byte) (*deviceapi.Evidence, error) {
+	eventLog, imaLog, err := platform.Read(a.Kind())
+	if err != nil {
+		return nil, fmt.Errorf("attest.Collect: %w", err)
+	}
 	signer, cert, err := a.CertificateKey(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("attest.Collect: %w", err)
@@ -46,7 +117,7 @@ func Collect(ctx context.Context, a Attester, log *MeasurementLog, deviceID stri
 	if err != nil {
 		return nil, fmt.Errorf("attest.Collect: certificate key: %w", err)
 	}
-	q, err := a.Quote(ctx, deviceapi.QuotedPCRs, deviceapi.QualifyingData(nonce, certKey))
+	q, err := a.Quote(ctx, log.QuotedPCRs(), deviceapi.QualifyingData(nonce, certKey))
 	if err != nil {
 		return nil, fmt.Errorf("attest.Collect: %w", err)
 	}
@@ -60,5 +131,7 @@ func Collect(ctx context.Context, a Attester, log *MeasurementLog, deviceID stri
 		Log:                  slices.Clone(log.Events),
 		CertKey:              certKey,
 		CertKeyCertification: cert,
+		EventLog:             eventLog,
+		IMALog:               imaLog,
 	}, nil
 }

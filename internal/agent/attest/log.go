@@ -51,6 +51,11 @@ func OpenLog(path, bootID string) (*MeasurementLog, error) {
 // event type and records the event.
 func (l *MeasurementLog) Measure(ctx context.Context, a Attester, t deviceapi.EventType, name, version string, digest []byte) error {
 	pcr, ok := deviceapi.PCRFor(t)
+	if l.Legacy() {
+		// This boot began with an older agent: keep its layout until the reboot
+		// resets the PCRs, so the log still replays.
+		pcr, ok = deviceapi.LegacyPCRFor(t)
+	}
 	if !ok {
 		return fmt.Errorf("attest.Measure: unknown event type %q", t)
 	}
@@ -69,6 +74,25 @@ func (l *MeasurementLog) Measure(ctx context.Context, a Attester, t deviceapi.Ev
 		return fmt.Errorf("attest.Measure: %w", err)
 	}
 	return nil
+}
+
+// Legacy reports whether this boot's log was begun by an agent that extended
+// the legacy PCRs 12-15 (deviceapi.LegacyPCRFor).
+func (l *MeasurementLog) Legacy() bool {
+	for _, ev := range l.Events {
+		if ev.PCR != deviceapi.AgentPCR {
+			return true
+		}
+	}
+	return false
+}
+
+// QuotedPCRs returns the PCRs a quote covers for this log's layout.
+func (l *MeasurementLog) QuotedPCRs() []int {
+	if l.Legacy() {
+		return deviceapi.LegacyQuotedPCRs
+	}
+	return deviceapi.QuotedPCRs
 }
 
 // MeasureFile hashes the file at path and measures it.

@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rampartsec/rampart/internal/agent/attest"
 	"github.com/rampartsec/rampart/internal/agent/runner"
 	"github.com/rampartsec/rampart/internal/certpool"
 	"github.com/rampartsec/rampart/internal/deviceapi"
@@ -82,6 +83,8 @@ func Run(ctx context.Context, args []string, version string, stdout, stderr io.W
 		dirRoot  = fs.String("director-root", "", "run: pinned director root.json (default: fetched from the server on first run)")
 		reboot   = fs.String("reboot-cmd", "", "run: command that reboots the device after a slot switch (TPM attesters)")
 		output   = fs.String("output", "table", "status: table or json")
+		eventLog = fs.String("event-log", "", "firmware TCG event log sent with every quote (default, for --attester tpm: "+attest.DefaultEventLog+"; - for none)")
+		imaLog   = fs.String("ima-log", "", "IMA runtime log sent with every quote when present (default, for --attester tpm: "+attest.DefaultIMALog+"; - for none)")
 		measures measureFlag
 	)
 	fs.Var(&measures, "measure", "measure a component before attesting: TYPE:NAME:VERSION:FILE, TYPE one of boot, os, agent, application (repeatable)")
@@ -155,7 +158,7 @@ func Run(ctx context.Context, args []string, version string, stdout, stderr io.W
 	// Every verb works on the same runner: one boot ID, one measurement log, and what it
 	// measures is what the device booted (the agent, the booted slot's images, --measure).
 	cfg := runner.Config{Server: *server, RootCAs: roots, StateDir: *state, SlotsDir: *slots, Attester: *attester,
-		Simulator: simulatorBackend, SpoolDir: *spool, Interval: *interval, AgentVersion: version, Logger: logger}
+		Simulator: simulatorBackend, Platform: attest.PlatformLogs{EventLog: *eventLog, IMALog: *imaLog}, SpoolDir: *spool, Interval: *interval, AgentVersion: version, Logger: logger}
 	if self, err := os.Executable(); err == nil {
 		cfg.AgentPath = self
 	}

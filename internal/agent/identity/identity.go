@@ -54,6 +54,8 @@ type Config struct {
 	// Attester and Log produce the evidence.
 	Attester attest.Attester
 	Log      *attest.MeasurementLog
+	// Platform names the firmware's event log and the IMA log sent with each quote.
+	Platform attest.PlatformLogs
 	// StateDir keeps the current device certificate.
 	StateDir string
 	// Limits bound each call to the device API (deadline, minimum rate); devclient's defaults
@@ -196,7 +198,7 @@ func (i *Identity) Attest(ctx context.Context) (*deviceapi.AttestResponse, error
 			}
 		}
 	}
-	ev, err := attest.Collect(ctx, i.cfg.Attester, i.cfg.Log, i.deviceID, nonce, activation)
+	ev, err := attest.Collect(ctx, i.cfg.Attester, i.cfg.Log, i.cfg.Platform, i.deviceID, nonce, activation)
 	if err != nil {
 		return nil, fmt.Errorf("identity.Attest: %w", err)
 	}

@@ -57,6 +57,9 @@ type Config struct {
 	// Attester is the --attester value; Simulator opens the simulator backend where built.
 	Attester  string
 	Simulator func(context.Context, attest.Config) (attest.Attester, error)
+	// Platform names the firmware's TCG event log and the IMA log sent with every quote
+	// (--event-log, --ima-log); empty means securityfs for the tpm backend, none otherwise.
+	Platform attest.PlatformLogs
 	// KernelBootID identifies the machine's boot; default /proc/sys/kernel/random/boot_id.
 	KernelBootID string
 	// RepoRoot and DirectorRoot pin the update roots (provisioned at manufacture). When empty the
@@ -210,7 +213,7 @@ func (r *Runner) open(ctx context.Context) error {
 		return fmt.Errorf("runner: %w", err)
 	}
 	id, err := identity.New(ctx, identity.Config{Server: r.cfg.Server, RootCAs: r.cfg.RootCAs, Attester: att, Log: mlog,
-		StateDir: r.cfg.StateDir, Limits: r.cfg.DeviceAPI, Logger: r.log})
+		Platform: r.cfg.Platform, StateDir: r.cfg.StateDir, Limits: r.cfg.DeviceAPI, Logger: r.log})
 	if err != nil {
 		att.Close()
 		return fmt.Errorf("runner: %w", err)

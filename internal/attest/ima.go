@@ -1,0 +1,177 @@
+package attest
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// IMAEntry is one measurement of the kernel's IMA log (templates ima-ng,
+// ima-sig, ima-buf, ima-modsig): a file's digest and path.
+type IMAEntry struct {
+	Template string
+	// FileAlg and FileDigest are the measured file's hash ("sha256", and its
+	// bytes); empty for a violation.
+	FileAlg    string
+	FileDigest []byte
+	Path       string
+	// templateData is what the kernel hashed into the template digest.
+	templateData []byte
+	violation    bool
+}
+
+// Limits of the IMA log decoder, beyond deviceapi.MaxIMALog.
+const (
+	maxIMAEntries      = 50000
+	maxIMATemplateName = 32   // TCG_EVENT_NAME_LEN_MAX is 255, real names are under 16
+	maxIMATemplateData = 8192 // a path is at most PATH_MAX (4096) plus the digest and a signature
+)
+
+var errIMAMalformed = errors.New("ima log malformed")
+
+// ParseIMALog decodes the kernel's binary_runtime_measurements strictly:
+// every entry must be in PCR 10, use a template with length-prefixed fields,
+// and end exactly at the end of the log.
+func ParseIMALog(b []byte) ([]IMAEntry, error) {
+	var out []IMAEntry
+	r := bytes.NewReader(b)
+	u32 := func() (uint32, error) {
+		var v uint32
+		err := binary.Read(r, binary.LittleEndian, &v)
+		return v, err
+	}
+	for n := 0; r.Len() > 0; n++ {
+		if n >= maxIMAEntries {
+			return nil, fmt.Errorf("%w: more than %d entries", errIMAMalformed, maxIMAEntries)
+		}
+		pcr, err := u32()
+		if err != nil {
+			return nil, fmt.Errorf("%w: entry %d truncated", errIMAMalformed, n)
+		}
+		if pcr != 10 {
+			return nil, fmt.Errorf("%w: entry %d is in pcr %d, not 10", errIMAMalformed, n, pcr)
+		}
+		var tdigest [sha1.Size]byte
+		if _, err := r.Read(tdigest[:]); err != nil || r.Len() < 4 {
+			return nil, fmt.Errorf("%w: entry %d truncated", errIMAMalformed, n)
+		}
+		nameLen, _ := u32()
+		if nameLen == 0 || nameLen > maxIMATemplateName || int(nameLen) > r.Len() {
+			return nil, fmt.Errorf("%w: entry %d template name length %d", errIMAMalformed, n, nameLen)
+		}
+		name := make([]byte, nameLen)
+		r.Read(name)
+		e := IMAEntry{Template: string(name), violation: tdigest == [sha1.Size]byte{}}
+		switch e.Template {
+		case "ima-ng", "ima-sig", "ima-buf", "ima-modsig":
+		default:
+			return nil, fmt.Errorf("%w: entry %d has template %q", errIMAMalformed, n, e.Template)
+		}
+		dataLen, err := u32()
+		if err != nil || dataLen > maxIMATemplateData || int(dataLen) > r.Len() {
+			return nil, fmt.Errorf("%w: entry %d template data length %d", errIMAMalformed, n, dataLen)
+		}
+		e.templateData = make([]byte, dataLen)
+		r.Read(e.templateData)
+		if err := e.parseFields(); err != nil {
+			return nil, fmt.Errorf("%w: entry %d: %v", errIMAMalformed, n, err)
+		}
+		if !e.violation {
+			if sum := sha1.Sum(e.templateData); sum != tdigest {
+				return nil, fmt.Errorf("%w: entry %d template digest does not match its data", errIMAMalformed, n)
+			}
+		}
+		out = append(out, e)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: empty", errIMAMalformed)
+	}
+	return out, nil
+}
+
+// parseFields reads the first two fields: d-ng ("alg:\0" digest) and n-ng
+// (the NUL-terminated path, or the buffer's name for ima-buf).
+func (e *IMAEntry) parseFields() error {
+	d := e.templateData
+	field := func() ([]byte, error) {
+		if len(d) < 4 {
+			return nil, errors.New("field truncated")
+		}
+		n := binary.LittleEndian.Uint32(d)
+		if uint64(n) > uint64(len(d)-4) {
+			return nil, errors.New("field longer than the entry")
+		}
+		f := d[4 : 4+n]
+		d = d[4+n:]
+		return f, nil
+	}
+	dng, err := field()
+	if err != nil {
+		return err
+	}
+	nng, err := field()
+	if err != nil {
+		return err
+	}
+	alg, digest, ok := bytes.Cut(dng, []byte(":\x00"))
+	if !ok || len(alg) == 0 || len(alg) > 16 {
+		return errors.New("digest field has no algorithm")
+	}
+	e.FileAlg, e.FileDigest = string(alg), digest
+	if e.FileAlg == "sha256" && len(digest) != sha256.Size && !e.violation {
+		return fmt.Errorf("sha256 file digest of %d bytes", len(digest))
+	}
+	e.Path = strings.TrimSuffix(string(nng), "\x00")
+	// ima-sig and ima-modsig carry more fields (signature, modsig): check they are well formed.
+	for len(d) > 0 {
+		if _, err := field(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// replayIMA recomputes PCR 10 of the SHA-256 bank from the entries. Kernels
+// since 5.11 extend each bank with the template data hashed by that bank's
+// algorithm; older ones extend the SHA-1 template digest, zero-padded. A
+// violation extends all ones. It reports which of the two matched quoted.
+func replayIMA(entries []IMAEntry, quoted []byte) bool {
+	for _, padded := range []bool{false, true} {
+		pcr := make([]byte, sha256.Size)
+		buf := make([]byte, 0, 2*sha256.Size)
+		for i := range entries {
+			var v [sha256.Size]byte
+			switch {
+			case entries[i].violation:
+				for j := range v {
+					v[j] = 0xff
+				}
+			case padded:
+				s := sha1.Sum(entries[i].templateData)
+				copy(v[:], s[:])
+			default:
+				v = sha256.Sum256(entries[i].templateData)
+			}
+			sum := sha256.Sum256(append(append(buf[:0], pcr...), v[:]...))
+			pcr = sum[:]
+		}
+		if bytes.Equal(pcr, quoted) {
+			return true
+		}
+	}
+	return false
+}
+
+// FileDigestHex is the entry's file digest in lowercase hex, for SHA-256
+// entries (the digest a release lists); empty otherwise.
+func (e IMAEntry) FileDigestHex() string {
+	if e.FileAlg != "sha256" || len(e.FileDigest) != sha256.Size {
+		return ""
+	}
+	return hex.EncodeToString(e.FileDigest)
+}
