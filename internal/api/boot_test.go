@@ -152,4 +152,3 @@ func TestMeasuredBootPolicy(t *testing.T) {
 		t.Errorf("agent-only decided by %q, boot %+v", got.Rule, got.Boot)
 	}
 }
-

@@ -60,3 +60,41 @@ func checkConsistent(t *testing.T, r *Result) {
 		t.Fatalf("unknown grant %v", r.Grant)
 	}
 }
+
+// FuzzCheckBootLog feeds firmware logs to the parser and replay against the PCRs the seed
+// replays to: it must never panic, and a log it accepts must have replayed.
+func FuzzCheckBootLog(f *testing.F) {
+	raw := readLog(f, "ubuntu_2104_shielded_vm_no_secure_boot_eventlog")
+	pcrs := replayedPCRs(f, raw)
+	f.Add(raw)
+	f.Add(readLog(f, "crypto_agile_eventlog"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, err := checkBootLog(data, pcrs)
+		if err == nil && (st == nil || st.Evidence != EvidenceMeasuredBoot) {
+			t.Fatalf("accepted without a measured boot state: %+v", st)
+		}
+	})
+}
+
+// FuzzParseIMALog: the IMA decoder never panics, and what it accepts holds at least one
+// entry of a known template in PCR 10.
+func FuzzParseIMALog(f *testing.F) {
+	log, _, _ := imaLog(3)
+	f.Add(log)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		entries, err := ParseIMALog(data)
+		if err != nil {
+			return
+		}
+		if len(entries) == 0 {
+			t.Fatal("accepted an empty log")
+		}
+		for _, e := range entries {
+			_ = e.FileDigestHex()
+			if e.Template == "" {
+				t.Fatal("entry without a template")
+			}
+		}
+		replayIMA(entries, make([]byte, 32))
+	})
+}
