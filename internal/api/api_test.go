@@ -73,7 +73,7 @@ func TestBadInput(t *testing.T) {
 			{"bad device id", "GET", "/api/v1/devices/xyz", h.admin, "", "", 400, "bad_request", `device ID "xyz" must be 64 lowercase hex digits (the SHA-256 of the device's identity key)`},
 			{"bad limit", "GET", "/api/v1/products?limit=0", h.admin, "", "", 400, "bad_request", "limit must be a whole number from 1 to 500"},
 			{"huge limit", "GET", "/api/v1/products?limit=100000", h.admin, "", "", 400, "bad_request", "limit must be a whole number from 1 to 500"},
-			{"bad audit cursor", "GET", "/api/v1/audit?after=abc", h.admin, "", "", 400, "bad_request", "invalid request: cursor"},
+			{"bad audit cursor", "GET", "/api/v1/audit?after=abc", h.admin, "", "", 400, "bad_request", "the after cursor is not one this server issued; start from the first page"},
 			{"group without product", "GET", "/api/v1/devices?group=Production", h.admin, "", "", 400, "bad_request", "group needs product: a group is named within a product"},
 			{"unknown endpoint", "GET", "/api/v1/nothing", h.admin, "", "", 404, "not_found", "no such API endpoint: GET /api/v1/nothing"},
 			{"wrong method", "PUT", "/api/v1/products", h.admin, js, `{}`, 405, "method_not_allowed", "PUT is not allowed on /api/v1/products; use GET or POST"},

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/rampartsec/rampart/client"
+	pub "github.com/rampartsec/rampart/internal/public" // the package var public is a route's access
 	"github.com/rampartsec/rampart/internal/store"
 )
 
@@ -117,7 +118,7 @@ func page(r *http.Request) (store.Page, error) {
 	}
 	p.After = r.URL.Query().Get("after")
 	if len(p.After) > 512 {
-		return p, badRequest("after is not a cursor this server returned")
+		return p, badRequest("the after cursor is not one this server issued; start from the first page")
 	}
 	return p, nil
 }
@@ -132,8 +133,12 @@ func list[T, W any](w http.ResponseWriter, items []T, next string, conv func(T) 
 }
 
 // storeError maps the store's sentinel errors to client errors; what names the missing or
-// duplicate thing in the message.
+// duplicate thing in the message. Input the store refuses carries its own public sentence,
+// made where the store refused it, and is answered by its kind.
 func storeError(err error, what string) error {
+	if _, ok := pub.Message(err); ok && errors.Is(err, store.ErrInvalid) {
+		return fromPublic(err)
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: what + " not found", Err: err}

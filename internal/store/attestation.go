@@ -173,10 +173,10 @@ func (s *Store) claim(ctx context.Context, tx *sql.Tx, actor Actor, tenantID, pr
 // claimed at once. A hash another tenant preauthorised is ErrConflict.
 func (s *Store) Preauthorize(ctx context.Context, actor Actor, tenantID, kind, hash, product, group string) error {
 	if kind != PreauthEK && kind != PreauthKey {
-		return fmt.Errorf("store.Preauthorize: %w: kind %q", ErrInvalid, kind)
+		return fmt.Errorf("store.Preauthorize: %w", invalid("kind %q is not %s or %s", kind, PreauthEK, PreauthKey))
 	}
 	if !isHexSHA256(hash) {
-		return fmt.Errorf("store.Preauthorize: %w: hash must be 64 lowercase hex characters", ErrInvalid)
+		return fmt.Errorf("store.Preauthorize: %w", invalid("the hash must be a SHA-256 in 64 lowercase hex characters"))
 	}
 	g, err := s.GroupByName(ctx, tenantID, product, group)
 	if err != nil {

@@ -110,7 +110,7 @@ func (s *Store) RecordPayment(ctx context.Context, actor Actor, tenantID string,
 			return stateErrorf("report %d has no award to pay", number)
 		}
 		if amount <= 0 {
-			return public.Errorf(public.Invalid, "%w: a payment must be a positive amount", ErrInvalid)
+			return invalid("a payment must be a positive amount")
 		}
 		if l.Paid()+amount > awarded {
 			return stateErrorf("paying %d would exceed the award of %d (paid so far %d)", amount, awarded, l.Paid())

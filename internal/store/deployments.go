@@ -107,7 +107,7 @@ func loadDeployment(ctx context.Context, q querier, tenantID, id string) (Deploy
 
 func checkRelease(v string) error {
 	if strings.TrimSpace(v) == "" || len(v) > MaxReleaseLen || strings.ContainsAny(v, " \t\r\n") {
-		return fmt.Errorf("%w: release %q must be 1 to %d characters without spaces", ErrInvalid, v, MaxReleaseLen)
+		return invalid("release %q must be 1 to %d characters without spaces", v, MaxReleaseLen)
 	}
 	return nil
 }

@@ -49,7 +49,7 @@ func scanDevice(row interface{ Scan(...any) error }) (Device, error) {
 // ListDevices lists a tenant's devices by ID, optionally within one product or group.
 func (s *Store) ListDevices(ctx context.Context, tenantID string, f DeviceFilter, p Page) ([]Device, string, error) {
 	if f.Group != "" && f.Product == "" {
-		return nil, "", fmt.Errorf("store.ListDevices: %w: a group is named within a product", ErrInvalid)
+		return nil, "", fmt.Errorf("store.ListDevices: %w", invalid("a group is named within a product; give the product too"))
 	}
 	if f.Product != "" {
 		if _, err := s.ProductByName(ctx, tenantID, f.Product); err != nil {

@@ -128,11 +128,11 @@ func releaseAt(ctx context.Context, tx *sql.Tx, tenantID, deviceID, current stri
 func (s *Store) AddFailureReports(ctx context.Context, tenantID, deviceID string, reports []deviceapi.CrashReport) (FailureIngest, error) {
 	var in FailureIngest
 	if len(reports) > deviceapi.MaxCrashBatchReports {
-		return in, fmt.Errorf("store.AddFailureReports: %w: %d reports, at most %d", ErrInvalid, len(reports), deviceapi.MaxCrashBatchReports)
+		return in, fmt.Errorf("store.AddFailureReports: %w", invalid("%d reports, at most %d", len(reports), deviceapi.MaxCrashBatchReports))
 	}
 	for i := range reports {
 		if err := reports[i].Validate(); err != nil {
-			return in, fmt.Errorf("store.AddFailureReports: report %d: %w: %w", i, ErrInvalid, err)
+			return in, fmt.Errorf("store.AddFailureReports: %w", invalid("report %d: %w", i, err))
 		}
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {

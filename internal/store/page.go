@@ -1,7 +1,6 @@
 package store
 
 import (
-	"fmt"
 	"strconv"
 )
 
@@ -34,7 +33,7 @@ func (p Page) afterInt() (int64, error) {
 	}
 	v, err := strconv.ParseInt(p.After, 10, 64)
 	if err != nil || v < 0 {
-		return 0, fmt.Errorf("%w: cursor %q", ErrInvalid, p.After)
+		return 0, invalid("the after cursor is not one this server issued; start from the first page")
 	}
 	return v, nil
 }

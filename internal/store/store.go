@@ -24,7 +24,8 @@ import (
 	"github.com/rampartsec/rampart/internal/store/internal/testhook"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+	"github.com/rampartsec/rampart/internal/public"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 // Errors returned by store methods; callers test them with errors.Is.
@@ -276,4 +277,10 @@ func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 		return prev.(*sql.Stmt), nil
 	}
 	return st, nil
+}
+
+// invalid is input the store refuses: it is ErrInvalid, and its public sentence, made here,
+// says what is wrong and what to do (the API answers it as it is).
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %w", ErrInvalid, public.Errorf(public.Invalid, format, args...))
 }
