@@ -7,6 +7,8 @@ import (
 	"io"
 	"sync/atomic"
 	"time"
+
+	"github.com/rampartsec/rampart/internal/watchdog"
 )
 
 // UploadStall is how long an upload (AddImage) may make no progress, neither sending a byte nor
@@ -26,30 +28,12 @@ func (c *Client) watchStall(ctx context.Context) (context.Context, func()) {
 	if stall <= 0 {
 		stall = UploadStall
 	}
-	var n atomic.Int64
-	ctx, cancel := context.WithCancelCause(context.WithValue(ctx, progressKey{}, &n))
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(stall)
-		defer t.Stop()
-		last := int64(-1)
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				cur := n.Load()
-				if cur == last {
-					cancel(fmt.Errorf("%w (%s)", ErrStalled, stall))
-					return
-				}
-				last = cur
-			}
-		}
-	}()
-	return ctx, func() { close(done); cancel(nil) }
+	ctx, cancel := context.WithCancelCause(ctx)
+	n := new(atomic.Int64)
+	stop := watchdog.Watch(ctx, cancel, n, watchdog.Rate{Bytes: 1, Window: stall, Grace: true}, func(int64) error {
+		return fmt.Errorf("%w (%s)", ErrStalled, stall)
+	})
+	return context.WithValue(ctx, progressKey{}, n), func() { stop(); cancel(nil) }
 }
 
 // progress counts what r reads into ctx's stall counter.
@@ -58,18 +42,7 @@ func (c *Client) progress(ctx context.Context, r io.Reader) io.Reader {
 	if n == nil || r == nil {
 		return r
 	}
-	return progressReader{r: r, n: n}
-}
-
-type progressReader struct {
-	r io.Reader
-	n *atomic.Int64
-}
-
-func (p progressReader) Read(b []byte) (int, error) {
-	k, err := p.r.Read(b)
-	p.n.Add(int64(k))
-	return k, err
+	return watchdog.Reader(r, n)
 }
 
 // stallCause prefers ErrStalled to the error a stalled upload's cancellation caused.

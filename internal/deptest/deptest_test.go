@@ -45,7 +45,7 @@ var rules = []rule{
 	{pkg: "internal/agent/command", sentence: "It is imported by cmd/rampart-agent only.", importers: []string{"cmd/rampart-agent"}},
 	{pkg: "internal/agent/crash", sentence: "Only the agent imports it.", importers: []string{"internal/agent/"}},
 	{pkg: "internal/agent/devclient", sentence: "It is imported by the agent only and links no database, web or server code.",
-		importers: []string{"internal/agent/"}, imports: []string{"internal/deviceapi"}},
+		importers: []string{"internal/agent/"}, imports: []string{"internal/deviceapi", "internal/watchdog"}},
 	{pkg: "internal/agent/durable", sentence: "The agent's packages import it", importers: []string{"internal/agent/"}},
 	{pkg: "internal/agent/identity", sentence: "It is imported by the agent only", importers: []string{"internal/agent/"}},
 	{pkg: "internal/agent/update", sentence: "It is imported by the agent's packages and by the fleet simulator (internal/sim), which runs real agents",
@@ -96,6 +96,8 @@ var rules = []rule{
 		importers: []string{"internal/api", "internal/server", "internal/cli/research"}},
 	{pkg: "internal/tuf", sentence: "The server and the admin CLI import it; the device agent must not",
 		importers: []string{"internal/release", "internal/server", "internal/api", "internal/cli/"}, notAgent: true},
+	{pkg: "internal/watchdog", sentence: "It imports only the standard library, so the public client (client), the agent's device-API client (internal/agent/devclient) and its updater (internal/agent/update) may import it.",
+		importers: []string{"client", "internal/agent/devclient", "internal/agent/update"}, imports: []string{}},
 	{pkg: "internal/wake", sentence: "The server makes the hub; the API's device routes (which hold the long-poll) and internal/tasks (which wakes a deployment's devices) import it too.",
 		importers: []string{"internal/server", "internal/api", "internal/tasks"}, notAgent: true},
 }

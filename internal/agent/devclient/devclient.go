@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/deviceapi"
+	"github.com/rampartsec/rampart/internal/watchdog"
 )
 
 // Defaults of Limits.
@@ -158,15 +159,17 @@ func (c *Client) do(ctx context.Context, deadline time.Duration, method, path st
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, cause(ctx, err))
+		return fmt.Errorf("%s %s: %w", method, path, watchdog.Cause(ctx, err))
 	}
 	defer resp.Body.Close()
 	var n atomic.Int64
-	stop := c.watch(&n, cancel)
-	b, err := io.ReadAll(io.LimitReader(countingReader{resp.Body, &n}, c.limits.MaxAnswer+1))
+	stop := watchdog.Watch(ctx, cancel, &n, watchdog.PerSecond(c.limits.MinRate, c.limits.RateWindow), func(moved int64) error {
+		return fmt.Errorf("%w: %d bytes in %s, at least %d B/s wanted", ErrSlow, moved, c.limits.RateWindow, c.limits.MinRate)
+	})
+	b, err := io.ReadAll(io.LimitReader(watchdog.Reader(resp.Body, &n), c.limits.MaxAnswer+1))
 	stop()
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, cause(ctx, err))
+		return fmt.Errorf("%s %s: %w", method, path, watchdog.Cause(ctx, err))
 	}
 	if int64(len(b)) > c.limits.MaxAnswer {
 		return fmt.Errorf("%s %s: %w: over %d bytes", method, path, ErrTooLarge, c.limits.MaxAnswer)
@@ -190,49 +193,4 @@ func (c *Client) do(ctx context.Context, deadline time.Duration, method, path st
 		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
 	}
 	return nil
-}
-
-// watch cancels the call with ErrSlow when fewer than MinRate bytes per second are counted in n
-// over any RateWindow; the returned function stops it.
-func (c *Client) watch(n *atomic.Int64, cancel context.CancelCauseFunc) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(c.limits.RateWindow)
-		defer t.Stop()
-		need := int64(float64(c.limits.MinRate) * c.limits.RateWindow.Seconds())
-		var last int64
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				cur := n.Load()
-				if cur-last < need {
-					cancel(fmt.Errorf("%w: %d bytes in %s, at least %d B/s wanted", ErrSlow, cur-last, c.limits.RateWindow, c.limits.MinRate))
-					return
-				}
-				last = cur
-			}
-		}
-	}()
-	return func() { close(done) }
-}
-
-type countingReader struct {
-	r io.Reader
-	n *atomic.Int64
-}
-
-func (c countingReader) Read(p []byte) (int, error) {
-	k, err := c.r.Read(p)
-	c.n.Add(int64(k))
-	return k, err
-}
-
-// cause prefers the reason a context ended (deadline or slow answer) to the error it caused.
-func cause(ctx context.Context, err error) error {
-	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) && !errors.Is(c, context.DeadlineExceeded) {
-		return c
-	}
-	return err
 }

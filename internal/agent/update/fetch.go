@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rampartsec/rampart/internal/watchdog"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
@@ -58,51 +59,9 @@ func (l Limits) withDefaults() Limits {
 // minRate bytes per second are counted in any window, and the counter to
 // add transferred bytes to.
 func watch(ctx context.Context, l Limits) (context.Context, *atomic.Int64, func()) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	var n atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(l.RateWindow)
-		defer t.Stop()
-		var last int64
-		need := int64(float64(l.MinRate) * l.RateWindow.Seconds())
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				cur := n.Load()
-				if cur-last < need {
-					cancel(fmt.Errorf("%w: %d bytes in %s", ErrSlowRetrieval, cur-last, l.RateWindow))
-					return
-				}
-				last = cur
-			}
-		}
-	}()
-	return ctx, &n, func() { close(done); cancel(nil) }
-}
-
-// countingReader adds what it reads to n.
-type countingReader struct {
-	r io.Reader
-	n *atomic.Int64
-}
-
-func (c countingReader) Read(p []byte) (int, error) {
-	k, err := c.r.Read(p)
-	c.n.Add(int64(k))
-	return k, err
-}
-
-// cause prefers the reason a watched context was cancelled.
-func cause(ctx context.Context, err error) error {
-	if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
-		return c
-	}
-	return err
+	return watchdog.WithWatch(ctx, watchdog.PerSecond(l.MinRate, l.RateWindow), func(moved int64) error {
+		return fmt.Errorf("%w: %d bytes in %s", ErrSlowRetrieval, moved, l.RateWindow)
+	})
 }
 
 // tufFetcher implements go-tuf's fetcher.Fetcher with a context, the rate
@@ -125,7 +84,7 @@ func (f *tufFetcher) DownloadFile(url string, maxLength int64, _ time.Duration) 
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return nil, cause(ctx, err)
+		return nil, watchdog.Cause(ctx, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -134,9 +93,9 @@ func (f *tufFetcher) DownloadFile(url string, maxLength int64, _ time.Duration) 
 	if resp.ContentLength > maxLength {
 		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s: %d bytes announced, limit %d: %v", url, resp.ContentLength, maxLength, ErrTooLarge)}
 	}
-	b, err := io.ReadAll(io.LimitReader(countingReader{r: resp.Body, n: n}, maxLength+1))
+	b, err := io.ReadAll(io.LimitReader(watchdog.Reader(resp.Body, n), maxLength+1))
 	if err != nil {
-		return nil, cause(ctx, err)
+		return nil, watchdog.Cause(ctx, err)
 	}
 	if int64(len(b)) > maxLength {
 		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s: more than %d bytes: %v", url, maxLength, ErrTooLarge)}
@@ -233,7 +192,7 @@ func (d *downloader) attempt(ctx context.Context, url, part string, length int64
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {
-		return cause(wctx, err)
+		return watchdog.Cause(wctx, err)
 	}
 	defer resp.Body.Close()
 	switch {
@@ -263,7 +222,7 @@ func (d *downloader) attempt(ctx context.Context, url, part string, length int64
 	// can reproduce.
 	bw := bufio.NewWriterSize(f, 64<<10)
 	w := &countWriter{w: bw, limit: remaining}
-	got, err := io.CopyBuffer(w, io.LimitReader(countingReader{r: resp.Body, n: n}, remaining+1), make([]byte, 32<<10))
+	got, err := io.CopyBuffer(w, io.LimitReader(watchdog.Reader(resp.Body, n), remaining+1), make([]byte, 32<<10))
 	if errors.Is(err, ErrTooLarge) {
 		_ = f.Truncate(0)
 		return fmt.Errorf("%s: %w", url, err)
@@ -279,7 +238,7 @@ func (d *downloader) attempt(ctx context.Context, url, part string, length int64
 		return fmt.Errorf("%s: %w", url, c)
 	}
 	if err != nil {
-		return cause(wctx, err)
+		return watchdog.Cause(wctx, err)
 	}
 	if got < remaining {
 		return fmt.Errorf("%s: %w after %d of %d bytes", url, io.ErrUnexpectedEOF, have+got, length)
