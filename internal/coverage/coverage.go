@@ -62,6 +62,39 @@ func sorted(events []Event) []Event {
 	return out
 }
 
+// replay applies events (in time order) to a fleet of devices and calls judge with the number
+// of devices whose release covers and the fleet's size: once for the fleet as it stood at since
+// (the events up to since applied), then at each later instant, once all of that instant's
+// events are applied. An event with no release is a device leaving the fleet.
+func replay(events []Event, since time.Time, covers func(release string) bool, judge func(at time.Time, covered, total int)) {
+	current := map[string]string{}
+	covered := 0
+	apply := func(e Event) {
+		if prev, ok := current[e.DeviceID]; ok && covers(prev) {
+			covered--
+		}
+		if e.Release == "" {
+			delete(current, e.DeviceID)
+			return
+		}
+		current[e.DeviceID] = e.Release
+		if covers(e.Release) {
+			covered++
+		}
+	}
+	i := 0
+	for ; i < len(events) && !events[i].At.After(since); i++ {
+		apply(events[i])
+	}
+	judge(since, covered, len(current))
+	for ; i < len(events); i++ {
+		apply(events[i])
+		if i+1 == len(events) || !events[i+1].At.Equal(events[i].At) {
+			judge(events[i].At, covered, len(current))
+		}
+	}
+}
+
 func share(n, total int) float64 {
 	if total == 0 {
 		return 0
@@ -158,45 +191,17 @@ func Milestones(events []Event, order []string, release string, since time.Time,
 		k, ok := rank[r]
 		return ok && k >= target && r != Unknown
 	}
-	current := map[string]string{}
-	covered := 0
-	apply := func(e Event) {
-		if prev, ok := current[e.DeviceID]; ok && isCovered(prev) {
-			covered--
-		}
-		if e.Release == "" {
-			delete(current, e.DeviceID)
-			return
-		}
-		current[e.DeviceID] = e.Release
-		if isCovered(e.Release) {
-			covered++
-		}
-	}
-	check := func(at time.Time) {
-		if len(current) == 0 {
+	// The fleet as it stood at since: a release that already covered it reaches those
+	// milestones at since.
+	replay(sorted(events), since, isCovered, func(at time.Time, covered, total int) {
+		if total == 0 {
 			return
 		}
 		for i := range out {
-			if !out[i].Reached && covered >= needed(out[i].Threshold, len(current)) {
+			if !out[i].Reached && covered >= needed(out[i].Threshold, total) {
 				out[i].Reached, out[i].At, out[i].After = true, at, at.Sub(since)
 			}
 		}
-	}
-	evs := sorted(events)
-	// The fleet as it stood at since: a release that already covered it
-	// reaches those milestones at since.
-	i := 0
-	for ; i < len(evs) && !evs[i].At.After(since); i++ {
-		apply(evs[i])
-	}
-	check(since)
-	for ; i < len(evs); i++ {
-		apply(evs[i])
-		// Judge only once all events of one instant are applied.
-		if i+1 == len(evs) || !evs[i+1].At.Equal(evs[i].At) {
-			check(evs[i].At)
-		}
-	}
+	})
 	return out, nil
 }

@@ -22,48 +22,28 @@ func FixHistory(events []Event, affected []string, since time.Time) []FixSample 
 		isAffected[v] = true
 	}
 	isCovered := func(release string) bool { return release != Unknown && !isAffected[release] }
-	current := map[string]string{}
-	var covered int64
-	apply := func(e Event) {
-		if prev, ok := current[e.DeviceID]; ok && isCovered(prev) {
-			covered--
-		}
-		if e.Release == "" {
-			delete(current, e.DeviceID)
-			return
-		}
-		current[e.DeviceID] = e.Release
-		if isCovered(e.Release) {
-			covered++
-		}
-	}
 	perMille := func(c FixSample) int64 {
 		if c.Total == 0 {
 			return -1
 		}
 		return c.Covered * 1000 / c.Total
 	}
-	i := 0
-	for ; i < len(events) && !events[i].At.After(since); i++ {
-		apply(events[i])
-	}
-	out := []FixSample{{At: since, Covered: covered, Total: int64(len(current))}}
+	var out []FixSample
 	// The latest instant not kept, so that the series ends on the last state.
 	var pending FixSample
 	hasPending := false
-	for ; i < len(events); i++ {
-		apply(events[i])
-		if i+1 < len(events) && events[i+1].At.Equal(events[i].At) {
-			continue // judge an instant once all its events are applied
-		}
-		c := FixSample{At: events[i].At, Covered: covered, Total: int64(len(current))}
-		if perMille(c) != perMille(out[len(out)-1]) {
+	replay(events, since, isCovered, func(at time.Time, covered, total int) {
+		c := FixSample{At: at, Covered: int64(covered), Total: int64(total)}
+		switch {
+		case out == nil:
+			out = []FixSample{c}
+		case perMille(c) != perMille(out[len(out)-1]):
 			out = append(out, c)
 			hasPending = false
-		} else {
+		default:
 			pending, hasPending = c, true
 		}
-	}
+	})
 	if last := out[len(out)-1]; hasPending && (pending.Covered != last.Covered || pending.Total != last.Total) {
 		out = append(out, pending)
 	}
