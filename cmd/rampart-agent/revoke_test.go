@@ -145,6 +145,16 @@ func TestRevocationReachesRealAgents(t *testing.T) {
 	for i := range agents {
 		a := &realAgent{bin: bin, server: f.URL, caFile: f.CAFile, state: t.TempDir()}
 		a.id = strings.TrimSpace(a.run(t, "enroll"))
+		// status names the enrolled device and its attester from the state folder alone,
+		// even with --attester tpm (the last one given wins) on a machine without a TPM.
+		var st struct {
+			DeviceID string `json:"device_id"`
+			Attester string `json:"attester"`
+		}
+		if out := a.run(t, "--attester", "tpm", "status", "--output", "json"); json.Unmarshal([]byte(out), &st) != nil ||
+			st.DeviceID != a.id || st.Attester != "software" {
+			t.Fatalf("status after enroll: %s, want device %s on software", out, a.id)
+		}
 		if _, err := f.API.ClaimDevice(ctx, a.id, client.ClaimDeviceRequest{Product: "lamp", Group: "Production"}); err != nil {
 			t.Fatal(err)
 		}

@@ -52,8 +52,8 @@ verbs:
   run       keep the device attested and updated: measure, attest when due, install what the
             director names into the A/B slots, report crashes, wait for the next check-in
             (--once: one check-in, then exit)
-  status    print the agent's state from --state and --attester alone (--output json);
-            it needs no --server or --ca-file
+  status    print the agent's state as the --state folder keeps it (--output json); it
+            needs no --server, --ca-file or attester, and writes nothing
   version   print the agent's version (also --version)
 
 flags:
@@ -181,8 +181,16 @@ func Run(ctx context.Context, args []string, version string, stdout, stderr io.W
 	return runVerb(ctx, verb, cfg, *once, *output == "json", stdout)
 }
 
-// runVerb runs `run` or `status` on a runner.
+// runVerb runs a verb: `status` on the state folder alone, the others on a runner.
 func runVerb(ctx context.Context, verb string, cfg runner.Config, once, asJSON bool, stdout io.Writer) error {
+	if verb == "status" {
+		// Status opens neither the attester nor the server, and writes nothing.
+		st, err := runner.ReadStatus(cfg)
+		if err != nil {
+			return err
+		}
+		return printStatus(st, asJSON, stdout)
+	}
 	r, err := runner.New(ctx, cfg)
 	if err != nil {
 		return err
@@ -220,8 +228,12 @@ func runVerb(ctx context.Context, verb string, cfg runner.Config, once, asJSON b
 			return err
 		}
 	}
-	st := r.Status()
-	if asJSON || verb == "run" {
+	return printStatus(r.Status(), true, stdout)
+}
+
+// printStatus prints st as JSON or as a two-column table.
+func printStatus(st runner.Status, asJSON bool, stdout io.Writer) error {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)

@@ -3,10 +3,25 @@ package command
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestUsage(t *testing.T) {
@@ -61,12 +76,164 @@ func TestHelpAndStatus(t *testing.T) {
 	out.Reset()
 	t.Setenv("RAMPART_SERVER", "")
 	t.Setenv("RAMPART_CA_FILE", "")
-	err := Run(context.Background(), []string{"--state", t.TempDir(), "--attester", "software", "status", "--output", "json"}, "test", &out, &out)
+	dir := t.TempDir()
+	id := enrolledFolder(t, dir, true)
+	err := Run(context.Background(), []string{"--state", dir, "--attester", "software", "status", "--output", "json"}, "test", &out, &out)
 	var st struct {
 		DeviceID string `json:"device_id"`
 		Attester string `json:"attester"`
 	}
-	if err != nil || json.Unmarshal(out.Bytes(), &st) != nil || len(st.DeviceID) != 64 || st.Attester != "software" {
+	if err != nil || json.Unmarshal(out.Bytes(), &st) != nil || st.DeviceID != id || st.Attester != "software" {
 		t.Fatalf("status without --server: %v, %s", err, out.String())
+	}
+}
+
+// listing is every file and folder under dir with its mode, size, time and content digest; ""
+// when dir does not exist.
+func listing(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		sum := ""
+		if d.Type().IsRegular() {
+			content, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			h := sha256.Sum256(content)
+			sum = hex.EncodeToString(h[:8])
+		}
+		fmt.Fprintf(&b, "%s %v %d %d %s\n", path, info.Mode(), info.Size(), info.ModTime().UnixNano(), sum)
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// notAfter is the expiry of the certificates enrolledFolder writes.
+var notAfter = time.Date(2031, 5, 4, 3, 2, 1, 0, time.UTC)
+
+// enrolledFolder fills dir as an enrolled, attested device's state folder on the software
+// attester: its keys, a device certificate naming its ID and, when recorded, the record an
+// agent writes at enrolment (an older agent's folder has none). It returns the device ID.
+func enrolledFolder(t *testing.T, dir string, recorded bool) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strings.Repeat("ab", 32)
+	uri := &url.URL{Scheme: "spiffe", Host: "default", Path: "/update-only/device/" + id}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "device"},
+		NotBefore: notAfter.Add(-24 * time.Hour), NotAfter: notAfter, URIs: []*url.URL{uri}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"device-cert.pem": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		"identity.key":    "a key the status verb must not read",
+		"cert.key":        "a key the status verb must not read",
+	}
+	if recorded {
+		files["device.json"] = `{"device_id":"` + id + `","attester":"software"}` + "\n"
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return id
+}
+
+// TestStatusWithoutADevice pins status on a folder that holds no device: one sentence that says
+// what to do, exit 1 (not a usage error), and nothing written, whatever the attester: the
+// default tpm, on a machine without one, included.
+func TestStatusWithoutADevice(t *testing.T) {
+	t.Setenv("RAMPART_SERVER", "")
+	t.Setenv("RAMPART_CA_FILE", "")
+	empty := t.TempDir()
+	missing := filepath.Join(t.TempDir(), "state")
+	for _, tc := range []struct {
+		name, dir string
+		args      []string
+	}{
+		{"empty folder, software", empty, []string{"--attester", "software"}},
+		{"empty folder, default attester", empty, nil},
+		{"empty folder, json", empty, []string{"--attester", "software", "--output", "json"}},
+		{"missing folder", missing, []string{"--attester", "software"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := listing(t, tc.dir)
+			var out, errb bytes.Buffer
+			err := Run(context.Background(), append(append([]string{"--state", tc.dir}, tc.args...), "status"), "test", &out, &errb)
+			want := "no device in " + tc.dir + " yet; run rampart-agent enroll first"
+			if err == nil || errors.Is(err, ErrUsage) || Message(err) != want {
+				t.Fatalf("status = %v (usage %v), want the sentence %q and exit 1", err, errors.Is(err, ErrUsage), want)
+			}
+			if out.Len() != 0 || errb.Len() != 0 {
+				t.Errorf("status printed %q, %q", out.String(), errb.String())
+			}
+			if after := listing(t, tc.dir); after != before {
+				t.Errorf("status changed the state folder:\nbefore:\n%safter:\n%s", before, after)
+			}
+		})
+	}
+}
+
+// TestStatusReadsTheFolderAlone pins status on an enrolled device's folder: it prints what the
+// folder keeps (device, attester, certificate expiry, update-only) with no attester (the
+// default tpm, which this machine need not have) and no server, and writes nothing; for a folder
+// an older agent enrolled (no record) the device ID comes from the certificate.
+func TestStatusReadsTheFolderAlone(t *testing.T) {
+	t.Setenv("RAMPART_SERVER", "")
+	t.Setenv("RAMPART_CA_FILE", "")
+	for _, tc := range []struct {
+		name         string
+		recorded     bool
+		args         []string
+		wantAttester string
+	}{
+		{"recorded, default attester", true, nil, "software"},
+		{"recorded, other attester flag", true, []string{"--attester", "swtpm:127.0.0.1:1"}, "software"},
+		{"older agent's folder", false, []string{"--attester", "software"}, "software"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			id := enrolledFolder(t, dir, tc.recorded)
+			before := listing(t, dir)
+			var out, errb bytes.Buffer
+			err := Run(context.Background(), append(append([]string{"--state", dir}, tc.args...), "status"), "test", &out, &errb)
+			if err != nil {
+				t.Fatalf("status: %v", Message(err))
+			}
+			rows := map[string]string{}
+			for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+				k, v, _ := strings.Cut(line, "  ")
+				rows[k] = strings.TrimSpace(v)
+			}
+			for k, v := range map[string]string{"device": id, "attester": tc.wantAttester, "update-only certificate": "true",
+				"certificate expires": notAfter.Format(time.RFC3339), "release": "-", "slot": "-", "trial boot": "false",
+				"pending crash reports": "0"} {
+				if rows[k] != v {
+					t.Errorf("status row %q = %q, want %q:\n%s", k, rows[k], v, out.String())
+				}
+			}
+			if after := listing(t, dir); after != before {
+				t.Errorf("status changed the state folder:\nbefore:\n%safter:\n%s", before, after)
+			}
+		})
 	}
 }

@@ -203,17 +203,33 @@ func (c *Collector) Cycle(ctx context.Context, u Uploader) (Stats, error) {
 
 // Pending counts the batches and reports waiting in the outbox.
 func (c *Collector) Pending() (batches, reports int, err error) {
-	files, err := c.batchFiles()
+	return PendingIn(c.cfg.OutboxDir)
+}
+
+// PendingIn counts the batches and reports waiting in the outbox folder dir, writing nothing
+// (for `rampart-agent status`); a missing folder holds none.
+func PendingIn(dir string) (batches, reports int, err error) {
+	files, err := listFiles(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, 0, nil
+	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("crash.Pending: %w", err)
 	}
 	for _, f := range files {
-		b, err := c.readBatch(f.name)
+		if !strings.HasPrefix(f.name, batchPrefix) || !strings.HasSuffix(f.name, batchSuffix) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, f.name))
+		if err != nil {
+			continue
+		}
+		batch, err := deviceapi.DecodeCrashBatch(bytes.NewReader(b))
 		if err != nil {
 			continue
 		}
 		batches++
-		reports += len(b.Reports)
+		reports += len(batch.Reports)
 	}
 	return batches, reports, nil
 }

@@ -9,10 +9,12 @@
 package identity
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -38,10 +40,13 @@ var (
 	ErrRefused = errors.New("attestation refused")
 	// ErrServer wraps any other answer the server gave.
 	ErrServer = errors.New("device API error")
+	// ErrNoDevice means the state folder holds no enrolled device (ReadLocal).
+	ErrNoDevice = errors.New("no device in the state folder")
 )
 
 const (
 	certFile        = "device-cert.pem"
+	deviceFile      = "device.json"
 	maxResponseSize = 64 << 10
 )
 
@@ -93,6 +98,12 @@ func New(ctx context.Context, cfg Config) (*Identity, error) {
 	case err == nil:
 		if err := i.setCertificate(ctx, b); err != nil {
 			cfg.Logger.Warn("stored device certificate unusable; will attest again", "err", err)
+			break
+		}
+		// A device enrolled by an agent that did not record itself yet: record it now, so
+		// that status can read it without the attester.
+		if err := i.record(); err != nil {
+			return nil, fmt.Errorf("identity.New: %w", err)
 		}
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("identity.New: %w", err)
@@ -168,7 +179,100 @@ func (i *Identity) Enroll(ctx context.Context) (*deviceapi.EnrollResponse, error
 	if resp.DeviceID != i.deviceID {
 		return nil, fmt.Errorf("identity.Enroll: server computed device id %s, this device is %s", resp.DeviceID, i.deviceID)
 	}
+	if err := i.record(); err != nil {
+		return nil, fmt.Errorf("identity.Enroll: %w", err)
+	}
 	return &resp, nil
+}
+
+// Device is what the state folder records about the device once the server has enrolled it:
+// enough for `rampart-agent status` to say which device this is without opening the attester.
+type Device struct {
+	DeviceID string                 `json:"device_id"`
+	Attester deviceapi.AttesterKind `json:"attester"`
+}
+
+// record writes the device's record into the state folder, durably, unless it is there already.
+func (i *Identity) record() error {
+	b, err := json.Marshal(Device{DeviceID: i.deviceID, Attester: i.cfg.Attester.Kind()})
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	path := filepath.Join(i.cfg.StateDir, deviceFile)
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
+		return nil
+	}
+	return durable.WriteFile(path, b)
+}
+
+// Local is what the state folder says about the device, read without the attester or the
+// server: the record written at enrolment and the current device certificate.
+type Local struct {
+	Device Device
+	// Certificate is the stored device certificate; nil before the first attestation (or when
+	// the file is damaged: the next attestation replaces it).
+	Certificate *x509.Certificate
+	UpdateOnly  bool
+}
+
+// ReadLocal reads the device's record and certificate from stateDir and writes nothing. A
+// folder of an agent that enrolled before the record existed has the certificate alone: the
+// device ID is then the one the certificate names, and Device.Attester is empty. It returns
+// ErrNoDevice when the folder holds neither.
+func ReadLocal(stateDir string) (*Local, error) {
+	l := &Local{}
+	recorded := false
+	switch b, err := os.ReadFile(filepath.Join(stateDir, deviceFile)); {
+	case err == nil:
+		if err := json.Unmarshal(b, &l.Device); err != nil || l.Device.DeviceID == "" {
+			return nil, public.Errorf(public.Internal, "the device record %s is damaged; rampart-agent enroll writes it again",
+				filepath.Join(stateDir, deviceFile))
+		}
+		recorded = true
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, public.Wrap(err, public.Internal, "cannot read the device record: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(stateDir, certFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, public.Wrap(err, public.Internal, "cannot read the device certificate: %v", err)
+	}
+	if err == nil {
+		if block, _ := pem.Decode(b); block != nil && block.Type == "CERTIFICATE" {
+			if leaf, err := x509.ParseCertificate(block.Bytes); err == nil {
+				l.Certificate, l.UpdateOnly = leaf, isUpdateOnly(leaf)
+			}
+		}
+	}
+	if !recorded {
+		id := ""
+		if l.Certificate != nil {
+			id = certDeviceID(l.Certificate)
+		}
+		if id == "" {
+			return nil, ErrNoDevice
+		}
+		l.Device.DeviceID = id
+	}
+	return l, nil
+}
+
+// isUpdateOnly reports whether leaf is an update-only device certificate.
+func isUpdateOnly(leaf *x509.Certificate) bool {
+	return len(leaf.URIs) == 1 && strings.Contains(leaf.URIs[0].Path, "/update-only/")
+}
+
+// certDeviceID is the device ID a device certificate names (spiffe://DOMAIN/device/ID or
+// spiffe://DOMAIN/update-only/device/ID); "" when it names none.
+func certDeviceID(leaf *x509.Certificate) string {
+	if len(leaf.URIs) != 1 {
+		return ""
+	}
+	_, id, ok := strings.Cut(leaf.URIs[0].Path, "/device/")
+	if !ok || strings.Contains(id, "/") {
+		return ""
+	}
+	return id
 }
 
 // Attest collects fresh evidence and exchanges it for a device certificate. With a valid
@@ -267,7 +371,7 @@ func (i *Identity) setCertificate(ctx context.Context, pemBytes []byte) error {
 	if k, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(signer.Public()) {
 		return errors.New("device certificate is not for the attester's certificate key")
 	}
-	updateOnly := len(leaf.URIs) == 1 && strings.Contains(leaf.URIs[0].Path, "/update-only/")
+	updateOnly := isUpdateOnly(leaf)
 	i.mu.Lock()
 	i.cert = &tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: signer, Leaf: leaf}
 	i.updateOnly = updateOnly

@@ -252,3 +252,48 @@ func TestRunKeepsACertificateAndStops(t *testing.T) {
 		t.Errorf("Run after cancel: %v", err)
 	}
 }
+
+// TestLocalStateRecordsTheDevice pins what `rampart-agent status` reads without the attester: no
+// device before enrolment; the device ID and attester once the server enrolled it; the
+// certificate after attestation; and for a folder an older agent enrolled (certificate, no
+// record) the ID the certificate names, recorded at the next start.
+func TestLocalStateRecordsTheDevice(t *testing.T) {
+	ctx := context.Background()
+	s := newServer(t)
+	dir := t.TempDir()
+	c := &clock{now: time.Now()}
+	id := newIdentity(t, s, dir, c)
+	if _, err := identity.ReadLocal(dir); !errors.Is(err, identity.ErrNoDevice) {
+		t.Fatalf("ReadLocal before enrolment: %v, want ErrNoDevice", err)
+	}
+	if _, err := id.Enroll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l, err := identity.ReadLocal(dir)
+	if err != nil || l.Device.DeviceID != id.DeviceID() || l.Device.Attester != deviceapi.KindSoftware || l.Certificate != nil {
+		t.Fatalf("ReadLocal after enrolment: %+v, %v", l, err)
+	}
+	if _, err := s.admin.ClaimDevice(ctx, id.DeviceID(), client.ClaimDeviceRequest{Product: "sensor"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := id.Attest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l, err = identity.ReadLocal(dir)
+	if err != nil || l.Certificate == nil || !l.Certificate.NotAfter.Equal(id.Certificate().Leaf.NotAfter) || l.UpdateOnly {
+		t.Fatalf("ReadLocal after attestation: %+v, %v", l, err)
+	}
+
+	// An older agent's folder: the certificate without the record.
+	if err := os.Remove(filepath.Join(dir, "device.json")); err != nil {
+		t.Fatal(err)
+	}
+	l, err = identity.ReadLocal(dir)
+	if err != nil || l.Device.DeviceID != id.DeviceID() || l.Device.Attester != "" {
+		t.Fatalf("ReadLocal of an unrecorded folder: %+v, %v", l, err)
+	}
+	newIdentity(t, s, dir, c)
+	if l, err = identity.ReadLocal(dir); err != nil || l.Device.Attester != deviceapi.KindSoftware {
+		t.Fatalf("the next start did not record the device: %+v, %v", l, err)
+	}
+}

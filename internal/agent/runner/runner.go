@@ -32,6 +32,7 @@ import (
 	"github.com/rampartsec/rampart/internal/agent/identity"
 	"github.com/rampartsec/rampart/internal/agent/update"
 	"github.com/rampartsec/rampart/internal/deviceapi"
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // DefaultInterval is the periodic check-in interval; each wait is jittered by ±10 %.
@@ -261,13 +262,7 @@ func (r *Runner) Status() Status {
 	s := r.status
 	s.Boots = r.boots
 	if st, err := r.slots.State(); err == nil {
-		s.Slot, s.Trial = st.Committed, st.Trial != ""
-		if st.Trial != "" {
-			s.Slot = st.Trial
-		}
-		if info := st.Slots[s.Slot]; info != nil {
-			s.Release = info.Release
-		}
+		s.setSlots(st)
 	}
 	if c := r.id.Certificate(); c != nil && c.Leaf != nil {
 		t := c.Leaf.NotAfter
@@ -279,6 +274,55 @@ func (r *Runner) Status() Status {
 		s.PendingCrashes = n
 	}
 	return s
+}
+
+// setSlots fills in the booted slot, its release and whether it is on trial.
+func (s *Status) setSlots(st update.SlotState) {
+	s.Slot, s.Trial = st.Committed, st.Trial != ""
+	if st.Trial != "" {
+		s.Slot = st.Trial
+	}
+	if info := st.Slots[s.Slot]; info != nil {
+		s.Release = info.Release
+	}
+}
+
+// ReadStatus is `rampart-agent status`: the agent's state as the state folder keeps it, read
+// without the attester or the server and without writing anything. Of cfg it uses StateDir,
+// SlotsDir and Attester (shown for a device enrolled before the state folder recorded its
+// attester). A folder with no enrolled device is a public NotFound error that says to enrol.
+func ReadStatus(cfg Config) (Status, error) {
+	if cfg.StateDir == "" {
+		return Status{}, errors.New("runner.ReadStatus: a state folder is required")
+	}
+	if cfg.SlotsDir == "" {
+		cfg.SlotsDir = filepath.Join(cfg.StateDir, "slots")
+	}
+	local, err := identity.ReadLocal(cfg.StateDir)
+	if errors.Is(err, identity.ErrNoDevice) {
+		return Status{}, public.Errorf(public.NotFound, "no device in %s yet; run rampart-agent enroll first", cfg.StateDir)
+	}
+	if err != nil {
+		return Status{}, err
+	}
+	s := Status{DeviceID: local.Device.DeviceID, Attester: string(local.Device.Attester),
+		Boots: readInt(filepath.Join(cfg.StateDir, "boots"))}
+	if s.Attester == "" {
+		s.Attester = cfg.Attester
+	}
+	if c := local.Certificate; c != nil {
+		t := c.NotAfter
+		s.CertNotAfter, s.UpdateOnly = &t, local.UpdateOnly
+	}
+	st, err := update.ReadState(cfg.SlotsDir)
+	if err != nil {
+		return Status{}, err
+	}
+	s.setSlots(st)
+	if _, s.PendingCrashes, err = crash.PendingIn(filepath.Join(cfg.StateDir, "crash-outbox")); err != nil {
+		return Status{}, public.Wrap(err, public.Internal, "cannot read the crash outbox in %s: %v", cfg.StateDir, errors.Unwrap(err))
+	}
+	return s, nil
 }
 
 // runningRelease is the release of the booted slot, which a crash file that names no version

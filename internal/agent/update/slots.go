@@ -121,6 +121,12 @@ func OpenSlots(dir string, fsys FS) (*Slots, error) {
 	return s, nil
 }
 
+// ReadState reads the slot state under dir without creating or changing anything (for
+// `rampart-agent status`); a missing folder or file is an empty, unprovisioned state.
+func ReadState(dir string) (SlotState, error) {
+	return (&Slots{dir: dir, fs: OSFS{}, maxBoots: DefaultMaxBoots}).State()
+}
+
 // Dir returns the slot directory.
 func (s *Slots) Dir() string { return s.dir }
 
