@@ -34,6 +34,9 @@ type Image struct {
 	SecurityVersion uint64    `json:"security_version"`
 	Length          int64     `json:"length"`
 	CreatedAt       time.Time `json:"created_at"`
+	// Authenticode is the Authenticode SHA-256 of a PE/EFI image (shim, bootloader, kernel,
+	// unified kernel image), the digest UEFI firmware measures; absent for other images.
+	Authenticode string `json:"authenticode,omitempty"`
 }
 
 // ReleaseDelta is a patch built at signing time from an earlier image.

@@ -284,7 +284,8 @@ func (r releaseReferences) References(ctx context.Context, tenantID, product str
 	}
 	out := make([]attest.ReleasedImage, 0, len(images))
 	for _, im := range images {
-		out = append(out, attest.ReleasedImage{SHA256: im.SHA256, Component: im.Component, Release: im.Release, Revoked: im.Revoked, Newest: im.Newest})
+		out = append(out, attest.ReleasedImage{SHA256: im.SHA256, Component: im.Component, Release: im.Release, Revoked: im.Revoked,
+			Newest: im.Newest, Authenticode: im.Authenticode})
 	}
 	return attest.DeriveReferences(out), nil
 }

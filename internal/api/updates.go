@@ -138,7 +138,8 @@ func (a *API) tufRoots(w http.ResponseWriter, r *http.Request, p *principal) err
 }
 
 func imageOut(im release.Image) client.Image {
-	return client.Image{ID: im.SHA256, Component: im.Component, Version: im.Version, SecurityVersion: im.SecurityVersion, Length: im.Length, CreatedAt: im.CreatedAt}
+	return client.Image{ID: im.SHA256, Component: im.Component, Version: im.Version, SecurityVersion: im.SecurityVersion, Length: im.Length,
+		CreatedAt: im.CreatedAt, Authenticode: im.Authenticode}
 }
 
 func releaseOut(r release.Release) client.Release {

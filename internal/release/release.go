@@ -286,11 +286,13 @@ func (s *Service) AddImage(ctx context.Context, actor store.Actor, tenantID stri
 	if securityVersion > 1<<53 {
 		return Image{}, fmt.Errorf("release.AddImage: %w", refuse("security version too large"))
 	}
-	sum, n, err := s.cfg.Blobs.Put(r, s.cfg.MaxImageSize)
+	var capture peCapture // a PE/EFI image is also known by its Authenticode digest
+	sum, n, err := s.cfg.Blobs.Put(io.TeeReader(r, &capture), s.cfg.MaxImageSize)
 	if err != nil {
 		return Image{}, fmt.Errorf("release.AddImage: %w", err)
 	}
-	im := Image{SHA256: sum, Component: component, Version: version, SecurityVersion: securityVersion, Length: n, CreatedAt: s.now()}
+	im := Image{SHA256: sum, Component: component, Version: version, SecurityVersion: securityVersion, Length: n, CreatedAt: s.now(),
+		Authenticode: capture.authenticode()}
 	stored, err := s.cfg.Store.AddImage(ctx, actor, tenantID, im)
 	if err != nil {
 		return Image{}, fmt.Errorf("release.AddImage: %w", fromStore(err))

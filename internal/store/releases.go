@@ -29,6 +29,9 @@ type Image struct {
 	SecurityVersion uint64
 	Length          int64
 	CreatedAt       time.Time
+	// Authenticode is the lowercase hex Authenticode SHA-256 of a PE/EFI image, the digest
+	// UEFI firmware measures; empty for other images.
+	Authenticode string
 }
 
 // Delta is a patch from one image to another, built when a release is prepared for signing.
@@ -57,12 +60,12 @@ type Release struct {
 	Demoted []string
 }
 
-const imageColumns = `sha256, component, version, security_version, length, created_at`
+const imageColumns = `sha256, component, version, security_version, length, created_at, authenticode`
 
 func scanImage(row rowScanner) (Image, error) {
 	var im Image
 	var sv, at int64
-	if err := row.Scan(&im.SHA256, &im.Component, &im.Version, &sv, &im.Length, &at); err != nil {
+	if err := row.Scan(&im.SHA256, &im.Component, &im.Version, &sv, &im.Length, &at, &im.Authenticode); err != nil {
 		return Image{}, err
 	}
 	im.SecurityVersion, im.CreatedAt = uint64(sv), fromMicros(at)
@@ -91,12 +94,16 @@ func (s *Store) AddImage(ctx context.Context, actor Actor, tenantID string, im I
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO images (tenant_id, sha256, component, version, security_version, length, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, tenantID, im.SHA256, im.Component, im.Version, int64(im.SecurityVersion), im.Length, micros(im.CreatedAt)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO images (tenant_id, sha256, component, version, security_version, length, created_at, authenticode)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, tenantID, im.SHA256, im.Component, im.Version, int64(im.SecurityVersion), im.Length,
+			micros(im.CreatedAt), im.Authenticode); err != nil {
 			return err
 		}
-		return s.appendAudit(ctx, tx, tenantID, actor, "image.add", "image/"+im.SHA256,
-			Details{"component": im.Component, "version": im.Version, "security_version": im.SecurityVersion, "length": im.Length})
+		details := Details{"component": im.Component, "version": im.Version, "security_version": im.SecurityVersion, "length": im.Length}
+		if im.Authenticode != "" {
+			details["authenticode"] = im.Authenticode
+		}
+		return s.appendAudit(ctx, tx, tenantID, actor, "image.add", "image/"+im.SHA256, details)
 	})
 	if err != nil {
 		return Image{}, fmt.Errorf("store.AddImage: %w", s.mapErr(err))
@@ -162,7 +169,7 @@ func getRelease(ctx context.Context, q querier, tenantID, product, version strin
 	if err != nil {
 		return Release{}, err
 	}
-	rows, err := q.QueryContext(ctx, `SELECT i.sha256, i.component, i.version, i.security_version, i.length, i.created_at
+	rows, err := q.QueryContext(ctx, `SELECT i.sha256, i.component, i.version, i.security_version, i.length, i.created_at, i.authenticode
 		FROM release_images ri JOIN images i ON i.sha256 = ri.sha256 AND i.tenant_id = $1
 		WHERE ri.release_id = $2 ORDER BY ri.component`, tenantID, r.ID)
 	if err != nil {
@@ -319,6 +326,8 @@ type ReleasedImage struct {
 	ImageVersion string
 	Release      string // the release's version
 	Revoked      bool
+	// Authenticode is the image's Authenticode SHA-256 when it is a PE/EFI binary.
+	Authenticode string
 	// Newest is true for the images of the product's newest signed release.
 	Newest bool
 }
@@ -326,7 +335,7 @@ type ReleasedImage struct {
 // ReleasedImages returns the images of every signed or revoked release of a tenant's
 // product. Drafts are left out: no device should run them.
 func (s *Store) ReleasedImages(ctx context.Context, tenantID, product string) ([]ReleasedImage, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT ri.sha256, ri.component, i.version, r.version, r.state, r.signed_at
+	rows, err := s.db.QueryContext(ctx, `SELECT ri.sha256, ri.component, i.version, r.version, r.state, r.signed_at, i.authenticode
 		FROM release_images ri
 		JOIN releases r ON r.id = ri.release_id
 		JOIN products p ON p.id = r.product_id
@@ -344,7 +353,7 @@ func (s *Store) ReleasedImages(ctx context.Context, tenantID, product string) ([
 		var im ReleasedImage
 		var state string
 		var signed sql.NullInt64
-		if err := row.Scan(&im.SHA256, &im.Component, &im.ImageVersion, &im.Release, &state, &signed); err != nil {
+		if err := row.Scan(&im.SHA256, &im.Component, &im.ImageVersion, &im.Release, &state, &signed, &im.Authenticode); err != nil {
 			return im, err
 		}
 		im.Revoked = state == ReleaseRevoked
