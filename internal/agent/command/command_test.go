@@ -237,3 +237,23 @@ func TestStatusReadsTheFolderAlone(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusDamagedRecord pins status on a folder whose device record is damaged: one sentence
+// that names the file and what writes it again, exit 1, nothing written.
+func TestStatusDamagedRecord(t *testing.T) {
+	dir := t.TempDir()
+	enrolledFolder(t, dir, true)
+	if err := os.WriteFile(filepath.Join(dir, "device.json"), []byte("{\"device_"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := listing(t, dir)
+	var out bytes.Buffer
+	err := Run(context.Background(), []string{"--state", dir, "--attester", "software", "status"}, "test", &out, &out)
+	want := "the device record " + filepath.Join(dir, "device.json") + " is damaged; rampart-agent enroll writes it again"
+	if err == nil || errors.Is(err, ErrUsage) || Message(err) != want || out.Len() != 0 {
+		t.Fatalf("status = %v, printed %q; want the sentence %q and exit 1", err, out.String(), want)
+	}
+	if after := listing(t, dir); after != before {
+		t.Errorf("status changed the state folder:\nbefore:\n%safter:\n%s", before, after)
+	}
+}

@@ -19,8 +19,9 @@ func TestRunnerReportsCrashes(t *testing.T) {
 	f := startFleet(t)
 	f.release(t, "1.0.0", 1, nil)
 	spool := filepath.Join(t.TempDir(), "crash-spool")
-	r, err := runner.New(ctx, runner.Config{Server: f.URL, RootCAs: f.Roots, StateDir: t.TempDir(), SpoolDir: spool,
-		Attester: "software", KernelBootID: "boot-1", Interval: time.Second, WaitTimeout: time.Second})
+	cfg := runner.Config{Server: f.URL, RootCAs: f.Roots, StateDir: t.TempDir(), SpoolDir: spool,
+		Attester: "software", KernelBootID: "boot-1", Interval: time.Second, WaitTimeout: time.Second}
+	r, err := runner.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +36,14 @@ func TestRunnerReportsCrashes(t *testing.T) {
 	}
 	if st := r.Status(); st.Release != "1.0.0" || st.UpdateOnly {
 		t.Fatalf("device after 1.0.0: %+v", st)
+	}
+	// `rampart-agent status` reads the same from the state folder alone (no attester, no server).
+	want := r.Status()
+	got, err := runner.ReadStatus(runner.Config{StateDir: cfg.StateDir, Attester: "tpm"})
+	if err != nil || got.DeviceID != want.DeviceID || got.Attester != "software" || got.Release != "1.0.0" || got.Slot != want.Slot ||
+		got.Trial != want.Trial || got.UpdateOnly != want.UpdateOnly || got.CertNotAfter == nil || !got.CertNotAfter.Equal(*want.CertNotAfter) ||
+		got.Boots != want.Boots {
+		t.Fatalf("ReadStatus = %+v, %v; the running agent says %+v", got, err, want)
 	}
 	// The crash time keeps its fraction of a second: truncated, it could fall before the moment
 	// within the same second at which the server recorded the device on 1.0.0, and the crash
