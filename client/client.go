@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/certpool"
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Error is an error answered by the server, with its HTTP status and the envelope's code.
@@ -68,10 +69,10 @@ func WithCAFile(file string) Option {
 	return func(c *Client) error {
 		pool, err := certpool.FromFile(file)
 		if errors.Is(err, certpool.ErrNoCertificate) {
-			return fmt.Errorf("CA file %s holds no PEM certificate", file)
+			return public.Errorf(public.Invalid, "the CA file %s holds no PEM certificate; pass the CA that signed the server's certificate (the server's DATA/service-ca.pem)", file)
 		}
 		if err != nil {
-			return fmt.Errorf("read CA file: %w", err)
+			return public.Errorf(public.Invalid, "cannot read the CA file: %w", err)
 		}
 		return WithRootCAs(pool)(c)
 	}
@@ -81,7 +82,7 @@ func WithCAFile(file string) Option {
 func New(base string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("client.New: server %q is not an http(s) URL", base)
+		return nil, fmt.Errorf("client.New: %w", public.Errorf(public.Invalid, "server %q is not a URL; write it as https://HOST:PORT", base))
 	}
 	c := &Client{base: strings.TrimSuffix(base, "/"), http: &http.Client{Timeout: 60 * time.Second}}
 	for _, o := range opts {
