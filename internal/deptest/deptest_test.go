@@ -45,7 +45,7 @@ var rules = []rule{
 	{pkg: "internal/agent/command", sentence: "It is imported by cmd/rampart-agent only.", importers: []string{"cmd/rampart-agent"}},
 	{pkg: "internal/agent/crash", sentence: "Only the agent imports it.", importers: []string{"internal/agent/"}},
 	{pkg: "internal/agent/devclient", sentence: "It is imported by the agent only and links no database, web or server code.",
-		importers: []string{"internal/agent/"}, imports: []string{"internal/deviceapi", "internal/watchdog"}},
+		importers: []string{"internal/agent/"}, imports: []string{"internal/deviceapi", "internal/public", "internal/watchdog"}},
 	{pkg: "internal/agent/durable", sentence: "The agent's packages import it", importers: []string{"internal/agent/"}},
 	{pkg: "internal/agent/identity", sentence: "It is imported by the agent only", importers: []string{"internal/agent/"}},
 	{pkg: "internal/agent/update", sentence: "It is imported by the agent's packages and by the fleet simulator (internal/sim), which runs real agents",

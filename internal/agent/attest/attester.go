@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/rampartsec/rampart/internal/deviceapi"
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Sentinel errors.
@@ -80,7 +81,7 @@ func Open(ctx context.Context, cfg Config) (Attester, error) {
 		return nil, errors.New("attest.Open: state directory is required")
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("attest.Open: %w", err)
+		return nil, fmt.Errorf("attest.Open: %w", public.Errorf(public.Unavailable, "cannot create the state folder: %w", err))
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -110,14 +111,14 @@ func Open(ctx context.Context, cfg Config) (Attester, error) {
 		a, err = openSWTPM(ctx, arg, cfg)
 	case deviceapi.KindSimulator:
 		if cfg.Simulator == nil {
-			return nil, fmt.Errorf("attest.Open: simulator: %w: build rampart-agent with CGO_ENABLED=1 -tags simulator", ErrNotBuilt)
+			return nil, fmt.Errorf("attest.Open: %w", public.Errorf(public.Invalid, "--attester simulator: %w: build rampart-agent with CGO_ENABLED=1 -tags simulator", ErrNotBuilt))
 		}
 		a, err = cfg.Simulator(ctx, cfg)
 	default:
-		return nil, fmt.Errorf("attest.Open: %w: %q", ErrUnknownBackend, cfg.Spec)
+		return nil, fmt.Errorf("attest.Open: %w", public.Errorf(public.Invalid, "--attester %q: %w; use software, tpm, swtpm:HOST:PORT or simulator", cfg.Spec, ErrUnknownBackend))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("attest.Open: %w", err)
+		return nil, fmt.Errorf("attest.Open: %w", public.Errorf(public.Unavailable, "cannot open the %s attester: %w", kind, err))
 	}
 	return a, nil
 }

@@ -12,16 +12,20 @@ package devclient
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rampartsec/rampart/internal/deviceapi"
+	"github.com/rampartsec/rampart/internal/public"
 	"github.com/rampartsec/rampart/internal/watchdog"
 )
 
@@ -159,7 +163,7 @@ func (c *Client) do(ctx context.Context, deadline time.Duration, method, path st
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, watchdog.Cause(ctx, err))
+		return fmt.Errorf("%s %s: %w", method, path, unreachable(c.server, deadline, watchdog.Cause(ctx, err)))
 	}
 	defer resp.Body.Close()
 	var n atomic.Int64
@@ -169,7 +173,7 @@ func (c *Client) do(ctx context.Context, deadline time.Duration, method, path st
 	b, err := io.ReadAll(io.LimitReader(watchdog.Reader(resp.Body, &n), c.limits.MaxAnswer+1))
 	stop()
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, watchdog.Cause(ctx, err))
+		return fmt.Errorf("%s %s: %w", method, path, unreachable(c.server, deadline, watchdog.Cause(ctx, err)))
 	}
 	if int64(len(b)) > c.limits.MaxAnswer {
 		return fmt.Errorf("%s %s: %w: over %d bytes", method, path, ErrTooLarge, c.limits.MaxAnswer)
@@ -193,4 +197,37 @@ func (c *Client) do(ctx context.Context, deadline time.Duration, method, path st
 		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
 	}
 	return nil
+}
+
+// unreachable gives a call that got no answer the sentence the agent prints on its last line:
+// what to check, as the CLI says it (internal/cli/clienv), and not Go's "Post URL: ..." chain.
+func unreachable(server string, deadline time.Duration, err error) error {
+	switch {
+	case errors.Is(err, ErrDeadline):
+		return public.Wrap(err, public.Unavailable, "%s did not answer within %s; check --server and the network", server, deadline)
+	case errors.Is(err, ErrSlow):
+		return public.Wrap(err, public.Unavailable, "%s answered too slowly; check the network", server)
+	}
+	u, ok := errors.AsType[*url.Error](err)
+	if !ok {
+		return err
+	}
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	switch {
+	case errors.As(err, &unknownCA):
+		return public.Wrap(err, public.Unavailable, "cannot verify the certificate of %s: pass --ca-file with the CA that signed it (the server's DATA/service-ca.pem)", server)
+	case errors.As(err, &hostname):
+		var names []string
+		if c := hostname.Certificate; c != nil {
+			names = append(names, c.DNSNames...)
+			for _, ip := range c.IPAddresses {
+				names = append(names, ip.String())
+			}
+		}
+		return public.Wrap(err, public.Unavailable, "the certificate of %s is not for %s; use a name it holds in --server: %s", server, hostname.Host, strings.Join(names, ", "))
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return public.Wrap(err, public.Unavailable, "nothing answers at %s: is rampart server running there, and is --server right?", server)
+	}
+	return public.Wrap(err, public.Unavailable, "cannot reach %s: %v", server, u.Err)
 }

@@ -4,15 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/rampartsec/rampart/internal/deviceapi"
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 func serve(t *testing.T, h http.HandlerFunc) *httptest.Server {
@@ -118,4 +121,29 @@ func jsonDecode(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
+}
+
+// TestUnreachableSentences pins the agent's last line when the server cannot be reached: what to
+// check, with no function names or Go's "Post URL" chain; errors.Is still sees the cause.
+func TestUnreachableSentences(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(srv.Close)
+	// A client that does not trust the server's CA.
+	err := New(srv.URL, &http.Client{}, Limits{}).Do(context.Background(), "POST", "/device/v1/enroll", nil, nil)
+	want := "cannot verify the certificate of " + srv.URL + ": pass --ca-file with the CA that signed it (the server's DATA/service-ca.pem)"
+	if msg, ok := public.Message(err); !ok || msg != want {
+		t.Errorf("unknown CA: %v; sentence %q (%v), want %q", err, msg, ok, want)
+	}
+	// Nothing listens at the address.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "https://" + l.Addr().String()
+	l.Close()
+	err = New(down, srv.Client(), Limits{}).Do(context.Background(), "POST", "/device/v1/enroll", nil, nil)
+	want = "nothing answers at " + down + ": is rampart server running there, and is --server right?"
+	if msg, ok := public.Message(err); !ok || msg != want || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("server down: %v; sentence %q (%v), want %q", err, msg, ok, want)
+	}
 }

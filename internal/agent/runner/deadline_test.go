@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -225,6 +226,10 @@ func TestRunKeepsGoing(t *testing.T) {
 		return r.Status().LastError != ""
 	})
 	failed := *r.Status().LastCheckIn
+	// rampart-agent status shows the failure as a sentence, with no function names.
+	if last := r.Status().LastError; goName.MatchString(last) {
+		t.Errorf("last error %q names Go functions", last)
+	}
 	p.mode.Store(pass)
 	testenv.WaitFor(t, "a check-in after the path healed", func() bool {
 		st := r.Status()
@@ -235,3 +240,6 @@ func TestRunKeepsGoing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// goName matches an operation prefix such as "identity.Enroll: ".
+var goName = regexp.MustCompile(`\b[a-z]+\.[A-Z][A-Za-z]*(\.[A-Z][A-Za-z]*)*: `)

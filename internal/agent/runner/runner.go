@@ -433,7 +433,11 @@ func (r *Runner) Once(ctx context.Context) error {
 	r.status.LastCheckIn = &now
 	r.status.LastError = ""
 	if err != nil {
+		// What `rampart-agent status` shows: the sentence the agent's last line would print.
 		r.status.LastError = err.Error()
+		if msg, ok := public.Message(err); ok {
+			r.status.LastError = msg
+		}
 	}
 	r.mu.Unlock()
 	return err
