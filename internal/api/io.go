@@ -8,9 +8,9 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/jsonerr"
 	pub "github.com/rampartsec/rampart/internal/public" // the package var public is a route's access
 	"github.com/rampartsec/rampart/internal/store"
 )
@@ -59,7 +59,7 @@ func decodeError(err error) *Error {
 		if e.Field == "" {
 			return badRequest("request body must be a JSON object, not %s", e.Value)
 		}
-		return badRequest("field %q must be %s, not %s", e.Field, jsonKind(e.Type.Kind().String()), e.Value)
+		return badRequest("field %q must be %s, not %s", e.Field, jsonerr.Want(e.Type), e.Value)
 	}
 	if errors.Is(err, io.EOF) {
 		return badRequest("request body is empty; a JSON object is required")
@@ -67,26 +67,10 @@ func decodeError(err error) *Error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return badRequest("request body is truncated JSON")
 	}
-	// encoding/json has no typed error for an unknown field (golang/go#40982), so this one reads
-	// the standard library's fixed "json: unknown field %q"; the field name is the client's own.
-	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+	if f, ok := jsonerr.UnknownField(err); ok {
 		return badRequest("unknown field %s", f)
 	}
 	return badRequest("request body is not valid JSON")
-}
-
-func jsonKind(goKind string) string {
-	switch {
-	case goKind == "string":
-		return "a string"
-	case goKind == "bool":
-		return "a boolean"
-	case strings.HasPrefix(goKind, "int"), strings.HasPrefix(goKind, "uint"), strings.HasPrefix(goKind, "float"):
-		return "a number"
-	case goKind == "slice" || goKind == "array":
-		return "an array"
-	}
-	return "an object"
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

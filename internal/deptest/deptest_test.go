@@ -74,6 +74,7 @@ var rules = []rule{
 		imports:   []string{"internal/public", "github.com/theupdateframework/go-tuf/v2/metadata"}},
 	{pkg: "internal/failure", sentence: "The server's device API and storage import it; the device agent does not.",
 		importers: []string{"internal/api", "internal/store"}, notAgent: true},
+	{pkg: "internal/jsonerr", sentence: "Any package may import it; it imports only the standard library.", importers: []string{anyone}, imports: []string{}},
 	{pkg: "internal/program", sentence: "Of Rampart's packages it may depend on internal/public only. The store, the admin and researcher APIs, the CLI and the advisory package may import it.",
 		importers: []string{"internal/store", "internal/api", "internal/cli/", "internal/advisory"}, imports: []string{"internal/public", "github.com/", "golang.org/", "go.yaml.in/"}},
 	{pkg: "internal/public", sentence: "Any package may import it; it imports only the standard library.", importers: []string{anyone}, imports: []string{}},

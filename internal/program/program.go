@@ -21,6 +21,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rampartsec/rampart/internal/jsonerr"
 	"github.com/rampartsec/rampart/internal/public"
 )
 
@@ -329,9 +330,7 @@ func jsonError(err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return public.Wrap(err, public.Invalid, "truncated JSON")
 	}
-	// encoding/json has no typed error for an unknown field (golang/go#40982), so this one reads
-	// the standard library's fixed "json: unknown field %q"; the field name is the client's own.
-	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+	if f, ok := jsonerr.UnknownField(err); ok {
 		return public.Wrap(err, public.Invalid, "unknown field %s", f)
 	}
 	return public.Wrap(err, public.Invalid, "not valid JSON")

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"io"
 	"os"
-	"strings"
 
+	"github.com/rampartsec/rampart/internal/jsonerr"
 	"github.com/rampartsec/rampart/internal/public"
 )
 
@@ -34,29 +34,14 @@ func DecodeFile(file, what string, v any) error {
 		line := 1 + bytes.Count(data[:min(int(syn.Offset), len(data))], []byte("\n"))
 		return public.Wrap(err, public.Invalid, "%s is not valid JSON (line %d); it must be one %s", file, line, what)
 	case errors.As(err, &typ) && typ.Field != "":
-		return public.Wrap(err, public.Invalid, "%s: field %q must be %s, not %s", file, typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)
+		return public.Wrap(err, public.Invalid, "%s: field %q must be %s, not %s", file, typ.Field, jsonerr.Want(typ.Type), typ.Value)
 	case errors.As(err, &typ):
 		return public.Wrap(err, public.Invalid, "%s must hold a JSON object (a %s), not %s", file, what, typ.Value)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return public.Wrap(err, public.Invalid, "%s is empty or truncated; it must be one %s", file, what)
 	}
-	// encoding/json has no type for an unknown field; its text is the only place the name is.
-	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+	if f, ok := jsonerr.UnknownField(err); ok {
 		return public.Wrap(err, public.Invalid, "%s: unknown field %s; a %s has no such field", file, f, what)
 	}
 	return public.Wrap(err, public.Invalid, "%s is not a %s in JSON", file, what)
-}
-
-func jsonKind(goKind string) string {
-	switch {
-	case goKind == "string":
-		return "a string"
-	case goKind == "bool":
-		return "a boolean"
-	case strings.HasPrefix(goKind, "int"), strings.HasPrefix(goKind, "uint"), strings.HasPrefix(goKind, "float"):
-		return "a number"
-	case goKind == "slice" || goKind == "array":
-		return "an array"
-	}
-	return "an object"
 }
