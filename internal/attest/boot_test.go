@@ -13,12 +13,15 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	gattest "github.com/google/go-attestation/attest"
 
 	agent "github.com/rampartsec/rampart/internal/agent/attest"
 	"github.com/rampartsec/rampart/internal/deviceapi"
+	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
 // realLogs are firmware event logs captured on real machines, from go-attestation's test
@@ -468,5 +471,83 @@ func TestLegacyAgentPCRs(t *testing.T) {
 	ev.Quote, ev.QuoteSignature, ev.PCRs = q.Quote, q.Signature, q.PCRs
 	if r := verify(roundTrip(t, ev, decodeEvidence)); r.Grant != GrantNormal || r.Boot.Evidence != EvidenceAgentOnly {
 		t.Fatalf("older agent's evidence: %s/%s %v", r.Status, r.Grant, r.Reasons)
+	}
+}
+
+// TestServiceRefusesBadPlatformLogs: through the service, each bad firmware or IMA log is
+// refused with its reason, stored and audited, and changes nothing else: no certificate, and
+// the device's last measurements stay those of its last good attestation.
+func TestServiceRefusesBadPlatformLogs(t *testing.T) {
+	ctx := context.Background()
+	h := newServiceHarness(t)
+	dir := t.TempDir()
+	a, err := agent.OpenSoftware(dir, "boot-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &measuredDevice{raw: readLog(t, "ubuntu_2104_shielded_vm_no_secure_boot_eventlog"), rel: release(t, "1.0.0")}
+	extendLog(t, a, m.raw)
+	evPath := filepath.Join(dir, "binary_bios_measurements")
+	if err := os.WriteFile(evPath, m.raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.refs["thermostat"] = referencesFor(m.rel)
+	d := newDevice(t, a, dir, m.rel)
+	d.platform = agent.PlatformLogs{EventLog: evPath, IMALog: "-"}
+	resp := h.enroll(t, d)
+	if _, err := h.svc.Claim(ctx, admin, h.tenant.ID, resp.DeviceID, "thermostat", "Development"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.st.SetAttestationPolicy(ctx, admin, h.tenant.ID, "thermostat", store.AttestationPolicy{AcceptSoftware: true}); err != nil {
+		t.Fatal(err)
+	}
+	if out := h.attest(t, d, resp, ""); len(out.Certificate) == 0 {
+		t.Fatalf("good evidence: %s %v", out.Status, out.Reasons)
+	}
+	if rec := h.lastResult(t, resp.DeviceID); rec.BootState == nil || rec.Rule != ReasonSoftwareAttester {
+		t.Fatalf("stored result %+v", rec)
+	}
+	measurements := func() int {
+		var n int
+		if err := storetest.QueryRow(ctx, h.st, `SELECT COUNT(*) FROM device_measurements WHERE device_id = $1`, resp.DeviceID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := measurements()
+	other := readLog(t, "coreos_36_shielded_vm_no_secure_boot_eventlog")
+	ima, _, _ := imaLog(5)
+	for _, tc := range []struct {
+		name   string
+		tamper func(ev *deviceapi.Evidence)
+		code   string
+	}{
+		{"another boot's log", func(ev *deviceapi.Evidence) { ev.EventLog = other }, ReasonBootLogReplay},
+		{"truncated log", func(ev *deviceapi.Evidence) { ev.EventLog = ev.EventLog[:len(ev.EventLog)/2] }, ReasonBootLogMalformed},
+		{"ima log of another boot", func(ev *deviceapi.Evidence) { ev.IMALog = ima }, ReasonIMAAggregate},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ch, err := h.svc.Challenge(ctx, resp.DeviceID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := d.collect(t, resp.DeviceID, ch.Nonce, nil)
+			tc.tamper(ev)
+			out, err := h.svc.Attest(ctx, roundTrip(t, ev, decodeEvidence), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			refusedWith(t, out, tc.code)
+			if rec := h.lastResult(t, resp.DeviceID); rec.Rule != tc.code || rec.Granted != "none" || rec.TenantID != h.tenant.ID {
+				t.Errorf("stored refusal %+v", rec)
+			}
+			recs, _, err := h.st.ListAudit(ctx, h.tenant.ID, store.AuditFilter{Action: "device.attest"}, store.Page{Limit: 100})
+			if err != nil || len(recs) == 0 || !strings.Contains(fmt.Sprint(recs[len(recs)-1].Details), tc.code) {
+				t.Errorf("audit records %+v, %v", recs, err)
+			}
+			if n := measurements(); n != before {
+				t.Errorf("a refusal changed the device's measurements: %d, was %d", n, before)
+			}
+		})
 	}
 }
