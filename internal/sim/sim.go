@@ -30,6 +30,7 @@ import (
 	"github.com/rampartsec/rampart/internal/agent/runner"
 	"github.com/rampartsec/rampart/internal/agent/update"
 	"github.com/rampartsec/rampart/internal/deviceapi"
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Errors returned by the fleet.
@@ -111,13 +112,13 @@ func New(ctx context.Context, cfg Config) (*Fleet, error) {
 	}
 	for name, p := range map[string]float64{"offline share": cfg.Offline, "power-cut rate": cfg.PowerCut} {
 		if p < 0 || p > 1 {
-			return nil, fmt.Errorf("sim.New: %s %v is not between 0 and 1", name, p)
+			return nil, fmt.Errorf("sim.New: %w", public.Errorf(public.Invalid, "%s %v is not between 0 and 1", name, p))
 		}
 	}
 	for _, m := range []map[string]float64{cfg.CrashRate, cfg.InstallFailure} {
 		for rel, p := range m {
 			if p < 0 || p > 1 {
-				return nil, fmt.Errorf("sim.New: rate %v for release %s is not between 0 and 1", p, rel)
+				return nil, fmt.Errorf("sim.New: %w", public.Errorf(public.Invalid, "rate %v for release %s is not between 0 and 1", p, rel))
 			}
 		}
 	}
@@ -134,7 +135,7 @@ func New(ctx context.Context, cfg Config) (*Fleet, error) {
 		cfg.Seed = rand.Uint64()
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("sim.New: %w", err)
+		return nil, fmt.Errorf("sim.New: %w", public.Errorf(public.Unavailable, "cannot create the devices' folder: %w", err))
 	}
 	f := &Fleet{cfg: cfg, log: cfg.Logger, devices: make([]*device, cfg.Devices), active: make(chan struct{}, cfg.Concurrency)}
 	// One transport template: HTTP/1.1 keep-alive (an HTTP/2 connection per device costs the
@@ -158,7 +159,7 @@ func New(ctx context.Context, cfg Config) (*Fleet, error) {
 		d.cfg.KernelBootID = d.bootID()
 		r, err := runner.New(ctx, d.cfg)
 		if err != nil {
-			return fmt.Errorf("device %d: %w", i+1, err)
+			return public.Errorf(public.Unavailable, "device %d: %w", i+1, err)
 		}
 		d.r = r
 		d.status = r.Status()
@@ -228,7 +229,7 @@ func (f *Fleet) Enroll(ctx context.Context) error {
 			return nil
 		}
 		if err := d.r.Enroll(ctx); err != nil {
-			return fmt.Errorf("device %d: %w", i+1, err)
+			return public.Errorf(public.Unavailable, "device %d: %w", i+1, err)
 		}
 		if err := os.WriteFile(filepath.Join(d.dir, "enrolled"), nil, 0o600); err != nil {
 			return err
@@ -461,7 +462,7 @@ func (f *Fleet) Claim(ctx context.Context, c *client.Client, product, group stri
 	err := f.each(ctx, func(ctx context.Context, i int) error {
 		_, err := c.ClaimDevice(ctx, f.devices[i].r.DeviceID(), client.ClaimDeviceRequest{Product: product, Group: group})
 		if err != nil && !client.IsStatus(err, http.StatusConflict) {
-			return fmt.Errorf("device %d: %w", i+1, err)
+			return public.Errorf(public.Unavailable, "device %d: %w", i+1, err)
 		}
 		return nil
 	})
@@ -481,11 +482,11 @@ func ParseRates(s string) (map[string]float64, error) {
 	for _, part := range strings.Split(s, ",") {
 		rel, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok || rel == "" {
-			return nil, fmt.Errorf("sim.ParseRates: %q is not RELEASE=RATE", part)
+			return nil, fmt.Errorf("sim.ParseRates: %w", public.Errorf(public.Invalid, "%q is not RELEASE=RATE", part))
 		}
 		p, err := strconv.ParseFloat(v, 64)
 		if err != nil || p < 0 || p > 1 {
-			return nil, fmt.Errorf("sim.ParseRates: rate %q for %s is not a number from 0 to 1", v, rel)
+			return nil, fmt.Errorf("sim.ParseRates: %w", public.Errorf(public.Invalid, "rate %q for %s is not a number from 0 to 1", v, rel))
 		}
 		out[rel] = p
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/rampartsec/rampart/internal/agent/update"
 	"github.com/rampartsec/rampart/internal/cli"
 	"github.com/rampartsec/rampart/internal/cli/clitest"
+	"github.com/rampartsec/rampart/internal/public"
 	"github.com/rampartsec/rampart/internal/sim"
 	"github.com/rampartsec/rampart/internal/store/storetest"
 	"github.com/rampartsec/rampart/internal/testenv"
@@ -258,5 +259,25 @@ func TestParseRates(t *testing.T) {
 				t.Errorf("(-got +want):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestRefusalSentences pins what `rampart sim` prints for a refused setting: the sentence alone,
+// with no function names.
+func TestRefusalSentences(t *testing.T) {
+	_, bad := sim.ParseRates("1.0.0=x")
+	_, short := sim.ParseRates("1.0.0")
+	_, offline := sim.New(context.Background(), sim.Config{Server: "https://x", RootCAs: x509.NewCertPool(), Dir: t.TempDir(), Devices: 1, Offline: 2})
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{bad, `rate "x" for 1.0.0 is not a number from 0 to 1`},
+		{short, `"1.0.0" is not RELEASE=RATE`},
+		{offline, "offline share 2 is not between 0 and 1"},
+	} {
+		if msg, ok := public.Message(tc.err); !ok || msg != tc.want {
+			t.Errorf("%v: sentence %q (%v), want %q", tc.err, msg, ok, tc.want)
+		}
 	}
 }

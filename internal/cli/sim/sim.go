@@ -20,6 +20,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/certpool"
 	"github.com/rampartsec/rampart/internal/cli/clienv"
+	"github.com/rampartsec/rampart/internal/public"
 	"github.com/rampartsec/rampart/internal/sim"
 )
 
@@ -52,11 +53,11 @@ func Command(env *clienv.Env) *cobra.Command {
 			}
 			crash, err := sim.ParseRates(crashRates)
 			if err != nil {
-				return fmt.Errorf("--crash-rate: %w", err)
+				return public.Errorf(public.Invalid, "--crash-rate: %w", err)
 			}
 			failures, err := sim.ParseRates(failureRates)
 			if err != nil {
-				return fmt.Errorf("--install-failure: %w", err)
+				return public.Errorf(public.Invalid, "--install-failure: %w", err)
 			}
 			conn, err := env.Connection()
 			if err != nil {
