@@ -76,7 +76,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, p *principal) 
 	}
 	role, err := token.ParseRole(req.Role)
 	if err != nil {
-		return badRequest("%v", err)
+		return fromPublic(err)
 	}
 	if err := checkDescription(req.Description); err != nil {
 		return err

@@ -9,8 +9,9 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
-	"fmt"
 	"strings"
+
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 // Role is what a token may do inside its tenant.
@@ -29,7 +30,7 @@ func ParseRole(s string) (Role, error) {
 	case Reader, Operator, Admin:
 		return r, nil
 	}
-	return "", fmt.Errorf("role %q is not one of admin, operator, reader", s)
+	return "", public.Errorf(public.Invalid, "role %q is not one of admin, operator, reader", s)
 }
 
 // Allows reports whether a token holding r may do what needs need.
