@@ -210,14 +210,16 @@ type Attestation struct {
 
 // BootState is what a device's verified evidence says about how it booted.
 type BootState struct {
-	Evidence          string            `json:"evidence"` // measured_boot or agent_only
-	LegacyPCRs        bool              `json:"legacy_pcrs,omitempty"`
-	SecureBoot        bool              `json:"secure_boot"`
-	DB                *SignatureDB      `json:"db,omitempty"`
-	DBX               *SignatureDB      `json:"dbx,omitempty"`
-	Applications      []BootApplication `json:"applications,omitempty"`
-	KernelCommandLine string            `json:"kernel_command_line,omitempty"`
-	IMA               *IMAState         `json:"ima,omitempty"`
+	Evidence   string `json:"evidence"` // measured_boot or agent_only
+	LegacyPCRs bool   `json:"legacy_pcrs,omitempty"`
+	SecureBoot bool   `json:"secure_boot"`
+	// SecureBootUnreadable says why PCR 7's events showed no consistent Secure Boot state.
+	SecureBootUnreadable string            `json:"secure_boot_unreadable,omitempty"`
+	DB                   *SignatureDB      `json:"db,omitempty"`
+	DBX                  *SignatureDB      `json:"dbx,omitempty"`
+	Applications         []BootApplication `json:"applications,omitempty"`
+	KernelCommandLine    string            `json:"kernel_command_line,omitempty"`
+	IMA                  *IMAState         `json:"ima,omitempty"`
 }
 
 // SignatureDB summarises a UEFI signature database (db or dbx).

@@ -31,6 +31,9 @@ type BootState struct {
 	LegacyPCRs bool `json:"legacy_pcrs,omitempty"`
 	// SecureBoot is the firmware's SecureBoot variable as measured into PCR 7.
 	SecureBoot bool `json:"secure_boot"`
+	// SecureBootUnreadable says why the PCR 7 events, though they replayed, did not
+	// describe a consistent Secure Boot state (which then counts as disabled).
+	SecureBootUnreadable string `json:"secure_boot_unreadable,omitempty"`
 	// DB and DBX summarise the signature databases measured into PCR 7.
 	DB  *SignatureDB `json:"db,omitempty"`
 	DBX *SignatureDB `json:"dbx,omitempty"`
@@ -133,10 +136,10 @@ func checkBootLog(raw []byte, quoted map[int][]byte) (*BootState, error) {
 		st.SecureBoot = sb.Enabled
 		st.DB = summariseDB(sb.PermittedKeys, sb.PermittedHashes)
 		st.DBX = summariseDB(sb.ForbiddenKeys, sb.ForbiddenHashes)
-	} else if extended[7] {
-		// PCR 7 replayed but its events do not describe a consistent Secure
-		// Boot state (a debugger, a duplicated variable): not enabled.
-		st.SecureBoot = false
+	} else {
+		// The PCR 7 events replayed but do not describe a consistent Secure Boot
+		// state (a debugger, a duplicated or empty variable): not enabled.
+		st.SecureBootUnreadable = err.Error()
 	}
 	for _, e := range events {
 		switch {

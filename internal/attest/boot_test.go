@@ -103,6 +103,9 @@ func TestCheckBootLogRealLogs(t *testing.T) {
 			if st.Evidence != EvidenceMeasuredBoot || st.SecureBoot != l.secureBoot {
 				t.Errorf("state %+v, want measured boot with secure boot %v", st, l.secureBoot)
 			}
+			if l.file == "crypto_agile_eventlog" && st.SecureBootUnreadable == "" {
+				t.Error("an empty SecureBoot variable is not reported")
+			}
 			if len(st.Applications) != l.apps {
 				t.Errorf("%d EFI applications, want %d: %+v", len(st.Applications), l.apps, st.Applications)
 			}
