@@ -179,7 +179,7 @@ func TestBadConfig(t *testing.T) {
 	}{
 		{"no data", Config{Listen: "127.0.0.1:0"}, "--data is required"},
 		{"bad listen", Config{DataDir: t.TempDir(), Listen: "nonsense"}, "--listen"},
-		{"bad database", Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Database: "mysql://x"}, "unsupported database"},
+		{"bad database", Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Database: "mysql://x"}, "the database URL must start with postgres://"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := New(context.Background(), tt.cfg)

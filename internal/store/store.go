@@ -75,13 +75,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.db.SetMaxOpenConns(32)
 		s.db.SetMaxIdleConns(32)
 	case cfg.Database != "":
-		return nil, fmt.Errorf("store.Open: unsupported database URL (want postgres://...)")
+		return nil, fmt.Errorf("store.Open: %w", public.Errorf(public.Invalid, "the database URL must start with postgres:// (leave it out for SQLite under the data folder)"))
 	default:
 		if cfg.SQLitePath == "" {
 			return nil, fmt.Errorf("store.Open: no database configured")
 		}
 		if err := os.MkdirAll(filepath.Dir(cfg.SQLitePath), 0o700); err != nil {
-			return nil, fmt.Errorf("store.Open: %w", err)
+			return nil, fmt.Errorf("store.Open: %w", public.Errorf(public.Unavailable, "cannot create the database's folder: %w", err))
 		}
 		s.dialect = sqlite{}
 		dsn := "file:" + cfg.SQLitePath + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
@@ -96,7 +96,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if err := s.db.PingContext(ctx); err != nil {
 		s.db.Close()
-		return nil, fmt.Errorf("store.Open: connect: %w", err)
+		return nil, fmt.Errorf("store.Open: %w", public.Errorf(public.Unavailable, "cannot connect to the database: %w", err))
 	}
 	if err := s.migrate(ctx); err != nil {
 		s.db.Close()

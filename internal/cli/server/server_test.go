@@ -16,7 +16,7 @@ func TestServerFlags(t *testing.T) {
 	dir := t.TempDir()
 	c.Fails(`--log-format "xml" is not text or json`, "server", "--data", dir, "--log-format", "xml")
 	c.Fails(`--log-level "loud" is not debug, info, warn or error`, "server", "--data", dir, "--log-level", "loud")
-	c.Fails("unsupported database URL", "server", "--data", dir, "--listen", "127.0.0.1:0", "--database", "mysql://x")
+	c.Fails("rampart: the database URL must start with postgres:// (leave it out for SQLite under the data folder)\n", "server", "--data", dir, "--listen", "127.0.0.1:0", "--database", "mysql://x")
 	c.Fails("--tls-cert and --tls-key go together", "server", "--data", dir, "--listen", "127.0.0.1:0", "--tls-cert", "x.pem")
 	// A port in use: one sentence naming the address and what to do.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
