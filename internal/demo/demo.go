@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -576,7 +577,7 @@ func (d *demo) follow(ctx context.Context, since time.Time) error {
 					rm := Milestone{Percent: m.Threshold * 100, Reached: m.Reached && !m.At.IsZero()}
 					if rm.Reached {
 						rm.At = m.At.UTC()
-						rm.SecondsAfterDeployment = m.At.Sub(since).Seconds()
+						rm.SecondsAfterDeployment = math.Round(m.At.Sub(since).Seconds()*10) / 10
 					}
 					d.rec.Milestones = append(d.rec.Milestones, rm)
 				}
@@ -585,7 +586,7 @@ func (d *demo) follow(ctx context.Context, since time.Time) error {
 				if !m.Reached {
 					continue
 				}
-				after := time.Duration(m.SecondsAfterDeployment * float64(time.Second)).Round(time.Millisecond)
+				after := fmt.Sprintf("%.1fs", m.SecondsAfterDeployment)
 				d.rec.Timeline = append(d.rec.Timeline, Event{At: m.At, What: fmt.Sprintf("%.0f %% of the fleet on %s (%s after the deployment)",
 					m.Percent, Fixed, after)})
 				d.say("%.0f %% of the fleet on %s, %s after the deployment", m.Percent, Fixed, after)
