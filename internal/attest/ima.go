@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // IMAEntry is one measurement of the kernel's IMA log (templates ima-ng,
@@ -22,7 +21,9 @@ type IMAEntry struct {
 	Path       string
 	// templateData is what the kernel hashed into the template digest.
 	templateData []byte
-	violation    bool
+	// path is Path's bytes, within the log (walkIMALog leaves Path empty).
+	path      []byte
+	violation bool
 }
 
 // Limits of the IMA log decoder, beyond deviceapi.MaxIMALog.
@@ -40,7 +41,22 @@ var errIMAMalformed = errors.New("ima log malformed")
 // are not checked here: replaying PCR 10 of the SHA-256 bank hashes each
 // entry's data itself, and the older kernels' fallback hashes it with SHA-1.
 func ParseIMALog(b []byte) ([]IMAEntry, error) {
-	out := make([]IMAEntry, 0, len(b)/128)
+	var out []IMAEntry
+	if _, err := walkIMALog(b, func(e *IMAEntry) {
+		e.Path = string(e.path)
+		out = append(out, *e)
+	}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// walkIMALog decodes the log as ParseIMALog does, handing each entry to fn
+// in order rather than collecting them: the verifier replays and appraises
+// the entries as it decodes them, without a copy of the log. The entry's
+// byte slices alias b, its Path is empty (path holds it) and fn must not
+// keep it. It returns the number of entries.
+func walkIMALog(b []byte, fn func(*IMAEntry)) (int, error) {
 	u32 := func() (uint32, bool) {
 		if len(b) < 4 {
 			return 0, false
@@ -49,48 +65,58 @@ func ParseIMALog(b []byte) ([]IMAEntry, error) {
 		b = b[4:]
 		return v, true
 	}
+	count := 0
+	var e IMAEntry // one entry, reused: fn must not keep it
 	for n := 0; len(b) > 0; n++ {
 		if n >= maxIMAEntries {
-			return nil, fmt.Errorf("%w: more than %d entries", errIMAMalformed, maxIMAEntries)
+			return 0, fmt.Errorf("%w: more than %d entries", errIMAMalformed, maxIMAEntries)
 		}
 		pcr, ok := u32()
 		if !ok {
-			return nil, fmt.Errorf("%w: entry %d truncated", errIMAMalformed, n)
+			return 0, fmt.Errorf("%w: entry %d truncated", errIMAMalformed, n)
 		}
 		if pcr != 10 {
-			return nil, fmt.Errorf("%w: entry %d is in pcr %d, not 10", errIMAMalformed, n, pcr)
+			return 0, fmt.Errorf("%w: entry %d is in pcr %d, not 10", errIMAMalformed, n, pcr)
 		}
 		if len(b) < sha1.Size {
-			return nil, fmt.Errorf("%w: entry %d truncated", errIMAMalformed, n)
+			return 0, fmt.Errorf("%w: entry %d truncated", errIMAMalformed, n)
 		}
 		tdigest := b[:sha1.Size]
 		b = b[sha1.Size:]
 		nameLen, ok := u32()
 		if !ok || nameLen == 0 || nameLen > maxIMATemplateName || int(nameLen) > len(b) {
-			return nil, fmt.Errorf("%w: entry %d template name length %d", errIMAMalformed, n, nameLen)
+			return 0, fmt.Errorf("%w: entry %d template name length %d", errIMAMalformed, n, nameLen)
 		}
-		e := IMAEntry{Template: string(b[:nameLen]), violation: allZero(tdigest)}
-		b = b[nameLen:]
-		switch e.Template {
-		case "ima-ng", "ima-sig", "ima-buf", "ima-modsig":
+		e = IMAEntry{violation: allZero(tdigest)}
+		switch name := b[:nameLen]; string(name) { // constant names: no allocation per entry
+		case "ima-ng":
+			e.Template = "ima-ng"
+		case "ima-sig":
+			e.Template = "ima-sig"
+		case "ima-buf":
+			e.Template = "ima-buf"
+		case "ima-modsig":
+			e.Template = "ima-modsig"
 		default:
-			return nil, fmt.Errorf("%w: entry %d has template %q", errIMAMalformed, n, e.Template)
+			return 0, fmt.Errorf("%w: entry %d has template %q", errIMAMalformed, n, name)
 		}
+		b = b[nameLen:]
 		dataLen, ok := u32()
 		if !ok || dataLen > maxIMATemplateData || int(dataLen) > len(b) {
-			return nil, fmt.Errorf("%w: entry %d template data length %d", errIMAMalformed, n, dataLen)
+			return 0, fmt.Errorf("%w: entry %d template data length %d", errIMAMalformed, n, dataLen)
 		}
 		e.templateData = b[:dataLen:dataLen]
 		b = b[dataLen:]
 		if err := e.parseFields(); err != nil {
-			return nil, fmt.Errorf("%w: entry %d: %v", errIMAMalformed, n, err)
+			return 0, fmt.Errorf("%w: entry %d: %v", errIMAMalformed, n, err)
 		}
-		out = append(out, e)
+		fn(&e)
+		count++
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: empty", errIMAMalformed)
+	if count == 0 {
+		return 0, fmt.Errorf("%w: empty", errIMAMalformed)
 	}
-	return out, nil
+	return count, nil
 }
 
 func allZero(b []byte) bool {
@@ -130,11 +156,19 @@ func (e *IMAEntry) parseFields() error {
 	if !ok || len(alg) == 0 || len(alg) > 16 {
 		return errors.New("digest field has no algorithm")
 	}
-	e.FileAlg, e.FileDigest = string(alg), digest
+	switch string(alg) {
+	case "sha256":
+		e.FileAlg = "sha256"
+	case "sha1":
+		e.FileAlg = "sha1"
+	default:
+		e.FileAlg = string(alg)
+	}
+	e.FileDigest = digest
 	if e.FileAlg == "sha256" && len(digest) != sha256.Size && !e.violation {
 		return fmt.Errorf("sha256 file digest of %d bytes", len(digest))
 	}
-	e.Path = strings.TrimSuffix(string(nng), "\x00")
+	e.path = bytes.TrimSuffix(nng, []byte{0})
 	// ima-sig and ima-modsig carry more fields (signature, modsig): check they are well formed.
 	for len(d) > 0 {
 		if _, err := field(); err != nil {
@@ -144,35 +178,59 @@ func (e *IMAEntry) parseFields() error {
 	return nil
 }
 
-// replayIMA recomputes PCR 10 of the SHA-256 bank from the entries. Kernels
-// since 5.11 extend each bank with the template data hashed by that bank's
-// algorithm; older ones extend the SHA-1 template digest, zero-padded. A
-// violation extends all ones. It reports which of the two matched quoted.
+// replayIMA recomputes PCR 10 of the SHA-256 bank from the entries and
+// reports whether it matches quoted (see imaReplay).
 func replayIMA(entries []IMAEntry, quoted []byte) bool {
 	for _, padded := range []bool{false, true} {
-		pcr := make([]byte, sha256.Size)
-		buf := make([]byte, 0, 2*sha256.Size)
+		x := newIMAReplay(padded)
 		for i := range entries {
-			var v [sha256.Size]byte
-			switch {
-			case entries[i].violation:
-				for j := range v {
-					v[j] = 0xff
-				}
-			case padded:
-				s := sha1.Sum(entries[i].templateData)
-				copy(v[:], s[:])
-			default:
-				v = sha256.Sum256(entries[i].templateData)
-			}
-			sum := sha256.Sum256(append(append(buf[:0], pcr...), v[:]...))
-			pcr = sum[:]
+			x.extend(&entries[i])
 		}
-		if bytes.Equal(pcr, quoted) {
+		if bytes.Equal(x.pcr[:], quoted) {
 			return true
 		}
 	}
 	return false
+}
+
+// imaReplay recomputes PCR 10 of the SHA-256 bank, one entry at a time.
+// Kernels since 5.11 extend each bank with the template data hashed by that
+// bank's algorithm; older ones extend the SHA-1 template digest, zero-padded
+// (padded). A violation extends all ones.
+type imaReplay struct {
+	padded bool
+	pcr    [sha256.Size]byte
+	buf    [2 * sha256.Size]byte // pcr || the entry's digest: one extend, no allocation
+}
+
+func newIMAReplay(padded bool) *imaReplay {
+	return &imaReplay{padded: padded}
+}
+
+func (x *imaReplay) extend(e *IMAEntry) {
+	var v [sha256.Size]byte
+	switch {
+	case e.violation:
+		for j := range v {
+			v[j] = 0xff
+		}
+	case x.padded:
+		s := sha1.Sum(e.templateData)
+		copy(v[:], s[:])
+	default:
+		v = sha256.Sum256(e.templateData)
+	}
+	copy(x.buf[:sha256.Size], x.pcr[:])
+	copy(x.buf[sha256.Size:], v[:])
+	x.pcr = sha256.Sum256(x.buf[:])
+}
+
+// appendFileDigestHex appends FileDigestHex to dst.
+func (e *IMAEntry) appendFileDigestHex(dst []byte) []byte {
+	if e.FileAlg != "sha256" || len(e.FileDigest) != sha256.Size {
+		return dst
+	}
+	return hex.AppendEncode(dst, e.FileDigest)
 }
 
 // FileDigestHex is the entry's file digest in lowercase hex, for SHA-256

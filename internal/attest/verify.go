@@ -337,46 +337,72 @@ func (r *Result) checkPlatform(ev *deviceapi.Evidence, sel selection, pcrs map[i
 			r.add(sevRefused, ReasonQuotePCRs, "an IMA log came with a quote that does not cover pcr 10")
 			return true
 		}
-		entries, err := ParseIMALog(ev.IMALog)
+		// One pass decodes, replays and appraises; the appraisal counts only
+		// once the entries replay. Older kernels' logs take a second pass.
+		x, ap := newIMAReplay(false), newIMAAppraisal(pol.References)
+		n, err := walkIMALog(ev.IMALog, func(e *IMAEntry) {
+			x.extend(e)
+			ap.add(e)
+		})
 		if err != nil {
 			r.add(sevRefused, ReasonIMALogMalformed, "%v", err)
 			return true
 		}
-		if !replayIMA(entries, pcrs[deviceapi.IMAPCR]) {
-			r.add(sevRefused, ReasonIMAAggregate, "the IMA log's %d entries do not replay to pcr 10", len(entries))
+		if !bytes.Equal(x.pcr[:], pcrs[deviceapi.IMAPCR]) {
+			x = newIMAReplay(true)
+			_, _ = walkIMALog(ev.IMALog, x.extend) // it decoded once: it decodes again
+		}
+		if !bytes.Equal(x.pcr[:], pcrs[deviceapi.IMAPCR]) {
+			r.add(sevRefused, ReasonIMAAggregate, "the IMA log's %d entries do not replay to pcr 10", n)
 			return true
 		}
-		r.Boot.IMA = appraiseIMA(r, entries, pol.References)
+		r.Boot.IMA = ap.finish(r, n)
 	}
 	return false
 }
 
-// appraiseIMA matches every measured file against the released images.
-func appraiseIMA(r *Result, entries []IMAEntry, refs map[string]Reference) *IMAState {
-	st := &IMAState{Entries: len(entries)}
-	var firstUnknown string
-	for _, e := range entries {
-		if e.violation || e.Path == "boot_aggregate" {
-			continue
-		}
-		ref, ok := refs[e.FileDigestHex()]
-		switch {
-		case ok && ref.Revoked:
-			st.Known++
-			r.add(sevContraindicated, ReasonRevokedComponent, "file %q is %s %q %s, of a revoked release", e.Path, ref.Type, ref.Name, ref.Version)
-		case ok:
-			st.Known++
-		default:
-			st.Unknown++
-			if firstUnknown == "" {
-				firstUnknown = e.Path
-			}
+// imaAppraisal matches every measured file against the released images.
+type imaAppraisal struct {
+	refs         map[string]Reference
+	known        int
+	unknown      int
+	firstUnknown string
+	revoked      []string // one sentence per file of a revoked release
+	digest       [2 * sha256.Size]byte
+}
+
+func newIMAAppraisal(refs map[string]Reference) *imaAppraisal {
+	return &imaAppraisal{refs: refs}
+}
+
+func (a *imaAppraisal) add(e *IMAEntry) {
+	if e.violation || string(e.path) == "boot_aggregate" {
+		return
+	}
+	ref, ok := a.refs[string(e.appendFileDigestHex(a.digest[:0]))] // no string allocated for the lookup
+	switch {
+	case ok && ref.Revoked:
+		a.known++
+		a.revoked = append(a.revoked, fmt.Sprintf("file %q is %s %q %s, of a revoked release", e.path, ref.Type, ref.Name, ref.Version))
+	case ok:
+		a.known++
+	default:
+		a.unknown++
+		if a.unknown == 1 {
+			a.firstUnknown = string(e.path)
 		}
 	}
-	if st.Unknown > 0 {
-		r.add(sevWarning, ReasonIMAUnknownFile, "%d measured files are in no release, the first %q", st.Unknown, firstUnknown)
+}
+
+// finish records the appraisal's reasons in r, once the n entries replayed.
+func (a *imaAppraisal) finish(r *Result, n int) *IMAState {
+	for _, s := range a.revoked {
+		r.add(sevContraindicated, ReasonRevokedComponent, "%s", s)
 	}
-	return st
+	if a.unknown > 0 {
+		r.add(sevWarning, ReasonIMAUnknownFile, "%d measured files are in no release, the first %q", a.unknown, a.firstUnknown)
+	}
+	return &IMAState{Entries: n, Known: a.known, Unknown: a.unknown}
 }
 
 // appraiseBoot applies the product's boot policy to the verified boot state.

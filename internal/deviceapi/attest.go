@@ -323,9 +323,29 @@ func (r *EnrollRequest) Validate() error {
 // MaxEvidenceSize bytes, no unknown fields, no trailing data, every field
 // within its limits.
 func DecodeEvidence(r io.Reader) (*Evidence, error) {
-	var ev Evidence
-	if err := decodeStrict(r, MaxEvidenceSize, &ev); err != nil {
+	data, err := readLimited(r, MaxEvidenceSize)
+	if err != nil {
 		return nil, fmt.Errorf("deviceapi.DecodeEvidence: %w", err)
+	}
+	var ev Evidence
+	body, spans, lifted := liftBlobs(data, "event_log", "ima_log")
+	if !lifted {
+		body = data
+	}
+	if err := decodeJSON(body, &ev); err != nil {
+		return nil, fmt.Errorf("deviceapi.DecodeEvidence: %w", err)
+	}
+	if lifted {
+		for k, dst := range []*[]byte{&ev.EventLog, &ev.IMALog} {
+			if spans[k].end == spans[k].start {
+				continue // absent or "": decoded by encoding/json
+			}
+			b, err := decodeBlob([]string{"event_log", "ima_log"}[k], data[spans[k].start:spans[k].end])
+			if err != nil {
+				return nil, fmt.Errorf("deviceapi.DecodeEvidence: %w", err)
+			}
+			*dst = b
+		}
 	}
 	if err := ev.Validate(); err != nil {
 		return nil, fmt.Errorf("deviceapi.DecodeEvidence: %w", err)
@@ -423,13 +443,15 @@ func DigestBytes(s string) ([]byte, error) {
 }
 
 func decodeStrict(r io.Reader, limit int64, v any) error {
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	data, err := readLimited(r, limit)
 	if err != nil {
-		return public.Errorf(public.Invalid, "read: %w", err) // the client's own transport
+		return err
 	}
-	if int64(len(data)) > limit {
-		return public.Errorf(public.TooLarge, "%w: over %d bytes", ErrTooLarge, limit)
-	}
+	return decodeJSON(data, v)
+}
+
+// decodeJSON decodes data into v: one JSON value, no unknown fields, no trailing data.
+func decodeJSON(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
