@@ -185,13 +185,15 @@ func TestAgentPCRsClearOfBootChain(t *testing.T) {
 	}
 }
 
-// FuzzDecodeEvidence: the decoder never panics, and what it accepts
+// FuzzDecodeEvidence: the decoder never panics, decodes what encoding/json
+// alone decodes (the logs it lifts out included), and what it accepts
 // re-encodes to evidence it accepts again, unchanged.
 func FuzzDecodeEvidence(f *testing.F) {
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"device_id":"","nonce":null,"pcrs":[{"index":-1}]}`))
+	f.Add([]byte(`{"ima_log":"AA\\nAA","IMA_LOG":"AAAA","event_log":"AAAA"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ev, err := DecodeEvidence(bytes.NewReader(data))
+		ev, err := sameAsPlain(t, data)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("error wraps no sentinel: %v", err)
