@@ -173,6 +173,20 @@ func TestParseIMALog(t *testing.T) {
 	if replayIMA(entries[:49], pcr) {
 		t.Error("a log missing its last entry replays")
 	}
+	// Kernels before 5.11 extend the SHA-1 template digest, zero-padded.
+	old := make([]byte, sha256.Size)
+	for i := range entries {
+		td := sha1.Sum(entries[i].templateData)
+		s := sha256.Sum256(append(bytes.Clone(old), append(td[:], make([]byte, sha256.Size-sha1.Size)...)...))
+		old = s[:]
+	}
+	if !replayIMA(entries, old) {
+		t.Error("the log does not replay to the PCR an older kernel extended")
+	}
+	// The entries ParseIMALog returns are each their own: walkIMALog reuses one.
+	if entries[0].Path != "boot_aggregate" || entries[1].Path != "/usr/lib/app/file-00001.so" || entries[49].FileDigestHex() != files[49] {
+		t.Errorf("entries share their fields: %q %q", entries[0].Path, entries[1].Path)
+	}
 	// A path changed in one entry: still well formed, but it no longer replays.
 	tampered := bytes.Clone(log)
 	i := bytes.Index(tampered, []byte("file-00007"))
