@@ -321,6 +321,15 @@ func runMeasuredBoot(t *testing.T, open func(t *testing.T) (agent.Attester, stri
 		if r.Boot.IMA == nil || r.Boot.IMA.Entries != 20 || r.Boot.IMA.Unknown != 19 {
 			t.Errorf("ima state %+v", r.Boot.IMA)
 		}
+		// The agent reads the IMA log after the quote, and the kernel may have measured
+		// more files in between: the entries that replay to the quoted pcr 10 are
+		// attested, those after them left aside.
+		past := m.evidence(t)
+		past.IMALog, _, _ = imaLog(21)
+		r = m.verify(roundTrip(t, past, decodeEvidence), pol)
+		if r.Grant != GrantNormal || r.Boot == nil || r.Boot.IMA == nil || r.Boot.IMA.Entries != 20 {
+			t.Errorf("an ima log that runs past the quote: %s/%s %v, ima %+v", r.Status, r.Grant, r.Reasons, r.Boot)
+		}
 		// Without the IMA log (PCR 10 still quoted) the verdict is the attester's own.
 		m.d.platform.IMALog = "-"
 		r = m.verify(m.evidence(t), pol)
@@ -370,9 +379,17 @@ func runMeasuredBoot(t *testing.T, open func(t *testing.T) (agent.Attester, stri
 				}
 				ev.Quote, ev.QuoteSignature, ev.PCRs = q.Quote, q.Signature, q.PCRs
 			}},
-		{name: "ima log does not replay", rule: ReasonIMAAggregate, status: deviceapi.StatusContraindicated,
+		{name: "ima log falls short of the quote", rule: ReasonIMAAggregate, status: deviceapi.StatusContraindicated,
 			tamper: func(t *testing.T, m *measuredDevice, ev *deviceapi.Evidence) {
-				ev.IMALog, _, _ = imaLog(21)
+				ev.IMALog, _, _ = imaLog(19)
+			}},
+		{name: "ima log entry changed", rule: ReasonIMAAggregate, status: deviceapi.StatusContraindicated,
+			tamper: func(t *testing.T, m *measuredDevice, ev *deviceapi.Evidence) {
+				i := bytes.Index(ev.IMALog, []byte("/usr/lib/app/file-00007.so"))
+				if i < 0 {
+					t.Fatal("entry 7 not in the ima log")
+				}
+				ev.IMALog[i+len("/usr/lib/app/file-0000")] = '8' // its path, which its template hash covers
 			}},
 		{name: "ima log malformed", rule: ReasonIMALogMalformed, status: deviceapi.StatusContraindicated,
 			tamper: func(t *testing.T, m *measuredDevice, ev *deviceapi.Evidence) {

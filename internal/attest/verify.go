@@ -339,21 +339,40 @@ func (r *Result) checkPlatform(ev *deviceapi.Evidence, sel selection, pcrs map[i
 		}
 		// One pass decodes, replays and appraises; the appraisal counts only
 		// once the entries replay. Older kernels' logs take a second pass.
-		x, ap := newIMAReplay(false), newIMAAppraisal(pol.References)
-		n, err := walkIMALog(ev.IMALog, func(e *IMAEntry) {
-			x.extend(e)
-			ap.add(e)
-		})
+		// The kernel goes on measuring between the quote and the agent's
+		// read of the log, so the log may run past the quote: the entries
+		// that replay to the quoted pcr 10 are attested, and those after
+		// them are not looked at (as Keylime does).
+		quoted := pcrs[deviceapi.IMAPCR]
+		replay := func(padded bool, ap *imaAppraisal) (matched, total int, err error) {
+			x, i := newIMAReplay(padded), 0
+			total, err = walkIMALog(ev.IMALog, func(e *IMAEntry) {
+				if matched > 0 {
+					return
+				}
+				x.extend(e)
+				if ap != nil {
+					ap.add(e)
+				}
+				i++
+				if bytes.Equal(x.pcr[:], quoted) {
+					matched = i
+				}
+			})
+			return matched, total, err
+		}
+		ap := newIMAAppraisal(pol.References)
+		n, total, err := replay(false, ap)
 		if err != nil {
 			r.add(sevRefused, ReasonIMALogMalformed, "%v", err)
 			return true
 		}
-		if !bytes.Equal(x.pcr[:], pcrs[deviceapi.IMAPCR]) {
-			x = newIMAReplay(true)
-			_, _ = walkIMALog(ev.IMALog, x.extend) // it decoded once: it decodes again
+		if n == 0 {
+			ap = newIMAAppraisal(pol.References)
+			n, _, _ = replay(true, ap) // it decoded once: it decodes again
 		}
-		if !bytes.Equal(x.pcr[:], pcrs[deviceapi.IMAPCR]) {
-			r.add(sevRefused, ReasonIMAAggregate, "the IMA log's %d entries do not replay to pcr 10", n)
+		if n == 0 {
+			r.add(sevRefused, ReasonIMAAggregate, "no prefix of the IMA log's %d entries replays to pcr 10", total)
 			return true
 		}
 		r.Boot.IMA = ap.finish(r, n)

@@ -306,3 +306,29 @@ func TestAgentDependencies(t *testing.T) {
 		}
 	}
 }
+
+// An IMA log grows for as long as the device runs; past its limit the evidence
+// goes without it rather than the device never attesting again until a reboot.
+// A firmware log over its limit is still an error: it does not grow.
+func TestPlatformLogsOverLimit(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "ima")
+	if err := os.WriteFile(big, make([]byte, deviceapi.MaxIMALog+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fw := filepath.Join(dir, "fw")
+	if err := os.WriteFile(fw, []byte("firmware log"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ev, ima, err := PlatformLogs{EventLog: fw, IMALog: big}.Read(deviceapi.KindTPM)
+	if err != nil || string(ev) != "firmware log" || ima != nil {
+		t.Fatalf("Read = %q, %d bytes of IMA log, %v; want the firmware log and no IMA log", ev, len(ima), err)
+	}
+	bigFW := filepath.Join(dir, "bigfw")
+	if err := os.WriteFile(bigFW, make([]byte, deviceapi.MaxEventLog+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := (PlatformLogs{EventLog: bigFW, IMALog: "-"}).Read(deviceapi.KindTPM); err == nil {
+		t.Fatal("a firmware log over its limit was read")
+	}
+}

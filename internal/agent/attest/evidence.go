@@ -66,11 +66,20 @@ func (p PlatformLogs) Read(kind deviceapi.AttesterKind) (eventLog, imaLog []byte
 		return nil, nil, err
 	}
 	imaLog, err = readLog(cmp.Or(p.IMALog, imaDefault), deviceapi.MaxIMALog)
+	if errors.Is(err, errLogTooLarge) {
+		// The IMA log grows for as long as the device runs. Past the limit the
+		// evidence goes without it, as on a device without IMA, rather than the
+		// device never attesting again until it reboots.
+		imaLog, err = nil, nil
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	return eventLog, imaLog, nil
 }
+
+// errLogTooLarge means a platform log is over its limit.
+var errLogTooLarge = errors.New("log too large")
 
 // readLog reads a securityfs log (whose size stat does not report) up to limit.
 func readLog(path string, limit int64) ([]byte, error) {
@@ -90,7 +99,7 @@ func readLog(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("platform log %s: %w", path, err)
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("platform log %s: over %d bytes", path, limit)
+		return nil, fmt.Errorf("platform log %s: %w: over %d bytes", path, errLogTooLarge, limit)
 	}
 	if len(b) == 0 {
 		return nil, nil
@@ -105,10 +114,6 @@ func readLog(path string, limit int64) ([]byte, error) {
 // the device has them. activation is the answer to the enrolment's credential
 // activation challenge, or nil.
 func Collect(ctx context.Context, a Attester, log *MeasurementLog, platform PlatformLogs, deviceID string, nonce, activation []byte) (*deviceapi.Evidence, error) {
-	eventLog, imaLog, err := platform.Read(a.Kind())
-	if err != nil {
-		return nil, fmt.Errorf("attest.Collect: %w", err)
-	}
 	signer, cert, err := a.CertificateKey(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("attest.Collect: %w", err)
@@ -118,6 +123,14 @@ func Collect(ctx context.Context, a Attester, log *MeasurementLog, platform Plat
 		return nil, fmt.Errorf("attest.Collect: certificate key: %w", err)
 	}
 	q, err := a.Quote(ctx, log.QuotedPCRs(), deviceapi.QualifyingData(nonce, certKey))
+	if err != nil {
+		return nil, fmt.Errorf("attest.Collect: %w", err)
+	}
+	// The logs are read after the quote: the kernel goes on measuring files into
+	// pcr 10, so a log read first could fall short of the quoted value, while a
+	// log read after it holds the quoted entries and perhaps more, which the
+	// verifier leaves aside.
+	eventLog, imaLog, err := platform.Read(a.Kind())
 	if err != nil {
 		return nil, fmt.Errorf("attest.Collect: %w", err)
 	}
