@@ -204,7 +204,7 @@ func (a *API) authenticateDevice(r *http.Request, now time.Time, lookup bool) (*
 // (store.UpdatesTx.DemoteRevoked) as update-only: the device runs a release revoked after the
 // certificate was issued.
 func (a *API) checkDemoted(ctx context.Context, d *device) error {
-	demoted, err := a.store.CertificateDemoted(ctx, d.cert.SerialNumber.Text(16))
+	demoted, err := a.store.CertificateDemoted(ctx, d.tenantID, d.cert.SerialNumber.Text(16))
 	if err != nil {
 		return internal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/storetest"
+	"github.com/rampartsec/rampart/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,28 +115,33 @@ func TestAuthenticode(t *testing.T) {
 func TestAuthenticodeMatchesPesign(t *testing.T) {
 	pesign, err := exec.LookPath("pesign")
 	if err != nil {
-		t.Skip("pesign is not installed: the minimal EFI image of TestAuthenticode is the check")
+		testenv.Missing(t, "pesign", "apt-get install pesign")
 	}
 	files, _ := filepath.Glob("/boot/vmlinuz-*")
 	more, _ := filepath.Glob("/usr/lib/grub/x86_64-efi-signed/*.efi.signed")
 	files = append(files, more...)
-	if len(files) == 0 {
-		t.Skip("no EFI binary on this machine")
-	}
+	compared := 0
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			t.Skipf("%s: %v", f, err)
+			t.Logf("%s: %v (left out)", f, err) // a kernel readable by root only, say
+			continue
 		}
 		out, err := exec.Command(pesign, "-h", "-i", f).Output()
 		if err != nil {
-			t.Skipf("pesign -h -i %s: %v", f, err)
+			t.Logf("pesign -h -i %s: %v (left out)", f, err)
+			continue
 		}
 		want := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "hash:"))
 		if got := authenticodeOf(b); got != want {
 			t.Errorf("%s: authenticode %s, pesign %s", f, got, want)
 		}
+		compared++
 	}
+	if compared == 0 {
+		testenv.Missing(t, "an EFI binary pesign can read (Debian's kernel or signed GRUB)", "apt-get install linux-image-amd64 grub-efi-amd64-signed")
+	}
+	t.Logf("%d EFI binaries match pesign", compared)
 }
 
 // TestAddImageRecordsAuthenticode: an EFI image added to the tenant carries its Authenticode

@@ -53,7 +53,8 @@ func (s *Store) demoteRevoked(ctx context.Context, tx *sql.Tx, actor Actor, tena
 	if err := tx.QueryRowContext(ctx, `SELECT product_id FROM releases WHERE tenant_id = $1 AND id = $2`, tenantID, releaseID).Scan(&productID); err != nil {
 		return Demotion{}, fmt.Errorf("store.DemoteRevoked: %w", s.mapErr(err))
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM demoted_certificates WHERE not_after <= $1`, now); err != nil {
+	// Expired rows are this tenant's to clear: another tenant's stay untouched (and unlocked).
+	if _, err := tx.ExecContext(ctx, `DELETE FROM demoted_certificates WHERE tenant_id = $1 AND not_after <= $2`, tenantID, now); err != nil {
 		return Demotion{}, fmt.Errorf("store.DemoteRevoked: %w", err)
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT ar.cert_serial, ar.device_id, ar.cert_not_after
@@ -120,10 +121,11 @@ func (s *Store) DemotedUntold(ctx context.Context, tenantID string) ([]string, e
 }
 
 // CertificateDemoted reports whether a revocation demoted the device certificate with this
-// serial (lowercase hex, as attestation results record it) to update-only.
-func (s *Store) CertificateDemoted(ctx context.Context, serial string) (bool, error) {
+// serial (lowercase hex, as attestation results record it) to update-only. It runs on device
+// requests, so it goes through the prepared-statement cache.
+func (s *Store) CertificateDemoted(ctx context.Context, tenantID, serial string) (bool, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM demoted_certificates WHERE serial = $1`, serial).Scan(&n)
+	err := s.queryRow(ctx, `SELECT COUNT(*) FROM demoted_certificates WHERE serial = $1 AND tenant_id = $2`, serial, tenantID).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("store.CertificateDemoted: %w", err)
 	}
