@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/rampartsec/rampart/internal/testenv"
 )
 
 // TestProgressLines pins what a long upload prints on stderr: nothing before the first
@@ -41,9 +43,7 @@ func TestWaiting(t *testing.T) {
 		t.Fatalf("a short wait printed %q", out.String())
 	}
 	done := waiting(&out, "the server builds the deltas", time.Millisecond)
-	for !strings.Contains(out.String(), "\n") {
-		time.Sleep(time.Millisecond)
-	}
+	testenv.WaitFor(t, "the waiting line", func() bool { return strings.Contains(out.String(), "\n") })
 	done()
 	if line, _, _ := strings.Cut(out.String(), "\n"); !strings.HasPrefix(line, "the server builds the deltas (") || !strings.HasSuffix(line, " so far)") {
 		t.Errorf("waiting printed %q", out.String())
