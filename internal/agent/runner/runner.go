@@ -375,33 +375,26 @@ func (r *Runner) measureBoot(ctx context.Context) error {
 	return nil
 }
 
-// attest renews the certificate when due (force: always) and records the verdict.
-func (r *Runner) attest(ctx context.Context, force bool) error {
+// attest renews the certificate when due (force: always) and records the verdict of an
+// attestation it made (nil when the certificate was not due). An attestation the server asked
+// for (a revocation) counts in Status.Reattested once it succeeds.
+func (r *Runner) attest(ctx context.Context, force bool) (*deviceapi.AttestResponse, error) {
 	if !force {
-		if _, err := r.id.RenewIfDue(ctx); err != nil {
-			return err
-		}
-		return nil
+		_, err := r.id.RenewIfDue(ctx)
+		return nil, err
 	}
 	resp, err := r.id.Attest(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.mu.Lock()
 	r.status.Attestation, r.status.Reasons = resp.Status, resp.Reasons
+	if r.reattest {
+		r.status.Reattested++
+	}
 	r.reattest = false
 	r.mu.Unlock()
-	return nil
-}
-
-// Attest attests now, whether or not the certificate is due, and returns the verdict; the
-// certificate it gets (normal or update-only) replaces the current one.
-func (r *Runner) Attest(ctx context.Context) (deviceapi.Status, error) {
-	resp, err := r.AttestNow(ctx)
-	if err != nil {
-		return "", err
-	}
-	return resp.Status, nil
+	return resp, nil
 }
 
 // AttestNow measures what this boot runs (the agent, the booted slot's images, any extra
@@ -411,15 +404,7 @@ func (r *Runner) AttestNow(ctx context.Context) (*deviceapi.AttestResponse, erro
 	if err := r.measureBoot(ctx); err != nil {
 		return nil, err
 	}
-	resp, err := r.id.Attest(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("runner.Attest: %w", err)
-	}
-	r.mu.Lock()
-	r.status.Attestation, r.status.Reasons = resp.Status, resp.Reasons
-	r.reattest = false
-	r.mu.Unlock()
-	return resp, nil
+	return r.attest(ctx, true)
 }
 
 // Once runs one check-in: measure, attest if due, update, report crashes.
@@ -450,11 +435,8 @@ func (r *Runner) once(ctx context.Context) error {
 	r.mu.Lock()
 	// With no certificate yet, or when the server said to (a revocation), attest now.
 	force := r.reattest || r.id.Certificate() == nil
-	if r.reattest {
-		r.status.Reattested++
-	}
 	r.mu.Unlock()
-	if err := r.attest(ctx, force); err != nil {
+	if _, err := r.attest(ctx, force); err != nil {
 		return fmt.Errorf("attest: %w", err)
 	}
 	// An update that fails does not keep the crash reports back: they may say why.
@@ -548,7 +530,8 @@ func (r *Runner) reboot(ctx context.Context) error {
 	if err := r.measureBoot(ctx); err != nil {
 		return err
 	}
-	return r.attest(ctx, true)
+	_, err := r.attest(ctx, true)
+	return err
 }
 
 // updater builds the updater once the device has a certificate (the tenant is in its SPIFFE
