@@ -80,7 +80,11 @@ func (c *Client) GetGroup(ctx context.Context, product, name string) (Group, err
 // ListDevices lists the tenant's devices.
 func (c *Client) ListDevices(ctx context.Context, f DeviceFilter, o ListOptions) (List[Device], error) {
 	var out List[Device]
-	q := url.Values{"product": {f.Product}, "group": {f.Group}}
+	q := url.Values{"product": {f.Product}, "group": {f.Group}, "release": {f.Release}, "attestation": {f.Attestation},
+		"seen": {f.Seen}, "q": {f.IDPrefix}, "sort": {f.Sort}}
+	if f.UpdateOnly {
+		q.Set("update_only", "true")
+	}
 	return out, c.Do(ctx, "GET", "/api/v1/devices"+listQuery(o, q), nil, &out)
 }
 

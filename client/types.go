@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"encoding/json"
 	"time"
 )
@@ -114,10 +115,22 @@ type Device struct {
 	UpdatedAt  time.Time      `json:"updated_at"`
 }
 
-// DeviceFilter narrows a device listing.
+// DeviceFilter narrows a device listing; every field is optional.
 type DeviceFilter struct {
 	Product string
-	Group   string
+	Group   string // within Product
+	Release string // the release devices report running
+	// Attestation is affirming, warning, contraindicated or none (never attested).
+	Attestation string
+	// UpdateOnly keeps devices limited to the update endpoints (contraindicated, or holding a
+	// certificate a revocation demoted).
+	UpdateOnly bool
+	// Seen is online, overdue or offline.
+	Seen string
+	// IDPrefix keeps devices whose ID starts with it (lowercase hex).
+	IDPrefix string
+	// Sort is id (default), seen (newest first), stale (oldest first) or release.
+	Sort string
 }
 
 // AuditRecord is one record of the tenant's hash-chained audit log.
@@ -247,4 +260,45 @@ type IMAState struct {
 type AttestationReason struct {
 	Code   string `json:"code"`
 	Detail string `json:"detail"`
+}
+
+// Fleet is the tenant's fleet at a glance: devices by attestation, by how recently they
+// checked in and by release, and the open vulnerability reports by severity with their clocks.
+type Fleet struct {
+	Devices int `json:"devices"`
+	// ByAttestation counts affirming, warning, update-only and none (never attested).
+	ByAttestation map[string]int `json:"by_attestation"`
+	// BySeen counts online, overdue and offline devices (OnlineWithin, OverdueWithin).
+	BySeen map[string]int `json:"by_seen"`
+	// ByRelease lists the releases devices run, most devices first, up to 20; OtherReleases
+	// counts the devices on the rest.
+	ByRelease     []ReleaseDevices `json:"by_release"`
+	OtherReleases int              `json:"other_releases"`
+	OnlineWithin  string           `json:"online_within"`
+	OverdueWithin string           `json:"overdue_within"`
+	OpenReports   []OpenReports    `json:"open_reports"`
+}
+
+// ReleaseDevices is how many devices run one release ("" for none reported yet).
+type ReleaseDevices struct {
+	Release string `json:"release"`
+	Devices int    `json:"devices"`
+}
+
+// OpenReports counts the open reports (new, triaged, needs more information) of one severity
+// ("" when not yet scored), with the oldest of each clock.
+type OpenReports struct {
+	Severity               string     `json:"severity"`
+	Reports                int        `json:"reports"`
+	Oldest                 time.Time  `json:"oldest"`
+	AwaitingResponse       int        `json:"awaiting_response"`
+	OldestAwaitingResponse *time.Time `json:"oldest_awaiting_response,omitempty"`
+	AwaitingTriage         int        `json:"awaiting_triage"`
+	OldestAwaitingTriage   *time.Time `json:"oldest_awaiting_triage,omitempty"`
+}
+
+// GetFleet returns the fleet overview.
+func (c *Client) GetFleet(ctx context.Context) (Fleet, error) {
+	var out Fleet
+	return out, c.Do(ctx, "GET", "/api/v1/fleet", nil, &out)
 }

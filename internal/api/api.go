@@ -1,7 +1,8 @@
 // Package api serves Rampart's admin API under /api/v1: JSON over HTTPS with bearer tokens,
 // one error envelope, pagination on every list, and authorisation decided per route and scoped
 // to the caller's tenant on every query. Its OpenAPI document is generated from the same route
-// table that serves the API, so the two cannot drift. Only the server imports it.
+// table that serves the API, so the two cannot drift. Only the server and the web console
+// (internal/console, which calls the routes in process as the signed-in caller) import it.
 package api
 
 import (
@@ -180,11 +181,17 @@ type principal struct {
 	service    bool
 	// researcher is set, and the fields above are empty, on researcher API routes.
 	researcher *store.Researcher
+	// actorName, when set, is who the audit chain names instead of the token (an in-process
+	// Caller signed in another way).
+	actorName store.Actor
 }
 
 func (p *principal) actor() store.Actor {
 	if p.researcher != nil {
 		return p.researcher.Actor()
+	}
+	if p.actorName != "" {
+		return p.actorName
 	}
 	return store.Actor("token:" + p.tokenID)
 }
@@ -219,7 +226,9 @@ func (a *API) register() {
 
 	a.handle("GET /api/v1/ca", reader, a.getCA, doc{summary: "The tenant's certificate authority, which relying parties trust for device certificates", response: client.CA{}})
 
-	a.handle("GET /api/v1/devices", reader, a.listDevices, doc{summary: "List devices", response: client.List[client.Device]{}, query: []string{"product", "group"}})
+	a.handle("GET /api/v1/fleet", reader, a.fleet, doc{summary: "The fleet at a glance: devices by attestation, check-in and release; open reports by severity with their clocks", response: client.Fleet{}})
+	a.handle("GET /api/v1/devices", reader, a.listDevices, doc{summary: "List devices, filtered and sorted", response: client.List[client.Device]{},
+		query: []string{"product", "group", "release", "attestation", "update_only", "seen", "q", "sort"}})
 	a.handle("GET /api/v1/devices/{id}", reader, a.getDevice, doc{summary: "Show a device", response: client.Device{}})
 	a.handle("POST /api/v1/devices/{id}/claim", operator, a.claimDevice, doc{summary: "Claim an enrolled device into a product and group (TPM devices need a trusted or preauthorised EK)", body: client.ClaimDeviceRequest{}, response: client.Device{}})
 	a.handle("POST /api/v1/devices/{id}/move", operator, a.moveDevice, doc{summary: "Move a claimed device to another group of its product; the group's deployment picks it up", body: client.MoveDeviceRequest{}, response: client.Device{}})
@@ -327,14 +336,33 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, acc access, h handle
 	if acc.public {
 		return nil, h(w, r, nil)
 	}
+	c, inProcess := callerFrom(r)
 	if acc.researcher {
-		p, err := a.authenticateResearcher(r.Context(), r.Header.Get("Authorization"))
+		var p *principal
+		var err error
+		switch {
+		case !inProcess:
+			p, err = a.authenticateResearcher(r.Context(), r.Header.Get("Authorization"))
+		case c.Researcher == nil:
+			err = unauthorized("a researcher must sign in to the researcher portal for this")
+		default:
+			p = c.principal()
+		}
 		if err != nil {
 			return nil, err
 		}
 		return p, h(w, r, p)
 	}
-	p, err := a.authenticate(r.Context(), r.Header.Get("Authorization"))
+	var p *principal
+	var err error
+	switch {
+	case !inProcess:
+		p, err = a.authenticate(r.Context(), r.Header.Get("Authorization"))
+	case c.Researcher != nil:
+		err = unauthorized("a researcher's session cannot use the operator API")
+	default:
+		p = c.principal()
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -148,6 +148,7 @@ func TestTenantIsolation(t *testing.T) {
 			"GET /api/v1/products/{product}/groups/{group}": {"GET", "/api/v1/products/secret-thermostat/groups/Production", "", http.StatusNotFound},
 			"GET /api/v1/ca":                                {"GET", "/api/v1/ca", "", 0},
 			"GET /api/v1/devices":                           {"GET", "/api/v1/devices", "", 0},
+			"GET /api/v1/fleet":                             {"GET", "/api/v1/fleet", "", 0},
 			"GET /api/v1/devices/{id}":                      {"GET", "/api/v1/devices/" + devID, "", http.StatusNotFound},
 			"GET /api/v1/audit":                             {"GET", "/api/v1/audit", "", 0},
 			"GET /api/v1/audit/verify":                      {"GET", "/api/v1/audit/verify", "", 0},

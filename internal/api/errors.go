@@ -139,3 +139,9 @@ func asError(err error) *Error {
 	}
 	return fromPublic(err)
 }
+
+// replayed is an answer the API already gave in process (API.Do), its code one of the constants
+// the route sent.
+func replayed(status int, code, message string) *Error {
+	return &Error{Status: status, Code: code, Message: message}
+}

@@ -242,9 +242,17 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request, p *principal) 
 		return err
 	}
 	q := r.URL.Query()
-	f := store.DeviceFilter{Product: q.Get("product"), Group: q.Get("group")}
+	f := store.DeviceFilter{Product: q.Get("product"), Group: q.Get("group"), Release: q.Get("release"), Attestation: q.Get("attestation"),
+		Seen: q.Get("seen"), IDPrefix: q.Get("q"), Sort: q.Get("sort")}
 	if f.Group != "" && f.Product == "" {
 		return badRequest("group needs product: a group is named within a product")
+	}
+	switch q.Get("update_only") {
+	case "", "false":
+	case "true":
+		f.UpdateOnly = true
+	default:
+		return badRequest("update_only must be true or false")
 	}
 	ds, next, err := a.store.ListDevices(r.Context(), p.tenantID, f, pg)
 	if err != nil {
@@ -255,6 +263,32 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request, p *principal) 
 		return storeError(err, what)
 	}
 	list(w, ds, next, deviceOut)
+	return nil
+}
+
+// fleet is the fleet overview: devices by attestation, check-in and release, and the open
+// reports by severity.
+func (a *API) fleet(w http.ResponseWriter, r *http.Request, p *principal) error {
+	f, err := a.store.FleetSummary(r.Context(), p.tenantID)
+	if err != nil {
+		return internal(err)
+	}
+	open, err := a.store.OpenReportSummary(r.Context(), p.tenantID)
+	if err != nil {
+		return internal(err)
+	}
+	out := client.Fleet{Devices: f.Devices, ByAttestation: f.ByAttestation, BySeen: f.BySeen, OtherReleases: f.OtherReleases,
+		OnlineWithin: store.DeviceOnlineWithin.String(), OverdueWithin: store.DeviceOverdueWithin.String(),
+		ByRelease: []client.ReleaseDevices{}, OpenReports: []client.OpenReports{}}
+	for _, c := range f.ByRelease {
+		out.ByRelease = append(out.ByRelease, client.ReleaseDevices{Release: c.Release, Devices: c.Devices})
+	}
+	for _, o := range open {
+		out.OpenReports = append(out.OpenReports, client.OpenReports{Severity: o.Severity, Reports: o.Reports, Oldest: o.Oldest,
+			AwaitingResponse: o.AwaitingResponse, OldestAwaitingResponse: o.OldestAwaitingResponse,
+			AwaitingTriage: o.AwaitingTriage, OldestAwaitingTriage: o.OldestAwaitingTriage})
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

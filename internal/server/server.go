@@ -25,6 +25,7 @@ import (
 	"github.com/rampartsec/rampart/internal/api"
 	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/ca/keeper"
+	"github.com/rampartsec/rampart/internal/console"
 	"github.com/rampartsec/rampart/internal/public"
 	"github.com/rampartsec/rampart/internal/release"
 	"github.com/rampartsec/rampart/internal/store"
@@ -70,6 +71,11 @@ type Config struct {
 	// zero: the timestamp and each device's director metadata 24 h). Tests shorten one role to
 	// show that a device refuses it once expired.
 	TUFExpiry tuf.Expiry
+	// SessionTTL is how long a web console session lasts; console.DefaultSessionTTL when zero.
+	SessionTTL time.Duration
+	// LiveEvery is how often the console's live pages look for changes;
+	// console.DefaultLiveEvery when zero.
+	LiveEvery time.Duration
 }
 
 // Server is a running Rampart service.
@@ -89,6 +95,8 @@ type Server struct {
 	stepper *tasks.Stepper
 	reports *tasks.Reports
 	refresh *tasks.Refresher
+	// console is the web console served at /.
+	console *console.Console
 	// FirstStart is true when this start created the first tenant and admin token.
 	FirstStart bool
 }
@@ -158,7 +166,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.stepper = tasks.NewStepper(tasks.StepperConfig{Store: s.store, Every: step, Logger: s.log, Wake: s.waker.WakeDeployment})
 	s.reports = tasks.NewReports(s.store, VulnerabilityInterval, s.log)
 	s.refresh = tasks.NewRefresher(s.releases, RefreshInterval, s.log)
-	s.handler = s.routes()
+	if s.handler, err = s.routes(); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	return s, nil
 }
 
@@ -188,7 +199,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) routes() http.Handler {
+func (s *Server) routes() (http.Handler, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg)
@@ -219,8 +230,19 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /tuf/", api.RequireText(s.releases.Handler()))
 	mux.Handle("/device/", a)
 	mux.Handle("/research/", a)
-	return m.instrument(mux)
+	// The web console: every other path. It calls the API above in process as the signed-in
+	// operator.
+	con, err := console.New(console.Deps{API: a, Store: s.store, Logger: s.log, Now: s.cfg.Now, SessionTTL: s.cfg.SessionTTL, LiveEvery: s.cfg.LiveEvery})
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("/", con)
+	s.console = con
+	return m.instrument(mux), nil
 }
+
+// Console exposes the web console, for tests that walk its route table.
+func (s *Server) Console() *console.Console { return s.console }
 
 // StepDeployments runs one pass of the deployment stepper now, for tests and the demo.
 func (s *Server) StepDeployments(ctx context.Context) (tasks.Pass, error) {

@@ -1,7 +1,7 @@
 // Package token makes and checks API token secrets and names the roles a token may hold. A
 // secret is shown once at creation; only its SHA-256 is stored (the secret carries 160 random
-// bits, so a slow hash adds nothing). The API, the server (the first admin token), the CLI's
-// research verbs and the console's OIDC sign-in (internal/sso) import it.
+// bits, so a slow hash adds nothing). The API, the web console (sign-in), the server (the first
+// admin token), the CLI's research verbs and the console's OIDC sign-in (internal/sso) import it.
 package token
 
 import (
