@@ -45,11 +45,13 @@ type DeviceFilter struct {
 	Sort string
 }
 
-// How recently a device must have checked in to count as online or overdue (rather than
-// offline). The agent checks in every hour, jittered by 10 %.
+// How recently a device must have been seen (an attestation or an install report) to count as
+// online (OnlineWindow, as /metrics counts it: a running agent attests at least at its
+// certificate's half-life) or overdue (its certificate has lapsed, but lately); longer ago, or
+// never, it is offline.
 const (
-	DeviceOnlineWithin  = 75 * time.Minute
-	DeviceOverdueWithin = 24 * time.Hour
+	DeviceOnlineWithin  = OnlineWindow
+	DeviceOverdueWithin = 72 * time.Hour
 )
 
 // Device listing sort orders (DeviceFilter.Sort).
@@ -226,9 +228,9 @@ func badCursor() error {
 	return invalid("the after cursor is not one this server issued; start from the first page")
 }
 
-// Fleet counts a tenant's devices by attestation, by how recently they checked in and by
+// TenantFleet counts a tenant's devices by attestation, by how recently they checked in and by
 // release.
-type Fleet struct {
+type TenantFleet struct {
 	Devices int
 	// ByAttestation counts affirming, warning, update-only and none (never attested); a device
 	// counts as update-only as in DeviceFilter.UpdateOnly.
@@ -247,39 +249,39 @@ type ReleaseCount struct {
 	Devices int
 }
 
-// FleetReleases caps the releases Fleet lists by name.
+// FleetReleases caps the releases TenantFleet lists by name.
 const FleetReleases = 20
 
 // FleetSummary counts a tenant's devices for the console's fleet overview, in two grouped
 // reads of the tenant's devices.
-func (s *Store) FleetSummary(ctx context.Context, tenantID string) (Fleet, error) {
+func (s *Store) FleetSummary(ctx context.Context, tenantID string) (TenantFleet, error) {
 	now := s.Now()
-	f := Fleet{ByAttestation: map[string]int{}, BySeen: map[string]int{}}
+	f := TenantFleet{ByAttestation: map[string]int{}, BySeen: map[string]int{}}
 	rows, err := s.query(ctx, `SELECT CASE WHEN `+updateOnly("$2")+` THEN 'update-only' WHEN d.attestation = '' THEN 'none' ELSE d.attestation END,
 			CASE WHEN `+seenExpr+` >= $3 THEN 'online' WHEN `+seenExpr+` >= $4 THEN 'overdue' ELSE 'offline' END, COUNT(*)
 		FROM devices d WHERE d.tenant_id = $1 GROUP BY 1, 2`,
 		tenantID, micros(now), micros(now.Add(-DeviceOnlineWithin)), micros(now.Add(-DeviceOverdueWithin)))
 	if err != nil {
-		return Fleet{}, fmt.Errorf("store.FleetSummary: %w", err)
+		return TenantFleet{}, fmt.Errorf("store.FleetSummary: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var att, seen string
 		var n int
 		if err := rows.Scan(&att, &seen, &n); err != nil {
-			return Fleet{}, fmt.Errorf("store.FleetSummary: %w", err)
+			return TenantFleet{}, fmt.Errorf("store.FleetSummary: %w", err)
 		}
 		f.ByAttestation[att] += n
 		f.BySeen[seen] += n
 		f.Devices += n
 	}
 	if err := rows.Err(); err != nil {
-		return Fleet{}, fmt.Errorf("store.FleetSummary: %w", err)
+		return TenantFleet{}, fmt.Errorf("store.FleetSummary: %w", err)
 	}
 	rows, err = s.query(ctx, `SELECT current_release, COUNT(*) FROM devices WHERE tenant_id = $1
 		GROUP BY current_release ORDER BY 2 DESC, 1 LIMIT $2`, tenantID, FleetReleases+1)
 	if err != nil {
-		return Fleet{}, fmt.Errorf("store.FleetSummary: %w", err)
+		return TenantFleet{}, fmt.Errorf("store.FleetSummary: %w", err)
 	}
 	counts, err := scanAll(rows, func(r rowScanner) (ReleaseCount, error) {
 		var c ReleaseCount
@@ -287,7 +289,7 @@ func (s *Store) FleetSummary(ctx context.Context, tenantID string) (Fleet, error
 		return c, err
 	})
 	if err != nil {
-		return Fleet{}, fmt.Errorf("store.FleetSummary: %w", err)
+		return TenantFleet{}, fmt.Errorf("store.FleetSummary: %w", err)
 	}
 	listed := 0
 	if len(counts) > FleetReleases {
