@@ -213,12 +213,86 @@ func (a *API) ownReportNumber(r *http.Request, p *principal) (int64, error) {
 	return rep.Number, err
 }
 
+// researchGetReport answers the researcher's own report with what the researcher may know of
+// its outcome: the award and the rules' explanation, and once a fix is linked, the fix
+// release and the share of the product's devices that run a fixed release; never device IDs,
+// device counts or the team's ledger entries.
 func (a *API) researchGetReport(w http.ResponseWriter, r *http.Request, p *principal) error {
 	rep, err := a.ownReport(r, p)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, reportOut(rep))
+	ctx := r.Context()
+	out := client.ResearcherReport{Report: reportOut(rep)}
+	l, err := a.store.ReportLedger(ctx, p.tenantID, rep.Number)
+	if err != nil {
+		return internal(err)
+	}
+	for _, e := range l.Entries {
+		if e.Kind != store.LedgerAward {
+			continue
+		}
+		aw := &client.ResearcherAward{Amount: e.Amount, Currency: e.Currency, Computed: e.Amount, Explanation: []string{}, DecidedAt: e.CreatedAt}
+		if e.Award != nil {
+			aw.Computed, aw.Explanation = e.Award.Computed, e.Award.Explanation
+			if e.Award.Override != nil {
+				aw.OverrideReason = e.Award.Override.Reason
+			}
+		}
+		out.Award = aw // the latest decision counts
+	}
+	if out.Award != nil {
+		out.Award.Paid = l.Paid()
+	}
+	fix, err := a.store.ReportFix(ctx, p.tenantID, rep.Number)
+	switch {
+	case errors.Is(err, store.ErrNotFixed):
+	case err != nil:
+		return internal(err)
+	default:
+		cov, err := a.store.CurrentCoverage(ctx, p.tenantID, rep.Number)
+		if err != nil {
+			return internal(err)
+		}
+		out.Fix = &client.ResearcherFix{Fixed: fix.Fixed, ReleasedAt: fix.ReleasedAt, CoveragePercent: CoveragePercent(cov.Covered, cov.Total), At: cov.At}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// CoveragePercent is covered of total in percent, rounded down to a tenth so that 100 means
+// every device; 0 when there are no devices.
+func CoveragePercent(covered, total int64) float64 {
+	if total <= 0 {
+		return 0
+	}
+	return float64(covered*1000/total) / 10
+}
+
+// researchReportEvents answers the state timeline of the researcher's own report. Who acted is
+// said as "researcher", "team" or "system", never which token; the events' details (the team's
+// notes, amounts, device figures) stay with the team.
+func (a *API) researchReportEvents(w http.ResponseWriter, r *http.Request, p *principal) error {
+	rep, err := a.ownReport(r, p)
+	if err != nil {
+		return err
+	}
+	es, err := a.store.ListEvents(r.Context(), p.tenantID, rep.Number)
+	if err != nil {
+		return internal(err)
+	}
+	out := make([]client.ResearcherEvent, 0, len(es))
+	for _, e := range es {
+		who := "team"
+		switch store.Actor(e.Actor) {
+		case p.researcher.Actor():
+			who = "researcher"
+		case store.System:
+			who = "system"
+		}
+		out = append(out, client.ResearcherEvent{At: e.At, Kind: e.Kind, From: e.FromState, To: e.ToState, Actor: who})
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

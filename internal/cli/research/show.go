@@ -10,7 +10,7 @@ import (
 func newShow(env *clienv.Env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "show ID",
-		Short: "Show one of your reports and its thread",
+		Short: "Show one of your reports, its award, the share of the fleet on its fix, and its thread",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := report.ParseNumber(args[0])
@@ -29,7 +29,7 @@ func newShow(env *clienv.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return report.PrintReport(env, r, comments)
+			return report.PrintResearcherReport(env, r, comments)
 		},
 	}
 }
