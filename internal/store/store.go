@@ -25,7 +25,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/rampartsec/rampart/internal/public"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	msqlite "modernc.org/sqlite" // the SQLite driver (it registers "sqlite" too)
 )
 
 // Errors returned by store methods; callers test them with errors.Is.
@@ -86,10 +86,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.dialect = sqlite{}
 		dsn := "file:" + cfg.SQLitePath + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
 			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-		s.db, err = sql.Open("sqlite", dsn)
-		if err != nil {
-			return nil, fmt.Errorf("store.Open: %w", err)
-		}
+		// Each connection keeps its statements compiled (sqlite_stmts.go).
+		s.db = sql.OpenDB(stmtConnector{dsn: dsn, drv: &msqlite.Driver{}})
 		// WAL lets readers run beside the single writer; writers queue on busy_timeout.
 		s.db.SetMaxOpenConns(8)
 		s.db.SetMaxIdleConns(8)
