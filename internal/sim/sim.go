@@ -139,7 +139,8 @@ func New(ctx context.Context, cfg Config) (*Fleet, error) {
 	}
 	f := &Fleet{cfg: cfg, log: cfg.Logger, devices: make([]*device, cfg.Devices), active: make(chan struct{}, cfg.Concurrency)}
 	// One transport template: HTTP/1.1 keep-alive (an HTTP/2 connection per device costs the
-	// server more memory for nothing), a small idle pool, TLS session reuse off as on a device.
+	// server more memory for nothing) and a small idle pool. Each device resumes its own TLS
+	// sessions, as the agent does (identity.SessionCache).
 	tr := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,

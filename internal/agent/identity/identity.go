@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -66,8 +67,14 @@ type Config struct {
 	// Limits bound each call to the device API (deadline, minimum rate); devclient's defaults
 	// when zero.
 	Limits devclient.Limits
-	Logger *slog.Logger
-	Now    func() time.Time // default time.Now
+	// Transport, when set, is cloned for the connection that asks for challenges and sends
+	// evidence with the certificate; http.DefaultTransport's settings otherwise.
+	Transport *http.Transport
+	// Sessions, when set, keeps TLS sessions (tickets) to resume connections with: see
+	// NewSessionCache. The agent keeps one for its whole life, across the boots it simulates.
+	Sessions *SessionCache
+	Logger   *slog.Logger
+	Now      func() time.Time // default time.Now
 }
 
 // Identity is the device's standing with the server. It is safe for concurrent use.
@@ -77,7 +84,12 @@ type Identity struct {
 
 	mu         sync.Mutex
 	cert       *tls.Certificate
+	certSum    [32]byte // SHA-256 of cert's DER, which the session cache keys on
 	updateOnly bool
+	// mtls is the client of the calls made with the certificate (challenge, evidence), kept
+	// so that a renewal's two calls share one connection; its connections are closed when the
+	// certificate changes, so that the next call presents the new one.
+	mtls *http.Client
 }
 
 // New loads the certificate kept in the state folder, if any.
@@ -130,8 +142,12 @@ func (i *Identity) UpdateOnly() bool {
 
 // TLSConfig returns a client configuration that trusts the server's CA and presents the
 // current device certificate (none before the first attestation).
+//
+// With Config.Sessions it resumes TLS sessions: a session is kept under the certificate it
+// was made with and offered again only while that certificate is the current one, since a
+// resumed connection authenticates as the certificate of its first handshake.
 func (i *Identity) TLSConfig() *tls.Config {
-	return &tls.Config{
+	c := &tls.Config{
 		RootCAs:    i.cfg.RootCAs,
 		MinVersion: tls.VersionTLS12,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
@@ -141,6 +157,80 @@ func (i *Identity) TLSConfig() *tls.Config {
 			return &tls.Certificate{}, nil
 		},
 	}
+	if i.cfg.Sessions != nil {
+		c.ClientSessionCache = certSessions{i}
+	}
+	return c
+}
+
+// certSum is the key of the current valid certificate's sessions; ok is false without one.
+func (i *Identity) currentSum() ([32]byte, bool) {
+	if i.valid() == nil {
+		return [32]byte{}, false
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.certSum, true
+}
+
+// certSessions is the tls.ClientSessionCache of one identity: the shared SessionCache, under
+// the current certificate. Without a valid certificate nothing is offered or kept.
+type certSessions struct{ i *Identity }
+
+func (c certSessions) Get(key string) (*tls.ClientSessionState, bool) {
+	sum, ok := c.i.currentSum()
+	if !ok {
+		return nil, false
+	}
+	return c.i.cfg.Sessions.get(key, sum)
+}
+
+func (c certSessions) Put(key string, cs *tls.ClientSessionState) {
+	if sum, ok := c.i.currentSum(); ok {
+		c.i.cfg.Sessions.put(key, sum, cs)
+	}
+}
+
+// SessionCache keeps the last TLS session (ticket) per server and device certificate, in
+// memory, so that a connection made again (after a wake-up, a dropped connection, or a reboot
+// the agent simulates) resumes instead of making a full handshake. The server still checks the
+// certificate the session was made with on every request. A restarted agent starts empty.
+type SessionCache struct {
+	mu sync.Mutex
+	m  map[sessionKey]*tls.ClientSessionState
+}
+
+type sessionKey struct {
+	server string
+	cert   [32]byte
+}
+
+// NewSessionCache makes an empty cache.
+func NewSessionCache() *SessionCache {
+	return &SessionCache{m: map[sessionKey]*tls.ClientSessionState{}}
+}
+
+func (s *SessionCache) get(server string, cert [32]byte) (*tls.ClientSessionState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs, ok := s.m[sessionKey{server, cert}]
+	return cs, ok
+}
+
+func (s *SessionCache) put(server string, cert [32]byte, cs *tls.ClientSessionState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cs == nil {
+		delete(s.m, sessionKey{server, cert})
+		return
+	}
+	// One certificate at a time: sessions of the certificates before it are of no more use.
+	for k := range s.m {
+		if k.server == server && k.cert != cert {
+			delete(s.m, k)
+		}
+	}
+	s.m[sessionKey{server, cert}] = cs
 }
 
 // valid returns the current certificate if it is within its validity period.
@@ -373,23 +463,57 @@ func (i *Identity) setCertificate(ctx context.Context, pemBytes []byte) error {
 	}
 	updateOnly := isUpdateOnly(leaf)
 	i.mu.Lock()
+	changed := i.cert != nil && !bytes.Equal(i.cert.Certificate[0], leaf.Raw)
 	i.cert = &tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: signer, Leaf: leaf}
+	i.certSum = sha256.Sum256(leaf.Raw)
 	i.updateOnly = updateOnly
+	mtls := i.mtls
 	i.mu.Unlock()
+	if changed && mtls != nil {
+		mtls.CloseIdleConnections()
+	}
 	return nil
 }
 
-// post sends one JSON request to the device API and decodes the answer into out, over a
-// connection of its own: presenting the device certificate when withCert is set, none
-// otherwise (enrolment, and attestation by a device whose certificate lapsed).
-func (i *Identity) post(ctx context.Context, path string, in, out any, withCert bool) error {
-	tlsConf := &tls.Config{RootCAs: i.cfg.RootCAs, MinVersion: tls.VersionTLS12}
-	if withCert {
-		tlsConf = i.TLSConfig()
+// client is the kept client of the calls made with the certificate.
+func (i *Identity) client() *http.Client {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.mtls == nil {
+		tr := i.cfg.Transport
+		if tr == nil {
+			tr = &http.Transport{ForceAttemptHTTP2: true, TLSHandshakeTimeout: 10 * time.Second, IdleConnTimeout: 90 * time.Second}
+		}
+		tr = tr.Clone()
+		tr.TLSClientConfig = i.TLSConfig()
+		i.mtls = &http.Client{Transport: tr}
 	}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf, ForceAttemptHTTP2: true,
-		TLSHandshakeTimeout: 10 * time.Second}}
-	defer hc.CloseIdleConnections()
+	return i.mtls
+}
+
+// Close closes the identity's idle connections.
+func (i *Identity) Close() {
+	i.mu.Lock()
+	mtls := i.mtls
+	i.mu.Unlock()
+	if mtls != nil {
+		mtls.CloseIdleConnections()
+	}
+}
+
+// post sends one JSON request to the device API and decodes the answer into out: presenting
+// the device certificate when withCert is set, over the identity's kept connection (a
+// challenge and its evidence go over one), and otherwise over a connection of its own that
+// presents none (enrolment, and attestation by a device whose certificate lapsed).
+func (i *Identity) post(ctx context.Context, path string, in, out any, withCert bool) error {
+	var hc *http.Client
+	if withCert {
+		hc = i.client()
+	} else {
+		hc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: i.cfg.RootCAs, MinVersion: tls.VersionTLS12},
+			ForceAttemptHTTP2: true, TLSHandshakeTimeout: 10 * time.Second}}
+		defer hc.CloseIdleConnections()
+	}
 	limits := i.cfg.Limits
 	limits.MaxAnswer = maxResponseSize
 	err := devclient.New(i.cfg.Server, hc, limits).Do(ctx, http.MethodPost, path, in, out)

@@ -7,9 +7,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -295,5 +298,83 @@ func TestLocalStateRecordsTheDevice(t *testing.T) {
 	newIdentity(t, s, dir, c)
 	if l, err = identity.ReadLocal(dir); err != nil || l.Device.Attester != deviceapi.KindSoftware {
 		t.Fatalf("the next start did not record the device: %+v, %v", l, err)
+	}
+}
+
+// A connection made again with the same certificate resumes its TLS session, and the server
+// still sees that certificate; a new certificate makes a full handshake of its own, so that a
+// resumed connection never presents a certificate the device has replaced.
+func TestSessionsResumePerCertificate(t *testing.T) {
+	ctx := context.Background()
+	s := newServer(t)
+	dir := t.TempDir()
+	c := &clock{now: time.Now()}
+	a, err := agent.OpenSoftware(dir, "boot-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := agent.OpenLog(filepath.Join(dir, "log.json"), "boot-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.measure(t, a, log)
+	id, err := identity.New(ctx, identity.Config{Server: s.url, RootCAs: s.roots(), Attester: a, Log: log, StateDir: dir, Now: c.Now,
+		Sessions: identity.NewSessionCache()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer id.Close()
+	if _, err := id.Enroll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.admin.ClaimDevice(ctx, id.DeviceID(), client.ClaimDeviceRequest{Product: "sensor"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := id.Attest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// whoami over a new connection: whether it resumed.
+	whoami := func() bool {
+		t.Helper()
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: id.TLSConfig(), DisableKeepAlives: true}}
+		resp, err := hc.Get(s.url + deviceapi.PathWhoAmI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("whoami: %s", resp.Status)
+		}
+		return resp.TLS.DidResume
+	}
+	first := id.Certificate().Leaf.SerialNumber.String()
+	whoami() // the first connection with this certificate may or may not find a session
+	if !whoami() {
+		t.Error("a second connection with the same certificate made a full handshake")
+	}
+	if _, err := id.Attest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second := id.Certificate().Leaf.SerialNumber.String()
+	if second == first {
+		t.Fatal("attesting again kept the certificate")
+	}
+	if whoami() {
+		t.Error("the first connection with a new certificate resumed a session of the old one")
+	}
+	if !whoami() {
+		t.Error("a second connection with the new certificate made a full handshake")
+	}
+	// The server authenticates the device on a resumed connection.
+	var who deviceapi.WhoAmI
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: id.TLSConfig()}}
+	resp, err := hc.Get(s.url + deviceapi.PathWhoAmI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&who); err != nil || who.DeviceID != id.DeviceID() || !resp.TLS.DidResume {
+		t.Errorf("whoami on a resumed connection: %+v, %v (resumed %v)", who, err, resp.TLS.DidResume)
 	}
 }

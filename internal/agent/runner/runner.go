@@ -131,9 +131,12 @@ type Runner struct {
 	crashes *crash.Collector
 	http    *http.Client
 	dev     *devclient.Client // the device API over http
-	tenant  string
-	status  Status
-	boots   int
+	// sessions keeps the TLS sessions the device's connections resume, across the boots a
+	// software attester simulates (identity.SessionCache).
+	sessions *identity.SessionCache
+	tenant   string
+	status   Status
+	boots    int
 	// everAssigned is set once the director named a release for this device.
 	everAssigned bool
 	// reattest is set when the long-poll said to attest again now (a revocation demoted the
@@ -167,7 +170,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		}
 		cfg.KernelBootID = id
 	}
-	r := &Runner{cfg: cfg, log: cfg.Logger}
+	r := &Runner{cfg: cfg, log: cfg.Logger, sessions: identity.NewSessionCache()}
 	r.boots = readInt(filepath.Join(cfg.StateDir, "boots"))
 	if err := r.open(ctx); err != nil {
 		return nil, err
@@ -213,20 +216,23 @@ func (r *Runner) open(ctx context.Context) error {
 		att.Close()
 		return fmt.Errorf("runner: %w", err)
 	}
-	id, err := identity.New(ctx, identity.Config{Server: r.cfg.Server, RootCAs: r.cfg.RootCAs, Attester: att, Log: mlog,
-		Platform: r.cfg.Platform, StateDir: r.cfg.StateDir, Limits: r.cfg.DeviceAPI, Logger: r.log})
-	if err != nil {
-		att.Close()
-		return fmt.Errorf("runner: %w", err)
-	}
 	tr := r.cfg.Transport
 	if tr == nil {
 		tr = http.DefaultTransport.(*http.Transport)
+	}
+	id, err := identity.New(ctx, identity.Config{Server: r.cfg.Server, RootCAs: r.cfg.RootCAs, Attester: att, Log: mlog,
+		Platform: r.cfg.Platform, StateDir: r.cfg.StateDir, Limits: r.cfg.DeviceAPI, Transport: tr, Sessions: r.sessions, Logger: r.log})
+	if err != nil {
+		att.Close()
+		return fmt.Errorf("runner: %w", err)
 	}
 	tr = tr.Clone()
 	tr.TLSClientConfig = id.TLSConfig()
 	if r.http != nil {
 		r.http.CloseIdleConnections()
+	}
+	if r.id != nil {
+		r.id.Close()
 	}
 	r.att, r.mlog, r.id = att, mlog, id
 	r.http = &http.Client{Transport: tr}
@@ -240,6 +246,9 @@ func (r *Runner) open(ctx context.Context) error {
 func (r *Runner) Close() {
 	if r.http != nil {
 		r.http.CloseIdleConnections()
+	}
+	if r.id != nil {
+		r.id.Close()
 	}
 	if r.att != nil {
 		r.att.Close()
