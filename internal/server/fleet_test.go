@@ -1,11 +1,15 @@
 package server
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -96,5 +100,84 @@ func TestFleetMetrics(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// exportedMetrics names every metric family the server's registry describes, histograms'
+// series included.
+func exportedMetrics(t *testing.T, s *Server) map[string]bool {
+	t.Helper()
+	ch := make(chan *prometheus.Desc)
+	go func() { s.registry.Describe(ch); close(ch) }()
+	re := regexp.MustCompile(`fqName: "([a-z_:0-9]+)"`)
+	out := map[string]bool{}
+	for d := range ch {
+		m := re.FindStringSubmatch(d.String())
+		if m == nil {
+			t.Fatalf("cannot read the name of %s", d)
+		}
+		out[m[1]] = true
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			out[m[1]+suffix] = true
+		}
+	}
+	return out
+}
+
+// TestDeployUsesExportedMetrics checks that the Grafana dashboard parses and that it and the
+// Prometheus rules in deploy/ name only metrics the server exports.
+func TestDeployUsesExportedMetrics(t *testing.T) {
+	f := newStepFleet(t, "sqlite", 0)
+	exported := exportedMetrics(t, f.s)
+	rampartName := regexp.MustCompile(`\brampart_[a-z_]+`)
+
+	data, err := os.ReadFile("../../deploy/grafana/rampart-fleet.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+		Templating struct {
+			List []struct {
+				Definition string `json:"definition"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal(data, &dash); err != nil {
+		t.Fatalf("the dashboard is not JSON: %v", err)
+	}
+	var exprs []string
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, q := range p.Targets {
+			exprs = append(exprs, q.Expr)
+		}
+	}
+	for _, v := range dash.Templating.List {
+		exprs = append(exprs, v.Definition)
+	}
+	rules, err := os.ReadFile("../../deploy/prometheus/rampart-rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exprs = append(exprs, string(rules))
+	used := 0
+	for _, e := range exprs {
+		for _, name := range rampartName.FindAllString(e, -1) {
+			used++
+			if !exported[name] {
+				t.Errorf("deploy/ uses %s, which the server does not export", name)
+			}
+		}
+	}
+	if used < 20 {
+		t.Errorf("deploy/ names %d metrics, want the fleet's (at least 20 uses)", used)
 	}
 }

@@ -97,6 +97,8 @@ type Server struct {
 	refresh *tasks.Refresher
 	// console is the web console served at /.
 	console *console.Console
+	// registry is what /metrics serves.
+	registry *prometheus.Registry
 	// FirstStart is true when this start created the first tenant and admin token.
 	FirstStart bool
 }
@@ -201,6 +203,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 
 func (s *Server) routes() (http.Handler, error) {
 	reg := prometheus.NewRegistry()
+	s.registry = reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg)
 	reg.MustRegister(newFleetCollector(s.store, s.log, s.wake.Waiting))
