@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/rampartsec/rampart/internal/public"
 )
 
 //go:embed migrations/*.sql
@@ -61,6 +63,9 @@ func (s *Store) migrate(ctx context.Context) error {
 		version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("store.migrate: %w", err)
 	}
+	if err := s.refuseNewer(ctx, ms); err != nil {
+		return err
+	}
 	for _, m := range ms {
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
 			if lock := s.dialect.migrationLock(); lock != "" {
@@ -87,6 +92,36 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("store.migrate: migration %04d_%s: %w", m.version, m.name, err)
 		}
+	}
+	return nil
+}
+
+// refuseNewer fails when the database holds a migration this version does not know: a newer
+// Rampart migrated it, and this one would misread its tables. Migrations are numbered per area,
+// so an unknown number below the highest known one is refused too.
+func (s *Store) refuseNewer(ctx context.Context, known []migration) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT version, name FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		return fmt.Errorf("store.migrate: %w", err)
+	}
+	defer rows.Close()
+	have := map[int]bool{}
+	for _, m := range known {
+		have[m.version] = true
+	}
+	for rows.Next() {
+		var v int
+		var name string
+		if err := rows.Scan(&v, &name); err != nil {
+			return fmt.Errorf("store.migrate: %w", err)
+		}
+		if !have[v] {
+			return fmt.Errorf("store.migrate: %w", public.Errorf(public.Unavailable,
+				"the database was migrated by a newer Rampart (migration %04d_%s is unknown to this version); run that version or a later one", v, name))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store.migrate: %w", err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/public"
 	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
 // TestOpenSentences pins what `rampart server` prints when its database cannot be opened: what
@@ -35,5 +36,36 @@ func TestOpenSentences(t *testing.T) {
 		if !ok || !strings.HasPrefix(msg, tc.prefix) || strings.Contains(msg, "store.") {
 			t.Errorf("%s: %v; sentence %q (%v), want %q", tc.name, tc.err, msg, ok, tc.prefix)
 		}
+	}
+}
+
+// TestOpenRefusesNewerDatabase: a database that a newer Rampart migrated (a migration this
+// version does not know) is refused with one sentence, on both databases.
+func TestOpenRefusesNewerDatabase(t *testing.T) {
+	for _, kind := range storetest.Kinds {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			cfg := store.Config{}
+			if kind == "sqlite" {
+				cfg.SQLitePath = filepath.Join(t.TempDir(), "rampart.db")
+			} else {
+				cfg.Database = storetest.PostgresURL(t)
+			}
+			s, err := store.Open(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := storetest.DB(s).Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9998, 'from_the_future', 1)`); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+
+			_, err = store.Open(ctx, cfg)
+			msg, ok := public.Message(err)
+			want := "the database was migrated by a newer Rampart (migration 9998_from_the_future is unknown to this version); run that version or a later one"
+			if !ok || msg != want {
+				t.Fatalf("opening a newer database: %v; sentence %q, want %q", err, msg, want)
+			}
+		})
 	}
 }
