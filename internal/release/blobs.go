@@ -1,6 +1,7 @@
 package release
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -8,13 +9,64 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/rampartsec/rampart/internal/deviceapi"
-	"github.com/rampartsec/rampart/internal/tuf"
+	"github.com/rampartsec/rampart/internal/public"
+	"github.com/rampartsec/rampart/internal/store"
 )
 
 // ErrTooLarge means an upload exceeded the size limit.
 var ErrTooLarge = errors.New("release: upload exceeds the size limit")
+
+// BlobStore keeps content-addressed blobs (images and deltas) by their hex SHA-256. A blob is
+// either complete or absent, uploads stream through without being held whole in memory, and
+// storing the same bytes twice keeps one copy. Three kinds exist (OpenBlobStore): a folder under
+// the data folder (one machine), PostgreSQL itself and a gocloud.dev bucket (S3), the last two
+// reached by every replica.
+type BlobStore interface {
+	// Put stores what r yields, refusing more than max bytes (ErrTooLarge), and returns its hex
+	// SHA-256 and length.
+	Put(ctx context.Context, r io.Reader, max int64) (sum string, n int64, err error)
+	// Open opens a blob for reading; os.ErrNotExist when there is none.
+	Open(ctx context.Context, sum string) (Blob, error)
+	// Local returns the path of a file holding the blob, for mapping it into memory (a delta's
+	// base); done removes it if it was copied there for the purpose.
+	Local(ctx context.Context, sum string) (path string, done func(), err error)
+	// Kind names the store for logs: "file", "postgres" or the bucket's scheme.
+	Kind() string
+}
+
+// Blob is an open blob: seekable (HTTP ranges) and of known size.
+type Blob interface {
+	io.ReadSeekCloser
+	Size() int64
+}
+
+// Blob store kinds for OpenBlobStore.
+const (
+	BlobsFile     = "file"
+	BlobsPostgres = "postgres"
+)
+
+// OpenBlobStore opens the blob store an operator chose with `rampart server --blobs`: "file"
+// (dir, on this machine; the default with SQLite), "postgres" (in the database st, which must be
+// PostgreSQL; the default with PostgreSQL) or a gocloud.dev bucket URL such as
+// s3://BUCKET?region=R&endpoint=URL. tmp is a local folder for the copies Local makes.
+func OpenBlobStore(ctx context.Context, spec, dir, tmp string, st *store.Store) (BlobStore, error) {
+	switch {
+	case spec == BlobsFile:
+		return OpenBlobs(dir)
+	case spec == BlobsPostgres:
+		if st.Dialect() != "postgres" {
+			return nil, fmt.Errorf("release.OpenBlobStore: %w", public.Errorf(public.Invalid, "--blobs postgres needs --database postgres://..."))
+		}
+		return newDBBlobs(st, tmp)
+	case strings.Contains(spec, "://"):
+		return openBucket(ctx, spec, tmp)
+	}
+	return nil, fmt.Errorf("release.OpenBlobStore: %w", public.Errorf(public.Invalid, "--blobs %q is not file, postgres or a bucket URL such as s3://BUCKET?region=R", spec))
+}
 
 // Blobs is a content-addressed folder: DIR/sha256/<hex>. Uploads stream to
 // DIR/tmp, are hashed on the way, fsynced and renamed into place, so a blob
@@ -33,12 +85,15 @@ func OpenBlobs(dir string) (*Blobs, error) {
 	return &Blobs{dir: dir}, nil
 }
 
+// Kind is "file".
+func (b *Blobs) Kind() string { return BlobsFile }
+
 // Path is where the blob with the given hex SHA-256 lives.
 func (b *Blobs) Path(sum string) string { return filepath.Join(b.dir, "sha256", sum) }
 
 // Put stores what r yields, refusing more than max bytes, and returns its
 // hex SHA-256 and length.
-func (b *Blobs) Put(r io.Reader, max int64) (string, int64, error) {
+func (b *Blobs) Put(_ context.Context, r io.Reader, max int64) (string, int64, error) {
 	f, err := os.CreateTemp(filepath.Join(b.dir, "tmp"), "upload-*")
 	if err != nil {
 		return "", 0, fmt.Errorf("release.Blobs.Put: %w", err)
@@ -67,7 +122,7 @@ func (b *Blobs) Put(r io.Reader, max int64) (string, int64, error) {
 }
 
 // Open opens a blob for reading.
-func (b *Blobs) Open(sum string) (*os.File, error) {
+func (b *Blobs) Open(_ context.Context, sum string) (Blob, error) {
 	if !deviceapi.SHA256Re.MatchString(sum) {
 		return nil, fmt.Errorf("release.Blobs.Open: %w", os.ErrNotExist)
 	}
@@ -75,45 +130,55 @@ func (b *Blobs) Open(sum string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("release.Blobs.Open: %w", err)
 	}
-	return f, nil
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("release.Blobs.Open: %w", err)
+	}
+	return fileBlob{f, fi.Size()}, nil
 }
 
-// LoadOnlineKeys reads the server's online TUF keys from path, creating
-// them (mode 0600) on first start.
-func LoadOnlineKeys(path string) (*tuf.OnlineKeys, bool, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		k, err := tuf.ParseOnlineKeys(b)
-		if err != nil {
-			return nil, false, fmt.Errorf("release.LoadOnlineKeys: %s: %w", path, err)
-		}
-		return k, false, nil
+type fileBlob struct {
+	*os.File
+	size int64
+}
+
+func (f fileBlob) Size() int64 { return f.size }
+
+// Local is the blob's own file.
+func (b *Blobs) Local(_ context.Context, sum string) (string, func(), error) {
+	if !deviceapi.SHA256Re.MatchString(sum) {
+		return "", nil, fmt.Errorf("release.Blobs.Local: %w", os.ErrNotExist)
 	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, false, fmt.Errorf("release.LoadOnlineKeys: %w", err)
-	}
-	k, err := tuf.GenerateOnlineKeys()
+	return b.Path(sum), func() {}, nil
+}
+
+// localCopy copies a blob from a remote store into a temporary file under tmp.
+func localCopy(ctx context.Context, bs BlobStore, tmp, sum string) (string, func(), error) {
+	src, err := bs.Open(ctx, sum)
 	if err != nil {
-		return nil, false, fmt.Errorf("release.LoadOnlineKeys: %w", err)
+		return "", nil, err
 	}
-	b, err = tuf.MarshalOnlineKeys(k)
+	defer src.Close()
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return "", nil, err
+	}
+	f, err := os.CreateTemp(tmp, "blob-*")
 	if err != nil {
-		return nil, false, fmt.Errorf("release.LoadOnlineKeys: %w", err)
+		return "", nil, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	done := func() { os.Remove(f.Name()) }
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(f, h), src)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && hex.EncodeToString(h.Sum(nil)) != sum {
+		err = fmt.Errorf("blob %s came back with other bytes", sum)
+	}
 	if err != nil {
-		return nil, false, fmt.Errorf("release.LoadOnlineKeys: %w", err)
+		done()
+		return "", nil, err
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return nil, false, fmt.Errorf("release.LoadOnlineKeys: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, false, fmt.Errorf("release.LoadOnlineKeys: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, false, fmt.Errorf("release.LoadOnlineKeys: %w", err)
-	}
-	return k, true, nil
+	return f.Name(), done, nil
 }

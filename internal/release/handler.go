@@ -1,6 +1,9 @@
 package release
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -33,9 +36,16 @@ func (s *Service) Handler() http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		// Versioned files never change; the unversioned ones do.
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Write(b)
+		sum := sha256.Sum256(b)
+		w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
+		if versioned(r.PathValue("file")) {
+			// N.root.json, N.targets.json, N.snapshot.json: a version is signed once.
+			w.Header().Set("Cache-Control", immutable)
+		} else {
+			// timestamp.json changes: a cache asks again, and an unchanged file is a 304.
+			w.Header().Set("Cache-Control", "no-cache")
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
 	})
 	targets := func(w http.ResponseWriter, r *http.Request) {
 		t, ok := s.tenant(w, r)
@@ -51,14 +61,17 @@ func (s *Service) Handler() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		f, err := s.cfg.Blobs.Open(sum)
+		f, err := s.cfg.Blobs.Open(r.Context(), sum)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
 		defer f.Close()
 		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		// Content-addressed: the bytes behind a name never change, so any cache may keep them
+		// and answer conditional requests by the ETag (the blob's SHA-256) alone.
+		w.Header().Set("Cache-Control", immutable)
+		w.Header().Set("ETag", `"`+sum+`"`)
 		http.ServeContent(w, r, "", time.Time{}, f)
 	}
 	mux.HandleFunc("GET /tuf/{tenant}/targets/{path...}", targets)
@@ -83,6 +96,23 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	s.log.Error("serving the image repository failed", "path", r.URL.Path, "err", err)
 	http.Error(w, "internal error", http.StatusInternalServerError)
+}
+
+// immutable is the Cache-Control of what never changes behind its name.
+const immutable = "public, max-age=31536000, immutable"
+
+// versioned reports whether a metadata file name is N.ROLE.json, a version signed once.
+func versioned(name string) bool {
+	n, _, ok := strings.Cut(name, ".")
+	if !ok || n == "" {
+		return false
+	}
+	for _, c := range n {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // consistentTarget splits a consistent-snapshot target name DIR/HASH.NAME (TUF

@@ -59,7 +59,7 @@ const (
 // Config wires a Service.
 type Config struct {
 	Store  *store.Store
-	Blobs  *Blobs
+	Blobs  BlobStore
 	Online *tuf.OnlineKeys
 	Expiry tuf.Expiry
 	// MaxImageSize caps uploads; DefaultMaxImageSize when zero.
@@ -287,7 +287,7 @@ func (s *Service) AddImage(ctx context.Context, actor store.Actor, tenantID stri
 		return Image{}, fmt.Errorf("release.AddImage: %w", refuse("security version too large"))
 	}
 	var capture peCapture // a PE/EFI image is also known by its Authenticode digest
-	sum, n, err := s.cfg.Blobs.Put(io.TeeReader(r, &capture), s.cfg.MaxImageSize)
+	sum, n, err := s.cfg.Blobs.Put(ctx, io.TeeReader(r, &capture), s.cfg.MaxImageSize)
 	if err != nil {
 		return Image{}, fmt.Errorf("release.AddImage: %w", err)
 	}
@@ -422,12 +422,17 @@ func (s *Service) buildDeltas(ctx context.Context, r Release, prev []Release) ([
 }
 
 func (s *Service) buildDelta(ctx context.Context, old, im Image) (tuf.Delta, error) {
-	base, release, err := delta.MapFile(s.cfg.Blobs.Path(old.SHA256))
+	path, done, err := s.cfg.Blobs.Local(ctx, old.SHA256)
+	if err != nil {
+		return tuf.Delta{}, err
+	}
+	defer done()
+	base, release, err := delta.MapFile(path)
 	if err != nil {
 		return tuf.Delta{}, err
 	}
 	defer release()
-	f, err := s.cfg.Blobs.Open(im.SHA256)
+	f, err := s.cfg.Blobs.Open(ctx, im.SHA256)
 	if err != nil {
 		return tuf.Delta{}, err
 	}
@@ -436,7 +441,7 @@ func (s *Service) buildDelta(ctx context.Context, old, im Image) (tuf.Delta, err
 	go func() {
 		pw.CloseWithError(delta.Build(ctx, pw, base, f, im.Length, delta.BuildOptions{}))
 	}()
-	sum, n, err := s.cfg.Blobs.Put(pr, s.cfg.MaxImageSize)
+	sum, n, err := s.cfg.Blobs.Put(ctx, pr, s.cfg.MaxImageSize)
 	pr.CloseWithError(err)
 	if err != nil {
 		return tuf.Delta{}, err

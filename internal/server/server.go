@@ -46,6 +46,14 @@ type Config struct {
 	// replica sharing a database needs the same one. Default: DataDir/master.key, created on
 	// first start.
 	MasterKeyFile string
+	// OnlineKeysFile holds the online TUF keys (snapshot, timestamp, director); every replica
+	// sharing a database needs the same one. Default: DataDir/tuf-online-keys.json, created on
+	// first start.
+	OnlineKeysFile string
+	// Blobs is where images and deltas live (release.OpenBlobStore): "file" (DataDir/blobs),
+	// "postgres" (in the database) or a gocloud.dev bucket URL (s3://...). Empty: "file" with
+	// SQLite, "postgres" with PostgreSQL, so that replicas on several machines share them.
+	Blobs string
 	// DeviceRate and AddrRate are the device API's requests per second per device and per client
 	// address; 0 turns a limit off. `rampart server` passes DefaultDeviceRate and
 	// DefaultAddrRate unless told otherwise.
@@ -138,7 +146,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	if s.releases, err = s.openReleases(); err != nil {
+	if s.releases, err = s.openReleases(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -327,10 +335,13 @@ const (
 const DeploymentStepInterval = tasks.DefaultStepEvery
 
 // OnlineKeysFile holds the server's online TUF keys (snapshot, timestamp,
-// director) under the data folder; BlobsDir holds images and deltas.
+// director) under the data folder; BlobsDir holds images and deltas when they are kept in
+// the data folder (--blobs file); TmpDir holds the local copies of remote blobs a delta is
+// built from.
 const (
 	OnlineKeysFile = "tuf-online-keys.json"
 	BlobsDir       = "blobs"
+	TmpDir         = "tmp"
 )
 
 // RefreshInterval is how often the online TUF roles are checked for
@@ -341,19 +352,35 @@ const RefreshInterval = tasks.DefaultRefreshEvery
 // deadline has passed and samples the fleet coverage of every fix not yet complete.
 const VulnerabilityInterval = tasks.DefaultReportsEvery
 
-// openReleases loads (or creates) the online TUF keys and the blob folder.
-func (s *Server) openReleases() (*release.Service, error) {
-	online, created, err := release.LoadOnlineKeys(filepath.Join(s.cfg.DataDir, OnlineKeysFile))
+// openReleases loads (or creates) the online TUF keys and opens the blob store.
+func (s *Server) openReleases(ctx context.Context) (*release.Service, error) {
+	keys := s.cfg.OnlineKeysFile
+	if keys == "" {
+		keys = filepath.Join(s.cfg.DataDir, OnlineKeysFile)
+	}
+	online, created, err := release.LoadOnlineKeys(keys)
 	if err != nil {
 		return nil, err
 	}
 	if created {
-		s.log.Info("created the online TUF keys (snapshot, timestamp, director)", "file", filepath.Join(s.cfg.DataDir, OnlineKeysFile))
+		s.log.Info("created the online TUF keys (snapshot, timestamp, director)", "file", keys)
 	}
-	blobs, err := release.OpenBlobs(filepath.Join(s.cfg.DataDir, BlobsDir))
+	spec := s.cfg.Blobs
+	if spec == "" {
+		spec = release.BlobsFile
+		if s.store.Dialect() == "postgres" {
+			spec = release.BlobsPostgres
+			if held, _ := filepath.Glob(filepath.Join(s.cfg.DataDir, BlobsDir, "sha256", "*")); len(held) > 0 {
+				s.log.Warn("the data folder holds blobs kept there before --blobs existed; this server now keeps them in PostgreSQL: pass --blobs file to go on serving the folder's",
+					"folder", filepath.Join(s.cfg.DataDir, BlobsDir), "blobs", len(held))
+			}
+		}
+	}
+	blobs, err := release.OpenBlobStore(ctx, spec, filepath.Join(s.cfg.DataDir, BlobsDir), filepath.Join(s.cfg.DataDir, TmpDir), s.store)
 	if err != nil {
 		return nil, err
 	}
+	s.log.Info("image and delta blobs", "store", blobs.Kind())
 	return release.New(release.Config{Store: s.store, Blobs: blobs, Online: online, Expiry: s.cfg.TUFExpiry, Logger: s.log})
 }
 

@@ -23,7 +23,7 @@ type Server struct {
 	URL     string
 	Dir     string
 	CAFile  string
-	Admin   string         // the first admin token's secret
+	Admin   string         // the first admin token's secret; empty on a replica that did not make it
 	Service *server.Server // the server itself, for tests that read its store
 }
 
@@ -59,6 +59,11 @@ func StartConfig(t testing.TB, opts ...func(*server.Config)) *Server {
 		t.Fatal(err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("server did not start")
+	}
+	if !s.FirstStart {
+		// A replica joining a database another server set up: the first token is in that
+		// server's folder.
+		return srv
 	}
 	b, err := readFile(filepath.Join(dir, server.AdminTokenFile))
 	if err != nil {

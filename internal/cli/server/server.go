@@ -26,7 +26,10 @@ func Command(env *clienv.Env) *cobra.Command {
 			"By default everything lives under --data: the SQLite database (WAL), the service CA\n" +
 			"(service-ca.pem) that signs the server's own certificate unless --tls-cert is given, and on\n" +
 			"first start an administrator token in admin.token (mode 0600). With --database\n" +
-			"postgres://... the data lives in PostgreSQL instead, and any number of servers may share it.\n\n" +
+			"postgres://... the data lives in PostgreSQL instead, and any number of servers may share it:\n" +
+			"images and deltas too (--blobs postgres, or a bucket with --blobs s3://...), so replicas on\n" +
+			"several machines need no shared folder, only the same --master-key-file, --online-keys-file\n" +
+			"and TLS certificate.\n\n" +
 			"Endpoints: /api/v1 (admin API, OpenAPI at /api/v1/openapi.json), /healthz, /readyz, /metrics.\n" +
 			"SIGINT or SIGTERM drains in-flight requests and stops.",
 		Args: cobra.NoArgs,
@@ -67,6 +70,8 @@ func Command(env *clienv.Env) *cobra.Command {
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "server certificate (PEM); default: one signed by the service CA")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "key of --tls-cert (PEM)")
 	f.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "key-encryption key sealing tenant CA keys (64 hex digits); default: DIR/master.key, created on first start; replicas sharing a database need the same one")
+	f.StringVar(&cfg.OnlineKeysFile, "online-keys-file", "", "the online TUF keys (snapshot, timestamp, director); default: DIR/tuf-online-keys.json, created on first start; replicas sharing a database need the same one")
+	f.StringVar(&cfg.Blobs, "blobs", "", "where images and deltas live: file (DIR/blobs, one machine), postgres (in the database) or a bucket URL such as s3://BUCKET?region=R&endpoint=URL; default: file with SQLite, postgres with --database")
 	f.StringVar(&cfg.TrustDomainSuffix, "trust-domain-suffix", "", "each tenant's SPIFFE trust domain is TENANT.SUFFIX, fixed when its CA is made; default: the server's DNS name from its TLS certificate, else "+ca.DefaultTrustDomainSuffix)
 	f.Float64Var(&cfg.DeviceRate, "device-rate", server.DefaultDeviceRate, "device API requests per second allowed per device (bursts of 20 s worth); 0 for no limit")
 	f.Float64Var(&cfg.AddrRate, "address-rate", server.DefaultAddrRate, "device API requests per second allowed per client address (bursts of 10 s worth); 0 for no limit")

@@ -1,0 +1,163 @@
+package server_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "gocloud.dev/blob/fileblob" // file:// buckets, standing in for s3:// through the same gocloud interface
+
+	"github.com/rampartsec/rampart/internal/certpool"
+	"github.com/rampartsec/rampart/internal/cli"
+	"github.com/rampartsec/rampart/internal/cli/clitest"
+	"github.com/rampartsec/rampart/internal/server"
+	"github.com/rampartsec/rampart/internal/sim"
+	"github.com/rampartsec/rampart/internal/store/storetest"
+	"github.com/rampartsec/rampart/internal/testenv"
+)
+
+// TestReplicasOnSeveralMachines runs two replicas on one PostgreSQL database with separate data
+// folders (as on two machines), sharing only the keys an operator hands every replica: the
+// master key and the online TUF keys. Releases 1.0.0 and 1.1.0 (with a delta built from 1.0.0)
+// are added and signed through the first; real agents enrolled through the second install both
+// from it. Blobs live in PostgreSQL (--blobs postgres), or in a bucket through gocloud.dev
+// (a file:// bucket here: no S3-compatible server runs on this machine, and s3:// URLs take
+// the same code); neither data folder holds any. The second replica serves them with the
+// caching headers a CDN needs.
+func TestReplicasOnSeveralMachines(t *testing.T) {
+	for _, tc := range []struct{ name, blobs string }{
+		{"postgres", ""}, // the default with PostgreSQL
+		{"bucket", "file://" + t.TempDir()},
+	} {
+		t.Run(tc.name, func(t *testing.T) { replicas(t, tc.blobs) })
+	}
+}
+
+func replicas(t *testing.T, blobs string) {
+	ctx := context.Background()
+	url := storetest.PostgresURL(t)
+	a := clitest.StartFleet(t, cli.Root, func(c *server.Config) { c.Database, c.Blobs = url, blobs })
+	b := clitest.StartConfig(t, func(c *server.Config) {
+		c.Database, c.Blobs = url, blobs
+		c.MasterKeyFile = filepath.Join(a.Dir, server.MasterKeyFile)
+		c.OnlineKeysFile = filepath.Join(a.Dir, server.OnlineKeysFile)
+	})
+	if a.Dir == b.Dir {
+		t.Fatal("the replicas share a data folder")
+	}
+
+	r := rand.New(rand.NewPCG(3, 4))
+	v1 := make([]byte, 300<<10)
+	for i := range v1 {
+		v1[i] = byte(r.Uint32())
+	}
+	v2 := append(append([]byte(nil), v1...), []byte("a fix")...)
+	a.Release(t, "1.0.0", v1)
+
+	roots, err := certpool.FromFile(b.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := sim.New(ctx, sim.Config{Server: b.URL, RootCAs: roots, Dir: t.TempDir(), Devices: 2,
+		Interval: time.Second, WaitTimeout: time.Second, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Enroll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Claim(ctx, a.API, "lamp", "Production"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- f.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+
+	a.Deploy(t, "1.0.0")
+	testenv.WaitFor(t, "both devices running 1.0.0, downloaded from the second replica", func() bool { return f.Progress().Releases["1.0.0"] == 2 })
+	a.Release(t, "1.1.0", v2)
+	rel, err := a.API.GetRelease(ctx, "lamp", "1.1.0")
+	if err != nil || len(rel.Deltas) != 1 {
+		t.Fatalf("release 1.1.0: %+v, %v; want one delta from 1.0.0", rel, err)
+	}
+	a.Deploy(t, "1.1.0")
+	testenv.WaitFor(t, "both devices running 1.1.0", func() bool { return f.Progress().Releases["1.1.0"] == 2 })
+	if p := f.Progress(); p.FailedInstalls != 0 {
+		t.Errorf("failed installs: %s", p)
+	}
+
+	for _, dir := range []string{a.Dir, b.Dir} {
+		if held, _ := filepath.Glob(filepath.Join(dir, server.BlobsDir, "sha256", "*")); len(held) != 0 {
+			t.Errorf("data folder %s holds blobs %v; want none outside the shared store", dir, held)
+		}
+	}
+
+	// The image as a CDN in front of the second replica sees it.
+	sum := sha256.Sum256(v2)
+	image := b.URL + "/tuf/default/targets/images/" + hex.EncodeToString(sum[:])
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	fetch := func(h map[string]string) (*http.Response, []byte) {
+		req, _ := http.NewRequest("GET", image, nil)
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, body
+	}
+	resp, body := fetch(nil)
+	etag := `"` + hex.EncodeToString(sum[:]) + `"`
+	if resp.StatusCode != 200 || string(body) != string(v2) || resp.Header.Get("ETag") != etag ||
+		resp.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" || resp.Header.Get("Accept-Ranges") != "bytes" {
+		t.Fatalf("GET image: %d, %d bytes, headers %v", resp.StatusCode, len(body), resp.Header)
+	}
+	if resp, _ := fetch(map[string]string{"If-None-Match": etag}); resp.StatusCode != http.StatusNotModified {
+		t.Errorf("conditional GET with the ETag: %d, want 304", resp.StatusCode)
+	}
+	from := len(v1) - 10
+	resp, body = fetch(map[string]string{"Range": fmt.Sprintf("bytes=%d-", from)})
+	if resp.StatusCode != http.StatusPartialContent || string(body) != string(v2[from:]) {
+		t.Errorf("ranged GET: %d %q, want 206 %q", resp.StatusCode, body, v2[from:])
+	}
+	meta, mbody := func() (*http.Response, []byte) {
+		resp, err := hc.Get(b.URL + "/tuf/default/metadata/1.root.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		mb, _ := io.ReadAll(resp.Body)
+		return resp, mb
+	}()
+	if meta.StatusCode != 200 || !strings.Contains(meta.Header.Get("Cache-Control"), "immutable") || meta.Header.Get("ETag") == "" || len(mbody) == 0 {
+		t.Errorf("GET 1.root.json: %d, headers %v", meta.StatusCode, meta.Header)
+	}
+	ts, err := hc.Get(b.URL + "/tuf/default/metadata/timestamp.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Body.Close()
+	if ts.StatusCode != 200 || ts.Header.Get("Cache-Control") != "no-cache" || ts.Header.Get("ETag") == "" {
+		t.Errorf("GET timestamp.json: %d, headers %v", ts.StatusCode, ts.Header)
+	}
+}
