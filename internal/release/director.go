@@ -55,11 +55,8 @@ func (s *Service) issue(ctx context.Context, tx *store.UpdatesTx, actor store.Ac
 	if devTenant != tenantID {
 		return fmt.Errorf("%w: device %s", ErrNotFound, deviceID)
 	}
-	row, err := decodeRepo(tx.Repo(ctx, tenantID))
-	if err != nil {
-		return err
-	}
-	dir, err := tuf.NewDirector(row.director, s.cfg.Online.Director, s.cfg.Expiry)
+	repo, err := tx.Repo(ctx, tenantID)
+	dir, err := s.director(tenantID, repo, err)
 	if err != nil {
 		return err
 	}
@@ -95,6 +92,40 @@ func (s *Service) issue(ctx context.Context, tx *store.UpdatesTx, actor store.Ac
 	}
 	return tx.Audit(ctx, tenantID, actor, "director.assign", "device/"+deviceID,
 		store.Details{"product": product, "release": version, "director_version": f.Version})
+}
+
+// director returns the tenant's director over the stored root chain, verifying the chain (every
+// root's signatures, by the root before it) only when it differs from the one verified last
+// for the tenant, or the online director key changed.
+func (s *Service) director(tenantID string, r store.Repo, err error) (*tuf.Director, error) {
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNotInit
+	}
+	if err != nil {
+		return nil, err
+	}
+	key := s.cfg.Online.Director
+	s.dmu.Lock()
+	c, ok := s.directors[tenantID]
+	s.dmu.Unlock()
+	if ok && c.roots == r.DirectorRoots && c.key == key {
+		return c.dir, nil
+	}
+	var roots [][]byte
+	if err := json.Unmarshal([]byte(r.DirectorRoots), &roots); err != nil {
+		return nil, fmt.Errorf("decode director roots: %w", err)
+	}
+	dir, err := tuf.NewDirector(roots, key, s.cfg.Expiry)
+	if err != nil {
+		return nil, err
+	}
+	s.dmu.Lock()
+	if s.directors == nil {
+		s.directors = map[string]cachedDirector{}
+	}
+	s.directors[tenantID] = cachedDirector{roots: r.DirectorRoots, key: key, dir: dir}
+	s.dmu.Unlock()
+	return dir, nil
 }
 
 // refreshDirector re-issues every device's director metadata that has less

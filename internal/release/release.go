@@ -82,6 +82,17 @@ type Service struct {
 
 	// reads batches check-in reads on PostgreSQL; nil on SQLite.
 	reads *checkInReads
+
+	// directors keeps each tenant's director with the root chain it verified, so that
+	// issuing a device's metadata checks the chain once per change instead of once per device.
+	dmu       sync.Mutex
+	directors map[string]cachedDirector
+}
+
+type cachedDirector struct {
+	roots string // the stored root chain, as stored
+	key   *tuf.PrivateKey
+	dir   *tuf.Director
 }
 
 type cachedFiles struct {
