@@ -44,24 +44,21 @@ func (s *Service) ReportInstall(ctx context.Context, tenantID, deviceID string, 
 	// of its group's open deployment; a failure is that deployment's
 	// outcome too. Devices outside a group, or releases not being deployed,
 	// are only recorded here.
-	claimed := true
 	switch {
 	case rep.State == InstallCommitted:
-		if err := s.cfg.Store.RecordDeviceRelease(ctx, tenantID, deviceID, rep.Release); errors.Is(err, store.ErrNotFound) {
-			claimed = false
-		} else if err != nil {
-			return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", err)
+		// The rollout engine's view, the report and its audit record in one transaction.
+		if _, err := s.cfg.Store.ReportCommitted(ctx, tenantID, deviceID, rep); err != nil {
+			return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", fromStore(err))
 		}
+		return rep, nil
 	case rep.State == InstallFailed && rep.Release != "":
 		if err := s.cfg.Store.RecordInstallFailure(ctx, tenantID, deviceID, rep.Release, rep.Reason); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", err)
 		}
 	}
-	// A committed release the rollout engine did not claim becomes the device's current
-	// release here; committed, failed and interrupted states are audited.
-	current := rep.State == InstallCommitted && !claimed
-	audited := rep.State == InstallCommitted || rep.State == InstallFailed || rep.State == InstallInterrupted
-	if err := s.cfg.Store.AddInstallReport(ctx, tenantID, deviceID, rep, current, audited); err != nil {
+	// Failed and interrupted states are audited.
+	audited := rep.State == InstallFailed || rep.State == InstallInterrupted
+	if err := s.cfg.Store.AddInstallReport(ctx, tenantID, deviceID, rep, false, audited); err != nil {
 		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", fromStore(err))
 	}
 	return rep, nil

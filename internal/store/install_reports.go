@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -20,28 +21,58 @@ type InstallReport struct {
 // appended to the tenant's audit chain as "device.install.<state>", in the same transaction.
 func (s *Store) AddInstallReport(ctx context.Context, tenantID, deviceID string, rep InstallReport, current, audited bool) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO install_reports (id, device_id, tenant_id, state, release, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			NewID("ins"), deviceID, tenantID, rep.State, rep.Release, rep.Reason, micros(rep.At)); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE devices SET last_seen_at = $1, updated_at = $1 WHERE id = $2 AND tenant_id = $3`, micros(rep.At), deviceID, tenantID); err != nil {
-			return err
-		}
-		if current {
-			if _, err := tx.ExecContext(ctx, `UPDATE devices SET current_release = $1 WHERE id = $2 AND tenant_id = $3`, rep.Release, deviceID, tenantID); err != nil {
-				return err
-			}
-		}
-		if !audited {
-			return nil
-		}
-		return s.appendAudit(ctx, tx, tenantID, Actor("device:"+deviceID), "device.install."+rep.State, "device/"+deviceID,
-			Details{"release": rep.Release, "reason": rep.Reason})
+		return s.addInstallReport(ctx, tx, tenantID, deviceID, rep, current, audited)
 	})
 	if err != nil {
 		return fmt.Errorf("store.AddInstallReport: %w", s.mapErr(err))
 	}
 	return nil
+}
+
+// ReportCommitted records, in one transaction, a device's report that rep.Release is committed:
+// for a claimed device what RecordDeviceRelease records (its current release, a coverage event,
+// its deployment's outcome), for one outside a group the release as its current one, and in
+// both cases the report and its audit record (AddInstallReport). It reports whether the device
+// was claimed into a group.
+func (s *Store) ReportCommitted(ctx context.Context, tenantID, deviceID string, rep InstallReport) (bool, error) {
+	if err := checkRelease(rep.Release); err != nil {
+		return false, fmt.Errorf("store.ReportCommitted: %w", err)
+	}
+	claimed := true
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		err := s.recordDeviceRelease(ctx, tx, tenantID, deviceID, rep.Release)
+		if errors.Is(err, ErrNotFound) {
+			claimed = false
+		} else if err != nil {
+			return err
+		}
+		return s.addInstallReport(ctx, tx, tenantID, deviceID, rep, !claimed, true)
+	})
+	if err != nil {
+		return false, fmt.Errorf("store.ReportCommitted: %w", s.mapErr(err))
+	}
+	return claimed, nil
+}
+
+// addInstallReport is AddInstallReport inside tx.
+func (s *Store) addInstallReport(ctx context.Context, tx *sql.Tx, tenantID, deviceID string, rep InstallReport, current, audited bool) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO install_reports (id, device_id, tenant_id, state, release, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		NewID("ins"), deviceID, tenantID, rep.State, rep.Release, rep.Reason, micros(rep.At)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE devices SET last_seen_at = $1, updated_at = $1 WHERE id = $2 AND tenant_id = $3`, micros(rep.At), deviceID, tenantID); err != nil {
+		return err
+	}
+	if current {
+		if _, err := tx.ExecContext(ctx, `UPDATE devices SET current_release = $1 WHERE id = $2 AND tenant_id = $3`, rep.Release, deviceID, tenantID); err != nil {
+			return err
+		}
+	}
+	if !audited {
+		return nil
+	}
+	return s.appendAudit(ctx, tx, tenantID, Actor("device:"+deviceID), "device.install."+rep.State, "device/"+deviceID,
+		Details{"release": rep.Release, "reason": rep.Reason})
 }
 
 // LatestInstall returns the last install state a device reported; ErrNotFound when it never

@@ -326,26 +326,31 @@ func (s *Store) RecordDeviceRelease(ctx context.Context, tenantID, deviceID, rel
 		return fmt.Errorf("store.RecordDeviceRelease: %w", err)
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		dev, err := loadClaimedDevice(ctx, tx, tenantID, deviceID)
-		if err != nil {
-			return err
-		}
-		now := s.Now()
-		if dev.current != release {
-			if _, err := tx.ExecContext(ctx, `UPDATE devices SET current_release = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4`,
-				release, micros(now), tenantID, deviceID); err != nil {
-				return err
-			}
-			if err := s.AppendCoverageEvent(ctx, tx, tenantID, dev.productID, dev.groupID, deviceID, release); err != nil {
-				return err
-			}
-		}
-		return s.recordOutcome(ctx, tx, tenantID, deviceID, dev.groupID, release, rollout.InstallInstalled, "", now)
+		return s.recordDeviceRelease(ctx, tx, tenantID, deviceID, release)
 	})
 	if err != nil {
 		return fmt.Errorf("store.RecordDeviceRelease: %w", s.mapErr(err))
 	}
 	return nil
+}
+
+// recordDeviceRelease is RecordDeviceRelease inside tx.
+func (s *Store) recordDeviceRelease(ctx context.Context, tx *sql.Tx, tenantID, deviceID, release string) error {
+	dev, err := loadClaimedDevice(ctx, tx, tenantID, deviceID)
+	if err != nil {
+		return err
+	}
+	now := s.Now()
+	if dev.current != release {
+		if _, err := tx.ExecContext(ctx, `UPDATE devices SET current_release = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4`,
+			release, micros(now), tenantID, deviceID); err != nil {
+			return err
+		}
+		if err := s.AppendCoverageEvent(ctx, tx, tenantID, dev.productID, dev.groupID, deviceID, release); err != nil {
+			return err
+		}
+	}
+	return s.recordOutcome(ctx, tx, tenantID, deviceID, dev.groupID, release, rollout.InstallInstalled, "", now)
 }
 
 // MaxInstallDetail bounds the text a device sends with a failed install.
