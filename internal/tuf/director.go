@@ -17,6 +17,7 @@ import (
 // image repository's offline-signed targets carry the same length and hash.
 type Director struct {
 	roots [][]byte
+	root  *metadata.Metadata[metadata.RootType] // the last of roots, parsed once; read only
 	key   *PrivateKey
 	exp   time.Duration
 }
@@ -74,7 +75,7 @@ func NewDirector(roots [][]byte, key *PrivateKey, exp Expiry) (*Director, error)
 			return nil, fmt.Errorf("tuf.NewDirector: %w", err)
 		}
 	}
-	return &Director{roots: roots, key: key, exp: exp.Director}, nil
+	return &Director{roots: roots, root: root, key: key, exp: exp.Director}, nil
 }
 
 // Roots returns the director's root chain, oldest first.
@@ -101,10 +102,7 @@ func (d *Director) Issue(a Assignment, now time.Time) (*DirectorFiles, error) {
 	if a.Version < 1 {
 		return nil, fmt.Errorf("tuf.Director.Issue: version %d must be positive", a.Version)
 	}
-	root, err := parseRoot(d.roots[len(d.roots)-1])
-	if err != nil {
-		return nil, fmt.Errorf("tuf.Director.Issue: %w", err)
-	}
+	root := d.root
 	expires := now.Add(d.exp).UTC().Truncate(time.Second)
 	t := metadata.Targets(expires)
 	t.Signed.Version = a.Version
