@@ -12,6 +12,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/cli/advisory"
 	"github.com/rampartsec/rampart/internal/cli/audit"
+	"github.com/rampartsec/rampart/internal/cli/backup"
 	"github.com/rampartsec/rampart/internal/cli/ca"
 	"github.com/rampartsec/rampart/internal/cli/clienv"
 	"github.com/rampartsec/rampart/internal/cli/coverage"
@@ -55,6 +56,8 @@ func Root(env *clienv.Env) *cobra.Command {
 	root.Flags().Bool("version", false, "print rampart's version")
 	root.AddCommand(
 		server.Command(env),
+		backup.Command(env),
+		backup.RestoreCommand(env),
 		login.Command(env),
 		tenant.Command(env),
 		token.Command(env),

@@ -4,8 +4,9 @@
 // through storetest.DB). Every mutation that matters for security appends an audit record in
 // the same transaction, so a change and its record land together or not at all. Only
 // server-side packages import it (the API, the verifier in internal/attest, the CA keeper, the
-// release service, the web console's sessions, the server and its tasks), besides the fixtures of tests and benchmarks
-// (storetest, clitest, bench/seed); the agent never links it.
+// release service, the web console's sessions, the server and its tasks, the backup of a data
+// folder), besides the fixtures of tests and benchmarks (storetest, clitest, bench/seed); the
+// agent never links it.
 package store
 
 import (

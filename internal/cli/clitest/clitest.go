@@ -43,6 +43,7 @@ func StartConfig(t testing.TB, opts ...func(*server.Config)) *Server {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	dir = cfg.DataDir // an option may name a data folder of its own (a restored one)
 	s, err := server.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -60,12 +61,12 @@ func StartConfig(t testing.TB, opts ...func(*server.Config)) *Server {
 	case <-time.After(30 * time.Second):
 		t.Fatal("server did not start")
 	}
-	if !s.FirstStart {
+	b, err := readFile(filepath.Join(dir, server.AdminTokenFile))
+	if err != nil && !s.FirstStart {
 		// A replica joining a database another server set up: the first token is in that
 		// server's folder.
 		return srv
 	}
-	b, err := readFile(filepath.Join(dir, server.AdminTokenFile))
 	if err != nil {
 		t.Fatal(err)
 	}
