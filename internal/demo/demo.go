@@ -67,6 +67,11 @@ type Config struct {
 	// Timeout bounds each wait for the fleet; 10 minutes when zero.
 	Timeout time.Duration
 	Logger  *slog.Logger
+	// Listen is the server's address; 127.0.0.1 on a free port when empty.
+	Listen string
+	// Serve keeps the server and the fleet running after the story, until ctx ends, and prints
+	// the web console's address and the tokens to sign in with.
+	Serve bool
 }
 
 // Event is one line of the timeline.
@@ -111,13 +116,15 @@ type demo struct {
 	url    string
 	caFile string
 	token  string // the acme tenant's administrator
-	tenant string // acme's ID
-	dir    string
-	fleet  *sim.Fleet
-	rec    Record
-	report time.Time
-	deploy string
-	outMu  sync.Mutex // say is called from the progress ticker too
+	// researcher is the demo researcher's token, for the researcher portal.
+	researcher string
+	tenant     string // acme's ID
+	dir        string
+	fleet      *sim.Fleet
+	rec        Record
+	report     time.Time
+	deploy     string
+	outMu      sync.Mutex // say is called from the progress ticker too
 }
 
 // Run plays the story: an embedded server, a tenant with a product and its groups, a simulated
@@ -168,10 +175,14 @@ func Run(ctx context.Context, cfg Config) (Record, error) {
 		return d.rec, err
 	}
 	defer func() { cancel(); <-done }()
+	defer func() {
+		if d.fleet != nil {
+			d.fleet.Close()
+		}
+	}()
 	err = d.play(ctx)
 	if d.fleet != nil {
 		d.rec.Fleet = d.fleet.Progress()
-		d.fleet.Close()
 	}
 	d.rec.Seconds = time.Since(d.rec.Started).Seconds()
 	if err != nil {
@@ -180,7 +191,22 @@ func Run(ctx context.Context, cfg Config) (Record, error) {
 	if err := d.write(); err != nil {
 		return d.rec, err
 	}
+	if cfg.Serve {
+		d.serve(ctx)
+	}
 	return d.rec, nil
+}
+
+// serve prints where the console is and how to sign in, and keeps the server and the fleet
+// running until ctx ends (an interrupt).
+func (d *demo) serve(ctx context.Context) {
+	fmt.Fprintf(d.cfg.Out, "\nConsole:  %s/login  (sign in with the token below)\n", d.url)
+	fmt.Fprintf(d.cfg.Out, "Token:    %s  (%s's administrator)\n", d.token, Tenant)
+	fmt.Fprintf(d.cfg.Out, "Portal:   %s/research/login  (the researcher's token: %s)\n", d.url, d.researcher)
+	fmt.Fprintf(d.cfg.Out, "The server's certificate is the demo's own: your browser warns until it trusts %s.\n", d.caFile)
+	fmt.Fprintf(d.cfg.Out, "Serving until interrupted (Ctrl-C); the %d devices keep checking in.\n", d.cfg.Devices)
+	<-ctx.Done()
+	fmt.Fprintf(d.cfg.Out, "Stopped.\n")
 }
 
 func (d *demo) say(format string, a ...any) {
@@ -207,7 +233,11 @@ func (d *demo) startServer(ctx context.Context) (<-chan error, error) {
 	addrc := make(chan net.Addr, 1)
 	dir := filepath.Join(d.dir, "server")
 	// Rate limits off: a thousand devices enrol from one address.
-	s, err := server.New(ctx, server.Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: d.cfg.Logger,
+	listen := d.cfg.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	s, err := server.New(ctx, server.Config{DataDir: dir, Listen: listen, Logger: d.cfg.Logger,
 		Ready: func(a net.Addr) { addrc <- a }})
 	if err != nil {
 		return nil, fmt.Errorf("demo: start the server: %w", err)
@@ -469,6 +499,7 @@ func (d *demo) story(ctx context.Context) error {
 	if err := json.Unmarshal([]byte(out), &applied); err != nil || applied.Token == "" {
 		return fmt.Errorf("%w: research apply answered %q", ErrMissing, out)
 	}
+	d.researcher = applied.Token
 	if _, err := d.rampart(ctx, d.token, "program", "accept", Program, applied.Application.ID); err != nil {
 		return err
 	}

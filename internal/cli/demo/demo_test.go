@@ -1,17 +1,23 @@
 package demo_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/cli"
 	"github.com/rampartsec/rampart/internal/demo"
+	"github.com/rampartsec/rampart/internal/server"
 )
 
 // TestDemo plays the whole story with a small fleet through `rampart demo`, as a newcomer runs
@@ -78,5 +84,68 @@ func TestDemo(t *testing.T) {
 	errb.Reset()
 	if code := cli.Run(context.Background(), []string{"demo", "--devices", "2", "--data", dir}, &out, &errb); code == 0 || errb.String() != "rampart: "+dir+" already holds a demo; give an empty --data folder\n" {
 		t.Errorf("second demo into %s: exit %d, %q", dir, code, errb.String())
+	}
+}
+
+// TestDemoServe: with --serve the demo, once its story is told, prints the console's address
+// and a token that signs in, keeps serving until interrupted, and then stops cleanly.
+func TestDemoServe(t *testing.T) {
+	t.Setenv("RAMPART_CONFIG", filepath.Join(t.TempDir(), "config.json"))
+	t.Setenv("RAMPART_TOKEN", "")
+	dir := filepath.Join(t.TempDir(), "demo")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var errb bytes.Buffer
+	exit := make(chan int, 1)
+	go func() {
+		code := cli.Run(ctx, []string{"demo", "--devices", "3", "--data", dir, "--serve"}, pw, &errb)
+		pw.Close()
+		exit <- code
+	}()
+	lines := bufio.NewScanner(pr)
+	var console, token, portal string
+	var out strings.Builder
+	for lines.Scan() {
+		line := lines.Text()
+		out.WriteString(line + "\n")
+		f := strings.Fields(line)
+		switch {
+		case strings.HasPrefix(line, "Console:") && len(f) > 1:
+			console = f[1]
+		case strings.HasPrefix(line, "Token:") && len(f) > 1:
+			token = f[1]
+		case strings.HasPrefix(line, "Portal:") && len(f) > 1:
+			portal = f[1]
+		}
+		if strings.HasPrefix(line, "Serving until interrupted") {
+			break
+		}
+	}
+	go io.Copy(io.Discard, pr) // the rest, so the demo never blocks on its output
+	if console == "" || token == "" || !strings.HasSuffix(console, "/login") || !strings.HasSuffix(portal, "/research/login") ||
+		!strings.Contains(out.String(), "every device runs 1.0.1") {
+		t.Fatalf("the demo did not print where to sign in after its story:\n%s\n%s", out.String(), errb.String())
+	}
+	base := strings.TrimSuffix(console, "/login")
+	c, err := client.New(base, client.WithToken(token), client.WithCAFile(filepath.Join(dir, "server", server.ServiceCAFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	who, err := c.WhoAmI(ctx)
+	if err != nil || who.Tenant != demo.Tenant || who.Role != "admin" {
+		t.Fatalf("the printed token: %+v, %v", who, err)
+	}
+	// Still serving: the fleet is there and keeps its release.
+	devs, err := c.ListDevices(ctx, client.DeviceFilter{}, client.ListOptions{})
+	if err != nil || len(devs.Items) != 3 {
+		t.Fatalf("devices while serving: %v, %v", devs, err)
+	}
+	cancel()
+	if code := <-exit; code != 0 {
+		t.Fatalf("interrupted demo exited %d: %s", code, errb.String())
+	}
+	if _, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "https://"), time.Second); err == nil {
+		t.Errorf("the server still listens on %s after the interrupt", base)
 	}
 }
