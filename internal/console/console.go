@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/api"
+	"github.com/rampartsec/rampart/internal/sso"
 	"github.com/rampartsec/rampart/internal/store"
 )
 
@@ -44,6 +45,9 @@ type Deps struct {
 	// LiveEvery is how often a live page (server-sent events) looks for changes;
 	// DefaultLiveEvery when zero.
 	LiveEvery time.Duration
+	// OIDC is the identity provider operators may sign in with (internal/sso); nil offers the
+	// API token sign-in alone.
+	OIDC *sso.Provider
 }
 
 // DefaultSessionTTL is a session's lifetime: a working day.
@@ -63,6 +67,7 @@ type Console struct {
 	now       func() time.Time
 	ttl       time.Duration
 	liveEvery time.Duration
+	oidc      *sso.Provider
 	pages     map[string]*template.Template
 	mux       *http.ServeMux
 	handler   http.Handler
@@ -82,7 +87,7 @@ func (r Route) Pattern() string { return r.Method + " " + r.Path }
 
 // New builds the console with every route registered.
 func New(d Deps) (*Console, error) {
-	c := &Console{api: d.API, store: d.Store, log: d.Logger, now: d.Now, ttl: d.SessionTTL, liveEvery: d.LiveEvery, mux: http.NewServeMux()}
+	c := &Console{api: d.API, store: d.Store, log: d.Logger, now: d.Now, ttl: d.SessionTTL, liveEvery: d.LiveEvery, oidc: d.OIDC, mux: http.NewServeMux()}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -169,6 +174,7 @@ func (c *Console) register() {
 	c.open("GET /login", c.loginPage)
 	c.open("POST /login", c.login)
 	c.open("POST /logout", c.logout)
+	c.registerOIDC()
 	c.page("GET /{$}", c.overview)
 	c.registerPages()
 	c.mux.HandleFunc("/", c.notFound)

@@ -103,10 +103,16 @@ func clearCookie(w http.ResponseWriter) {
 type loginData struct {
 	Next    string
 	Message string
+	// OIDC offers the identity provider's sign-in beside the token's.
+	OIDC bool
+}
+
+func (c *Console) loginData(next, msg string) loginData {
+	return loginData{Next: next, Message: msg, OIDC: c.oidc != nil}
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, http.StatusOK, "login", nil, "Sign in", loginData{Next: safeNext(r.URL.Query().Get("next"))})
+	c.render(w, r, http.StatusOK, "login", nil, "Sign in", c.loginData(safeNext(r.URL.Query().Get("next")), ""))
 }
 
 // login opens a session for a valid API token given in the form field token.
@@ -114,12 +120,12 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		e := formError(err)
-		c.render(w, r, e.Status, "login", nil, "Sign in", loginData{Message: e.Message})
+		c.render(w, r, e.Status, "login", nil, "Sign in", c.loginData("", e.Message))
 		return
 	}
 	next := safeNext(r.PostForm.Get("next"))
 	refuse := func(msg string) {
-		c.render(w, r, http.StatusUnauthorized, "login", nil, "Sign in", loginData{Next: next, Message: msg})
+		c.render(w, r, http.StatusUnauthorized, "login", nil, "Sign in", c.loginData(next, msg))
 	}
 	secret := strings.TrimSpace(r.PostForm.Get("token"))
 	switch {
@@ -137,7 +143,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		c.log.Error("console sign-in failed", "err", err)
-		c.render(w, r, http.StatusInternalServerError, "login", nil, "Sign in", loginData{Next: next, Message: "internal error; try again"})
+		c.render(w, r, http.StatusInternalServerError, "login", nil, "Sign in", c.loginData(next, "internal error; try again"))
 		return
 	case tok.RevokedAt != nil:
 		refuse("that API token was revoked")
@@ -146,7 +152,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	if _, err := c.StartSession(r.Context(), w, store.Session{TenantID: tok.TenantID, Kind: store.SessionToken, TokenID: tok.ID,
 		Role: tok.Role, Service: tok.Service}); err != nil {
 		c.log.Error("console sign-in failed", "err", err)
-		c.render(w, r, http.StatusInternalServerError, "login", nil, "Sign in", loginData{Next: next, Message: "internal error; try again"})
+		c.render(w, r, http.StatusInternalServerError, "login", nil, "Sign in", c.loginData(next, "internal error; try again"))
 		return
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
@@ -165,7 +171,7 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	clearCookie(w)
-	c.render(w, r, http.StatusOK, "login", nil, "Signed out", loginData{Message: "You are signed out."})
+	c.render(w, r, http.StatusOK, "login", nil, "Signed out", c.loginData("", "You are signed out."))
 }
 
 // signInAgain answers a request without a live session: a page read goes to the sign-in form
@@ -198,7 +204,7 @@ func (c *Console) signInAgain(w http.ResponseWriter, r *http.Request, err error)
 	if r.Method == http.MethodGet {
 		next = r.URL.RequestURI()
 	}
-	c.render(w, r, http.StatusUnauthorized, "login", nil, "Sign in", loginData{Next: safeNext(next), Message: msg})
+	c.render(w, r, http.StatusUnauthorized, "login", nil, "Sign in", c.loginData(safeNext(next), msg))
 }
 
 // safeNext keeps a return address on this site: a path, never another host.

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,7 @@ import (
 	"github.com/rampartsec/rampart/internal/console"
 	"github.com/rampartsec/rampart/internal/public"
 	"github.com/rampartsec/rampart/internal/release"
+	"github.com/rampartsec/rampart/internal/sso"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/tasks"
 	"github.com/rampartsec/rampart/internal/token"
@@ -84,6 +86,11 @@ type Config struct {
 	// LiveEvery is how often the console's live pages look for changes;
 	// console.DefaultLiveEvery when zero.
 	LiveEvery time.Duration
+	// OIDC, when set, lets operators sign in to the console with this identity provider
+	// (--oidc-* flags); its discovery document is read at start.
+	OIDC *sso.Config
+	// OIDCClient talks to the identity provider; http.DefaultClient when nil.
+	OIDCClient *http.Client
 }
 
 // Server is a running Rampart service.
@@ -107,6 +114,8 @@ type Server struct {
 	console *console.Console
 	// registry is what /metrics serves.
 	registry *prometheus.Registry
+	// oidc is the identity provider operators sign in with; nil without --oidc-issuer.
+	oidc *sso.Provider
 	// FirstStart is true when this start created the first tenant and admin token.
 	FirstStart bool
 }
@@ -176,11 +185,29 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.stepper = tasks.NewStepper(tasks.StepperConfig{Store: s.store, Every: step, Logger: s.log, Wake: s.waker.WakeDeployment})
 	s.reports = tasks.NewReports(s.store, VulnerabilityInterval, s.log)
 	s.refresh = tasks.NewRefresher(s.releases, RefreshInterval, s.log)
+	if cfg.OIDC != nil {
+		if s.oidc, err = newOIDC(ctx, *cfg.OIDC, st, cfg.OIDCClient); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	}
 	if s.handler, err = s.routes(); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	return s, nil
+}
+
+// newOIDC checks the OIDC settings and reads the identity provider's discovery document.
+func newOIDC(ctx context.Context, cfg sso.Config, st *store.Store, hc *http.Client) (*sso.Provider, error) {
+	if u, err := url.Parse(cfg.RedirectURL); err == nil && u.Path != console.OIDCCallbackPath {
+		return nil, public.Errorf(public.Invalid, "--oidc-redirect-url %q must end in %s, where the console finishes the sign-in", cfg.RedirectURL, console.OIDCCallbackPath)
+	}
+	p, err := sso.New(ctx, cfg, sso.Deps{Logins: st, Tenants: console.Tenants{Store: st}, HTTPClient: hc, Secure: true})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // Store exposes the server's store to in-process tests and the demo.
@@ -243,7 +270,8 @@ func (s *Server) routes() (http.Handler, error) {
 	mux.Handle("/research/", a)
 	// The web console: every other path. It calls the API above in process as the signed-in
 	// operator.
-	con, err := console.New(console.Deps{API: a, Store: s.store, Logger: s.log, Now: s.cfg.Now, SessionTTL: s.cfg.SessionTTL, LiveEvery: s.cfg.LiveEvery})
+	con, err := console.New(console.Deps{API: a, Store: s.store, Logger: s.log, Now: s.cfg.Now, SessionTTL: s.cfg.SessionTTL, LiveEvery: s.cfg.LiveEvery,
+		OIDC: s.oidc})
 	if err != nil {
 		return nil, err
 	}

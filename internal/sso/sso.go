@@ -4,7 +4,8 @@
 // claims that map the user to a tenant and a role. It makes no session: the console turns the
 // Identity it returns into one, exactly as it does for an API token. A pending sign-in (its PKCE
 // verifier and nonce) waits in a LoginStore, the database, so that any replica can finish a
-// sign-in that another began. The console and the server import it.
+// sign-in that another began. The console, the server and its CLI verb (for the --oidc-* flags)
+// import it.
 package sso
 
 import (

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -13,12 +14,15 @@ import (
 	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/cli/clienv"
 	"github.com/rampartsec/rampart/internal/server"
+	"github.com/rampartsec/rampart/internal/sso"
 )
 
 // Command returns `rampart server`.
 func Command(env *clienv.Env) *cobra.Command {
 	var cfg server.Config
 	var logFormat, logLevel, cpuProfile string
+	var oidc sso.Config
+	var oidcSecretFile string
 	cmd := &cobra.Command{
 		Use:   "server --data DIR --listen HOST:PORT [--database postgres://...] [--tls-cert F --tls-key F]",
 		Short: "Run the Rampart service",
@@ -30,7 +34,15 @@ func Command(env *clienv.Env) *cobra.Command {
 			"images and deltas too (--blobs postgres, or a bucket with --blobs s3://...), so replicas on\n" +
 			"several machines need no shared folder, only the same --master-key-file, --online-keys-file\n" +
 			"and TLS certificate.\n\n" +
-			"Endpoints: /api/v1 (admin API, OpenAPI at /api/v1/openapi.json), /healthz, /readyz, /metrics.\n" +
+			"Endpoints: /api/v1 (admin API, OpenAPI at /api/v1/openapi.json), /research/v1 (researcher API),\n" +
+			"/healthz, /readyz, /metrics; the web console at /.\n\n" +
+			"Operators sign in to the console with an API token, or with OpenID Connect when --oidc-issuer\n" +
+			"is set: register Rampart at the identity provider as a web client (authorization code flow;\n" +
+			"Rampart always uses PKCE) with the redirect URL https://HOST/login/oidc/callback, and have\n" +
+			"it put two claims in the ID token: the user's tenant (its name; --oidc-tenant-claim, default\n" +
+			"rampart_tenant) and role (admin, operator or reader, or a list of which the most able counts;\n" +
+			"--oidc-role-claim, default rampart_role). A user without both, or naming a tenant this server\n" +
+			"does not have, is refused and gets no session.\n\n" +
 			"SIGINT or SIGTERM drains in-flight requests and stops.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -39,6 +51,9 @@ func Command(env *clienv.Env) *cobra.Command {
 				return err
 			}
 			cfg.Logger = log
+			if err := oidcConfig(cmd, &cfg, oidc, oidcSecretFile); err != nil {
+				return err
+			}
 			cfg.Ready = func(addr net.Addr) {
 				fmt.Fprintf(env.Stderr, "rampart server listening on https://%s\n", addr)
 			}
@@ -75,10 +90,41 @@ func Command(env *clienv.Env) *cobra.Command {
 	f.StringVar(&cfg.TrustDomainSuffix, "trust-domain-suffix", "", "each tenant's SPIFFE trust domain is TENANT.SUFFIX, fixed when its CA is made; default: the server's DNS name from its TLS certificate, else "+ca.DefaultTrustDomainSuffix)
 	f.Float64Var(&cfg.DeviceRate, "device-rate", server.DefaultDeviceRate, "device API requests per second allowed per device (bursts of 20 s worth); 0 for no limit")
 	f.Float64Var(&cfg.AddrRate, "address-rate", server.DefaultAddrRate, "device API requests per second allowed per client address (bursts of 10 s worth); 0 for no limit")
+	f.StringVar(&oidc.Issuer, "oidc-issuer", "", "OpenID Connect issuer URL operators sign in with (its /.well-known/openid-configuration is read at start); empty: API tokens only")
+	f.StringVar(&oidc.ClientID, "oidc-client-id", "", "this server's client ID at the identity provider")
+	f.StringVar(&oidcSecretFile, "oidc-client-secret-file", "", "file holding the client's secret; none for a public client")
+	f.StringVar(&oidc.RedirectURL, "oidc-redirect-url", "", "https://HOST/login/oidc/callback as browsers reach this server, registered at the provider")
+	f.StringVar(&oidc.TenantClaim, "oidc-tenant-claim", sso.DefaultTenantClaim, "ID token claim holding the user's tenant name")
+	f.StringVar(&oidc.RoleClaim, "oidc-role-claim", sso.DefaultRoleClaim, "ID token claim holding the user's role (admin, operator or reader), or a list of which the most able counts")
+	f.StringSliceVar(&oidc.Scopes, "oidc-scopes", []string{"email", "profile"}, "scopes asked for besides openid")
 	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the server until it stops to FILE (go tool pprof), for benchmarks")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
+}
+
+// oidcConfig sets cfg.OIDC from the --oidc-* flags, or refuses them without --oidc-issuer.
+func oidcConfig(cmd *cobra.Command, cfg *server.Config, oidc sso.Config, secretFile string) error {
+	if oidc.Issuer == "" {
+		for _, f := range []string{"oidc-client-id", "oidc-client-secret-file", "oidc-redirect-url", "oidc-tenant-claim", "oidc-role-claim", "oidc-scopes"} {
+			if cmd.Flags().Changed(f) {
+				return fmt.Errorf("--%s needs --oidc-issuer", f)
+			}
+		}
+		return nil
+	}
+	if secretFile != "" {
+		b, err := os.ReadFile(secretFile)
+		if err != nil {
+			return fmt.Errorf("--oidc-client-secret-file: %w", err)
+		}
+		oidc.ClientSecret = strings.TrimSpace(string(b))
+		if oidc.ClientSecret == "" {
+			return fmt.Errorf("--oidc-client-secret-file %s is empty", secretFile)
+		}
+	}
+	cfg.OIDC = &oidc
+	return nil
 }
 
 func newLogger(env *clienv.Env, format, level string) (*slog.Logger, error) {
