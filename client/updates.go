@@ -37,6 +37,31 @@ type Image struct {
 	// Authenticode is the Authenticode SHA-256 of a PE/EFI image (shim, bootloader, kernel,
 	// unified kernel image), the digest UEFI firmware measures; absent for other images.
 	Authenticode string `json:"authenticode,omitempty"`
+	// Type is who installs the image on the device: "directory" (the agent's slot folders),
+	// "rauc-bundle" (RAUC over D-Bus) or "module:NAME" (a Mender update module).
+	Type string `json:"type"`
+	// RAUCManifestHash is a rauc-bundle's manifest hash (SHA-256 of its manifest), which the
+	// signed targets carry to the device; absent for other types.
+	RAUCManifestHash string `json:"rauc_manifest_hash,omitempty"`
+}
+
+// Image types (Image.Type): who installs an image on the device. A module type is
+// ImageTypeModulePrefix followed by the module's name, like "module:script".
+const (
+	ImageTypeDirectory    = "directory"
+	ImageTypeRAUC         = "rauc-bundle"
+	ImageTypeModulePrefix = "module:"
+)
+
+// ImageUpload is what `rampart image add` says of an image besides its bytes.
+type ImageUpload struct {
+	Component       string
+	Version         string
+	SecurityVersion uint64
+	// Type is "directory" (the default when empty), "rauc-bundle" or "module:NAME".
+	Type string
+	// RAUCManifestHash is required for a rauc-bundle (clienv reads it from the bundle).
+	RAUCManifestHash string
 }
 
 // ReleaseDelta is a patch built at signing time from an earlier image.
@@ -100,9 +125,20 @@ func (c *Client) TUFRoots(ctx context.Context) (TUFRoots, error) {
 	return out, c.Do(ctx, "GET", "/api/v1/tuf/roots", nil, &out)
 }
 
-// AddImage streams an image to the server, which hashes and stores it.
+// AddImage streams a directory image to the server, which hashes and stores it.
 func (c *Client) AddImage(ctx context.Context, r io.Reader, size int64, component, version string, securityVersion uint64) (Image, error) {
-	q := url.Values{"component": {component}, "version": {version}, "security_version": {strconv.FormatUint(securityVersion, 10)}}
+	return c.UploadImage(ctx, r, size, ImageUpload{Component: component, Version: version, SecurityVersion: securityVersion})
+}
+
+// UploadImage streams an image of any type to the server, which hashes and stores it.
+func (c *Client) UploadImage(ctx context.Context, r io.Reader, size int64, up ImageUpload) (Image, error) {
+	q := url.Values{"component": {up.Component}, "version": {up.Version}, "security_version": {strconv.FormatUint(up.SecurityVersion, 10)}}
+	if up.Type != "" {
+		q.Set("type", up.Type)
+	}
+	if up.RAUCManifestHash != "" {
+		q.Set("rauc_manifest_hash", up.RAUCManifestHash)
+	}
 	// Uploads may be large: no overall timeout beyond the context's, but one that makes no
 	// progress for UploadStall (the server stopped reading, or never answers) is abandoned.
 	ctx, stop := c.watchStall(ctx)

@@ -20,7 +20,7 @@ func (a *API) registerUpdates() {
 	a.handle("POST /api/v1/tuf/roots", admin, a.tufRotate, doc{summary: "Install rotated roots, signed offline by the old and new root keys", body: client.TUFRoots{}, response: client.TUFRoots{}})
 	a.handle("GET /api/v1/tuf/roots", reader, a.tufRoots, doc{summary: "The tenant's newest image-repository and director roots", response: client.TUFRoots{}})
 
-	a.handle("POST /api/v1/images", operator, a.addImage, doc{summary: "Upload an image as application/octet-stream; it is stored by its SHA-256", response: client.Image{}, status: http.StatusCreated, query: []string{"component", "version", "security_version"}})
+	a.handle("POST /api/v1/images", operator, a.addImage, doc{summary: "Upload an image as application/octet-stream; it is stored by its SHA-256", response: client.Image{}, status: http.StatusCreated, query: []string{"component", "version", "security_version", "type", "rauc_manifest_hash"}})
 
 	a.handle("POST /api/v1/products/{product}/releases", operator, a.createRelease, doc{summary: "Create a draft release from images", body: client.CreateReleaseRequest{}, response: client.Release{}, status: http.StatusCreated})
 	a.handle("GET /api/v1/products/{product}/releases", reader, a.listReleases, doc{summary: "List a product's releases in the order they were created, with their images", response: client.List[client.Release]{}})
@@ -139,7 +139,7 @@ func (a *API) tufRoots(w http.ResponseWriter, r *http.Request, p *principal) err
 
 func imageOut(im release.Image) client.Image {
 	return client.Image{ID: im.SHA256, Component: im.Component, Version: im.Version, SecurityVersion: im.SecurityVersion, Length: im.Length,
-		CreatedAt: im.CreatedAt, Authenticode: im.Authenticode}
+		CreatedAt: im.CreatedAt, Authenticode: im.Authenticode, Type: im.Type, RAUCManifestHash: im.RAUCManifestHash}
 }
 
 func releaseOut(r release.Release) client.Release {
@@ -173,7 +173,8 @@ func (a *API) addImage(w http.ResponseWriter, r *http.Request, p *principal) err
 			return badRequest("security_version must be a whole number")
 		}
 	}
-	im, err := svc.AddImage(r.Context(), p.actor(), p.tenantID, r.Body, q.Get("component"), q.Get("version"), secver)
+	im, err := svc.AddImageAs(r.Context(), p.actor(), p.tenantID, r.Body, release.ImageAttrs{Component: q.Get("component"), Version: q.Get("version"),
+		SecurityVersion: secver, Type: q.Get("type"), RAUCManifestHash: q.Get("rauc_manifest_hash")})
 	if err != nil {
 		return releaseError(err, "image")
 	}
@@ -324,7 +325,7 @@ func (a *API) deviceInstallStatus(w http.ResponseWriter, r *http.Request, d *dev
 	if err != nil {
 		return releaseError(err, "install status")
 	}
-	if rep.State == release.InstallFailed {
+	if release.Failed(rep.State) {
 		a.evidence(d.tenantID, d.id) // the install_failures criterion is checked now
 	}
 	writeJSON(w, http.StatusOK, deviceapi.InstallStatus{State: deviceapi.InstallState(rep.State), Release: rep.Release, Reason: rep.Reason, At: rep.At})

@@ -88,6 +88,13 @@ const (
 	// download) and resumes at the next check-in, from the committed slot, which it never
 	// touched. It is recorded and audited but never counted as a failure of the release.
 	InstallInterrupted InstallState = "interrupted"
+	// InstallRebooting says the installer wrote the other slot and the device reboots into it
+	// (RAUC, or an update module that asked for a reboot).
+	InstallRebooting InstallState = "rebooting"
+	// InstallRolledBack counts against the release like InstallFailed: the device rebooted into
+	// the new software and came back on the old (the bootloader fell back, the health check
+	// failed and the slot was marked bad, or a module rolled back). The reason says which.
+	InstallRolledBack InstallState = "rolled_back"
 )
 
 // MaxInstallReason caps the failure reason of an install-status report, in bytes.

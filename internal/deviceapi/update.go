@@ -22,6 +22,13 @@ type ImageCustom struct {
 	Version         string     `json:"version"`
 	SecurityVersion uint64     `json:"security_version"`
 	Deltas          []DeltaRef `json:"deltas,omitempty"`
+	// Type names who installs the image on the device (ImageTypeDirectory when empty,
+	// ImageTypeRAUC, or ImageTypeModulePrefix+NAME); the agent refuses a type it cannot install.
+	Type string `json:"type,omitempty"`
+	// RAUCManifestHash is the lowercase hex SHA-256 of a RAUC bundle's manifest (what RAUC
+	// calls the manifest hash), for ImageTypeRAUC only: the agent checks the bundle it hands
+	// to RAUC against it and passes it on as require-manifest-hash.
+	RAUCManifestHash string `json:"rauc_manifest_hash,omitempty"`
 	// Device and Release appear only in director metadata: the device the
 	// entry is for, and the release the image belongs to.
 	Device  string `json:"device,omitempty"`
@@ -104,6 +111,39 @@ func field(f []string, i int) uint64 {
 	return n
 }
 
+// Image types: who installs an image on the device.
+const (
+	// ImageTypeDirectory is the agent's own A/B slot folders (development and the simulator).
+	ImageTypeDirectory = "directory"
+	// ImageTypeRAUC is a RAUC bundle, installed by the device's RAUC service over D-Bus.
+	ImageTypeRAUC = "rauc-bundle"
+	// ImageTypeModulePrefix starts the type of an artifact installed by a Mender update
+	// module (protocol v3) of that name: "module:script", "module:deb".
+	ImageTypeModulePrefix = "module:"
+)
+
+// moduleNameRe matches an update module's name, a file name in the module folder.
+var moduleNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// ValidImageType reports whether t is an image type ("" is not: say directory).
+func ValidImageType(t string) bool {
+	switch {
+	case t == ImageTypeDirectory, t == ImageTypeRAUC:
+		return true
+	case strings.HasPrefix(t, ImageTypeModulePrefix):
+		return moduleNameRe.MatchString(strings.TrimPrefix(t, ImageTypeModulePrefix))
+	}
+	return false
+}
+
+// ImageType returns the image's type, ImageTypeDirectory for metadata signed without one.
+func (c ImageCustom) ImageType() string {
+	if c.Type == "" {
+		return ImageTypeDirectory
+	}
+	return c.Type
+}
+
 // ParseImageCustom decodes an image target's custom object strictly.
 func ParseImageCustom(tf *metadata.TargetFiles) (ImageCustom, error) {
 	var c ImageCustom
@@ -120,6 +160,12 @@ func ParseImageCustom(tf *metadata.TargetFiles) (ImageCustom, error) {
 	}
 	if !ValidVersion(c.Version) {
 		return c, fmt.Errorf("deviceapi.ParseImageCustom: %w: %q", ErrVersion, c.Version)
+	}
+	if c.Type != "" && !ValidImageType(c.Type) {
+		return c, fmt.Errorf("deviceapi.ParseImageCustom: invalid image type %q", c.Type)
+	}
+	if (c.ImageType() == ImageTypeRAUC) != (c.RAUCManifestHash != "") || (c.RAUCManifestHash != "" && !SHA256Re.MatchString(c.RAUCManifestHash)) {
+		return c, fmt.Errorf("deviceapi.ParseImageCustom: a rauc-bundle image, and only one, carries a manifest hash (lowercase hex SHA-256)")
 	}
 	for _, d := range c.Deltas {
 		if !SHA256Re.MatchString(d.From) || !strings.HasPrefix(d.Path, "deltas/") {

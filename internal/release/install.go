@@ -20,7 +20,12 @@ const (
 	InstallCommitted   = string(deviceapi.InstallCommitted)
 	InstallFailed      = string(deviceapi.InstallFailed)
 	InstallInterrupted = string(deviceapi.InstallInterrupted)
+	InstallRebooting   = string(deviceapi.InstallRebooting)
+	InstallRolledBack  = string(deviceapi.InstallRolledBack)
 )
+
+// Failed reports whether an install state counts against the release (failed, rolled back).
+func Failed(state string) bool { return state == InstallFailed || state == InstallRolledBack }
 
 // InstallReport is one state a device reported.
 type InstallReport = store.InstallReport
@@ -51,13 +56,13 @@ func (s *Service) ReportInstall(ctx context.Context, tenantID, deviceID string, 
 			return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", fromStore(err))
 		}
 		return rep, nil
-	case rep.State == InstallFailed && rep.Release != "":
+	case Failed(rep.State) && rep.Release != "":
 		if err := s.cfg.Store.RecordInstallFailure(ctx, tenantID, deviceID, rep.Release, rep.Reason); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", err)
 		}
 	}
-	// Failed and interrupted states are audited.
-	audited := rep.State == InstallFailed || rep.State == InstallInterrupted
+	// Failed (and rolled back) and interrupted states are audited.
+	audited := Failed(rep.State) || rep.State == InstallInterrupted
 	if err := s.cfg.Store.AddInstallReport(ctx, tenantID, deviceID, rep, false, audited); err != nil {
 		return InstallReport{}, fmt.Errorf("release.ReportInstall: %w", fromStore(err))
 	}
@@ -69,7 +74,7 @@ func (s *Service) ReportInstall(ctx context.Context, tenantID, deviceID string, 
 // reason.
 func ValidateInstall(rep InstallReport) error {
 	switch rep.State {
-	case InstallDownloading, InstallInstalling, InstallInstalled, InstallCommitted, InstallFailed, InstallInterrupted:
+	case InstallDownloading, InstallInstalling, InstallInstalled, InstallRebooting, InstallCommitted, InstallFailed, InstallRolledBack, InstallInterrupted:
 	default:
 		return refuse("state %q", rep.State)
 	}

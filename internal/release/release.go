@@ -139,7 +139,8 @@ type (
 )
 
 func tufImage(im Image) tuf.Image {
-	return tuf.Image{SHA256: im.SHA256, Length: im.Length, Component: im.Component, Version: im.Version, SecurityVersion: im.SecurityVersion}
+	return tuf.Image{SHA256: im.SHA256, Length: im.Length, Component: im.Component, Version: im.Version, SecurityVersion: im.SecurityVersion,
+		Type: im.Type, RAUCManifestHash: im.RAUCManifestHash}
 }
 
 func tufDeltas(ds []store.Delta) []tuf.Delta {
@@ -285,9 +286,27 @@ func (s *Service) AddRoot(ctx context.Context, actor store.Actor, tenantID strin
 	return nil
 }
 
-// AddImage streams an image into the blob store and records it. Adding the
-// same bytes again with the same attributes returns the existing image.
+// AddImage streams a directory image into the blob store and records it (AddImageAs).
 func (s *Service) AddImage(ctx context.Context, actor store.Actor, tenantID string, r io.Reader, component, version string, securityVersion uint64) (Image, error) {
+	return s.AddImageAs(ctx, actor, tenantID, r, ImageAttrs{Component: component, Version: version, SecurityVersion: securityVersion})
+}
+
+// ImageAttrs are what an operator says of an image at upload.
+type ImageAttrs struct {
+	Component       string
+	Version         string
+	SecurityVersion uint64
+	// Type is who installs the image on the device (deviceapi.ImageType*); "" is directory.
+	Type string
+	// RAUCManifestHash is a rauc-bundle's manifest hash, required for that type only (the
+	// CLI reads it from the bundle; see doc/agent.md).
+	RAUCManifestHash string
+}
+
+// AddImageAs streams an image into the blob store and records it. Adding the
+// same bytes again with the same attributes returns the existing image.
+func (s *Service) AddImageAs(ctx context.Context, actor store.Actor, tenantID string, r io.Reader, a ImageAttrs) (Image, error) {
+	component, version, securityVersion := a.Component, a.Version, a.SecurityVersion
 	if !deviceapi.ComponentRe.MatchString(component) {
 		return Image{}, fmt.Errorf("release.AddImage: %w", refuse("component %q (letters, digits, . _ -)", component))
 	}
@@ -297,19 +316,34 @@ func (s *Service) AddImage(ctx context.Context, actor store.Actor, tenantID stri
 	if securityVersion > 1<<53 {
 		return Image{}, fmt.Errorf("release.AddImage: %w", refuse("security version too large"))
 	}
+	if a.Type == "" {
+		a.Type = deviceapi.ImageTypeDirectory
+	}
+	if !deviceapi.ValidImageType(a.Type) {
+		return Image{}, fmt.Errorf("release.AddImage: %w", refuse("type %q (directory, rauc-bundle or module:NAME with a lowercase module name)", a.Type))
+	}
+	if a.Type == deviceapi.ImageTypeRAUC && !deviceapi.SHA256Re.MatchString(a.RAUCManifestHash) {
+		return Image{}, fmt.Errorf("release.AddImage: %w", refuse("a rauc-bundle needs its manifest hash (lowercase hex SHA-256 of the bundle's manifest)"))
+	}
+	if a.Type != deviceapi.ImageTypeRAUC && a.RAUCManifestHash != "" {
+		return Image{}, fmt.Errorf("release.AddImage: %w", refuse("only a rauc-bundle has a manifest hash"))
+	}
 	var capture peCapture // a PE/EFI image is also known by its Authenticode digest
 	sum, n, err := s.cfg.Blobs.Put(ctx, io.TeeReader(r, &capture), s.cfg.MaxImageSize)
 	if err != nil {
 		return Image{}, fmt.Errorf("release.AddImage: %w", err)
 	}
 	im := Image{SHA256: sum, Component: component, Version: version, SecurityVersion: securityVersion, Length: n, CreatedAt: s.now(),
-		Authenticode: capture.authenticode()}
+		Authenticode: capture.authenticode(), Type: a.Type, RAUCManifestHash: a.RAUCManifestHash}
 	stored, err := s.cfg.Store.AddImage(ctx, actor, tenantID, im)
 	if err != nil {
 		return Image{}, fmt.Errorf("release.AddImage: %w", fromStore(err))
 	}
 	if stored.Component != component || stored.Version != version || stored.SecurityVersion != securityVersion {
 		return Image{}, fmt.Errorf("release.AddImage: %w: image %s is already recorded as %s %s", ErrConflict, sum, stored.Component, stored.Version)
+	}
+	if stored.Type != a.Type || stored.RAUCManifestHash != a.RAUCManifestHash {
+		return Image{}, fmt.Errorf("release.AddImage: %w: image %s is already recorded with type %s", ErrConflict, sum, stored.Type)
 	}
 	return stored, nil
 }

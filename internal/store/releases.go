@@ -32,6 +32,11 @@ type Image struct {
 	// Authenticode is the lowercase hex Authenticode SHA-256 of a PE/EFI image, the digest
 	// UEFI firmware measures; empty for other images.
 	Authenticode string
+	// Type is who installs the image on the device: "directory", "rauc-bundle" or
+	// "module:NAME" (deviceapi.ImageType*).
+	Type string
+	// RAUCManifestHash is a rauc-bundle's manifest hash (lowercase hex SHA-256); empty otherwise.
+	RAUCManifestHash string
 }
 
 // Delta is a patch from one image to another, built when a release is prepared for signing.
@@ -60,12 +65,12 @@ type Release struct {
 	Demoted []string
 }
 
-const imageColumns = `sha256, component, version, security_version, length, created_at, authenticode`
+const imageColumns = `sha256, component, version, security_version, length, created_at, authenticode, type, rauc_manifest_hash`
 
 func scanImage(row rowScanner) (Image, error) {
 	var im Image
 	var sv, at int64
-	if err := row.Scan(&im.SHA256, &im.Component, &im.Version, &sv, &im.Length, &at, &im.Authenticode); err != nil {
+	if err := row.Scan(&im.SHA256, &im.Component, &im.Version, &sv, &im.Length, &at, &im.Authenticode, &im.Type, &im.RAUCManifestHash); err != nil {
 		return Image{}, err
 	}
 	im.SecurityVersion, im.CreatedAt = uint64(sv), fromMicros(at)
@@ -94,12 +99,18 @@ func (s *Store) AddImage(ctx context.Context, actor Actor, tenantID string, im I
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO images (tenant_id, sha256, component, version, security_version, length, created_at, authenticode)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, tenantID, im.SHA256, im.Component, im.Version, int64(im.SecurityVersion), im.Length,
-			micros(im.CreatedAt), im.Authenticode); err != nil {
+		if im.Type == "" {
+			im.Type = "directory"
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO images (tenant_id, sha256, component, version, security_version, length, created_at, authenticode, type, rauc_manifest_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, tenantID, im.SHA256, im.Component, im.Version, int64(im.SecurityVersion), im.Length,
+			micros(im.CreatedAt), im.Authenticode, im.Type, im.RAUCManifestHash); err != nil {
 			return err
 		}
-		details := Details{"component": im.Component, "version": im.Version, "security_version": im.SecurityVersion, "length": im.Length}
+		details := Details{"component": im.Component, "version": im.Version, "security_version": im.SecurityVersion, "length": im.Length, "type": im.Type}
+		if im.RAUCManifestHash != "" {
+			details["rauc_manifest_hash"] = im.RAUCManifestHash
+		}
 		if im.Authenticode != "" {
 			details["authenticode"] = im.Authenticode
 		}
@@ -169,7 +180,7 @@ func getRelease(ctx context.Context, q querier, tenantID, product, version strin
 	if err != nil {
 		return Release{}, err
 	}
-	rows, err := q.QueryContext(ctx, `SELECT i.sha256, i.component, i.version, i.security_version, i.length, i.created_at, i.authenticode
+	rows, err := q.QueryContext(ctx, `SELECT i.sha256, i.component, i.version, i.security_version, i.length, i.created_at, i.authenticode, i.type, i.rauc_manifest_hash
 		FROM release_images ri JOIN images i ON i.sha256 = ri.sha256 AND i.tenant_id = $1
 		WHERE ri.release_id = $2 ORDER BY ri.component`, tenantID, r.ID)
 	if err != nil {

@@ -122,10 +122,9 @@ func (d *Director) Issue(a Assignment, now time.Time) (*DirectorFiles, error) {
 			return nil, fmt.Errorf("tuf.Director.Issue: component %s named twice", im.Component)
 		}
 		seen[im.Component] = true
-		tf, err := targetFile(ImagePath(im.SHA256), im.SHA256, im.Length, ImageCustom{
-			Component: im.Component, Version: im.Version, SecurityVersion: im.SecurityVersion,
-			Deltas: deltas[im.SHA256], Device: a.DeviceID, Release: a.Release,
-		})
+		custom := im.custom()
+		custom.Deltas, custom.Device, custom.Release = deltas[im.SHA256], a.DeviceID, a.Release
+		tf, err := targetFile(ImagePath(im.SHA256), im.SHA256, im.Length, custom)
 		if err != nil {
 			return nil, fmt.Errorf("tuf.Director.Issue: %w", err)
 		}

@@ -22,6 +22,20 @@ type Image struct {
 	Component       string
 	Version         string
 	SecurityVersion uint64
+	// Type is who installs the image (deviceapi.ImageType*); "" means directory.
+	Type string
+	// RAUCManifestHash is a rauc-bundle's manifest hash (lowercase hex SHA-256).
+	RAUCManifestHash string
+}
+
+// custom is the image's custom object in targets metadata. A directory image carries no
+// type, so that metadata signed before image types existed reads the same.
+func (im Image) custom() ImageCustom {
+	c := ImageCustom{Component: im.Component, Version: im.Version, SecurityVersion: im.SecurityVersion, RAUCManifestHash: im.RAUCManifestHash}
+	if im.Type != deviceapi.ImageTypeDirectory {
+		c.Type = im.Type
+	}
+	return c
 }
 
 // Delta describes a patch from one image to another of the same component.
@@ -67,6 +81,12 @@ func (im Image) validate() error {
 	}
 	if !deviceapi.ValidVersion(im.Version) {
 		return fmt.Errorf("image %s: invalid version %q", im.SHA256, im.Version)
+	}
+	if im.Type != "" && !deviceapi.ValidImageType(im.Type) {
+		return fmt.Errorf("image %s: invalid type %q", im.SHA256, im.Type)
+	}
+	if (im.Type == deviceapi.ImageTypeRAUC) != (im.RAUCManifestHash != "") || (im.RAUCManifestHash != "" && !hexSHA256.MatchString(im.RAUCManifestHash)) {
+		return fmt.Errorf("image %s: a rauc-bundle image, and only one, has a manifest hash (lowercase hex SHA-256)", im.SHA256)
 	}
 	return nil
 }
@@ -123,13 +143,14 @@ func BuildTargets(prev []byte, images []Image, deltas []Delta, expires time.Time
 			return nil, fmt.Errorf("tuf.BuildTargets: %w", err)
 		}
 		path := ImagePath(im.SHA256)
-		custom := ImageCustom{Component: im.Component, Version: im.Version, SecurityVersion: im.SecurityVersion}
+		custom := im.custom()
 		if old, ok := next.Signed.Targets[path]; ok {
 			oc, err := ParseImageCustom(old)
 			if err != nil {
 				return nil, fmt.Errorf("tuf.BuildTargets: %s: %w", path, err)
 			}
-			if old.Length != im.Length || oc.Component != im.Component || oc.Version != im.Version || oc.SecurityVersion != im.SecurityVersion {
+			if old.Length != im.Length || oc.Component != im.Component || oc.Version != im.Version || oc.SecurityVersion != im.SecurityVersion ||
+				oc.Type != custom.Type || oc.RAUCManifestHash != custom.RAUCManifestHash {
 				return nil, fmt.Errorf("tuf.BuildTargets: %s is already signed with other attributes", path)
 			}
 			custom.Deltas = oc.Deltas
@@ -211,7 +232,8 @@ func SummarizeTargets(payload []byte) (TargetsSummary, error) {
 		if err != nil {
 			return TargetsSummary{}, fmt.Errorf("tuf.SummarizeTargets: %w", refused("target %s: %w", path, err))
 		}
-		s.Images = append(s.Images, Image{SHA256: hex.EncodeToString(tf.Hashes["sha256"]), Length: tf.Length, Component: c.Component, Version: c.Version, SecurityVersion: c.SecurityVersion})
+		s.Images = append(s.Images, Image{SHA256: hex.EncodeToString(tf.Hashes["sha256"]), Length: tf.Length, Component: c.Component, Version: c.Version,
+			SecurityVersion: c.SecurityVersion, Type: c.ImageType(), RAUCManifestHash: c.RAUCManifestHash})
 	}
 	slices.SortFunc(s.Images, func(a, b Image) int {
 		switch {

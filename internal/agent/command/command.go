@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/agent/attest"
+	"github.com/rampartsec/rampart/internal/agent/module"
+	"github.com/rampartsec/rampart/internal/agent/rauc"
 	"github.com/rampartsec/rampart/internal/agent/runner"
 	"github.com/rampartsec/rampart/internal/certpool"
 	"github.com/rampartsec/rampart/internal/deviceapi"
@@ -50,8 +52,9 @@ verbs:
   enroll    register this device with the server and print its device ID
   attest    attest once (enrolling again if needed) and print the verdict
   run       keep the device attested and updated: measure, attest when due, install what the
-            director names into the A/B slots, report crashes, wait for the next check-in
-            (--once: one check-in, then exit)
+            director names (into the A/B slot folders, or with RAUC or an update module by the
+            image's type), report crashes, wait for the next check-in (--once: one check-in,
+            then exit)
   status    print the agent's state as the --state folder keeps it (--output json); it
             needs no --server, --ca-file or attester, and writes nothing
   version   print the agent's version (also --version)
@@ -81,7 +84,12 @@ func Run(ctx context.Context, args []string, version string, stdout, stderr io.W
 		spool    = fs.String("spool", "", "run: crash spool folder that applications and systemd-coredump write (empty: no crash reports)")
 		repoRoot = fs.String("repo-root", "", "run: pinned image-repository root.json (default: fetched from the server on first run)")
 		dirRoot  = fs.String("director-root", "", "run: pinned director root.json (default: fetched from the server on first run)")
-		reboot   = fs.String("reboot-cmd", "", "run: command that reboots the device after a slot switch (TPM attesters)")
+		reboot   = fs.String("reboot-cmd", "", "run: command that reboots the device after a slot switch (TPM attesters, and the RAUC installer, which requires it)")
+		health   = fs.String("health-cmd", "", "run: command run after the reboot into a new release; exit 0 commits it, anything else rolls it back")
+		modDir   = fs.String("module-dir", "", "run, status: install module:NAME images with the Mender update modules (protocol v3) in this folder, e.g. /usr/share/mender/modules/v3")
+		modTime  = fs.Duration("module-timeout", module.DefaultStateTimeout, "run: how long one state of an update module may run before it is stopped")
+		devType  = fs.String("device-type", "", "run: the device type update modules read in current_device_type")
+		raucBus  = fs.String("rauc-bus", "", "run, status: install rauc-bundle images with RAUC on this D-Bus: system, or session (tests; DBUS_SESSION_BUS_ADDRESS)")
 		output   = fs.String("output", "table", "status: table or json")
 		eventLog = fs.String("event-log", "", "firmware TCG event log sent with every quote (default, for --attester tpm: "+attest.DefaultEventLog+"; - for none)")
 		imaLog   = fs.String("ima-log", "", "IMA runtime log sent with every quote when present (default, for --attester tpm: "+attest.DefaultIMALog+"; - for none)")
@@ -168,6 +176,25 @@ func Run(ctx context.Context, args []string, version string, stdout, stderr io.W
 	if *reboot != "" {
 		cfg.RebootCommand = strings.Fields(*reboot)
 	}
+	if *health != "" {
+		cfg.Health = runner.HealthCommand(strings.Fields(*health))
+	}
+	if *raucBus != "" {
+		in, err := rauc.New(rauc.Config{Bus: *raucBus, RebootCommand: cfg.RebootCommand, Logger: logger})
+		if err != nil {
+			return public.Wrap(ErrUsage, public.Invalid, "%s", Message(err))
+		}
+		cfg.Installers = append(cfg.Installers, in)
+	}
+	if *modDir != "" {
+		mods, err := module.Open(module.Config{Dir: *modDir, StateTimeout: *modTime, RebootCommand: cfg.RebootCommand, DeviceType: *devType, Logger: logger})
+		if err != nil {
+			return public.Wrap(ErrUsage, public.Invalid, "%s", Message(err))
+		}
+		for _, m := range mods {
+			cfg.Installers = append(cfg.Installers, m)
+		}
+	}
 	for _, pin := range []struct {
 		path string
 		dst  *[]byte
@@ -245,6 +272,23 @@ func printStatus(st runner.Status, asJSON bool, stdout io.Writer) error {
 	row("release", orDash(st.Release))
 	row("slot", orDash(st.Slot))
 	row("trial boot", st.Trial)
+	row("installer", orDash(st.Installer))
+	row("installers", strings.Join(st.Installers, ", "))
+	if st.Install != "" {
+		row("install under way", st.Install)
+	}
+	if st.LastFailure != "" {
+		row("last failure", st.LastFailure)
+	}
+	if st.RAUC != nil {
+		row("booted slot (RAUC)", orDash(st.BootedSlot))
+		if st.RAUC.Error != "" {
+			row("RAUC", st.RAUC.Error)
+		}
+		for _, sl := range st.RAUC.Slots {
+			row("RAUC slot "+sl.Name, fmt.Sprintf("bootname=%s state=%s boot-status=%s version=%s", orDash(sl.Bootname), orDash(sl.State), orDash(sl.BootStatus), orDash(sl.Version)))
+		}
+	}
 	row("update-only certificate", st.UpdateOnly)
 	if st.CertNotAfter != nil {
 		row("certificate expires", st.CertNotAfter.Format(time.RFC3339))

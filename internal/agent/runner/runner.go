@@ -30,6 +30,7 @@ import (
 	"github.com/rampartsec/rampart/internal/agent/devclient"
 	"github.com/rampartsec/rampart/internal/agent/durable"
 	"github.com/rampartsec/rampart/internal/agent/identity"
+	"github.com/rampartsec/rampart/internal/agent/rauc"
 	"github.com/rampartsec/rampart/internal/agent/update"
 	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/public"
@@ -94,6 +95,9 @@ type Config struct {
 	// simulator wraps it to cut power in the middle of an install.
 	FS     update.FS
 	Logger *slog.Logger
+	// Installers install the image types besides directory: RAUC (--rauc-bus), update
+	// modules (--module-dir). See doc/agent.md.
+	Installers []update.Installer
 }
 
 // Status is the agent's state, for `rampart-agent status` and the simulator's summary.
@@ -115,6 +119,17 @@ type Status struct {
 	// Reattested counts the attestations the server asked for since the agent started (a
 	// revocation demoted its certificate; see Wait).
 	Reattested int `json:"reattested,omitempty"`
+	// Installers are the image types this agent installs; Installer is the one that installed
+	// the running release.
+	Installers []string `json:"installers,omitempty"`
+	Installer  string   `json:"installer,omitempty"`
+	// Install is the step of an install under way through an installer (update.Phase*).
+	Install string `json:"install,omitempty"`
+	// LastFailure says why the last install through an installer failed or rolled back.
+	LastFailure string `json:"last_failure,omitempty"`
+	// BootedSlot and RAUC are RAUC's view (the RAUC installer only).
+	BootedSlot string       `json:"booted_slot,omitempty"`
+	RAUC       *rauc.Status `json:"rauc,omitempty"`
 }
 
 // Runner is one device's agent.
@@ -273,6 +288,10 @@ func (r *Runner) Status() Status {
 	if st, err := r.slots.State(); err == nil {
 		s.setSlots(st)
 	}
+	if j, err := update.ReadJournal(filepath.Join(r.cfg.StateDir, "update")); err == nil {
+		s.setJournal(j)
+	}
+	s.setInstallers(r.cfg.Installers)
 	if c := r.id.Certificate(); c != nil && c.Leaf != nil {
 		t := c.Leaf.NotAfter
 		s.CertNotAfter = &t
@@ -293,6 +312,35 @@ func (s *Status) setSlots(st update.SlotState) {
 	}
 	if info := st.Slots[s.Slot]; info != nil {
 		s.Release = info.Release
+	}
+}
+
+// setJournal fills in what the installers' journal says: the release they committed, the step
+// of an install under way, the last failure.
+func (s *Status) setJournal(j update.Journal) {
+	if j.Release != "" {
+		s.Release, s.Installer, s.Slot, s.Trial = j.Release, j.Installer, "", false
+	}
+	s.Install, s.LastFailure = j.Phase, j.LastFailure
+	if j.Artifact != nil {
+		s.Trial = true
+	}
+}
+
+// setInstallers lists the installers and asks RAUC for its slots (reading only).
+func (s *Status) setInstallers(ins []update.Installer) {
+	s.Installers = []string{deviceapi.ImageTypeDirectory}
+	if s.Installer == "" && s.Release != "" {
+		s.Installer = deviceapi.ImageTypeDirectory
+	}
+	for _, in := range ins {
+		s.Installers = append(s.Installers, in.Type())
+		if ri, ok := in.(*rauc.Installer); ok {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			st := ri.Status(ctx)
+			cancel()
+			s.RAUC, s.BootedSlot = &st, st.BootedSlot
+		}
 	}
 }
 
@@ -328,6 +376,12 @@ func ReadStatus(cfg Config) (Status, error) {
 		return Status{}, err
 	}
 	s.setSlots(st)
+	j, err := update.ReadJournal(filepath.Join(cfg.StateDir, "update"))
+	if err != nil {
+		return Status{}, err
+	}
+	s.setJournal(j)
+	s.setInstallers(cfg.Installers)
 	if _, s.PendingCrashes, err = crash.PendingIn(filepath.Join(cfg.StateDir, "crash-outbox")); err != nil {
 		return Status{}, public.Wrap(err, public.Internal, "cannot read the crash outbox in %s: %v", cfg.StateDir, errors.Unwrap(err))
 	}
@@ -481,15 +535,17 @@ func (r *Runner) update(ctx context.Context) error {
 		out, err = upd.RunOnce(ctx)
 	} else {
 		// Nothing named for this device yet; still finish a trial boot left by a power cut.
-		var b update.Boot
-		b, err = upd.FinishBoot(ctx)
-		out.Release, out.RolledBack = b.Info.Release, b.RolledBack
+		if out, err = upd.Resume(ctx); err == nil && out.Installer == "" {
+			var b update.Boot
+			b, err = upd.FinishBoot(ctx)
+			out.Release, out.RolledBack = b.Info.Release, b.RolledBack
+		}
 	}
 	outcome := describe(out)
 	r.mu.Lock()
 	r.status.LastOutcome = outcome
 	r.mu.Unlock()
-	if out.Installed || out.RolledBack != "" {
+	if out.Installer == "" && (out.Installed || out.RolledBack != "") {
 		// Another slot runs now: boot it, so that what is measured and attested is what runs.
 		if rerr := r.reboot(ctx); rerr != nil {
 			return errors.Join(err, rerr)
@@ -503,6 +559,8 @@ func (r *Runner) update(ctx context.Context) error {
 
 func describe(o update.Outcome) string {
 	switch {
+	case o.Rebooting:
+		return "rebooting into " + o.Release + " (" + o.Installer + ")"
 	case o.RolledBack != "":
 		return "rolled back: " + o.RolledBack
 	case o.Committed && len(o.Delta) > 0:
@@ -568,6 +626,7 @@ func (r *Runner) updater(ctx context.Context) (*update.Updater, error) {
 		StateDir: filepath.Join(r.cfg.StateDir, "update"), Slots: r.slots, HTTPClient: r.http, Limits: r.cfg.Limits,
 		Reporter: &update.HTTPReporter{Client: r.dev},
 		Health:   r.cfg.Health, Logger: r.log, Now: r.cfg.Now,
+		Installers: r.cfg.Installers, BootID: r.bootID(),
 	})
 	return r.upd, err
 }

@@ -69,6 +69,8 @@ const (
 	StateCommitted   = deviceapi.InstallCommitted
 	StateFailed      = deviceapi.InstallFailed
 	StateInterrupted = deviceapi.InstallInterrupted
+	StateRebooting   = deviceapi.InstallRebooting
+	StateRolledBack  = deviceapi.InstallRolledBack
 )
 
 // Interrupted reports whether an install error is an interruption rather than a failure of
@@ -77,7 +79,7 @@ const (
 // failed trial boot (ErrUnhealthy).
 func Interrupted(err error) bool {
 	for _, refusal := range []error{ErrMetadata, ErrDirectorMismatch, ErrRollback, ErrVerification, ErrTooLarge,
-		ErrPreviouslyFailed, ErrUnhealthy} {
+		ErrPreviouslyFailed, ErrUnhealthy, ErrNoInstaller, errInstallFailed} {
 		if errors.Is(err, refusal) {
 			return false
 		}
@@ -127,6 +129,11 @@ type Config struct {
 	// Now, when set, replaces the clock used for metadata expiry. Only
 	// tests set it (to let time pass); the agent leaves it nil.
 	Now func() time.Time
+	// Installers install the image types other than directory (RAUC, update modules); an
+	// image of a type none of them installs is refused and reported failed.
+	Installers []Installer
+	// BootID identifies the running boot; an installer's reboot is confirmed by a new one.
+	BootID string
 }
 
 // Updater runs the device side of an update.
@@ -170,6 +177,11 @@ type Outcome struct {
 	Delta []string `json:"delta,omitempty"`
 	// RolledBack explains an automatic rollback.
 	RolledBack string `json:"rolled_back,omitempty"`
+	// Installer is the type of the installer that handled the release; "" for the agent's own
+	// directory slots.
+	Installer string `json:"installer,omitempty"`
+	// Rebooting is true when the installer asked the device to reboot into the release.
+	Rebooting bool `json:"rebooting,omitempty"`
 }
 
 func (u *Updater) report(ctx context.Context, s Status) {
@@ -186,11 +198,16 @@ func (u *Updater) report(ctx context.Context, s Status) {
 // the health check (or rolls back). Refusals are reported as failed and
 // returned; the committed slot is never touched.
 func (u *Updater) RunOnce(ctx context.Context) (Outcome, error) {
+	// An install through an installer (RAUC, a module) goes on first: after its reboot it is
+	// verified and committed or rolled back before anything new is looked at.
+	if out, err := u.Resume(ctx); err != nil || out.Rebooting || out.Committed || out.RolledBack != "" {
+		return out, err
+	}
 	if _, err := u.FinishBoot(ctx); err != nil && !errors.Is(err, ErrUnhealthy) {
 		return Outcome{}, err
 	}
 	out, err := u.Install(ctx)
-	if err != nil || !out.Installed {
+	if err != nil || !out.Installed || out.Installer != "" {
 		return out, err
 	}
 	b, err := u.FinishBoot(ctx)
@@ -290,6 +307,9 @@ func (w wanted) image() ComponentImage {
 // differ from the committed slot, downloads, writes and switches to them.
 func (u *Updater) Install(ctx context.Context) (Outcome, error) {
 	out, err := u.install(ctx)
+	if errors.Is(err, errReported) {
+		return out, fmt.Errorf("update.Install: %w", err)
+	}
 	if err != nil {
 		state := StateFailed
 		if Interrupted(err) {
@@ -320,6 +340,11 @@ func (u *Updater) install(ctx context.Context) (Outcome, error) {
 		return Outcome{Release: release}, err
 	}
 	out := Outcome{Release: release}
+	if ext, err := u.external(want); err != nil {
+		return out, err
+	} else if ext {
+		return u.installExternal(ctx, want, release, out)
+	}
 	st, err := u.cfg.Slots.State()
 	if err != nil {
 		return out, err
@@ -460,7 +485,8 @@ func (u *Updater) agree(repo, dir *updater.Updater) ([]wanted, string, error) {
 		if err != nil {
 			return nil, release, fmt.Errorf("%w: %s: %w", ErrMetadata, path, err)
 		}
-		if rc.Component != dc.Component || rc.Version != dc.Version || rc.SecurityVersion != dc.SecurityVersion {
+		if rc.Component != dc.Component || rc.Version != dc.Version || rc.SecurityVersion != dc.SecurityVersion ||
+			rc.Type != dc.Type || rc.RAUCManifestHash != dc.RAUCManifestHash {
 			return nil, release, fmt.Errorf("%w: %s attributes differ", ErrDirectorMismatch, path)
 		}
 		if rt.Length > u.cfg.Limits.MaxImageSize {

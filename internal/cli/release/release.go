@@ -26,7 +26,7 @@ func printRelease(env *clienv.Env, r client.Release) error {
 			tb.Line("revoked: %s", r.RevokedReason)
 		}
 		tb.Section()
-		tb.Row("COMPONENT", "IMAGE VERSION", "IMAGE", "DELTAS")
+		tb.Row("COMPONENT", "IMAGE VERSION", "TYPE", "IMAGE", "DELTAS")
 		for _, im := range r.Images {
 			deltas := 0
 			for _, d := range r.Deltas {
@@ -34,7 +34,7 @@ func printRelease(env *clienv.Env, r client.Release) error {
 					deltas++
 				}
 			}
-			tb.Row(im.Component, im.Version, im.ID[:16], deltas)
+			tb.Row(im.Component, im.Version, im.Type, im.ID[:16], deltas)
 		}
 	})
 }

@@ -124,7 +124,7 @@ func TestReleaseWalk(t *testing.T) {
 	// The reason is a line of its own under the release, not a cell of the image table.
 	out = c.OK("release", "revoke", "--product", "gateway", "--version", "1.0.0", "--reason", "CVE-2026-1234")
 	want := "PRODUCT  VERSION  STATE\ngateway  1.0.0    revoked\nrevoked: CVE-2026-1234\n\n" +
-		"COMPONENT  IMAGE VERSION  IMAGE             DELTAS\nrootfs     1.0.0          " + id1[:16] + "  0\n"
+		"COMPONENT  IMAGE VERSION  TYPE       IMAGE             DELTAS\nrootfs     1.0.0          directory  " + id1[:16] + "  0\n"
 	if out != want {
 		t.Errorf("release revoke printed\n%s\nwant\n%s", out, want)
 	}

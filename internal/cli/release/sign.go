@@ -59,7 +59,8 @@ func newSign(env *clienv.Env) *cobra.Command {
 				return err
 			}
 			for _, im := range rel.Images {
-				want := tuf.Image{SHA256: im.ID, Length: im.Length, Component: im.Component, Version: im.Version, SecurityVersion: im.SecurityVersion}
+				want := tuf.Image{SHA256: im.ID, Length: im.Length, Component: im.Component, Version: im.Version, SecurityVersion: im.SecurityVersion,
+					Type: im.Type, RAUCManifestHash: im.RAUCManifestHash}
 				found := false
 				for _, got := range summary.Images {
 					found = found || got == want
