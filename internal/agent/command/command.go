@@ -180,6 +180,9 @@ func Run(ctx context.Context, args []string, version string, stdout, stderr io.W
 		cfg.Health = runner.HealthCommand(strings.Fields(*health))
 	}
 	if *raucBus != "" {
+		if verb == "run" && len(cfg.RebootCommand) == 0 {
+			return usageError("--rauc-bus needs --reboot-cmd: RAUC's installs finish with a reboot")
+		}
 		in, err := rauc.New(rauc.Config{Bus: *raucBus, RebootCommand: cfg.RebootCommand, Logger: logger})
 		if err != nil {
 			return public.Wrap(ErrUsage, public.Invalid, "%s", Message(err))

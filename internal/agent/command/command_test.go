@@ -37,6 +37,8 @@ func TestUsage(t *testing.T) {
 		{"no server", []string{"run", "--once"}, "run needs --server and --ca-file"},
 		{"-v is not a flag", []string{"-v", "status"}, "flag provided but not defined: -v (rampart-agent --help lists the flags)"},
 		{"bad CA file", []string{"--server", "https://x", "--ca-file", "/dev/null", "status"}, "--ca-file /dev/null: no PEM certificate"},
+		{"bad RAUC bus", []string{"--rauc-bus", "sytem", "status"}, `--rauc-bus "sytem" is not system or session`},
+		{"no module folder", []string{"--module-dir", "/nonexistent/modules", "status"}, "--module-dir /nonexistent/modules:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer

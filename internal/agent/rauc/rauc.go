@@ -54,7 +54,8 @@ type Config struct {
 	// Bus is BusSystem (a device) or BusSession (tests, on a private dbus-daemon whose address
 	// is in DBUS_SESSION_BUS_ADDRESS).
 	Bus string
-	// RebootCommand reboots the device after an install or a rollback (required).
+	// RebootCommand reboots the device after an install or a rollback (required to install;
+	// `rampart-agent status` needs none).
 	RebootCommand []string
 	// InstallTimeout bounds one install; DefaultInstallTimeout when zero.
 	InstallTimeout time.Duration
@@ -71,9 +72,6 @@ type Installer struct {
 func New(cfg Config) (*Installer, error) {
 	if cfg.Bus != BusSystem && cfg.Bus != BusSession {
 		return nil, public.Errorf(public.Invalid, "--rauc-bus %q is not system or session", cfg.Bus)
-	}
-	if len(cfg.RebootCommand) == 0 {
-		return nil, public.Errorf(public.Invalid, "the RAUC installer needs a reboot command (--reboot-cmd)")
 	}
 	if cfg.InstallTimeout <= 0 {
 		cfg.InstallTimeout = DefaultInstallTimeout
@@ -294,6 +292,9 @@ func (i *Installer) wait(ctx context.Context, c *client, signals <-chan *dbus.Si
 
 // Reboot implements update.Installer with the configured command.
 func (i *Installer) Reboot(ctx context.Context, a *update.Artifact) error {
+	if len(i.cfg.RebootCommand) == 0 {
+		return public.Errorf(public.Unavailable, "RAUC installed the bundle but the agent has no --reboot-cmd; reboot the device")
+	}
 	cmd := exec.CommandContext(ctx, i.cfg.RebootCommand[0], i.cfg.RebootCommand[1:]...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
