@@ -213,3 +213,29 @@ func TestAgentAgainstServer(t *testing.T) {
 		t.Fatalf("device after refused push-back: %+v %+v", d, d.Install)
 	}
 }
+
+// TestImageTypes uploads images of each type: the type and a bundle's manifest hash come back in
+// the image's JSON; an unknown type, a bundle without its manifest hash and a hash on another
+// type are refused with a sentence and store nothing.
+func TestImageTypes(t *testing.T) {
+	eachDB(t, func(t *testing.T, h *harness) {
+		hash := strings.Repeat("ab", 32)
+		for _, tc := range []struct {
+			query, want string
+			status      int
+		}{
+			{"", `"type":"directory"`, http.StatusCreated},
+			{"&type=module:script", `"type":"module:script"`, http.StatusCreated},
+			{"&type=rauc-bundle&rauc_manifest_hash=" + hash, `"rauc_manifest_hash":"` + hash + `"`, http.StatusCreated},
+			{"&type=swupdate", `type \"swupdate\"`, http.StatusBadRequest},
+			{"&type=module:Bad%20Name", `type \"module:Bad Name\"`, http.StatusBadRequest},
+			{"&type=rauc-bundle", "needs its manifest hash", http.StatusBadRequest},
+			{"&type=module:deb&rauc_manifest_hash=" + hash, "only a rauc-bundle has a manifest hash", http.StatusBadRequest},
+		} {
+			status, body := h.raw("POST", "/api/v1/images?component=app&version=1.0.0"+tc.query, h.admin, "application/octet-stream", "bytes of "+tc.query)
+			if status != tc.status || !strings.Contains(body, tc.want) {
+				t.Errorf("upload%s: %d %s, want %d with %s", tc.query, status, body, tc.status, tc.want)
+			}
+		}
+	})
+}
