@@ -214,6 +214,17 @@ func TestInterruptedInstallIsNotAFailure(t *testing.T) {
 		if err != nil || dv.Install == nil || dv.Install.State != "interrupted" {
 			t.Errorf("device show: %+v %v", dv, err)
 		}
+		// A reboot that came back on the old slot is rolled back, and counts as a failure.
+		if status, body := h.devicePostText("/device/v1/install-status", &cert,
+			`{"state":"rolled_back","release":"2.0.0","reason":"after the reboot: the device booted slot A, not the installed rootfs.1 (B)"}`); status != http.StatusOK {
+			t.Fatalf("rolled back report: %d %s", status, body)
+		}
+		if pr := progress(); pr.Failed != 1 {
+			t.Errorf("after a rollback: failed %d, want 1", pr.Failed)
+		}
+		if dv, err := c.GetDevice(ctx, dev.id); err != nil || dv.Install == nil || dv.Install.State != "rolled_back" || !strings.Contains(dv.Install.Reason, "booted slot A") {
+			t.Errorf("device show after a rollback: %+v %v", dv.Install, err)
+		}
 		// A real failure still counts.
 		if status, body := h.devicePostText("/device/v1/install-status", &cert,
 			`{"state":"failed","release":"2.0.0","reason":"health check failed"}`); status != http.StatusOK {

@@ -259,3 +259,41 @@ func TestStatusDamagedRecord(t *testing.T) {
 		t.Errorf("status changed the state folder:\nbefore:\n%safter:\n%s", before, after)
 	}
 }
+
+// TestStatusShowsInstallers pins status on a device whose release came through RAUC and whose
+// next install waits for its reboot: the installer, the installers, the step under way and, RAUC
+// being unreachable, why its slots are not shown.
+func TestStatusShowsInstallers(t *testing.T) {
+	t.Setenv("RAMPART_SERVER", "")
+	t.Setenv("RAMPART_CA_FILE", "")
+	dir := t.TempDir()
+	enrolledFolder(t, dir, true)
+	if err := os.MkdirAll(filepath.Join(dir, "update"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	journal := `{"format":1,"phase":"rebooting","artifact":{"type":"rauc-bundle","component":"rootfs","release":"1.0.2",
+		"version":"1.0.2","security_version":1,"sha256":"` + strings.Repeat("a", 64) + `","length":1,"path":"/x","work_dir":"/y"},
+		"release":"1.0.1","installer":"rauc-bundle","components":{},"last_failure":"health check failed: no heartbeat"}`
+	if err := os.WriteFile(filepath.Join(dir, "update", "install.json"), []byte(journal), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+filepath.Join(dir, "no-bus"))
+	var out, errb bytes.Buffer
+	if err := Run(context.Background(), []string{"--state", dir, "--rauc-bus", "session", "status"}, "test", &out, &errb); err != nil {
+		t.Fatalf("status: %v", Message(err))
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		k, v, _ := strings.Cut(line, "  ")
+		rows[k] = strings.TrimSpace(v)
+	}
+	for k, v := range map[string]string{"release": "1.0.1", "installer": "rauc-bundle", "installers": "directory, rauc-bundle",
+		"install under way": "rebooting", "last failure": "health check failed: no heartbeat", "booted slot (RAUC)": "-"} {
+		if rows[k] != v {
+			t.Errorf("status row %q = %q, want %q:\n%s", k, rows[k], v, out.String())
+		}
+	}
+	if !strings.Contains(rows["RAUC"], "the session D-Bus is not reachable") {
+		t.Errorf("RAUC row %q:\n%s", rows["RAUC"], out.String())
+	}
+}
