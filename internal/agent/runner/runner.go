@@ -391,6 +391,10 @@ func ReadStatus(cfg Config) (Status, error) {
 // runningRelease is the release of the booted slot, which a crash file that names no version
 // crashed on; "" before the first install.
 func (r *Runner) runningRelease() string {
+	// A release an installer (RAUC, a module) committed is what runs.
+	if j, err := update.ReadJournal(filepath.Join(r.cfg.StateDir, "update")); err == nil && j.Release != "" {
+		return j.Release
+	}
 	st, err := r.slots.State()
 	if err != nil {
 		return ""
