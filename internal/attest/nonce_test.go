@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -68,5 +69,35 @@ func TestMemoryNoncesPrune(t *testing.T) {
 	}
 	if _, err := s.Take(ctx, "a", fresh.Nonce, now); err != nil {
 		t.Errorf("fresh nonce after prune: %v", err)
+	}
+}
+
+// A SQLite server's nonces live in memory (NewService); challenges never answered are dropped
+// once expired, every pruneEvery issued, so they do not pile up.
+func TestPrunedNoncesDropExpired(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	p := &prunedNonces{MemoryNonces: NewMemoryNonces(), now: func() time.Time { return now }}
+	ctx := context.Background()
+	for i := range pruneEvery - 1 {
+		c := Challenge{DeviceID: fmt.Sprintf("device-%d", i), Nonce: []byte{byte(i)}, Expires: now.Add(-time.Second)}
+		if err := p.Put(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(p.m); n != pruneEvery-1 {
+		t.Fatalf("%d devices hold challenges before the prune, want %d", n, pruneEvery-1)
+	}
+	fresh := Challenge{DeviceID: "fresh", Nonce: []byte("n"), Expires: now.Add(time.Minute)}
+	if err := p.Put(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(p.m); n != 1 {
+		t.Errorf("%d devices hold challenges after the prune, want only the fresh one", n)
+	}
+	if _, err := p.Take(ctx, "fresh", []byte("n"), now); err != nil {
+		t.Errorf("the fresh challenge: %v", err)
+	}
+	if _, err := p.Take(ctx, "fresh", []byte("n"), now); !errors.Is(err, ErrNonceUnknown) {
+		t.Errorf("a nonce taken twice: %v, want ErrNonceUnknown", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/rampartsec/rampart/internal/ca"
@@ -56,7 +57,11 @@ var (
 	ErrForbidden     = errors.New("not allowed")            // 403: the tenant does not trust the EK
 )
 
-// NewService returns a Service whose nonces live in the store, so replicas share them.
+// NewService returns a Service whose nonces live in the store on PostgreSQL, so that the
+// replicas sharing it share them, and in memory on SQLite, which one server holds alone: a
+// challenge there costs no write transaction to issue and none to take. Either way a nonce is
+// used once and expires; one issued before a restart of a SQLite server is unknown after it,
+// and the device asks for another.
 func NewService(cfg ServiceConfig) *Service {
 	s := &Service{store: cfg.Store, cas: cfg.CAs, refs: cfg.References, log: cfg.Logger, now: cfg.Now}
 	if s.log == nil {
@@ -65,8 +70,29 @@ func NewService(cfg ServiceConfig) *Service {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.v = NewVerifier(Config{Nonces: StoreNonces{Store: cfg.Store}, NonceTTL: cfg.NonceTTL, Logger: s.log, Now: s.now})
+	var nonces Nonces = StoreNonces{Store: cfg.Store}
+	if cfg.Store.Dialect() == "sqlite" {
+		nonces = &prunedNonces{MemoryNonces: NewMemoryNonces(), now: s.now}
+	}
+	s.v = NewVerifier(Config{Nonces: nonces, NonceTTL: cfg.NonceTTL, Logger: s.log, Now: s.now})
 	return s
+}
+
+// prunedNonces is MemoryNonces dropping expired challenges every pruneEvery issued, so that
+// challenges never answered do not pile up.
+type prunedNonces struct {
+	*MemoryNonces
+	now    func() time.Time
+	issued atomic.Int64
+}
+
+const pruneEvery = 4096
+
+func (p *prunedNonces) Put(ctx context.Context, c Challenge) error {
+	if p.issued.Add(1)%pruneEvery == 0 {
+		p.Prune(p.now())
+	}
+	return p.MemoryNonces.Put(ctx, c)
 }
 
 // Enroll records a device (or finds it again) and answers with a fresh challenge: a nonce and,
