@@ -51,6 +51,9 @@ const (
 	ImageTypeDirectory    = "directory"
 	ImageTypeRAUC         = "rauc-bundle"
 	ImageTypeModulePrefix = "module:"
+	// ImageTypeReference: held by the release only as a reference value for attestation;
+	// never installed (doc/updates.md).
+	ImageTypeReference = "reference"
 )
 
 // ImageUpload is what `rampart image add` says of an image besides its bytes.

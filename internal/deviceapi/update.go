@@ -120,6 +120,11 @@ const (
 	// ImageTypeModulePrefix starts the type of an artifact installed by a Mender update
 	// module (protocol v3) of that name: "module:script", "module:deb".
 	ImageTypeModulePrefix = "module:"
+	// ImageTypeReference is a file the release holds only as a reference value for
+	// attestation (the kernel, the agent's binary, the kernel modules inside a RAUC bundle's
+	// root file system): the image repository signs it, the verifier appraises measurements
+	// against it, and the director never names it to a device, so nothing installs it.
+	ImageTypeReference = "reference"
 )
 
 // moduleNameRe matches an update module's name, a file name in the module folder.
@@ -128,7 +133,7 @@ var moduleNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 // ValidImageType reports whether t is an image type ("" is not: say directory).
 func ValidImageType(t string) bool {
 	switch {
-	case t == ImageTypeDirectory, t == ImageTypeRAUC:
+	case t == ImageTypeDirectory, t == ImageTypeRAUC, t == ImageTypeReference:
 		return true
 	case strings.HasPrefix(t, ImageTypeModulePrefix):
 		return moduleNameRe.MatchString(strings.TrimPrefix(t, ImageTypeModulePrefix))

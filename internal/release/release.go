@@ -320,7 +320,7 @@ func (s *Service) AddImageAs(ctx context.Context, actor store.Actor, tenantID st
 		a.Type = deviceapi.ImageTypeDirectory
 	}
 	if !deviceapi.ValidImageType(a.Type) {
-		return Image{}, fmt.Errorf("release.AddImage: %w", refuse("type %q (directory, rauc-bundle or module:NAME with a lowercase module name)", a.Type))
+		return Image{}, fmt.Errorf("release.AddImage: %w", refuse("type %q (directory, rauc-bundle, module:NAME with a lowercase module name, or reference)", a.Type))
 	}
 	if a.Type == deviceapi.ImageTypeRAUC && !deviceapi.SHA256Re.MatchString(a.RAUCManifestHash) {
 		return Image{}, fmt.Errorf("release.AddImage: %w", refuse("a rauc-bundle needs its manifest hash (lowercase hex SHA-256 of the bundle's manifest)"))
@@ -451,8 +451,8 @@ func (s *Service) buildDeltas(ctx context.Context, r Release, prev []Release) ([
 		for _, old := range p.Images {
 			for _, im := range r.Images {
 				key := old.SHA256 + im.SHA256
-				if old.Component != im.Component || old.SHA256 == im.SHA256 || done[key] {
-					continue
+				if old.Component != im.Component || old.SHA256 == im.SHA256 || done[key] || im.Type == deviceapi.ImageTypeReference {
+					continue // no device downloads a reference image, so none needs its delta
 				}
 				done[key] = true
 				d, err := s.buildDelta(ctx, old, im)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/rampartsec/rampart/internal/deviceapi"
 )
 
 // Director signs per-device metadata with the online director key, naming
@@ -122,6 +124,9 @@ func (d *Director) Issue(a Assignment, now time.Time) (*DirectorFiles, error) {
 			return nil, fmt.Errorf("tuf.Director.Issue: component %s named twice", im.Component)
 		}
 		seen[im.Component] = true
+		if im.Type == deviceapi.ImageTypeReference {
+			continue // a reference value for the verifier: signed in the repository, installed by no one
+		}
 		custom := im.custom()
 		custom.Deltas, custom.Device, custom.Release = deltas[im.SHA256], a.DeviceID, a.Release
 		tf, err := targetFile(ImagePath(im.SHA256), im.SHA256, im.Length, custom)

@@ -129,3 +129,45 @@ func TestDirectorRefuses(t *testing.T) {
 		t.Errorf("director root role keys (-got +want):\n%s", diff)
 	}
 }
+
+// A reference image (a kernel or binary the release holds only for the verifier) is never named
+// to a device; the installable image beside it is.
+func TestDirectorLeavesOutReferences(t *testing.T) {
+	ks, err := GenerateKeySet(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	online, err := GenerateOnlineKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	droot, err := NewDirectorRoot(ks, 1, online.Director.Public(), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDirector([][]byte{droot}, online.Director, DefaultExpiry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := testImage("rootfs", "1.0.1", "bundle")
+	bundle.Type, bundle.RAUCManifestHash = "rauc-bundle", strings.Repeat("c", 64)
+	kernel := testImage("boot-kernel", "1.0.1", "kernel")
+	kernel.Type = "reference"
+	files, err := d.Issue(Assignment{DeviceID: strings.Repeat("ab", 32), Version: 1, Release: "1.0.1",
+		Images: []Image{bundle, kernel}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := metadata.Targets().FromBytes(files.Targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for p := range tm.Signed.Targets {
+		got = append(got, p)
+	}
+	if diff := cmp.Diff(got, []string{ImagePath(bundle.SHA256)}); diff != "" {
+		t.Errorf("director targets (-got +want):\n%s", diff)
+	}
+}

@@ -25,6 +25,9 @@ func newAdd(env *clienv.Env) *cobra.Command {
 			"  rauc-bundle   a RAUC bundle (plain or verity), handed to the device's RAUC over D-Bus; its\n" +
 			"                manifest hash is read here from the bundle (a plain bundle needs unsquashfs)\n" +
 			"  module:NAME   an artifact for the device's Mender update module NAME (protocol v3)\n" +
+			"  reference     not installed: a file the release holds only as a reference value for\n" +
+			"                attestation (the kernel, binaries and modules inside a bundle's root file\n" +
+			"                system); the director never names it to a device\n" +
 			"A device whose agent cannot install the type reports the install failed (doc/agent.md).",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -70,7 +73,7 @@ func newAdd(env *clienv.Env) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&component, "component", "", "component the image is (rootfs, app, firmware...)")
 	cmd.Flags().StringVar(&version, "version", "", "the image's version, like 1.2.3")
-	cmd.Flags().StringVar(&typ, "type", client.ImageTypeDirectory, "who installs it on the device: directory, rauc-bundle or module:NAME")
+	cmd.Flags().StringVar(&typ, "type", client.ImageTypeDirectory, "who installs it on the device: directory, rauc-bundle, module:NAME, or reference (never installed)")
 	cmd.Flags().Uint64Var(&secver, "security-version", 0, "anti-rollback counter: devices refuse images below the highest they committed")
 	return cmd
 }
