@@ -226,6 +226,7 @@ func TestImageTypes(t *testing.T) {
 		}{
 			{"", `"type":"directory"`, http.StatusCreated},
 			{"&type=module:script", `"type":"module:script"`, http.StatusCreated},
+			{"&type=reference", `"type":"reference"`, http.StatusCreated},
 			{"&type=rauc-bundle&rauc_manifest_hash=" + hash, `"rauc_manifest_hash":"` + hash + `"`, http.StatusCreated},
 			{"&type=swupdate", `type \"swupdate\"`, http.StatusBadRequest},
 			{"&type=module:Bad%20Name", `type \"module:Bad Name\"`, http.StatusBadRequest},
