@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"mime"
 	"net/http"
 
 	"github.com/rampartsec/rampart/client"
@@ -49,7 +50,11 @@ func (a *API) deviceChallenge(w http.ResponseWriter, r *http.Request, d *device)
 // applies to the device the evidence names. A refused attestation is 403 with the reason; an
 // admitted one is 200 with the certificate (update-only when the software is contraindicated).
 func (a *API) deviceAttest(w http.ResponseWriter, r *http.Request, d *device) error {
-	ev, err := deviceapi.DecodeEvidence(r.Body)
+	decode := deviceapi.DecodeEvidence // older agents' JSON
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == deviceapi.ContentTypeEvidence {
+		decode = deviceapi.DecodeEvidenceFramed
+	}
+	ev, err := decode(r.Body)
 	if err != nil {
 		return wireError(err, "evidence")
 	}

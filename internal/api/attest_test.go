@@ -78,12 +78,17 @@ func hexDigest(b []byte) string {
 // devicePost sends a JSON body to the device API with an optional client certificate.
 func (h *harness) devicePost(path string, body []byte, cert *tls.Certificate) (int, []byte) {
 	h.t.Helper()
+	return h.devicePostType(path, "application/json", body, cert)
+}
+
+func (h *harness) devicePostType(path, contentType string, body []byte, cert *tls.Certificate) (int, []byte) {
+	h.t.Helper()
 	tr := h.srv.Client().Transport.(*http.Transport).Clone()
 	if cert != nil {
 		tr.TLSClientConfig.Certificates = []tls.Certificate{*cert}
 	}
 	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: 20 * time.Second}).Post(h.srv.URL+path, "application/json", bytes.NewReader(body))
+	resp, err := (&http.Client{Transport: tr, Timeout: 20 * time.Second}).Post(h.srv.URL+path, contentType, bytes.NewReader(body))
 	if err != nil {
 		h.t.Fatal(err)
 	}

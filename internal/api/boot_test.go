@@ -92,7 +92,16 @@ func TestMeasuredBootPolicy(t *testing.T) {
 	attestOnce := func() *deviceapi.AttestResponse {
 		t.Helper()
 		resp, _ := h.enrollOverHTTP(t, d)
-		status, body := h.devicePost("/device/v1/attest", h.evidence(t, d, resp.Nonce, nil), nil)
+		// Framed, as agents send it: the logs as raw bytes beside the JSON.
+		var ev deviceapi.Evidence
+		if err := json.Unmarshal(h.evidence(t, d, resp.Nonce, nil), &ev); err != nil {
+			t.Fatal(err)
+		}
+		framed, err := deviceapi.EncodeEvidence(&ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, body := h.devicePostType("/device/v1/attest", deviceapi.ContentTypeEvidence, framed, nil)
 		if status != http.StatusOK {
 			t.Fatalf("attest: %d %s", status, body)
 		}

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"io"
 	"math/big"
 	"net/url"
 	"testing"
@@ -128,11 +129,21 @@ func BenchmarkServiceAttest(b *testing.B) {
 }
 
 // BenchmarkMeasuredBootVerify measures the server side of one attestation with measured boot:
-// the evidence decoded (a real UEFI log of 38 kB and an IMA log of 5,000 entries, about
-// 0.6 MB), the quote checked, the agent log, the firmware log and the IMA log replayed, the
-// boot state read and appraised under a policy requiring the boot log. Compare with
-// BenchmarkCeilingQuoteVerify and BenchmarkCeilingQuoteVerifyPlusHashes from the same run.
+// the evidence decoded as agents send it (framed, deviceapi.ContentTypeEvidence: a real UEFI
+// log of 38 kB and an IMA log of 5,000 entries, about 0.6 MB), the quote checked, the agent
+// log, the firmware log and the IMA log replayed, the boot state read and appraised under a
+// policy requiring the boot log. Compare with BenchmarkCeilingQuoteVerify and
+// BenchmarkCeilingQuoteVerifyPlusHashes from the same run. BenchmarkMeasuredBootVerifyJSON is
+// the same with the JSON evidence older agents send (the logs in base64).
 func BenchmarkMeasuredBootVerify(b *testing.B) {
+	benchmarkMeasuredBoot(b, deviceapi.EncodeEvidence, deviceapi.DecodeEvidenceFramed)
+}
+
+func BenchmarkMeasuredBootVerifyJSON(b *testing.B) {
+	benchmarkMeasuredBoot(b, func(ev *deviceapi.Evidence) ([]byte, error) { return json.Marshal(ev) }, deviceapi.DecodeEvidence)
+}
+
+func benchmarkMeasuredBoot(b *testing.B, encode func(*deviceapi.Evidence) ([]byte, error), decode func(io.Reader) (*deviceapi.Evidence, error)) {
 	ctx := context.Background()
 	dir := b.TempDir()
 	a, err := agent.OpenSoftware(dir, "boot-1")
@@ -146,12 +157,12 @@ func BenchmarkMeasuredBootVerify(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		b.StopTimer()
-		body, err := json.Marshal(m.evidence(b))
+		body, err := encode(m.evidence(b))
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		ev, err := deviceapi.DecodeEvidence(bytes.NewReader(body))
+		ev, err := decode(bytes.NewReader(body))
 		if err != nil {
 			b.Fatal(err)
 		}

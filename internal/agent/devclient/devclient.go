@@ -121,7 +121,13 @@ func New(server string, hc *http.Client, limits Limits) *Client {
 	return &Client{server: strings.TrimSuffix(server, "/"), http: hc, limits: limits.WithDefaults()}
 }
 
-// Do sends in as JSON (no body when nil) to method path within the default deadline and
+// BodyMarshaler is a request body that encodes itself rather than as JSON (the framed
+// evidence, deviceapi.EvidenceBody).
+type BodyMarshaler interface {
+	MarshalBody() (contentType string, body []byte, err error)
+}
+
+// Do sends in as JSON (no body when nil; a BodyMarshaler encodes itself) to method path within the default deadline and
 // decodes the answer into out: the JSON value for a pointer (fields it does not know are
 // ignored, so that a newer server may add some; data after the value is refused), the raw bytes
 // for a *[]byte, nothing for nil. A non-2xx answer is a *StatusError.
@@ -146,7 +152,14 @@ func (c *Client) do(ctx context.Context, deadline time.Duration, method, path st
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var body io.Reader
-	if in != nil {
+	contentType := "application/json"
+	if m, ok := in.(BodyMarshaler); ok {
+		ct, b, err := m.MarshalBody()
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", method, path, err)
+		}
+		contentType, body = ct, bytes.NewReader(b)
+	} else if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", method, path, err)
@@ -158,7 +171,7 @@ func (c *Client) do(ctx context.Context, deadline time.Duration, method, path st
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.http.Do(req)

@@ -397,7 +397,7 @@ func (i *Identity) Attest(ctx context.Context) (*deviceapi.AttestResponse, error
 		return nil, fmt.Errorf("identity.Attest: %w", err)
 	}
 	var resp deviceapi.AttestResponse
-	if err := i.post(ctx, deviceapi.PathAttest, ev, &resp, withCert); err != nil {
+	if err := i.post(ctx, deviceapi.PathAttest, deviceapi.EvidenceBody{Evidence: ev}, &resp, withCert); err != nil {
 		return nil, fmt.Errorf("identity.Attest: %w", err)
 	}
 	der := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: resp.Certificate})
