@@ -205,7 +205,7 @@ func BenchmarkCeilingQuoteVerifyPlusHashes(b *testing.B) {
 	for _, ds := range logDigests(b, raw) {
 		firmware += len(ds)
 	}
-	entries, err := ParseIMALog(func() []byte { l, _, _ := imaLog(5000); return l }())
+	entries, err := ParseIMALog(func() []byte { l, _, _ := imaLog(5000, nil); return l }())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -121,18 +121,29 @@ func TestCheckBootLogRealLogs(t *testing.T) {
 	}
 }
 
-// imaLog builds an ima-ng log of n entries (boot_aggregate first) and returns it with the
-// SHA-256 digests the kernel extends into PCR 10 for it, and the file digests it names.
-func imaLog(n int) (log []byte, extends [][]byte, files []string) {
+// imaLog builds an ima-ng log of n entries and returns it with the SHA-256 digests the kernel
+// extends into PCR 10 for it, and the file digests it names. Its first entry is boot_aggregate,
+// computed as a kernel since 5.8 computes it from boot's PCRs 0-9 (all zero when boot is nil;
+// the PCRs boot holds, when it leaves some out).
+func imaLog(n int, boot map[int][]byte) (log []byte, extends [][]byte, files []string) {
 	le := func(b []byte, v uint32) []byte { return binary.LittleEndian.AppendUint32(b, v) }
 	for i := range n {
 		path := "boot_aggregate"
-		content := []byte("aggregate")
-		if i > 0 {
+		var fd [sha256.Size]byte
+		if i == 0 {
+			h := sha256.New()
+			for p := 0; p <= 9; p++ {
+				if v, ok := boot[p]; ok {
+					h.Write(v)
+				} else if boot == nil {
+					h.Write(make([]byte, sha256.Size))
+				}
+			}
+			h.Sum(fd[:0])
+		} else {
 			path = fmt.Sprintf("/usr/lib/app/file-%05d.so", i)
-			content = []byte(path)
+			fd = sha256.Sum256([]byte(path))
 		}
-		fd := sha256.Sum256(content)
 		dng := append([]byte("sha256:\x00"), fd[:]...)
 		nng := append([]byte(path), 0)
 		data := le(nil, uint32(len(dng)))
@@ -154,7 +165,7 @@ func imaLog(n int) (log []byte, extends [][]byte, files []string) {
 }
 
 func TestParseIMALog(t *testing.T) {
-	log, extends, files := imaLog(50)
+	log, extends, files := imaLog(50, nil)
 	entries, err := ParseIMALog(log)
 	if err != nil {
 		t.Fatal(err)
@@ -206,6 +217,44 @@ func TestParseIMALog(t *testing.T) {
 	}
 }
 
+// TestBootAggregate: the IMA log's first entry must be a SHA-256 boot_aggregate of the quoted
+// PCRs 0-9.
+func TestBootAggregate(t *testing.T) {
+	pcrs := replayedPCRs(t, readLog(t, "ubuntu_2104_shielded_vm_no_secure_boot_eventlog"))
+	first := func(log []byte) *bootAggregate {
+		var b bootAggregate
+		if _, err := walkIMALog(log, func(e *IMAEntry) {
+			if !b.seen {
+				b.keep(e)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return &b
+	}
+	good, _, _ := imaLog(3, pcrs)
+	if err := first(good).check(pcrs); err != nil {
+		t.Fatalf("the boot_aggregate of the quoted pcrs: %v", err)
+	}
+	other := maps.Clone(pcrs)
+	other[9] = bytes.Repeat([]byte{9}, sha256.Size)
+	if err := first(good).check(other); err == nil {
+		t.Error("a boot_aggregate checked against other pcrs 0-9")
+	}
+	sha1Agg := first(good)
+	sha1Agg.alg, sha1Agg.n = "sha1", sha1.Size
+	if err := sha1Agg.check(pcrs); err == nil || !strings.Contains(err.Error(), "sha1") {
+		t.Errorf("a SHA-1 boot_aggregate: %v", err)
+	}
+	noAgg := bytes.Replace(good, []byte("boot_aggregate\x00"), []byte("boot_aggregatX\x00"), 1)
+	if err := first(noAgg).check(pcrs); err == nil {
+		t.Error("a log whose first entry is not boot_aggregate passed")
+	}
+	if err := (&bootAggregate{}).check(pcrs); err == nil {
+		t.Error("no entry passed")
+	}
+}
+
 func le32(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
 
 // measuredDevice is a device whose attester holds a real firmware log's digests in PCRs
@@ -231,7 +280,7 @@ func newMeasuredDevice(t testing.TB, a agent.Attester, dir string, cas *Manufact
 	imaPath := "-"
 	if imaEntries > 0 {
 		var extends [][]byte
-		m.ima, extends, _ = imaLog(imaEntries)
+		m.ima, extends, _ = imaLog(imaEntries, replayedPCRs(t, m.raw))
 		for _, e := range extends {
 			if err := a.Extend(ctx, deviceapi.IMAPCR, e); err != nil {
 				t.Fatal(err)
@@ -325,7 +374,7 @@ func runMeasuredBoot(t *testing.T, open func(t *testing.T) (agent.Attester, stri
 		// more files in between: the entries that replay to the quoted pcr 10 are
 		// attested, those after them left aside.
 		past := m.evidence(t)
-		past.IMALog, _, _ = imaLog(21)
+		past.IMALog, _, _ = imaLog(21, replayedPCRs(t, m.raw))
 		r = m.verify(roundTrip(t, past, decodeEvidence), pol)
 		if r.Grant != GrantNormal || r.Boot == nil || r.Boot.IMA == nil || r.Boot.IMA.Entries != 20 {
 			t.Errorf("an ima log that runs past the quote: %s/%s %v, ima %+v", r.Status, r.Grant, r.Reasons, r.Boot)
@@ -336,6 +385,37 @@ func runMeasuredBoot(t *testing.T, open func(t *testing.T) (agent.Attester, stri
 		status, rule := warnOrAffirm(m.dev.Attester)
 		wantStatus(t, r, status, GrantNormal, rule)
 	})
+	// An IMA log whose entries were extended into PCR 10, so that they replay, but whose
+	// boot_aggregate is not of this boot's PCRs 0-9: a log made on another machine or boot
+	// and its entries extended here, or PCRs 0-9 extended after the kernel started.
+	for name, boot := range map[string]func(m *measuredDevice) map[int][]byte{
+		"another boot's pcrs": func(m *measuredDevice) map[int][]byte {
+			return replayedPCRs(t, readLog(t, "coreos_36_shielded_vm_no_secure_boot_eventlog"))
+		},
+		"pcrs 0-7 only": func(m *measuredDevice) map[int][]byte {
+			p := replayedPCRs(t, m.raw)
+			delete(p, 8)
+			delete(p, 9)
+			return p
+		},
+	} {
+		// An IMA log whose entries were extended into PCR 10, so that they replay, but whose
+		// boot_aggregate is not of this boot's PCRs 0-9: a log made on another machine or
+		// boot with its entries extended here, or PCRs 0-9 extended after the kernel started.
+		t.Run("ima boot_aggregate of "+name, func(t *testing.T) {
+			a, dir, cas := open(t)
+			m := newMeasuredDevice(t, a, dir, cas, logName, 0)
+			log, extends, _ := imaLog(5, boot(m))
+			for _, e := range extends {
+				if err := a.Extend(context.Background(), deviceapi.IMAPCR, e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ev := m.evidence(t)
+			ev.IMALog = log
+			wantStatus(t, m.verify(roundTrip(t, ev, decodeEvidence), m.policy()), deviceapi.StatusContraindicated, GrantNone, ReasonIMABootAggregate)
+		})
+	}
 	for _, tc := range []struct {
 		name   string
 		tamper func(t *testing.T, m *measuredDevice, ev *deviceapi.Evidence)
@@ -381,7 +461,7 @@ func runMeasuredBoot(t *testing.T, open func(t *testing.T) (agent.Attester, stri
 			}},
 		{name: "ima log falls short of the quote", rule: ReasonIMAAggregate, status: deviceapi.StatusContraindicated,
 			tamper: func(t *testing.T, m *measuredDevice, ev *deviceapi.Evidence) {
-				ev.IMALog, _, _ = imaLog(19)
+				ev.IMALog, _, _ = imaLog(19, replayedPCRs(t, m.raw))
 			}},
 		{name: "ima log entry changed", rule: ReasonIMAAggregate, status: deviceapi.StatusContraindicated,
 			tamper: func(t *testing.T, m *measuredDevice, ev *deviceapi.Evidence) {
@@ -550,7 +630,7 @@ func TestServiceRefusesBadPlatformLogs(t *testing.T) {
 	}
 	before := measurements()
 	other := readLog(t, "coreos_36_shielded_vm_no_secure_boot_eventlog")
-	ima, _, _ := imaLog(5)
+	ima, _, _ := imaLog(5, replayedPCRs(t, m.raw))
 	for _, tc := range []struct {
 		name   string
 		tamper func(ev *deviceapi.Evidence)

@@ -79,7 +79,7 @@ func FuzzCheckBootLog(f *testing.F) {
 // FuzzParseIMALog: the IMA decoder never panics, and what it accepts holds at least one
 // entry of a known template in PCR 10.
 func FuzzParseIMALog(f *testing.F) {
-	log, _, _ := imaLog(3)
+	log, _, _ := imaLog(3, nil)
 	f.Add(log)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		entries, err := ParseIMALog(data)

@@ -241,3 +241,42 @@ func (e IMAEntry) FileDigestHex() string {
 	}
 	return hex.EncodeToString(e.FileDigest)
 }
+
+// bootAggregate is the IMA log's first entry, boot_aggregate, as the kernel wrote it when IMA
+// started: a digest over the values PCRs 0-9 held then, which binds the log to the boot the
+// firmware log describes. Kernels since 5.8 hash PCRs 0-9 of the bank of IMA's hash algorithm
+// (SHA-256 here: "sha256:" and SHA-256 of the ten SHA-256 values in order); older ones hashed
+// PCRs 0-7 of the SHA-1 bank, which the quote does not cover, so theirs cannot be checked.
+type bootAggregate struct {
+	seen   bool // the first entry was read
+	isBoot bool // and it is boot_aggregate
+	alg    string
+	digest [sha256.Size]byte
+	n      int // the digest's length
+}
+
+// keep records e, the log's first entry.
+func (b *bootAggregate) keep(e *IMAEntry) {
+	b.seen, b.isBoot, b.alg = true, string(e.path) == "boot_aggregate" && !e.violation, e.FileAlg
+	b.n = copy(b.digest[:], e.FileDigest)
+}
+
+// check compares the boot_aggregate with the quoted PCRs 0-9 of the SHA-256 bank.
+func (b *bootAggregate) check(quoted map[int][]byte) error {
+	if !b.seen || !b.isBoot {
+		return errors.New("the IMA log's first entry is not boot_aggregate")
+	}
+	if b.alg != "sha256" || b.n != sha256.Size {
+		return fmt.Errorf("the IMA log's boot_aggregate is a %s digest: only a SHA-256 boot_aggregate (kernels since 5.8) is over the SHA-256 bank the quote covers", b.alg)
+	}
+	h := sha256.New()
+	for i := 0; i <= 9; i++ {
+		h.Write(quoted[i])
+	}
+	var want [sha256.Size]byte
+	h.Sum(want[:0])
+	if want != b.digest {
+		return fmt.Errorf("the IMA log's boot_aggregate %x is not the digest of the quoted pcrs 0-9, %x: the log is not of the boot the firmware log describes", b.digest, want)
+	}
+	return nil
+}

@@ -122,6 +122,7 @@ const (
 	ReasonBootLogReplay       = "boot_log_replay_mismatch"
 	ReasonIMALogMalformed     = "ima_log_malformed"
 	ReasonIMAAggregate        = "ima_aggregate_mismatch"
+	ReasonIMABootAggregate    = "ima_boot_aggregate_mismatch"
 	// contraindications
 	ReasonLogEmpty          = "log_empty"
 	ReasonUnknownComponent  = "unknown_component"
@@ -344,11 +345,15 @@ func (r *Result) checkPlatform(ev *deviceapi.Evidence, sel selection, pcrs map[i
 		// that replay to the quoted pcr 10 are attested, and those after
 		// them are not looked at (as Keylime does).
 		quoted := pcrs[deviceapi.IMAPCR]
+		var agg bootAggregate
 		replay := func(padded bool, ap *imaAppraisal) (matched, total int, err error) {
 			x, i := newIMAReplay(padded), 0
 			total, err = walkIMALog(ev.IMALog, func(e *IMAEntry) {
 				if matched > 0 {
 					return
+				}
+				if i == 0 {
+					agg.keep(e)
 				}
 				x.extend(e)
 				if ap != nil {
@@ -373,6 +378,12 @@ func (r *Result) checkPlatform(ev *deviceapi.Evidence, sel selection, pcrs map[i
 		}
 		if n == 0 {
 			r.add(sevRefused, ReasonIMAAggregate, "no prefix of the IMA log's %d entries replays to pcr 10", total)
+			return true
+		}
+		// The entries replay to PCR 10; the first must bind them to this boot's PCRs 0-9,
+		// as Keylime checks it.
+		if err := agg.check(pcrs); err != nil {
+			r.add(sevRefused, ReasonIMABootAggregate, "%v", err)
 			return true
 		}
 		r.Boot.IMA = ap.finish(r, n)
