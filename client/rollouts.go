@@ -218,3 +218,27 @@ func (c *Client) GetCoverage(ctx context.Context, product, group string) (Covera
 	q := url.Values{"product": {product}, "group": {group}}
 	return out, c.Do(ctx, "GET", "/api/v1/coverage"+listQuery(ListOptions{}, q), nil, &out)
 }
+
+// CoveragePoint is how many of the devices ran the release or a newer one at one instant.
+type CoveragePoint struct {
+	At      time.Time `json:"at"`
+	Covered int       `json:"covered"`
+	Devices int       `json:"devices"`
+}
+
+// CoverageSeries is a release's coverage over time, from its first deployment (Since) on, as
+// steps: each reading holds until the next.
+type CoverageSeries struct {
+	Product string          `json:"product"`
+	Group   string          `json:"group,omitempty"`
+	Release string          `json:"release"`
+	Since   time.Time       `json:"since"`
+	Points  []CoveragePoint `json:"points"`
+}
+
+// GetCoverageSeries returns a release's coverage over time in a product or one of its groups.
+func (c *Client) GetCoverageSeries(ctx context.Context, product, group, release string) (CoverageSeries, error) {
+	var out CoverageSeries
+	q := url.Values{"product": {product}, "group": {group}, "release": {release}}
+	return out, c.Do(ctx, "GET", "/api/v1/coverage/series"+listQuery(ListOptions{}, q), nil, &out)
+}

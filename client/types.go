@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"time"
 )
 
@@ -297,8 +298,42 @@ type OpenReports struct {
 	OldestAwaitingTriage   *time.Time `json:"oldest_awaiting_triage,omitempty"`
 }
 
-// GetFleet returns the fleet overview.
-func (c *Client) GetFleet(ctx context.Context) (Fleet, error) {
+// GetFleet returns the fleet overview; product, when not "", narrows the device counts to it.
+func (c *Client) GetFleet(ctx context.Context, product string) (Fleet, error) {
 	var out Fleet
-	return out, c.Do(ctx, "GET", "/api/v1/fleet", nil, &out)
+	return out, c.Do(ctx, "GET", "/api/v1/fleet"+listQuery(ListOptions{}, url.Values{"product": {product}}), nil, &out)
+}
+
+// InstallReport is one install state a device reported.
+type InstallReport struct {
+	ID      string    `json:"id"`
+	State   string    `json:"state"`
+	Release string    `json:"release"`
+	Reason  string    `json:"reason,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// DeviceCrash is one crash report a device filed.
+type DeviceCrash struct {
+	ReportID     string          `json:"report_id"`
+	FailureGroup string          `json:"failure_group"`
+	Signature    string          `json:"signature"`
+	Release      string          `json:"release"`
+	DeploymentID string          `json:"deployment_id,omitempty"`
+	Phase        int             `json:"phase"`
+	CrashedAt    time.Time       `json:"crashed_at"`
+	ReceivedAt   time.Time       `json:"received_at"`
+	Report       json.RawMessage `json:"report"`
+}
+
+// ListInstallReports lists a device's install reports, newest first.
+func (c *Client) ListInstallReports(ctx context.Context, id string, o ListOptions) (List[InstallReport], error) {
+	var out List[InstallReport]
+	return out, c.Do(ctx, "GET", "/api/v1/devices/"+esc(id)+"/installs"+listQuery(o, nil), nil, &out)
+}
+
+// ListDeviceCrashes lists a device's crash reports, newest first.
+func (c *Client) ListDeviceCrashes(ctx context.Context, id string, o ListOptions) (List[DeviceCrash], error) {
+	var out List[DeviceCrash]
+	return out, c.Do(ctx, "GET", "/api/v1/devices/"+esc(id)+"/crashes"+listQuery(o, nil), nil, &out)
 }

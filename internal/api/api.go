@@ -226,12 +226,14 @@ func (a *API) register() {
 
 	a.handle("GET /api/v1/ca", reader, a.getCA, doc{summary: "The tenant's certificate authority, which relying parties trust for device certificates", response: client.CA{}})
 
-	a.handle("GET /api/v1/fleet", reader, a.fleet, doc{summary: "The fleet at a glance: devices by attestation, check-in and release; open reports by severity with their clocks", response: client.Fleet{}})
+	a.handle("GET /api/v1/fleet", reader, a.fleet, doc{summary: "The fleet at a glance: devices by attestation, check-in and release; open reports by severity with their clocks", response: client.Fleet{}, query: []string{"product"}})
 	a.handle("GET /api/v1/devices", reader, a.listDevices, doc{summary: "List devices, filtered and sorted", response: client.List[client.Device]{},
 		query: []string{"product", "group", "release", "attestation", "update_only", "seen", "q", "sort"}})
 	a.handle("GET /api/v1/devices/{id}", reader, a.getDevice, doc{summary: "Show a device", response: client.Device{}})
 	a.handle("POST /api/v1/devices/{id}/claim", operator, a.claimDevice, doc{summary: "Claim an enrolled device into a product and group (TPM devices need a trusted or preauthorised EK)", body: client.ClaimDeviceRequest{}, response: client.Device{}})
 	a.handle("POST /api/v1/devices/{id}/move", operator, a.moveDevice, doc{summary: "Move a claimed device to another group of its product; the group's deployment picks it up", body: client.MoveDeviceRequest{}, response: client.Device{}})
+	a.handle("GET /api/v1/devices/{id}/installs", reader, a.listInstalls, doc{summary: "The device's install reports, newest first", response: client.List[client.InstallReport]{}})
+	a.handle("GET /api/v1/devices/{id}/crashes", reader, a.listDeviceCrashes, doc{summary: "The device's crash reports, newest first", response: client.List[client.DeviceCrash]{}})
 	a.handle("GET /api/v1/devices/{id}/attestations", reader, a.listAttestations, doc{summary: "The device's attestation results, newest first", response: client.List[client.Attestation]{}})
 	a.handle("POST /api/v1/preauthorizations", operator, a.preauthorize, doc{summary: "Preauthorise a device by its EK or identity-key hash; it is claimed when it enrols", body: client.PreauthorizeRequest{}, response: client.PreauthorizeRequest{}, status: http.StatusCreated})
 	a.handle("GET /api/v1/manufacturer-cas", reader, a.getManufacturerCAs, doc{summary: "The TPM manufacturer CAs the tenant trusts for EK certificates", response: client.ManufacturerCAs{}})
@@ -239,7 +241,7 @@ func (a *API) register() {
 	a.handle("GET /api/v1/products/{product}/attestation-policy", reader, a.getAttestationPolicy, doc{summary: "The product's attestation policy", response: client.AttestationPolicy{}})
 	a.handle("PUT /api/v1/products/{product}/attestation-policy", admin, a.setAttestationPolicy, doc{summary: "Set the product's attestation policy", body: client.AttestationPolicy{}, response: client.AttestationPolicy{}})
 
-	a.handle("GET /api/v1/audit", admin, a.listAudit, doc{summary: "List the tenant's audit records in chain order", response: client.List[client.AuditRecord]{}, query: []string{"action"}})
+	a.handle("GET /api/v1/audit", admin, a.listAudit, doc{summary: "List the tenant's audit records in chain order (order=newest: newest first)", response: client.List[client.AuditRecord]{}, query: []string{"action", "target", "order"}})
 	a.handle("GET /api/v1/audit/verify", admin, a.verifyAudit, doc{summary: "Verify the tenant's audit hash chain", response: client.AuditVerification{}})
 
 	a.registerUpdates()

@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -269,9 +270,10 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request, p *principal) 
 // fleet is the fleet overview: devices by attestation, check-in and release, and the open
 // reports by severity.
 func (a *API) fleet(w http.ResponseWriter, r *http.Request, p *principal) error {
-	f, err := a.store.FleetSummary(r.Context(), p.tenantID)
+	product := r.URL.Query().Get("product")
+	f, err := a.store.FleetSummary(r.Context(), p.tenantID, product)
 	if err != nil {
-		return internal(err)
+		return storeError(err, "product "+product)
 	}
 	open, err := a.store.OpenReportSummary(r.Context(), p.tenantID)
 	if err != nil {
@@ -325,7 +327,16 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request, p *principal) er
 	if err != nil {
 		return err
 	}
-	recs, next, err := a.store.ListAudit(r.Context(), p.tenantID, store.AuditFilter{Action: r.URL.Query().Get("action")}, pg)
+	q := r.URL.Query()
+	f := store.AuditFilter{Action: q.Get("action"), Target: q.Get("target")}
+	switch q.Get("order") {
+	case "", "chain":
+	case "newest":
+		f.Newest = true
+	default:
+		return badRequest("order must be chain or newest")
+	}
+	recs, next, err := a.store.ListAudit(r.Context(), p.tenantID, f, pg)
 	if err != nil {
 		return storeError(err, "cursor")
 	}
@@ -355,5 +366,48 @@ func (a *API) getCA(w http.ResponseWriter, r *http.Request, p *principal) error 
 	sum := sha256.Sum256(c.Raw)
 	writeJSON(w, http.StatusOK, client.CA{Tenant: p.tenantName, TrustDomain: auth.TrustDomain(), Subject: c.Subject.String(), NotBefore: c.NotBefore.UTC(),
 		NotAfter: c.NotAfter.UTC(), SHA256: hex.EncodeToString(sum[:]), PEM: string(auth.CertificatePEM())})
+	return nil
+}
+
+func installOut(e store.InstallEntry) client.InstallReport {
+	return client.InstallReport{ID: e.ID, State: e.State, Release: e.Release, Reason: e.Reason, At: e.At}
+}
+
+func (a *API) listInstalls(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id := r.PathValue("id")
+	if err := checkDeviceID(id); err != nil {
+		return err
+	}
+	pg, err := page(r)
+	if err != nil {
+		return err
+	}
+	es, next, err := a.store.ListInstallReports(r.Context(), p.tenantID, id, pg)
+	if err != nil {
+		return storeError(err, "device "+id)
+	}
+	list(w, es, next, installOut)
+	return nil
+}
+
+func crashOut(c store.DeviceCrash) client.DeviceCrash {
+	return client.DeviceCrash{ReportID: c.ReportID, FailureGroup: c.GroupID, Signature: c.Signature, Release: c.Release, DeploymentID: c.DeploymentID,
+		Phase: c.Phase, CrashedAt: c.CrashedAt, ReceivedAt: c.ReceivedAt, Report: json.RawMessage(c.Report)}
+}
+
+func (a *API) listDeviceCrashes(w http.ResponseWriter, r *http.Request, p *principal) error {
+	id := r.PathValue("id")
+	if err := checkDeviceID(id); err != nil {
+		return err
+	}
+	pg, err := page(r)
+	if err != nil {
+		return err
+	}
+	cs, next, err := a.store.ListDeviceCrashes(r.Context(), p.tenantID, id, pg)
+	if err != nil {
+		return storeError(err, "device "+id)
+	}
+	list(w, cs, next, crashOut)
 	return nil
 }

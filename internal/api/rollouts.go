@@ -26,6 +26,7 @@ func (a *API) registerRollouts() {
 	a.handle("GET /api/v1/failures/{id}", reader, a.getFailure, doc{summary: "Show a failure group with its counts per release and phase", response: client.FailureGroupDetail{}})
 	a.handle("POST /api/v1/failures/{id}/resolve", operator, a.resolveFailure, doc{summary: "Mark a failure group resolved; it reopens if it comes back on another release", response: client.FailureGroup{}})
 
+	a.handle("GET /api/v1/coverage/series", reader, a.getCoverageSeries, doc{summary: "A release's coverage over time (it or a newer release), at most 300 readings", response: client.CoverageSeries{}, query: []string{"product", "group", "release"}})
 	a.handle("GET /api/v1/coverage", reader, a.getCoverage, doc{summary: "Devices per release, the share on the newest, and each release's time to 50/90/99/100 %", response: client.Coverage{}, query: []string{"product", "group"}})
 }
 
@@ -282,6 +283,32 @@ func (a *API) getCoverage(w http.ResponseWriter, r *http.Request, p *principal) 
 			o.Milestones = append(o.Milestones, cm)
 		}
 		out.Releases = append(out.Releases, o)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// MaxSeriesPoints caps the readings of a coverage series, so a chart costs the same at any
+// fleet size.
+const MaxSeriesPoints = 300
+
+func (a *API) getCoverageSeries(w http.ResponseWriter, r *http.Request, p *principal) error {
+	q := r.URL.Query()
+	product, group, release := q.Get("product"), q.Get("group"), q.Get("release")
+	if product == "" || release == "" {
+		return badRequest("product and release are required")
+	}
+	since, pts, err := a.store.CoverageSeries(r.Context(), p.tenantID, product, group, release, MaxSeriesPoints)
+	if err != nil {
+		what := "release " + release + " of product " + product
+		if group != "" {
+			what += " (group " + group + ")"
+		}
+		return storeError(err, what)
+	}
+	out := client.CoverageSeries{Product: product, Group: group, Release: release, Since: since, Points: make([]client.CoveragePoint, 0, len(pts))}
+	for _, pt := range pts {
+		out.Points = append(out.Points, client.CoveragePoint{At: pt.At, Covered: pt.Covered, Devices: pt.Devices})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -39,6 +40,15 @@ func (c *clock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// testLog sends the server's error log to the test's.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(b []byte) (int, error) {
+	l.t.Helper()
+	l.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
 // harness is a real Rampart server (storage, API and console) behind a loopback TLS
 // httptest server, with the first tenant's service administrator token.
 type harness struct {
@@ -51,7 +61,8 @@ type harness struct {
 
 func newHarness(t *testing.T, kind string) *harness {
 	t.Helper()
-	cfg := server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", LiveEvery: 50 * time.Millisecond}
+	cfg := server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", LiveEvery: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelError}))}
 	if kind == "postgres" {
 		cfg.Database = storetest.PostgresURL(t)
 	}

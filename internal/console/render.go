@@ -55,8 +55,10 @@ var funcs = template.FuncMap{
 		w := (100*part + whole - 1) / whole
 		return min(w, 100)
 	},
-	"add":  func(a, b int) int { return a + b },
-	"join": strings.Join,
+	"add":    func(a, b int) int { return a + b },
+	"mul100": func(v float64) float64 { return 100 * v },
+	"list":   func(v ...string) []string { return v },
+	"join":   strings.Join,
 	"short": func(id string) string {
 		if len(id) > 16 {
 			return id[:16] + "…"

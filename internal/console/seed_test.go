@@ -1,31 +1,114 @@
 package console_test
 
 import (
+	"context"
+	"net/http"
 	"net/url"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/deviceapi"
+	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
-// seeded is tenant A's data that other tenants' probes aim at.
+// seeded is tenant A's ("default") data: what its pages show and what other tenants' probes
+// aim at.
 type seeded struct {
-	tokenID string
-	leaks   []string
+	tokenID      string
+	product      string
+	deviceID     string
+	deploymentID string
+	failureID    string
+	leaks        []string
 }
 
-// seedTenant gives tenant "default" data for every page to show.
+const (
+	seedProduct = "secret-thermostat"
+	seedRelease = "9.0"
+)
+
+// seedTenant gives tenant "default" a product, a signed release, a device running it that
+// installed it and crashed, an active deployment and a failure group.
 func seedTenant(t *testing.T, h *harness) *seeded {
 	t.Helper()
+	ctx := context.Background()
+	st := h.srv.Store()
 	tok := h.token(h.admin, "reader")
-	return &seeded{tokenID: tok.ID, leaks: []string{tok.ID}}
+	ac := h.api(h.admin)
+	if _, err := ac.CreateProduct(ctx, client.CreateProductRequest{Name: seedProduct}); err != nil {
+		t.Fatal(err)
+	}
+	tn, _ := st.TenantByName(ctx, "default")
+	prod, _ := st.ProductByName(ctx, tn.ID, seedProduct)
+	grp, _ := st.GroupByName(ctx, tn.ID, seedProduct, "Production")
+	a := &seeded{tokenID: tok.ID, product: seedProduct, deviceID: strings.Repeat("ab", 32)}
+	now := h.clock.Now()
+	db := storetest.DB(st)
+	if _, err := db.Exec(`INSERT INTO devices (id, tenant_id, product_id, group_id, state, attestation, current_release, target_release, last_seen_at, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, 'claimed', 'affirming', '', '', $5, $5, $5)`, a.deviceID, tn.ID, prod.ID, grp.ID, now.UnixMicro()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO releases (id, tenant_id, product_id, version, state, targets_version, revoked_reason, created_at, signed_at)
+		VALUES ($1, $2, $3, $4, 'signed', 1, '', 1, 2)`, store.NewID("rel"), tn.ID, prod.ID, seedRelease); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AddInstallReport(ctx, tn.ID, a.deviceID, store.InstallReport{State: "committed", Release: seedRelease, Reason: "secret-install-reason", At: now}, false, true); err != nil {
+		t.Fatal(err)
+	}
+	dep, err := ac.CreateDeployment(ctx, client.CreateDeploymentRequest{Product: seedProduct, Group: "Production", Release: seedRelease, Phases: "50,100", Soak: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.deploymentID = dep.ID
+	h.clock.Add(time.Second)
+	if err := st.RecordDeviceRelease(ctx, tn.ID, a.deviceID, seedRelease); err != nil {
+		t.Fatal(err)
+	}
+	in, err := st.AddFailureReports(ctx, tn.ID, a.deviceID, []deviceapi.CrashReport{{ID: "r1", Program: "secretd", Version: seedRelease, Signal: 11,
+		Frames: []string{"secret_fn"}, Time: now.Add(-time.Minute)}})
+	if err != nil || len(in.NewGroups) != 1 {
+		t.Fatalf("seed failure: %+v %v", in, err)
+	}
+	a.failureID = in.NewGroups[0]
+	a.leaks = []string{tok.ID, tn.ID, prod.ID, grp.ID, a.deviceID, a.deploymentID, a.failureID, "secret_fn", "secret-install-reason"}
+	return a
 }
 
-// probes are the page probes of tenant A's data, beyond the framework's own routes.
+// probes are the page probes of tenant A's data by tenant B's administrator.
 func (a *seeded) probes() map[string]consoleProbe {
-	return map[string]consoleProbe{}
+	rel := "/releases/" + a.product + "/" + seedRelease
+	dep := "/deployments/" + a.deploymentID
+	return map[string]consoleProbe{
+		"GET /devices":                              {"GET", "/devices", nil, 0},
+		"GET /devices/{id}":                         {"GET", "/devices/" + a.deviceID, nil, http.StatusNotFound},
+		"GET /releases":                             {"GET", "/releases?product=" + a.product, nil, http.StatusNotFound},
+		"GET /releases/{product}/{version}":         {"GET", rel, nil, http.StatusNotFound},
+		"POST /releases/{product}/{version}/revoke": {"POST", rel + "/revoke", url.Values{"reason": {"mine now"}}, http.StatusNotFound},
+		"GET /deployments":                          {"GET", "/deployments", nil, 0},
+		"GET /deployments/new":                      {"GET", "/deployments/new", nil, 0},
+		"POST /deployments":                         {"POST", "/deployments", url.Values{"group": {a.product + "/Production"}, "release": {seedRelease}}, http.StatusNotFound},
+		"GET /deployments/{id}":                     {"GET", dep, nil, http.StatusNotFound},
+		"GET /deployments/{id}/events":              {"GET", dep + "/events", nil, http.StatusNotFound},
+		"POST /deployments/{id}/{action}":           {"POST", dep + "/abort", url.Values{"reason": {"mine now"}}, http.StatusNotFound},
+		"GET /coverage":                             {"GET", "/coverage?product=" + a.product, nil, http.StatusNotFound},
+		"GET /crashes":                              {"GET", "/crashes", nil, 0},
+		"GET /crashes/{id}":                         {"GET", "/crashes/" + a.failureID, nil, http.StatusNotFound},
+		"POST /crashes/{id}/resolve":                {"POST", "/crashes/" + a.failureID + "/resolve", nil, http.StatusNotFound},
+		"GET /audit":                                {"GET", "/audit", nil, 0},
+		"GET /audit/verify":                         {"GET", "/audit/verify", nil, 0},
+	}
 }
 
 // writes are the state-changing routes aimed at tenant A's data, for a reader of A.
 func (a *seeded) writes() map[string]consoleProbe {
-	return map[string]consoleProbe{}
+	dep := "/deployments/" + a.deploymentID
+	return map[string]consoleProbe{
+		"POST /releases/{product}/{version}/revoke": {"POST", "/releases/" + a.product + "/" + seedRelease + "/revoke", url.Values{"reason": {"x"}}, http.StatusForbidden},
+		"POST /deployments":                         {"POST", "/deployments", url.Values{"group": {a.product + "/Production"}, "release": {seedRelease}}, http.StatusForbidden},
+		"POST /deployments/{id}/{action}":           {"POST", dep + "/pause", url.Values{"reason": {"x"}}, http.StatusForbidden},
+		"POST /crashes/{id}/resolve":                {"POST", "/crashes/" + a.failureID + "/resolve", nil, http.StatusForbidden},
+	}
 }
-
-var _ = url.Values{}

@@ -60,17 +60,25 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, tenantID string, ac
 // AuditFilter narrows an audit listing.
 type AuditFilter struct {
 	Action string // exact action, e.g. "product.create"; empty for all
+	Target string // exact target, e.g. "device/<id>"; empty for all
+	// Newest lists newest first rather than in chain order.
+	Newest bool
 }
 
-// ListAudit returns a tenant's audit records in chain order, newest last.
+// ListAudit returns a tenant's audit records in chain order, newest last (or, with f.Newest,
+// newest first).
 func (s *Store) ListAudit(ctx context.Context, tenantID string, f AuditFilter, p Page) ([]audit.Record, string, error) {
 	after, err := p.afterInt()
 	if err != nil {
 		return nil, "", fmt.Errorf("store.ListAudit: %w", err)
 	}
+	cmp, order := "seq > $2", "seq"
+	if f.Newest {
+		cmp, order = "($2 = 0 OR seq < $2)", "seq DESC"
+	}
 	rows, err := s.db.QueryContext(ctx, `SELECT tenant_id, seq, at, actor, action, target, details, prev_hash, hash
-		FROM audit_records WHERE tenant_id = $1 AND seq > $2 AND ($3 = '' OR action = $3)
-		ORDER BY seq LIMIT $4`, tenantID, after, f.Action, p.limit()+1)
+		FROM audit_records WHERE tenant_id = $1 AND `+cmp+` AND ($3 = '' OR action = $3) AND ($5 = '' OR target = $5)
+		ORDER BY `+order+` LIMIT $4`, tenantID, after, f.Action, p.limit()+1, f.Target)
 	if err != nil {
 		return nil, "", fmt.Errorf("store.ListAudit: %w", err)
 	}

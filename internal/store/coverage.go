@@ -174,3 +174,26 @@ func (s *Store) Coverage(ctx context.Context, tenantID, product, group string) (
 	}
 	return rep, nil
 }
+
+// CoverageSeries is the share of a product's devices (or one group's) on release or a newer
+// one over time, from the release's first deployment to now, in at most max points
+// (coverage.Series). A release the product's order does not hold is ErrNotFound.
+func (s *Store) CoverageSeries(ctx context.Context, tenantID, product, group, release string, max int) (time.Time, []coverage.Point, error) {
+	events, err := s.CoverageEvents(ctx, tenantID, product, group)
+	if err != nil {
+		return time.Time{}, nil, fmt.Errorf("store.CoverageSeries: %w", err)
+	}
+	order, since, _, err := s.releaseOrder(ctx, tenantID, product)
+	if err != nil {
+		return time.Time{}, nil, fmt.Errorf("store.CoverageSeries: %w", err)
+	}
+	start, ok := since[release]
+	if !ok {
+		return time.Time{}, nil, fmt.Errorf("store.CoverageSeries: release %q: %w", release, ErrNotFound)
+	}
+	pts, err := coverage.Series(events, order, release, start, s.Now(), max)
+	if err != nil {
+		return time.Time{}, nil, fmt.Errorf("store.CoverageSeries: %w", ErrNotFound)
+	}
+	return start, pts, nil
+}

@@ -252,15 +252,23 @@ type ReleaseCount struct {
 // FleetReleases caps the releases TenantFleet lists by name.
 const FleetReleases = 20
 
-// FleetSummary counts a tenant's devices for the console's fleet overview, in two grouped
-// reads of the tenant's devices.
-func (s *Store) FleetSummary(ctx context.Context, tenantID string) (TenantFleet, error) {
+// FleetSummary counts a tenant's devices, or one product's when product is not "", for the
+// console's fleet overview, in two grouped reads of the devices.
+func (s *Store) FleetSummary(ctx context.Context, tenantID, product string) (TenantFleet, error) {
 	now := s.Now()
 	f := TenantFleet{ByAttestation: map[string]int{}, BySeen: map[string]int{}}
+	productID := ""
+	if product != "" {
+		p, err := s.ProductByName(ctx, tenantID, product)
+		if err != nil {
+			return TenantFleet{}, fmt.Errorf("store.FleetSummary: %w", err)
+		}
+		productID = p.ID
+	}
 	rows, err := s.query(ctx, `SELECT CASE WHEN `+updateOnly("$2")+` THEN 'update-only' WHEN d.attestation = '' THEN 'none' ELSE d.attestation END,
 			CASE WHEN `+seenExpr+` >= $3 THEN 'online' WHEN `+seenExpr+` >= $4 THEN 'overdue' ELSE 'offline' END, COUNT(*)
-		FROM devices d WHERE d.tenant_id = $1 GROUP BY 1, 2`,
-		tenantID, micros(now), micros(now.Add(-DeviceOnlineWithin)), micros(now.Add(-DeviceOverdueWithin)))
+		FROM devices d WHERE d.tenant_id = $1 AND ($5 = '' OR d.product_id = $5) GROUP BY 1, 2`,
+		tenantID, micros(now), micros(now.Add(-DeviceOnlineWithin)), micros(now.Add(-DeviceOverdueWithin)), productID)
 	if err != nil {
 		return TenantFleet{}, fmt.Errorf("store.FleetSummary: %w", err)
 	}
@@ -278,8 +286,8 @@ func (s *Store) FleetSummary(ctx context.Context, tenantID string) (TenantFleet,
 	if err := rows.Err(); err != nil {
 		return TenantFleet{}, fmt.Errorf("store.FleetSummary: %w", err)
 	}
-	rows, err = s.query(ctx, `SELECT current_release, COUNT(*) FROM devices WHERE tenant_id = $1
-		GROUP BY current_release ORDER BY 2 DESC, 1 LIMIT $2`, tenantID, FleetReleases+1)
+	rows, err = s.query(ctx, `SELECT current_release, COUNT(*) FROM devices WHERE tenant_id = $1 AND ($3 = '' OR product_id = $3)
+		GROUP BY current_release ORDER BY 2 DESC, 1 LIMIT $2`, tenantID, FleetReleases+1, productID)
 	if err != nil {
 		return TenantFleet{}, fmt.Errorf("store.FleetSummary: %w", err)
 	}
