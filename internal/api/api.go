@@ -259,6 +259,8 @@ func (a *API) register() {
 	a.handle("GET /api/v1/reports", reader, a.listReports, doc{summary: "List vulnerability reports", response: client.List[client.Report]{}, query: []string{"program", "state"}})
 	a.handle("GET /api/v1/reports/{number}", reader, a.getReport, doc{summary: "Show a report with its award, fix coverage and metrics", response: client.Report{}})
 	a.handle("POST /api/v1/reports/{number}/triage", operator, a.triageReport, doc{summary: "Change a report's state and triage fields", body: client.TriageRequest{}, response: client.Report{}})
+	a.handle("GET /api/v1/reports/{number}/award", reader, a.previewAward, doc{summary: "What an award would pay now by the program's rules, with their explanation; nothing is written", response: client.AwardPreview{}})
+	a.handle("GET /api/v1/cvss", reader, a.scoreCVSS, doc{summary: "Score a CVSS 3.1 or 4.0 vector as reports are scored", response: client.CVSSScore{}, query: []string{"vector"}})
 	a.handle("POST /api/v1/reports/{number}/award", admin, a.awardReport, doc{summary: "Award a report by the program's rules, with an optional override and its reason", body: client.AwardRequest{}, response: client.LedgerEntry{}, status: http.StatusCreated})
 	a.handle("POST /api/v1/reports/{number}/payments", admin, a.recordPayment, doc{summary: "Record a payment against a report's award", body: client.PaymentRequest{}, response: client.LedgerEntry{}, status: http.StatusCreated})
 	a.handle("GET /api/v1/reports/{number}/ledger", reader, a.reportLedger, doc{summary: "List a report's award ledger", response: []client.LedgerEntry{}})

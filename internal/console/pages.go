@@ -20,6 +20,15 @@ func (c *Console) registerPages() {
 	c.page("POST /crashes/{id}/resolve", c.resolveCrash)                 // POST /api/v1/failures/{id}/resolve
 	c.page("GET /audit", c.audit)                                        // GET /api/v1/audit?order=newest
 	c.page("GET /audit/verify", c.verifyAudit)                           // GET /api/v1/audit/verify
+	c.page("GET /reports", c.reports)                                    // GET /api/v1/reports, /programs
+	c.page("GET /reports/{number}", c.report)                            // GET /api/v1/reports/{n}, its comments, events, ledger, award preview; /cvss
+	c.page("POST /reports/{number}/triage", c.triageReport)              // POST /api/v1/reports/{n}/triage
+	c.page("POST /reports/{number}/comments", c.commentReport)           // POST /api/v1/reports/{n}/comments
+	c.page("POST /reports/{number}/award", c.awardReport)                // POST /api/v1/reports/{n}/award
+	c.page("POST /reports/{number}/fix", c.linkFix)                      // POST /api/v1/reports/{n}/fix
+	c.page("POST /reports/{number}/advisory", c.exportAdvisory)          // POST /api/v1/reports/{n}/advisory
+	c.page("GET /programs", c.programs)                                  // GET /api/v1/programs
+	c.page("GET /programs/{program}", c.programReport)                   // GET /api/v1/programs/{p}/report
 	c.page("GET /tokens", c.tokens)
 	c.page("POST /tokens", c.createToken)
 	c.page("POST /tokens/{id}/revoke", c.revokeToken)

@@ -284,3 +284,81 @@ func (s *eventStream) ended(t *testing.T) bool {
 	}
 	return s.sc.Err() == nil
 }
+
+func TestReportPages(t *testing.T) {
+	eachDB(t, func(t *testing.T, h *harness) {
+		a := seedTenant(t, h)
+		b := h.signedIn(h.admin)
+		rep := fmt.Sprintf("/reports/%d", a.report)
+		want(t, "queue", b.get("/reports?state=new"), 200, seedReportTitle, "waiting", `href="`+rep+`"`)
+		want(t, "overview clocks", b.get("/"), 200, "not scored", "Awaiting first response")
+		want(t, "report", b.get(rep), 200, seedReportTitle, "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "report 1 is new; triage it before an award")
+		// The calculator: metrics chosen build the vector, which the API scores.
+		calc := url.Values{"m_AV": {"N"}, "m_AC": {"L"}, "m_PR": {"N"}, "m_UI": {"N"}, "m_S": {"U"}, "m_C": {"H"}, "m_I": {"H"}, "m_A": {"H"}}
+		want(t, "calculator", b.get(rep+"?"+calc.Encode()), 200, "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H</code> scores <strong>9.8</strong> (critical",
+			"<option selected>critical</option>")
+		want(t, "bad vector", b.get(rep+"?vector=CVSS:3.1/AV:Q"), 200, `role="alert"`)
+		want(t, "bad report number", b.get("/reports/abc"), 400, `report number "abc" must be a positive whole number`)
+
+		before := h.snapshot()
+		want(t, "bad impact", b.post(rep+"/triage", url.Values{"state": {"triaged"}, "impact": {"time-travel"}}), 400, `impact is not part of the program: "time-travel"`)
+		want(t, "bad duplicate", b.post(rep+"/triage", url.Values{"state": {"duplicate"}, "duplicate_of": {"x"}}), 400, "must be a report number")
+		want(t, "award too early", b.post(rep+"/award", nil), 409, "triage it before an award")
+		want(t, "empty comment", b.post(rep+"/comments", url.Values{"body": {""}}), 400)
+		if diff := cmp.Diff(h.snapshot(), before); diff != "" {
+			t.Errorf("refused report changes wrote to the database:\n%s", diff)
+		}
+		for _, step := range []struct {
+			path string
+			form url.Values
+			done string
+		}{
+			{"/comments", url.Values{"body": {"Thanks, reproducing."}}, "commented"},
+			{"/triage", url.Values{"state": {"triaged"}, "impact": {"remote-code-execution"}, "severity": {"critical"}, "quality": {"high"}}, "triaged: triaged"},
+		} {
+			res := b.post(rep+step.path, step.form)
+			if res.status != http.StatusSeeOther {
+				t.Fatalf("%s: %d %s", step.path, res.status, res.body)
+			}
+			want(t, step.path, b.get(res.header.Get("Location")), 200, "Done: "+step.done)
+		}
+		res := b.get(rep)
+		want(t, "award preview", res, 200, "Thanks, reproducing.", "The rules pay", "USD")
+		res = b.post(rep+"/award", nil)
+		if res.status != http.StatusSeeOther {
+			t.Fatalf("award: %d %s", res.status, res.body)
+		}
+		want(t, "awarded", b.get(res.header.Get("Location")), 200, "Done: awarded", "Award ledger")
+		want(t, "override without reason", b.post(rep+"/award", url.Values{"override": {"5"}}), 400)
+		want(t, "bad fix", b.post(rep+"/fix", url.Values{"affected": {"26.07.1"}, "fixed": {"0.0.0"}}), 404)
+		want(t, "advisory before a fix", b.post(rep+"/advisory", url.Values{"format": {"csaf"}, "namespace": {"https://example.com"}}), 409)
+
+		// A fix: two signed releases of the report's product, then the advisory as a download.
+		ctx := context.Background()
+		st := h.srv.Store()
+		tn, _ := st.TenantByName(ctx, "default")
+		prod, _ := st.ProductByName(ctx, tn.ID, "edge-gateway")
+		for i, v := range []string{"26.07.1", "26.07.2"} {
+			if _, err := storetest.DB(st).Exec(`INSERT INTO releases (id, tenant_id, product_id, version, state, targets_version, revoked_reason, created_at, signed_at)
+				VALUES ($1, $2, $3, $4, 'signed', 1, '', $5, $5)`, fmt.Sprintf("rel_fix%d", i), tn.ID, prod.ID, v, h.clock.Now().UnixMicro()+int64(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res = b.post(rep+"/fix", url.Values{"affected": {"26.07.1"}, "fixed": {"26.07.2"}})
+		if res.status != http.StatusSeeOther {
+			t.Fatalf("link fix: %d %s", res.status, res.body)
+		}
+		want(t, "fixed", b.get(res.header.Get("Location")), 200, "Done: fix linked: 26.07.2", "Fixed in")
+		res = b.post(rep+"/advisory", url.Values{"format": {"csaf"}, "namespace": {"https://example.com"}})
+		if res.status != http.StatusOK || !strings.HasPrefix(res.header.Get("Content-Disposition"), "attachment") || !json.Valid([]byte(res.body)) ||
+			!strings.Contains(res.body, "csaf") {
+			t.Errorf("advisory: %d %v %.300s", res.status, res.header, res.body)
+		}
+		want(t, "advisory without namespace", b.post(rep+"/advisory", url.Values{"format": {"csaf"}}), 400)
+
+		want(t, "programs", b.get("/programs"), 200, "edge-challenge")
+		want(t, "program report", b.get("/programs/edge-challenge"), 200, "Median time from submission", "first response")
+		r := h.signedIn(h.token(h.admin, "operator").Secret)
+		want(t, "operator awards", r.post(rep+"/award", nil), 403, "this endpoint needs the admin role; the token has operator")
+	})
+}

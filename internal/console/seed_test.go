@@ -2,8 +2,10 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +24,7 @@ type seeded struct {
 	deviceID     string
 	deploymentID string
 	failureID    string
+	report       int64
 	leaks        []string
 }
 
@@ -73,14 +76,57 @@ func seedTenant(t *testing.T, h *harness) *seeded {
 		t.Fatalf("seed failure: %+v %v", in, err)
 	}
 	a.failureID = in.NewGroups[0]
-	a.leaks = []string{tok.ID, tn.ID, prod.ID, grp.ID, a.deviceID, a.deploymentID, a.failureID, "secret_fn", "secret-install-reason"}
+	a.report = seedReport(t, h)
+	a.leaks = []string{tok.ID, tn.ID, prod.ID, grp.ID, a.deviceID, a.deploymentID, a.failureID, "secret_fn", "secret-install-reason", seedReportTitle}
 	return a
+}
+
+const seedReportTitle = "Secret overflow in the manifest parser"
+
+// seedReport gives tenant "default" the example program (doc/examples/program.yaml, open now)
+// and a report by an accepted researcher, and returns its number.
+func seedReport(t *testing.T, h *harness) int64 {
+	t.Helper()
+	ctx := context.Background()
+	ac := h.api(h.admin)
+	if _, err := ac.CreateProduct(ctx, client.CreateProductRequest{Name: "edge-gateway"}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("../../doc/examples/program.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keep []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, "starts:") && !strings.HasPrefix(l, "ends:") {
+			keep = append(keep, l)
+		}
+	}
+	if _, err := ac.CreateProgram(ctx, client.CreateProgramRequest{Name: "edge-challenge", Rules: strings.Join(keep, "\n")}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.api("").Apply(ctx, client.ApplyRequest{Tenant: "default", Program: "edge-challenge", Name: "Ada", Email: "ada@example.org",
+		Country: "GB", Experience: "exploit development"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ac.AcceptApplication(ctx, "edge-challenge", res.Application.ID, "welcome"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := h.api(res.Token).SubmitReport(ctx, "edge-challenge", client.SubmitReportRequest{Title: seedReportTitle,
+		Description: "A crafted manifest overflows a heap buffer.", Scenario: "remote-code-execution", Product: "edge-gateway",
+		Components: []string{"update-agent"}, Releases: []string{"26.07.1"}, CVSS31: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep.Number
 }
 
 // probes are the page probes of tenant A's data by tenant B's administrator.
 func (a *seeded) probes() map[string]consoleProbe {
 	rel := "/releases/" + a.product + "/" + seedRelease
 	dep := "/deployments/" + a.deploymentID
+	rep := fmt.Sprintf("/reports/%d", a.report)
 	return map[string]consoleProbe{
 		"GET /devices":                              {"GET", "/devices", nil, 0},
 		"GET /devices/{id}":                         {"GET", "/devices/" + a.deviceID, nil, http.StatusNotFound},
@@ -99,13 +145,28 @@ func (a *seeded) probes() map[string]consoleProbe {
 		"POST /crashes/{id}/resolve":                {"POST", "/crashes/" + a.failureID + "/resolve", nil, http.StatusNotFound},
 		"GET /audit":                                {"GET", "/audit", nil, 0},
 		"GET /audit/verify":                         {"GET", "/audit/verify", nil, 0},
+		"GET /reports":                              {"GET", "/reports", nil, 0},
+		"GET /reports/{number}":                     {"GET", rep, nil, http.StatusNotFound},
+		"POST /reports/{number}/triage":             {"POST", rep + "/triage", url.Values{"state": {"spam"}}, http.StatusNotFound},
+		"POST /reports/{number}/comments":           {"POST", rep + "/comments", url.Values{"body": {"mine"}}, http.StatusNotFound},
+		"POST /reports/{number}/award":              {"POST", rep + "/award", nil, http.StatusNotFound},
+		"POST /reports/{number}/fix":                {"POST", rep + "/fix", url.Values{"fixed": {seedRelease}, "affected": {"26.07.1"}}, http.StatusNotFound},
+		"POST /reports/{number}/advisory":           {"POST", rep + "/advisory", url.Values{"format": {"csaf"}, "namespace": {"https://evil.example"}}, http.StatusNotFound},
+		"GET /programs":                             {"GET", "/programs", nil, 0},
+		"GET /programs/{program}":                   {"GET", "/programs/edge-challenge", nil, http.StatusNotFound},
 	}
 }
 
 // writes are the state-changing routes aimed at tenant A's data, for a reader of A.
 func (a *seeded) writes() map[string]consoleProbe {
 	dep := "/deployments/" + a.deploymentID
+	rep := fmt.Sprintf("/reports/%d", a.report)
 	return map[string]consoleProbe{
+		"POST /reports/{number}/triage":             {"POST", rep + "/triage", url.Values{"state": {"spam"}}, http.StatusForbidden},
+		"POST /reports/{number}/comments":           {"POST", rep + "/comments", url.Values{"body": {"x"}}, http.StatusForbidden},
+		"POST /reports/{number}/award":              {"POST", rep + "/award", nil, http.StatusForbidden},
+		"POST /reports/{number}/fix":                {"POST", rep + "/fix", url.Values{"fixed": {seedRelease}, "affected": {"26.07.1"}}, http.StatusForbidden},
+		"POST /reports/{number}/advisory":           {"POST", rep + "/advisory", url.Values{"format": {"csaf"}, "namespace": {"https://x.example"}}, http.StatusForbidden},
 		"POST /releases/{product}/{version}/revoke": {"POST", "/releases/" + a.product + "/" + seedRelease + "/revoke", url.Values{"reason": {"x"}}, http.StatusForbidden},
 		"POST /deployments":                         {"POST", "/deployments", url.Values{"group": {a.product + "/Production"}, "release": {seedRelease}}, http.StatusForbidden},
 		"POST /deployments/{id}/{action}":           {"POST", dep + "/pause", url.Values{"reason": {"x"}}, http.StatusForbidden},
