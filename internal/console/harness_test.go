@@ -41,7 +41,7 @@ func (c *clock) Add(d time.Duration) {
 }
 
 // testLog sends the server's error log to the test's.
-type testLog struct{ t *testing.T }
+type testLog struct{ t testing.TB }
 
 func (l testLog) Write(b []byte) (int, error) {
 	l.t.Helper()
@@ -52,14 +52,14 @@ func (l testLog) Write(b []byte) (int, error) {
 // harness is a real Rampart server (storage, API and console) behind a loopback TLS
 // httptest server, with the first tenant's service administrator token.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *server.Server
 	ts    *httptest.Server
 	admin string
 	clock *clock
 }
 
-func newHarness(t *testing.T, kind string) *harness {
+func newHarness(t testing.TB, kind string) *harness {
 	t.Helper()
 	cfg := server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", LiveEvery: 50 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelError}))}

@@ -126,7 +126,7 @@ func TestReleaseAndCrashPages(t *testing.T) {
 		a := seedTenant(t, h)
 		b := h.signedIn(h.admin)
 		rel := "/releases/" + seedProduct + "/" + seedRelease
-		want(t, "releases", b.get("/releases"), 200, `href="`+rel+`"`, "signed", "release=9.0")
+		want(t, "releases", b.get("/releases?product="+seedProduct), 200, `href="`+rel+`"`, "signed", "release=9.0")
 		want(t, "release", b.get(rel), 200, "targets metadata version 1", "not revoked", "Revoke release")
 		want(t, "no release", b.get("/releases/"+seedProduct+"/1.2.3"), 404, "not found")
 		before := h.snapshot()

@@ -265,27 +265,64 @@ func (s *Store) FleetSummary(ctx context.Context, tenantID, product string) (Ten
 		}
 		productID = p.ID
 	}
-	rows, err := s.query(ctx, `SELECT CASE WHEN `+updateOnly("$2")+` THEN 'update-only' WHEN d.attestation = '' THEN 'none' ELSE d.attestation END,
-			CASE WHEN `+seenExpr+` >= $3 THEN 'online' WHEN `+seenExpr+` >= $4 THEN 'overdue' ELSE 'offline' END, COUNT(*)
-		FROM devices d WHERE d.tenant_id = $1 AND ($5 = '' OR d.product_id = $5) GROUP BY 1, 2`,
-		tenantID, micros(now), micros(now.Add(-DeviceOnlineWithin)), micros(now.Add(-DeviceOverdueWithin)), productID)
+	// By attestation: one grouped read of the (tenant, attestation) index.
+	rows, err := s.query(ctx, `SELECT attestation, COUNT(*) FROM devices WHERE tenant_id = $1 AND ($2 = '' OR product_id = $2)
+		GROUP BY attestation`, tenantID, productID)
 	if err != nil {
 		return TenantFleet{}, fmt.Errorf("store.FleetSummary: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var att, seen string
+	err = scanEach(rows, func(r rowScanner) error {
+		var att string
 		var n int
-		if err := rows.Scan(&att, &seen, &n); err != nil {
-			return TenantFleet{}, fmt.Errorf("store.FleetSummary: %w", err)
+		if err := r.Scan(&att, &n); err != nil {
+			return err
+		}
+		switch att {
+		case "":
+			att = "none"
+		case "contraindicated":
+			att = "update-only"
 		}
 		f.ByAttestation[att] += n
-		f.BySeen[seen] += n
 		f.Devices += n
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return TenantFleet{}, fmt.Errorf("store.FleetSummary: %w", err)
 	}
+	// Devices whose certificate a revocation demoted are update-only whatever they last
+	// attested: few rows, read from the demotions' side.
+	rows, err = s.query(ctx, `SELECT d.attestation, COUNT(DISTINCT d.id) FROM demoted_certificates dc JOIN devices d ON d.id = dc.device_id
+		WHERE dc.tenant_id = $1 AND dc.not_after > $2 AND d.tenant_id = $1 AND d.attestation <> 'contraindicated' AND ($3 = '' OR d.product_id = $3)
+		GROUP BY d.attestation`, tenantID, micros(now), productID)
+	if err != nil {
+		return TenantFleet{}, fmt.Errorf("store.FleetSummary: %w", err)
+	}
+	err = scanEach(rows, func(r rowScanner) error {
+		var att string
+		var n int
+		if err := r.Scan(&att, &n); err != nil {
+			return err
+		}
+		if att == "" {
+			att = "none"
+		}
+		f.ByAttestation[att] -= n
+		f.ByAttestation["update-only"] += n
+		return nil
+	})
+	if err != nil {
+		return TenantFleet{}, fmt.Errorf("store.FleetSummary: %w", err)
+	}
+	// By last seen: one pass over the (tenant, last seen) index, no sort.
+	var online, overdue sql.NullInt64
+	if err := s.queryRow(ctx, `SELECT SUM(CASE WHEN `+seenExpr+` >= $2 THEN 1 ELSE 0 END), SUM(CASE WHEN `+seenExpr+` < $2 AND `+seenExpr+` >= $3 THEN 1 ELSE 0 END)
+		FROM devices d WHERE d.tenant_id = $1 AND ($4 = '' OR d.product_id = $4)`,
+		tenantID, micros(now.Add(-DeviceOnlineWithin)), micros(now.Add(-DeviceOverdueWithin)), productID).Scan(&online, &overdue); err != nil {
+		return TenantFleet{}, fmt.Errorf("store.FleetSummary: %w", err)
+	}
+	f.BySeen["online"], f.BySeen["overdue"] = int(online.Int64), int(overdue.Int64)
+	f.BySeen["offline"] = f.Devices - f.BySeen["online"] - f.BySeen["overdue"]
 	rows, err = s.query(ctx, `SELECT current_release, COUNT(*) FROM devices WHERE tenant_id = $1 AND ($3 = '' OR product_id = $3)
 		GROUP BY current_release ORDER BY 2 DESC, 1 LIMIT $2`, tenantID, FleetReleases+1, productID)
 	if err != nil {
