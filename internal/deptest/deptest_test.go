@@ -36,6 +36,7 @@ type rule struct {
 
 var rules = []rule{
 	{pkg: "bench/rollout", sentence: "nothing imports it.", importers: []string{}},
+	{pkg: "build/package", sentence: "Nothing imports it.", importers: []string{}},
 	{pkg: "client", sentence: "other programs may import it too", importers: []string{anyone}},
 	{pkg: "internal/advisory", sentence: "It depends only on internal/program, internal/public and github.com/openvex/go-vex. The admin API, the CLI and the demo may import it.",
 		importers: []string{"internal/api", "internal/cli/", "internal/demo"}, imports: []string{"internal/program", "internal/public", "github.com/openvex/go-vex/"}},
