@@ -59,20 +59,41 @@ func (a *API) Serve(w http.ResponseWriter, r *http.Request, c Caller) {
 // into out (when not nil). A refusal comes back as an *Error whose Status and Message are what
 // an HTTP client would have seen.
 func (a *API) Do(ctx context.Context, c Caller, method, target string, in, out any) error {
+	return a.DoFrom(ctx, c, "", method, target, in, out)
+}
+
+// RawBody is a request body Do sends as it is, with its content type, instead of JSON (an
+// attachment, application/octet-stream).
+type RawBody struct {
+	ContentType string
+	Data        []byte
+}
+
+// DoFrom is Do for a request that arrived from remoteAddr (HOST:PORT), so that the routes that
+// limit each client address (the public researcher application) count the browser's address.
+func (a *API) DoFrom(ctx context.Context, c Caller, remoteAddr, method, target string, in, out any) error {
 	var body io.Reader = http.NoBody
-	if in != nil {
+	ctype := ""
+	switch v := in.(type) {
+	case nil:
+	case RawBody:
+		body, ctype = bytes.NewReader(v.Data), v.ContentType
+	default:
 		b, err := json.Marshal(in)
 		if err != nil {
 			return internal(fmt.Errorf("api.Do: %w", err))
 		}
-		body = bytes.NewReader(b)
+		body, ctype = bytes.NewReader(b), "application/json"
 	}
 	r, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
 		return internal(fmt.Errorf("api.Do: %w", err))
 	}
-	if in != nil {
-		r.Header.Set("Content-Type", "application/json")
+	if ctype != "" {
+		r.Header.Set("Content-Type", ctype)
+	}
+	if remoteAddr != "" {
+		r.RemoteAddr = remoteAddr
 	}
 	rec := &recorder{header: http.Header{}}
 	a.Serve(rec, r, c)

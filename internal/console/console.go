@@ -69,6 +69,7 @@ type Console struct {
 	liveEvery time.Duration
 	oidc      *sso.Provider
 	pages     map[string]*template.Template
+	research  map[string]*template.Template // the researcher portal's pages
 	mux       *http.ServeMux
 	handler   http.Handler
 	routes    []Route
@@ -102,6 +103,9 @@ func New(d Deps) (*Console, error) {
 	}
 	var err error
 	if c.pages, err = parsePages(); err != nil {
+		return nil, fmt.Errorf("console.New: %w", err)
+	}
+	if c.research, err = parseResearchPages(); err != nil {
 		return nil, fmt.Errorf("console.New: %w", err)
 	}
 	c.register()
@@ -175,6 +179,7 @@ func (c *Console) register() {
 	c.open("POST /login", c.login)
 	c.open("POST /logout", c.logout)
 	c.registerOIDC()
+	c.registerResearch()
 	c.page("GET /{$}", c.overview)
 	c.registerPages()
 	c.mux.HandleFunc("/", c.notFound)

@@ -43,6 +43,9 @@ func TestConsoleTenantIsolation(t *testing.T) {
 		for k, v := range a.probes() {
 			probes[k] = v
 		}
+		for k, v := range portalProbes() { // the researcher portal's routes (research_test.go)
+			probes[k] = v
+		}
 		for _, rt := range h.srv.Console().Routes() {
 			pattern := rt.Pattern()
 			t.Run(pattern, func(t *testing.T) {

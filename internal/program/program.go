@@ -4,7 +4,8 @@
 // applications and report submissions, and the metrics and program summary.
 //
 // Of Rampart's packages it may depend on internal/public only. The store, the
-// admin and researcher APIs, the CLI and the advisory package may import it.
+// admin and researcher APIs, the researcher portal (internal/console), the CLI
+// and the advisory package may import it.
 package program
 
 import (

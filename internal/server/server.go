@@ -267,7 +267,7 @@ func (s *Server) routes() (http.Handler, error) {
 	mux.Handle("/api/", a)
 	mux.Handle("GET /tuf/", api.RequireText(s.releases.Handler()))
 	mux.Handle("/device/", a)
-	mux.Handle("/research/", a)
+	mux.Handle("/research/v1/", a) // the researcher API; the portal at /research/ is the console's
 	// The web console: every other path. It calls the API above in process as the signed-in
 	// operator.
 	con, err := console.New(console.Deps{API: a, Store: s.store, Logger: s.log, Now: s.cfg.Now, SessionTTL: s.cfg.SessionTTL, LiveEvery: s.cfg.LiveEvery,

@@ -35,7 +35,7 @@ func Command(env *clienv.Env) *cobra.Command {
 			"several machines need no shared folder, only the same --master-key-file, --online-keys-file\n" +
 			"and TLS certificate.\n\n" +
 			"Endpoints: /api/v1 (admin API, OpenAPI at /api/v1/openapi.json), /research/v1 (researcher API),\n" +
-			"/healthz, /readyz, /metrics; the web console at /.\n\n" +
+			"/healthz, /readyz, /metrics; the web console at / and the researcher portal at /research/.\n\n" +
 			"Operators sign in to the console with an API token, or with OpenID Connect when --oidc-issuer\n" +
 			"is set: register Rampart at the identity provider as a web client (authorization code flow;\n" +
 			"Rampart always uses PKCE) with the redirect URL https://HOST/login/oidc/callback, and have\n" +
