@@ -76,7 +76,7 @@ var (
 		`Attestations refused (no certificate) by tenant ("" for unclaimed devices) and the verifier rule that decided them.`,
 		[]string{"tenant", "reason"}, nil)
 	descInstallFailures = prometheus.NewDesc("rampart_install_failures_total",
-		"Failed installs reported by devices, by tenant and class of reason (store.InstallFailureClasses).",
+		"Failed and rolled-back installs reported by devices, by tenant and class of reason (store.InstallFailureClasses).",
 		[]string{"tenant", "reason"}, nil)
 	descTruncated = prometheus.NewDesc("rampart_fleet_metrics_truncated",
 		"1 when a fleet metric was cut at its row limit (500 label sets; 100 fixes).",

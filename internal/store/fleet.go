@@ -36,8 +36,8 @@ type Fleet struct {
 	Clocks  []ReportClock
 	// Refusals counts refused attestations (no certificate granted) by tenant and the rule
 	// that decided them (Key, a verifier reason code; "unknown" for verdicts stored before
-	// rules were). InstallFailures counts failed installs devices reported, by tenant and
-	// InstallFailureClass (Key).
+	// rules were). InstallFailures counts failed and rolled-back installs devices reported, by
+	// tenant and InstallFailureClasses (Key).
 	Refusals        []FleetCount
 	InstallFailures []FleetCount
 	Truncated       []string
@@ -93,6 +93,7 @@ const FleetMaxFixes = 100
 // "other". A device's sentence never becomes a label itself.
 var InstallFailureClasses = []struct{ Class, Like string }{
 	{"health_check", "health check failed%"},
+	{"bootloader_fallback", "the device booted slot %"},
 	{"trial_boot_limit", "trial slot % booted % times%"},
 	{"trial_verification", "trial slot % failed verification%"},
 	{"repository_metadata", "image repository:%"},
@@ -182,7 +183,7 @@ func (s *Store) FleetState(ctx context.Context) (Fleet, error) {
 	if err := counts("install_failures", &f.InstallFailures,
 		`SELECT t.name, '', `+class+` AS class, COUNT(*)
 			FROM install_reports ir JOIN tenants t ON t.id = ir.tenant_id
-			WHERE ir.state = 'failed' GROUP BY t.name, class`, args...); err != nil {
+			WHERE ir.state IN ('failed', 'rolled_back') GROUP BY t.name, class`, args...); err != nil {
 		return Fleet{}, fmt.Errorf("store.FleetState: %w", err)
 	}
 	if err := s.fleetPhases(ctx, &f); err != nil {

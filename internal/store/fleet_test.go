@@ -82,6 +82,7 @@ func TestFleetState(t *testing.T) {
 			{State: "failed", Release: "26.07.2", Reason: "health check failed: sshd down"},
 			{State: "failed", Release: "26.07.2", Reason: "trial slot b booted 3 times without passing its health check"},
 			{State: "failed", Release: "26.07.2", Reason: "the flash wore out"},
+			{State: "rolled_back", Release: "26.07.2", Reason: "health check failed: exit status 1"},
 			{State: "committed", Release: "26.07.2"},
 		} {
 			rep.At = c.Now()
@@ -125,7 +126,7 @@ func TestFleetState(t *testing.T) {
 			{"deployments", f.Deployments, []store.FleetCount{{a, p, "active", 1}}},
 			{"reports", f.Reports, []store.FleetCount{{a, p, "new", 1}, {a, p, "resolved", 1}}},
 			{"refusals", f.Refusals, []store.FleetCount{{"", "", "nonce_unknown", 1}, {a, "", "quote_invalid", 2}}},
-			{"install failures", f.InstallFailures, []store.FleetCount{{a, "", "health_check", 1}, {a, "", "other", 1}, {a, "", "trial_boot_limit", 1}}},
+			{"install failures", f.InstallFailures, []store.FleetCount{{a, "", "health_check", 2}, {a, "", "other", 1}, {a, "", "trial_boot_limit", 1}}},
 		}
 		for _, ch := range checks {
 			if diff := cmp.Diff(sortCounts(ch.got), ch.want); diff != "" {
