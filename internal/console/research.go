@@ -57,25 +57,11 @@ var errNotResearcher = errors.New("console: an operator's session")
 
 // researchSession finds the request's live researcher session.
 func (c *Console) researchSession(r *http.Request) (*ResearchSession, error) {
-	ck, err := r.Cookie(CookieName)
-	if err != nil || ck.Value == "" || len(ck.Value) > 100 {
-		return nil, errNoSession
-	}
-	ss, err := c.store.SessionByHash(r.Context(), hashSecret(ck.Value))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, errSessionEnded
-	}
+	ss, err := c.liveSession(r)
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case ss.CredentialRevokedAt != nil:
-		return nil, errSessionRevoked
-	case ss.RevokedAt != nil:
-		return nil, errSessionEnded
-	case !c.now().Before(ss.ExpiresAt):
-		return nil, errSessionExpired
-	case ss.Kind != store.SessionResearcher:
+	if ss.Kind != store.SessionResearcher {
 		return nil, errNotResearcher
 	}
 	res, err := c.store.ResearcherByID(r.Context(), ss.TenantID, ss.ResearcherID)

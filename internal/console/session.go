@@ -45,27 +45,38 @@ var (
 	errNotOperator    = errors.New("console: a researcher's session")
 )
 
-// session finds the request's live operator session.
-func (c *Console) session(r *http.Request) (*Session, error) {
+// liveSession finds the request's session that is neither signed out, revoked nor expired,
+// whoever it belongs to: operators' and researchers' pages then check its kind.
+func (c *Console) liveSession(r *http.Request) (store.Session, error) {
 	ck, err := r.Cookie(CookieName)
 	if err != nil || ck.Value == "" || len(ck.Value) > 100 {
-		return nil, errNoSession
+		return store.Session{}, errNoSession
 	}
 	ss, err := c.store.SessionByHash(r.Context(), hashSecret(ck.Value))
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, errSessionEnded
+		return store.Session{}, errSessionEnded
 	}
 	if err != nil {
-		return nil, err
+		return store.Session{}, err
 	}
 	switch {
 	case ss.CredentialRevokedAt != nil:
-		return nil, errSessionRevoked
+		return store.Session{}, errSessionRevoked
 	case ss.RevokedAt != nil:
-		return nil, errSessionEnded
+		return store.Session{}, errSessionEnded
 	case !c.now().Before(ss.ExpiresAt):
-		return nil, errSessionExpired
-	case ss.Kind == store.SessionResearcher:
+		return store.Session{}, errSessionExpired
+	}
+	return ss, nil
+}
+
+// session finds the request's live operator session.
+func (c *Console) session(r *http.Request) (*Session, error) {
+	ss, err := c.liveSession(r)
+	if err != nil {
+		return nil, err
+	}
+	if ss.Kind == store.SessionResearcher {
 		return nil, errNotOperator
 	}
 	return &Session{Session: ss, Role: token.Role(ss.Role)}, nil
