@@ -6,11 +6,13 @@
 package browsertest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,13 +132,63 @@ func New(t testing.TB, o Options) *Browser {
 // saves a screenshot and the page's URL and text, prints where, and fails the test.
 func (b *Browser) Run(what string, actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
+	b.RunWithin(StepTimeout, what, actions...)
+}
+
+// RunWithin is Run bounded by limit instead of StepTimeout, for a step that waits on
+// something slower than a page (devices installing a release). The limit only stops a hung
+// test; it asserts nothing about speed.
+func (b *Browser) RunWithin(limit time.Duration, what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
 	b.n++
-	ctx, cancel := context.WithTimeout(b.Ctx, StepTimeout)
+	ctx, cancel := context.WithTimeout(b.Ctx, limit)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		where := b.saveFailure(what)
 		b.t.Fatalf("browser step %q failed: %v\n%s", what, err, where)
 	}
+}
+
+// Isolated opens another tab in a browser context of its own: a separate cookie jar, as a
+// second person at another computer (an operator and a researcher signed in at once).
+func (b *Browser) Isolated() *Browser {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(b.Ctx, chromedp.WithNewBrowserContext())
+	// As in New: the first run opens the tab, and must not have a deadline of its own.
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(ctx) }()
+	var err error
+	select {
+	case err = <-started:
+	case <-time.After(StepTimeout):
+		err = fmt.Errorf("no answer in %s", StepTimeout)
+	}
+	if err != nil {
+		cancel()
+		b.t.Fatalf("open an isolated tab: %v", err)
+	}
+	b.t.Cleanup(cancel)
+	return &Browser{Ctx: ctx, t: b.t}
+}
+
+// ShotPNG saves what the window shows (not the whole page) to path as a PNG compressed with
+// the best compression Go has, for pictures checked into the documentation.
+func (b *Browser) ShotPNG(path string) error {
+	ctx, cancel := context.WithTimeout(b.Ctx, StepTimeout)
+	defer cancel()
+	raw, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		return err
+	}
+	img, err := png.Decode(bytes.NewReader(raw))
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&out, img); err != nil {
+		return err
+	}
+	return os.WriteFile(path, out.Bytes(), 0o644)
 }
 
 // Screenshot saves a PNG of the whole page to path.
@@ -203,4 +255,44 @@ func (b *Browser) saveFailure(what string) string {
 	}
 	os.WriteFile(base+".txt", []byte(url+"\n\n"+text), 0o644)
 	return msg + "page " + url + " (its text: " + base + ".txt)"
+}
+
+// Void is the action a, its value dropped, for Run.
+func Void[T any](a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := a(ctx, t)
+		return chromedp.Void{}, err
+	}
+}
+
+// Until waits until the JavaScript expression is true in the tab, evaluating it every 50 ms
+// across navigations (a form's answer loading, a reload): an evaluation that fails because the
+// page is changing is tried again. It ends with the step's deadline, naming the expression and
+// the last error.
+func Until(expr string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		var last error
+		for {
+			ok, err := chromedp.Evaluate[bool]("Boolean(" + expr + ")")(ctx, t)
+			if err == nil && ok {
+				return chromedp.Void{}, nil
+			}
+			if err != nil {
+				last = err
+			}
+			select {
+			case <-ctx.Done():
+				if last != nil {
+					return chromedp.Void{}, fmt.Errorf("%s never held (last error: %v): %w", expr, last, ctx.Err())
+				}
+				return chromedp.Void{}, fmt.Errorf("%s never held: %w", expr, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// Eval runs a JavaScript expression in the page and drops its value.
+func Eval(expr string) chromedp.Action[chromedp.Void] {
+	return Void(chromedp.Evaluate[any](expr))
 }
