@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -69,8 +70,11 @@ type Config struct {
 	// WaitTimeout bounds one long-poll; 5 minutes when zero.
 	WaitTimeout time.Duration
 	// Seed makes the random choices repeatable; 0 picks one.
-	Seed   uint64
-	Logger *slog.Logger
+	Seed uint64
+	// Logger gets the fleet's warnings (failed long-polls, counted, every WarnEvery);
+	// AgentLogger each device's agent's log, with the device's number. AgentLogger is Logger
+	// when nil; both discard when nil.
+	Logger, AgentLogger *slog.Logger
 }
 
 // PowerCutWindow is the range of file operations (1..PowerCutWindow) a power cut strikes at; a
@@ -86,6 +90,13 @@ type Fleet struct {
 	active  chan struct{} // Concurrency tokens for check-ins and attestations
 
 	checkIns, crashes, powerCuts, failedInstalls, errs atomic.Int64
+
+	// longPollFails counts the failed long-polls; reasons counts them and failed check-ins by
+	// reason (the error with its numbers blanked: ports, addresses) since the last warning
+	// (warnFailures).
+	longPollFails atomic.Int64
+	reasonsMu     sync.Mutex
+	reasons       map[string]int
 }
 
 // device is one simulated device: a runner and what the fleet knows of it.
@@ -102,6 +113,9 @@ type device struct {
 	enrolled bool
 	status   runner.Status
 	boot     int
+	// failed is set when the device's first check-in (Start) failed: its loop checks in before
+	// it waits.
+	failed bool
 }
 
 // New prepares the fleet's devices: state folders, software identity keys and runners. It does
@@ -131,13 +145,17 @@ func New(ctx context.Context, cfg Config) (*Fleet, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.AgentLogger == nil {
+		cfg.AgentLogger = cfg.Logger
+	}
 	if cfg.Seed == 0 {
 		cfg.Seed = rand.Uint64()
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sim.New: %w", public.Errorf(public.Unavailable, "cannot create the devices' folder: %w", err))
 	}
-	f := &Fleet{cfg: cfg, log: cfg.Logger, devices: make([]*device, cfg.Devices), active: make(chan struct{}, cfg.Concurrency)}
+	f := &Fleet{cfg: cfg, log: cfg.Logger, devices: make([]*device, cfg.Devices), active: make(chan struct{}, cfg.Concurrency),
+		reasons: map[string]int{}}
 	// One transport template: HTTP/1.1 keep-alive (an HTTP/2 connection per device costs the
 	// server more memory for nothing) and a small idle pool. Each device resumes its own TLS
 	// sessions, as the agent does (identity.SessionCache).
@@ -155,7 +173,7 @@ func New(ctx context.Context, cfg Config) (*Fleet, error) {
 			rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i))), offline: i >= cfg.Devices-offline}
 		d.cfg = runner.Config{Server: cfg.Server, RootCAs: cfg.RootCAs, StateDir: d.dir, Attester: string(deviceapi.KindSoftware),
 			SpoolDir: filepath.Join(d.dir, "crash-spool"), Interval: cfg.Interval, WaitTimeout: cfg.WaitTimeout,
-			Transport: tr, FS: d.fs, Health: f.health(d), Logger: cfg.Logger.With("device", i+1)}
+			Transport: tr, FS: d.fs, Health: f.health(d), Logger: cfg.AgentLogger.With("device", i+1), LongPollFailed: f.longPollFailed}
 		d.boot = readBoot(d.dir)
 		d.cfg.KernelBootID = d.bootID()
 		r, err := runner.New(ctx, d.cfg)
@@ -260,7 +278,11 @@ func (f *Fleet) Start(ctx context.Context) error {
 		if d.offline {
 			return nil
 		}
-		f.checkIn(ctx, d)
+		if err := f.checkIn(ctx, d); err != nil && ctx.Err() == nil {
+			d.mu.Lock()
+			d.failed = true
+			d.mu.Unlock()
+		}
 		return nil
 	})
 	if err != nil {
@@ -270,9 +292,22 @@ func (f *Fleet) Start(ctx context.Context) error {
 }
 
 // Run runs every online device's loop (check in, then wait for a wake-up or the interval) until
-// ctx ends. Call Start first to spread the first attestations over bounded concurrency.
+// ctx ends. Call Start first to spread the first attestations over bounded concurrency. Failed
+// long-polls and check-ins are logged at warn, with their counts and reasons, every WarnEvery.
 func (f *Fleet) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(WarnEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				f.warnFailures()
+			}
+		}
+	})
 	for _, d := range f.devices {
 		if d.offline {
 			continue
@@ -283,24 +318,110 @@ func (f *Fleet) Run(ctx context.Context) error {
 	return nil
 }
 
+// WarnEvery is how often Run logs the long-polls and check-ins that failed since its last warning.
+const WarnEvery = 10 * time.Second
+
+// loop is one device's life: wait on the long-poll, check in, and, as the agent's Run does,
+// check in again with backoff while a check-in fails (runner.MinRetry to runner.MaxRetry), and
+// at once after a power cut (the device boots and its agent starts with a check-in).
 func (f *Fleet) loop(ctx context.Context, d *device) {
+	d.mu.Lock()
+	wait := !d.failed // a device whose first check-in failed checks in first
+	d.mu.Unlock()
 	for ctx.Err() == nil {
 		// The long-poll is the real agent's: a wake-up for a deployment, or the server's request
-		// to attest again after a revocation, which the next check-in acts on.
-		if err := d.current().Wait(ctx); err != nil && ctx.Err() == nil {
-			f.log.Debug("wait", "device", d.index+1, "err", err)
+		// to attest again after a revocation, which the next check-in acts on. It retries a
+		// failed long-poll itself and returns after a minute of failures, so that the device
+		// checks in.
+		if wait {
+			if err := d.current().Wait(ctx); err != nil && ctx.Err() == nil {
+				f.log.Warn("off the long-poll; checking in", "device", d.index+1, "err", err)
+			}
 		}
-		if ctx.Err() != nil {
-			return
+		wait = true
+		b := runner.Backoff{Min: runner.MinRetry, Max: min(runner.MaxRetry, f.interval())}
+		for ctx.Err() == nil {
+			select {
+			case f.active <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			again := f.checkIn(ctx, d)
+			<-f.active
+			if again == nil {
+				break
+			}
+			if errors.Is(again, ErrPowerCut) {
+				continue
+			}
+			pause := b.Next()
+			f.log.Debug("check-in failed", "device", d.index+1, "err", again, "retry_in", pause)
+			t := time.NewTimer(pause)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
 		}
-		select {
-		case f.active <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		f.checkIn(ctx, d)
-		<-f.active
 	}
+}
+
+func (f *Fleet) interval() time.Duration {
+	if f.cfg.Interval > 0 {
+		return f.cfg.Interval
+	}
+	return runner.DefaultInterval
+}
+
+// longPollFailed counts a failed long-poll by its reason.
+func (f *Fleet) longPollFailed(err error) {
+	f.longPollFails.Add(1)
+	f.noteReason("long-poll: ", err)
+}
+
+// noteReason counts a failure by its reason, for warnFailures.
+func (f *Fleet) noteReason(what string, err error) {
+	reason := what + digits.ReplaceAllString(err.Error(), "N")
+	f.reasonsMu.Lock()
+	f.reasons[reason]++
+	f.reasonsMu.Unlock()
+}
+
+var digits = regexp.MustCompile(`[0-9]+`)
+
+// warnFailures logs the long-polls and check-ins that failed since the last call, if any: how
+// many, how many devices are off the long-poll now, and the commonest reasons.
+func (f *Fleet) warnFailures() {
+	f.reasonsMu.Lock()
+	reasons := f.reasons
+	f.reasons = map[string]int{}
+	f.reasonsMu.Unlock()
+	if len(reasons) == 0 {
+		return
+	}
+	n := 0
+	for _, c := range reasons {
+		n += c
+	}
+	keys := slices.SortedFunc(maps.Keys(reasons), func(a, b string) int { return reasons[b] - reasons[a] })
+	var top []string
+	for _, k := range keys[:min(3, len(keys))] {
+		top = append(top, fmt.Sprintf("%d× %s", reasons[k], k))
+	}
+	f.log.Warn("long-polls or check-ins failed; each is retried with backoff", "failed", n, "long_poll_failures", f.longPollFails.Load(),
+		"check_in_errors", f.errs.Load(), "devices_off_the_long_poll", f.offLongPoll(), "reasons", strings.Join(top, "; "))
+}
+
+// offLongPoll counts the online devices whose last long-poll failed.
+func (f *Fleet) offLongPoll() int {
+	n := 0
+	for _, d := range f.devices {
+		if !d.offline && d.current().LongPollFailing() {
+			n++
+		}
+	}
+	return n
 }
 
 func (d *device) current() *runner.Runner {
@@ -309,8 +430,9 @@ func (d *device) current() *runner.Runner {
 	return d.r
 }
 
-// checkIn runs one check-in, with a power cut armed at random, then records what it did.
-func (f *Fleet) checkIn(ctx context.Context, d *device) {
+// checkIn runs one check-in, with a power cut armed at random, then records what it did. It
+// returns the check-in's error, ErrPowerCut after a power cut, nil otherwise.
+func (f *Fleet) checkIn(ctx context.Context, d *device) error {
 	if f.cfg.PowerCut > 0 && d.rng.Float64() < f.cfg.PowerCut {
 		d.fs.arm(1 + d.rng.IntN(PowerCutWindow))
 	}
@@ -318,7 +440,7 @@ func (f *Fleet) checkIn(ctx context.Context, d *device) {
 	err := r.Once(ctx)
 	cut := d.fs.disarm()
 	if ctx.Err() != nil {
-		return
+		return ctx.Err()
 	}
 	f.checkIns.Add(1)
 	if cut {
@@ -326,11 +448,13 @@ func (f *Fleet) checkIn(ctx context.Context, d *device) {
 		if rerr := f.restart(ctx, d); rerr != nil {
 			f.errs.Add(1)
 			f.log.Warn("restart after a power cut", "device", d.index+1, "err", rerr)
+			return rerr
 		}
-		return
+		return ErrPowerCut
 	}
 	if err != nil {
 		f.errs.Add(1)
+		f.noteReason("check-in: ", err)
 		f.log.Debug("check-in failed", "device", d.index+1, "err", err)
 	}
 	st := r.Status()
@@ -344,6 +468,7 @@ func (f *Fleet) checkIn(ctx context.Context, d *device) {
 			f.crashes.Add(1)
 		}
 	}
+	return err
 }
 
 // restart reopens the device after a power cut: a new boot (its software PCRs reset), the same
@@ -397,6 +522,10 @@ type Progress struct {
 	FailedInstalls int64 `json:"failed_installs"`
 	PowerCuts      int64 `json:"power_cuts"`
 	Errors         int64 `json:"errors"`
+	// LongPollFailures counts the failed long-polls (each retried with backoff); OffLongPoll is
+	// the online devices whose last long-poll failed.
+	LongPollFailures int64 `json:"long_poll_failures"`
+	OffLongPoll      int   `json:"off_the_long_poll"`
 }
 
 // Progress counts the fleet now.
@@ -424,6 +553,7 @@ func (f *Fleet) Progress() Progress {
 	}
 	p.CheckIns, p.Crashes = f.checkIns.Load(), f.crashes.Load()
 	p.FailedInstalls, p.PowerCuts, p.Errors = f.failedInstalls.Load(), f.powerCuts.Load(), f.errs.Load()
+	p.LongPollFailures, p.OffLongPoll = f.longPollFails.Load(), f.offLongPoll()
 	return p
 }
 
@@ -445,8 +575,8 @@ func (p Progress) String() string {
 		}
 		s += fmt.Sprintf(" %s=%d", name, p.Releases[rel])
 	}
-	return s + fmt.Sprintf(" | check-ins %d, crashes %d, failed installs %d, power cuts %d, errors %d",
-		p.CheckIns, p.Crashes, p.FailedInstalls, p.PowerCuts, p.Errors)
+	return s + fmt.Sprintf(" | check-ins %d, crashes %d, failed installs %d, power cuts %d, errors %d | long-poll failures %d, off the long-poll %d",
+		p.CheckIns, p.Crashes, p.FailedInstalls, p.PowerCuts, p.Errors, p.LongPollFailures, p.OffLongPoll)
 }
 
 // Status returns one device's last recorded agent status.

@@ -98,6 +98,9 @@ type Config struct {
 	// Installers install the image types besides directory: RAUC (--rauc-bus), update
 	// modules (--module-dir). See doc/agent.md.
 	Installers []update.Installer
+	// LongPollFailed, when set, is called with the error of each failed long-poll (the
+	// simulator counts them by reason).
+	LongPollFailed func(err error)
 }
 
 // Status is the agent's state, for `rampart-agent status` and the simulator's summary.
@@ -119,6 +122,10 @@ type Status struct {
 	// Reattested counts the attestations the server asked for since the agent started (a
 	// revocation demoted its certificate; see Wait).
 	Reattested int `json:"reattested,omitempty"`
+	// LongPollFailures counts the long-polls that failed since the agent started (each is
+	// retried with backoff; see Wait), LastLongPollError says why the last one failed.
+	LongPollFailures  int    `json:"long_poll_failures,omitempty"`
+	LastLongPollError string `json:"last_long_poll_error,omitempty"`
 	// Installers are the image types this agent installs; Installer is the one that installed
 	// the running release.
 	Installers []string `json:"installers,omitempty"`
@@ -157,6 +164,11 @@ type Runner struct {
 	// reattest is set when the long-poll said to attest again now (a revocation demoted the
 	// device's certificate); the next check-in attests whether or not the certificate is due.
 	reattest bool
+	// longPollFailing is set while the device's last long-poll failed.
+	longPollFailing bool
+	// clock and rand, when set, drive the retries' waits (tests).
+	clock retryClock
+	rand  func() float64
 }
 
 // New opens the device's state: attester, measurement log, identity and slots. It does not talk
@@ -707,66 +719,181 @@ func (r *Runner) uploadCrashes(ctx context.Context, b deviceapi.CrashBatch) erro
 	return nil
 }
 
-// Retry bounds of Run: a failed check-in is tried again after MinRetry, doubling up to MaxRetry
-// (or the interval when that is shorter), each wait jittered by ±10 %.
+// Retry bounds of Run: a failed check-in is tried again after about MinRetry, doubling up to
+// MaxRetry (or the interval when that is shorter), each wait drawn by Backoff.
 const (
 	MinRetry = 5 * time.Second
 	MaxRetry = 10 * time.Minute
 )
 
+// Retry bounds of the long-poll: a long-poll that fails (the server restarting, a connection
+// reset, a TLS handshake that timed out on a loaded server) is opened again after about
+// LongPollMinRetry, doubling up to LongPollMaxRetry, each wait drawn by Backoff. Once the
+// long-poll has been failing for LongPollCheckInAfter, Wait returns so that the caller checks in:
+// a wake-up sent while the device was off the long-poll is remembered by the server for two
+// minutes only (wake.RememberFor), and the check-in finds a deployment whatever was missed.
+const (
+	LongPollMinRetry     = time.Second
+	LongPollMaxRetry     = 30 * time.Second
+	LongPollCheckInAfter = time.Minute
+)
+
+// Backoff is a bounded exponential backoff with jitter: the first wait is about Min, each next
+// one about twice the last, up to Max, and each is drawn between half and one and a half of
+// that, so that devices cut off together (a server restart, a storm of TLS handshakes) do not
+// all come back at the same instant. The zero value of Rand uses math/rand/v2.
+type Backoff struct {
+	Min, Max time.Duration
+	// Rand returns a number in [0, 1); tests fix it.
+	Rand  func() float64
+	tries int
+}
+
+// Next counts a failed try and returns the wait before the next one.
+func (b *Backoff) Next() time.Duration {
+	d := b.Min
+	for i := 0; i < b.tries && d < b.Max; i++ {
+		d *= 2
+	}
+	d = min(d, b.Max)
+	b.tries++
+	f := rand.Float64
+	if b.Rand != nil {
+		f = b.Rand
+	}
+	return time.Duration(float64(d) * (0.5 + f()))
+}
+
+// Tries is the number of failed tries counted since the last Reset.
+func (b *Backoff) Tries() int { return b.tries }
+
+// Reset starts again from Min, after a success.
+func (b *Backoff) Reset() { b.tries = 0 }
+
 // Run checks in until ctx ends: once at start, then whenever the server wakes the device or the
 // jittered interval passes. A check-in that fails (every call has a deadline, so none hangs) is
 // retried with backoff.
 func (r *Runner) Run(ctx context.Context) error {
-	backoff := MinRetry
+	b := Backoff{Min: MinRetry, Max: min(MaxRetry, r.cfg.Interval), Rand: r.rand}
 	for {
 		if err := r.Once(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			wait := jitter(min(backoff, MaxRetry, r.cfg.Interval))
+			wait := b.Next()
 			r.log.Warn("check-in failed", "err", err, "retry_in", wait)
-			backoff *= 2
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if r.sleep(ctx, wait) != nil {
 				return nil
-			case <-t.C:
 			}
 			continue
 		}
-		backoff = MinRetry
+		b.Reset()
 		if err := r.Wait(ctx); ctx.Err() != nil {
 			return nil
 		} else if err != nil {
-			r.log.Debug("wait", "err", err)
+			r.log.Warn("off the long-poll; checking in", "err", err)
 		}
 	}
 }
 
-// Wait holds the long-poll /device/v1/wait until a wake-up, its timeout, or the next periodic
-// check-in; a server without it (404) or an error falls back to the timer. Run calls it between
-// check-ins; the simulator calls Once and Wait itself to observe each check-in.
+// Wait holds the long-poll /device/v1/wait until a wake-up (nil) or the next periodic check-in
+// (nil). A long-poll that ends at its timeout is opened again at once; one that fails is opened
+// again with backoff (LongPollMinRetry to LongPollMaxRetry), and after LongPollCheckInAfter of
+// failures Wait returns the last error so that the caller checks in. A server without the
+// long-poll (404) falls back to the timer. Run calls it between check-ins; the simulator calls
+// Once and Wait itself to observe each check-in.
 func (r *Runner) Wait(ctx context.Context) error {
-	d := jitter(r.cfg.Interval)
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		timeout := min(r.cfg.WaitTimeout, time.Until(deadline))
+	deadline := r.now().Add(jitter(r.cfg.Interval))
+	b := Backoff{Min: LongPollMinRetry, Max: LongPollMaxRetry, Rand: r.rand}
+	var failingSince time.Time
+	for now := r.now(); now.Before(deadline); now = r.now() {
+		timeout := min(r.cfg.WaitTimeout, deadline.Sub(now))
 		woke, err := r.longPoll(ctx, timeout)
+		r.noteLongPoll(err)
 		if woke {
 			return nil
 		}
-		if err != nil {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Until(deadline)):
-				return err
+		if err == nil {
+			b.Reset()
+			failingSince = time.Time{}
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if devclient.IsStatus(err, http.StatusNotFound) {
+			// A server without the long-poll: the periodic check-in only.
+			if serr := r.sleep(ctx, deadline.Sub(r.now())); serr != nil {
+				return serr
 			}
+			return err
+		}
+		if failingSince.IsZero() {
+			failingSince = now
+		}
+		if r.now().Sub(failingSince) >= LongPollCheckInAfter {
+			return fmt.Errorf("the long-poll failed %d times in a row: %w", b.Tries()+1, err)
+		}
+		wait := min(b.Next(), deadline.Sub(r.now()))
+		r.log.Warn("long-poll failed", "err", err, "failures_in_a_row", b.Tries(), "retry_in", wait)
+		if serr := r.sleep(ctx, wait); serr != nil {
+			return serr
 		}
 	}
 	return nil
+}
+
+// noteLongPoll records how a long-poll ended, for Status and LongPoll.
+func (r *Runner) noteLongPoll(err error) {
+	r.mu.Lock()
+	r.longPollFailing = err != nil
+	if err != nil {
+		r.status.LongPollFailures++
+		r.status.LastLongPollError = err.Error()
+		if msg, ok := public.Message(err); ok {
+			r.status.LastLongPollError = msg
+		}
+	}
+	r.mu.Unlock()
+	if err != nil && r.cfg.LongPollFailed != nil {
+		r.cfg.LongPollFailed(err)
+	}
+}
+
+// LongPollFailing reports whether the device's last long-poll failed (it is off the long-poll
+// until one succeeds). It reads no files, unlike Status.
+func (r *Runner) LongPollFailing() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.longPollFailing
+}
+
+// now and sleep are the clock of Run's and Wait's retries; tests replace them.
+func (r *Runner) now() time.Time {
+	if r.clock != nil {
+		return r.clock.Now()
+	}
+	return time.Now()
+}
+
+func (r *Runner) sleep(ctx context.Context, d time.Duration) error {
+	if r.clock != nil {
+		return r.clock.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// retryClock is the clock tests give Run and Wait.
+type retryClock interface {
+	Now() time.Time
+	Sleep(ctx context.Context, d time.Duration) error
 }
 
 func jitter(d time.Duration) time.Duration {

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"os/signal"
@@ -102,7 +103,11 @@ func Command(env *clienv.Env) *cobra.Command {
 			}
 			f, err := sim.New(ctx, sim.Config{Server: conn.Server, RootCAs: roots, Dir: dir, Devices: devices,
 				Concurrency: concurrency, Offline: offline, CrashRate: crash, InstallFailure: failures, PowerCut: powerCut,
-				Interval: interval, WaitTimeout: waitTimeout, Seed: seed})
+				Interval: interval, WaitTimeout: waitTimeout, Seed: seed,
+				// The fleet's warnings (failed long-polls, counted by reason) go to stderr with the
+				// progress; the agents' own logs are not printed.
+				Logger:      slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+				AgentLogger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				return err
 			}
@@ -155,6 +160,7 @@ func Command(env *clienv.Env) *cobra.Command {
 				t.Row("failed installs", p.FailedInstalls)
 				t.Row("power cuts", p.PowerCuts)
 				t.Row("errors", p.Errors)
+				t.Row("long-poll failures", p.LongPollFailures)
 			})
 		},
 	}
