@@ -37,6 +37,12 @@ const (
 	blobsDir     = "blobs/sha256/"
 )
 
+// RestoredFile is the file Restore leaves in the data folder (with the archive's manifest time):
+// the server that starts on the folder raises its TUF metadata versions above anything the
+// server backed up could have signed after the backup (release.Service.RaiseVersions), then
+// removes it.
+const RestoredFile = "restored"
+
 // Manifest is the archive's last entry: what it holds, each file with its SHA-256.
 type Manifest struct {
 	Format  string    `json:"format"`
@@ -310,6 +316,15 @@ func unpack(ctx context.Context, r io.Reader, work string) (Summary, error) {
 		if err := os.MkdirAll(filepath.Join(work, filepath.FromSlash(d)), 0o700); err != nil {
 			return Summary{}, err
 		}
+	}
+	mark, err := json.Marshal(struct {
+		BackupCreated time.Time `json:"backup_created"`
+	}{m.Created})
+	if err != nil {
+		return Summary{}, err
+	}
+	if err := os.WriteFile(filepath.Join(work, RestoredFile), append(mark, '\n'), 0o600); err != nil {
+		return Summary{}, err
 	}
 	return sum, nil
 }

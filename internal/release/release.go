@@ -655,6 +655,56 @@ func (s *Service) TargetBlob(ctx context.Context, tenantID, path string) (string
 	return "", fmt.Errorf("release.TargetBlob: %w: %s", ErrNotFound, path)
 }
 
+// RaiseVersions is what a server restored from a backup does before it serves: for every
+// tenant, it re-signs the image repository's snapshot and timestamp at versions margin above the
+// restored ones, makes the next targets offered for signing exceed the current version by margin
+// (tuf.Repository.RaiseVersions), raises every device's director metadata by margin and re-signs
+// it; each tenant's change is audited as tuf.versions.raise. Devices that fetched metadata the
+// server signed after the backup hold versions above the restored ones and refuse anything lower
+// as a rollback; this puts the server above them without weakening that check.
+func (s *Service) RaiseVersions(ctx context.Context, margin int64) error {
+	tenants, err := s.cfg.Store.RepoTenants(ctx)
+	if err != nil {
+		return fmt.Errorf("release.RaiseVersions: %w", err)
+	}
+	for _, t := range tenants {
+		err := s.cfg.Store.InUpdatesTx(ctx, func(tx *store.UpdatesTx) error {
+			r, err := decodeRepo(tx.Repo(ctx, t))
+			if err != nil {
+				return err
+			}
+			repo, err := tuf.OpenRepository(r.state, s.cfg.Online, s.cfg.Expiry)
+			if err != nil {
+				return err
+			}
+			if err := repo.RaiseVersions(margin, s.now()); err != nil {
+				return err
+			}
+			if err := saveRepo(ctx, tx, t, r, repo.State(), r.director, s.now()); err != nil {
+				return err
+			}
+			devices, err := tx.RaiseDirectorVersions(ctx, t, margin)
+			if err != nil {
+				return err
+			}
+			_, snap, ts, err := repo.Versions()
+			if err != nil {
+				return err
+			}
+			return tx.Audit(ctx, t, store.System, "tuf.versions.raise", "tuf/repository", store.Details{"margin": margin,
+				"snapshot_version": snap, "timestamp_version": ts, "targets_above": repo.State().TargetsAbove, "director_devices": devices})
+		})
+		if err != nil {
+			return fmt.Errorf("release.RaiseVersions: tenant %s: %w", t, err)
+		}
+	}
+	// Every director metadata is due now: sign it again, at its raised version plus one.
+	if err := s.refreshDirector(ctx); err != nil {
+		return fmt.Errorf("release.RaiseVersions: director: %w", err)
+	}
+	return nil
+}
+
 // Refresh re-signs, for every tenant, the online roles whose lifetime is
 // half gone, and re-issues director metadata past half its lifetime. The
 // server runs it periodically (tasks.Refresher).

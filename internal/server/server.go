@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rampartsec/rampart/internal/api"
+	"github.com/rampartsec/rampart/internal/backup"
 	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/ca/keeper"
 	"github.com/rampartsec/rampart/internal/console"
@@ -91,6 +92,11 @@ type Config struct {
 	OIDC *sso.Config
 	// OIDCClient talks to the identity provider; http.DefaultClient when nil.
 	OIDCClient *http.Client
+	// Restored says the database was just restored from a backup (--restored, for pg_restore):
+	// before it serves, the server raises its TUF metadata versions above anything the backed-up
+	// server could have signed since (release.Service.RaiseVersions). `rampart restore` says
+	// the same with the file backup.RestoredFile in the data folder.
+	Restored bool
 }
 
 // Server is a running Rampart service.
@@ -159,6 +165,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	if err := s.afterRestore(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	cert, created, err := serviceTLS(cfg.DataDir, host, cfg.TLSCert, cfg.TLSKey, time.Now())
 	if err != nil {
 		st.Close()
@@ -196,6 +206,29 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	return s, nil
+}
+
+// afterRestore raises the TUF metadata versions when the database was just restored
+// (Config.Restored or the data folder's backup.RestoredFile), then removes the file. Raising
+// twice (a start that stopped before removing it) only raises further, which devices accept;
+// not raising would leave devices that fetched newer metadata refusing the server's.
+func (s *Server) afterRestore(ctx context.Context) error {
+	mark := filepath.Join(s.cfg.DataDir, backup.RestoredFile)
+	_, err := os.Stat(mark)
+	marked := err == nil
+	if !marked && !s.cfg.Restored {
+		return nil
+	}
+	if err := s.releases.RaiseVersions(ctx, tuf.RestoreMargin); err != nil {
+		return fmt.Errorf("raise the TUF versions after a restore: %w", err)
+	}
+	s.log.Info("raised the TUF metadata versions after a restore; sign a release to raise the targets too", "margin", tuf.RestoreMargin)
+	if marked {
+		if err := os.Remove(mark); err != nil {
+			return fmt.Errorf("remove %s: %w", mark, err)
+		}
+	}
+	return nil
 }
 
 // newOIDC checks the OIDC settings and reads the identity provider's discovery document.

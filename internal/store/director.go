@@ -60,6 +60,18 @@ func (t *UpdatesTx) SaveDirector(ctx context.Context, m DirectorMetadata, prev i
 	return err == nil && n == 1, nil
 }
 
+// RaiseDirectorVersions adds margin to the version of every director metadata of the tenant and
+// marks it due (expired), so that the next re-issue (release's refresh) signs each device's
+// metadata above anything signed before; it returns how many devices it raised. A restored
+// server calls it before it serves.
+func (t *UpdatesTx) RaiseDirectorVersions(ctx context.Context, tenantID string, margin int64) (int64, error) {
+	res, err := t.tx.ExecContext(ctx, `UPDATE director_metadata SET version = version + $1, expires_at = 0 WHERE tenant_id = $2`, margin, tenantID)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
 // SetTargetRelease records the release the director named for a device.
 func (t *UpdatesTx) SetTargetRelease(ctx context.Context, deviceID, version string, now time.Time) error {
 	_, err := t.tx.ExecContext(ctx, `UPDATE devices SET target_release = $1, updated_at = $2 WHERE id = $3`, version, micros(now), deviceID)

@@ -16,6 +16,10 @@ type State struct {
 	Targets   []byte   `json:"targets,omitempty"`
 	Snapshot  []byte   `json:"snapshot,omitempty"`
 	Timestamp []byte   `json:"timestamp,omitempty"`
+	// TargetsAbove, when set, is a version the next targets must exceed (NextTargets offers
+	// the version after it): RaiseVersions sets it after a restore, since targets signed
+	// offline after the backup may have reached devices.
+	TargetsAbove int64 `json:"targets_above,omitempty"`
 }
 
 // Repository is the server's view of the image repository. It accepts
@@ -48,7 +52,8 @@ func OpenRepository(st State, online *OnlineKeys, exp Expiry) (*Repository, erro
 
 // State returns the metadata to persist.
 func (r *Repository) State() State {
-	return State{Roots: append([][]byte(nil), r.st.Roots...), Targets: r.st.Targets, Snapshot: r.st.Snapshot, Timestamp: r.st.Timestamp}
+	return State{Roots: append([][]byte(nil), r.st.Roots...), Targets: r.st.Targets, Snapshot: r.st.Snapshot, Timestamp: r.st.Timestamp,
+		TargetsAbove: r.st.TargetsAbove}
 }
 
 // Root returns the newest root, or nil before initialisation.
@@ -82,7 +87,7 @@ func (r *Repository) AddRoot(b []byte, now time.Time) error {
 	}
 	r.st.Roots = append(r.st.Roots, b)
 	if r.st.Targets != nil {
-		if err := r.publish(now, true); err != nil {
+		if err := r.publish(now, true, 1); err != nil {
 			return fmt.Errorf("tuf.Repository.AddRoot: %w", err)
 		}
 	}
@@ -110,6 +115,20 @@ func (r *Repository) NextTargets(images []Image, deltas []Delta, now time.Time) 
 	}
 	b, err := BuildTargets(r.st.Targets, images, deltas, now.Add(r.exp.Targets))
 	if err != nil {
+		return nil, fmt.Errorf("tuf.Repository.NextTargets: %w", err)
+	}
+	if r.st.TargetsAbove == 0 {
+		return b, nil
+	}
+	t, err := parseTargets(b)
+	if err != nil {
+		return nil, fmt.Errorf("tuf.Repository.NextTargets: %w", err)
+	}
+	if t.Signed.Version > r.st.TargetsAbove {
+		return b, nil
+	}
+	t.Signed.Version = r.st.TargetsAbove + 1
+	if b, err = t.ToBytes(true); err != nil {
 		return nil, fmt.Errorf("tuf.Repository.NextTargets: %w", err)
 	}
 	return b, nil
@@ -146,7 +165,7 @@ func (r *Repository) SetTargets(b []byte, now time.Time) error {
 		}
 	}
 	r.st.Targets = b
-	if err := r.publish(now, true); err != nil {
+	if err := r.publish(now, true, 1); err != nil {
 		return fmt.Errorf("tuf.Repository.SetTargets: %w", err)
 	}
 	return nil
@@ -169,9 +188,9 @@ func (r *Repository) Refresh(now time.Time) (bool, error) {
 	}
 	switch {
 	case snap.Signed.Expires.Before(now.Add(r.exp.Snapshot / 2)):
-		err = r.publish(now, true)
+		err = r.publish(now, true, 1)
 	case ts.Signed.Expires.Before(now.Add(r.exp.Timestamp / 2)):
-		err = r.publish(now, false)
+		err = r.publish(now, false, 1)
 	default:
 		return false, nil
 	}
@@ -181,8 +200,66 @@ func (r *Repository) Refresh(now time.Time) (bool, error) {
 	return true, nil
 }
 
-// publish signs a new timestamp, and a new snapshot first when withSnapshot.
-func (r *Repository) publish(now time.Time, withSnapshot bool) error {
+// RestoreMargin is how far RaiseVersions lifts the online roles' versions above the restored
+// ones: 2^32. A version goes up by one per signing, and the server signs a role a few times
+// per release signed, per deployment step reaching a device and per half-lifetime; even at a
+// thousand signings a second without pause, the server a backup came from would need 49 days
+// to issue 2^32 versions after it. Versions are int64, so 2^31 restores fit.
+const RestoreMargin int64 = 1 << 32
+
+// RaiseVersions re-signs snapshot and timestamp at their versions plus margin, and makes the
+// next targets offered for signing (NextTargets) exceed the current version plus margin. A
+// server restored from a backup calls it before it serves: a device that fetched metadata the
+// server signed after the backup holds versions above the restored ones, and its TUF client
+// refuses anything below them as a rollback. Targets are signed offline, so the server cannot
+// raise them itself; until the next release is signed, a device that fetched targets signed
+// after the backup refuses the restored snapshot.
+func (r *Repository) RaiseVersions(margin int64, now time.Time) error {
+	if margin < 1 {
+		return fmt.Errorf("tuf.Repository.RaiseVersions: margin %d must be positive", margin)
+	}
+	var cur int64
+	if r.st.Targets != nil {
+		t, err := parseTargets(r.st.Targets)
+		if err != nil {
+			return fmt.Errorf("tuf.Repository.RaiseVersions: %w", err)
+		}
+		cur = t.Signed.Version
+	}
+	r.st.TargetsAbove = max(r.st.TargetsAbove, cur) + margin
+	if r.st.Targets == nil {
+		return nil
+	}
+	if err := r.publish(now, true, margin); err != nil {
+		return fmt.Errorf("tuf.Repository.RaiseVersions: %w", err)
+	}
+	return nil
+}
+
+// Versions returns the current targets, snapshot and timestamp versions (0 for each that is
+// not signed yet).
+func (r *Repository) Versions() (targets, snapshot, timestamp int64, err error) {
+	if r.st.Targets == nil {
+		return 0, 0, 0, nil
+	}
+	t, err := parseTargets(r.st.Targets)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("tuf.Repository.Versions: %w", err)
+	}
+	s, err := (&metadata.Metadata[metadata.SnapshotType]{}).FromBytes(r.st.Snapshot)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("tuf.Repository.Versions: %w", err)
+	}
+	ts, err := (&metadata.Metadata[metadata.TimestampType]{}).FromBytes(r.st.Timestamp)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("tuf.Repository.Versions: %w", err)
+	}
+	return t.Signed.Version, s.Signed.Version, ts.Signed.Version, nil
+}
+
+// publish signs a new timestamp, and a new snapshot first when withSnapshot, each at its
+// current version plus step.
+func (r *Repository) publish(now time.Time, withSnapshot bool, step int64) error {
 	root, err := parseRoot(r.Root())
 	if err != nil {
 		return err
@@ -199,7 +276,7 @@ func (r *Repository) publish(now time.Time, withSnapshot bool) error {
 		}
 		snapVersion = old.Signed.Version
 		if withSnapshot {
-			snapVersion++
+			snapVersion += step
 		}
 	}
 	if r.st.Timestamp != nil {
@@ -207,7 +284,7 @@ func (r *Repository) publish(now time.Time, withSnapshot bool) error {
 		if err != nil {
 			return err
 		}
-		tsVersion = old.Signed.Version + 1
+		tsVersion = old.Signed.Version + step
 	}
 	snapBytes := r.st.Snapshot
 	if withSnapshot || snapBytes == nil {

@@ -513,3 +513,87 @@ func TestAddRootRefusalSentences(t *testing.T) {
 		}
 	}
 }
+
+// TestRaiseVersionsAfterRestore restores a repository's state from before metadata that
+// clients have since fetched: without RaiseVersions they refuse it as a rollback; with it, a
+// client that fetched only online roles signed after the backup accepts it at once, and one that
+// fetched targets signed after the backup accepts it once targets are signed again (the server
+// offers a version above everything it could have had).
+func TestRaiseVersionsAfterRestore(t *testing.T) {
+	f := newFixture(t, 1, 1)
+	f.release(t, f.ks, testImage("app", "1.0.0", "a"))
+	backup := f.repo.State()
+	srv, url := serve(t)
+	first := f.repo.st.Roots[0]
+
+	// After the backup: the timestamp is refreshed (one client fetches it), then a release is
+	// signed (another client fetches its targets).
+	if _, err := f.repo.Refresh(f.now.Add(13 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	srv.set(f.files(t))
+	onlineOnly := t.TempDir()
+	if _, err := client(t, url, first, onlineOnly); err != nil {
+		t.Fatal(err)
+	}
+	f.release(t, f.ks, testImage("app", "1.1.0", "b"))
+	srv.set(f.files(t))
+	sawTargets := t.TempDir()
+	if _, err := client(t, url, first, sawTargets); err != nil {
+		t.Fatal(err)
+	}
+
+	// Restored as it was: both clients refuse it.
+	restored, err := OpenRepository(backup, f.online, DefaultExpiry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.repo = restored
+	srv.set(f.files(t))
+	for _, dir := range []string{onlineOnly, sawTargets} {
+		if _, err := client(t, url, first, dir); err == nil || !strings.Contains(err.Error(), "version") {
+			t.Fatalf("a client that fetched newer metadata accepted the restored repository: %v", err)
+		}
+	}
+
+	// Raised: the client that saw only online roles accepts it; the one that saw newer targets
+	// still refuses (the server cannot sign targets), until a release is signed again.
+	_, s0, ts0, err := restored.Versions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := restored.RaiseVersions(RestoreMargin, f.now.Add(14*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	tv, s1, ts1, err := restored.Versions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s1 != s0+RestoreMargin || ts1 != ts0+RestoreMargin || tv != 1 {
+		t.Fatalf("raised versions: targets %d, snapshot %d (was %d), timestamp %d (was %d)", tv, s1, s0, ts1, ts0)
+	}
+	srv.set(f.files(t))
+	if _, err := client(t, url, first, onlineOnly); err != nil {
+		t.Fatalf("a client that fetched only newer online roles refuses the raised repository: %v", err)
+	}
+	if _, err := client(t, url, first, sawTargets); err == nil {
+		t.Fatal("a client that fetched newer targets accepted the restored targets")
+	}
+	payload, err := restored.NextTargets([]Image{testImage("app", "1.2.0", "c")}, nil, f.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := SummarizeTargets(payload); err != nil || s.Version != 1+RestoreMargin+1 {
+		t.Fatalf("next targets offered after the raise: %+v, %v; want version %d", s, err, 1+RestoreMargin+1)
+	}
+	f.release(t, f.ks, testImage("app", "1.2.0", "c"))
+	srv.set(f.files(t))
+	for _, dir := range []string{onlineOnly, sawTargets, t.TempDir()} {
+		if _, err := client(t, url, first, dir); err != nil {
+			t.Fatalf("a client refuses the repository once targets are signed again: %v", err)
+		}
+	}
+	if err := restored.RaiseVersions(0, f.now); err == nil {
+		t.Error("a margin of 0 was accepted")
+	}
+}

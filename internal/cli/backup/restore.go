@@ -18,7 +18,10 @@ func RestoreCommand(env *clienv.Env) *cobra.Command {
 		Long: "Unpack a backup made by `rampart backup` into the data folder DIR, which must be absent or empty.\n" +
 			"Every file is checked against the archive's manifest (SHA-256 and size), every blob against its\n" +
 			"name, and the database with SQLite's integrity check, before DIR is created; a backup that fails\n" +
-			"any check changes nothing. Then start `rampart server --data DIR` and run `rampart audit verify`.",
+			"any check changes nothing. Then start `rampart server --data DIR` and run `rampart audit verify`.\n" +
+			"DIR holds a file named restored: the server that starts on it first signs its online TUF metadata\n" +
+			"at versions above anything signed after the backup, so that devices accept it, and removes the file.\n" +
+			"If releases were signed after the backup, sign one again (doc/operations.md, Backups).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if from == "" || dir == "" {

@@ -97,6 +97,7 @@ func Command(env *clienv.Env) *cobra.Command {
 	f.StringVar(&oidc.TenantClaim, "oidc-tenant-claim", sso.DefaultTenantClaim, "ID token claim holding the user's tenant name")
 	f.StringVar(&oidc.RoleClaim, "oidc-role-claim", sso.DefaultRoleClaim, "ID token claim holding the user's role (admin, operator or reader), or a list of which the most able counts")
 	f.StringSliceVar(&oidc.Scopes, "oidc-scopes", []string{"email", "profile"}, "scopes asked for besides openid")
+	f.BoolVar(&cfg.Restored, "restored", false, "the database was just restored from a backup (pg_restore): before serving, sign the TUF metadata at versions above anything signed since the backup, so devices that fetched newer metadata accept it; `rampart restore` marks its folder so that this is done without the flag")
 	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the server until it stops to FILE (go tool pprof), for benchmarks")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
