@@ -2,7 +2,10 @@ package server_test
 
 import (
 	"context"
+	"crypto"
+	"crypto/x509"
 	"database/sql"
+	"encoding/pem"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/certpool"
 	"github.com/rampartsec/rampart/internal/cli"
 	"github.com/rampartsec/rampart/internal/cli/clitest"
@@ -118,6 +122,29 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 		t.Fatalf("the fixture's open deployment: %v", err)
 	}
 	f.Deploy(t, "1.1.0")
+
+	// The fixture's device certificates were valid for a day from when make.sh ran; on any
+	// later day they have expired, and the devices enrol again with their identity keys, as a
+	// fleet that was off across an upgrade does. So that both paths run whatever the date, device
+	// 2's certificate is replaced by one for the same key that expired a day ago; device 1 keeps
+	// the fixture's (valid on the fixture's day only).
+	own := deviceCert(t, filepath.Join(devices, "device-000001", "device-cert.pem"))
+	t.Logf("device 1's certificate from the fixture: valid until %s (expired: %v)", own.NotAfter.Format(time.RFC3339), time.Now().After(own.NotAfter))
+	expirePath := filepath.Join(devices, "device-000002", "device-cert.pem")
+	old := deviceCert(t, expirePath)
+	auth, err := f.Service.CAs().Existing(ctx, f.TenantID, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimPrefix(old.URIs[0].Path, "/device/")
+	expired, err := auth.Issue(id, old.PublicKey, ca.ProfileNormal, time.Now().Add(-ca.DeviceCertValidity-24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(expirePath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: expired.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	fleet, err := sim.New(ctx, sim.Config{Server: f.URL, RootCAs: f.Roots, Dir: devices, Devices: 2,
 		Interval: time.Second, WaitTimeout: time.Second, Seed: 3})
 	if err != nil {
@@ -132,9 +159,30 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	go func() { done <- fleet.Run(rctx) }()
 	defer func() { cancel(); <-done }()
 	testenv.WaitFor(t, "the old devices installing 1.1.0 through the upgraded server", func() bool { return fleet.Progress().Releases["1.1.0"] == 2 })
+	if renewed := deviceCert(t, expirePath); !time.Now().Before(renewed.NotAfter) || !renewed.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(old.PublicKey) {
+		t.Errorf("device 2, its certificate expired, has %s valid until %s; want a fresh one for its key", renewed.Subject, renewed.NotAfter)
+	}
 	if v, err := f.API.VerifyAudit(ctx); err != nil || !v.Intact {
 		t.Errorf("audit verify at the end: %+v, %v", v, err)
 	}
+}
+
+// deviceCert reads a device's certificate file.
+func deviceCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		t.Fatalf("%s holds no PEM block", path)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // TestNewerDatabaseRefused: the server refuses, in one sentence, a database a newer Rampart
