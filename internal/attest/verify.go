@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -344,37 +345,19 @@ func (r *Result) checkPlatform(ev *deviceapi.Evidence, sel selection, pcrs map[i
 		// read of the log, so the log may run past the quote: the entries
 		// that replay to the quoted pcr 10 are attested, and those after
 		// them are not looked at (as Keylime does).
-		quoted := pcrs[deviceapi.IMAPCR]
+		var quoted [sha256.Size]byte // every quoted value is a SHA-256 (deviceapi.DigestBytes)
+		copy(quoted[:], pcrs[deviceapi.IMAPCR])
+		refs := newFileReferences(pol.References)
 		var agg bootAggregate
-		replay := func(padded bool, ap *imaAppraisal) (matched, total int, err error) {
-			x, i := newIMAReplay(padded), 0
-			total, err = walkIMALog(ev.IMALog, func(e *IMAEntry) {
-				if matched > 0 {
-					return
-				}
-				if i == 0 {
-					agg.keep(e)
-				}
-				x.extend(e)
-				if ap != nil {
-					ap.add(e)
-				}
-				i++
-				if bytes.Equal(x.pcr[:], quoted) {
-					matched = i
-				}
-			})
-			return matched, total, err
-		}
-		ap := newIMAAppraisal(pol.References)
-		n, total, err := replay(false, ap)
+		var ap imaAppraisal
+		n, total, err := replayIMALog(ev.IMALog, &quoted, false, &agg, refs, &ap)
 		if err != nil {
 			r.add(sevRefused, ReasonIMALogMalformed, "%v", err)
 			return true
 		}
 		if n == 0 {
-			ap = newIMAAppraisal(pol.References)
-			n, _, _ = replay(true, ap) // it decoded once: it decodes again
+			// it decoded once: it decodes again
+			n, _, _ = replayIMALog(ev.IMALog, &quoted, true, &agg, refs, &ap)
 		}
 		if n == 0 {
 			r.add(sevRefused, ReasonIMAAggregate, "no prefix of the IMA log's %d entries replays to pcr 10", total)
@@ -391,25 +374,77 @@ func (r *Result) checkPlatform(ev *deviceapi.Evidence, sel selection, pcrs map[i
 	return false
 }
 
+// replayIMALog decodes the IMA log, replays it (see imaReplay) and appraises
+// its entries against refs in one pass. It returns how many entries replay
+// to quoted (0 if no prefix does) and how many the log holds; agg keeps the
+// first entry, and ap (reset first) counts only the entries that replayed.
+func replayIMALog(log []byte, quoted *[sha256.Size]byte, padded bool, agg *bootAggregate, refs fileReferences, ap *imaAppraisal) (matched, total int, err error) {
+	*ap = imaAppraisal{refs: refs}
+	x := imaReplay{padded: padded}
+	rd := imaReader{b: log}
+	var e IMAEntry // on the stack, reused: nothing allocated per entry
+	for {
+		ok, err := rd.next(&e)
+		if err != nil {
+			return 0, 0, err
+		}
+		if !ok {
+			return matched, rd.n, nil
+		}
+		if matched > 0 {
+			continue // decoded, so the whole log is well formed, but past the quote
+		}
+		if rd.n == 1 {
+			agg.keep(&e)
+		}
+		x.extend(&e)
+		ap.add(&e)
+		if x.pcr == *quoted {
+			matched = rd.n
+		}
+	}
+}
+
+// fileReferences indexes reference values by the binary SHA-256 an IMA entry
+// carries, so each of thousands of entries is looked up without hex encoding.
+type fileReferences map[[sha256.Size]byte]Reference
+
+// newFileReferences indexes the references whose key is a lowercase hex
+// SHA-256, the only keys an entry's digest could match.
+func newFileReferences(refs map[string]Reference) fileReferences {
+	out := make(fileReferences, len(refs))
+	var d [sha256.Size]byte
+	var back [2 * sha256.Size]byte
+	for k, ref := range refs {
+		if len(k) != hex.EncodedLen(sha256.Size) {
+			continue
+		}
+		if _, err := hex.Decode(d[:], []byte(k)); err != nil || string(hex.AppendEncode(back[:0], d[:])) != k {
+			continue // not lowercase hex: no entry's digest names it
+		}
+		out[d] = ref
+	}
+	return out
+}
+
 // imaAppraisal matches every measured file against the released images.
 type imaAppraisal struct {
-	refs         map[string]Reference
+	refs         fileReferences
 	known        int
 	unknown      int
 	firstUnknown string
 	revoked      []string // one sentence per file of a revoked release
-	digest       [2 * sha256.Size]byte
-}
-
-func newIMAAppraisal(refs map[string]Reference) *imaAppraisal {
-	return &imaAppraisal{refs: refs}
 }
 
 func (a *imaAppraisal) add(e *IMAEntry) {
 	if e.violation || string(e.path) == "boot_aggregate" {
 		return
 	}
-	ref, ok := a.refs[string(e.appendFileDigestHex(a.digest[:0]))] // no string allocated for the lookup
+	var ref Reference
+	ok := false
+	if e.FileAlg == "sha256" && len(e.FileDigest) == sha256.Size {
+		ref, ok = a.refs[[sha256.Size]byte(e.FileDigest)]
+	}
 	switch {
 	case ok && ref.Revoked:
 		a.known++
