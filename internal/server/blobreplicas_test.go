@@ -9,12 +9,16 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	_ "gocloud.dev/blob/fileblob" // file:// buckets, standing in for s3:// through the same gocloud interface
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/fileblob" // file:// buckets
 
 	"github.com/rampartsec/rampart/internal/certpool"
 	"github.com/rampartsec/rampart/internal/cli"
@@ -29,17 +33,66 @@ import (
 // folders (as on two machines), sharing only the keys an operator hands every replica: the
 // master key and the online TUF keys. Releases 1.0.0 and 1.1.0 (with a delta built from 1.0.0)
 // are added and signed through the first; real agents enrolled through the second install both
-// from it. Blobs live in PostgreSQL (--blobs postgres), or in a bucket through gocloud.dev
-// (a file:// bucket here: no S3-compatible server runs on this machine, and s3:// URLs take
-// the same code); neither data folder holds any. The second replica serves them with the
-// caching headers a CDN needs.
+// from it. Blobs live in PostgreSQL (--blobs postgres), in an S3 server (--blobs s3://..., an
+// S3-protocol server run by the test on loopback, reached through gocloud.dev's s3blob and the
+// AWS SDK as a real bucket is), or in a file:// bucket (the same gocloud code without the S3
+// protocol); neither data folder holds any. The second replica serves them with the caching
+// headers a CDN needs.
 func TestReplicasOnSeveralMachines(t *testing.T) {
-	for _, tc := range []struct{ name, blobs string }{
-		{"postgres", ""}, // the default with PostgreSQL
-		{"bucket", "file://" + t.TempDir()},
+	for _, tc := range []struct {
+		name  string
+		blobs func(t *testing.T) string
+	}{
+		{"postgres", func(*testing.T) string { return "" }}, // the default with PostgreSQL
+		{"s3", s3Server},
+		{"bucket", func(t *testing.T) string { return "file://" + t.TempDir() }},
 	} {
-		t.Run(tc.name, func(t *testing.T) { replicas(t, tc.blobs) })
+		t.Run(tc.name, func(t *testing.T) {
+			blobs := tc.blobs(t)
+			replicas(t, blobs)
+			if blobs == "" {
+				return
+			}
+			// The blobs are in the bucket: both images and the delta.
+			bucket, err := blob.OpenBucket(context.Background(), blobs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bucket.Close()
+			var keys []string
+			it := bucket.List(&blob.ListOptions{Prefix: "sha256/"})
+			for {
+				obj, err := it.Next(context.Background())
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				keys = append(keys, obj.Key)
+			}
+			if len(keys) != 3 {
+				t.Errorf("the bucket holds %v; want the two images and the delta", keys)
+			}
+		})
 	}
+}
+
+// s3Server starts an S3-protocol server (gofakes3, in memory) on loopback with one bucket and
+// returns the --blobs URL that reaches it as an operator reaches an S3-compatible store:
+// endpoint, region and path-style addressing, credentials from the AWS environment variables.
+func s3Server(t *testing.T) string {
+	backend := s3mem.New()
+	if err := backend.CreateBucket("rampart-blobs"); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gofakes3.New(backend).Server())
+	t.Cleanup(srv.Close)
+	t.Setenv("AWS_ACCESS_KEY_ID", "rampart-test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "rampart-test-secret")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	return "s3://rampart-blobs?region=us-east-1&endpoint=" + srv.URL + "&use_path_style=true"
 }
 
 func replicas(t *testing.T, blobs string) {
