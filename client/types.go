@@ -278,6 +278,11 @@ type Fleet struct {
 	OnlineWithin  string           `json:"online_within"`
 	OverdueWithin string           `json:"overdue_within"`
 	OpenReports   []OpenReports    `json:"open_reports"`
+	// CountedAt is when the device counts were taken: a server counts its devices at most once
+	// every RecountEvery (15 s) per tenant and product filter, and answers from that count in
+	// between. The open reports are read at each request.
+	CountedAt    time.Time `json:"counted_at"`
+	RecountEvery string    `json:"recount_every"`
 }
 
 // ReleaseDevices is how many devices run one release ("" for none reported yet).

@@ -109,6 +109,7 @@ type API struct {
 	mux          *http.ServeMux
 	routes       []route
 	deviceRoutes []route
+	fleetCounts  fleetCounts
 }
 
 // New builds the API with every route registered.
@@ -220,7 +221,7 @@ func (a *API) register() {
 	a.handle("GET /api/v1/products", reader, a.listProducts, doc{summary: "List products", response: client.List[client.Product]{}})
 	a.handle("POST /api/v1/products", operator, a.createProduct, doc{summary: "Create a product with the groups Development, Field Test and Production", body: client.CreateProductRequest{}, response: client.Product{}, status: http.StatusCreated})
 	a.handle("GET /api/v1/products/{product}", reader, a.getProduct, doc{summary: "Show a product and its groups", response: client.Product{}})
-	a.handle("GET /api/v1/products/{product}/groups", reader, a.listGroups, doc{summary: "List a product's device groups", response: client.List[client.Group]{}})
+	a.handle("GET /api/v1/products/{product}/groups", reader, a.listGroups, doc{summary: "List a product's device groups; count=false leaves their devices uncounted (devices -1)", response: client.List[client.Group]{}, query: []string{"count"}})
 	a.handle("POST /api/v1/products/{product}/groups", operator, a.createGroup, doc{summary: "Create a device group", body: client.CreateGroupRequest{}, response: client.Group{}, status: http.StatusCreated})
 	a.handle("GET /api/v1/products/{product}/groups/{group}", reader, a.getGroup, doc{summary: "Show a device group", response: client.Group{}})
 

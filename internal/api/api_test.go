@@ -407,6 +407,23 @@ func TestDeviceListing(t *testing.T) {
 		if err != nil || g.Devices != 1 {
 			t.Fatalf("GetGroup = %+v, %v", g, err)
 		}
+		// The group list counts each group's devices, unless asked not to (devices -1).
+		for q, want := range map[string][]int{"": {1, 0, 1}, "?count=true": {1, 0, 1}, "?count=false": {-1, -1, -1}} {
+			var gl client.List[client.Group]
+			if err := c.Do(ctx, "GET", "/api/v1/products/lamp/groups"+q, nil, &gl); err != nil {
+				t.Fatalf("groups%s: %v", q, err)
+			}
+			var got []int
+			for _, g := range gl.Items {
+				got = append(got, g.Devices)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("groups%s count %v devices (Development, Field Test, Production), want %v", q, got, want)
+			}
+		}
+		if err := c.Do(ctx, "GET", "/api/v1/products/lamp/groups?count=maybe", nil, nil); !client.IsStatus(err, 400) || !strings.Contains(err.Error(), "count must be true or false") {
+			t.Errorf("groups?count=maybe: %v, want 400", err)
+		}
 		if _, err := c.ListDevices(ctx, client.DeviceFilter{Product: "nope"}, client.ListOptions{}); !client.IsStatus(err, 404) {
 			t.Errorf("unknown product filter: %v, want 404", err)
 		}

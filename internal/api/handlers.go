@@ -191,7 +191,15 @@ func (a *API) listGroups(w http.ResponseWriter, r *http.Request, p *principal) e
 		return err
 	}
 	name := r.PathValue("product")
-	gs, next, err := a.store.ListGroups(r.Context(), p.tenantID, name, pg)
+	listFn := a.store.ListGroups
+	switch r.URL.Query().Get("count") {
+	case "", "true":
+	case "false":
+		listFn = a.store.ListGroupsUncounted
+	default:
+		return badRequest("count must be true or false")
+	}
+	gs, next, err := listFn(r.Context(), p.tenantID, name, pg)
 	if err != nil {
 		return storeError(err, "product "+name)
 	}
@@ -271,7 +279,7 @@ func (a *API) listDevices(w http.ResponseWriter, r *http.Request, p *principal) 
 // reports by severity.
 func (a *API) fleet(w http.ResponseWriter, r *http.Request, p *principal) error {
 	product := r.URL.Query().Get("product")
-	f, err := a.store.FleetSummary(r.Context(), p.tenantID, product)
+	f, countedAt, err := a.fleetCounts.get(r.Context(), a.store, a.store.Now, p.tenantID, product)
 	if err != nil {
 		return storeError(err, "product "+product)
 	}
@@ -281,6 +289,7 @@ func (a *API) fleet(w http.ResponseWriter, r *http.Request, p *principal) error 
 	}
 	out := client.Fleet{Devices: f.Devices, ByAttestation: f.ByAttestation, BySeen: f.BySeen, OtherReleases: f.OtherReleases,
 		OnlineWithin: store.DeviceOnlineWithin.String(), OverdueWithin: store.DeviceOverdueWithin.String(),
+		CountedAt: countedAt.UTC(), RecountEvery: FleetCountsTTL.String(),
 		ByRelease: []client.ReleaseDevices{}, OpenReports: []client.OpenReports{}}
 	for _, c := range f.ByRelease {
 		out.ByRelease = append(out.ByRelease, client.ReleaseDevices{Release: c.Release, Devices: c.Devices})

@@ -77,6 +77,19 @@ func BenchmarkConsole(b *testing.B) {
 					}
 				})
 			}
+			// What the overview's count costs when the API counts again (at most every
+			// api.FleetCountsTTL per tenant; the two rows above answer from the count).
+			b.Run(fmt.Sprintf("fleet-recount/%d", n), func(b *testing.B) {
+				tn, err := h.srv.Store().TenantByName(context.Background(), "default")
+				if err != nil {
+					b.Fatal(err)
+				}
+				for b.Loop() {
+					if _, err := h.srv.Store().FleetSummary(context.Background(), tn.ID, ""); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 			// The ceiling: bare net/http writing a page of the device list's size.
 			body := []byte(strings.Repeat("x", devicesPage))
 			bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -47,7 +47,9 @@ func (c *Console) devices(w http.ResponseWriter, r *http.Request, s *Session) er
 	d.Products = prods.Items
 	if p := q.Get("product"); p != "" {
 		var gs client.List[client.Group]
-		if err := c.get(ctx, s, &gs, url.Values{"limit": {"500"}}, "products", p, "groups"); err != nil {
+		// Only the names, for the filter: counting the groups' devices would read every
+		// device of the product.
+		if err := c.get(ctx, s, &gs, url.Values{"limit": {"500"}, "count": {"false"}}, "products", p, "groups"); err != nil {
 			return err
 		}
 		d.Groups = gs.Items

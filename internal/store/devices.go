@@ -140,7 +140,7 @@ func (s *Store) deviceQuery(ctx context.Context, tenantID string, f DeviceFilter
 			return "", nil, err
 		}
 		if f.Group != "" {
-			g, err := s.GroupByName(ctx, tenantID, f.Product, f.Group)
+			g, err := s.groupByName(ctx, tenantID, f.Product, f.Group, groupColumnsUncounted)
 			if err != nil {
 				return "", nil, err
 			}

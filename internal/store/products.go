@@ -124,6 +124,11 @@ func (s *Store) CreateGroup(ctx context.Context, actor Actor, tenantID, product,
 const groupColumns = `g.id, g.tenant_id, g.product_id, p.name, g.name, g.description, g.created_at,
 	(SELECT COUNT(*) FROM devices d WHERE d.group_id = g.id)`
 
+// groupColumnsUncounted are groupColumns with -1 for the device count: counting reads an
+// index entry per device of the group, which a caller that needs only names should not pay
+// (a third of 100,000 devices a group is tens of milliseconds).
+const groupColumnsUncounted = `g.id, g.tenant_id, g.product_id, p.name, g.name, g.description, g.created_at, -1`
+
 func scanGroup(row interface{ Scan(...any) error }) (Group, error) {
 	var g Group
 	var at int64
@@ -137,10 +142,19 @@ func scanGroup(row interface{ Scan(...any) error }) (Group, error) {
 // ListGroups lists the device groups of a tenant's product by name. An unknown product is
 // ErrNotFound rather than an empty list.
 func (s *Store) ListGroups(ctx context.Context, tenantID, product string, p Page) ([]Group, string, error) {
+	return s.listGroups(ctx, tenantID, product, p, groupColumns)
+}
+
+// ListGroupsUncounted is ListGroups without counting each group's devices: Devices is -1.
+func (s *Store) ListGroupsUncounted(ctx context.Context, tenantID, product string, p Page) ([]Group, string, error) {
+	return s.listGroups(ctx, tenantID, product, p, groupColumnsUncounted)
+}
+
+func (s *Store) listGroups(ctx context.Context, tenantID, product string, p Page, columns string) ([]Group, string, error) {
 	if _, err := s.ProductByName(ctx, tenantID, product); err != nil {
 		return nil, "", fmt.Errorf("store.ListGroups: %w", err)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+groupColumns+`
+	rows, err := s.db.QueryContext(ctx, `SELECT `+columns+`
 		FROM device_groups g JOIN products p ON p.id = g.product_id
 		WHERE g.tenant_id = $1 AND p.name = $2 AND g.name > $3 ORDER BY g.name LIMIT $4`, tenantID, product, p.After, p.limit()+1)
 	if err != nil {
@@ -157,7 +171,13 @@ func (s *Store) ListGroups(ctx context.Context, tenantID, product string, p Page
 
 // GroupByName returns one device group of a tenant's product.
 func (s *Store) GroupByName(ctx context.Context, tenantID, product, name string) (Group, error) {
-	g, err := scanGroup(s.db.QueryRowContext(ctx, `SELECT `+groupColumns+`
+	return s.groupByName(ctx, tenantID, product, name, groupColumns)
+}
+
+// groupByName is GroupByName with the columns given: groupColumnsUncounted when only the
+// group's identity is needed.
+func (s *Store) groupByName(ctx context.Context, tenantID, product, name, columns string) (Group, error) {
+	g, err := scanGroup(s.db.QueryRowContext(ctx, `SELECT `+columns+`
 		FROM device_groups g JOIN products p ON p.id = g.product_id
 		WHERE g.tenant_id = $1 AND p.name = $2 AND g.name = $3`, tenantID, product, name))
 	if err != nil {
