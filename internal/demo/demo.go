@@ -573,6 +573,15 @@ func (d *demo) story(ctx context.Context) error {
 	return nil
 }
 
+// Coverage sampling of follow: the server's coverage every sampleEvery, and at once when the
+// fleet says every device runs the fix. Reading the coverage reads the group's whole history, so
+// sampling it every 100 ms, as the demo did, took a seventh of the CPU of the heal it measured
+// (14 % in a 1,000-device profile); the milestones come from the devices' report times either way.
+const (
+	sampleEvery = 500 * time.Millisecond
+	checkEvery  = 50 * time.Millisecond
+)
+
 // follow samples the server's coverage of the group until the fix reaches 100 %, marking the
 // 50, 90, 99 and 100 % moments.
 func (d *demo) follow(ctx context.Context, since time.Time) error {
@@ -582,7 +591,20 @@ func (d *demo) follow(ctx context.Context, since time.Time) error {
 	next := 0
 	thresholds := coverage.DefaultThresholds()
 	last := time.Now()
+	var sampled time.Time
 	for {
+		// Until the next sample, the fleet's own count (in memory) says whether all are done.
+		if time.Since(sampled) < sampleEvery {
+			if p := d.fleet.Progress(); p.Releases[Fixed] < p.Online {
+				select {
+				case <-ctx.Done():
+					return d.stuck(ctx.Err(), fmt.Sprintf("coverage of %s stopped before 100 %%", Fixed))
+				case <-time.After(checkEvery):
+				}
+				continue
+			}
+		}
+		sampled = time.Now()
 		rep, err := st.Coverage(ctx, d.tenant, Product, Group)
 		if err != nil {
 			return fmt.Errorf("%w: coverage: %w", ErrMissing, err)
@@ -631,7 +653,7 @@ func (d *demo) follow(ctx context.Context, since time.Time) error {
 		select {
 		case <-ctx.Done():
 			return d.stuck(ctx.Err(), fmt.Sprintf("coverage of %s stopped at %.1f %%", Fixed, share*100))
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(checkEvery):
 		}
 	}
 }
