@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/signal"
+	"runtime"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -39,6 +42,19 @@ func main() {
 			w.Write(body)
 		}),
 	}
+	// SIGTERM prints the memory figures `rampart server --heap-profile` prints, for the memory
+	// benchmark's breakdown, then exits.
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM)
+	go func() {
+		<-stop
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		fmt.Fprintf(os.Stderr, "memory at stop: goroutines %d, heap in use %d B, stacks in use %d B, heap objects %d, OS memory %d B\n",
+			runtime.NumGoroutine(), m.HeapInuse, m.StackInuse, m.HeapObjects, m.Sys)
+		os.Exit(0)
+	}()
 	fmt.Fprintln(os.Stderr, "ceiling listening on", *listen)
 	if err := srv.ListenAndServeTLS("", ""); err != nil {
 		fmt.Fprintln(os.Stderr, "ceiling:", err)

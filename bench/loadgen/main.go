@@ -6,12 +6,18 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -49,9 +55,10 @@ func run() error {
 	duration := flag.Duration("duration", 10*time.Second, "how long to send")
 	warmup := flag.Duration("warmup", 2*time.Second, "time to send before measuring")
 	hold := flag.Int("hold", 0, "instead of load: open this many connections, each with one request held open for --duration (memory ceiling)")
+	holdCert := flag.Bool("hold-client-cert", false, "with --hold: present a client certificate (ECDSA P-256, as a device's) on every connection, as devices on the long-poll do")
 	flag.Parse()
 	if *hold > 0 {
-		return holdOpen(*url, *caFile, *hold, *duration)
+		return holdOpen(*url, *caFile, *hold, *duration, *holdCert)
 	}
 	if *url == "" || *caFile == "" || *certDir == "" {
 		return errors.New("--url, --ca-file and --certs are required")
@@ -150,11 +157,21 @@ func call(ctx context.Context, c *http.Client, url string) error {
 }
 
 // holdOpen opens n TLS connections, each with one GET in flight, and keeps them for d: what a
-// fleet waiting on the long-poll costs a bare server.
-func holdOpen(url, caFile string, n int, d time.Duration) error {
+// fleet waiting on the long-poll costs a bare server. With clientCert every connection presents
+// the same self-signed certificate; the server parses it for each connection, as it parses each
+// device's.
+func holdOpen(url, caFile string, n int, d time.Duration, clientCert bool) error {
 	roots, err := certpool.FromFile(caFile)
 	if err != nil {
 		return err
+	}
+	var certs []tls.Certificate
+	if clientCert {
+		c, err := selfSigned()
+		if err != nil {
+			return err
+		}
+		certs = []tls.Certificate{c}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
@@ -163,7 +180,7 @@ func holdOpen(url, caFile string, n int, d time.Duration) error {
 	for range n {
 		sem <- struct{}{}
 		wg.Go(func() {
-			c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, MaxConnsPerHost: 1}}
+			c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: certs}, MaxConnsPerHost: 1}}
 			req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 			go func() { time.Sleep(50 * time.Millisecond); <-sem }()
 			if resp, err := c.Do(req); err == nil {
@@ -173,4 +190,20 @@ func holdOpen(url, caFile string, n int, d time.Duration) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// selfSigned makes a client certificate like a device's: an ECDSA P-256 key, a year's validity.
+func selfSigned() (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "loadgen device"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }

@@ -1,8 +1,11 @@
 package clienv
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 )
 
@@ -23,5 +26,39 @@ func StartCPUProfile(path string) (stop func(), err error) {
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
+	}, nil
+}
+
+// HeapProfileAtStop writes, once ctx ends, a heap profile to path (after a garbage collection,
+// so that it counts what is live) and a line of the runtime's memory figures to w: the
+// --heap-profile flag of `rampart server`, for the memory benchmark, which stops the server
+// while its devices still hold the long-poll. An empty path writes nothing. The returned wait
+// blocks, once ctx has ended, until the profile is written.
+func HeapProfileAtStop(ctx context.Context, path string, w io.Writer) (wait func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--heap-profile: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer f.Close()
+		<-ctx.Done()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		fmt.Fprintf(w, "memory at stop: goroutines %d, heap in use %d B, stacks in use %d B, heap objects %d, OS memory %d B (%s)\n",
+			runtime.NumGoroutine(), m.HeapInuse, m.StackInuse, m.HeapObjects, m.Sys, path)
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			fmt.Fprintf(w, "--heap-profile: %v\n", err)
+		}
+	}()
+	return func() {
+		if ctx.Err() != nil {
+			<-done
+		}
 	}, nil
 }

@@ -20,7 +20,7 @@ import (
 // Command returns `rampart server`.
 func Command(env *clienv.Env) *cobra.Command {
 	var cfg server.Config
-	var logFormat, logLevel, cpuProfile string
+	var logFormat, logLevel, cpuProfile, heapProfile string
 	var oidc sso.Config
 	var oidcSecretFile string
 	cmd := &cobra.Command{
@@ -75,6 +75,11 @@ func Command(env *clienv.Env) *cobra.Command {
 				return err
 			}
 			defer stopProfile()
+			heapWritten, err := clienv.HeapProfileAtStop(cmd.Context(), heapProfile, env.Stderr)
+			if err != nil {
+				return err
+			}
+			defer heapWritten()
 			return s.Run(cmd.Context())
 		},
 	}
@@ -99,6 +104,7 @@ func Command(env *clienv.Env) *cobra.Command {
 	f.StringSliceVar(&oidc.Scopes, "oidc-scopes", []string{"email", "profile"}, "scopes asked for besides openid")
 	f.BoolVar(&cfg.Restored, "restored", false, "the database was just restored from a backup (pg_restore): before serving, sign the TUF metadata at versions above anything signed since the backup, so devices that fetched newer metadata accept it; `rampart restore` marks its folder so that this is done without the flag")
 	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the server until it stops to FILE (go tool pprof), for benchmarks")
+	f.StringVar(&heapProfile, "heap-profile", "", "when told to stop, before draining, write a heap profile of the server to FILE and its memory figures to stderr, for benchmarks")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
