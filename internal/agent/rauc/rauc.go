@@ -364,6 +364,34 @@ func (i *Installer) Rollback(ctx context.Context, a *update.Artifact, reason str
 	return false, nil
 }
 
+// FinishRollback implements update.RollbackFinisher: after the rollback's reboot the device must
+// run the slot it ran before the install; that slot is marked good and active, so that GRUB's
+// try of this boot is confirmed and the next boot comes here again rather than to no slot that
+// is good and untried. In the installed slot again, nothing is marked and it says so.
+func (i *Installer) FinishRollback(ctx context.Context, a *update.Artifact) error {
+	c, err := i.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	booted, err := c.stringProp(ctx, "BootSlot")
+	if err != nil {
+		return raucErr("cannot read the booted slot", err)
+	}
+	if a.Data[dataBootname] != "" && booted == a.Data[dataBootname] {
+		return public.Errorf(public.Unavailable, "the device booted the installed slot %s (%s) again: the bootloader did not fall back", a.Data[update.DataSlot], booted)
+	}
+	if _, err := c.mark(ctx, "good", "booted"); err != nil {
+		return raucErr("cannot mark the booted slot good", err)
+	}
+	if _, err := c.mark(ctx, "active", "booted"); err != nil {
+		return raucErr("cannot make the booted slot active", err)
+	}
+	return nil
+}
+
+var _ update.RollbackFinisher = (*Installer)(nil)
+
 // Cleanup implements update.Installer; RAUC leaves nothing of the agent's behind.
 func (i *Installer) Cleanup(context.Context, *update.Artifact) {}
 

@@ -400,6 +400,9 @@ func TestRAUCInstallRebootCommit(t *testing.T) {
 	if d.boot != "B" {
 		t.Fatalf("the bootloader booted %s, want the fallback to B", d.boot)
 	}
+	// GRUB counts the fallback boot as a try of B, unconfirmed until someone marks it good:
+	// played here by B's state, which the agent must set good again (and B primary).
+	write(t, filepath.Join(d.dir, "bootstate"), "PRIMARY=A\nSTATE_A=bad\nSTATE_B=tried\n", 0o600)
 	rep.Take()
 	out, err = d.agent(w, rep, sick).RunOnce(ctx)
 	if !errors.Is(err, update.ErrUnhealthy) || out.RolledBack == "" {
@@ -408,6 +411,9 @@ func TestRAUCInstallRebootCommit(t *testing.T) {
 	r := last(rep.Take())
 	if r.State != update.StateRolledBack || r.Release != "1.0.2" || !strings.Contains(r.Reason, "health check failed: service gatewayd is not running") {
 		t.Fatalf("last report %+v, want rolled_back 1.0.2 with the health check's reason", r)
+	}
+	if bs := d.bootState(); bs["STATE_B"] != "good" || bs["PRIMARY"] != "B" || bs["STATE_A"] != "bad" {
+		t.Fatalf("boot state after the rollback %v, want B good and primary, A bad", bs)
 	}
 	// The same release is not tried again; the committed one stays.
 	if out, err := d.agent(w, rep, nil).RunOnce(ctx); !errors.Is(err, update.ErrPreviouslyFailed) || out.Rebooting {

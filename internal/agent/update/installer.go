@@ -46,6 +46,14 @@ type Installer interface {
 	Cleanup(ctx context.Context, a *Artifact)
 }
 
+// RollbackFinisher is an Installer with work to do once a rollback's reboot has come, in the
+// old software: RAUC marks the slot the bootloader fell back to good, since GRUB counted that
+// boot as a try of it, like any boot that no one confirmed. It fails, saying so, when the
+// device did not come back to the old software; the rollback is reported with that reason.
+type RollbackFinisher interface {
+	FinishRollback(ctx context.Context, a *Artifact) error
+}
+
 // Artifact is one verified image being installed by an Installer, as the journal keeps it.
 type Artifact struct {
 	Type             string `json:"type"`
@@ -386,7 +394,13 @@ func (u *Updater) Resume(ctx context.Context) (Outcome, error) {
 			return u.reboot(ctx, j, out)
 		}
 		if j.Phase == PhaseRollingBack {
-			return u.endRollback(ctx, j, out, j.Reason)
+			reason := j.Reason
+			if f, ok := inst.(RollbackFinisher); ok {
+				if err := f.FinishRollback(ctx, a); err != nil {
+					reason += "; after the rollback's reboot: " + publicText(err)
+				}
+			}
+			return u.endRollback(ctx, j, out, reason)
 		}
 	case PhaseCommitting:
 		return u.commit(ctx, j, out)
