@@ -36,11 +36,13 @@ type Verifier struct {
 	ttl    time.Duration
 	log    *slog.Logger
 	now    func() time.Time
+	// secureBoot caches the Secure Boot state of boot logs' PCR 2 and 7 events (nil: none).
+	secureBoot *secureBootCache
 }
 
 // NewVerifier returns a Verifier.
 func NewVerifier(cfg Config) *Verifier {
-	v := &Verifier{nonces: cfg.Nonces, ttl: cfg.NonceTTL, log: cfg.Logger, now: cfg.Now}
+	v := &Verifier{nonces: cfg.Nonces, ttl: cfg.NonceTTL, log: cfg.Logger, now: cfg.Now, secureBoot: &secureBootCache{}}
 	if v.ttl <= 0 {
 		v.ttl = DefaultNonceTTL
 	}

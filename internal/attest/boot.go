@@ -5,11 +5,13 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	gattest "github.com/google/go-attestation/attest"
 
@@ -103,6 +105,12 @@ var (
 // A quoted boot PCR without a single event in the log must still hold its
 // reset value: a log stripped of a PCR's events does not pass.
 func checkBootLog(raw []byte, quoted map[int][]byte) (*BootState, error) {
+	return checkBootLogWith(raw, quoted, nil)
+}
+
+// checkBootLogWith is checkBootLog reading the Secure Boot state through sbc
+// (nil: no cache).
+func checkBootLogWith(raw []byte, quoted map[int][]byte, sbc *secureBootCache) (*BootState, error) {
 	el, err := gattest.ParseEventLog(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errBootLogMalformed, err)
@@ -132,15 +140,7 @@ func checkBootLog(raw []byte, quoted map[int][]byte) (*BootState, error) {
 		}
 	}
 	st := &BootState{Evidence: EvidenceMeasuredBoot}
-	if sb, err := gattest.ParseSecurebootState(events); err == nil {
-		st.SecureBoot = sb.Enabled
-		st.DB = summariseDB(sb.PermittedKeys, sb.PermittedHashes)
-		st.DBX = summariseDB(sb.ForbiddenKeys, sb.ForbiddenHashes)
-	} else {
-		// The PCR 7 events replayed but do not describe a consistent Secure Boot
-		// state (a debugger, a duplicated or empty variable): not enabled.
-		st.SecureBootUnreadable = err.Error()
-	}
+	sbc.read(events, st)
 	for _, e := range events {
 		switch {
 		case e.Index == 4 && uint32(e.Type) == evEFIBootServicesApp:
@@ -154,9 +154,88 @@ func checkBootLog(raw []byte, quoted map[int][]byte) (*BootState, error) {
 	return st, nil
 }
 
+// secureBootCache remembers the Secure Boot state read from the PCR 2 and 7
+// events of boot logs that replayed. Those events are the platform's
+// configuration (the SecureBoot variable, PK, KEK, db, dbx, the option ROMs'
+// drivers), the same on every device of one model and firmware, so a fleet
+// shows few distinct ones; reading them (X.509 certificates, hundreds of dbx
+// hashes) costs more than replaying the whole log. The key is a SHA-256 over
+// each PCR 2 and 7 event's index, type, data and digest, length-prefixed:
+// everything go-attestation's ParseSecurebootState reads. Only states read
+// without error are kept (an error's message names event positions). The
+// events are replayed against the quote at every attestation, cached or not.
+type secureBootCache struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]secureBootRead
+}
+
+// maxSecureBootCache bounds the cache; when full it starts again empty.
+const maxSecureBootCache = 256
+
+// secureBootRead is what a BootState takes from ParseSecurebootState.
+type secureBootRead struct {
+	enabled bool
+	db, dbx SignatureDB
+}
+
+// read sets st's Secure Boot fields from the replayed events. A nil cache reads them every time.
+func (c *secureBootCache) read(events []gattest.Event, st *BootState) {
+	var key [sha256.Size]byte
+	if c != nil {
+		h := sha256.New()
+		var hdr [16]byte
+		for _, e := range events {
+			if e.Index != 2 && e.Index != 7 {
+				continue
+			}
+			binary.BigEndian.PutUint32(hdr[0:], uint32(e.Index))
+			binary.BigEndian.PutUint32(hdr[4:], uint32(e.Type))
+			binary.BigEndian.PutUint32(hdr[8:], uint32(len(e.Data)))
+			binary.BigEndian.PutUint32(hdr[12:], uint32(len(e.Digest)))
+			h.Write(hdr[:])
+			h.Write(e.Data)
+			h.Write(e.Digest)
+		}
+		h.Sum(key[:0])
+		c.mu.Lock()
+		got, ok := c.m[key]
+		c.mu.Unlock()
+		if ok {
+			got.set(st)
+			return
+		}
+	}
+	sb, err := gattest.ParseSecurebootState(events)
+	if err != nil {
+		// The PCR 7 events replayed but do not describe a consistent Secure Boot
+		// state (a debugger, a duplicated or empty variable): not enabled.
+		st.SecureBootUnreadable = err.Error()
+		return
+	}
+	got := secureBootRead{enabled: sb.Enabled,
+		db: summariseDB(sb.PermittedKeys, sb.PermittedHashes), dbx: summariseDB(sb.ForbiddenKeys, sb.ForbiddenHashes)}
+	got.set(st)
+	if c != nil {
+		c.mu.Lock()
+		if c.m == nil || len(c.m) >= maxSecureBootCache {
+			c.m = make(map[[sha256.Size]byte]secureBootRead)
+		}
+		c.m[key] = got
+		c.mu.Unlock()
+	}
+}
+
+// set copies the state into st: results never share a slice.
+func (r secureBootRead) set(st *BootState) {
+	st.SecureBoot = r.enabled
+	db, dbx := r.db, r.dbx
+	db.Certificates, dbx.Certificates = slices.Clone(db.Certificates), slices.Clone(dbx.Certificates)
+	st.DB, st.DBX = &db, &dbx
+}
+
 // summariseDB names the certificates and counts the hashes of a signature database.
-func summariseDB(certs []x509.Certificate, hashes [][]byte) *SignatureDB {
-	db := &SignatureDB{Hashes: len(hashes)}
+func summariseDB(certs []x509.Certificate, hashes [][]byte) SignatureDB {
+	db := SignatureDB{Hashes: len(hashes)}
 	for _, c := range certs {
 		db.Certificates = append(db.Certificates, c.Subject.String())
 	}

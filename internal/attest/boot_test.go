@@ -8,10 +8,12 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -118,6 +120,48 @@ func TestCheckBootLogRealLogs(t *testing.T) {
 				t.Error("a log replayed against another boot's PCRs was accepted")
 			}
 		})
+	}
+}
+
+// TestSecureBootCache: the Secure Boot state read through the verifier's cache is the state
+// read without it, for every real log, whichever log came before; each configuration has its
+// own entry; results share no slice; and a warm cache still refuses a log that does not replay.
+func TestSecureBootCache(t *testing.T) {
+	c := &secureBootCache{}
+	for round := range 2 {
+		for _, l := range realLogs {
+			raw := readLog(t, l.file)
+			want, err := checkBootLog(raw, replayedPCRs(t, raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := checkBootLogWith(raw, replayedPCRs(t, raw), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("round %d, %s: cached state %+v, read %+v", round, l.file, got, want)
+			}
+		}
+	}
+	// crypto_agile_eventlog's Secure Boot state does not read: it is not kept.
+	if len(c.m) != len(realLogs)-1 {
+		t.Errorf("%d cached states, want %d", len(c.m), len(realLogs)-1)
+	}
+	raw := readLog(t, "sb_cert_eventlog")
+	a, errA := checkBootLogWith(raw, replayedPCRs(t, raw), c)
+	b, errB := checkBootLogWith(raw, replayedPCRs(t, raw), c)
+	if errA != nil || errB != nil || a.DB == nil || len(a.DB.Certificates) == 0 {
+		t.Fatalf("%v %v %+v", errA, errB, a)
+	}
+	a.DB.Certificates[0] = "changed"
+	if b.DB.Certificates[0] == "changed" || a.DB == b.DB {
+		t.Error("two results share their db")
+	}
+	other := replayedPCRs(t, raw)
+	other[7] = bytes.Repeat([]byte{7}, sha256.Size)
+	if _, err := checkBootLogWith(raw, other, c); !errors.Is(err, errBootLogReplay) {
+		t.Errorf("pcr 7 of another boot with a warm cache: %v", err)
 	}
 }
 

@@ -293,7 +293,7 @@ func (v *Verifier) Verify(ctx context.Context, in Input) *Result {
 	if err := replay(ev.Log, sel.agent, pcrs); err != nil {
 		return r.refuse(ReasonLogReplay, "%v", err)
 	}
-	if refused := r.checkPlatform(ev, sel, pcrs, in.Policy); refused {
+	if refused := r.checkPlatform(ev, sel, pcrs, in.Policy, v.secureBoot); refused {
 		return r.finish()
 	}
 
@@ -305,7 +305,7 @@ func (v *Verifier) Verify(ctx context.Context, in Input) *Result {
 
 // checkPlatform replays the firmware's event log and the IMA log against the
 // quote and records the boot state. It reports whether it refused the evidence.
-func (r *Result) checkPlatform(ev *deviceapi.Evidence, sel selection, pcrs map[int][]byte, pol Policy) bool {
+func (r *Result) checkPlatform(ev *deviceapi.Evidence, sel selection, pcrs map[int][]byte, pol Policy, sbc *secureBootCache) bool {
 	r.Boot = &BootState{Evidence: EvidenceAgentOnly, LegacyPCRs: sel.legacy}
 	if sel.legacy {
 		r.add(sevWarning, ReasonLegacyPCRs, "the agent extends pcrs 12-15, which shim, systemd-stub and systemd share; update the agent and reboot")
@@ -315,7 +315,7 @@ func (r *Result) checkPlatform(ev *deviceapi.Evidence, sel selection, pcrs map[i
 			r.add(sevRefused, ReasonQuotePCRs, "a boot log came with a quote that does not cover pcrs 0-9")
 			return true
 		}
-		st, err := checkBootLog(ev.EventLog, pcrs)
+		st, err := checkBootLogWith(ev.EventLog, pcrs, sbc)
 		switch {
 		case errors.Is(err, errBootLogReplay):
 			r.add(sevRefused, ReasonBootLogReplay, "%v", err)
