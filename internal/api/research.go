@@ -224,6 +224,7 @@ func (a *API) researchGetReport(w http.ResponseWriter, r *http.Request, p *princ
 	}
 	ctx := r.Context()
 	out := client.ResearcherReport{Report: reportOut(rep)}
+	out.Report.TeamCVSS = nil // the team's own score stays the team's
 	l, err := a.store.ReportLedger(ctx, p.tenantID, rep.Number)
 	if err != nil {
 		return internal(err)

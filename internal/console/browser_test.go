@@ -302,12 +302,18 @@ func TestBrowserWalk(t *testing.T) {
 	if got := browsertest.Value(op, "read the chosen severity", chromedp.Value(chromedp.CSS("#t-sev"))); got != "critical" {
 		t.Errorf("the triage form's severity is %q after scoring, want the score's critical", got)
 	}
+	if got := browsertest.Value(op, "read the team's vector to save", chromedp.Value(chromedp.CSS("#t-cvss"))); got != teamV {
+		t.Errorf("the triage form would save the vector %q, want the scored %q", got, teamV)
+	}
 	op.Run("triage",
 		chromedp.SetValue(chromedp.CSS("#t-state"), "triaged"),
 		chromedp.SendKeys(chromedp.CSS("#t-impact"), "remote-code-execution"),
 		chromedp.SendKeys(chromedp.CSS("#t-quality"), "high"),
 		chromedp.Click(chromedp.CSS(`form[action$="/triage"] button[type=submit]`)),
 		browsertest.Until(`document.querySelector("p.ok") !== null && document.querySelector(".s-triaged") !== null`))
+	if got := browsertest.Value(op, "read the team's saved score", chromedp.Text(chromedp.CSS("#team-cvss"))); got != teamV+" = 9.8 (critical)" {
+		t.Errorf("after the triage the report shows the team's CVSS %q, want %s = 9.8 (critical)", got, teamV)
+	}
 	preview := browsertest.Value(op, "read the award's explanation", chromedp.Text(chromedp.CSS("#award-h + p")))
 	if !strings.Contains(preview, "48000 USD") && !strings.Contains(preview, "48,000") {
 		t.Errorf("the award preview says %q, want the rules' 48,000 USD", preview)
@@ -319,7 +325,8 @@ func TestBrowserWalk(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`form[action$="/fix"] button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS("#fix-h")))
 	shot(op, "report")
-	if r, err := w.API.GetReport(ctx, number); err != nil || r.State != "resolved" || r.Severity != "critical" || r.Award == nil || r.Fix == nil {
+	if r, err := w.API.GetReport(ctx, number); err != nil || r.State != "resolved" || r.Severity != "critical" || r.Award == nil || r.Fix == nil ||
+		r.TeamCVSS == nil || r.TeamCVSS.Vector != teamV || r.CVSS31 == nil || r.CVSS31.Vector != researcherV {
 		t.Errorf("after the page's forms the API shows %+v, %v", r, err)
 	}
 
@@ -332,6 +339,9 @@ func TestBrowserWalk(t *testing.T) {
 	rr, err := api.ResearcherReport(ctx, number)
 	if err != nil || rr.Fix == nil {
 		t.Fatalf("the researcher API's report: %+v %v", rr, err)
+	}
+	if rr.Report.TeamCVSS != nil {
+		t.Errorf("the researcher API shows the team's own score %+v", rr.Report.TeamCVSS)
 	}
 	cov := browsertest.Value(rs, "read the coverage", chromedp.Text(chromedp.CSS("#fix-coverage")))
 	if want := fmt.Sprintf("%.1f %%", rr.Fix.CoveragePercent); cov != want || rr.Fix.CoveragePercent <= 0 {

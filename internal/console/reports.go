@@ -152,7 +152,7 @@ func reportBack(w http.ResponseWriter, r *http.Request, n int64, done string) {
 func (c *Console) triageReport(w http.ResponseWriter, r *http.Request, s *Session) error {
 	f := r.PostForm
 	req := client.TriageRequest{State: f.Get("state"), Reason: f.Get("reason"), Impact: f.Get("impact"), Severity: f.Get("severity"),
-		Quality: f.Get("quality"), CVE: strings.TrimSpace(f.Get("cve"))}
+		Quality: f.Get("quality"), CVE: strings.TrimSpace(f.Get("cve")), CVSS: strings.TrimSpace(f.Get("cvss"))}
 	if v := strings.TrimSpace(f.Get("duplicate_of")); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {

@@ -18,20 +18,22 @@ import (
 
 // Report is a vulnerability report. Number is its ID as people see it, unique in the tenant.
 type Report struct {
-	ID                string
-	TenantID          string
-	Number            int64
-	ProgramName       string
-	ResearcherID      string
-	ResearcherName    string
-	Title             string
-	Description       string
-	Scenario          string
-	Product           string
-	Components        []string
-	Releases          []string
-	CVSS31            string
-	CVSS40            string
+	ID             string
+	TenantID       string
+	Number         int64
+	ProgramName    string
+	ResearcherID   string
+	ResearcherName string
+	Title          string
+	Description    string
+	Scenario       string
+	Product        string
+	Components     []string
+	Releases       []string
+	CVSS31         string
+	CVSS40         string
+	// TeamCVSS is the triage team's vector (3.1 or 4.0), "" until the team scores the report.
+	TeamCVSS          string
 	State             program.State
 	StateReason       string
 	DuplicateOf       int64
@@ -61,7 +63,7 @@ type ReportFilter struct {
 
 const reportColumns = `r.id, r.tenant_id, r.number, p.name, r.researcher_id, rs.name, r.title, r.description, r.scenario,
 	r.product, r.components, r.releases, r.cvss31, r.cvss40, r.state, r.state_reason, r.duplicate_of, r.impact, r.severity,
-	r.quality, r.cve, r.needs_info_deadline, r.submitted_at, r.updated_at, r.first_response_at, r.triaged_at, r.awarded_at`
+	r.quality, r.cve, r.needs_info_deadline, r.submitted_at, r.updated_at, r.first_response_at, r.triaged_at, r.awarded_at, r.team_cvss`
 
 const reportJoins = ` FROM reports r JOIN programs p ON p.id = r.program_id JOIN researchers rs ON rs.id = r.researcher_id `
 
@@ -72,7 +74,7 @@ func scanReport(row interface{ Scan(...any) error }) (Report, error) {
 	var submitted, updated int64
 	if err := row.Scan(&r.ID, &r.TenantID, &r.Number, &r.ProgramName, &r.ResearcherID, &r.ResearcherName, &r.Title,
 		&r.Description, &r.Scenario, &r.Product, &comps, &rels, &r.CVSS31, &r.CVSS40, &r.State, &r.StateReason, &dup,
-		&r.Impact, &r.Severity, &r.Quality, &r.CVE, &deadline, &submitted, &updated, &first, &triaged, &awarded); err != nil {
+		&r.Impact, &r.Severity, &r.Quality, &r.CVE, &deadline, &submitted, &updated, &first, &triaged, &awarded, &r.TeamCVSS); err != nil {
 		return Report{}, err
 	}
 	if err := json.Unmarshal([]byte(comps), &r.Components); err != nil {
@@ -249,6 +251,8 @@ type Triage struct {
 	Severity program.Severity
 	Quality  program.Quality
 	CVE      string
+	// CVSS is the team's vector, already checked (program.ParseCVSS); "" keeps the one saved.
+	CVSS string
 }
 
 // Transition is a state change requested by the triage team.
@@ -334,6 +338,9 @@ func (s *Store) transition(ctx context.Context, tx *sql.Tx, actor Actor, rules *
 	if t.Triage.CVE != "" {
 		r.CVE = t.Triage.CVE
 	}
+	if t.Triage.CVSS != "" {
+		r.TeamCVSS = t.Triage.CVSS
+	}
 	r.State, r.StateReason, r.UpdatedAt = t.To, t.Reason, now
 	team := !isResearcher(actor)
 	if team && r.FirstResponseAt == nil {
@@ -343,9 +350,9 @@ func (s *Store) transition(ctx context.Context, tx *sql.Tx, actor Actor, rules *
 		r.TriagedAt = &now
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE reports SET state = $1, state_reason = $2, duplicate_of = $3, needs_info_deadline = $4,
-		impact = $5, severity = $6, quality = $7, cve = $8, updated_at = $9, first_response_at = $10, triaged_at = $11 WHERE id = $12`,
+		impact = $5, severity = $6, quality = $7, cve = $8, updated_at = $9, first_response_at = $10, triaged_at = $11, team_cvss = $12 WHERE id = $13`,
 		string(r.State), r.StateReason, dup, deadline, r.Impact, string(r.Severity), string(r.Quality), r.CVE, micros(now),
-		nullMicros(r.FirstResponseAt), nullMicros(r.TriagedAt), r.ID); err != nil {
+		nullMicros(r.FirstResponseAt), nullMicros(r.TriagedAt), r.TeamCVSS, r.ID); err != nil {
 		return err
 	}
 	details := Details{}
@@ -357,6 +364,9 @@ func (s *Store) transition(ctx context.Context, tx *sql.Tx, actor Actor, rules *
 	}
 	if t.Triage != (Triage{}) {
 		details["impact"], details["severity"], details["quality"] = r.Impact, r.Severity, r.Quality
+	}
+	if t.Triage.CVSS != "" {
+		details["cvss"] = r.TeamCVSS
 	}
 	kind := "state"
 	if actor == System && t.To == program.StateNotApplicable && from == program.StateNeedsMoreInfo {

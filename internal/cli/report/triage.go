@@ -10,7 +10,7 @@ import (
 func newTriage(env *clienv.Env) *cobra.Command {
 	var req client.TriageRequest
 	cmd := &cobra.Command{
-		Use:   "triage ID --state STATE [--reason TEXT] [--duplicate-of ID] [--impact I] [--severity S] [--quality Q] [--cve CVE]",
+		Use:   "triage ID --state STATE [--reason TEXT] [--duplicate-of ID] [--impact I] [--severity S] [--quality Q] [--cve CVE] [--cvss VECTOR]",
 		Short: "Move a report to another state (triaged, needs_more_info, duplicate, by_design, ...) and record triage decisions",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -37,6 +37,7 @@ func newTriage(env *clienv.Env) *cobra.Command {
 	f.StringVar(&req.Severity, "severity", "", "severity: low, medium, high, critical")
 	f.StringVar(&req.Quality, "quality", "", "report quality: low, medium, high")
 	f.StringVar(&req.CVE, "cve", "", "CVE identifier, once assigned")
+	f.StringVar(&req.CVSS, "cvss", "", "the team's CVSS 3.1 or 4.0 vector, saved on the report beside the researcher's")
 	cmd.MarkFlagRequired("state")
 	return cmd
 }
