@@ -451,8 +451,11 @@ func (s *Service) buildDeltas(ctx context.Context, r Release, prev []Release) ([
 		for _, old := range p.Images {
 			for _, im := range r.Images {
 				key := old.SHA256 + im.SHA256
-				if old.Component != im.Component || old.SHA256 == im.SHA256 || done[key] || im.Type == deviceapi.ImageTypeReference {
-					continue // no device downloads a reference image, so none needs its delta
+				if old.Component != im.Component || old.SHA256 == im.SHA256 || done[key] || (im.Type != "" && im.Type != deviceapi.ImageTypeDirectory) {
+					// Only the agent's own slot folders are patched: no device downloads a
+					// reference image, and an installer (RAUC, an update module) takes the
+					// whole image, so neither needs a delta.
+					continue
 				}
 				done[key] = true
 				d, err := s.buildDelta(ctx, old, im)
