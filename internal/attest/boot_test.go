@@ -261,6 +261,50 @@ func TestParseIMALog(t *testing.T) {
 	}
 }
 
+// TestIMAAppraisal: the entries whose file digest a release lists are known, one of a revoked
+// release contraindicates, the others are unknown; a reference key that is not lowercase hex
+// names no entry; and only the entries that replay to the quoted pcr 10 are appraised.
+func TestIMAAppraisal(t *testing.T) {
+	log, extends, files := imaLog(10, nil)
+	pcrAfter := func(n int) [sha256.Size]byte {
+		var pcr [sha256.Size]byte
+		for _, e := range extends[:n] {
+			pcr = sha256.Sum256(append(bytes.Clone(pcr[:]), e...))
+		}
+		return pcr
+	}
+	refs := newFileReferences(map[string]Reference{
+		files[1]:                  {Name: "app", Version: "1.0.0"},
+		files[2]:                  {Name: "old", Version: "0.9.0", Revoked: true},
+		strings.ToUpper(files[3]): {Name: "upper"},
+		files[8]:                  {Name: "late", Version: "1.0.0"},
+		"not a digest":            {Name: "other"},
+	})
+	if len(refs) != 3 {
+		t.Errorf("%d file references indexed, want 3", len(refs))
+	}
+	for _, tc := range []struct {
+		replayed, known, unknown int
+	}{{10, 3, 6}, {5, 2, 2}} {
+		quoted := pcrAfter(tc.replayed)
+		var agg bootAggregate
+		var ap imaAppraisal
+		n, total, err := replayIMALog(log, &quoted, false, &agg, refs, &ap)
+		if err != nil || n != tc.replayed || total != 10 {
+			t.Fatalf("replayed %d of %d: %v, want %d of 10", n, total, err, tc.replayed)
+		}
+		r := &Result{}
+		st := ap.finish(r, n)
+		if st.Entries != tc.replayed || st.Known != tc.known || st.Unknown != tc.unknown {
+			t.Errorf("%d replayed: state %+v, want %d known, %d unknown", tc.replayed, st, tc.known, tc.unknown)
+		}
+		if len(r.Reasons) != 2 || r.Reasons[0].Code != ReasonRevokedComponent || !strings.Contains(r.Reasons[0].Detail, "file-00002.so") ||
+			r.Reasons[1].Code != ReasonIMAUnknownFile || !strings.Contains(r.Reasons[1].Detail, "file-00003.so") {
+			t.Errorf("%d replayed: reasons %v", tc.replayed, r.Reasons)
+		}
+	}
+}
+
 // TestBootAggregate: the IMA log's first entry must be a SHA-256 boot_aggregate of the quoted
 // PCRs 0-9.
 func TestBootAggregate(t *testing.T) {
