@@ -26,6 +26,10 @@ import (
 	"github.com/rampartsec/rampart/internal/testenv"
 )
 
+// ScreenshotsEnv names a folder for the pictures and texts of failed steps (a CI job's
+// artifacts); the system's temporary folder when unset.
+const ScreenshotsEnv = "RAMPART_SCREENSHOTS"
+
 // StepTimeout bounds each Run: a page that never shows what a step waits for fails the test
 // rather than hanging it.
 const StepTimeout = 45 * time.Second
@@ -232,10 +236,16 @@ func (b *Browser) Location() string {
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 
 // saveFailure writes the screenshot, URL and text of the page as it was when a step failed
-// into a new folder under the system's temporary folder (t.TempDir would be removed when the
-// test ends) and returns a sentence saying where.
+// into a new folder under $RAMPART_SCREENSHOTS or the system's temporary folder (t.TempDir
+// would be removed when the test ends) and returns a sentence saying where.
 func (b *Browser) saveFailure(what string) string {
-	dir, err := os.MkdirTemp("", "rampart-browser-"+unsafeName.ReplaceAllString(b.t.Name(), "_")+"-")
+	parent := os.Getenv(ScreenshotsEnv)
+	if parent != "" {
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			return "no screenshot: " + err.Error()
+		}
+	}
+	dir, err := os.MkdirTemp(parent, "rampart-browser-"+unsafeName.ReplaceAllString(b.t.Name(), "_")+"-")
 	if err != nil {
 		return "no screenshot: " + err.Error()
 	}

@@ -72,6 +72,9 @@ func TestFailureScreenshot(t *testing.T) {
 		t.Fatalf("failure note %q names no screenshot", where)
 	}
 	t.Cleanup(func() { os.RemoveAll(filepath.Dir(shot)) })
+	if want := os.Getenv(ScreenshotsEnv); want != "" && filepath.Dir(filepath.Dir(shot)) != filepath.Clean(want) {
+		t.Errorf("screenshot %s is not under $%s (%s)", shot, ScreenshotsEnv, want)
+	}
 	data, err := os.ReadFile(shot)
 	if err != nil {
 		t.Fatal(err)
