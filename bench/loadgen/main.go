@@ -158,27 +158,28 @@ func call(ctx context.Context, c *http.Client, url string) error {
 
 // holdOpen opens n TLS connections, each with one GET in flight, and keeps them for d: what a
 // fleet waiting on the long-poll costs a bare server. With clientCert every connection presents
-// the same self-signed certificate; the server parses it for each connection, as it parses each
-// device's.
+// a self-signed certificate of its own, as every device presents its own (crypto/tls shares the
+// parsed form of identical certificates between connections, so one for all would cost less).
 func holdOpen(url, caFile string, n int, d time.Duration, clientCert bool) error {
 	roots, err := certpool.FromFile(caFile)
 	if err != nil {
 		return err
 	}
-	var certs []tls.Certificate
-	if clientCert {
-		c, err := selfSigned()
-		if err != nil {
-			return err
-		}
-		certs = []tls.Certificate{c}
-	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64) // handshakes at once
 	for range n {
 		sem <- struct{}{}
+		var certs []tls.Certificate
+		if clientCert {
+			c, err := selfSigned()
+			if err != nil {
+				return err
+			}
+			certs = []tls.Certificate{c}
+		}
 		wg.Go(func() {
 			c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: certs}, MaxConnsPerHost: 1}}
 			req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)

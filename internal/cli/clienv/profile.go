@@ -29,7 +29,7 @@ func StartCPUProfile(path string) (stop func(), err error) {
 	}, nil
 }
 
-// HeapProfileAtStop writes, once ctx ends, a heap profile to path (after a garbage collection,
+// HeapProfileAtStop writes, once ctx ends, a heap profile to path (after garbage collections,
 // so that it counts what is live) and a line of the runtime's memory figures to w: the
 // --heap-profile flag of `rampart server`, for the memory benchmark, which stops the server
 // while its devices still hold the long-poll. An empty path writes nothing. The returned wait
@@ -47,7 +47,11 @@ func HeapProfileAtStop(ctx context.Context, path string, w io.Writer) (wait func
 		defer close(done)
 		defer f.Close()
 		<-ctx.Done()
-		runtime.GC()
+		// Three collections: goroutine stacks shrink by half at most per collection, as they
+		// would over the minutes of a long-poll (the runtime collects at least every 2 minutes).
+		for range 3 {
+			runtime.GC()
+		}
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
 		fmt.Fprintf(w, "memory at stop: goroutines %d, heap in use %d B, stacks in use %d B, heap objects %d, OS memory %d B (%s)\n",
