@@ -3,8 +3,8 @@ package server_test
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 

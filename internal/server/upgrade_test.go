@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"database/sql"
+	"encoding/json"
 	"encoding/pem"
 	"io/fs"
 	"os"
@@ -72,7 +73,9 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	copyTree(t, filepath.Join(fixture, "devices"), devices)
 	before := schema(t, filepath.Join(dir, "rampart.db"))
 
-	f := &clitest.Fleet{Server: clitest.StartConfig(t, func(c *server.Config) { c.DataDir = dir }), Keys: filepath.Join(fixture, "keys")}
+	keys := t.TempDir()
+	copyTree(t, filepath.Join(fixture, "keys"), keys)
+	f := &clitest.Fleet{Server: clitest.StartConfig(t, func(c *server.Config) { c.DataDir = dir }), Keys: keys}
 	if f.Admin == "" {
 		t.Fatal("the fixture's admin token did not come along")
 	}
@@ -112,6 +115,24 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	if err != nil || len(rels.Items) != 1 || rels.Items[0].Version != "1.0.0" || rels.Items[0].State != "signed" {
 		t.Fatalf("releases after the upgrade: %+v, %v", rels.Items, err)
 	}
+
+	// The fixture's roots (image repository and director) expire on the date make.sh gave them,
+	// a year after it ran; devices refuse an expired root. So, as an operator keeps a fleet's roots
+	// current, the old root keys sign new roots (a root key added), which the old devices walk to.
+	// Only the new root's date is checked, so this works before and after the fixture's expires.
+	var fixtureRoot struct {
+		Signed struct {
+			Version int64     `json:"version"`
+			Expires time.Time `json:"expires"`
+		} `json:"signed"`
+	}
+	if err := json.Unmarshal(mustRead(t, filepath.Join(keys, "root.json")), &fixtureRoot); err != nil {
+		t.Fatal(err)
+	}
+	if out := f.CLI.OK("keys", "rotate", "--dir", keys, "--add-root", "1"); !strings.HasPrefix(out, "root version 2:") {
+		t.Fatalf("keys rotate printed %q", out)
+	}
+	t.Logf("the fixture's root (version %d) expires %s; rotated to version 2", fixtureRoot.Signed.Version, fixtureRoot.Signed.Expires.Format(time.RFC3339))
 
 	// The old offline keys sign a new release; the old devices install it.
 	img := make([]byte, 4096)
@@ -159,12 +180,34 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	go func() { done <- fleet.Run(rctx) }()
 	defer func() { cancel(); <-done }()
 	testenv.WaitFor(t, "the old devices installing 1.1.0 through the upgraded server", func() bool { return fleet.Progress().Releases["1.1.0"] == 2 })
+	for _, d := range []string{"device-000001", "device-000002"} {
+		for _, role := range []string{"repo", "director"} {
+			var root struct {
+				Signed struct {
+					Version int64 `json:"version"`
+				} `json:"signed"`
+			}
+			if err := json.Unmarshal(mustRead(t, filepath.Join(devices, d, "update", role, "root.json")), &root); err != nil || root.Signed.Version != 2 {
+				t.Errorf("%s trusts %s root version %d (%v); want 2", d, role, root.Signed.Version, err)
+			}
+		}
+	}
 	if renewed := deviceCert(t, expirePath); !time.Now().Before(renewed.NotAfter) || !renewed.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(old.PublicKey) {
 		t.Errorf("device 2, its certificate expired, has %s valid until %s; want a fresh one for its key", renewed.Subject, renewed.NotAfter)
 	}
 	if v, err := f.API.VerifyAudit(ctx); err != nil || !v.Intact {
 		t.Errorf("audit verify at the end: %+v, %v", v, err)
 	}
+}
+
+// mustRead reads a file.
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // deviceCert reads a device's certificate file.
