@@ -283,7 +283,7 @@ func Until(expr string) chromedp.Action[chromedp.Void] {
 	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
 		var last error
 		for {
-			ok, err := chromedp.Evaluate[bool]("Boolean(" + expr + ")")(ctx, t)
+			ok, err := chromedp.Evaluate[bool]("Boolean("+expr+")")(ctx, t)
 			if err == nil && ok {
 				return chromedp.Void{}, nil
 			}
