@@ -413,7 +413,7 @@ func (f *Fleet) warnFailures() {
 		"check_in_errors", f.errs.Load(), "devices_off_the_long_poll", f.offLongPoll(), "reasons", strings.Join(top, "; "))
 }
 
-// offLongPoll counts the online devices whose last long-poll failed.
+// offLongPoll counts the online devices waiting to try again after a failed long-poll.
 func (f *Fleet) offLongPoll() int {
 	n := 0
 	for _, d := range f.devices {
@@ -523,7 +523,7 @@ type Progress struct {
 	PowerCuts      int64 `json:"power_cuts"`
 	Errors         int64 `json:"errors"`
 	// LongPollFailures counts the failed long-polls (each retried with backoff); OffLongPoll is
-	// the online devices whose last long-poll failed.
+	// the online devices waiting to try again after a failed long-poll.
 	LongPollFailures int64 `json:"long_poll_failures"`
 	OffLongPoll      int   `json:"off_the_long_poll"`
 }

@@ -164,7 +164,7 @@ type Runner struct {
 	// reattest is set when the long-poll said to attest again now (a revocation demoted the
 	// device's certificate); the next check-in attests whether or not the certificate is due.
 	reattest bool
-	// longPollFailing is set while the device's last long-poll failed.
+	// longPollFailing is set from a failed long-poll until the next try.
 	longPollFailing bool
 	// clock and rand, when set, drive the retries' waits (tests).
 	clock retryClock
@@ -808,6 +808,9 @@ func (r *Runner) Wait(ctx context.Context) error {
 	var failingSince time.Time
 	for now := r.now(); now.Before(deadline); now = r.now() {
 		timeout := min(r.cfg.WaitTimeout, deadline.Sub(now))
+		r.mu.Lock()
+		r.longPollFailing = false // trying again
+		r.mu.Unlock()
 		woke, err := r.longPoll(ctx, timeout)
 		r.noteLongPoll(err)
 		if woke {
@@ -860,8 +863,8 @@ func (r *Runner) noteLongPoll(err error) {
 	}
 }
 
-// LongPollFailing reports whether the device's last long-poll failed (it is off the long-poll
-// until one succeeds). It reads no files, unlike Status.
+// LongPollFailing reports whether the device is off the long-poll: its last long-poll failed
+// and it has not tried again yet. It reads no files, unlike Status.
 func (r *Runner) LongPollFailing() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
