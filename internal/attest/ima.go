@@ -262,14 +262,6 @@ func (x *imaReplay) extend(e *IMAEntry) {
 	x.pcr = sha256.Sum256(x.buf[:])
 }
 
-// appendFileDigestHex appends FileDigestHex to dst.
-func (e *IMAEntry) appendFileDigestHex(dst []byte) []byte {
-	if e.FileAlg != "sha256" || len(e.FileDigest) != sha256.Size {
-		return dst
-	}
-	return hex.AppendEncode(dst, e.FileDigest)
-}
-
 // FileDigestHex is the entry's file digest in lowercase hex, for SHA-256
 // entries (the digest a release lists); empty otherwise.
 func (e IMAEntry) FileDigestHex() string {
