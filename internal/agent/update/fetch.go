@@ -70,9 +70,39 @@ type tufFetcher struct {
 	ctx    context.Context
 	client *http.Client
 	limits Limits
+	// prefetched answers a URL once with what was downloaded from it a moment earlier in the
+	// same check-in (see Updater.client), rather than asking the server again.
+	prefetched map[string]prefetch
+	// record names a URL whose last downloaded bytes are kept in recorded.
+	record   string
+	recorded []byte
+}
+
+// prefetch is one earlier answer: the file, or the error its download returned.
+type prefetch struct {
+	data []byte
+	err  error
 }
 
 func (f *tufFetcher) DownloadFile(url string, maxLength int64, _ time.Duration) ([]byte, error) {
+	if p, ok := f.prefetched[url]; ok {
+		delete(f.prefetched, url)
+		if p.err == nil && int64(len(p.data)) > maxLength {
+			return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s: more than %d bytes: %v", url, maxLength, ErrTooLarge)}
+		}
+		if p.err == nil && url == f.record {
+			f.recorded = p.data
+		}
+		return p.data, p.err
+	}
+	b, err := f.download(url, maxLength)
+	if err == nil && url == f.record {
+		f.recorded = b
+	}
+	return b, err
+}
+
+func (f *tufFetcher) download(url string, maxLength int64) ([]byte, error) {
 	ctx, cancel := context.WithTimeoutCause(f.ctx, f.limits.MetadataDeadline,
 		fmt.Errorf("%w: no whole file within %s", ErrSlowRetrieval, f.limits.MetadataDeadline))
 	defer cancel()

@@ -141,6 +141,9 @@ type Updater struct {
 	cfg Config
 	dl  *downloader
 	log *slog.Logger
+	// repoTUF and dirTUF are the metadata the last check-in verified (see client). An
+	// Updater runs one check-in at a time.
+	repoTUF, dirTUF *tufCache
 }
 
 // New checks cfg and returns an Updater.
@@ -327,11 +330,11 @@ func (u *Updater) Install(ctx context.Context) (Outcome, error) {
 }
 
 func (u *Updater) install(ctx context.Context) (Outcome, error) {
-	repo, err := u.client(ctx, "repo", u.cfg.RepoURL+"/metadata", u.cfg.RepoRoot)
+	repo, err := u.client(ctx, "repo", u.cfg.RepoURL+"/metadata", u.cfg.RepoRoot, &u.repoTUF)
 	if err != nil {
 		return Outcome{}, public.Errorf(public.Unavailable, "image repository: %w", err)
 	}
-	dir, err := u.client(ctx, "director", u.cfg.DirectorURL, u.cfg.DirectorRoot)
+	dir, err := u.client(ctx, "director", u.cfg.DirectorURL, u.cfg.DirectorRoot, &u.dirTUF)
 	if err != nil {
 		return Outcome{}, public.Errorf(public.Unavailable, "director: %w", err)
 	}
@@ -607,8 +610,45 @@ func (u *Updater) applyDelta(ctx context.Context, slot, name string, want Compon
 	})
 }
 
+// tufCache is one repository's verified metadata, kept in memory between check-ins.
+type tufCache struct {
+	up    *updater.Updater
+	fetch *tufFetcher
+	// rootMax and timestampMax are up's download limits.
+	rootMax, timestampMax int64
+	// timestamp is the timestamp file the refresh that built up downloaded.
+	timestamp []byte
+}
+
 // client refreshes one TUF repository, trusting the newest cached root.
-func (u *Updater) client(ctx context.Context, name, metaURL string, bootstrap []byte) (*updater.Updater, error) {
+//
+// A check-in that finds nothing new reuses the metadata verified by the previous refresh
+// (cached): it still asks for the next root version and downloads the timestamp, as every
+// TUF update cycle starts, and when no new root exists and the timestamp is byte for byte the
+// one already verified with the same root, the snapshot and targets it names are the ones
+// already verified too. Only the freeze checks are left, and they run against the current
+// time: an expired root, timestamp, snapshot or targets is refused as a full refresh would
+// refuse it. Anything else (a new root, a new or different timestamp, any error) goes the full
+// way through go-tuf, from the cached root on disk, and only that writes metadata files.
+func (u *Updater) client(ctx context.Context, name, metaURL string, bootstrap []byte, cached **tufCache) (*updater.Updater, error) {
+	now := time.Now()
+	if u.cfg.Now != nil {
+		now = u.cfg.Now()
+	}
+	now = now.UTC()
+	var prefetched map[string]prefetch
+	if c := *cached; c != nil {
+		*cached = nil
+		up, pre, err := c.reuse(ctx, metaURL, now)
+		if err == nil && up != nil {
+			*cached = c
+			return up, nil
+		}
+		if err != nil && ctx.Err() != nil {
+			return nil, fmt.Errorf("%s metadata: %w", name, err)
+		}
+		prefetched = pre
+	}
 	dir := filepath.Join(u.cfg.StateDir, name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -618,14 +658,19 @@ func (u *Updater) client(ctx context.Context, name, metaURL string, bootstrap []
 		roots = [][]byte{b, bootstrap}
 	}
 	var lastErr error
-	for _, root := range roots {
-		up, err := u.newTUF(ctx, dir, metaURL, root)
+	for i, root := range roots {
+		// The root read from root.json is not written back; the pinned root, when root.json
+		// is missing or does not load, is.
+		c, err := u.newTUF(ctx, dir, metaURL, root, i == 0 && len(roots) == 2)
 		if err != nil {
 			// A cached root that does not load (torn write) falls back
 			// to the pinned root; the chain is walked again from there.
 			lastErr = err
 			continue
 		}
+		up, f := c.up, c.fetch
+		f.prefetched = prefetched
+		f.record = timestampURL(metaURL)
 		if err := up.Refresh(); err != nil {
 			// A refresh the agent or the network cut short (stopping, a dropped connection)
 			// refused nothing: it is an interruption, not a refusal of the metadata.
@@ -635,12 +680,62 @@ func (u *Updater) client(ctx context.Context, name, metaURL string, bootstrap []
 			}
 			return nil, fmt.Errorf("%w: %w", ErrMetadata, err)
 		}
+		f.prefetched, f.record = nil, ""
+		if f.recorded != nil {
+			c.timestamp, f.recorded = f.recorded, nil
+			*cached = c
+		}
 		return up, nil
 	}
 	return nil, fmt.Errorf("%w: %w", ErrMetadata, lastErr)
 }
 
-func (u *Updater) newTUF(ctx context.Context, dir, metaURL string, root []byte) (*updater.Updater, error) {
+func timestampURL(metaURL string) string {
+	return strings.TrimSuffix(metaURL, "/") + "/" + metadata.TIMESTAMP + ".json"
+}
+
+// reuse returns the cached updater when nothing changed since it was refreshed (see client),
+// or nil and what it downloaded, for the full refresh to use rather than download again.
+func (c *tufCache) reuse(ctx context.Context, metaURL string, now time.Time) (*updater.Updater, map[string]prefetch, error) {
+	c.fetch.ctx = ctx
+	trusted := c.up.GetTrustedMetadataSet()
+	targets := trusted.Targets[metadata.TARGETS]
+	if trusted.Root == nil || trusted.Timestamp == nil || trusted.Snapshot == nil || targets == nil {
+		return nil, nil, nil
+	}
+	pre := map[string]prefetch{}
+	nextRoot := fmt.Sprintf("%s/%d.%s.json", strings.TrimSuffix(metaURL, "/"), trusted.Root.Signed.Version+1, metadata.ROOT)
+	_, err := c.fetch.DownloadFile(nextRoot, c.rootMax, 0)
+	var httpErr *metadata.ErrDownloadHTTP
+	if err == nil || !errors.As(err, &httpErr) || httpErr.StatusCode != http.StatusNotFound {
+		// A new root (or an answer other than "none"): the full refresh walks the chain.
+		return nil, pre, err
+	}
+	pre[nextRoot] = prefetch{err: err}
+	tsURL := timestampURL(metaURL)
+	ts, err := c.fetch.DownloadFile(tsURL, c.timestampMax, 0)
+	if err != nil {
+		return nil, pre, err
+	}
+	pre[tsURL] = prefetch{data: ts}
+	if string(ts) != string(c.timestamp) {
+		return nil, pre, nil
+	}
+	if trusted.Root.Signed.IsExpired(now) || trusted.Timestamp.Signed.IsExpired(now) ||
+		trusted.Snapshot.Signed.IsExpired(now) {
+		return nil, pre, nil
+	}
+	for _, t := range trusted.Targets {
+		if t.Signed.IsExpired(now) {
+			return nil, pre, nil
+		}
+	}
+	// Delegated roles loaded later (GetTargetInfo) are checked against this time.
+	c.up.UnsafeSetRefTime(now)
+	return c.up, nil, nil
+}
+
+func (u *Updater) newTUF(ctx context.Context, dir, metaURL string, root []byte, onDisk bool) (*tufCache, error) {
 	if _, err := url.Parse(metaURL); err != nil {
 		return nil, err
 	}
@@ -650,13 +745,19 @@ func (u *Updater) newTUF(ctx context.Context, dir, metaURL string, root []byte) 
 	}
 	cfg.LocalMetadataDir = dir
 	cfg.LocalTargetsDir = filepath.Join(dir, "targets")
-	cfg.Fetcher = &tufFetcher{ctx: ctx, client: u.cfg.HTTPClient, limits: u.cfg.Limits}
+	f := &tufFetcher{ctx: ctx, client: u.cfg.HTTPClient, limits: u.cfg.Limits}
+	cfg.Fetcher = f
+	// updater.New writes the root it is given to root.json; when it was read from there, the
+	// bytes are the same and the write is skipped (go-tuf keeps cfg and reads the flag at each
+	// write, so later roles are written as before).
+	cfg.DisableLocalCache = onDisk
 	up, err := updater.New(cfg)
+	cfg.DisableLocalCache = false
 	if err != nil {
 		return nil, err
 	}
 	if u.cfg.Now != nil {
 		up.UnsafeSetRefTime(u.cfg.Now().UTC())
 	}
-	return up, nil
+	return &tufCache{up: up, fetch: f, rootMax: cfg.RootMaxLength, timestampMax: cfg.TimestampMaxLength}, nil
 }

@@ -25,7 +25,7 @@ import (
 // loopback server, built with the server-side tuf package exactly as the
 // server does it, plus hooks through which a test plays the attacker.
 type world struct {
-	t        *testing.T
+	t        testing.TB
 	ks       *tuf.KeySet
 	online   *tuf.OnlineKeys
 	repo     *tuf.Repository
@@ -52,7 +52,7 @@ type release struct {
 	content map[string][]byte
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	ks, err := tuf.GenerateKeySet(1)
 	if err != nil {
@@ -276,7 +276,7 @@ type device struct {
 	reports  *recorder
 }
 
-func newDevice(t *testing.T) *device {
+func newDevice(t testing.TB) *device {
 	d := t.TempDir()
 	return &device{slotsDir: filepath.Join(d, "slots"), stateDir: filepath.Join(d, "state"), reports: &recorder{}}
 }
@@ -320,7 +320,7 @@ func (r *recorder) reset() {
 
 type updaterOpt func(*Config)
 
-func (w *world) updater(t *testing.T, d *device, fsys FS, opts ...updaterOpt) *Updater {
+func (w *world) updater(t testing.TB, d *device, fsys FS, opts ...updaterOpt) *Updater {
 	t.Helper()
 	u, err := w.newUpdater(d, fsys, opts...)
 	if err != nil {
