@@ -3,8 +3,9 @@
 // the server serves, the blobs that snapshot names, and the folder's key and certificate files
 // as they are (tenant CA keys stay sealed in the database under master.key). An archive is a
 // tar file that ends with a manifest of every file's SHA-256; a restore checks all of it before
-// it creates the data folder. The CLI's backup and restore verbs import it. PostgreSQL servers
-// are backed up with pg_dump and their blob store (doc/operations.md).
+// it creates the data folder. The CLI's backup and restore verbs import it, and the server reads
+// the mark a restore leaves (RestoredFile). PostgreSQL servers are backed up with pg_dump and
+// their blob store (doc/operations.md).
 package backup
 
 import (

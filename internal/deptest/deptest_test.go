@@ -65,7 +65,7 @@ var rules = []rule{
 		importers: []string{"internal/server", "internal/api", "bench/seed"}, notAgent: true},
 	{pkg: "internal/certpool", sentence: "for whatever connects to the server over TLS: the public client, the agent, the CLI's simulator, the demo, the load generator and tests. It uses the standard library only, so the agent may link it.",
 		importers: []string{"client", "internal/agent/", "internal/cli/sim", "internal/demo", "bench/loadgen", "internal/cli/clitest"}, imports: []string{}},
-	{pkg: "internal/backup", sentence: "The CLI's backup and restore verbs import it.", importers: []string{"internal/cli/backup"}, notAgent: true},
+	{pkg: "internal/backup", sentence: "The CLI's backup and restore verbs import it, and the server reads the mark a restore leaves (RestoredFile).", importers: []string{"internal/cli/backup", "internal/server"}, notAgent: true},
 	{pkg: "internal/cli", sentence: "cmd/rampart imports it.", importers: []string{"cmd/rampart"}},
 	{pkg: "internal/cli/backup", sentence: "Only internal/cli imports it.", importers: []string{"internal/cli"}},
 	{pkg: "internal/cli/clienv", sentence: "Only the packages under internal/cli import it.", importers: []string{"internal/cli/"}},
