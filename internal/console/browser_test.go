@@ -81,23 +81,12 @@ func TestBrowserWalk(t *testing.T) {
 	}
 
 	// The fleet: simulated agents enrolled, claimed into lamp/Production and running 1.0.0.
-	fleet, err := sim.New(ctx, sim.Config{Server: w.URL, RootCAs: w.Roots, Dir: t.TempDir(), Devices: browserDevices,
-		Interval: time.Second, WaitTimeout: time.Second, Seed: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fleet.Close)
-	if err := fleet.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := fleet.Claim(ctx, w.API, "lamp", "Production"); err != nil {
-		t.Fatal(err)
-	}
+	fleet := w.Sim(t, sim.Config{Devices: browserDevices, Interval: time.Second, WaitTimeout: time.Second, Seed: 16})
 	w.Deploy(t, "1.0.0")
 	if err := fleet.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	stop := runFleet(t, fleet)
+	stop := clitest.RunSim(t, fleet)
 	ids := fleet.DeviceIDs()
 	for i, id := range ids {
 		testenv.WaitFor(t, fmt.Sprintf("device %d on 1.0.0", i+1), func() bool {
@@ -234,7 +223,7 @@ func TestBrowserWalk(t *testing.T) {
 	}
 	// A mark that a reload would wipe: the counts must change in this same page.
 	op.Run("mark the page", browsertest.Eval(`window.rampartSamePage = true`))
-	stop = runFleet(t, fleet)
+	stop = clitest.RunSim(t, fleet)
 	defer stop()
 	op.RunWithin(3*time.Minute, "watch the devices install", browsertest.Until(installed+` !== "0"`))
 	if same := browsertest.Value(op, "read the mark", chromedp.Evaluate[bool](`window.rampartSamePage === true`)); !same {
@@ -385,21 +374,4 @@ func serverCerts(t *testing.T, base string, roots *x509.CertPool) []*x509.Certif
 	}
 	defer conn.Close()
 	return conn.ConnectionState().PeerCertificates
-}
-
-// runFleet runs the fleet's devices until the returned function is called (or the test ends).
-func runFleet(t *testing.T, f *sim.Fleet) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { f.Run(ctx); close(done) }()
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-		}
-	}
-	t.Cleanup(stop)
-	return stop
 }

@@ -93,7 +93,7 @@ var rules = []rule{
 		importers: []string{"internal/store", "internal/api", "internal/tasks", "internal/cli/clitest", "bench/seed"}, notAgent: true},
 	{pkg: "internal/server", sentence: "Only cmd/rampart (through the CLI's server verb), the demo and tests import it.",
 		importers: []string{"internal/cli/server", "internal/demo", "internal/cli/clitest"}, notAgent: true},
-	{pkg: "internal/sim", sentence: "`rampart sim` and `rampart demo` verbs and benchmarks import it.", importers: []string{"internal/cli/sim", "internal/demo", "bench/"}},
+	{pkg: "internal/sim", sentence: "`rampart sim` and `rampart demo` verbs, benchmarks and the tests' fixture clitest import it.", importers: []string{"internal/cli/sim", "internal/demo", "bench/", "internal/cli/clitest"}},
 	{pkg: "internal/sso", sentence: "The console, the server and its CLI verb (for the --oidc-* flags) import it.", importers: []string{"internal/console", "internal/server", "internal/cli/server"}, notAgent: true},
 	{pkg: "internal/sso/ssotest", sentence: "Only tests import it.", importers: []string{}},
 	{pkg: "internal/store", sentence: "Only server-side packages import it (the API, the verifier in internal/attest, the CA keeper, the release service, the web console's sessions, the server and its tasks, the backup of a data folder), besides the fixtures of tests and benchmarks (storetest, clitest, bench/seed); the agent never links it.",

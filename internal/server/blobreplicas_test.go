@@ -120,25 +120,11 @@ func replicas(t *testing.T, blobs string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := sim.New(ctx, sim.Config{Server: b.URL, RootCAs: roots, Dir: t.TempDir(), Devices: 2,
-		Interval: time.Second, WaitTimeout: time.Second, Seed: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Claim(ctx, a.API, "lamp", "Production"); err != nil {
-		t.Fatal(err)
-	}
+	f := a.Sim(t, sim.Config{Server: b.URL, RootCAs: roots, Devices: 2, Interval: time.Second, WaitTimeout: time.Second, Seed: 5})
 	if err := f.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- f.Run(rctx) }()
-	defer func() { cancel(); <-done }()
+	clitest.RunSim(t, f)
 
 	a.Deploy(t, "1.0.0")
 	testenv.WaitFor(t, "both devices running 1.0.0, downloaded from the second replica", func() bool { return f.Progress().Releases["1.0.0"] == 2 })

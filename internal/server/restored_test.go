@@ -29,28 +29,14 @@ func TestRestoredFlag(t *testing.T) {
 	a := clitest.StartFleet(t, cli.Root, func(c *server.Config) { c.Database = url })
 	a.Release(t, "1.0.0", []byte("release 1.0.0"))
 	devices := t.TempDir()
-	f, err := sim.New(ctx, sim.Config{Server: a.URL, RootCAs: a.Roots, Dir: devices, Devices: 1,
-		Interval: time.Second, WaitTimeout: time.Second, Seed: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Claim(ctx, a.API, "lamp", "Production"); err != nil {
-		t.Fatal(err)
-	}
+	f := a.Sim(t, sim.Config{Dir: devices, Devices: 1, Interval: time.Second, WaitTimeout: time.Second, Seed: 7})
 	a.Deploy(t, "1.0.0")
 	if err := f.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- f.Run(rctx) }()
+	stop := clitest.RunSim(t, f)
 	testenv.WaitFor(t, "the device running 1.0.0", func() bool { return f.Progress().Releases["1.0.0"] == 1 })
-	cancel()
-	<-done
+	stop()
 	f.Close()
 
 	b := clitest.StartConfig(t, func(c *server.Config) {
@@ -81,13 +67,11 @@ func TestRestoredFlag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.Close()
+	t.Cleanup(g.Close)
 	if err := g.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rctx, cancel = context.WithCancel(ctx)
-	go func() { done <- g.Run(rctx) }()
-	defer func() { cancel(); <-done }()
+	clitest.RunSim(t, g)
 	testenv.WaitFor(t, "the device running 1.1.0 through the restored replica", func() bool { return g.Progress().Releases["1.1.0"] == 1 })
 	if p := g.Progress(); p.Errors != 0 {
 		t.Fatalf("device against the restored replica: %s", p)

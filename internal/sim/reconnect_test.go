@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampartsec/rampart/internal/cli/clitest"
 	"github.com/rampartsec/rampart/internal/sim"
 	"github.com/rampartsec/rampart/internal/testenv"
 )
@@ -83,25 +84,12 @@ func TestDevicesComeBackToTheLongPoll(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startCutProxy(t, u.Host)
-	f, err := sim.New(ctx, sim.Config{Server: "https://" + p.ln.Addr().String(), RootCAs: w.Roots, Dir: t.TempDir(), Devices: 3,
+	f := w.Sim(t, sim.Config{Server: "https://" + p.ln.Addr().String(), Devices: 3,
 		Interval: time.Hour, WaitTimeout: 5 * time.Minute, Seed: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Claim(ctx, w.API, "lamp", "Production"); err != nil {
-		t.Fatal(err)
-	}
 	if err := f.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- f.Run(rctx) }()
-	defer func() { cancel(); <-done }()
+	clitest.RunSim(t, f)
 	hub := w.Service.Wake()
 	testenv.WaitFor(t, "the three devices on the long-poll", func() bool { return hub.Waiting() == 3 })
 

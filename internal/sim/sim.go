@@ -3,7 +3,7 @@
 // certificate and TLS connections, against a running Rampart server. It can keep a share of the
 // fleet offline, make releases crash or fail their health check, cut power in the middle of
 // installs, and reports progress (enrolled, attested, devices per release) while it runs. The
-// `rampart sim` and `rampart demo` verbs and benchmarks import it.
+// `rampart sim` and `rampart demo` verbs, benchmarks and the tests' fixture clitest import it.
 package sim
 
 import (

@@ -11,7 +11,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/agent/update"
 	"github.com/rampartsec/rampart/internal/cli"
 	"github.com/rampartsec/rampart/internal/cli/clitest"
@@ -64,21 +63,9 @@ func TestFleet(t *testing.T) {
 	ctx := context.Background()
 	w := startWorld(t)
 	w.release(t, "1.0.0", 1)
-	f, err := sim.New(ctx, sim.Config{Server: w.URL, RootCAs: w.Roots, Dir: t.TempDir(), Devices: 6, Offline: 1.0 / 6,
+	f := w.Sim(t, sim.Config{Devices: 6, Offline: 1.0 / 6,
 		CrashRate: map[string]float64{"1.0.0": 1}, InstallFailure: map[string]float64{"1.1.0": 1}, PowerCut: 0.7,
 		Interval: time.Second, WaitTimeout: time.Second, Seed: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range f.DeviceIDs() {
-		if _, err := w.API.ClaimDevice(ctx, id, client.ClaimDeviceRequest{Product: "lamp", Group: "Production"}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if err := f.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -88,10 +75,7 @@ func TestFleet(t *testing.T) {
 		t.Fatalf("after the first check-in (-got +want):\n%s\n%s", diff, p)
 	}
 
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- f.Run(rctx) }()
-	defer func() { cancel(); <-done }()
+	clitest.RunSim(t, f)
 
 	w.Deploy(t, "1.0.0")
 	p = until(t, f, "the fleet installing 1.0.0", func(p sim.Progress) bool { return p.Releases["1.0.0"] == 5 && p.Crashes >= 5 })
@@ -184,18 +168,7 @@ func TestReattest(t *testing.T) {
 	ctx := context.Background()
 	w := startWorld(t)
 	w.release(t, "1.0.0", 1)
-	f, err := sim.New(ctx, sim.Config{Server: w.URL, RootCAs: w.Roots, Dir: t.TempDir(), Devices: 3,
-		Interval: time.Minute, WaitTimeout: time.Minute, Seed: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Claim(ctx, w.API, "lamp", "Production"); err != nil {
-		t.Fatal(err)
-	}
+	f := w.Sim(t, sim.Config{Devices: 3, Interval: time.Minute, WaitTimeout: time.Minute, Seed: 3})
 	if err := f.Claim(ctx, w.API, "lamp", "Production"); err != nil {
 		t.Fatalf("claiming again (a restarted simulator): %v", err)
 	}
@@ -206,10 +179,7 @@ func TestReattest(t *testing.T) {
 	if p := f.Progress(); p.Releases["1.0.0"] != 3 || p.UpdateOnly != 0 {
 		t.Fatalf("after installing 1.0.0: %s", p)
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- f.Run(rctx) }()
-	defer func() { cancel(); <-done }()
+	clitest.RunSim(t, f)
 	// The simulator does nothing itself: the server wakes the demoted devices and each agent
 	// attests again, as a real one does.
 	w.CLI.OK("release", "revoke", "--product", "lamp", "--version", "1.0.0", "--reason", "CVE-2026-0001")

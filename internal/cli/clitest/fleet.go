@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/certpool"
 	"github.com/rampartsec/rampart/internal/rollout"
 	"github.com/rampartsec/rampart/internal/server"
+	"github.com/rampartsec/rampart/internal/sim"
 	"github.com/rampartsec/rampart/internal/store"
 )
 
@@ -92,4 +94,49 @@ func (f *Fleet) Deploy(t testing.TB, version string) {
 		t.Fatal(err)
 	}
 	f.Deployment = d.ID
+}
+
+// Sim makes the simulated fleet cfg, its devices enrolled and claimed into lamp/Production
+// through this server's API, and closes it when the test ends. cfg.Server and cfg.RootCAs, when
+// empty, are this server's (a test may point the devices at a replica or a proxy instead).
+func (f *Fleet) Sim(t testing.TB, cfg sim.Config) *sim.Fleet {
+	t.Helper()
+	if cfg.Server == "" {
+		cfg.Server = f.URL
+	}
+	if cfg.RootCAs == nil {
+		cfg.RootCAs = f.Roots
+	}
+	if cfg.Dir == "" {
+		cfg.Dir = t.TempDir()
+	}
+	ctx := context.Background()
+	s, err := sim.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if err := s.Enroll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Claim(ctx, f.API, "lamp", "Production"); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// RunSim runs s's devices (sim.Fleet.Run) until stop is called or the test ends; stop returns
+// what Run returned, and later calls return it again.
+func RunSim(t testing.TB, s *sim.Fleet) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return stop
 }
