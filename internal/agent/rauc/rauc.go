@@ -118,6 +118,16 @@ func (c *client) prop(ctx context.Context, name string) (dbus.Variant, error) {
 	return v, err
 }
 
+// booted reads the slot the device booted (RAUC's BootSlot, a bootname) and whether it is the
+// slot the install a wrote.
+func (c *client) booted(ctx context.Context, a *update.Artifact) (slot string, installed bool, err error) {
+	slot, err = c.stringProp(ctx, "BootSlot")
+	if err != nil {
+		return "", false, raucErr("cannot read the booted slot", err)
+	}
+	return slot, a.Data[dataBootname] != "" && slot == a.Data[dataBootname], nil
+}
+
 func (c *client) stringProp(ctx context.Context, name string) (string, error) {
 	v, err := c.prop(ctx, name)
 	if err != nil {
@@ -310,11 +320,11 @@ func (i *Installer) Verify(ctx context.Context, a *update.Artifact) error {
 		return err
 	}
 	defer c.close()
-	booted, err := c.stringProp(ctx, "BootSlot")
+	booted, installed, err := c.booted(ctx, a)
 	if err != nil {
-		return raucErr("cannot read the booted slot", err)
+		return err
 	}
-	if booted != a.Data[dataBootname] {
+	if !installed {
 		return public.Errorf(public.Unavailable, "the device booted slot %s, not the installed %s (%s): the bootloader fell back", booted, a.Data[update.DataSlot], a.Data[dataBootname])
 	}
 	return nil
@@ -342,11 +352,11 @@ func (i *Installer) Rollback(ctx context.Context, a *update.Artifact, reason str
 		return false, err
 	}
 	defer c.close()
-	booted, err := c.stringProp(ctx, "BootSlot")
+	_, installed, err := c.booted(ctx, a)
 	if err != nil {
-		return false, raucErr("cannot read the booted slot", err)
+		return false, err
 	}
-	if a.Data[dataBootname] != "" && booted == a.Data[dataBootname] {
+	if installed {
 		if _, err := c.mark(ctx, "bad", "booted"); err != nil {
 			return false, raucErr("cannot mark the booted slot bad", err)
 		}
@@ -374,11 +384,11 @@ func (i *Installer) FinishRollback(ctx context.Context, a *update.Artifact) erro
 		return err
 	}
 	defer c.close()
-	booted, err := c.stringProp(ctx, "BootSlot")
+	booted, installed, err := c.booted(ctx, a)
 	if err != nil {
-		return raucErr("cannot read the booted slot", err)
+		return err
 	}
-	if a.Data[dataBootname] != "" && booted == a.Data[dataBootname] {
+	if installed {
 		return public.Errorf(public.Unavailable, "the device booted the installed slot %s (%s) again: the bootloader did not fall back", a.Data[update.DataSlot], booted)
 	}
 	if _, err := c.mark(ctx, "good", "booted"); err != nil {
