@@ -102,10 +102,10 @@ func New(d Deps) (*Console, error) {
 		c.liveEvery = DefaultLiveEvery
 	}
 	var err error
-	if c.pages, err = parsePages(); err != nil {
+	if c.pages, err = parsePages(templateFiles, "templates"); err != nil {
 		return nil, fmt.Errorf("console.New: %w", err)
 	}
-	if c.research, err = parseResearchPages(); err != nil {
+	if c.research, err = parsePages(researchFiles, "research", researchFuncs); err != nil {
 		return nil, fmt.Errorf("console.New: %w", err)
 	}
 	c.register()

@@ -127,13 +127,18 @@ func duration(d time.Duration) string {
 	return fmt.Sprintf("%d days", int(d.Hours()/24))
 }
 
-// parsePages parses each page of templates/ with the layout around it.
-func parsePages() (map[string]*template.Template, error) {
-	base, err := template.New("").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html")
+// parsePages parses each page of dir (templates/, or research/ for the portal) in fsys with
+// the folder's layout.html around it, with the template functions of fm.
+func parsePages(fsys fs.FS, dir string, fm ...template.FuncMap) (map[string]*template.Template, error) {
+	base := template.New("").Funcs(funcs)
+	for _, m := range fm {
+		base = base.Funcs(m)
+	}
+	base, err := base.ParseFS(fsys, dir+"/layout.html")
 	if err != nil {
 		return nil, err
 	}
-	files, err := fs.Glob(templateFiles, "templates/*.html")
+	files, err := fs.Glob(fsys, dir+"/*.html")
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +148,7 @@ func parsePages() (map[string]*template.Template, error) {
 		if name == "layout" {
 			continue
 		}
-		t, err := template.Must(base.Clone()).ParseFS(templateFiles, f)
+		t, err := template.Must(base.Clone()).ParseFS(fsys, f)
 		if err != nil {
 			return nil, err
 		}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"io/fs"
 	"mime"
 	"net/http"
 	"net/url"
@@ -133,31 +132,6 @@ func (c *Console) registerResearch() {
 	c.researchPage("POST /research/reports/{number}/comments", c.researchComment)
 	c.researchPage("POST /research/reports/{number}/attachments", c.researchAttach)
 	c.researchPage("GET /research/reports/{number}/attachments/{id}", c.researchDownload)
-}
-
-// researchPages are the portal's templates, each with the portal's layout.
-func parseResearchPages() (map[string]*template.Template, error) {
-	base, err := template.New("").Funcs(funcs).Funcs(researchFuncs).ParseFS(researchFiles, "research/layout.html")
-	if err != nil {
-		return nil, err
-	}
-	files, err := fs.Glob(researchFiles, "research/*.html")
-	if err != nil {
-		return nil, err
-	}
-	pages := map[string]*template.Template{}
-	for _, f := range files {
-		name := strings.TrimSuffix(path.Base(f), ".html")
-		if name == "layout" {
-			continue
-		}
-		t, err := template.Must(base.Clone()).ParseFS(researchFiles, f)
-		if err != nil {
-			return nil, err
-		}
-		pages[name] = t
-	}
-	return pages, nil
 }
 
 var researchFuncs = template.FuncMap{
