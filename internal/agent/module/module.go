@@ -524,7 +524,8 @@ func readSmall(r io.Reader) ([]byte, error) {
 	return b, nil
 }
 
-func (art *artifact) readHeader(r io.Reader) error {
+// eachInTarGz calls fn with every entry of the gzip-compressed tar archive r, in order.
+func eachInTarGz(r io.Reader, fn func(h *tar.Header, body io.Reader) error) error {
 	zr, err := gzip.NewReader(r)
 	if err != nil {
 		return err
@@ -533,12 +534,20 @@ func (art *artifact) readHeader(r io.Reader) error {
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			break
+			return nil
 		}
 		if err != nil {
 			return err
 		}
-		b, err := readSmall(tr)
+		if err := fn(h, tr); err != nil {
+			return err
+		}
+	}
+}
+
+func (art *artifact) readHeader(r io.Reader) error {
+	err := eachInTarGz(r, func(h *tar.Header, body io.Reader) error {
+		b, err := readSmall(body)
 		if err != nil {
 			return err
 		}
@@ -554,6 +563,10 @@ func (art *artifact) readHeader(r io.Reader) error {
 				return fmt.Errorf("the artifact has more than one payload; an image holds one")
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	var info struct {
 		Payloads []struct {
@@ -576,25 +589,13 @@ func (art *artifact) readHeader(r io.Reader) error {
 
 // listData reads the payload's file names and checks their checksums against the manifest.
 func (art *artifact) listData(r io.Reader, manifest map[string]string) error {
-	zr, err := gzip.NewReader(r)
-	if err != nil {
-		return err
-	}
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
+	err := eachInTarGz(r, func(h *tar.Header, body io.Reader) error {
 		name := path.Clean(h.Name)
 		if h.Typeflag != tar.TypeReg || strings.Contains(name, "/") || name == "." || name == ".." || strings.HasPrefix(name, ".") {
 			return fmt.Errorf("payload entry %q is not a plain file name", h.Name)
 		}
 		s := sha256.New()
-		if _, err := io.Copy(s, tr); err != nil {
+		if _, err := io.Copy(s, body); err != nil {
 			return err
 		}
 		sum := hex.EncodeToString(s.Sum(nil))
@@ -602,6 +603,10 @@ func (art *artifact) listData(r io.Reader, manifest map[string]string) error {
 			return fmt.Errorf("payload file %s does not match the artifact's manifest", name)
 		}
 		art.files = append(art.files, payloadFile{name: name, sha256: sum})
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	sort.Slice(art.files, func(a, b int) bool { return art.files[a].name < art.files[b].name })
 	return nil
