@@ -2,11 +2,7 @@ package sim_test
 
 import (
 	"context"
-	"io"
-	"net"
 	"net/url"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,61 +10,6 @@ import (
 	"github.com/rampartsec/rampart/internal/sim"
 	"github.com/rampartsec/rampart/internal/testenv"
 )
-
-// cutProxy is a loopback TCP proxy to the server that can cut every connection and refuse new
-// ones for a while: the server going away (a restart, a crash) as the devices see it.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-	down   atomic.Bool
-	mu     sync.Mutex
-	conns  []net.Conn
-}
-
-func startCutProxy(t *testing.T, target string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: target}
-	go p.accept()
-	t.Cleanup(func() { ln.Close(); p.cut() })
-	return p
-}
-
-func (p *cutProxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		if p.down.Load() {
-			c.Close()
-			continue
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, s)
-		p.mu.Unlock()
-		go func() { io.Copy(s, c); s.Close() }()
-		go func() { io.Copy(c, s); c.Close() }()
-	}
-}
-
-// cut closes every open connection.
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
 
 // TestDevicesComeBackToTheLongPoll cuts the devices off the server while they hold the
 // long-poll and keeps them off for a while; once the path heals they hold the long-poll again
@@ -83,8 +24,8 @@ func TestDevicesComeBackToTheLongPoll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startCutProxy(t, u.Host)
-	f := w.Sim(t, sim.Config{Server: "https://" + p.ln.Addr().String(), Devices: 3,
+	p := testenv.StartProxy(t, u.Host)
+	f := w.Sim(t, sim.Config{Server: "https://" + p.Addr(), Devices: 3,
 		Interval: time.Hour, WaitTimeout: 5 * time.Minute, Seed: 5})
 	if err := f.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -93,11 +34,10 @@ func TestDevicesComeBackToTheLongPoll(t *testing.T) {
 	hub := w.Service.Wake()
 	testenv.WaitFor(t, "the three devices on the long-poll", func() bool { return hub.Waiting() == 3 })
 
-	p.down.Store(true)
-	p.cut()
+	p.Down()
 	q := until(t, f, "the devices off the long-poll", func(q sim.Progress) bool { return q.OffLongPoll == 3 && q.LongPollFailures >= 6 })
 	t.Logf("cut off: %s", q)
-	p.down.Store(false)
+	p.Up()
 	testenv.WaitFor(t, "the three devices back on the long-poll", func() bool { return hub.Waiting() == 3 })
 
 	// Through the admin API, which wakes the group's waiting devices (clitest's Deploy writes

@@ -1,7 +1,7 @@
 // Package testenv decides what a test does when a component it needs is missing: it skips with
 // a clear message on a developer's machine, and fails under RAMPART_REQUIRE_ALL=1 (set by
-// .ci/run) so that CI never passes by skipping, and it polls for a state a test awaits
-// (WaitFor). Only tests import it.
+// .ci/run) so that CI never passes by skipping; it polls for a state a test awaits
+// (WaitFor), and stands between clients and a server that goes away (Proxy). Only tests import it.
 package testenv
 
 import (

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/rampartsec/rampart/client"
+	"github.com/rampartsec/rampart/internal/cli"
+	"github.com/rampartsec/rampart/internal/cli/clitest"
+	"github.com/rampartsec/rampart/internal/testenv"
+)
+
+// TestRealAgentReturnsToTheLongPoll runs a real rampart-agent process (`run --interval 1h`)
+// against the server through a proxy. While it holds its long-poll the proxy cuts the
+// connection and refuses new ones, as a server restart or a network partition would; the agent
+// retries with backoff (doc/agent.md), holds the long-poll again once the path heals, and a
+// deployment created then reaches it at once rather than after its hour.
+func TestRealAgentReturnsToTheLongPoll(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the agent and runs it")
+	}
+	bin := buildAgent(t)
+	f := clitest.StartFleet(t, cli.Root)
+	f.Release(t, "1.0.0", []byte(strings.Repeat("release 1.0.0\n", 4096)))
+	u, err := url.Parse(f.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testenv.StartProxy(t, u.Host)
+	a := &realAgent{bin: bin, server: "https://" + p.Addr(), caFile: f.CAFile, state: t.TempDir()}
+	a.id = strings.TrimSpace(a.run(t, "enroll"))
+	ctx := context.Background()
+	if _, err := f.API.ClaimDevice(ctx, a.id, client.ClaimDeviceRequest{Product: "lamp", Group: "Production"}); err != nil {
+		t.Fatal(err)
+	}
+	a.start(t)
+	hub := f.Service.Wake()
+	testenv.WaitFor(t, "the agent on its long-poll", func() bool { return hub.Waiting() == 1 })
+
+	p.Down()
+	testenv.WaitFor(t, "the agent off its long-poll, trying again", func() bool { return hub.Waiting() == 0 && p.Refused() >= 2 })
+	p.Up()
+	testenv.WaitFor(t, "the agent back on its long-poll", func() bool { return hub.Waiting() == 1 })
+
+	f.CLI.OK("deployment", "create", "--product", "lamp", "--group", "Production", "--release", "1.0.0", "--emergency")
+	testenv.WaitFor(t, "the device on 1.0.0", func() bool {
+		d, err := f.API.GetDevice(ctx, a.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.CurrentRelease == "1.0.0"
+	})
+}
