@@ -11,23 +11,8 @@ import (
 // (targets, snapshot, timestamp) beside its ceiling, three bare ed25519
 // signatures over payloads of the same size, measured in the same run.
 func BenchmarkDirectorIssue(b *testing.B) {
-	ks, err := GenerateKeySet(1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	online, err := GenerateOnlineKeys()
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, online, _, d := testDirector(b)
 	now := time.Now()
-	droot, err := NewDirectorRoot(ks, 1, online.Director.Public(), now.Add(time.Hour))
-	if err != nil {
-		b.Fatal(err)
-	}
-	d, err := NewDirector([][]byte{droot}, online.Director, DefaultExpiry())
-	if err != nil {
-		b.Fatal(err)
-	}
 	a := Assignment{DeviceID: strings.Repeat("ab", 32), Release: "1.1.0", Images: []Image{
 		testImage("rootfs", "1.1.0", "rootfs"), testImage("app", "1.1.0", "app")}}
 	f, err := d.Issue(Assignment{DeviceID: a.DeviceID, Version: 1, Release: a.Release, Images: a.Images}, now)

@@ -12,24 +12,29 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 )
 
-func TestDirectorIssue(t *testing.T) {
+// testDirector is a director whose root (version 1, signed by ks's one root key, valid for an
+// hour) trusts online's director key.
+func testDirector(t testing.TB) (ks *KeySet, online *OnlineKeys, root []byte, d *Director) {
+	t.Helper()
 	ks, err := GenerateKeySet(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	online, err := GenerateOnlineKeys()
-	if err != nil {
+	if online, err = GenerateOnlineKeys(); err != nil {
 		t.Fatal(err)
 	}
+	if root, err = NewDirectorRoot(ks, 1, online.Director.Public(), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if d, err = NewDirector([][]byte{root}, online.Director, DefaultExpiry()); err != nil {
+		t.Fatal(err)
+	}
+	return ks, online, root, d
+}
+
+func TestDirectorIssue(t *testing.T) {
+	_, _, droot, d := testDirector(t)
 	now := time.Now()
-	droot, err := NewDirectorRoot(ks, 1, online.Director.Public(), now.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := NewDirector([][]byte{droot}, online.Director, DefaultExpiry())
-	if err != nil {
-		t.Fatal(err)
-	}
 	dev := strings.Repeat("ab", 32)
 	im := testImage("rootfs", "1.1.0", "img")
 	old := testImage("rootfs", "1.0.0", "old")
@@ -79,28 +84,13 @@ func TestDirectorIssue(t *testing.T) {
 }
 
 func TestDirectorRefuses(t *testing.T) {
-	ks, err := GenerateKeySet(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	online, err := GenerateOnlineKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ks, online, droot, d := testDirector(t)
 	now := time.Now()
-	droot, err := NewDirectorRoot(ks, 1, online.Director.Public(), now.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := NewDirector([][]byte{droot}, online.Snapshot, DefaultExpiry()); err == nil {
 		t.Error("NewDirector accepted a key the root does not trust")
 	}
 	if _, err := NewDirector(nil, online.Director, DefaultExpiry()); err == nil {
 		t.Error("NewDirector accepted no root")
-	}
-	d, err := NewDirector([][]byte{droot}, online.Director, DefaultExpiry())
-	if err != nil {
-		t.Fatal(err)
 	}
 	im := testImage("rootfs", "1.0.0", "x")
 	dev := strings.Repeat("0", 64)
@@ -133,23 +123,8 @@ func TestDirectorRefuses(t *testing.T) {
 // A reference image (a kernel or binary the release holds only for the verifier) is never named
 // to a device; the installable image beside it is.
 func TestDirectorLeavesOutReferences(t *testing.T) {
-	ks, err := GenerateKeySet(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	online, err := GenerateOnlineKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, _, d := testDirector(t)
 	now := time.Now()
-	droot, err := NewDirectorRoot(ks, 1, online.Director.Public(), now.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := NewDirector([][]byte{droot}, online.Director, DefaultExpiry())
-	if err != nil {
-		t.Fatal(err)
-	}
 	bundle := testImage("rootfs", "1.0.1", "bundle")
 	bundle.Type, bundle.RAUCManifestHash = "rauc-bundle", strings.Repeat("c", 64)
 	kernel := testImage("boot-kernel", "1.0.1", "kernel")
