@@ -109,7 +109,7 @@ func (i *Installer) Type() string { return deviceapi.ImageTypeModulePrefix + i.n
 
 // moduleErr is a failure of the module: what it was doing, and its own last words.
 func (i *Installer) moduleErr(state string, err error, out []byte) error {
-	line := lastLine(out)
+	line := update.LastLine(out, 200)
 	if line != "" {
 		return public.Errorf(public.Unavailable, "update module %s failed in %s: %v: %s", i.name, state, err, line)
 	}
@@ -370,7 +370,7 @@ func (i *Installer) Reboot(ctx context.Context, a *update.Artifact) error {
 	}
 	cmd := exec.CommandContext(ctx, i.cfg.RebootCommand[0], i.cfg.RebootCommand[1:]...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return public.Errorf(public.Unavailable, "the reboot command failed: %v: %s", err, lastLine(out))
+		return public.Errorf(public.Unavailable, "the reboot command failed: %v: %s", err, update.LastLine(out, 200))
 	}
 	return nil
 }
@@ -664,15 +664,4 @@ func (c *capped) Write(p []byte) (int, error) {
 		c.b.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
-}
-
-func lastLine(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if k := strings.LastIndexByte(s, '\n'); k >= 0 {
-		s = s[k+1:]
-	}
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return s
 }

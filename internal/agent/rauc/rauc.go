@@ -308,7 +308,7 @@ func (i *Installer) Reboot(ctx context.Context, a *update.Artifact) error {
 	cmd := exec.CommandContext(ctx, i.cfg.RebootCommand[0], i.cfg.RebootCommand[1:]...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return public.Errorf(public.Unavailable, "the reboot command %q failed: %v: %s", strings.Join(i.cfg.RebootCommand, " "), err, strings.TrimSpace(lastLine(out)))
+		return public.Errorf(public.Unavailable, "the reboot command %q failed: %v: %s", strings.Join(i.cfg.RebootCommand, " "), err, update.LastLine(out, 200))
 	}
 	return nil
 }
@@ -464,15 +464,4 @@ func publicText(err error) string {
 		return msg
 	}
 	return err.Error()
-}
-
-func lastLine(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if k := strings.LastIndexByte(s, '\n'); k >= 0 {
-		s = s[k+1:]
-	}
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return s
 }

@@ -49,13 +49,7 @@ func HealthCommand(argv []string) update.HealthFunc {
 		cmd.Env = append(os.Environ(), "RAMPART_RELEASE="+b.Info.Release, "RAMPART_SLOT="+b.Slot)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			line := strings.TrimSpace(string(out))
-			if k := strings.LastIndexByte(line, '\n'); k >= 0 {
-				line = line[k+1:]
-			}
-			if len(line) > 300 {
-				line = line[:300]
-			}
+			line := update.LastLine(out, 300)
 			if ctx.Err() != nil {
 				return fmt.Errorf("%s did not finish within %s", argv[0], HealthTimeout)
 			}

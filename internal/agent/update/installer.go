@@ -519,3 +519,16 @@ func publicText(err error) string {
 	}
 	return err.Error()
 }
+
+// LastLine is the last non-empty line of a command's output (an installer, a module, the health
+// check), at most max bytes: what a failure reports as its reason.
+func LastLine(out []byte, max int) string {
+	s := strings.TrimSpace(string(out))
+	if k := strings.LastIndexByte(s, '\n'); k >= 0 {
+		s = s[k+1:]
+	}
+	if len(s) > max {
+		s = s[:max]
+	}
+	return s
+}
