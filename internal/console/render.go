@@ -184,12 +184,12 @@ type errorData struct {
 	Message string
 }
 
-// renderError shows a refusal or a fault on a page of its own, with the status the API gave:
-// the API's own sentence for a refusal, "internal error" for a fault (logged).
-func (c *Console) renderError(w http.ResponseWriter, r *http.Request, s *Session, err error) {
+// errorPage is what a page shows for err: the API's status and sentence under a plain heading.
+// A fault (500 and above) is logged, with who (the console or the portal) met it.
+func (c *Console) errorPage(r *http.Request, who string, err error) errorData {
 	e := api.AsError(err)
 	if e.Status >= 500 {
-		c.log.Error("console request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		c.log.Error(who+" request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	heading := http.StatusText(e.Status)
 	switch e.Status {
@@ -197,10 +197,17 @@ func (c *Console) renderError(w http.ResponseWriter, r *http.Request, s *Session
 		heading = "Not allowed"
 	case http.StatusNotFound:
 		heading = "Not found"
-	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
 		heading = "That did not work"
 	case http.StatusConflict:
 		heading = "Not now"
 	}
-	c.render(w, r, e.Status, "error", s, heading, errorData{Status: e.Status, Heading: heading, Message: e.Message})
+	return errorData{Status: e.Status, Heading: heading, Message: e.Message}
+}
+
+// renderError shows a refusal or a fault on a page of its own, with the status the API gave:
+// the API's own sentence for a refusal, "internal error" for a fault (logged).
+func (c *Console) renderError(w http.ResponseWriter, r *http.Request, s *Session, err error) {
+	d := c.errorPage(r, "console", err)
+	c.render(w, r, d.Status, "error", s, d.Heading, d)
 }

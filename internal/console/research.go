@@ -175,22 +175,8 @@ func (c *Console) renderResearch(w http.ResponseWriter, r *http.Request, status 
 
 // researchError shows a refusal with the researcher API's own sentence and status.
 func (c *Console) researchError(w http.ResponseWriter, r *http.Request, s *ResearchSession, err error) {
-	e := api.AsError(err)
-	if e.Status >= 500 {
-		c.log.Error("portal request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	heading := http.StatusText(e.Status)
-	switch e.Status {
-	case http.StatusForbidden:
-		heading = "Not allowed"
-	case http.StatusNotFound:
-		heading = "Not found"
-	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
-		heading = "That did not work"
-	case http.StatusConflict:
-		heading = "Not now"
-	}
-	c.renderResearch(w, r, e.Status, "error", s, heading, errorData{Status: e.Status, Heading: heading, Message: e.Message})
+	d := c.errorPage(r, "portal", err)
+	c.renderResearch(w, r, d.Status, "error", s, d.Heading, d)
 }
 
 type researchLoginData struct {
