@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"net/http"
 	"strconv"
 	"time"
@@ -9,8 +10,9 @@ import (
 )
 
 type metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests   *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	handshakes *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -22,9 +24,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "rampart_http_request_duration_seconds", Help: "HTTP request latency by route pattern.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}, []string{"route"}),
+		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rampart_tls_handshakes_total", Help: "TLS handshakes completed, by whether they resumed a session.",
+		}, []string{"resumed"}),
 	}
-	reg.MustRegister(m.requests, m.duration)
+	reg.MustRegister(m.requests, m.duration, m.handshakes)
 	return m
+}
+
+// countHandshake is the TLS configuration's VerifyConnection: it counts each handshake, full or
+// resumed, and refuses none (the device API checks client certificates per request).
+func (m *metrics) countHandshake(cs tls.ConnectionState) error {
+	m.handshakes.WithLabelValues(strconv.FormatBool(cs.DidResume)).Inc()
+	return nil
 }
 
 type statusWriter struct {

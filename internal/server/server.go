@@ -118,8 +118,9 @@ type Server struct {
 	refresh *tasks.Refresher
 	// console is the web console served at /.
 	console *console.Console
-	// registry is what /metrics serves.
+	// registry is what /metrics serves; metrics are the server's own series in it.
 	registry *prometheus.Registry
+	metrics  *metrics
 	// oidc is the identity provider operators sign in with; nil without --oidc-issuer.
 	oidc *sso.Provider
 	// FirstStart is true when this start created the first tenant and admin token.
@@ -274,7 +275,11 @@ func (s *Server) routes() (http.Handler, error) {
 	s.registry = reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg)
+	s.metrics = m
 	reg.MustRegister(newFleetCollector(s.store, s.log, s.wake.Waiting))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "rampart_db_write_transactions_total", Help: "Write transactions the store committed.",
+	}, func() float64 { return float64(s.store.Commits()) }))
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -332,7 +337,11 @@ func (s *Server) Wake() *wake.Hub { return s.wake }
 // by the device API against each tenant's CA, since the trusted CAs depend on the tenant the
 // certificate names; the admin API ignores them.
 func (s *Server) TLSConfig() *tls.Config {
-	return &tls.Config{Certificates: []tls.Certificate{s.tlsCert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert}
+	c := &tls.Config{Certificates: []tls.Certificate{s.tlsCert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert}
+	if s.metrics != nil {
+		c.VerifyConnection = s.metrics.countHandshake
+	}
+	return c
 }
 
 // Run serves until ctx is cancelled, then drains in-flight requests and closes storage.

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rampartsec/rampart/internal/store/internal/testhook"
@@ -53,6 +54,8 @@ type Store struct {
 	now     func() time.Time
 	stmts   sync.Map // query text -> *sql.Stmt, see QueryRow
 	offers  offerCache
+	// commits counts the write transactions committed through inTx, for /metrics.
+	commits atomic.Uint64
 
 	// On PostgreSQL: the database URL (for the deployment listener's own connection), the
 	// channel on which replicas hear of deployment writes, and this replica's name on it.
@@ -145,8 +148,16 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.commits.Add(1)
+	return nil
 }
+
+// Commits returns how many write transactions the store has committed since it was opened
+// (the server's /metrics; bench/run heal divides it by the devices healed).
+func (s *Store) Commits() uint64 { return s.commits.Load() }
 
 // mapErr turns driver errors into the store's sentinel errors.
 func (s *Store) mapErr(err error) error {
