@@ -1,12 +1,14 @@
 package tuf
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
 	"regexp"
 	"strconv"
 	"time"
 
+	"github.com/secure-systems-lab/go-securesystemslib/cjson"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/rampartsec/rampart/internal/deviceapi"
@@ -22,6 +24,12 @@ type Director struct {
 	root  *metadata.Metadata[metadata.RootType] // the last of roots, parsed once; read only
 	key   *PrivateKey
 	exp   time.Duration
+	// keyID is key's TUF key ID, computed once: go-tuf's Metadata.Sign derives it again from
+	// the public key at every signature, a quarter of an Issue's CPU.
+	keyID string
+	// short is, per online role, the error signing with key alone meets: nil when the newest
+	// root's threshold for the role is at most 1.
+	short map[string]error
 }
 
 // Assignment is what the director tells one device.
@@ -72,12 +80,32 @@ func NewDirector(roots [][]byte, key *PrivateKey, exp Expiry) (*Director, error)
 	if err != nil {
 		return nil, fmt.Errorf("tuf.NewDirector: %w", err)
 	}
+	short := map[string]error{}
 	for _, role := range []string{metadata.TARGETS, metadata.SNAPSHOT, metadata.TIMESTAMP} {
 		if err := trusts(root, role, key); err != nil {
 			return nil, fmt.Errorf("tuf.NewDirector: %w", err)
 		}
+		if need := root.Signed.Roles[role].Threshold; need > 1 {
+			short[role] = &ThresholdError{Role: role, Have: 1, Need: need}
+		}
 	}
-	return &Director{roots: roots, root: root, key: key, exp: exp.Director}, nil
+	return &Director{roots: roots, root: root, key: key, exp: exp.Director, keyID: key.ID(), short: short}, nil
+}
+
+// sign adds the director key's signature over md's canonical signed part, as go-tuf's
+// Metadata.Sign does with an ed25519 signer, with the key ID computed once. NewDirector
+// checked that the root trusts the key for role; a threshold above one key is refused here,
+// as signRole refuses it.
+func directorSign[T metadata.Roles](d *Director, md *metadata.Metadata[T], role string) error {
+	if err := d.short[role]; err != nil {
+		return err
+	}
+	payload, err := cjson.EncodeCanonical(md.Signed)
+	if err != nil {
+		return err
+	}
+	md.Signatures = append(md.Signatures, metadata.Signature{KeyID: d.keyID, Signature: ed25519.Sign(d.key.Private, payload)})
+	return nil
 }
 
 // Roots returns the director's root chain, oldest first.
@@ -104,7 +132,6 @@ func (d *Director) Issue(a Assignment, now time.Time) (*DirectorFiles, error) {
 	if a.Version < 1 {
 		return nil, fmt.Errorf("tuf.Director.Issue: version %d must be positive", a.Version)
 	}
-	root := d.root
 	expires := now.Add(d.exp).UTC().Truncate(time.Second)
 	t := metadata.Targets(expires)
 	t.Signed.Version = a.Version
@@ -135,20 +162,20 @@ func (d *Director) Issue(a Assignment, now time.Time) (*DirectorFiles, error) {
 		}
 		t.Signed.Targets[tf.Path] = tf
 	}
-	if err := signOnline(root, t, metadata.TARGETS, d.key); err != nil {
+	if err := directorSign(d, t, metadata.TARGETS); err != nil {
 		return nil, fmt.Errorf("tuf.Director.Issue: %w", err)
 	}
-	tb, err := t.ToBytes(true)
+	tb, err := t.ToBytes(false)
 	if err != nil {
 		return nil, fmt.Errorf("tuf.Director.Issue: %w", err)
 	}
 	s := metadata.Snapshot(expires)
 	s.Signed.Version = a.Version
 	s.Signed.Meta = map[string]*metadata.MetaFiles{"targets.json": metadata.MetaFile(a.Version)}
-	if err := signOnline(root, s, metadata.SNAPSHOT, d.key); err != nil {
+	if err := directorSign(d, s, metadata.SNAPSHOT); err != nil {
 		return nil, fmt.Errorf("tuf.Director.Issue: %w", err)
 	}
-	sb, err := s.ToBytes(true)
+	sb, err := s.ToBytes(false)
 	if err != nil {
 		return nil, fmt.Errorf("tuf.Director.Issue: %w", err)
 	}
@@ -159,10 +186,10 @@ func (d *Director) Issue(a Assignment, now time.Time) (*DirectorFiles, error) {
 	mf.Length = int64(len(sb))
 	mf.Hashes = metadata.Hashes{"sha256": sum[:]}
 	ts.Signed.Meta = map[string]*metadata.MetaFiles{"snapshot.json": mf}
-	if err := signOnline(root, ts, metadata.TIMESTAMP, d.key); err != nil {
+	if err := directorSign(d, ts, metadata.TIMESTAMP); err != nil {
 		return nil, fmt.Errorf("tuf.Director.Issue: %w", err)
 	}
-	tsb, err := ts.ToBytes(true)
+	tsb, err := ts.ToBytes(false)
 	if err != nil {
 		return nil, fmt.Errorf("tuf.Director.Issue: %w", err)
 	}
