@@ -1,7 +1,9 @@
 // Package durable writes the device agent's state files so that a power cut at any moment
 // leaves a file with either its old or its new content: certificates, keys, pinned roots, boot
-// counters and queued crash batches. The agent's packages import it; the updater's slots go
-// through their own injectable file system (internal/agent/update) so that tests can cut power.
+// counters and queued crash batches; and it tells whether a file changed since it was last read
+// (VersionOf), so that the agent hashes a file it measures or verifies again only when it did.
+// The agent's packages import it; the updater's slots go through their own injectable file
+// system (internal/agent/update) so that tests can cut power.
 package durable
 
 import (

@@ -144,9 +144,12 @@ type Runner struct {
 	cfg Config
 	log *slog.Logger
 
-	mu      sync.Mutex
-	att     attest.Attester
-	mlog    *attest.MeasurementLog
+	mu   sync.Mutex
+	att  attest.Attester
+	mlog *attest.MeasurementLog
+	// digests hashes the files measureBoot measures once per boot, and again when one changes
+	// (attest.FileDigests); open starts it afresh with each boot.
+	digests attest.FileDigests
 	id      *identity.Identity
 	slots   *update.Slots
 	upd     *update.Updater
@@ -262,6 +265,7 @@ func (r *Runner) open(ctx context.Context) error {
 		r.id.Close()
 	}
 	r.att, r.mlog, r.id = att, mlog, id
+	r.digests = attest.FileDigests{}
 	r.http = &http.Client{Transport: tr}
 	r.dev = devclient.New(r.cfg.Server, r.http, r.cfg.DeviceAPI)
 	r.upd = nil // rebuilt with the new client
@@ -422,6 +426,8 @@ func (r *Runner) runningRelease() string {
 }
 
 // measureBoot extends the agent and the booted slot's components into the PCRs, once per boot.
+// It runs at every check-in; a file hashed earlier in this boot is hashed again only when it
+// changed (r.digests), and an event already in this boot's log is not extended again.
 func (r *Runner) measureBoot(ctx context.Context) error {
 	var items []Measure
 	if r.cfg.AgentPath != "" {
@@ -440,7 +446,7 @@ func (r *Runner) measureBoot(ctx context.Context) error {
 		}
 	}
 	for _, m := range items {
-		digest, err := attest.FileDigest(m.Path)
+		digest, err := r.digests.Digest(m.Path)
 		if err != nil {
 			return fmt.Errorf("runner: measure %s: %w", m.Name, err)
 		}

@@ -13,7 +13,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
+	"github.com/rampartsec/rampart/internal/agent/durable"
 	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/public"
 )
@@ -105,6 +108,21 @@ type Slots struct {
 	dir      string
 	fs       FS
 	maxBoots int
+
+	// verified remembers, per file of a committed slot this Slots verified, the file's version
+	// (durable.VersionOf) and the record it matched, so that Boot, which the updater runs at
+	// every check-in, reads the committed slot's files again only when they changed (see
+	// verifyFile).
+	mu       sync.Mutex
+	verified map[string]verifiedFile
+	// now is the clock a version is settled against; time.Now when nil (tests set it).
+	now func() time.Time
+}
+
+// verifiedFile is a component file that matched its record, as it was then.
+type verifiedFile struct {
+	version durable.Version
+	c       ComponentImage
 }
 
 // OpenSlots opens (creating) the slot directory.
@@ -217,7 +235,7 @@ func (s *Slots) Boot() (Boot, error) {
 	if st.Committed == "" || st.Slots[st.Committed] == nil {
 		return Boot{RolledBack: rolledBack, RolledBackRelease: trialRelease}, slotsErr("Boot", "%w", ErrNoBootableSlot)
 	}
-	verr := s.verify(st.Committed, st.Slots[st.Committed])
+	verr := s.verifyCommitted(st.Committed, st.Slots[st.Committed])
 	if verr == nil {
 		return Boot{Slot: st.Committed, Info: *st.Slots[st.Committed], RolledBack: rolledBack, RolledBackRelease: trialRelease}, nil
 	}
@@ -257,23 +275,80 @@ func rollback(st *SlotState, reason string) {
 
 // verify re-reads every file of slot and checks it against info.
 func (s *Slots) verify(slot string, info *SlotInfo) error {
+	return s.verifySlot(slot, info, false)
+}
+
+// verifyCommitted is verify for the committed slot as Boot boots it: a file this Slots already
+// verified against the same record is read again only when its version changed.
+func (s *Slots) verifyCommitted(slot string, info *SlotInfo) error {
+	return s.verifySlot(slot, info, true)
+}
+
+func (s *Slots) verifySlot(slot string, info *SlotInfo, remembered bool) error {
 	if info == nil {
 		return fmt.Errorf("slot %s: %w: no record", slot, ErrSlotCorrupt)
 	}
 	for name, c := range info.Components {
-		if err := s.verifyFile(s.ComponentPath(slot, name), c); err != nil {
+		if err := s.verifyFile(s.ComponentPath(slot, name), c, remembered); err != nil {
 			return fmt.Errorf("slot %s component %s: %w", slot, name, err)
 		}
 	}
 	return nil
 }
 
-func (s *Slots) verifyFile(path string, c ComponentImage) error {
+// verifyFile checks the file at path against c, reading it whole. With remembered, a file
+// whose version (durable.VersionOf, taken from the open file before it is read) is the one it
+// had when it last matched the same record is not read again: no write, truncation or rename
+// over it leaves its change time as it was. A version is remembered only when it was settled as
+// the file was read (durable.Version.Settled), and only by this Slots: an agent that starts,
+// as after a reboot, reads every file once.
+func (s *Slots) verifyFile(path string, c ComponentImage, remembered bool) error {
+	examined := time.Now()
+	if s.now != nil {
+		examined = s.now()
+	}
 	f, err := s.fs.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
+		s.forget(path)
 		return fmt.Errorf("%w: %w", ErrSlotCorrupt, err)
 	}
 	defer f.Close()
+	var version durable.Version
+	versioned := false
+	if fi, err := f.Stat(); err == nil {
+		version, versioned = durable.VersionOf(fi)
+	}
+	if remembered && versioned {
+		s.mu.Lock()
+		v, ok := s.verified[path]
+		s.mu.Unlock()
+		if ok && v.version == version && v.c == c {
+			return nil
+		}
+	}
+	s.forget(path)
+	if err := hashMatches(f, c); err != nil {
+		return err
+	}
+	if versioned && version.Settled(examined) {
+		s.mu.Lock()
+		if s.verified == nil {
+			s.verified = map[string]verifiedFile{}
+		}
+		s.verified[path] = verifiedFile{version: version, c: c}
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+func (s *Slots) forget(path string) {
+	s.mu.Lock()
+	delete(s.verified, path)
+	s.mu.Unlock()
+}
+
+// hashMatches reads f whole and checks its length and SHA-256 against c.
+func hashMatches(f File, c ComponentImage) error {
 	h := sha256.New()
 	n, err := io.Copy(h, io.LimitReader(f, c.Length+1))
 	if err != nil {

@@ -1,0 +1,114 @@
+//go:build linux
+
+package update
+
+import (
+	"context"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// readCountFS counts the bytes read through it.
+type readCountFS struct {
+	OSFS
+	read *atomic.Int64
+}
+
+func (f readCountFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
+	file, err := f.OSFS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return countedFile{File: file, read: f.read}, nil
+}
+
+type countedFile struct {
+	File
+	read *atomic.Int64
+}
+
+func (f countedFile) Read(p []byte) (int, error) {
+	n, err := f.File.Read(p)
+	f.read.Add(int64(n))
+	return n, err
+}
+
+// TestBootReadsTheCommittedSlotOncePerChange: the updater boots the slots at every check-in;
+// one Slots reads the committed slot's files whole the first time and then only when they
+// change. A write in place that keeps the size and puts the modification time back is still
+// seen, and the slot falls back; a new Slots (an agent started again, as after a reboot)
+// reads everything once more.
+func TestBootReadsTheCommittedSlotOncePerChange(t *testing.T) {
+	w := newWorld(t)
+	r1, r2 := twoReleases(w)
+	d := newDevice(t)
+	ctx := context.Background()
+	for _, r := range []release{r1, r2} {
+		w.assign(r)
+		if out, err := w.updater(t, d, nil).RunOnce(ctx); err != nil || !out.Committed {
+			t.Fatalf("install %s: %+v, %v", r.version, out, err)
+		}
+	}
+	var read atomic.Int64
+	s, err := OpenSlots(d.slotsDir, readCountFS{read: &read})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.now = func() time.Time { return time.Now().Add(time.Hour) } // the files have settled
+	st, _ := s.State()
+	var size int64
+	for _, c := range st.Slots[st.Committed].Components {
+		size += c.Length
+	}
+	boot := func() Boot {
+		t.Helper()
+		read.Store(0)
+		b, err := s.Boot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if b := boot(); b.Slot != st.Committed || b.RolledBack != "" || read.Load() < size {
+		t.Fatalf("first boot: %+v, read %d bytes, want the committed slot's %d", b, read.Load(), size)
+	}
+	if b := boot(); b.Slot != st.Committed || read.Load() >= size {
+		t.Fatalf("second boot, nothing changed: %+v, read %d bytes, want only the state file", b, read.Load())
+	}
+
+	// Flip one byte of the committed rootfs in place, its times put back.
+	path := s.ComponentPath(st.Committed, "rootfs")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[100] ^= 1
+	time.Sleep(50 * time.Millisecond) // a tick of the kernel's file clock
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if b := boot(); b.Info.Release != "1.0.0" || b.Slot == st.Committed || !strings.Contains(b.RolledBack, "failed verification") {
+		t.Fatalf("boot after the change = %+v, want a fallback to 1.0.0", b)
+	}
+
+	// A new Slots remembers nothing: its first boot reads the (now committed) slot whole.
+	s2, err := OpenSlots(d.slotsDir, readCountFS{read: &read})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2.now = s.now
+	read.Store(0)
+	if _, err := s2.Boot(); err != nil || read.Load() < size {
+		t.Fatalf("a new Slots' first boot: %v, read %d bytes, want at least %d", err, read.Load(), size)
+	}
+}
