@@ -25,7 +25,7 @@ type directorFiles struct {
 // device. A revoked or unsigned release is refused. Each call issues a new
 // director metadata version.
 func (s *Service) Assign(ctx context.Context, actor store.Actor, tenantID, deviceID, product, version string) error {
-	err := s.cfg.Store.InUpdatesTx(ctx, func(tx *store.UpdatesTx) error {
+	err := s.cfg.Store.InDeviceUpdateTx(ctx, func(tx *store.UpdatesTx) error {
 		return s.issue(ctx, tx, actor, tenantID, deviceID, product, version, true)
 	})
 	if err != nil {

@@ -324,7 +324,7 @@ func (s *Store) RecordAttestation(ctx context.Context, r AttestationRecord) (Att
 	if r.CertNotAfter != nil {
 		notAfter = sql.NullInt64{Int64: micros(*r.CertNotAfter), Valid: true}
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.groupTx(ctx, func(tx *sql.Tx) error {
 		var tenant sql.NullString
 		if r.TenantID != "" {
 			tenant = sql.NullString{String: r.TenantID, Valid: true}

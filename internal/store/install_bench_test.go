@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rampartsec/rampart/internal/store"
@@ -32,6 +33,30 @@ func BenchmarkInstallReport(b *testing.B) {
 	}
 }
 
+// BenchmarkInstallReportParallel is BenchmarkInstallReport from 16 goroutines per CPU at once, as a
+// heal's devices report: on SQLite their writes queue for the one writer, and the group commit
+// commits those that arrived together in one transaction.
+func BenchmarkInstallReportParallel(b *testing.B) {
+	for _, kind := range storetest.Kinds {
+		b.Run(kind, func(b *testing.B) {
+			s, tenantID, ids := benchDevices(b, kind, 256)
+			ctx := context.Background()
+			var next atomic.Int64
+			b.SetParallelism(16)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					rep := store.InstallReport{State: "committed", Release: "1.1", At: s.Now()}
+					if err := s.AddInstallReport(ctx, tenantID, ids[next.Add(1)%int64(len(ids))], rep, false, true); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
 func BenchmarkInstallReportCeiling(b *testing.B) {
 	for _, kind := range storetest.Kinds {
 		b.Run(kind, func(b *testing.B) {
@@ -48,7 +73,7 @@ func BenchmarkInstallReportCeiling(b *testing.B) {
 }
 
 // benchDevices makes a tenant with a product and n claimed devices in its third group.
-func benchDevices(b *testing.B, kind string, n int) (*store.Store, string, []string) {
+func benchDevices(b testing.TB, kind string, n int) (*store.Store, string, []string) {
 	b.Helper()
 	s := storetest.Open(b, kind)
 	ctx := context.Background()

@@ -396,6 +396,14 @@ func (s *Store) InUpdatesTx(ctx context.Context, fn func(t *UpdatesTx) error) er
 	return s.mapErr(s.inTx(ctx, func(tx *sql.Tx) error { return fn(&UpdatesTx{s: s, tx: tx}) }))
 }
 
+// InDeviceUpdateTx is InUpdatesTx for one device's short update (the director naming a
+// release for it): on SQLite the transaction may be shared with other devices' writes and
+// committed with them (group.go); fn returns only after it committed, as with InUpdatesTx.
+// fn must not write through the store outside t.
+func (s *Store) InDeviceUpdateTx(ctx context.Context, fn func(t *UpdatesTx) error) error {
+	return s.mapErr(s.groupTx(ctx, func(tx *sql.Tx) error { return fn(&UpdatesTx{s: s, tx: tx}) }))
+}
+
 // Audit appends a record to tenantID's audit chain in the transaction.
 func (t *UpdatesTx) Audit(ctx context.Context, tenantID string, actor Actor, action, target string, details Details) error {
 	return t.s.appendAudit(ctx, t.tx, tenantID, actor, action, target, details)

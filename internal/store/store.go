@@ -54,6 +54,7 @@ type Store struct {
 	now     func() time.Time
 	stmts   sync.Map // query text -> *sql.Stmt, see QueryRow
 	offers  offerCache
+	group   writeGroup // SQLite's group commit (group.go)
 	// commits counts the write transactions committed through inTx, for /metrics.
 	commits atomic.Uint64
 

@@ -118,3 +118,13 @@ func InTx(ctx context.Context, s *store.Store, fn func(tx *sql.Tx) error) error 
 func QueryRow(ctx context.Context, s *store.Store, query string, args ...any) *sql.Row {
 	return s.TestQueryRow(testhook.Key{}, ctx, query, args...)
 }
+
+// GroupTx runs fn through s's group commit (SQLite's writes of devices, which may share one
+// transaction), as the store's install reports, attestation records and director updates do.
+func GroupTx(ctx context.Context, s *store.Store, fn func(tx *sql.Tx) error) error {
+	return s.TestGroupTx(testhook.Key{}, ctx, fn)
+}
+
+// GroupState is how many writes wait in s's group commit for a leader, and whether a leader
+// runs (a group's transaction is open or being opened).
+func GroupState(s *store.Store) (queued int, leading bool) { return s.TestGroupState(testhook.Key{}) }
