@@ -30,6 +30,7 @@ import (
 
 type result struct {
 	Target   string  `json:"target"`
+	Proto    string  `json:"proto"`
 	Conns    int     `json:"connections"`
 	Requests int     `json:"requests"`
 	Errors   int     `json:"errors"`
@@ -56,6 +57,7 @@ func run() error {
 	warmup := flag.Duration("warmup", 2*time.Second, "time to send before measuring")
 	hold := flag.Int("hold", 0, "instead of load: open this many connections, each with one request held open for --duration (memory ceiling)")
 	holdCert := flag.Bool("hold-client-cert", false, "with --hold: present a client certificate (ECDSA P-256, as a device's) on every connection, as devices on the long-poll do")
+	h2 := flag.Bool("http2", true, "speak HTTP/2 where the server offers it, as the agent does (its transport forces the attempt); false: HTTP/1.1")
 	flag.Parse()
 	if *hold > 0 {
 		return holdOpen(*url, *caFile, *hold, *duration, *holdCert)
@@ -86,7 +88,7 @@ func run() error {
 		}
 		clients[i] = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}},
-			MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1,
+			MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1, ForceAttemptHTTP2: *h2,
 		}}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *warmup+*duration)
@@ -96,6 +98,10 @@ func run() error {
 	var lat []time.Duration
 	var res result
 	var wg sync.WaitGroup
+	// The protocol the connections speak, from the first answer.
+	if res.Proto, err = protocol(ctx, clients[0], *url); err != nil {
+		return err
+	}
 	for _, c := range clients {
 		wg.Go(func() {
 			var local []time.Duration
@@ -137,6 +143,21 @@ func run() error {
 		res.P99ms = float64(lat[len(lat)*99/100]) / 1e6
 	}
 	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// protocol makes one call and returns the protocol of its answer ("HTTP/1.1", "HTTP/2.0").
+func protocol(ctx context.Context, c *http.Client, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	return resp.Proto, nil
 }
 
 func call(ctx context.Context, c *http.Client, url string) error {
