@@ -159,6 +159,13 @@ func (s *Store) DeviceCheckIn(ctx context.Context, tenantID, deviceID string, fi
 	if files {
 		q = checkInFilesQuery
 	}
+	if s.dialect.name() == "sqlite" {
+		// A keyed read of one row, which in WAL mode never waits for a writer, finishes in
+		// microseconds whether or not the client is still there; without the request's
+		// cancellation neither the driver nor database/sql starts a goroutine to watch it,
+		// which cost a fifth of the check-in's time in the database layer.
+		ctx = context.WithoutCancel(ctx)
+	}
 	c := CheckIn{TenantID: tenantID}
 	var n checkInNulls
 	if err := s.queryRow(ctx, q, tenantID, deviceID).Scan(&c.GroupID, &n.product, &n.rel, &n.timestamp, &n.files); err != nil {
