@@ -55,8 +55,8 @@ func (s *Service) issue(ctx context.Context, tx *store.UpdatesTx, actor store.Ac
 	if devTenant != tenantID {
 		return fmt.Errorf("%w: device %s", ErrNotFound, deviceID)
 	}
-	repo, err := tx.Repo(ctx, tenantID)
-	dir, err := s.director(tenantID, repo, err)
+	roots, err := tx.DirectorRoots(ctx, tenantID)
+	dir, err := s.director(tenantID, store.Repo{DirectorRoots: roots}, err)
 	if err != nil {
 		return err
 	}

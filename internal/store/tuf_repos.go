@@ -68,6 +68,17 @@ func (t *UpdatesTx) Repo(ctx context.Context, tenantID string) (Repo, error) {
 	return getRepo(ctx, t.tx, tenantID)
 }
 
+// DirectorRoots reads only a tenant's director roots in the transaction (the director signing
+// a device's metadata needs nothing else of the repository); ErrNotFound when it has none yet.
+func (t *UpdatesTx) DirectorRoots(ctx context.Context, tenantID string) (string, error) {
+	var roots string
+	err := t.tx.QueryRowContext(ctx, `SELECT director_roots FROM tuf_repos WHERE tenant_id = $1`, tenantID).Scan(&roots)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return roots, err
+}
+
 // SaveRepo replaces a tenant's repository state and director roots only if nobody changed the
 // state since old was read; it reports whether it did. updated_at strictly increases.
 func (t *UpdatesTx) SaveRepo(ctx context.Context, tenantID string, old Repo, state, directorRoots string, now time.Time) (bool, error) {
