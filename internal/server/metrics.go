@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +14,32 @@ type metrics struct {
 	requests   *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
 	handshakes *prometheus.CounterVec
+	// series holds each route and status code's two series once looked up (routeCode →
+	// routeSeries): finding them in the vectors hashes the label values under a lock and
+	// allocates, on every request. Routes are the mux's patterns and codes HTTP's, so it stays
+	// small; nothing deletes series from the vectors.
+	series sync.Map
+}
+
+type routeCode struct {
+	route string
+	code  int
+}
+
+type routeSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// seriesFor returns the request counter and latency histogram of route and code.
+func (m *metrics) seriesFor(route string, code int) routeSeries {
+	k := routeCode{route, code}
+	if s, ok := m.series.Load(k); ok {
+		return s.(routeSeries)
+	}
+	s := routeSeries{requests: m.requests.WithLabelValues(route, strconv.Itoa(code)), duration: m.duration.WithLabelValues(route)}
+	m.series.Store(k, s)
+	return s
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -74,7 +101,8 @@ func (m *metrics) instrument(next http.Handler) http.Handler {
 		if sw.code == 0 {
 			sw.code = http.StatusOK
 		}
-		m.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
-		m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		s := m.seriesFor(route, sw.code)
+		s.requests.Inc()
+		s.duration.Observe(time.Since(start).Seconds())
 	})
 }
