@@ -153,6 +153,9 @@ type Runner struct {
 	id      *identity.Identity
 	slots   *update.Slots
 	upd     *update.Updater
+	// keptUpd is the updater of the boot before a simulated reboot; the next updater adopts the
+	// update metadata it verified (update.Updater.Adopt).
+	keptUpd *update.Updater
 	crashes *crash.Collector
 	http    *http.Client
 	dev     *devclient.Client // the device API over http
@@ -268,7 +271,10 @@ func (r *Runner) open(ctx context.Context) error {
 	r.digests = attest.FileDigests{}
 	r.http = &http.Client{Transport: tr}
 	r.dev = devclient.New(r.cfg.Server, r.http, r.cfg.DeviceAPI)
-	r.upd = nil // rebuilt with the new client
+	if r.upd != nil {
+		r.keptUpd = r.upd
+	}
+	r.upd = nil // rebuilt with the new client; it adopts keptUpd's verified metadata
 	r.status.DeviceID = id.DeviceID()
 	return nil
 }
@@ -650,7 +656,12 @@ func (r *Runner) updater(ctx context.Context) (*update.Updater, error) {
 		Health:   r.cfg.Health, Logger: r.log, Now: r.cfg.Now,
 		Installers: r.cfg.Installers, BootID: r.bootID(),
 	})
-	return r.upd, err
+	if err != nil {
+		return nil, err
+	}
+	r.upd.Adopt(r.keptUpd)
+	r.keptUpd = nil
+	return r.upd, nil
 }
 
 // assigned reports whether the director has metadata for this device, that is whether a release

@@ -2,6 +2,7 @@ package update
 
 import (
 	"context"
+	"fmt"
 	"testing"
 )
 
@@ -47,5 +48,39 @@ func BenchmarkCheckInAfterReboot(b *testing.B) {
 		if err != nil || out.Installed || out.Release != "1.0.0" {
 			b.Fatalf("check-in: %+v, %v", out, err)
 		}
+	}
+}
+
+// BenchmarkHealCheckIn is the check-in of a heal: the kept Updater of a device finds a new
+// release signed and named for it (new timestamps in both repositories, the root unchanged),
+// verifies the new metadata, installs the release from a delta and commits it. Signing each
+// release is outside the timer.
+func BenchmarkHealCheckIn(b *testing.B) {
+	w := newWorld(b)
+	r1, _ := twoReleases(w)
+	w.assign(r1)
+	d := newDevice(b)
+	u := w.updater(b, d, nil)
+	ctx := context.Background()
+	if out, err := u.RunOnce(ctx); err != nil || !out.Committed {
+		b.Fatalf("install: %+v, %v", out, err)
+	}
+	prev := r1
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		// Only the last release is kept to build deltas from, as a repository that signs
+		// releases one after another.
+		w.releases = map[string]release{prev.version: prev}
+		next := w.addRelease(fmt.Sprintf("2.%d.0", i), 1, map[string][]byte{"rootfs": edit(prev.content["rootfs"], uint64(i)+100), "config": prev.content["config"]},
+			map[string]string{"config": prev.images["config"].Version})
+		w.assign(next)
+		b.StartTimer()
+		out, err := u.RunOnce(ctx)
+		if err != nil || !out.Committed || len(out.Delta) != 1 {
+			b.Fatalf("heal check-in %d: %+v, %v", i, out, err)
+		}
+		prev = next
 	}
 }

@@ -11,6 +11,7 @@
 package update
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -31,6 +32,7 @@ import (
 	"github.com/rampartsec/rampart/internal/public"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
+	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 )
 
@@ -166,6 +168,25 @@ func New(cfg Config) (*Updater, error) {
 		dl:  &downloader{fs: cfg.Slots.fs, client: cfg.HTTPClient, limits: cfg.Limits},
 		log: cfg.Logger,
 	}, nil
+}
+
+// Adopt takes over the repositories' verified metadata that prev, an earlier Updater of the same
+// device (same URLs, roots and state folder), kept between check-ins (see client), so that the
+// next check-in starts from it rather than from disk. The agent does so when it reopens its
+// identity and HTTP client without restarting: the reboot a software attester simulates. prev
+// must not be used afterwards.
+func (u *Updater) Adopt(prev *Updater) {
+	if prev == nil || prev.cfg.RepoURL != u.cfg.RepoURL || prev.cfg.DirectorURL != u.cfg.DirectorURL || prev.cfg.StateDir != u.cfg.StateDir ||
+		string(prev.cfg.RepoRoot) != string(u.cfg.RepoRoot) || string(prev.cfg.DirectorRoot) != string(u.cfg.DirectorRoot) {
+		return
+	}
+	for _, c := range []struct{ dst, src **tufCache }{{&u.repoTUF, &prev.repoTUF}, {&u.dirTUF, &prev.dirTUF}} {
+		if kept := *c.src; kept != nil {
+			// go-tuf's updater holds the same fetcher, so it downloads through the new client too.
+			kept.fetch.client, kept.fetch.limits = u.cfg.HTTPClient, u.cfg.Limits
+			*c.dst, *c.src = kept, nil
+		}
+	}
 }
 
 // Outcome summarises one update run.
@@ -452,7 +473,7 @@ func (u *Updater) install(ctx context.Context) (Outcome, error) {
 
 // agree returns the images the director names for this device, each
 // checked against the image repository's signed target.
-func (u *Updater) agree(repo, dir *updater.Updater) ([]wanted, string, error) {
+func (u *Updater) agree(repo, dir tufView) ([]wanted, string, error) {
 	var out []wanted
 	release := ""
 	seen := map[string]bool{}
@@ -555,7 +576,7 @@ func (u *Updater) fetchImage(ctx context.Context, w wanted) (string, error) {
 
 // fetchDelta downloads the signed patch from the committed image, if the
 // image repository lists one. Any failure means "use the full image".
-func (u *Updater) fetchDelta(ctx context.Context, repo *updater.Updater, w wanted, cur *SlotInfo) (string, bool) {
+func (u *Updater) fetchDelta(ctx context.Context, repo tufView, w wanted, cur *SlotInfo) (string, bool) {
 	if cur == nil {
 		return "", false
 	}
@@ -610,13 +631,24 @@ func (u *Updater) applyDelta(ctx context.Context, slot, name string, want Compon
 	})
 }
 
+// tufView is what the updater reads from one repository's verified metadata: go-tuf's
+// updater after a full refresh, or the metadata the kept state advanced to (trustedView).
+type tufView interface {
+	GetTopLevelTargets() map[string]*metadata.TargetFiles
+	GetTargetInfo(targetPath string) (*metadata.TargetFiles, error)
+}
+
 // tufCache is one repository's verified metadata, kept in memory between check-ins.
 type tufCache struct {
-	up    *updater.Updater
-	fetch *tufFetcher
-	// rootMax and timestampMax are up's download limits.
-	rootMax, timestampMax int64
-	// timestamp is the timestamp file the refresh that built up downloaded.
+	view tufView
+	// up is go-tuf's updater when a full refresh built view, nil when view is a trustedView.
+	up *updater.Updater
+	// trusted is the verified metadata behind view: root, timestamp, snapshot, targets.
+	trusted trustedmetadata.TrustedMetadata
+	fetch   *tufFetcher
+	// The download limits of each role's metadata (go-tuf's defaults).
+	rootMax, timestampMax, snapshotMax, targetsMax int64
+	// timestamp is the timestamp file the refresh that built view downloaded.
 	timestamp []byte
 }
 
@@ -628,28 +660,47 @@ type tufCache struct {
 // one already verified with the same root, the snapshot and targets it names are the ones
 // already verified too. Only the freeze checks are left, and they run against the current
 // time: an expired root, timestamp, snapshot or targets is refused as a full refresh would
-// refuse it. Anything else (a new root, a new or different timestamp, any error) goes the full
-// way through go-tuf, from the cached root on disk, and only that writes metadata files.
-func (u *Updater) client(ctx context.Context, name, metaURL string, bootstrap []byte, cached **tufCache) (*updater.Updater, error) {
+// refuse it.
+//
+// When the timestamp changed but the root did not, the kept metadata is advanced (advance):
+// the new timestamp, then the snapshot and the targets it names are downloaded and each is
+// verified by go-tuf's own checks (signatures by the kept root, the rollback checks against
+// the kept timestamp and snapshot, lengths and hashes, versions, expiry), exactly as a full
+// refresh verifies them after loading the same files from disk; only the re-verification of
+// the root and of the old files read back from disk is left out. Anything else (a new root, a
+// repository with delegations, any refusal or error) goes the full way through go-tuf, from
+// the cached root on disk, reusing the answers already fetched.
+func (u *Updater) client(ctx context.Context, name, metaURL string, bootstrap []byte, cached **tufCache) (tufView, error) {
 	now := time.Now()
 	if u.cfg.Now != nil {
 		now = u.cfg.Now()
 	}
 	now = now.UTC()
+	dir := filepath.Join(u.cfg.StateDir, name)
 	var prefetched map[string]prefetch
 	if c := *cached; c != nil {
 		*cached = nil
-		up, pre, err := c.reuse(ctx, metaURL, now)
-		if err == nil && up != nil {
+		view, pre, err := c.reuse(ctx, metaURL, now)
+		if err == nil && view != nil {
 			*cached = c
-			return up, nil
+			return view, nil
 		}
 		if err != nil && ctx.Err() != nil {
 			return nil, fmt.Errorf("%s metadata: %w", name, err)
 		}
+		if err == nil {
+			next, aerr := c.advance(dir, metaURL, pre, now)
+			if aerr == nil {
+				*cached = next
+				return next.view, nil
+			}
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("%s metadata: %w", name, aerr)
+			}
+			u.log.Debug("kept metadata not advanced; refreshing from the cached root", "repository", name, "err", aerr)
+		}
 		prefetched = pre
 	}
-	dir := filepath.Join(u.cfg.StateDir, name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -683,6 +734,7 @@ func (u *Updater) client(ctx context.Context, name, metaURL string, bootstrap []
 		f.prefetched, f.record = nil, ""
 		if f.recorded != nil {
 			c.timestamp, f.recorded = f.recorded, nil
+			c.trusted = up.GetTrustedMetadataSet()
 			*cached = c
 		}
 		return up, nil
@@ -694,11 +746,12 @@ func timestampURL(metaURL string) string {
 	return strings.TrimSuffix(metaURL, "/") + "/" + metadata.TIMESTAMP + ".json"
 }
 
-// reuse returns the cached updater when nothing changed since it was refreshed (see client),
-// or nil and what it downloaded, for the full refresh to use rather than download again.
-func (c *tufCache) reuse(ctx context.Context, metaURL string, now time.Time) (*updater.Updater, map[string]prefetch, error) {
+// reuse returns the cached metadata when nothing changed since it was refreshed (see client),
+// or nil and what it downloaded, for advance or the full refresh to use rather than download
+// again.
+func (c *tufCache) reuse(ctx context.Context, metaURL string, now time.Time) (tufView, map[string]prefetch, error) {
 	c.fetch.ctx = ctx
-	trusted := c.up.GetTrustedMetadataSet()
+	trusted := c.trusted
 	targets := trusted.Targets[metadata.TARGETS]
 	if trusted.Root == nil || trusted.Timestamp == nil || trusted.Snapshot == nil || targets == nil {
 		return nil, nil, nil
@@ -730,9 +783,124 @@ func (c *tufCache) reuse(ctx context.Context, metaURL string, now time.Time) (*u
 			return nil, pre, nil
 		}
 	}
-	// Delegated roles loaded later (GetTargetInfo) are checked against this time.
-	c.up.UnsafeSetRefTime(now)
-	return c.up, nil, nil
+	if c.up != nil {
+		// Delegated roles loaded later (GetTargetInfo) are checked against this time.
+		c.up.UnsafeSetRefTime(now)
+	}
+	return c.view, nil, nil
+}
+
+// advance verifies the new timestamp reuse downloaded (pre), and the snapshot and targets it
+// names, against the kept metadata, and returns the cache of the result, which it has written
+// to dir as go-tuf would. It follows go-tuf's refresh step for step from the point where the
+// full refresh has loaded the kept root and the old timestamp and snapshot from disk: the same
+// trustedmetadata calls check every signature of the new files with the kept root, the
+// rollback of the timestamp and snapshot versions, the lengths and hashes each file's parent
+// lists, the snapshot and targets versions, and expiry at now. It returns an error, and the
+// caller refreshes the full way, for anything it does not handle the same way: a timestamp of
+// the same version, a snapshot that did not change, delegations.
+func (c *tufCache) advance(dir, metaURL string, pre map[string]prefetch, now time.Time) (*tufCache, error) {
+	ts, ok := pre[timestampURL(metaURL)]
+	if !ok || ts.err != nil || c.trusted.Root == nil || c.trusted.Timestamp == nil || c.trusted.Snapshot == nil {
+		return nil, errors.New("no new timestamp to advance to")
+	}
+	// The root is the kept one (reuse found no next root); the old timestamp is loaded as
+	// go-tuf loads the one on disk, to check the new one against.
+	t := &trustedmetadata.TrustedMetadata{Root: c.trusted.Root, Timestamp: c.trusted.Timestamp,
+		Targets: map[string]*metadata.Metadata[metadata.TargetsType]{}, RefTime: now}
+	if _, err := t.UpdateTimestamp(ts.data); err != nil {
+		return nil, err
+	}
+	snapMeta := t.Timestamp.Signed.Meta[metadata.SNAPSHOT+".json"]
+	if snapMeta == nil || snapMeta.Version == c.trusted.Snapshot.Signed.Version {
+		return nil, errors.New("the timestamp names the kept snapshot")
+	}
+	// The old snapshot, as go-tuf loads the one on disk once the new timestamp is in: the new
+	// one must keep every file it lists, at the same version or newer.
+	t.Snapshot = c.trusted.Snapshot
+	base := strings.TrimSuffix(metaURL, "/") + "/"
+	roleURL := func(role string, version int64) string {
+		if t.Root.Signed.ConsistentSnapshot {
+			return fmt.Sprintf("%s%d.%s.json", base, version, url.PathEscape(role))
+		}
+		return base + url.PathEscape(role) + ".json"
+	}
+	snap, err := c.fetch.DownloadFile(roleURL(metadata.SNAPSHOT, snapMeta.Version), cmp.Or(snapMeta.Length, c.snapshotMax), 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := t.UpdateSnapshot(snap, false); err != nil {
+		return nil, err
+	}
+	targetsMeta := t.Snapshot.Signed.Meta[metadata.TARGETS+".json"]
+	if targetsMeta == nil {
+		return nil, errors.New("the snapshot does not list targets")
+	}
+	targets, err := c.fetch.DownloadFile(roleURL(metadata.TARGETS, targetsMeta.Version), cmp.Or(targetsMeta.Length, c.targetsMax), 0)
+	if err != nil {
+		return nil, err
+	}
+	top, err := t.UpdateDelegatedTargets(targets, metadata.TARGETS, metadata.ROOT)
+	if err != nil {
+		return nil, err
+	}
+	if top.Signed.Delegations != nil {
+		return nil, errors.New("the targets delegate: go-tuf walks delegations")
+	}
+	// Written in go-tuf's order and way (timestamp, snapshot, targets), so that the next full
+	// refresh, after a reboot, starts from them.
+	for _, f := range []struct {
+		role string
+		data []byte
+	}{{metadata.TIMESTAMP, ts.data}, {metadata.SNAPSHOT, snap}, {metadata.TARGETS, targets}} {
+		if err := persistMetadata(dir, f.role, f.data); err != nil {
+			return nil, err
+		}
+	}
+	next := *c
+	next.up, next.view, next.trusted, next.timestamp = nil, trustedView{top: top}, *t, ts.data
+	return &next, nil
+}
+
+// trustedView is the view of metadata advance verified: the top-level targets, without
+// delegations (advance leaves a repository that delegates to go-tuf).
+type trustedView struct {
+	top *metadata.Metadata[metadata.TargetsType]
+}
+
+// GetTopLevelTargets implements tufView.
+func (v trustedView) GetTopLevelTargets() map[string]*metadata.TargetFiles {
+	return v.top.Signed.Targets
+}
+
+// GetTargetInfo implements tufView, as go-tuf's updater answers for a repository without
+// delegations.
+func (v trustedView) GetTargetInfo(targetPath string) (*metadata.TargetFiles, error) {
+	if t, ok := v.top.Signed.Targets[targetPath]; ok {
+		return t, nil
+	}
+	return nil, fmt.Errorf("target %s not found", targetPath)
+}
+
+// persistMetadata writes one role's metadata file into dir as go-tuf's updater does: a
+// temporary file renamed over ROLE.json.
+func persistMetadata(dir, role string, data []byte) error {
+	f, err := os.CreateTemp(dir, "tuf_tmp")
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return errors.Join(err, os.Remove(f.Name()))
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return errors.Join(err, os.Remove(f.Name()))
+	}
+	if err := f.Close(); err != nil {
+		return errors.Join(err, os.Remove(f.Name()))
+	}
+	return os.Rename(f.Name(), filepath.Join(dir, url.PathEscape(role)+".json"))
 }
 
 func (u *Updater) newTUF(ctx context.Context, dir, metaURL string, root []byte, onDisk bool) (*tufCache, error) {
@@ -759,5 +927,6 @@ func (u *Updater) newTUF(ctx context.Context, dir, metaURL string, root []byte, 
 	if u.cfg.Now != nil {
 		up.UnsafeSetRefTime(u.cfg.Now().UTC())
 	}
-	return &tufCache{up: up, fetch: f, rootMax: cfg.RootMaxLength, timestampMax: cfg.TimestampMaxLength}, nil
+	return &tufCache{view: up, up: up, fetch: f, rootMax: cfg.RootMaxLength, timestampMax: cfg.TimestampMaxLength,
+		snapshotMax: cfg.SnapshotMaxLength, targetsMax: cfg.TargetsMaxLength}, nil
 }
