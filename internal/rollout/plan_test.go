@@ -166,6 +166,30 @@ func TestPositionRange(t *testing.T) {
 	}
 }
 
+// TestPositionStable pins positions computed before Position hashed from a stack buffer: a
+// device must stay in the phase it was in, across versions of the server, for as long as a
+// deployment runs.
+func TestPositionStable(t *testing.T) {
+	long := strings.Repeat("x", 200) // past the stack buffer
+	for _, tt := range []struct {
+		deployment, device string
+		want               float64
+	}{
+		{"dep-1", "dev-1", 0.660818009943355},
+		{"", "", 0.4304816492364817},
+		{"9f1c2e7a-5b1d-4c1e-9a55-2f0e1f8b6c3d", "a3f1c2d4e5b60718293a4b5c6d7e8f90112233445566778899aabbccddeeff00", 0.7952038415040517},
+		{long, long, 0.2014833750000503},
+	} {
+		if got := Position(tt.deployment, tt.device); got != tt.want {
+			t.Errorf("Position(%.12q, %.12q) = %v, want %v", tt.deployment, tt.device, got, tt.want)
+		}
+	}
+	device := strings.Repeat("a", 64)
+	if n := testing.AllocsPerRun(100, func() { Position("9f1c2e7a-5b1d-4c1e-9a55-2f0e1f8b6c3d", device) }); n != 0 {
+		t.Errorf("Position allocates %v times", n)
+	}
+}
+
 func TestPhaseAt(t *testing.T) {
 	plan := DefaultPlan()
 	tests := []struct {
