@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -167,13 +168,14 @@ func New(ctx context.Context, cfg Config) (*Fleet, error) {
 		TLSHandshakeTimeout:   30 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
+	loopback := loopbackServer(cfg.Server)
 	offline := int(float64(cfg.Devices)*cfg.Offline + 0.5)
 	err := f.each(ctx, func(ctx context.Context, i int) error {
 		d := &device{index: i, dir: filepath.Join(cfg.Dir, fmt.Sprintf("device-%06d", i+1)), fs: &cutFS{FS: update.OSFS{}},
 			rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i))), offline: i >= cfg.Devices-offline}
 		d.cfg = runner.Config{Server: cfg.Server, RootCAs: cfg.RootCAs, StateDir: d.dir, Attester: string(deviceapi.KindSoftware),
 			SpoolDir: filepath.Join(d.dir, "crash-spool"), Interval: cfg.Interval, WaitTimeout: cfg.WaitTimeout,
-			Transport: tr, FS: d.fs, Health: f.health(d), Logger: cfg.AgentLogger.With("device", i+1), LongPollFailed: f.longPollFailed}
+			Transport: deviceTransport(tr, loopback, i), FS: d.fs, Health: f.health(d), Logger: cfg.AgentLogger.With("device", i+1), LongPollFailed: f.longPollFailed}
 		d.boot = readBoot(d.dir)
 		d.cfg.KernelBootID = d.bootID()
 		r, err := runner.New(ctx, d.cfg)
@@ -192,6 +194,35 @@ func New(ctx context.Context, cfg Config) (*Fleet, error) {
 		return nil, fmt.Errorf("sim.New: %w", err)
 	}
 	return f, nil
+}
+
+// DevicesPerSource is how many simulated devices connect from one loopback source address: a
+// server on a loopback IPv4 address is reached by devices 1 to 10,000 from 127.0.0.1, the next
+// 10,000 from 127.0.0.2 and so on, since the connections from one address to the server's one
+// port cannot outnumber the ephemeral ports (about 28,000 by default).
+const DevicesPerSource = 10000
+
+// loopbackServer reports whether the server URL names a loopback IPv4 address.
+func loopbackServer(server string) bool {
+	u, err := url.Parse(server)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip != nil && ip.To4() != nil && ip.IsLoopback()
+}
+
+// deviceTransport is the transport template of device i: tr, dialling from the device's
+// loopback source address (DevicesPerSource) past the first 10,000 devices of a loopback server.
+func deviceTransport(tr *http.Transport, loopback bool, i int) *http.Transport {
+	if !loopback || i < DevicesPerSource {
+		return tr
+	}
+	n := i/DevicesPerSource + 1 // 127.0.0.2 for the second block
+	t := tr.Clone()
+	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second,
+		LocalAddr: &net.TCPAddr{IP: net.IPv4(127, byte(n>>16), byte(n>>8), byte(n))}}).DialContext
+	return t
 }
 
 func (d *device) bootID() string { return fmt.Sprintf("sim-%06d-boot-%d", d.index+1, d.boot) }
