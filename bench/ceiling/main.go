@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -22,7 +23,11 @@ func main() {
 	key := flag.String("tls-key", "", "server key")
 	size := flag.Int("size", 200, "answer size in bytes")
 	hold := flag.Bool("hold", false, "hold every request until the client goes away, as the long-poll does (memory ceiling)")
+	heapProfile := flag.String("heap-profile", "", "on SIGTERM, after the garbage collections, write a heap profile to FILE (as rampart server --heap-profile)")
 	flag.Parse()
+	if *heapProfile != "" {
+		runtime.MemProfileRate = 4096 // as rampart server --heap-profile
+	}
 	body := []byte(`{"pad":"` + strings.Repeat("x", max(*size-10, 0)) + `"}`)
 	kp, err := tls.LoadX509KeyPair(*cert, *key)
 	if err != nil {
@@ -34,7 +39,7 @@ func main() {
 		ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{kp}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12},
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if *hold {
+			if *hold && r.URL.RawQuery != "ticket" { // ?ticket: a first connection, for a session to resume
 				<-r.Context().Done()
 				return
 			}
@@ -53,8 +58,14 @@ func main() {
 		}
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
-		fmt.Fprintf(os.Stderr, "memory at stop: goroutines %d, heap in use %d B, stacks in use %d B, heap objects %d, OS memory %d B\n",
-			runtime.NumGoroutine(), m.HeapInuse, m.StackInuse, m.HeapObjects, m.Sys)
+		fmt.Fprintf(os.Stderr, "memory at stop: goroutines %d, heap in use %d B, stacks in use %d B, heap objects %d, OS memory %d B, heap live %d B\n",
+			runtime.NumGoroutine(), m.HeapInuse, m.StackInuse, m.HeapObjects, m.Sys, m.HeapAlloc)
+		if *heapProfile != "" {
+			if f, err := os.Create(*heapProfile); err == nil {
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
 		os.Exit(0)
 	}()
 	fmt.Fprintln(os.Stderr, "ceiling listening on", *listen)

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -58,9 +59,11 @@ func run() error {
 	hold := flag.Int("hold", 0, "instead of load: open this many connections, each with one request held open for --duration (memory ceiling)")
 	holdCert := flag.Bool("hold-client-cert", false, "with --hold: present a client certificate (ECDSA P-256, as a device's) on every connection, as devices on the long-poll do")
 	h2 := flag.Bool("http2", true, "speak HTTP/2 where the server offers it, as the agent does (its transport forces the attempt); false: HTTP/1.1")
+	holdResume := flag.Bool("hold-resume", false, "with --hold: hold each request on a connection that resumed a TLS session (a first connection gets the ticket: GET URL?ticket, which the ceiling answers at once), as most devices' long-polls do")
+	holdSources := flag.Int("hold-sources", 1, "with --hold on a loopback URL: spread the connections over this many source addresses (127.0.0.1, 127.0.0.2, ...), as the ephemeral ports of one address run out near 28,000")
 	flag.Parse()
 	if *hold > 0 {
-		return holdOpen(*url, *caFile, *hold, *duration, *holdCert)
+		return holdOpen(*url, *caFile, *hold, *duration, holdOptions{clientCert: *holdCert, http2: *h2, resume: *holdResume, sources: *holdSources})
 	}
 	if *url == "" || *caFile == "" || *certDir == "" {
 		return errors.New("--url, --ca-file and --certs are required")
@@ -177,11 +180,18 @@ func call(ctx context.Context, c *http.Client, url string) error {
 	return nil
 }
 
+type holdOptions struct {
+	clientCert bool // a certificate of its own on every connection
+	http2      bool // HTTP/2 instead of HTTP/1.1
+	resume     bool // the held connection resumes a TLS session
+	sources    int  // loopback source addresses to spread the connections over
+}
+
 // holdOpen opens n TLS connections, each with one GET in flight, and keeps them for d: what a
 // fleet waiting on the long-poll costs a bare server. With clientCert every connection presents
 // a self-signed certificate of its own, as every device presents its own (crypto/tls shares the
 // parsed form of identical certificates between connections, so one for all would cost less).
-func holdOpen(url, caFile string, n int, d time.Duration, clientCert bool) error {
+func holdOpen(url, caFile string, n int, d time.Duration, o holdOptions) error {
 	roots, err := certpool.FromFile(caFile)
 	if err != nil {
 		return err
@@ -191,10 +201,10 @@ func holdOpen(url, caFile string, n int, d time.Duration, clientCert bool) error
 	defer cancel()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64) // handshakes at once
-	for range n {
+	for i := range n {
 		sem <- struct{}{}
 		var certs []tls.Certificate
-		if clientCert {
+		if o.clientCert {
 			c, err := selfSigned()
 			if err != nil {
 				return err
@@ -202,7 +212,21 @@ func holdOpen(url, caFile string, n int, d time.Duration, clientCert bool) error
 			certs = []tls.Certificate{c}
 		}
 		wg.Go(func() {
-			c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: certs}, MaxConnsPerHost: 1}}
+			dialer := &net.Dialer{}
+			if o.sources > 1 {
+				dialer.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%o.sources))}
+			}
+			tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: certs}, MaxConnsPerHost: 1,
+				DialContext: dialer.DialContext, ForceAttemptHTTP2: o.http2}
+			c := &http.Client{Transport: tr}
+			if o.resume {
+				tr.TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+				if resp, err := c.Get(url + "?ticket"); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				tr.CloseIdleConnections()
+			}
 			req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 			go func() { time.Sleep(50 * time.Millisecond); <-sem }()
 			if resp, err := c.Do(req); err == nil {
