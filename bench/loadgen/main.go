@@ -58,7 +58,7 @@ func run() error {
 	warmup := flag.Duration("warmup", 2*time.Second, "time to send before measuring")
 	hold := flag.Int("hold", 0, "instead of load: open this many connections, each with one request held open for --duration (memory ceiling)")
 	holdCert := flag.Bool("hold-client-cert", false, "with --hold: present a client certificate (ECDSA P-256, as a device's) on every connection, as devices on the long-poll do")
-	h2 := flag.Bool("http2", true, "speak HTTP/2 where the server offers it, as the agent does (its transport forces the attempt); false: HTTP/1.1")
+	h2 := flag.Bool("http2", false, "speak HTTP/2 where the server offers it; false: HTTP/1.1, as the agent speaks (identity.NewTransport)")
 	holdResume := flag.Bool("hold-resume", false, "with --hold: hold each request on a connection that resumed a TLS session (a first connection gets the ticket: GET URL?ticket, which the ceiling answers at once), as most devices' long-polls do")
 	holdSources := flag.Int("hold-sources", 1, "with --hold on a loopback URL: spread the connections over this many source addresses (127.0.0.1, 127.0.0.2, ...), as the ephemeral ports of one address run out near 28,000")
 	flag.Parse()

@@ -68,7 +68,7 @@ type Config struct {
 	// when zero.
 	Limits devclient.Limits
 	// Transport, when set, is cloned for the connection that asks for challenges and sends
-	// evidence with the certificate; http.DefaultTransport's settings otherwise.
+	// evidence with the certificate; NewTransport's otherwise.
 	Transport *http.Transport
 	// Sessions, when set, keeps TLS sessions (tickets) to resume connections with: see
 	// NewSessionCache. The agent keeps one for its whole life, across the boots it simulates.
@@ -475,6 +475,20 @@ func (i *Identity) setCertificate(ctx context.Context, pemBytes []byte) error {
 	return nil
 }
 
+// NewTransport is the transport the agent speaks to the device API with, unless told otherwise:
+// http.DefaultTransport's settings (proxy from the environment, dial and handshake timeouts,
+// idle connections kept 90 s), over HTTP/1.1 only. A device makes one call at a time, so
+// HTTP/2's streams would bring it nothing, while on the server an HTTP/2 connection holding the
+// long-poll costs a goroutine and its stack more than an HTTP/1.1 one (three against two; about
+// 12 KiB a device: doc/benchmarks.md, "memory per held long-poll").
+func NewTransport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ForceAttemptHTTP2 = false
+	tr.Protocols = new(http.Protocols)
+	tr.Protocols.SetHTTP1(true)
+	return tr
+}
+
 // client is the kept client of the calls made with the certificate.
 func (i *Identity) client() *http.Client {
 	i.mu.Lock()
@@ -482,7 +496,7 @@ func (i *Identity) client() *http.Client {
 	if i.mtls == nil {
 		tr := i.cfg.Transport
 		if tr == nil {
-			tr = &http.Transport{ForceAttemptHTTP2: true, TLSHandshakeTimeout: 10 * time.Second, IdleConnTimeout: 90 * time.Second}
+			tr = NewTransport()
 		}
 		tr = tr.Clone()
 		tr.TLSClientConfig = i.TLSConfig()
@@ -510,8 +524,9 @@ func (i *Identity) post(ctx context.Context, path string, in, out any, withCert 
 	if withCert {
 		hc = i.client()
 	} else {
-		hc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: i.cfg.RootCAs, MinVersion: tls.VersionTLS12},
-			ForceAttemptHTTP2: true, TLSHandshakeTimeout: 10 * time.Second}}
+		tr := NewTransport()
+		tr.TLSClientConfig = &tls.Config{RootCAs: i.cfg.RootCAs, MinVersion: tls.VersionTLS12}
+		hc = &http.Client{Transport: tr}
 		defer hc.CloseIdleConnections()
 	}
 	limits := i.cfg.Limits

@@ -378,3 +378,33 @@ func TestSessionsResumePerCertificate(t *testing.T) {
 		t.Errorf("whoami on a resumed connection: %+v, %v (resumed %v)", who, err, resp.TLS.DidResume)
 	}
 }
+
+// The agent speaks HTTP/1.1 to the device API even to a server that offers HTTP/2.
+func TestTransportSpeaksHTTP1(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Proto)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	proto := func(tr *http.Transport) string {
+		t.Helper()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr}).Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got := proto(&http.Transport{ForceAttemptHTTP2: true}); got != "HTTP/2.0" {
+		t.Fatalf("the test server does not offer HTTP/2: %s", got)
+	}
+	if got := proto(identity.NewTransport()); got != "HTTP/1.1" {
+		t.Errorf("identity.NewTransport speaks %s, want HTTP/1.1", got)
+	}
+}

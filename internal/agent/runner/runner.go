@@ -82,7 +82,7 @@ type Config struct {
 	AgentVersion, AgentPath string
 	Measures                []Measure
 	// Transport, when set, is cloned for each of the device's HTTP clients (the simulator tunes
-	// it); http.DefaultTransport's settings otherwise.
+	// it); identity.NewTransport's (HTTP/1.1) otherwise.
 	Transport *http.Transport
 	// Limits bound image and metadata downloads; DeviceAPI bounds every other device-API call
 	// (deadline, minimum rate, answer size). Their packages' defaults when zero.
@@ -251,7 +251,7 @@ func (r *Runner) open(ctx context.Context) error {
 	}
 	tr := r.cfg.Transport
 	if tr == nil {
-		tr = http.DefaultTransport.(*http.Transport)
+		tr = identity.NewTransport()
 	}
 	id, err := identity.New(ctx, identity.Config{Server: r.cfg.Server, RootCAs: r.cfg.RootCAs, Attester: att, Log: mlog,
 		Platform: r.cfg.Platform, StateDir: r.cfg.StateDir, Limits: r.cfg.DeviceAPI, Transport: tr, Sessions: r.sessions, Logger: r.log})
