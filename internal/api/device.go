@@ -210,7 +210,12 @@ func (a *API) authenticateDevice(r *http.Request, now time.Time, lookup bool) (*
 	if !lookup {
 		return d, nil
 	}
-	rec, err := a.store.DeviceByID(r.Context(), v.tenantID, v.deviceID)
+	// The lookups are short, and made under a context the request's end does not cancel:
+	// database/sql derives a cancelable context for each query, and one derived from the
+	// request's would leave its trace there (the parent's map of children and its done
+	// channel) for as long as the request lasts, minutes on the long-poll.
+	ctx := context.WithoutCancel(r.Context())
+	rec, err := a.store.DeviceByID(ctx, v.tenantID, v.deviceID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, d.unregistered()
 	} else if err != nil {
@@ -218,7 +223,7 @@ func (a *API) authenticateDevice(r *http.Request, now time.Time, lookup bool) (*
 	}
 	d.record = rec
 	if d.profile == ca.ProfileNormal {
-		if err := a.checkDemoted(r.Context(), d); err != nil {
+		if err := a.checkDemoted(ctx, d); err != nil {
 			return nil, err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/deviceapi"
+	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/wake"
 )
 
@@ -55,9 +56,9 @@ func (a *API) deviceWait(w http.ResponseWriter, r *http.Request, d *device) erro
 			return nil
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
-	defer cancel()
-	err := a.wake.Wait(ctx, d.id, wake.GroupTag(d.tenantID, d.record.ProductName, d.record.GroupName))
+	tag := wake.GroupTag(d.tenantID, d.record.ProductName, d.record.GroupName)
+	d.record = store.Device{} // not needed past here: the wait holds no more of the registry than its tag
+	err := a.wake.WaitFor(r.Context(), d.id, tag, timeout)
 	switch {
 	case err == nil:
 		// The wake may be a revocation's (wakeDemoted): look again.

@@ -64,6 +64,15 @@ func NewHub(maxWaiters int) *Hub {
 // wait from the same device replaces it (ErrReplaced) or the hub is full (ErrFull). tag is
 // what Wake selects on, such as the device's group ID.
 func (h *Hub) Wait(ctx context.Context, deviceID, tag string) error {
+	return h.WaitFor(ctx, deviceID, tag, 0)
+}
+
+// WaitFor is Wait with a timeout of its own (none when zero), after which it returns
+// context.DeadlineExceeded. A long-poll waits with its request's context as ctx and the
+// timeout here, not under a context derived from the request's for the deadline: that one, its
+// place among the request context's children and its done channel would be held for the whole
+// wait, some 0.5 KiB a waiting device (doc/benchmarks.md, "memory per held long-poll").
+func (h *Hub) WaitFor(ctx context.Context, deviceID, tag string, timeout time.Duration) error {
 	h.mu.Lock()
 	if until, ok := h.pending[deviceID]; ok {
 		delete(h.pending, deviceID)
@@ -83,25 +92,38 @@ func (h *Hub) Wait(ctx context.Context, deviceID, tag string) error {
 	if old != nil {
 		old.ch <- ErrReplaced
 	}
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
 	select {
 	case err := <-w.ch:
 		return err
 	case <-ctx.Done():
-		h.mu.Lock()
-		if h.waiters[deviceID] == w {
-			delete(h.waiters, deviceID)
-		}
-		h.mu.Unlock()
-		// A wake that raced with the cancellation is kept for the next wait.
-		select {
-		case err := <-w.ch:
-			if err == nil {
-				h.remember(deviceID)
-			}
-		default:
-		}
-		return ctx.Err()
+		return h.leave(deviceID, w, ctx.Err())
+	case <-expired:
+		return h.leave(deviceID, w, context.DeadlineExceeded)
 	}
+}
+
+// leave takes a wait that ended without a wake off the hub and returns err.
+func (h *Hub) leave(deviceID string, w *waiter, err error) error {
+	h.mu.Lock()
+	if h.waiters[deviceID] == w {
+		delete(h.waiters, deviceID)
+	}
+	h.mu.Unlock()
+	// A wake that raced with the end of the wait is kept for the next wait.
+	select {
+	case werr := <-w.ch:
+		if werr == nil {
+			h.remember(deviceID)
+		}
+	default:
+	}
+	return err
 }
 
 func (h *Hub) remember(deviceID string) {

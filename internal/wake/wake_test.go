@@ -179,3 +179,30 @@ func TestWakeWaitingRemembersNothing(t *testing.T) {
 		t.Errorf("dev-b's next wait = %v, want it to wait until its context ends", err)
 	}
 }
+
+// A wait with a timeout of its own ends with context.DeadlineExceeded and leaves the hub; a
+// wake-up sent afterwards is kept for the device's next wait.
+func TestWaitForTimesOut(t *testing.T) {
+	h := NewHub(10)
+	if err := h.WaitFor(context.Background(), "dev-a", "grp-1", 20*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitFor = %v, want context.DeadlineExceeded", err)
+	}
+	if h.Waiting() != 0 {
+		t.Errorf("%d still waiting after the timeout", h.Waiting())
+	}
+	if n := h.Wake("dev-a"); n != 0 {
+		t.Errorf("Wake woke %d after the timeout, want 0", n)
+	}
+	if err := h.WaitFor(context.Background(), "dev-a", "grp-1", time.Hour); err != nil {
+		t.Errorf("WaitFor after a missed wake = %v, want an immediate nil", err)
+	}
+	// The request's end still ends the wait before the timeout.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.WaitFor(ctx, "dev-b", "grp-1", time.Hour) }()
+	testenv.WaitFor(t, "the device to wait", func() bool { return h.Waiting() == 1 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("WaitFor after the cancellation = %v, want context.Canceled", err)
+	}
+}
