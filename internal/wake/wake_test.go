@@ -206,3 +206,58 @@ func TestWaitForTimesOut(t *testing.T) {
 		t.Errorf("WaitFor after the cancellation = %v, want context.Canceled", err)
 	}
 }
+
+// BenchmarkWaitingDeviceHeap reports the heap a waiting device costs, beyond its request's
+// context: the long-poll as it was (a deadline context derived from the request's, then Wait)
+// and as it is (WaitFor, the request's context and a timeout).
+func BenchmarkWaitingDeviceHeap(b *testing.B) {
+	const n = 10000
+	for _, v := range []struct {
+		name string
+		wait func(h *Hub, ctx context.Context, id string) error
+	}{
+		{"derived-deadline-context", func(h *Hub, ctx context.Context, id string) error {
+			ctx, cancel := context.WithTimeout(ctx, time.Hour)
+			defer cancel()
+			return h.Wait(ctx, id, "tenant/product/group")
+		}},
+		{"WaitFor", func(h *Hub, ctx context.Context, id string) error {
+			return h.WaitFor(ctx, id, "tenant/product/group", time.Hour)
+		}},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			for range b.N {
+				h := NewHub(n)
+				reqs := make([]context.Context, n)
+				cancels := make([]context.CancelFunc, n)
+				ids := make([]string, n)
+				for i := range n {
+					reqs[i], cancels[i] = context.WithCancel(context.Background())
+					ids[i] = fmt.Sprintf("device-%06d", i)
+				}
+				var wg sync.WaitGroup
+				start := make(chan struct{})
+				for i := range n {
+					wg.Go(func() { <-start; <-reqs[i].Done() })
+				}
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				close(start)
+				for i := range n {
+					wg.Go(func() { v.wait(h, reqs[i], ids[i]) })
+				}
+				for h.Waiting() < n {
+					time.Sleep(time.Millisecond)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/waiter")
+				for _, c := range cancels {
+					c()
+				}
+				wg.Wait()
+			}
+		})
+	}
+}
