@@ -398,8 +398,8 @@ func (s *Store) InUpdatesTx(ctx context.Context, fn func(t *UpdatesTx) error) er
 
 // InDeviceUpdateTx is InUpdatesTx for one device's short update (the director naming a
 // release for it): on SQLite the transaction may be shared with other devices' writes and
-// committed with them (group.go); fn returns only after it committed, as with InUpdatesTx.
-// fn must not write through the store outside t.
+// committed with them (group.go); it returns only after that transaction committed, as
+// InUpdatesTx does. fn must not write through the store outside t.
 func (s *Store) InDeviceUpdateTx(ctx context.Context, fn func(t *UpdatesTx) error) error {
 	return s.mapErr(s.groupTx(ctx, func(tx *sql.Tx) error { return fn(&UpdatesTx{s: s, tx: tx}) }))
 }
