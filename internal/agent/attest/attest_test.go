@@ -332,3 +332,40 @@ func TestPlatformLogsOverLimit(t *testing.T) {
 		t.Fatal("a firmware log over its limit was read")
 	}
 }
+
+// TestSoftwareRebooted: the attester of the next boot keeps the device's keys and starts its PCR
+// bank over from zero, as OpenSoftware does after a reboot, and persists it the same way.
+func TestSoftwareRebooted(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	zero := hex.EncodeToString(make([]byte, 32))
+	digest := sha256.Sum256([]byte("rootfs 1.0.1"))
+	a := openSoftware(t, dir, "boot-1")
+	if err := a.Extend(ctx, deviceapi.AgentPCR, digest[:]); err != nil {
+		t.Fatal(err)
+	}
+	b, err := a.Rebooted("boot-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idA, _ := DeviceID(ctx, a)
+	idB, _ := DeviceID(ctx, b)
+	if idA == "" || idA != idB {
+		t.Fatalf("device IDs %q and %q", idA, idB)
+	}
+	for pcr, v := range pcrValues(t, b) {
+		if v != zero {
+			t.Fatalf("PCR %d after the reboot = %s, want zero", pcr, v)
+		}
+	}
+	if err := b.Extend(ctx, deviceapi.AgentPCR, digest[:]); err != nil {
+		t.Fatal(err)
+	}
+	reopened := openSoftware(t, dir, "boot-2")
+	if diff := cmp.Diff(pcrValues(t, reopened), pcrValues(t, b)); diff != "" {
+		t.Errorf("the bank OpenSoftware reads for boot-2 (-got +want):\n%s", diff)
+	}
+	if got := pcrValues(t, b)[deviceapi.AgentPCR]; got != extendOf(make([]byte, 32), digest[:]) {
+		t.Errorf("PCR %d = %s", deviceapi.AgentPCR, got)
+	}
+}

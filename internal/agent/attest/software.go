@@ -76,6 +76,18 @@ func OpenSoftware(dir, bootID string) (*Software, error) {
 	return s, nil
 }
 
+// Rebooted is the attester of the same device's next boot, bootID: what OpenSoftware returns
+// after a reboot (the same keys, a PCR bank that starts over from zero), without reading and
+// parsing the keys again. The agent uses it for the reboot it simulates; s is not used after.
+func (s *Software) Rebooted(bootID string) (*Software, error) {
+	n := &Software{dir: s.dir, bootID: bootID, identity: s.identity, certKey: s.certKey, akPublic: s.akPublic,
+		akName: s.akName, start: time.Now()}
+	if err := n.loadBank(); err != nil {
+		return nil, fmt.Errorf("software attester: %w", err)
+	}
+	return n, nil
+}
+
 // Kind implements Attester.
 func (s *Software) Kind() deviceapi.AttesterKind { return deviceapi.KindSoftware }
 

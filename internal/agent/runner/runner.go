@@ -239,8 +239,15 @@ func (r *Runner) bootID() string {
 
 // open (re)opens the attester, the measurement log and the identity for the current boot.
 func (r *Runner) open(ctx context.Context) error {
-	att, err := attest.Open(ctx, attest.Config{Spec: r.cfg.Attester, StateDir: r.cfg.StateDir, BootID: r.bootID(),
-		Logger: r.log, Simulator: r.cfg.Simulator})
+	var att attest.Attester
+	var err error
+	if sw, ok := r.att.(*attest.Software); ok {
+		// The reboot a software attester simulates: the same keys, a new PCR bank.
+		att, err = sw.Rebooted(r.bootID())
+	} else {
+		att, err = attest.Open(ctx, attest.Config{Spec: r.cfg.Attester, StateDir: r.cfg.StateDir, BootID: r.bootID(),
+			Logger: r.log, Simulator: r.cfg.Simulator})
+	}
 	if err != nil {
 		return fmt.Errorf("runner: %w", err)
 	}
