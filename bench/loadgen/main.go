@@ -57,13 +57,13 @@ func run() error {
 	duration := flag.Duration("duration", 10*time.Second, "how long to send")
 	warmup := flag.Duration("warmup", 2*time.Second, "time to send before measuring")
 	hold := flag.Int("hold", 0, "instead of load: open this many connections, each with one request held open for --duration (memory ceiling)")
-	holdCert := flag.Bool("hold-client-cert", false, "with --hold: present a client certificate (ECDSA P-256, as a device's) on every connection, as devices on the long-poll do")
+	holdCert := flag.Bool("hold-client-cert", false, "with --hold: present a client certificate on every connection, as devices on the long-poll do: those in --certs, else self-signed ECDSA P-256 ones")
 	h2 := flag.Bool("http2", false, "speak HTTP/2 where the server offers it; false: HTTP/1.1, as the agent speaks (identity.NewTransport)")
 	holdResume := flag.Bool("hold-resume", false, "with --hold: hold each request on a connection that resumed a TLS session (a first connection gets the ticket: GET URL?ticket, which the ceiling answers at once), as most devices' long-polls do")
 	holdSources := flag.Int("hold-sources", 1, "with --hold on a loopback URL: spread the connections over this many source addresses (127.0.0.1, 127.0.0.2, ...), as the ephemeral ports of one address run out near 28,000")
 	flag.Parse()
 	if *hold > 0 {
-		return holdOpen(*url, *caFile, *hold, *duration, holdOptions{clientCert: *holdCert, http2: *h2, resume: *holdResume, sources: *holdSources})
+		return holdOpen(*url, *caFile, *hold, *duration, holdOptions{clientCert: *holdCert, certDir: *certDir, http2: *h2, resume: *holdResume, sources: *holdSources})
 	}
 	if *url == "" || *caFile == "" || *certDir == "" {
 		return errors.New("--url, --ca-file and --certs are required")
@@ -181,7 +181,8 @@ func call(ctx context.Context, c *http.Client, url string) error {
 }
 
 type holdOptions struct {
-	clientCert bool // a certificate of its own on every connection
+	clientCert bool   // a certificate of its own on every connection
+	certDir    string // with clientCert: device certificates to present (device-*.pem), else self-signed ones
 	http2      bool // HTTP/2 instead of HTTP/1.1
 	resume     bool // the held connection resumes a TLS session
 	sources    int  // loopback source addresses to spread the connections over
@@ -199,14 +200,29 @@ func holdOpen(url, caFile string, n int, d time.Duration, o holdOptions) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
+	var files []string
+	if o.clientCert && o.certDir != "" {
+		files, _ = filepath.Glob(filepath.Join(o.certDir, "device-*.pem"))
+		if len(files) < n {
+			return fmt.Errorf("%d certificates in %s for %d connections", len(files), o.certDir, n)
+		}
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64) // handshakes at once
 	for i := range n {
 		sem <- struct{}{}
 		var certs []tls.Certificate
 		if o.clientCert {
-			c, err := selfSigned()
-			if err != nil {
+			var c tls.Certificate
+			if files != nil {
+				pemBytes, err := os.ReadFile(files[i])
+				if err != nil {
+					return err
+				}
+				if c, err = tls.X509KeyPair(pemBytes, pemBytes); err != nil {
+					return fmt.Errorf("%s: %w", files[i], err)
+				}
+			} else if c, err = selfSigned(); err != nil {
 				return err
 			}
 			certs = []tls.Certificate{c}
