@@ -183,9 +183,9 @@ func call(ctx context.Context, c *http.Client, url string) error {
 type holdOptions struct {
 	clientCert bool   // a certificate of its own on every connection
 	certDir    string // with clientCert: device certificates to present (device-*.pem), else self-signed ones
-	http2      bool // HTTP/2 instead of HTTP/1.1
-	resume     bool // the held connection resumes a TLS session
-	sources    int  // loopback source addresses to spread the connections over
+	http2      bool   // HTTP/2 instead of HTTP/1.1
+	resume     bool   // the held connection resumes a TLS session
+	sources    int    // loopback source addresses to spread the connections over
 }
 
 // holdOpen opens n TLS connections, each with one GET in flight, and keeps them for d: what a
