@@ -338,3 +338,30 @@ func seedDevices(t *testing.T, s *store.Store, n int) {
 		t.Fatal(err)
 	}
 }
+
+// TestSQLiteCheckpointsLongerWAL checks that every SQLite connection of the store checkpoints its
+// WAL at 8,000 pages, not SQLite's default of 1,000 (store.Open).
+func TestSQLiteCheckpointsLongerWAL(t *testing.T) {
+	s := storetest.Open(t, "sqlite")
+	ctx := context.Background()
+	db := storetest.DB(s)
+	// Hold several connections at once, so that more than one of the pool's is asked.
+	var conns []*sql.Conn
+	for range 3 {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for i, c := range conns {
+		var pages int
+		if err := c.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&pages); err != nil {
+			t.Fatal(err)
+		}
+		if pages != 8000 {
+			t.Errorf("connection %d checkpoints at %d pages, want 8000", i, pages)
+		}
+		c.Close()
+	}
+}
