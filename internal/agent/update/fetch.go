@@ -64,6 +64,10 @@ func watch(ctx context.Context, l Limits) (context.Context, *atomic.Int64, func(
 	})
 }
 
+// maxDrain is how much of an error answer is read to keep its connection; a longer one is
+// closed with its connection.
+const maxDrain = 4 << 10
+
 // tufFetcher implements go-tuf's fetcher.Fetcher with a context, the rate
 // watchdog and strict length limits.
 type tufFetcher struct {
@@ -118,6 +122,10 @@ func (f *tufFetcher) download(url string, maxLength int64) ([]byte, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		// Read the short error answer (the 404 of the next root, asked on every check-in), so
+		// that the connection is kept for the next request rather than closed: a new one costs
+		// a TLS handshake on both sides.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
 		return nil, &metadata.ErrDownloadHTTP{StatusCode: resp.StatusCode, URL: url}
 	}
 	if resp.ContentLength > maxLength {
