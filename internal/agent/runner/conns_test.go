@@ -6,7 +6,6 @@ import (
 	"net/http/httptrace"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/rampartsec/rampart/internal/agent/runner"
 )
@@ -44,16 +43,7 @@ func TestHealConnections(t *testing.T) {
 	ctx := context.Background()
 	f := startFleet(t)
 	v1 := f.release(t, "1.0.0", 1, nil)
-	r, err := runner.New(ctx, runner.Config{Server: f.URL, RootCAs: f.Roots, StateDir: t.TempDir(),
-		Attester: "software", KernelBootID: "boot-1", Interval: time.Second, WaitTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	if err := r.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	f.CLI.OK("device", "claim", r.DeviceID(), "--product", "lamp", "--group", "Production")
+	r := claimedRunner(t, f.CLI, runner.Config{Server: f.URL, RootCAs: f.Roots, StateDir: t.TempDir()})
 	if err := r.Once(ctx); err != nil {
 		t.Fatal(err)
 	}

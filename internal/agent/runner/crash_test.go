@@ -21,15 +21,7 @@ func TestRunnerReportsCrashes(t *testing.T) {
 	spool := filepath.Join(t.TempDir(), "crash-spool")
 	cfg := runner.Config{Server: f.URL, RootCAs: f.Roots, StateDir: t.TempDir(), SpoolDir: spool,
 		Attester: "software", KernelBootID: "boot-1", Interval: time.Second, WaitTimeout: time.Second}
-	r, err := runner.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	if err := r.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	f.CLI.OK("device", "claim", r.DeviceID(), "--product", "lamp", "--group", "Production")
+	r := claimedRunner(t, f.CLI, cfg)
 	f.Deploy(t, "1.0.0")
 	if err := r.Once(ctx); err != nil {
 		t.Fatal(err)

@@ -128,17 +128,8 @@ func TestRunnerNotHeldBySlowOrSilentServer(t *testing.T) {
 	}
 	p := startProxy(t, u.Host)
 	ctx := context.Background()
-	r, err := runner.New(ctx, runner.Config{Server: p.url(), RootCAs: f.Roots, StateDir: t.TempDir(),
-		Attester: "software", KernelBootID: "boot-1", Interval: time.Second, WaitTimeout: time.Second,
+	r := claimedRunner(t, f.CLI, runner.Config{Server: p.url(), RootCAs: f.Roots, StateDir: t.TempDir(),
 		DeviceAPI: limits, Limits: update.Limits{MinRate: 256, RateWindow: time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	if err := r.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	f.CLI.OK("device", "claim", r.DeviceID(), "--product", "lamp", "--group", "Production")
 	// The first check-in attests, pins the roots, and finds nothing assigned yet.
 	if err := r.Once(ctx); err != nil {
 		t.Fatal(err)

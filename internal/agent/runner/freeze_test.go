@@ -37,17 +37,8 @@ func TestRunnerRefusesExpiredMetadata(t *testing.T) {
 			f := startFleet(t, func(cfg *server.Config) { cfg.TUFExpiry = exp })
 			v1 := f.release(t, "1.0.0", 1, nil)
 			var ahead atomic.Int64 // how far the agent's clock runs ahead of the machine's
-			r, err := runner.New(ctx, runner.Config{Server: f.URL, RootCAs: f.Roots, StateDir: t.TempDir(),
-				Attester: "software", KernelBootID: "boot-1", Interval: time.Second, WaitTimeout: time.Second,
+			r := claimedRunner(t, f.CLI, runner.Config{Server: f.URL, RootCAs: f.Roots, StateDir: t.TempDir(),
 				Now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(r.Close)
-			if err := r.Enroll(ctx); err != nil {
-				t.Fatal(err)
-			}
-			f.CLI.OK("device", "claim", r.DeviceID(), "--product", "lamp", "--group", "Production")
 			f.Deploy(t, "1.0.0")
 			if err := r.Once(ctx); err != nil {
 				t.Fatal(err)
@@ -61,7 +52,7 @@ func TestRunnerRefusesExpiredMetadata(t *testing.T) {
 			f.release(t, "1.1.0", 2, v1)
 			f.Deploy(t, "1.1.0")
 			ahead.Store(int64(2 * time.Hour))
-			err = r.Once(ctx)
+			err := r.Once(ctx)
 			var expired *metadata.ErrExpiredMetadata
 			if !errors.Is(err, update.ErrMetadata) || !errors.As(err, &expired) || !strings.Contains(err.Error(), "update.Install: "+c.role+": ") {
 				t.Fatalf("check-in two hours ahead = %v; want the %s's metadata refused as expired", err, c.role)

@@ -37,16 +37,7 @@ func TestRunnerWithoutUpdateKeys(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(pem)
 	spool := filepath.Join(t.TempDir(), "crash-spool")
-	r, err := runner.New(ctx, runner.Config{Server: srv.URL, RootCAs: roots, StateDir: t.TempDir(), SpoolDir: spool,
-		Attester: "software", KernelBootID: "boot-1", Interval: time.Second, WaitTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	if err := r.Enroll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c.OK("device", "claim", r.DeviceID(), "--product", "lamp", "--group", "Production")
+	r := claimedRunner(t, c, runner.Config{Server: srv.URL, RootCAs: roots, StateDir: t.TempDir(), SpoolDir: spool})
 	crash := `{"program":"/usr/bin/lampd","version":"0.9.0","signal":11,"frames":["lampd(led_set+0x1a) [0x55d0c0ffee00]"],"time":"` +
 		time.Now().UTC().Format(time.RFC3339Nano) + `"}`
 	if err := os.WriteFile(filepath.Join(spool, "lampd-1.json"), []byte(crash), 0o644); err != nil {

@@ -21,6 +21,35 @@ func startFleet(t *testing.T, opts ...func(*server.Config)) *fleetServer {
 	return &fleetServer{clitest.StartFleet(t, cli.Root, opts...)}
 }
 
+// claimedRunner makes a runner from cfg (a software attester, boot ID boot-1 and a one-second
+// interval and wait where cfg leaves them unset), enrols it and claims it into lamp's
+// Production group with c, as an operator would.
+func claimedRunner(t *testing.T, c *clitest.CLI, cfg runner.Config) *runner.Runner {
+	t.Helper()
+	if cfg.Attester == "" {
+		cfg.Attester = "software"
+	}
+	if cfg.KernelBootID == "" {
+		cfg.KernelBootID = "boot-1"
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.WaitTimeout == 0 {
+		cfg.WaitTimeout = time.Second
+	}
+	r, err := runner.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	if err := r.Enroll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.OK("device", "claim", r.DeviceID(), "--product", "lamp", "--group", "Production")
+	return r
+}
+
 // release adds an image built from seed (sharing most bytes with base) and signs a release.
 func (f *fleetServer) release(t *testing.T, version string, seed uint64, base []byte) []byte {
 	t.Helper()
