@@ -6,20 +6,26 @@ import (
 	"testing"
 )
 
+// installedDevice is a world with two releases and a device that installed and committed the
+// first, named for it; u is the device's Updater, kept as the agent keeps it.
+func installedDevice(b *testing.B) (w *world, u *Updater, r1 release) {
+	w = newWorld(b)
+	r1, _ = twoReleases(w)
+	w.assign(r1)
+	u = w.updater(b, newDevice(b), nil)
+	if out, err := u.RunOnce(context.Background()); err != nil || !out.Committed {
+		b.Fatalf("install: %+v, %v", out, err)
+	}
+	return w, u, r1
+}
+
 // BenchmarkIdleCheckIn is one check-in of an installed device when nothing is new: the same
 // Updater (as the agent keeps it between check-ins) refreshes both repositories' metadata over
 // loopback HTTP, finds the named release committed and does nothing. Its CPU is most of what
 // the fleet simulator spends per device between deployments.
 func BenchmarkIdleCheckIn(b *testing.B) {
-	w := newWorld(b)
-	r1, _ := twoReleases(w)
-	w.assign(r1)
-	d := newDevice(b)
-	u := w.updater(b, d, nil)
+	_, u, _ := installedDevice(b)
 	ctx := context.Background()
-	if out, err := u.RunOnce(ctx); err != nil || !out.Committed {
-		b.Fatalf("install: %+v, %v", out, err)
-	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
@@ -56,15 +62,8 @@ func BenchmarkCheckInAfterReboot(b *testing.B) {
 // verifies the new metadata, installs the release from a delta and commits it. Signing each
 // release is outside the timer.
 func BenchmarkHealCheckIn(b *testing.B) {
-	w := newWorld(b)
-	r1, _ := twoReleases(w)
-	w.assign(r1)
-	d := newDevice(b)
-	u := w.updater(b, d, nil)
+	w, u, r1 := installedDevice(b)
 	ctx := context.Background()
-	if out, err := u.RunOnce(ctx); err != nil || !out.Committed {
-		b.Fatalf("install: %+v, %v", out, err)
-	}
 	prev := r1
 	b.ReportAllocs()
 	b.ResetTimer()
