@@ -18,17 +18,27 @@ type Proxy struct {
 	refused atomic.Int64
 	mu      sync.Mutex
 	conns   []net.Conn
+	// shape, when set, carries the server's bytes to the client (StartShapingProxy).
+	shape func(dst, src net.Conn)
 }
 
 // StartProxy listens on a loopback port and forwards each connection to target (host:port),
 // until the test ends.
 func StartProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
+	return StartShapingProxy(t, target, nil)
+}
+
+// StartShapingProxy is StartProxy whose server-to-client bytes go through shape, which copies
+// from src to dst as it likes (slowly, or not at all: a server or an attacker on the path) and
+// returns when either side fails; nil copies them as they come.
+func StartShapingProxy(t testing.TB, target string, shape func(dst, src net.Conn)) *Proxy {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{ln: ln, target: target}
+	p := &Proxy{ln: ln, target: target, shape: shape}
 	go p.accept()
 	t.Cleanup(func() { ln.Close(); p.Cut() })
 	return p
@@ -79,6 +89,13 @@ func (p *Proxy) accept() {
 		p.conns = append(p.conns, c, s)
 		p.mu.Unlock()
 		go func() { io.Copy(s, c); s.Close() }()
-		go func() { io.Copy(c, s); c.Close() }()
+		go func() {
+			if p.shape != nil {
+				p.shape(c, s)
+			} else {
+				io.Copy(c, s)
+			}
+			c.Close()
+		}()
 	}
 }

@@ -3,11 +3,9 @@ package runner_test
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/url"
 	"regexp"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,49 +26,18 @@ const (
 // proxy is a loopback TCP proxy between a device and the server, so that a test can make the
 // server's answers slow or silent without touching the server: an attacker on the path.
 type proxy struct {
-	ln     net.Listener
-	target string
-	mode   atomic.Int32
-	mu     sync.Mutex
-	conns  []net.Conn
-	wg     sync.WaitGroup
+	*testenv.Proxy
+	mode atomic.Int32
 }
 
 func startProxy(t *testing.T, target string) *proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
+	p := &proxy{}
+	p.Proxy = testenv.StartShapingProxy(t, target, p.down)
 	return p
 }
 
-func (p *proxy) url() string { return "https://" + p.ln.Addr().String() }
-
-func (p *proxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, s)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go func() { defer p.wg.Done(); io.Copy(s, c); s.Close() }()
-		go func() { defer p.wg.Done(); p.down(c, s); c.Close() }()
-	}
-}
+func (p *proxy) url() string { return "https://" + p.Addr() }
 
 // down copies the server's bytes to the device as the mode says, read at the moment each
 // chunk arrives: a connection opened in pass mode turns slow or silent with the proxy.
@@ -99,16 +66,6 @@ func (p *proxy) down(dst, src net.Conn) {
 			return
 		}
 	}
-}
-
-func (p *proxy) close() {
-	p.ln.Close()
-	p.mu.Lock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
 }
 
 // limits are the device API bounds of these tests: short, so that a held call ends in seconds.
