@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/rampartsec/rampart/internal/agent/durable"
 )
@@ -15,27 +14,16 @@ import (
 // that a file is hashed once per boot rather than once per check-in, and again whenever it
 // changes. A digest is remembered only when the file's version was settled as it was read
 // (durable.Version.Settled): a file changed a moment before is hashed every time until it
-// settles. Where no version can be read, every call hashes. The zero value is ready; a
-// FileDigests is not safe for concurrent use.
+// settles (durable.Known). Where no version can be read, every call hashes. The zero value is
+// ready.
 type FileDigests struct {
-	m map[string]fileDigest
-	// now is the clock a version is settled against; time.Now when nil (tests set it).
-	now func() time.Time
-}
-
-type fileDigest struct {
-	id     durable.Version
-	digest []byte
+	known durable.Known[[]byte]
 }
 
 // Digest returns the SHA-256 of the file at path (FileDigest), hashing it only when it is not
 // the same file, unchanged, as the last time.
 func (c *FileDigests) Digest(path string) ([]byte, error) {
-	now := time.Now
-	if c.now != nil {
-		now = c.now
-	}
-	examined := now()
+	examined := c.known.Examined()
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("attest.FileDigest: %w", err)
@@ -49,8 +37,8 @@ func (c *FileDigests) Digest(path string) ([]byte, error) {
 	}
 	id, ok := durable.VersionOf(st)
 	if ok {
-		if d, hit := c.m[path]; hit && d.id == id {
-			return d.digest, nil
+		if d, hit := c.known.Get(path, id); hit {
+			return d, nil
 		}
 	}
 	h := sha256.New()
@@ -58,12 +46,10 @@ func (c *FileDigests) Digest(path string) ([]byte, error) {
 		return nil, fmt.Errorf("attest.FileDigest: %s: %w", path, err)
 	}
 	digest := h.Sum(nil)
-	delete(c.m, path)
-	if ok && id.Settled(examined) {
-		if c.m == nil {
-			c.m = map[string]fileDigest{}
-		}
-		c.m[path] = fileDigest{id: id, digest: digest}
+	if ok {
+		c.known.Put(path, id, examined, digest)
+	} else {
+		c.known.Forget(path)
 	}
 	return digest, nil
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/rampartsec/rampart/internal/agent/durable"
 )
 
 // TestFileDigestsHashOnceAndAgainOnChange: an unchanged, settled file is hashed once; a write
@@ -20,7 +22,7 @@ func TestFileDigestsHashOnceAndAgainOnChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	later := time.Now().Add(time.Hour) // every file looks settled
-	c := &FileDigests{now: func() time.Time { return later }}
+	c := &FileDigests{known: durable.Known[[]byte]{Now: func() time.Time { return later }}}
 	digest := func() []byte {
 		t.Helper()
 		got, err := c.Digest(path)
@@ -39,7 +41,18 @@ func TestFileDigestsHashOnceAndAgainOnChange(t *testing.T) {
 	first := digest()
 	// Prove the second call does not hash: a remembered digest comes back as it was stored.
 	marked := bytes.Repeat([]byte{0xee}, 32)
-	c.m[path] = fileDigest{id: c.m[path].id, digest: marked}
+	version := func() durable.Version {
+		t.Helper()
+		v, ok := durable.VersionOf(mustStat(t, path))
+		if !ok {
+			t.Fatal("no version for a regular file on Linux")
+		}
+		return v
+	}
+	if _, ok := c.known.Get(path, version()); !ok {
+		t.Fatal("a settled file's digest was not remembered")
+	}
+	c.known.Put(path, version(), later, marked)
 	if got, err := c.Digest(path); err != nil || !bytes.Equal(got, marked) {
 		t.Fatalf("unchanged file: got %x, %v; want the remembered digest", got, err)
 	}
@@ -68,10 +81,9 @@ func TestFileDigestsHashOnceAndAgainOnChange(t *testing.T) {
 
 	// With the real clock, a file changed just now is not remembered: it is hashed every time
 	// until its times are Settle old.
-	c.now = nil
-	c.m = nil
+	c.known = durable.Known[[]byte]{}
 	digest()
-	if _, ok := c.m[path]; ok {
+	if _, ok := c.known.Get(path, version()); ok {
 		t.Fatal("a file changed within Settle was remembered")
 	}
 }
@@ -81,4 +93,13 @@ func TestFileDigestsMissingFile(t *testing.T) {
 	if _, err := c.Digest(filepath.Join(t.TempDir(), "absent")); err == nil {
 		t.Fatal("a missing file has no digest")
 	}
+}
+
+func mustStat(t *testing.T, path string) os.FileInfo {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
 }

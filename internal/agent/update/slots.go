@@ -13,8 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/rampartsec/rampart/internal/agent/durable"
 	"github.com/rampartsec/rampart/internal/deviceapi"
@@ -109,20 +107,11 @@ type Slots struct {
 	fs       FS
 	maxBoots int
 
-	// verified remembers, per file of a committed slot this Slots verified, the file's version
-	// (durable.VersionOf) and the record it matched, so that Boot, which the updater runs at
+	// verified remembers, per file of a committed slot this Slots verified, the record it
+	// matched with the file's version (durable.Known), so that Boot, which the updater runs at
 	// every check-in, reads the committed slot's files again only when they changed (see
 	// verifyFile).
-	mu       sync.Mutex
-	verified map[string]verifiedFile
-	// now is the clock a version is settled against; time.Now when nil (tests set it).
-	now func() time.Time
-}
-
-// verifiedFile is a component file that matched its record, as it was then.
-type verifiedFile struct {
-	version durable.Version
-	c       ComponentImage
+	verified durable.Known[ComponentImage]
 }
 
 // OpenSlots opens (creating) the slot directory.
@@ -303,13 +292,10 @@ func (s *Slots) verifySlot(slot string, info *SlotInfo, remembered bool) error {
 // the file was read (durable.Version.Settled), and only by this Slots: an agent that starts,
 // as after a reboot, reads every file once.
 func (s *Slots) verifyFile(path string, c ComponentImage, remembered bool) error {
-	examined := time.Now()
-	if s.now != nil {
-		examined = s.now()
-	}
+	examined := s.verified.Examined()
 	f, err := s.fs.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
-		s.forget(path)
+		s.verified.Forget(path)
 		return fmt.Errorf("%w: %w", ErrSlotCorrupt, err)
 	}
 	defer f.Close()
@@ -319,32 +305,18 @@ func (s *Slots) verifyFile(path string, c ComponentImage, remembered bool) error
 		version, versioned = durable.VersionOf(fi)
 	}
 	if remembered && versioned {
-		s.mu.Lock()
-		v, ok := s.verified[path]
-		s.mu.Unlock()
-		if ok && v.version == version && v.c == c {
+		if v, ok := s.verified.Get(path, version); ok && v == c {
 			return nil
 		}
 	}
-	s.forget(path)
+	s.verified.Forget(path)
 	if err := hashMatches(f, c); err != nil {
 		return err
 	}
-	if versioned && version.Settled(examined) {
-		s.mu.Lock()
-		if s.verified == nil {
-			s.verified = map[string]verifiedFile{}
-		}
-		s.verified[path] = verifiedFile{version: version, c: c}
-		s.mu.Unlock()
+	if versioned {
+		s.verified.Put(path, version, examined, c)
 	}
 	return nil
-}
-
-func (s *Slots) forget(path string) {
-	s.mu.Lock()
-	delete(s.verified, path)
-	s.mu.Unlock()
 }
 
 // hashMatches reads f whole and checks its length and SHA-256 against c.

@@ -57,7 +57,7 @@ func TestBootReadsTheCommittedSlotOncePerChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.now = func() time.Time { return time.Now().Add(time.Hour) } // the files have settled
+	s.verified.Now = func() time.Time { return time.Now().Add(time.Hour) } // the files have settled
 	st, _ := s.State()
 	var size int64
 	for _, c := range st.Slots[st.Committed].Components {
@@ -106,7 +106,7 @@ func TestBootReadsTheCommittedSlotOncePerChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2.now = s.now
+	s2.verified.Now = s.verified.Now
 	read.Store(0)
 	if _, err := s2.Boot(); err != nil || read.Load() < size {
 		t.Fatalf("a new Slots' first boot: %v, read %d bytes, want at least %d", err, read.Load(), size)
