@@ -53,3 +53,67 @@ func TestRealAgentReturnsToTheLongPoll(t *testing.T) {
 		return d.CurrentRelease == "1.0.0"
 	})
 }
+
+// TestRealAgentHealsOnTwoConnections runs a real rampart-agent process through a proxy that
+// counts its connections and deploys a fix while it holds its long-poll: the connection of the
+// long-poll serves the whole check-in (director and repository metadata, the image, the install
+// reports), and after the reboot it opens two, one with its old certificate for the challenge
+// and the evidence, one with the new certificate, which carries the long-poll again. Each
+// connection is a TLS handshake for the server; before the updater read the 404 of its "is
+// there a newer root?" probes, each probe cost its connection (doc/benchmarks.md).
+func TestRealAgentHealsOnTwoConnections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the agent and runs it")
+	}
+	bin := buildAgent(t)
+	f := clitest.StartFleet(t, cli.Root)
+	f.Release(t, "1.0.0", []byte(strings.Repeat("release 1.0.0\n", 4096)))
+	u, err := url.Parse(f.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testenv.StartProxy(t, u.Host)
+	a := &realAgent{bin: bin, server: "https://" + p.Addr(), caFile: f.CAFile, state: t.TempDir()}
+	a.id = strings.TrimSpace(a.run(t, "enroll"))
+	ctx := context.Background()
+	if _, err := f.API.ClaimDevice(ctx, a.id, client.ClaimDeviceRequest{Product: "lamp", Group: "Production"}); err != nil {
+		t.Fatal(err)
+	}
+	a.start(t)
+	hub := f.Service.Wake()
+	var deployment string
+	deploy := func(version string) { // through the API, which wakes the device, superseding the last
+		t.Helper()
+		if deployment != "" {
+			if _, err := f.API.ActOnDeployment(ctx, deployment, "abort", client.DeploymentActionRequest{Reason: "superseded"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d, err := f.API.CreateDeployment(ctx, client.CreateDeploymentRequest{Product: "lamp", Group: "Production", Release: version, Emergency: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deployment = d.ID
+	}
+	healed := func(version string) {
+		t.Helper()
+		testenv.WaitFor(t, "the device on "+version+", back on its long-poll", func() bool {
+			d, err := f.API.GetDevice(ctx, a.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d.CurrentRelease == version && hub.Waiting() == 1
+		})
+	}
+	testenv.WaitFor(t, "the agent on its long-poll", func() bool { return hub.Waiting() == 1 })
+	deploy("1.0.0")
+	healed("1.0.0")
+
+	f.Release(t, "1.0.1", []byte(strings.Repeat("release 1.0.1\n", 4096)))
+	before := p.Opened()
+	deploy("1.0.1")
+	healed("1.0.1")
+	if n := p.Opened() - before; n != 2 {
+		t.Errorf("the heal opened %d connections to the server; want 2 (after the reboot: the attestation's and the new certificate's)", n)
+	}
+}

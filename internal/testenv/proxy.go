@@ -16,6 +16,7 @@ type Proxy struct {
 	target  string
 	down    atomic.Bool
 	refused atomic.Int64
+	opened  atomic.Int64
 	mu      sync.Mutex
 	conns   []net.Conn
 	// shape, when set, carries the server's bytes to the client (StartShapingProxy).
@@ -59,6 +60,10 @@ func (p *Proxy) Up() { p.down.Store(false) }
 // Refused counts the connections refused while the proxy was down.
 func (p *Proxy) Refused() int64 { return p.refused.Load() }
 
+// Opened counts the connections forwarded to the server: each, through a TLS server, one
+// handshake.
+func (p *Proxy) Opened() int64 { return p.opened.Load() }
+
 // Cut closes every open connection.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
@@ -85,6 +90,7 @@ func (p *Proxy) accept() {
 			c.Close()
 			continue
 		}
+		p.opened.Add(1)
 		p.mu.Lock()
 		p.conns = append(p.conns, c, s)
 		p.mu.Unlock()
