@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rampartsec/rampart/internal/ca"
@@ -187,6 +188,56 @@ func (c *certCache) put(k [32]byte, v verified) {
 	c.current[k] = v
 }
 
+// connKey is the context key of a connection's connVerified (ConnContext).
+type connKey struct{}
+
+// connVerified is what a connection's certificate was verified to be, once a request on it was
+// authenticated: the TLS handshake fixes the client certificate for the connection's life (the
+// server offers no renegotiation), so later requests on it skip hashing the certificate and the
+// shared cache's lock. Only the verification is remembered: whatever can change while the
+// connection lasts (the registry, a demotion, the rate limits, the certificate's expiry) is
+// checked on every request as before.
+type connVerified struct {
+	p atomic.Pointer[connEntry] // HTTP/2 serves a connection's requests at once
+}
+
+type connEntry struct {
+	cert *x509.Certificate
+	v    verified
+}
+
+// ConnContext gives each connection its slot for the verified certificate; the server sets it
+// as its http.Server's ConnContext. Without it every request goes to the shared cache.
+func ConnContext(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, &connVerified{})
+}
+
+// verifiedCert returns what cert was verified to be: from the connection's slot when this
+// connection's certificate was verified before, else from the shared cache by the certificate's
+// hash, else by the full check.
+func (a *API) verifiedCert(r *http.Request, cert *x509.Certificate, now time.Time) (verified, error) {
+	slot, _ := r.Context().Value(connKey{}).(*connVerified)
+	if slot != nil {
+		// The certificate is the very object the handshake parsed, not merely equal bytes.
+		if e := slot.p.Load(); e != nil && e.cert == cert {
+			return e.v, nil
+		}
+	}
+	key := sha256.Sum256(cert.Raw)
+	v, ok := a.certs.get(key)
+	if !ok {
+		var err error
+		if v, err = a.verifyDeviceCert(r.Context(), cert, now); err != nil {
+			return verified{}, err
+		}
+		a.certs.put(key, v)
+	}
+	if slot != nil {
+		slot.p.Store(&connEntry{cert: cert, v: v})
+	}
+	return v, nil
+}
+
 // authenticateDevice checks the client certificate against its tenant's CA and, when lookup is
 // set, finds the device in the registry (otherwise the handler does; see deviceCheckIn).
 func (a *API) authenticateDevice(r *http.Request, now time.Time, lookup bool) (*device, error) {
@@ -194,14 +245,9 @@ func (a *API) authenticateDevice(r *http.Request, now time.Time, lookup bool) (*
 		return nil, unauthorized("a device certificate is required (mutual TLS)")
 	}
 	cert := r.TLS.PeerCertificates[0]
-	key := sha256.Sum256(cert.Raw)
-	v, ok := a.certs.get(key)
-	if !ok {
-		var err error
-		if v, err = a.verifyDeviceCert(r.Context(), cert, now); err != nil {
-			return nil, err
-		}
-		a.certs.put(key, v)
+	v, err := a.verifiedCert(r, cert, now)
+	if err != nil {
+		return nil, err
 	}
 	if !now.Before(v.notAfter) {
 		return nil, unauthorized("the device certificate has expired; attest again to renew it")

@@ -69,6 +69,7 @@ func newHarness(t testing.TB, kind string) *harness {
 	refs := references{}
 	a := New(Deps{Store: s, Logger: slog.New(slog.DiscardHandler), CAs: cas, References: refs, Releases: rels})
 	srv := httptest.NewUnstartedServer(a)
+	srv.Config.ConnContext = ConnContext
 	srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)

@@ -363,6 +363,7 @@ func (s *Server) Run(ctx context.Context) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ConnContext:       api.ConnContext, // a connection's requests share its verified certificate
 	}
 	s.log.Info("rampart server listening", "addr", "https://"+ln.Addr().String(), "database", s.store.Dialect())
 	if s.cfg.Ready != nil {
