@@ -153,8 +153,9 @@ func BenchmarkDeviceCheckIn(b *testing.B) {
 				b.SetParallelism(32)
 				c0 := cpuTime()
 				b.RunParallel(func(pb *testing.PB) {
-					// A context that can end, as net/http gives every request.
-					rctx, cancel := context.WithCancel(ctx)
+					// A context that can end, as net/http gives every request, below the
+					// connection's (ConnContext, as the server sets it).
+					rctx, cancel := context.WithCancel(ConnContext(ctx, nil))
 					defer cancel()
 					w, r := &discardWriter{h: http.Header{}}, req.Clone(rctx)
 					for pb.Next() {

@@ -301,12 +301,20 @@ func (a *API) deviceDirector(w http.ResponseWriter, r *http.Request, d *device) 
 	} else if err != nil {
 		return releaseError(err, "director metadata "+name)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.Header().Set("Cache-Control", "no-store")
+	h := w.Header()
+	h["Content-Type"], h["Cache-Control"] = directorContentType, directorCacheControl
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	w.Write(b)
 	return nil
 }
+
+// The director files' constant headers, shared by every answer (net/http only reads them; a
+// later Add appends to a full slice, so copies): setting each anew allocated its slice on
+// every check-in.
+var (
+	directorContentType  = []string{"application/json"}
+	directorCacheControl = []string{"no-store"}
+)
 
 // deviceInstallStatus records an install state the device reports.
 func (a *API) deviceInstallStatus(w http.ResponseWriter, r *http.Request, d *device) error {

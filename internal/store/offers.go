@@ -68,6 +68,10 @@ func (s *Store) governing(ctx context.Context, tenantID, groupID string) (Deploy
 	return d, found, nil
 }
 
+// errNoDeployment is OfferForGroup's answer for a group without a deployment, made once: the
+// check-in of every device of such a group asks, and formatting it cost two allocations each time.
+var errNoDeployment = fmt.Errorf("store.OfferForGroup: %w: the group has no deployment", ErrNotFound)
+
 // OfferForGroup is OfferForDevice for a device whose group is known (the check-in path reads it
 // with the device's director metadata); the group's deployment comes from a cache that holds
 // for at most OfferTTL and never outlives a deployment change made through this store. The
@@ -78,7 +82,7 @@ func (s *Store) OfferForGroup(ctx context.Context, tenantID, groupID, deviceID s
 		return DeviceOffer{}, fmt.Errorf("store.OfferForGroup: %w", s.mapErr(err))
 	}
 	if !found {
-		return DeviceOffer{}, fmt.Errorf("store.OfferForGroup: %w: group %s has no deployment", ErrNotFound, groupID)
+		return DeviceOffer{}, errNoDeployment
 	}
 	return DeviceOffer{Deployment: d, Offered: d.Offers(deviceID)}, nil
 }
