@@ -99,6 +99,7 @@ func scanEnrollment(row interface{ Scan(...any) error }) (Enrollment, error) {
 // EnrollmentByDevice returns a device's enrolment and its registry record, whatever tenant (if
 // any) holds it: the device API finds devices by ID before it knows their tenant.
 func (s *Store) EnrollmentByDevice(ctx context.Context, deviceID string) (Enrollment, Device, error) {
+	ctx = s.quick(ctx)
 	e, err := scanEnrollment(s.db.QueryRowContext(ctx, `SELECT `+enrollmentColumns+` FROM device_enrollments WHERE device_id = $1`, deviceID))
 	if err != nil {
 		return Enrollment{}, Device{}, fmt.Errorf("store.EnrollmentByDevice: %w", s.mapErr(err))
@@ -324,6 +325,7 @@ func (s *Store) RecordAttestation(ctx context.Context, r AttestationRecord) (Att
 	if r.CertNotAfter != nil {
 		notAfter = sql.NullInt64{Int64: micros(*r.CertNotAfter), Valid: true}
 	}
+	ctx = s.quick(ctx)
 	err = s.groupTx(ctx, func(tx *sql.Tx) error {
 		var tenant sql.NullString
 		if r.TenantID != "" {
@@ -439,6 +441,7 @@ const MaxBootDigests = 1024
 // AttestationPolicy returns the policy of a tenant's product; the default policy when none
 // was set.
 func (s *Store) AttestationPolicy(ctx context.Context, tenantID, product string) (AttestationPolicy, error) {
+	ctx = s.quick(ctx)
 	var p AttestationPolicy
 	var digests string
 	err := s.db.QueryRowContext(ctx, `SELECT a.accept_software, a.require_secure_boot, a.require_boot_log, a.boot_digests
@@ -520,12 +523,17 @@ func (s *Store) IsPreauthorized(ctx context.Context, tenantID, kind, hash string
 	return n > 0, nil
 }
 
-// TenantNameByID returns a tenant's name, its SPIFFE trust domain.
+// TenantNameByID returns a tenant's name, its SPIFFE trust domain. Like TenantByName it keeps a
+// name found (a tenant is never renamed or deleted): every attestation asks for it.
 func (s *Store) TenantNameByID(ctx context.Context, tenantID string) (string, error) {
+	if name, ok := s.tenantNames.Load(tenantID); ok {
+		return name.(string), nil
+	}
 	var name string
 	if err := s.db.QueryRowContext(ctx, `SELECT name FROM tenants WHERE id = $1`, tenantID).Scan(&name); err != nil {
 		return "", fmt.Errorf("store.TenantNameByID: %w", s.mapErr(err))
 	}
+	s.tenantNames.Store(tenantID, name)
 	return name, nil
 }
 

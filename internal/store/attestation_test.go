@@ -150,6 +150,37 @@ func TestPreauthorize(t *testing.T) {
 	})
 }
 
+// TestChallengeTakenOnce: of many concurrent takers of one challenge, exactly one gets it.
+func TestChallengeTakenOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		c := store.Challenge{DeviceID: hash("d"), Nonce: bytes.Repeat([]byte{9}, 32), ExpiresAt: s.Now().Add(time.Minute)}
+		if err := s.PutChallenge(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		const takers = 16
+		errs := make(chan error, takers)
+		for range takers {
+			go func() {
+				_, err := s.TakeChallenge(ctx, c.DeviceID, c.Nonce)
+				errs <- err
+			}()
+		}
+		taken := 0
+		for range takers {
+			switch err := <-errs; {
+			case err == nil:
+				taken++
+			case !errors.Is(err, store.ErrNotFound):
+				t.Errorf("TakeChallenge = %v, want nil or ErrNotFound", err)
+			}
+		}
+		if taken != 1 {
+			t.Errorf("the challenge was taken %d times, want once", taken)
+		}
+	})
+}
+
 func TestChallenges(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -34,6 +36,13 @@ type writeGroup struct {
 	mu      sync.Mutex
 	queue   []*groupWrite
 	leading bool // a leader is running; the next one is named from the queue
+	// conn is the connection every group's transaction runs on, taken from the pool at the
+	// first group and kept; only the leader touches it. SQLite drops a connection's page cache
+	// when another connection committed since its last transaction, so a write on whichever
+	// connection the pool gave read its pages (the audit chain's head, the tables' newest
+	// leaves, the indexes' inner pages) back from the file; on the connection that made the
+	// last commit they are still in its cache.
+	conn *sql.Conn
 }
 
 // groupWrite is one caller's write. wake receives true when the caller is to lead the next
@@ -101,14 +110,33 @@ func (s *Store) leadGroup() {
 
 // commitGroup runs batch in one transaction and records each write's outcome.
 func (s *Store) commitGroup(batch []*groupWrite) {
+	// The transaction outlives any one caller's cancellation (and watching it would cost a
+	// goroutine per transaction); each statement runs under its caller's context.
+	ctx := context.Background()
 	if len(batch) == 1 {
 		w := batch[0]
-		w.err = s.inTx(w.ctx, func(tx *sql.Tx) error { return w.run(tx) })
+		if err := w.ctx.Err(); err != nil {
+			w.err = err
+			return
+		}
+		tx, err := s.beginWriter(ctx)
+		if err != nil {
+			w.err = err
+			return
+		}
+		if err := w.run(tx); err != nil || w.panicked != nil {
+			tx.Rollback()
+			w.err = err
+			return
+		}
+		if err := tx.Commit(); err != nil {
+			w.err = err
+			return
+		}
+		s.commits.Add(1)
 		return
 	}
-	// The transaction outlives any one caller; each statement runs under its caller's context.
-	ctx := context.Background()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.beginWriter(ctx)
 	if err != nil {
 		failAll(batch, err)
 		return
@@ -142,6 +170,35 @@ func (s *Store) commitGroup(batch []*groupWrite) {
 		return
 	}
 	s.commits.Add(1)
+}
+
+// beginWriter begins a transaction on the group's connection (writeGroup.conn), taking one
+// from the pool when there is none yet or the last one broke. Only the leader calls it.
+func (s *Store) beginWriter(ctx context.Context) (*sql.Tx, error) {
+	g := &s.group
+	if g.conn == nil {
+		c, err := s.db.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		g.conn = c
+	}
+	tx, err := g.conn.BeginTx(ctx, nil)
+	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) {
+		g.conn.Close()
+		g.conn = nil
+	}
+	return tx, err
+}
+
+// closeWriter gives the group's connection back to the pool; Close calls it once no write runs.
+func (s *Store) closeWriter() {
+	s.group.mu.Lock()
+	defer s.group.mu.Unlock()
+	if s.group.conn != nil {
+		s.group.conn.Close()
+		s.group.conn = nil
+	}
 }
 
 // run calls the write's function, keeping a panic for its caller's goroutine.

@@ -20,6 +20,7 @@ type InstallReport struct {
 // current, rep.Release becomes the device's current release; with audited, the report is
 // appended to the tenant's audit chain as "device.install.<state>", in the same transaction.
 func (s *Store) AddInstallReport(ctx context.Context, tenantID, deviceID string, rep InstallReport, current, audited bool) error {
+	ctx = s.quick(ctx)
 	err := s.groupTx(ctx, func(tx *sql.Tx) error {
 		return s.addInstallReport(ctx, tx, tenantID, deviceID, rep, current, audited)
 	})
@@ -39,6 +40,7 @@ func (s *Store) ReportCommitted(ctx context.Context, tenantID, deviceID string, 
 		return false, fmt.Errorf("store.ReportCommitted: %w", err)
 	}
 	claimed := true
+	ctx = s.quick(ctx)
 	err := s.groupTx(ctx, func(tx *sql.Tx) error {
 		claimed = true
 		err := s.recordDeviceRelease(ctx, tx, tenantID, deviceID, rep.Release)

@@ -125,7 +125,7 @@ func (s *Store) AddImage(ctx context.Context, actor Actor, tenantID string, im I
 // HasImage reports whether the tenant has an image with the given hex SHA-256.
 func (s *Store) HasImage(ctx context.Context, tenantID, sum string) (bool, error) {
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM images WHERE tenant_id = $1 AND sha256 = $2`, tenantID, sum).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(s.quick(ctx), `SELECT COUNT(*) FROM images WHERE tenant_id = $1 AND sha256 = $2`, tenantID, sum).Scan(&n); err != nil {
 		return false, fmt.Errorf("store.HasImage: %w", err)
 	}
 	return n == 1, nil
@@ -346,7 +346,7 @@ type ReleasedImage struct {
 // ReleasedImages returns the images of every signed or revoked release of a tenant's
 // product. Drafts are left out: no device should run them.
 func (s *Store) ReleasedImages(ctx context.Context, tenantID, product string) ([]ReleasedImage, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT ri.sha256, ri.component, i.version, r.version, r.state, r.signed_at, i.authenticode
+	rows, err := s.db.QueryContext(s.quick(ctx), `SELECT ri.sha256, ri.component, i.version, r.version, r.state, r.signed_at, i.authenticode
 		FROM release_images ri
 		JOIN releases r ON r.id = ri.release_id
 		JOIN products p ON p.id = r.product_id

@@ -58,8 +58,11 @@ type Store struct {
 	dialect dialect
 	now     func() time.Time
 	stmts   sync.Map // query text -> *sql.Stmt, see QueryRow
-	offers  offerCache
-	group   writeGroup // SQLite's group commit (group.go)
+	// The tenants found by TenantByName (name -> Tenant) and TenantNameByID (ID -> name); a
+	// tenant's row never changes once created.
+	tenants, tenantNames sync.Map
+	offers               offerCache
+	group                writeGroup // SQLite's group commit (group.go)
 	// commits counts the write transactions committed through inTx, for /metrics.
 	commits atomic.Uint64
 
@@ -131,6 +134,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // Close releases the prepared statements and the connection pool.
 func (s *Store) Close() error {
 	s.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
+	s.closeWriter()
 	return s.db.Close()
 }
 
@@ -148,6 +152,18 @@ func (s *Store) TestDB(testhook.Key) *sql.DB { return s.db }
 
 // Now returns the store's clock reading, truncated to the microsecond precision it stores.
 func (s *Store) Now() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// quick returns ctx without its cancellation on SQLite, for the short keyed statements a device's
+// requests make: such a statement finishes in microseconds whether or not the client is still
+// there (a write waits at most for the group's commit), and a cancellable context costs
+// database/sql and the driver a goroutine per statement and per transaction to watch it. On
+// PostgreSQL, where a statement may wait on a row lock or the network, ctx is kept.
+func (s *Store) quick(ctx context.Context) context.Context {
+	if s.dialect.name() == "sqlite" {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}
 
 // inTx runs fn in one transaction, committing only when fn returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {

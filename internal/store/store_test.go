@@ -57,6 +57,30 @@ func TestBootstrapOnce(t *testing.T) {
 	})
 }
 
+// TestTenantByName: a tenant is found by its name, the same every time (it is then kept in
+// memory), and a name not found is looked up again, so that a tenant created later is found.
+func TestTenantByName(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		if _, err := s.TenantByName(ctx, "acme"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("TenantByName before the tenant exists = %v, want ErrNotFound", err)
+		}
+		want := newTenant(t, s, "acme")
+		for range 2 {
+			got, err := s.TenantByName(ctx, "acme")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(got, want); diff != "" {
+				t.Errorf("TenantByName (-got +want):\n%s", diff)
+			}
+		}
+		if _, err := s.TenantByName(ctx, "other"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("TenantByName of another name = %v, want ErrNotFound", err)
+		}
+	})
+}
+
 func TestProductsAndGroups(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()

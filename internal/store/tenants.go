@@ -64,7 +64,15 @@ func (s *Store) ListTenants(ctx context.Context, p Page) ([]Tenant, string, erro
 }
 
 // TenantByName looks a tenant up by its unique name.
+//
+// A tenant is never renamed or deleted and its row never changes, so a tenant found once is kept
+// in memory (Store.tenants) and served from there: the image repository's routes and the device
+// API look the tenant up by name on every request. A name not found is asked again each time, so a
+// tenant created later (by this replica or another) is found.
 func (s *Store) TenantByName(ctx context.Context, name string) (Tenant, error) {
+	if t, ok := s.tenants.Load(name); ok {
+		return t.(Tenant), nil
+	}
 	var t Tenant
 	var at int64
 	err := s.db.QueryRowContext(ctx, `SELECT id, name, created_at FROM tenants WHERE name = $1`, name).Scan(&t.ID, &t.Name, &at)
@@ -72,6 +80,7 @@ func (s *Store) TenantByName(ctx context.Context, name string) (Tenant, error) {
 		return Tenant{}, fmt.Errorf("store.TenantByName: %w", s.mapErr(err))
 	}
 	t.CreatedAt = fromMicros(at)
+	s.tenants.Store(name, t)
 	return t, nil
 }
 

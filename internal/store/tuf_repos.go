@@ -51,11 +51,22 @@ func (s *Store) Repo(ctx context.Context, tenantID string) (Repo, error) {
 // ErrNotFound when the tenant has none yet.
 func (s *Store) RepoUpdatedAt(ctx context.Context, tenantID string) (int64, error) {
 	var updated int64
-	err := s.db.QueryRowContext(ctx, `SELECT updated_at FROM tuf_repos WHERE tenant_id = $1`, tenantID).Scan(&updated)
+	err := s.db.QueryRowContext(s.quick(ctx), `SELECT updated_at FROM tuf_repos WHERE tenant_id = $1`, tenantID).Scan(&updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, ErrNotFound
 	}
 	return updated, err
+}
+
+// DirectorRoots returns a tenant's director root chain as stored (a JSON array of the signed
+// roots), without the rest of its repository; ErrNotFound when the tenant has none yet.
+func (s *Store) DirectorRoots(ctx context.Context, tenantID string) (string, error) {
+	var roots string
+	err := s.db.QueryRowContext(s.quick(ctx), `SELECT director_roots FROM tuf_repos WHERE tenant_id = $1`, tenantID).Scan(&roots)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return roots, err
 }
 
 // RepoTenants lists the tenants that have a repository.
