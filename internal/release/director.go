@@ -25,44 +25,53 @@ type directorFiles struct {
 // device. A revoked or unsigned release is refused. Each call issues a new
 // director metadata version.
 func (s *Service) Assign(ctx context.Context, actor store.Actor, tenantID, deviceID, product, version string) error {
+	_, err := s.assign(ctx, actor, tenantID, deviceID, product, version)
+	return err
+}
+
+// assign is Assign returning the director files it issued, as committed.
+func (s *Service) assign(ctx context.Context, actor store.Actor, tenantID, deviceID, product, version string) (*tuf.DirectorFiles, error) {
+	var f *tuf.DirectorFiles
 	err := s.cfg.Store.InDeviceUpdateTx(ctx, func(tx *store.UpdatesTx) error {
-		return s.issue(ctx, tx, actor, tenantID, deviceID, product, version, true)
+		var err error
+		f, err = s.issue(ctx, tx, actor, tenantID, deviceID, product, version, true)
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("release.Assign: %w", fromStore(err))
+		return nil, fmt.Errorf("release.Assign: %w", fromStore(err))
 	}
-	return nil
+	return f, nil
 }
 
 // issue signs the next director metadata version for a device, naming the
 // release's images. A refresh (signedOnly false) re-issues what the device
 // was told even if the release was revoked since: a device must never be
 // left with expired metadata, and a revoked release is replaced by
-// assigning the fix.
-func (s *Service) issue(ctx context.Context, tx *store.UpdatesTx, actor store.Actor, tenantID, deviceID, product, version string, signedOnly bool) error {
+// assigning the fix. It returns the files it saved.
+func (s *Service) issue(ctx context.Context, tx *store.UpdatesTx, actor store.Actor, tenantID, deviceID, product, version string, signedOnly bool) (*tuf.DirectorFiles, error) {
 	now := s.now()
 	r, err := tx.Release(ctx, tenantID, product, version)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if r.State == StateDraft || (signedOnly && r.State != StateSigned) {
-		return fmt.Errorf("%w: %s is %s", ErrWrongState, version, r.State)
+		return nil, fmt.Errorf("%w: %s is %s", ErrWrongState, version, r.State)
 	}
 	devTenant, err := tx.DeviceTenant(ctx, deviceID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if devTenant != tenantID {
-		return fmt.Errorf("%w: device %s", ErrNotFound, deviceID)
+		return nil, fmt.Errorf("%w: device %s", ErrNotFound, deviceID)
 	}
 	roots, err := tx.DirectorRoots(ctx, tenantID)
 	dir, err := s.director(tenantID, store.Repo{DirectorRoots: roots}, err)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ver, err := tx.DirectorVersion(ctx, deviceID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a := tuf.Assignment{DeviceID: deviceID, Version: ver + 1, Release: version, Deltas: tufDeltas(r.Deltas)}
 	for _, im := range r.Images {
@@ -70,28 +79,31 @@ func (s *Service) issue(ctx context.Context, tx *store.UpdatesTx, actor store.Ac
 	}
 	f, err := dir.Issue(a, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b, err := json.Marshal(directorFiles{Targets: f.Targets, Snapshot: f.Snapshot, Timestamp: f.Timestamp})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	saved, err := tx.SaveDirector(ctx, store.DirectorMetadata{DeviceID: deviceID, TenantID: tenantID, Version: f.Version, Product: product,
 		Release: version, Files: string(b), Timestamp: string(f.Timestamp), Expires: f.Expires}, ver)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !saved {
-		return ErrConcurrently
+		return nil, ErrConcurrently
 	}
 	if !signedOnly {
-		return nil
+		return f, nil
 	}
 	if err := tx.SetTargetRelease(ctx, deviceID, version, now); err != nil {
-		return err
+		return nil, err
 	}
-	return tx.Audit(ctx, tenantID, actor, "director.assign", "device/"+deviceID,
-		store.Details{"product": product, "release": version, "director_version": f.Version})
+	if err := tx.Audit(ctx, tenantID, actor, "director.assign", "device/"+deviceID,
+		store.Details{"product": product, "release": version, "director_version": f.Version}); err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 // director returns the tenant's director over the stored root chain, verifying the chain (every
@@ -139,7 +151,8 @@ func (s *Service) refreshDirector(ctx context.Context) error {
 	var errs []error
 	for _, d := range due {
 		err := s.cfg.Store.InUpdatesTx(ctx, func(tx *store.UpdatesTx) error {
-			return s.issue(ctx, tx, store.System, d.TenantID, d.DeviceID, d.Product, d.Release, false)
+			_, err := s.issue(ctx, tx, store.System, d.TenantID, d.DeviceID, d.Product, d.Release, false)
+			return err
 		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("device %s: %w", d.DeviceID, err))
@@ -178,15 +191,23 @@ func (s *Service) DirectorFile(ctx context.Context, tenantID, deviceID, name str
 	if err != nil {
 		return nil, fmt.Errorf("release.DirectorFile: %w", err)
 	}
-	// Roots come from the tenant's repository state; the per-device files do not need it.
+	// Roots come from the tenant's director root chain alone (every healing agent asks for the
+	// next one, a 404); the per-device files do not need it.
 	if strings.HasSuffix(name, "root.json") {
-		row, err := s.loadRepo(ctx, tenantID)
+		stored, err := s.cfg.Store.DirectorRoots(ctx, tenantID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("release.DirectorFile: %w", ErrNotInit)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("release.DirectorFile: %w", fromStore(err))
+			return nil, fmt.Errorf("release.DirectorFile: %w", err)
+		}
+		var roots [][]byte
+		if err := json.Unmarshal([]byte(stored), &roots); err != nil {
+			return nil, fmt.Errorf("release.DirectorFile: decode director roots: %w", err)
 		}
 		// The roots were verified when stored; serve them without re-verifying.
-		for i, b := range row.director {
-			if name == strconv.Itoa(i+1)+".root.json" || (name == "root.json" && i == len(row.director)-1) {
+		for i, b := range roots {
+			if name == strconv.Itoa(i+1)+".root.json" || (name == "root.json" && i == len(roots)-1) {
 				return b, nil
 			}
 		}
@@ -196,14 +217,14 @@ func (s *Service) DirectorFile(ctx context.Context, tenantID, deviceID, name str
 		return nil, fmt.Errorf("release.DirectorFile: %w: %s", ErrNotFound, name)
 	}
 	if name == "timestamp.json" && c.GroupID != "" {
-		assigned, err := s.followDeployment(ctx, tenantID, deviceID, c)
+		f, err := s.followDeployment(ctx, tenantID, deviceID, c)
 		if err != nil {
 			// The device keeps its current metadata; the next poll retries.
 			s.log.Warn("director could not follow the deployment", "device", deviceID, "err", err)
-		} else if assigned {
-			if c, err = s.checkIn(ctx, tenantID, deviceID, true); err != nil {
-				return nil, fmt.Errorf("release.DirectorFile: %w", err)
-			}
+		} else if f != nil {
+			// The timestamp just committed; reading the row back would give the same bytes
+			// unless another assignment committed since, which the next poll serves.
+			return f.Timestamp, nil
 		}
 	}
 	if !c.Named {
@@ -245,21 +266,19 @@ func readCheckIn(ctx context.Context, st *store.Store, tenantID, deviceID string
 
 // followDeployment assigns the release of the device's group deployment
 // when the deployment offers it to the device now and the director names
-// something else; it reports whether it did.
-func (s *Service) followDeployment(ctx context.Context, tenantID, deviceID string, c store.CheckIn) (bool, error) {
+// something else; it returns the director files it issued then, nil when
+// it assigned nothing.
+func (s *Service) followDeployment(ctx context.Context, tenantID, deviceID string, c store.CheckIn) (*tuf.DirectorFiles, error) {
 	offer, err := s.cfg.Store.OfferForGroup(ctx, tenantID, c.GroupID, deviceID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !offer.Offered) {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	d := offer.Deployment
 	if c.Named && c.Product == d.ProductName && c.Release == d.Release {
-		return false, nil
+		return nil, nil
 	}
-	if err := s.Assign(ctx, store.Actor("deployment:"+d.ID), tenantID, deviceID, d.ProductName, d.Release); err != nil {
-		return false, err
-	}
-	return true, nil
+	return s.assign(ctx, store.Actor("deployment:"+d.ID), tenantID, deviceID, d.ProductName, d.Release)
 }
