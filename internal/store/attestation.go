@@ -316,7 +316,8 @@ type AttestationReason struct {
 // RecordAttestation stores a verdict, updates the device's attestation state (and activation)
 // and, for a claimed device, appends the audit record, all in one transaction.
 func (s *Store) RecordAttestation(ctx context.Context, r AttestationRecord) (AttestationRecord, error) {
-	r.ID, r.At = NewID("att"), s.Now()
+	r.At = s.Now()
+	r.ID = newOrderedID("att", r.At)
 	reasons, err := json.Marshal(r.Reasons)
 	if err != nil {
 		return AttestationRecord{}, fmt.Errorf("store.RecordAttestation: %w", err)

@@ -60,7 +60,7 @@ func (s *Store) ReportCommitted(ctx context.Context, tenantID, deviceID string, 
 // addInstallReport is AddInstallReport inside tx.
 func (s *Store) addInstallReport(ctx context.Context, tx *sql.Tx, tenantID, deviceID string, rep InstallReport, current, audited bool) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO install_reports (id, device_id, tenant_id, state, release, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		NewID("ins"), deviceID, tenantID, rep.State, rep.Release, rep.Reason, micros(rep.At)); err != nil {
+		newOrderedID("ins", rep.At), deviceID, tenantID, rep.State, rep.Release, rep.Reason, micros(rep.At)); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE devices SET last_seen_at = $1, updated_at = $1 WHERE id = $2 AND tenant_id = $3`, micros(rep.At), deviceID, tenantID); err != nil {

@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/base32"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -207,6 +208,22 @@ func NewID(prefix string) string {
 	var b [15]byte
 	rand.Read(b[:])
 	return prefix + "_" + idEncoding.EncodeToString(b[:])
+}
+
+// orderedIDEncoding is idEncoding's alphabet in byte order, so that encoded IDs sort as their
+// bytes do.
+var orderedIDEncoding = base32.NewEncoding("234567abcdefghijklmnopqrstuvwxyz").WithPadding(base32.NoPadding)
+
+// newOrderedID is NewID for rows written as events happen (install reports, attestation
+// results): its first 8 bytes are t in microseconds, big-endian, and the other 7 random, so that
+// each new row's key lands at the end of its table's primary-key index instead of on a random page
+// of it, one page fewer for the commit to write. IDs of the same microsecond stay apart by their
+// random bytes.
+func newOrderedID(prefix string, t time.Time) string {
+	var b [15]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMicro()))
+	rand.Read(b[8:])
+	return prefix + "_" + orderedIDEncoding.EncodeToString(b[:])
 }
 
 func micros(t time.Time) int64 { return t.UnixMicro() }
