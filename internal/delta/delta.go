@@ -128,13 +128,25 @@ type Target struct {
 type ApplyOptions struct {
 	// MaxWindow is the largest zstd window accepted; zero means DefaultMaxWindow.
 	MaxWindow uint64
+	// BaseSHA256, when set, is the SHA-256 the caller holds for base (the updater's record of
+	// the committed slot, which it verified the file against): the dictionary is named from
+	// it rather than from a hash of base. A base that is not what it says produces an output
+	// that fails the check of the signed hash, which is what a patch built against another
+	// base does once it gets past the dictionary ID.
+	BaseSHA256 []byte
+	// CallerHashes leaves the SHA-256 of the output to the caller, who hashes every byte it
+	// is given itself (the updater's slot writer checks each component against its signed
+	// length and SHA-256): Apply still writes no more than want.Length bytes and checks the
+	// length, and the caller must refuse the output unless its own hash matches want.SHA256.
+	CallerHashes bool
 }
 
 // Apply decodes patch against base and writes the result to dst, never more
 // than want.Length bytes. It returns ErrMismatch when the output is not the
-// signed image, ErrTooLarge when the patch overflows its limits and ErrBase
-// when the patch names another base. dst may hold partial output after an
-// error; callers write to a staging file and discard it on error.
+// signed image (with CallerHashes, only when its length is not), ErrTooLarge
+// when the patch overflows its limits and ErrBase when the patch names
+// another base. dst may hold partial output after an error; callers write to
+// a staging file and discard it on error.
 func Apply(ctx context.Context, dst io.Writer, base []byte, patch io.Reader, want Target, opts ApplyOptions) error {
 	if want.Length < 0 || len(want.SHA256) != sha256.Size {
 		return fmt.Errorf("delta.Apply: invalid target")
@@ -143,9 +155,15 @@ func Apply(ctx context.Context, dst io.Writer, base []byte, patch io.Reader, wan
 	if maxWindow == 0 {
 		maxWindow = DefaultMaxWindow
 	}
-	baseSum := sha256.Sum256(base)
+	baseSum := opts.BaseSHA256
+	if baseSum == nil {
+		sum := sha256.Sum256(base)
+		baseSum = sum[:]
+	} else if len(baseSum) != sha256.Size {
+		return fmt.Errorf("delta.Apply: invalid base SHA-256")
+	}
 	dec, err := zstd.NewReader(ctxReader{ctx: ctx, r: patch},
-		zstd.WithDecoderDictRaw(DictID(baseSum[:]), base),
+		zstd.WithDecoderDictRaw(DictID(baseSum), base),
 		zstd.WithDecoderConcurrency(1),
 		zstd.WithDecoderLowmem(true),
 		zstd.WithDecoderMaxWindow(maxWindow),
@@ -154,8 +172,13 @@ func Apply(ctx context.Context, dst io.Writer, base []byte, patch io.Reader, wan
 		return fmt.Errorf("delta.Apply: %w", err)
 	}
 	defer dec.Close()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(dst, h), io.LimitReader(dec, want.Length+1))
+	var h hash.Hash
+	out := dst
+	if !opts.CallerHashes {
+		h = sha256.New()
+		out = io.MultiWriter(dst, h)
+	}
+	n, err := io.Copy(out, io.LimitReader(dec, want.Length+1))
 	if err != nil {
 		return fmt.Errorf("delta.Apply: %w", classify(err))
 	}
@@ -165,9 +188,13 @@ func Apply(ctx context.Context, dst io.Writer, base []byte, patch io.Reader, wan
 	return check(h, n, want)
 }
 
+// check compares the output's length and, when h hashed it, its SHA-256 with want.
 func check(h hash.Hash, n int64, want Target) error {
 	if n != want.Length {
 		return fmt.Errorf("delta.Apply: got %d bytes, want %d: %w", n, want.Length, ErrMismatch)
+	}
+	if h == nil {
+		return nil
 	}
 	if got := h.Sum(nil); string(got) != string(want.SHA256) {
 		return fmt.Errorf("delta.Apply: sha256 %x, want %x: %w", got, want.SHA256, ErrMismatch)

@@ -145,6 +145,59 @@ func TestApplyRefuses(t *testing.T) {
 	}
 }
 
+// TestApplyOptions: a base named by the caller's SHA-256 rather than hashed, and an output
+// whose SHA-256 the caller checks itself, still refuse what they must.
+func TestApplyOptions(t *testing.T) {
+	base := image(1, 200<<10)
+	next := edit(base, 5)
+	patch := build(t, base, next)
+	good := target(next)
+	baseSum := sha256.Sum256(base)
+	otherSum := sha256.Sum256(image(99, 10))
+	otherHash := target(next)
+	otherHash.SHA256 = otherSum[:]
+	shorter, longer := good, good
+	shorter.Length--
+	longer.Length++
+
+	tests := []struct {
+		name string
+		want Target
+		opts ApplyOptions
+		is   error // nil: accepted
+	}{
+		{"base named by the caller", good, ApplyOptions{BaseSHA256: baseSum[:]}, nil},
+		{"base named as another", good, ApplyOptions{BaseSHA256: otherSum[:]}, ErrBase},
+		{"caller hashes", good, ApplyOptions{CallerHashes: true}, nil},
+		// The caller's own hash must refuse this one: Apply checked its length only.
+		{"caller hashes, hash differs", otherHash, ApplyOptions{CallerHashes: true}, nil},
+		{"caller hashes, longer than signed", shorter, ApplyOptions{CallerHashes: true}, ErrTooLarge},
+		{"caller hashes, shorter than signed", longer, ApplyOptions{CallerHashes: true}, ErrMismatch},
+		{"hash differs, base named by the caller", otherHash, ApplyOptions{BaseSHA256: baseSum[:]}, ErrMismatch},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := Apply(context.Background(), &out, base, bytes.NewReader(patch), tc.want, tc.opts)
+			if tc.is == nil {
+				if err != nil {
+					t.Fatalf("Apply: %v", err)
+				}
+				if !bytes.Equal(out.Bytes(), next) {
+					t.Error("output is not the new image")
+				}
+				return
+			}
+			if !errors.Is(err, tc.is) {
+				t.Errorf("Apply error = %v, want %v", err, tc.is)
+			}
+		})
+	}
+	if err := Apply(context.Background(), &bytes.Buffer{}, base, bytes.NewReader(patch), good, ApplyOptions{BaseSHA256: baseSum[:4]}); err == nil {
+		t.Error("Apply accepted a base SHA-256 of 4 bytes")
+	}
+}
+
 func TestApplyInvalidTarget(t *testing.T) {
 	err := Apply(context.Background(), &bytes.Buffer{}, nil, bytes.NewReader(nil), Target{Length: 1}, ApplyOptions{})
 	if err == nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampartsec/rampart/internal/delta"
 	"github.com/rampartsec/rampart/internal/tuf"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
@@ -405,6 +406,39 @@ func TestAttackTamperedDelta(t *testing.T) {
 	stillOn(t, d, "1.1.0")
 }
 
+// TestWellFormedDeltaOfOtherBytes: a valid patch against the committed base that produces
+// other bytes than the signed image (delta.Apply leaves the hash to the slot writer, which
+// checks every byte it writes) is refused with ErrVerification, and the trial is never switched to.
+func TestWellFormedDeltaOfOtherBytes(t *testing.T) {
+	w, d, r1, r2 := attacked(t)
+	w.assign(r2)
+	u := w.updater(t, d, nil)
+	st, err := u.cfg.Slots.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot, err := u.cfg.Slots.BeginInstall()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := r1.content["rootfs"]
+	other := edit(r2.content["rootfs"], 77)[:len(r2.content["rootfs"])]
+	var patch bytes.Buffer
+	if err := delta.Build(context.Background(), &patch, base, bytes.NewReader(other), int64(len(other)), delta.BuildOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	path := u.staging("other.delta")
+	if err := writeFileAtomic(OSFS{}, path, patch.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	want := ComponentImage{Version: "1.1.0", SecurityVersion: 1, SHA256: r2.images["rootfs"].SHA256, Length: r2.images["rootfs"].Length}
+	err = u.applyDelta(context.Background(), slot, "rootfs", want, st.Committed, st.Slots[st.Committed].Components["rootfs"], path)
+	if !errors.Is(err, ErrVerification) {
+		t.Fatalf("applyDelta of other bytes: %v, want ErrVerification", err)
+	}
+	stillOn(t, d, "1.0.0")
+}
+
 // TestTamperedDeltaPassedToApply covers the defence behind the signed hash:
 // a patch file that reaches the apply step but produces other bytes is
 // caught before the slot is trusted, and the full image is used.
@@ -425,7 +459,7 @@ func TestTamperedDeltaPassedToApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := ComponentImage{Version: "1.1.0", SecurityVersion: 1, SHA256: r2.images["rootfs"].SHA256, Length: r2.images["rootfs"].Length}
-	if err := u.applyDelta(context.Background(), slot, "rootfs", want, st.Committed, patch); err == nil {
+	if err := u.applyDelta(context.Background(), slot, "rootfs", want, st.Committed, st.Slots[st.Committed].Components["rootfs"], patch); err == nil {
 		t.Fatal("applyDelta accepted a bogus patch")
 	}
 	stillOn(t, d, "1.0.0")

@@ -428,7 +428,7 @@ func (u *Updater) install(ctx context.Context) (Outcome, error) {
 	}
 	for name, c := range info.Components {
 		if p, ok := patches[name]; ok {
-			err := u.applyDelta(ctx, slot, name, c, st.Committed, p)
+			err := u.applyDelta(ctx, slot, name, c, st.Committed, cur.Components[name], p)
 			if err == nil {
 				out.Delta = append(out.Delta, name)
 				continue
@@ -611,7 +611,12 @@ func (u *Updater) fetchDelta(ctx context.Context, repo tufView, w wanted, cur *S
 	return part, true
 }
 
-func (u *Updater) applyDelta(ctx context.Context, slot, name string, want ComponentImage, baseSlot, patchPath string) error {
+// applyDelta writes component name of slot from the patch against base, the committed slot's
+// record of the component (which Boot verifies the file against at every run). WriteComponent checks the output's signed length and SHA-256 as it writes it, so Apply
+// leaves the hash to it; and the base's dictionary is named from its record rather than from
+// a second read of it. A base that does not match its record yields an output that fails that
+// check, and the full image is used.
+func (u *Updater) applyDelta(ctx context.Context, slot, name string, want ComponentImage, baseSlot string, base ComponentImage, patchPath string) error {
 	baseBytes, release, err := delta.MapFile(u.cfg.Slots.ComponentPath(baseSlot, name))
 	if err != nil {
 		return err
@@ -621,13 +626,18 @@ func (u *Updater) applyDelta(ctx context.Context, slot, name string, want Compon
 	if err != nil {
 		return err
 	}
+	baseSum, err := hex.DecodeString(base.SHA256)
+	if err != nil {
+		return err
+	}
 	return u.cfg.Slots.WriteComponent(slot, name, want, func(w io.Writer) error {
 		p, err := u.cfg.Slots.fs.OpenFile(patchPath, os.O_RDONLY, 0)
 		if err != nil {
 			return err
 		}
 		defer p.Close()
-		return delta.Apply(ctx, w, baseBytes, p, delta.Target{Length: want.Length, SHA256: sum}, delta.ApplyOptions{})
+		return delta.Apply(ctx, w, baseBytes, p, delta.Target{Length: want.Length, SHA256: sum},
+			delta.ApplyOptions{BaseSHA256: baseSum, CallerHashes: true})
 	})
 }
 
