@@ -17,13 +17,21 @@ import (
 // settles (durable.Known). Where no version can be read, every call hashes. The zero value is
 // ready.
 type FileDigests struct {
-	known durable.Known[[]byte]
+	// Shared, when set, is where the digests are kept rather than in FileDigests' own memo:
+	// the agent shares one per boot with the updater's check of the committed slot
+	// (update.Slots.UseDigests), which reads the SHA-256 of the same files.
+	Shared *durable.Known[[]byte]
+	known  durable.Known[[]byte]
 }
 
 // Digest returns the SHA-256 of the file at path (FileDigest), hashing it only when it is not
 // the same file, unchanged, as the last time.
 func (c *FileDigests) Digest(path string) ([]byte, error) {
-	examined := c.known.Examined()
+	known := c.Shared
+	if known == nil {
+		known = &c.known
+	}
+	examined := known.Examined()
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("attest.FileDigest: %w", err)
@@ -37,7 +45,7 @@ func (c *FileDigests) Digest(path string) ([]byte, error) {
 	}
 	id, ok := durable.VersionOf(st)
 	if ok {
-		if d, hit := c.known.Get(path, id); hit {
+		if d, hit := known.Get(path, id); hit {
 			return d, nil
 		}
 	}
@@ -47,9 +55,9 @@ func (c *FileDigests) Digest(path string) ([]byte, error) {
 	}
 	digest := h.Sum(nil)
 	if ok {
-		c.known.Put(path, id, examined, digest)
+		known.Put(path, id, examined, digest)
 	} else {
-		c.known.Forget(path)
+		known.Forget(path)
 	}
 	return digest, nil
 }

@@ -148,7 +148,9 @@ type Runner struct {
 	att  attest.Attester
 	mlog *attest.MeasurementLog
 	// digests hashes the files measureBoot measures once per boot, and again when one changes
-	// (attest.FileDigests); open starts it afresh with each boot.
+	// (attest.FileDigests); open starts it afresh with each boot. Its memo is shared with the
+	// slots (update.Slots.UseDigests), which verify the committed slot's files by the same
+	// SHA-256 at every check-in: a file settled since it was written is read once per boot.
 	digests attest.FileDigests
 	id      *identity.Identity
 	slots   *update.Slots
@@ -216,6 +218,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		r.Close()
 		return nil, fmt.Errorf("runner.New: %w", err)
 	}
+	slots.UseDigests(r.digests.Shared)
 	r.slots = slots
 	if cfg.SpoolDir != "" {
 		r.crashes, err = crash.New(crash.Config{SpoolDir: cfg.SpoolDir, OutboxDir: filepath.Join(cfg.StateDir, "crash-outbox"),
@@ -275,7 +278,10 @@ func (r *Runner) open(ctx context.Context) error {
 		r.id.Close()
 	}
 	r.att, r.mlog, r.id = att, mlog, id
-	r.digests = attest.FileDigests{}
+	r.digests = attest.FileDigests{Shared: &durable.Known[[]byte]{}}
+	if r.slots != nil {
+		r.slots.UseDigests(r.digests.Shared)
+	}
 	r.http = &http.Client{Transport: tr}
 	r.dev = devclient.New(r.cfg.Server, r.http, r.cfg.DeviceAPI)
 	if r.upd != nil {

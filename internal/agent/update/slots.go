@@ -107,11 +107,26 @@ type Slots struct {
 	fs       FS
 	maxBoots int
 
-	// verified remembers, per file of a committed slot this Slots verified, the record it
-	// matched with the file's version (durable.Known), so that Boot, which the updater runs at
-	// every check-in, reads the committed slot's files again only when they changed (see
-	// verifyFile).
-	verified durable.Known[ComponentImage]
+	// verified remembers, per file this Slots verified, the SHA-256 it read with the file's
+	// version (durable.Known), so that Boot, which the updater runs at every check-in, reads
+	// the committed slot's files again only when they changed (see verifyFile). shared, when
+	// set (UseDigests), takes its place.
+	verified durable.Known[[]byte]
+	shared   *durable.Known[[]byte]
+}
+
+// UseDigests makes the slots keep the SHA-256 of the files they read in k rather than in their
+// own memo: the agent shares one per boot with its measurement of the booted slot
+// (attest.FileDigests), so that a committed file measured in a check-in is not read again to
+// verify it in the same check-in, nor the other way round. Both keep a digest only for a
+// version of the file that was settled as it was read (durable.Known).
+func (s *Slots) UseDigests(k *durable.Known[[]byte]) { s.shared = k }
+
+func (s *Slots) digests() *durable.Known[[]byte] {
+	if s.shared != nil {
+		return s.shared
+	}
+	return &s.verified
 }
 
 // OpenSlots opens (creating) the slot directory.
@@ -287,49 +302,54 @@ func (s *Slots) verifySlot(slot string, info *SlotInfo, remembered bool) error {
 
 // verifyFile checks the file at path against c, reading it whole. With remembered, a file
 // whose version (durable.VersionOf, taken from the open file before it is read) is the one it
-// had when it last matched the same record is not read again: no write, truncation or rename
-// over it leaves its change time as it was. A version is remembered only when it was settled as
-// the file was read (durable.Version.Settled), and only by this Slots: an agent that starts,
-// as after a reboot, reads every file once.
+// had when its SHA-256 was last read, and whose size and that SHA-256 are the record's, is not
+// read again: no write, truncation or rename over it leaves its change time as it was. A
+// version is remembered only when it was settled as the file was read
+// (durable.Version.Settled), and only by this Slots and what shares its memo in the same boot
+// (UseDigests): an agent that starts, as after a reboot, reads every file once.
 func (s *Slots) verifyFile(path string, c ComponentImage, remembered bool) error {
-	examined := s.verified.Examined()
+	memo := s.digests()
+	examined := memo.Examined()
 	f, err := s.fs.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
-		s.verified.Forget(path)
+		memo.Forget(path)
 		return fmt.Errorf("%w: %w", ErrSlotCorrupt, err)
 	}
 	defer f.Close()
 	var version durable.Version
 	versioned := false
-	if fi, err := f.Stat(); err == nil {
+	fi, err := f.Stat()
+	if err == nil {
 		version, versioned = durable.VersionOf(fi)
 	}
-	if remembered && versioned {
-		if v, ok := s.verified.Get(path, version); ok && v == c {
+	if remembered && versioned && fi.Size() == c.Length {
+		if d, ok := memo.Get(path, version); ok && hex.EncodeToString(d) == c.SHA256 {
 			return nil
 		}
 	}
-	s.verified.Forget(path)
-	if err := hashMatches(f, c); err != nil {
+	memo.Forget(path)
+	sum, err := hashMatches(f, c)
+	if err != nil {
 		return err
 	}
 	if versioned {
-		s.verified.Put(path, version, examined, c)
+		memo.Put(path, version, examined, sum)
 	}
 	return nil
 }
 
-// hashMatches reads f whole and checks its length and SHA-256 against c.
-func hashMatches(f File, c ComponentImage) error {
+// hashMatches reads f whole and checks its length and SHA-256 against c, returning the SHA-256.
+func hashMatches(f File, c ComponentImage) ([]byte, error) {
 	h := sha256.New()
 	n, err := io.Copy(h, io.LimitReader(f, c.Length+1))
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrSlotCorrupt, err)
+		return nil, fmt.Errorf("%w: %w", ErrSlotCorrupt, err)
 	}
-	if n != c.Length || hex.EncodeToString(h.Sum(nil)) != c.SHA256 {
-		return ErrSlotCorrupt
+	sum := h.Sum(nil)
+	if n != c.Length || hex.EncodeToString(sum) != c.SHA256 {
+		return nil, ErrSlotCorrupt
 	}
-	return nil
+	return sum, nil
 }
 
 // BeginInstall picks the slot to write (the one not committed), removes it
