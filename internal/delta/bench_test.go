@@ -221,18 +221,30 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
-// BenchmarkApply measures applying a patch to a 4 MiB synthetic image.
+// BenchmarkApply measures applying a patch to a 4 MiB synthetic image, and to a 256 KiB one
+// (the fleet simulator's), with a new decoder each time as an agent does and with the decoders
+// of a Decoders as the simulator does.
 func BenchmarkApply(b *testing.B) {
-	base := image(1, 4<<20)
-	next := edit(base, 2)
-	patch := build(b, base, next)
-	want := target(next)
-	b.SetBytes(int64(len(next)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := Apply(context.Background(), discard{}, base, bytes.NewReader(patch), want, ApplyOptions{}); err != nil {
-			b.Fatal(err)
+	for _, size := range []int{4 << 20, 256 << 10} {
+		base := image(1, size)
+		next := edit(base, 2)
+		patch := build(b, base, next)
+		want := target(next)
+		for _, kept := range []bool{false, true} {
+			opts := ApplyOptions{}
+			if kept {
+				opts.Decoders = &Decoders{}
+			}
+			b.Run(fmt.Sprintf("size=%dKiB/decoders=%v", size>>10, kept), func(b *testing.B) {
+				b.SetBytes(int64(len(next)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := Apply(context.Background(), discard{}, base, bytes.NewReader(patch), want, opts); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(len(patch)), "patch-bytes")
+			})
 		}
 	}
-	b.ReportMetric(float64(len(patch)), "patch-bytes")
 }

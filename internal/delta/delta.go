@@ -15,6 +15,7 @@ import (
 	"hash"
 	"io"
 	"math/bits"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -139,6 +140,48 @@ type ApplyOptions struct {
 	// length and SHA-256): Apply still writes no more than want.Length bytes and checks the
 	// length, and the caller must refuse the output unless its own hash matches want.SHA256.
 	CallerHashes bool
+	// Decoders, when set, lends the decoder and takes it back for the next Apply (Decoders).
+	Decoders *Decoders
+}
+
+// Decoders keeps the zstd decoders of patches applied, with their buffers, for the next Apply
+// given the same Decoders: a decoder holds a history ring of the patch's window and two blocks
+// (1.3 MiB for the smallest window), which a process applying many patches, such as the fleet
+// simulator with one per device, would otherwise allocate and clear for each. It keeps them
+// only while the garbage collector leaves them (sync.Pool), as large as the largest window
+// applied; a device's agent, which applies one patch per release, is given none. A kept decoder
+// holds no reference to a patch or a base between two calls. The zero value is ready; it is
+// safe for concurrent use.
+type Decoders struct {
+	pool sync.Pool
+}
+
+// decoder returns a decoder of patch with dicts, from d when it has one.
+func (d *Decoders) decoder(patch io.Reader, opts ...zstd.DOption) (*zstd.Decoder, error) {
+	if d != nil {
+		if dec, ok := d.pool.Get().(*zstd.Decoder); ok {
+			// The options of the last patch go: its dictionary, then this one's are set.
+			if err := dec.ResetWithOptions(patch, append([]zstd.DOption{zstd.WithDecoderDictDelete()}, opts...)...); err == nil {
+				return dec, nil
+			}
+			dec.Close()
+		}
+	}
+	return zstd.NewReader(patch, append([]zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true)}, opts...)...)
+}
+
+// done takes dec back after a patch that applied without an error, and closes it otherwise.
+func (d *Decoders) done(dec *zstd.Decoder, ok bool) {
+	if d == nil || !ok {
+		dec.Close()
+		return
+	}
+	// Let go of the patch's reader and of the base, which the caller may unmap once Apply returns.
+	if err := dec.ResetWithOptions(nil, zstd.WithDecoderDictDelete()); err != nil {
+		dec.Close()
+		return
+	}
+	d.pool.Put(dec)
 }
 
 // Apply decodes patch against base and writes the result to dst, never more
@@ -162,16 +205,15 @@ func Apply(ctx context.Context, dst io.Writer, base []byte, patch io.Reader, wan
 	} else if len(baseSum) != sha256.Size {
 		return fmt.Errorf("delta.Apply: invalid base SHA-256")
 	}
-	dec, err := zstd.NewReader(ctxReader{ctx: ctx, r: patch},
+	dec, err := opts.Decoders.decoder(ctxReader{ctx: ctx, r: patch},
 		zstd.WithDecoderDictRaw(DictID(baseSum), base),
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderLowmem(true),
 		zstd.WithDecoderMaxWindow(maxWindow),
 	)
 	if err != nil {
 		return fmt.Errorf("delta.Apply: %w", err)
 	}
-	defer dec.Close()
+	applied := false
+	defer func() { opts.Decoders.done(dec, applied) }()
 	var h hash.Hash
 	out := dst
 	if !opts.CallerHashes {
@@ -185,7 +227,11 @@ func Apply(ctx context.Context, dst io.Writer, base []byte, patch io.Reader, wan
 	if n > want.Length {
 		return fmt.Errorf("delta.Apply: output longer than %d bytes: %w", want.Length, ErrTooLarge)
 	}
-	return check(h, n, want)
+	if err := check(h, n, want); err != nil {
+		return err
+	}
+	applied = true
+	return nil
 }
 
 // check compares the output's length and, when h hashed it, its SHA-256 with want.

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -195,6 +197,70 @@ func TestApplyOptions(t *testing.T) {
 	}
 	if err := Apply(context.Background(), &bytes.Buffer{}, base, bytes.NewReader(patch), good, ApplyOptions{BaseSHA256: baseSum[:4]}); err == nil {
 		t.Error("Apply accepted a base SHA-256 of 4 bytes")
+	}
+}
+
+// TestDecodersReused: decoders lent by one Decoders apply patches of other bases one after
+// another and at once, each only against its own base: a kept decoder forgets the last
+// patch's dictionary (a patch for it, given another base, is ErrBase), and no longer touches
+// its base, which is unmapped between the calls.
+func TestDecodersReused(t *testing.T) {
+	var decoders Decoders
+	dir := t.TempDir()
+	type pair struct {
+		path        string
+		next, patch []byte
+	}
+	var pairs []pair
+	for i := range 4 {
+		base := image(uint64(10+i), 150<<10)
+		next := edit(base, uint64(20+i))
+		p := filepath.Join(dir, fmt.Sprint(i))
+		if err := os.WriteFile(p, base, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		pairs = append(pairs, pair{p, next, build(t, base, next)})
+	}
+	apply := func(p pair, patch []byte) error {
+		base, release, err := MapFile(p.path)
+		if err != nil {
+			return err
+		}
+		defer release()
+		var out bytes.Buffer
+		if err := Apply(context.Background(), &out, base, bytes.NewReader(patch), target(p.next), ApplyOptions{Decoders: &decoders}); err != nil {
+			return err
+		}
+		if !bytes.Equal(out.Bytes(), p.next) {
+			return errors.New("output is not the new image")
+		}
+		return nil
+	}
+	for round := range 3 {
+		for i, p := range pairs {
+			if err := apply(p, p.patch); err != nil {
+				t.Fatalf("round %d, patch %d: %v", round, i, err)
+			}
+			// The last patch, given the next base: its dictionary is not kept.
+			other := pairs[(i+1)%len(pairs)]
+			if err := apply(other, p.patch); !errors.Is(err, ErrBase) {
+				t.Fatalf("round %d: patch %d applied to base %d: %v, want ErrBase", round, i, (i+1)%len(pairs), err)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*len(pairs))
+	for range 4 {
+		for _, p := range pairs {
+			wg.Go(func() { errs <- apply(p, p.patch) })
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

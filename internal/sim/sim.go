@@ -31,6 +31,7 @@ import (
 	"github.com/rampartsec/rampart/client"
 	"github.com/rampartsec/rampart/internal/agent/runner"
 	"github.com/rampartsec/rampart/internal/agent/update"
+	"github.com/rampartsec/rampart/internal/delta"
 	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/public"
 )
@@ -169,13 +170,17 @@ func New(ctx context.Context, cfg Config) (*Fleet, error) {
 		ExpectContinueTimeout: time.Second,
 	}
 	loopback := loopbackServer(cfg.Server)
+	// The devices' updaters apply their patches with decoders lent by one pool rather than each
+	// allocating its own history buffers (1.3 MiB a patch for the smallest window).
+	decoders := &delta.Decoders{}
 	offline := int(float64(cfg.Devices)*cfg.Offline + 0.5)
 	err := f.each(ctx, func(ctx context.Context, i int) error {
 		d := &device{index: i, dir: filepath.Join(cfg.Dir, fmt.Sprintf("device-%06d", i+1)), fs: &cutFS{FS: update.OSFS{}},
 			rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i))), offline: i >= cfg.Devices-offline}
 		d.cfg = runner.Config{Server: cfg.Server, RootCAs: cfg.RootCAs, StateDir: d.dir, Attester: string(deviceapi.KindSoftware),
 			SpoolDir: filepath.Join(d.dir, "crash-spool"), Interval: cfg.Interval, WaitTimeout: cfg.WaitTimeout,
-			Transport: deviceTransport(tr, loopback, i), FS: d.fs, Health: f.health(d), Logger: cfg.AgentLogger.With("device", i+1), LongPollFailed: f.longPollFailed}
+			Transport: deviceTransport(tr, loopback, i), FS: d.fs, Health: f.health(d), Logger: cfg.AgentLogger.With("device", i+1), LongPollFailed: f.longPollFailed,
+			DeltaDecoders: decoders}
 		d.boot = readBoot(d.dir)
 		d.cfg.KernelBootID = d.bootID()
 		r, err := runner.New(ctx, d.cfg)

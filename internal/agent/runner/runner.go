@@ -32,6 +32,7 @@ import (
 	"github.com/rampartsec/rampart/internal/agent/identity"
 	"github.com/rampartsec/rampart/internal/agent/rauc"
 	"github.com/rampartsec/rampart/internal/agent/update"
+	"github.com/rampartsec/rampart/internal/delta"
 	"github.com/rampartsec/rampart/internal/deviceapi"
 	"github.com/rampartsec/rampart/internal/public"
 )
@@ -101,6 +102,9 @@ type Config struct {
 	// LongPollFailed, when set, is called with the error of each failed long-poll (the
 	// simulator counts them by reason).
 	LongPollFailed func(err error)
+	// DeltaDecoders, when set, lends the decoders of the patches the updater applies
+	// (update.Config.Decoders): the simulator shares one among its devices.
+	DeltaDecoders *delta.Decoders
 }
 
 // Status is the agent's state, for `rampart-agent status` and the simulator's summary.
@@ -667,7 +671,7 @@ func (r *Runner) updater(ctx context.Context) (*update.Updater, error) {
 		StateDir: filepath.Join(r.cfg.StateDir, "update"), Slots: r.slots, HTTPClient: r.http, Limits: r.cfg.Limits,
 		Reporter: &update.HTTPReporter{Client: r.dev},
 		Health:   r.cfg.Health, Logger: r.log, Now: r.cfg.Now,
-		Installers: r.cfg.Installers, BootID: r.bootID(),
+		Installers: r.cfg.Installers, BootID: r.bootID(), Decoders: r.cfg.DeltaDecoders,
 	})
 	if err != nil {
 		return nil, err

@@ -136,6 +136,9 @@ type Config struct {
 	Installers []Installer
 	// BootID identifies the running boot; an installer's reboot is confirmed by a new one.
 	BootID string
+	// Decoders, when set, lends the patches' decoders (delta.Decoders): the simulator shares
+	// one among its devices. The agent leaves it nil and makes one per patch.
+	Decoders *delta.Decoders
 }
 
 // Updater runs the device side of an update.
@@ -637,7 +640,7 @@ func (u *Updater) applyDelta(ctx context.Context, slot, name string, want Compon
 		}
 		defer p.Close()
 		return delta.Apply(ctx, w, baseBytes, p, delta.Target{Length: want.Length, SHA256: sum},
-			delta.ApplyOptions{BaseSHA256: baseSum, CallerHashes: true})
+			delta.ApplyOptions{BaseSHA256: baseSum, CallerHashes: true, Decoders: u.cfg.Decoders})
 	})
 }
 
