@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/rampartsec/rampart/internal/agent/durable"
 )
 
 // FS is the filesystem seam every write of the updater goes through, so a
@@ -82,6 +84,30 @@ func readFile(fsys FS, name string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", name, max)
 	}
 	return b, nil
+}
+
+// readFileVersion is readFile that also returns the file's version (durable.VersionOf) as it
+// was opened, before it was read; nil where none can be read.
+func readFileVersion(fsys FS, name string, max int64) ([]byte, *durable.Version, error) {
+	f, err := fsys.OpenFile(name, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	var version *durable.Version
+	if fi, err := f.Stat(); err == nil {
+		if v, ok := durable.VersionOf(fi); ok {
+			version = &v
+		}
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, nil, fmt.Errorf("%s is larger than %d bytes", name, max)
+	}
+	return b, version, nil
 }
 
 // writeFileAtomic replaces name with data: write a temporary file, fsync

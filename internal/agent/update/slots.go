@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/rampartsec/rampart/internal/agent/durable"
 	"github.com/rampartsec/rampart/internal/deviceapi"
@@ -113,6 +114,14 @@ type Slots struct {
 	// set (UseDigests), takes its place.
 	verified durable.Known[[]byte]
 	shared   *durable.Known[[]byte]
+
+	// kept is the state this Slots last read from or wrote to the state file, with the file's
+	// version then (durable.VersionOf); State answers a copy of it while the file has that
+	// version, and reads the file again otherwise. Every save replaces the file (a new inode),
+	// and a write in place changes its change time.
+	keptMu  sync.Mutex
+	kept    *SlotState
+	keptVer durable.Version
 }
 
 // UseDigests makes the slots keep the SHA-256 of the files they read in k rather than in their
@@ -159,15 +168,67 @@ func (s *Slots) ComponentPath(slot, name string) string {
 	return filepath.Join(s.slotDir(slot), name)
 }
 
-// State reads the state file; a missing file is an empty, unprovisioned state.
+// State reads the state file; a missing file is an empty, unprovisioned state. The state this
+// Slots last read or wrote is answered again without reading the file while the file's version
+// (durable.VersionOf) is the one it had then.
 func (s *Slots) State() (SlotState, error) {
-	b, err := readFile(s.fs, filepath.Join(s.dir, stateFile), maxStateSize)
+	path := filepath.Join(s.dir, stateFile)
+	if st, ok := s.keptState(path); ok {
+		return st, nil
+	}
+	b, version, err := readFileVersion(s.fs, path, maxStateSize)
 	if errors.Is(err, os.ErrNotExist) {
+		s.forgetState()
 		return SlotState{Format: stateFormat, MaxBoots: s.maxBoots, Slots: map[string]*SlotInfo{}}, nil
 	}
 	if err != nil {
+		s.forgetState()
 		return SlotState{}, slotsErr("State", "cannot read the slot state: %w", err)
 	}
+	st, err := decodeState(b)
+	if err != nil {
+		s.forgetState()
+		return SlotState{}, err
+	}
+	if version != nil {
+		s.keepState(*version, st)
+	}
+	return st, nil
+}
+
+// keptState returns a copy of the kept state when the file at path has its version.
+func (s *Slots) keptState(path string) (SlotState, bool) {
+	s.keptMu.Lock()
+	kept, at := s.kept, s.keptVer
+	s.keptMu.Unlock()
+	if kept == nil {
+		return SlotState{}, false
+	}
+	fi, err := s.fs.Stat(path)
+	if err != nil {
+		return SlotState{}, false
+	}
+	if v, ok := durable.VersionOf(fi); !ok || v != at {
+		return SlotState{}, false
+	}
+	return kept.clone(), true
+}
+
+// keepState keeps a copy of st as the state file's content at version v.
+func (s *Slots) keepState(v durable.Version, st SlotState) {
+	c := st.clone()
+	s.keptMu.Lock()
+	defer s.keptMu.Unlock()
+	s.kept, s.keptVer = &c, v
+}
+
+func (s *Slots) forgetState() {
+	s.keptMu.Lock()
+	defer s.keptMu.Unlock()
+	s.kept = nil
+}
+
+func decodeState(b []byte) (SlotState, error) {
 	var st SlotState
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -183,12 +244,44 @@ func (s *Slots) State() (SlotState, error) {
 	return st, nil
 }
 
+// clone is a copy of st that shares no map or record with it, as reading st back from the
+// file would give it (an empty security floor is left out of the file).
+func (st SlotState) clone() SlotState {
+	c := st
+	c.Slots = make(map[string]*SlotInfo, len(st.Slots))
+	for name, info := range st.Slots {
+		if info == nil {
+			c.Slots[name] = nil
+			continue
+		}
+		i := *info
+		i.Components = maps.Clone(info.Components)
+		c.Slots[name] = &i
+	}
+	c.SecurityFloor = nil
+	if len(st.SecurityFloor) > 0 {
+		c.SecurityFloor = maps.Clone(st.SecurityFloor)
+	}
+	return c
+}
+
 func (s *Slots) save(st SlotState) error {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.fs, filepath.Join(s.dir, stateFile), b)
+	path := filepath.Join(s.dir, stateFile)
+	s.forgetState()
+	if err := writeFileAtomic(s.fs, path, b); err != nil {
+		return err
+	}
+	// What was written, with the file's version now: the state is read back only when it changes.
+	if fi, err := s.fs.Stat(path); err == nil {
+		if v, ok := durable.VersionOf(fi); ok {
+			s.keepState(v, st)
+		}
+	}
+	return nil
 }
 
 // Boot is the result of a (simulated) boot.
