@@ -23,7 +23,7 @@ type DirectorMetadata struct {
 // none, ErrNotFound when there is no such device.
 func (t *UpdatesTx) DeviceTenant(ctx context.Context, deviceID string) (string, error) {
 	var tenant sql.NullString
-	err := t.tx.QueryRowContext(ctx, `SELECT tenant_id FROM devices WHERE id = $1`, deviceID).Scan(&tenant)
+	err := t.tx.QueryRowContext(t.ctx(ctx), `SELECT tenant_id FROM devices WHERE id = $1`, deviceID).Scan(&tenant)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", ErrNotFound
 	}
@@ -34,7 +34,7 @@ func (t *UpdatesTx) DeviceTenant(ctx context.Context, deviceID string) (string, 
 // when the director never named anything for it.
 func (t *UpdatesTx) DirectorVersion(ctx context.Context, deviceID string) (int64, error) {
 	var v int64
-	err := t.tx.QueryRowContext(ctx, `SELECT version FROM director_metadata WHERE device_id = $1`, deviceID).Scan(&v)
+	err := t.tx.QueryRowContext(t.ctx(ctx), `SELECT version FROM director_metadata WHERE device_id = $1`, deviceID).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -44,6 +44,7 @@ func (t *UpdatesTx) DirectorVersion(ctx context.Context, deviceID string) (int64
 // SaveDirector stores a device's director metadata m, replacing version prev (0: none yet)
 // only if it is still the stored one; it reports whether it did.
 func (t *UpdatesTx) SaveDirector(ctx context.Context, m DirectorMetadata, prev int64) (bool, error) {
+	ctx = t.ctx(ctx)
 	if prev == 0 {
 		_, err := t.tx.ExecContext(ctx, `INSERT INTO director_metadata (device_id, tenant_id, version, product, release, files, timestamp_file, expires_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
@@ -74,7 +75,7 @@ func (t *UpdatesTx) RaiseDirectorVersions(ctx context.Context, tenantID string, 
 
 // SetTargetRelease records the release the director named for a device.
 func (t *UpdatesTx) SetTargetRelease(ctx context.Context, deviceID, version string, now time.Time) error {
-	_, err := t.tx.ExecContext(ctx, `UPDATE devices SET target_release = $1, updated_at = $2 WHERE id = $3`, version, micros(now), deviceID)
+	_, err := t.tx.ExecContext(t.ctx(ctx), `UPDATE devices SET target_release = $1, updated_at = $2 WHERE id = $3`, version, micros(now), deviceID)
 	return err
 }
 

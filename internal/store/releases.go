@@ -389,6 +389,18 @@ func (s *Store) ReleasedImages(ctx context.Context, tenantID, product string) ([
 type UpdatesTx struct {
 	s  *Store
 	tx *sql.Tx
+	// device marks one device's short update (InDeviceUpdateTx), whose statements run without
+	// the request's cancellation on SQLite (Store.quick).
+	device bool
+}
+
+// ctx is the context for one of t's statements: ctx, or for a device's update ctx without its
+// cancellation on SQLite.
+func (t *UpdatesTx) ctx(ctx context.Context) context.Context {
+	if t.device {
+		return t.s.quick(ctx)
+	}
+	return ctx
 }
 
 // InUpdatesTx runs fn in one transaction, committing only when fn returns nil.
@@ -401,18 +413,18 @@ func (s *Store) InUpdatesTx(ctx context.Context, fn func(t *UpdatesTx) error) er
 // committed with them (group.go); it returns only after that transaction committed, as
 // InUpdatesTx does. fn must not write through the store outside t.
 func (s *Store) InDeviceUpdateTx(ctx context.Context, fn func(t *UpdatesTx) error) error {
-	return s.mapErr(s.groupTx(ctx, func(tx *sql.Tx) error { return fn(&UpdatesTx{s: s, tx: tx}) }))
+	return s.mapErr(s.groupTx(ctx, func(tx *sql.Tx) error { return fn(&UpdatesTx{s: s, tx: tx, device: true}) }))
 }
 
 // Audit appends a record to tenantID's audit chain in the transaction.
 func (t *UpdatesTx) Audit(ctx context.Context, tenantID string, actor Actor, action, target string, details Details) error {
-	return t.s.appendAudit(ctx, t.tx, tenantID, actor, action, target, details)
+	return t.s.appendAudit(t.ctx(ctx), t.tx, tenantID, actor, action, target, details)
 }
 
 // Release reads one release of a tenant's product with its images and deltas; ErrNotFound when
 // there is none.
 func (t *UpdatesTx) Release(ctx context.Context, tenantID, product, version string) (Release, error) {
-	r, err := getRelease(ctx, t.tx, tenantID, product, version)
+	r, err := getRelease(t.ctx(ctx), t.tx, tenantID, product, version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Release{}, ErrNotFound
 	}

@@ -83,7 +83,7 @@ func (t *UpdatesTx) Repo(ctx context.Context, tenantID string) (Repo, error) {
 // a device's metadata needs nothing else of the repository); ErrNotFound when it has none yet.
 func (t *UpdatesTx) DirectorRoots(ctx context.Context, tenantID string) (string, error) {
 	var roots string
-	err := t.tx.QueryRowContext(ctx, `SELECT director_roots FROM tuf_repos WHERE tenant_id = $1`, tenantID).Scan(&roots)
+	err := t.tx.QueryRowContext(t.ctx(ctx), `SELECT director_roots FROM tuf_repos WHERE tenant_id = $1`, tenantID).Scan(&roots)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", ErrNotFound
 	}
