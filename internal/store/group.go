@@ -41,8 +41,10 @@ type writeGroup struct {
 	// when another connection committed since its last transaction, so a write on whichever
 	// connection the pool gave read its pages (the audit chain's head, the tables' newest
 	// leaves, the indexes' inner pages) back from the file; on the connection that made the
-	// last commit they are still in its cache.
-	conn *sql.Conn
+	// last commit they are still in its cache. connMu is held by the leader for its whole
+	// transaction and by Close, which so waits for the group in flight before closing conn.
+	connMu sync.Mutex
+	conn   *sql.Conn
 }
 
 // groupWrite is one caller's write. wake receives true when the caller is to lead the next
@@ -110,6 +112,8 @@ func (s *Store) leadGroup() {
 
 // commitGroup runs batch in one transaction and records each write's outcome.
 func (s *Store) commitGroup(batch []*groupWrite) {
+	s.group.connMu.Lock()
+	defer s.group.connMu.Unlock()
 	// The transaction outlives any one caller's cancellation (and watching it would cost a
 	// goroutine per transaction); each statement runs under its caller's context.
 	ctx := context.Background()
@@ -173,7 +177,8 @@ func (s *Store) commitGroup(batch []*groupWrite) {
 }
 
 // beginWriter begins a transaction on the group's connection (writeGroup.conn), taking one
-// from the pool when there is none yet or the last one broke. Only the leader calls it.
+// from the pool when there is none yet or the last one broke. Only the leader calls it, holding
+// connMu.
 func (s *Store) beginWriter(ctx context.Context) (*sql.Tx, error) {
 	g := &s.group
 	if g.conn == nil {
@@ -191,10 +196,11 @@ func (s *Store) beginWriter(ctx context.Context) (*sql.Tx, error) {
 	return tx, err
 }
 
-// closeWriter gives the group's connection back to the pool; Close calls it once no write runs.
+// closeWriter gives the group's connection back to the pool, after the group in flight if any;
+// Close calls it. Writes queued later fail as the pool is closed.
 func (s *Store) closeWriter() {
-	s.group.mu.Lock()
-	defer s.group.mu.Unlock()
+	s.group.connMu.Lock()
+	defer s.group.connMu.Unlock()
 	if s.group.conn != nil {
 		s.group.conn.Close()
 		s.group.conn = nil
