@@ -215,15 +215,25 @@ func (d Deployment) Abort(actor, reason string, now time.Time) (Deployment, Even
 // snapshot. A deployment that is not active is returned unchanged.
 func (d Deployment) Check(s Snapshot) (Deployment, []Event, Decision, Tally) {
 	dec, t := d.Evaluate(s)
+	return d.check(dec, t, s.Now)
+}
+
+// CheckAggregate is Check over an aggregate of the group (Aggregate).
+func (d Deployment) CheckAggregate(a Aggregate) (Deployment, []Event, Decision, Tally) {
+	dec, t := d.EvaluateAggregate(a)
+	return d.check(dec, t, a.Now)
+}
+
+func (d Deployment) check(dec Decision, t Tally, now time.Time) (Deployment, []Event, Decision, Tally) {
 	if d.State != StateActive {
 		return d, nil, dec, t
 	}
 	switch dec.Action {
 	case ActionAbort:
-		nd, ev := d.transition(EventAborted, StateAborted, ActorCriteria, dec.Reason(), dec.Findings, s.Now)
+		nd, ev := d.transition(EventAborted, StateAborted, ActorCriteria, dec.Reason(), dec.Findings, now)
 		return nd, []Event{ev}, dec, t
 	case ActionPause:
-		nd, ev := d.transition(EventPaused, StatePaused, ActorCriteria, dec.Reason(), dec.Findings, s.Now)
+		nd, ev := d.transition(EventPaused, StatePaused, ActorCriteria, dec.Reason(), dec.Findings, now)
 		return nd, []Event{ev}, dec, t
 	}
 	return d, nil, dec, t
@@ -236,35 +246,46 @@ func (d Deployment) Check(s Snapshot) (Deployment, []Event, Decision, Tally) {
 // is not active is returned unchanged. The decision and tally are returned
 // for display even when nothing changes.
 func (d Deployment) Step(s Snapshot) (Deployment, []Event, Decision, Tally) {
-	checked, evs, dec, t := d.Check(s)
+	dec, t := d.Evaluate(s)
+	return d.step(dec, t, s.Now, s.BaselineCrashRate)
+}
+
+// StepAggregate is Step over an aggregate of the group (Aggregate).
+func (d Deployment) StepAggregate(a Aggregate) (Deployment, []Event, Decision, Tally) {
+	dec, t := d.EvaluateAggregate(a)
+	return d.step(dec, t, a.Now, a.BaselineCrashRate)
+}
+
+func (d Deployment) step(dec Decision, t Tally, now time.Time, baseline *float64) (Deployment, []Event, Decision, Tally) {
+	checked, evs, dec, t := d.check(dec, t, now)
 	if d.State != StateActive || len(evs) > 0 {
 		return checked, evs, dec, t
 	}
 	ph := d.Plan.Phases[d.Phase]
-	if s.Now.Sub(d.SoakSince) < ph.MinSoak || t.ReportedShare() < ph.MinReporting {
+	if now.Sub(d.SoakSince) < ph.MinSoak || t.ReportedShare() < ph.MinReporting {
 		return d, nil, dec, t
 	}
 	if d.Phase == d.Plan.Last() {
 		// The last chance to judge: reports too few for the minimum sample count now.
-		if whole := d.Criteria.DecideWhole(t, s.BaselineCrashRate); whole.Action == ActionPause || whole.Action == ActionAbort {
+		if whole := d.Criteria.DecideWhole(t, baseline); whole.Action == ActionPause || whole.Action == ActionAbort {
 			reason := whole.Reason() + fmt.Sprintf(" (all the group's reports, judged before completing: fewer than the minimum sample of %d)", d.Criteria.InstallFailures.MinSample)
 			kind, to := EventPaused, StatePaused
 			if whole.Action == ActionAbort {
 				kind, to = EventAborted, StateAborted
 			}
-			nd, ev := d.transition(kind, to, ActorCriteria, reason, whole.Findings, s.Now)
+			nd, ev := d.transition(kind, to, ActorCriteria, reason, whole.Findings, now)
 			return nd, []Event{ev}, whole, t
 		}
 		nd, ev := d.transition(EventCompleted, StateCompleted, ActorCriteria,
-			fmt.Sprintf("all phases done: %d installed, %d failed, %d timed out of %d devices", t.Installed, t.Failed, t.TimedOut, t.Devices), nil, s.Now)
+			fmt.Sprintf("all phases done: %d installed, %d failed, %d timed out of %d devices", t.Installed, t.Failed, t.TimedOut, t.Devices), nil, now)
 		return nd, []Event{ev}, dec, t
 	}
 	nd := d
 	nd.Phase++
-	nd.PhasesOpenedAt = append(append([]time.Time(nil), d.PhasesOpenedAt...), s.Now)
-	nd.UpdatedAt, nd.SoakSince = s.Now, s.Now
-	ev := Event{Kind: EventPhaseAdvanced, At: s.Now, Actor: ActorCriteria, Phase: nd.Phase, From: StateActive, To: StateActive,
+	nd.PhasesOpenedAt = append(append([]time.Time(nil), d.PhasesOpenedAt...), now)
+	nd.UpdatedAt, nd.SoakSince = now, now
+	ev := Event{Kind: EventPhaseAdvanced, At: now, Actor: ActorCriteria, Phase: nd.Phase, From: StateActive, To: StateActive,
 		Reason: fmt.Sprintf("phase %d soaked %v with %.0f%% reporting; opening phase %d (%s%%)",
-			d.Phase+1, s.Now.Sub(d.SoakSince).Round(time.Second), t.ReportedShare()*100, nd.Phase+1, formatPercent(nd.Plan.Phases[nd.Phase].Share))}
+			d.Phase+1, now.Sub(d.SoakSince).Round(time.Second), t.ReportedShare()*100, nd.Phase+1, formatPercent(nd.Plan.Phases[nd.Phase].Share))}
 	return nd, []Event{ev}, dec, t
 }

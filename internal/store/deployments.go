@@ -246,11 +246,22 @@ func (s *Store) CreateDeployment(ctx context.Context, actor Actor, tenantID stri
 // addDeploymentMembers records the group's devices that the deployment has not seen yet, with
 // their phase. joinedAt is nil at creation, else the time the step first saw them.
 func (s *Store) addDeploymentMembers(ctx context.Context, tx *sql.Tx, d Deployment, joinedAt *time.Time) error {
-	ids, err := queryIDs(ctx, tx, `SELECT dv.id FROM devices dv WHERE dv.group_id = $1 AND dv.tenant_id = $2
-		AND NOT EXISTS (SELECT 1 FROM deployment_devices dd WHERE dd.deployment_id = $3 AND dd.device_id = dv.id)`, d.GroupID, d.TenantID, d.ID)
+	ids, err := deploymentJoiners(ctx, tx, d)
 	if err != nil {
 		return err
 	}
+	return insertDeploymentMembers(ctx, tx, d, ids, joinedAt)
+}
+
+// deploymentJoiners lists the group's devices that the deployment has not seen yet.
+func deploymentJoiners(ctx context.Context, q querier, d Deployment) ([]string, error) {
+	return queryIDs(ctx, q, `SELECT dv.id FROM devices dv WHERE dv.group_id = $1 AND dv.tenant_id = $2
+		AND NOT EXISTS (SELECT 1 FROM deployment_devices dd WHERE dd.deployment_id = $3 AND dd.device_id = dv.id)`, d.GroupID, d.TenantID, d.ID)
+}
+
+// insertDeploymentMembers records the devices as members of the deployment with their phase, as
+// pending; one it has seen already (a report recorded it since they were listed) is left as it is.
+func insertDeploymentMembers(ctx context.Context, tx *sql.Tx, d Deployment, ids []string, joinedAt *time.Time) error {
 	var joined any
 	if joinedAt != nil {
 		joined = micros(*joinedAt)
@@ -269,6 +280,7 @@ func (s *Store) addDeploymentMembers(ctx context.Context, tx *sql.Tx, d Deployme
 			fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, '%s', '', $%d)", k+1, k+2, k+3, k+4, rollout.InstallPending, k+5)
 			args = append(args, d.ID, id, d.TenantID, d.Plan.Assign(d.ID, id), joined)
 		}
+		sb.WriteString(` ON CONFLICT (deployment_id, device_id) DO NOTHING`)
 		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
 			return err
 		}

@@ -20,128 +20,20 @@ type DeploymentStep struct {
 	Tally      rollout.Tally
 }
 
-// snapshot reads the group as the deployment sees it: its current members with their outcome,
-// what they run since when, their crashes in the evidence window, and the crash signatures
-// already known on the previous release.
-func (s *Store) snapshot(ctx context.Context, q querier, d Deployment, now time.Time) (rollout.Snapshot, error) {
-	snap := rollout.Snapshot{Now: now, KnownSignatures: map[string]bool{}}
-	rows, err := q.QueryContext(ctx, `SELECT dv.id, dv.current_release, dd.install, dd.joined_at, dd.reported_at
-		FROM devices dv JOIN deployment_devices dd ON dd.device_id = dv.id AND dd.deployment_id = $1
-		WHERE dv.group_id = $2 AND dv.tenant_id = $3 ORDER BY dv.id`, d.ID, d.GroupID, d.TenantID)
-	if err != nil {
-		return snap, err
-	}
-	index := map[string]int{}
-	for rows.Next() {
-		var ds rollout.DeviceStatus
-		var current, install string
-		var joined, reported sql.NullInt64
-		if err := rows.Scan(&ds.DeviceID, &current, &install, &joined, &reported); err != nil {
-			rows.Close()
-			return snap, err
-		}
-		ds.Install = rollout.InstallState(install)
-		if joined.Valid {
-			ds.JoinedAt = fromMicros(joined.Int64)
-		}
-		if reported.Valid {
-			ds.ReportedAt = fromMicros(reported.Int64)
-		}
-		switch current {
-		case d.Release:
-			ds.Running = rollout.RunningNew
-		case d.PreviousRelease:
-			ds.Running = rollout.RunningPrevious
-		default:
-			ds.Running = rollout.RunningOther
-		}
-		index[ds.DeviceID] = len(snap.Devices)
-		snap.Devices = append(snap.Devices, ds)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return snap, err
-	}
-	// When each device started running what it runs: its last coverage event in the group.
-	rows, err = q.QueryContext(ctx, `SELECT device_id, MAX(at) FROM coverage_events WHERE tenant_id = $1 AND group_id = $2
-		GROUP BY device_id`, d.TenantID, d.GroupID)
-	if err != nil {
-		return snap, err
-	}
-	for rows.Next() {
-		var id string
-		var at int64
-		if err := rows.Scan(&id, &at); err != nil {
-			rows.Close()
-			return snap, err
-		}
-		if i, ok := index[id]; ok {
-			snap.Devices[i].RunningSince = fromMicros(at)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return snap, err
-	}
-	// Crashes of the group's devices in the evidence window, on the release each runs now.
-	rows, err = q.QueryContext(ctx, `SELECT fr.device_id, fr.signature, fr.crashed_at, fr.release_version FROM failure_reports fr
-		JOIN devices dv ON dv.id = fr.device_id
-		WHERE fr.tenant_id = $1 AND dv.group_id = $2 AND fr.crashed_at >= $3 AND fr.release_version = dv.current_release`,
-		d.TenantID, d.GroupID, micros(d.EvidenceSince))
-	if err != nil {
-		return snap, err
-	}
-	for rows.Next() {
-		var id, sig, rel string
-		var at int64
-		if err := rows.Scan(&id, &sig, &at, &rel); err != nil {
-			rows.Close()
-			return snap, err
-		}
-		if i, ok := index[id]; ok {
-			snap.Devices[i].Crashes = append(snap.Devices[i].Crashes, rollout.Crash{Signature: sig, At: fromMicros(at)})
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return snap, err
-	}
-	if d.PreviousRelease != "" {
-		rows, err = q.QueryContext(ctx, `SELECT DISTINCT signature FROM failure_reports
-			WHERE tenant_id = $1 AND product_id = $2 AND release_version = $3`, d.TenantID, d.ProductID, d.PreviousRelease)
-		if err != nil {
-			return snap, err
-		}
-		for rows.Next() {
-			var sig string
-			if err := rows.Scan(&sig); err != nil {
-				rows.Close()
-				return snap, err
-			}
-			snap.KnownSignatures[sig] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return snap, err
-		}
-	}
-	return snap, nil
-}
-
 // DeploymentStatus evaluates a deployment without changing it, for display.
 func (s *Store) DeploymentStatus(ctx context.Context, tenantID, id string) (DeploymentStep, error) {
 	var st DeploymentStep
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
 		d, err := loadDeployment(ctx, tx, tenantID, id)
 		if err != nil {
 			return err
 		}
-		snap, err := s.snapshot(ctx, tx, d, s.Now())
+		agg, _, err := s.aggregate(ctx, tx, d, s.Now())
 		if err != nil {
 			return err
 		}
 		st.Deployment = d
-		st.Decision, st.Tally = d.Evaluate(snap)
+		st.Decision, st.Tally = d.EvaluateAggregate(agg)
 		return nil
 	})
 	if err != nil {
@@ -151,7 +43,8 @@ func (s *Store) DeploymentStatus(ctx context.Context, tenantID, id string) (Depl
 }
 
 // StepDeployment picks up devices that joined the group, evaluates the criteria and moves the
-// deployment by at most one transition, auditing it in the same transaction. The server's
+// deployment by at most one transition, auditing it in the transaction that records it. It reads
+// without the write lock and writes only when something changed (stepDeployment). The server's
 // stepper calls it on a timer; a deployment that is not active is left as it is.
 func (s *Store) StepDeployment(ctx context.Context, tenantID, id string) (DeploymentStep, error) {
 	st, err := s.stepDeployment(ctx, tenantID, id, true)
@@ -187,37 +80,109 @@ func (s *Store) ActiveDeploymentOfDevice(ctx context.Context, tenantID, deviceID
 	return id, nil
 }
 
+// stepDeployment evaluates the deployment over its group as the stepper remembers it, brought up
+// to date by reading again only the members that changed since its last step (step_cache.go),
+// in a read transaction, which holds no write lock. It takes the write lock only for what it
+// must write: devices that joined the group, and a transition with its audit record. The
+// transition is recorded only if the deployment is still as it was read (its version); if an
+// operator or another replica moved it meanwhile, the step starts over once on the new state,
+// then reports ErrConflict.
 func (s *Store) stepDeployment(ctx context.Context, tenantID, id string, advance bool) (DeploymentStep, error) {
-	var st DeploymentStep
 	changed := false
 	defer func() {
 		if changed {
 			s.deploymentsChanged()
 		}
 	}()
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		d, err := loadDeployment(ctx, tx, tenantID, id)
-		if err != nil {
-			return err
+	s.steps.mu.Lock()
+	defer s.steps.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		st, err := s.stepOnce(ctx, tenantID, id, advance, &changed)
+		if errors.Is(err, errMovedMeanwhile) && attempt == 0 {
+			continue
 		}
-		now := s.Now()
-		if d.State == rollout.StateActive {
-			if err := s.addDeploymentMembers(ctx, tx, d, &now); err != nil {
-				return err
+		if errors.Is(err, errMovedMeanwhile) {
+			err = fmt.Errorf("%w: deployment %s changed concurrently; retry", ErrConflict, id)
+		}
+		if err != nil {
+			return DeploymentStep{}, s.mapErr(err)
+		}
+		return st, nil
+	}
+}
+
+// errMovedMeanwhile is the deployment changing between a step's read and its write.
+var errMovedMeanwhile = errors.New("deployment moved since it was read")
+
+// stepOnce is one attempt of stepDeployment; s.steps.mu is held.
+func (s *Store) stepOnce(ctx context.Context, tenantID, id string, advance bool, changed *bool) (DeploymentStep, error) {
+	var st DeploymentStep
+	now := s.Now()
+	d, err := loadDeployment(ctx, s.db, tenantID, id)
+	if err != nil {
+		return st, err
+	}
+	if s.steps.m == nil {
+		s.steps.m = map[string]*groupMemory{}
+	}
+	g := s.steps.m[id]
+	delete(s.steps.m, id) // kept again below once read
+	full := g == nil || !g.evidenceSince.Equal(d.EvidenceSince) || now.Before(g.readAt) || now.Sub(g.fullAt) >= fullRefreshEvery
+	if d.State == rollout.StateActive {
+		// Devices that joined the group since the last step become members as of now: on a full
+		// read, every device of the group the deployment has not seen; else those among the
+		// devices with a coverage event in the group since then (joining writes one).
+		var joiners []string
+		if full {
+			joiners, err = deploymentJoiners(ctx, s.db, d)
+		} else {
+			var ids []string
+			if ids, err = queryIDs(ctx, s.db, `SELECT DISTINCT device_id FROM coverage_events WHERE group_id = $1 AND at >= $2`,
+				d.GroupID, micros(g.readAt.Add(-changeMargin))); err == nil {
+				joiners, err = notMembers(ctx, s.db, d, ids)
 			}
 		}
-		snap, err := s.snapshot(ctx, tx, d, now)
 		if err != nil {
-			return err
+			return st, err
 		}
-		step := d.Step
-		if !advance {
-			step = d.Check
+		if len(joiners) > 0 {
+			err = s.inTx(ctx, func(tx *sql.Tx) error {
+				ids, err := stillInGroup(ctx, tx, d, joiners)
+				if err != nil {
+					return err
+				}
+				return insertDeploymentMembers(ctx, tx, d, ids, &now)
+			})
+			if err != nil {
+				return st, err
+			}
 		}
-		dom, evs, dec, tally := step(snap)
-		st.Decision, st.Tally = dec, tally
-		if len(evs) > 0 {
-			d.Deployment, changed = dom, true
+	}
+	err = s.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		g, err = s.readGroup(ctx, tx, d, g, full, now)
+		return err
+	})
+	if err != nil {
+		return st, err
+	}
+	snap := rollout.Snapshot{Now: now, Devices: g.devices, KnownSignatures: g.known}
+	step := d.Step
+	if !advance {
+		step = d.Check
+	}
+	dom, evs, dec, tally := step(snap)
+	st.Deployment, st.Decision, st.Tally = d, dec, tally
+	if len(evs) > 0 {
+		err = s.inTx(ctx, func(tx *sql.Tx) error {
+			cur, err := loadDeployment(ctx, tx, tenantID, id)
+			if err != nil {
+				return err
+			}
+			if cur.Version != d.Version {
+				return errMovedMeanwhile
+			}
+			d.Deployment = dom
 			if err := saveDeployment(ctx, tx, &d); err != nil {
 				return err
 			}
@@ -226,12 +191,16 @@ func (s *Store) stepDeployment(ctx context.Context, tenantID, id string, advance
 					return err
 				}
 			}
+			return nil
+		})
+		if err != nil {
+			return DeploymentStep{}, err
 		}
+		*changed = true
 		st.Deployment, st.Events = d, evs
-		return nil
-	})
-	if err != nil {
-		return DeploymentStep{}, s.mapErr(err)
+	}
+	if st.Deployment.State == rollout.StateActive {
+		s.steps.m[id] = g
 	}
 	return st, nil
 }
@@ -247,6 +216,12 @@ func (s *Store) OpenDeployments(ctx context.Context) ([]Deployment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store.OpenDeployments: %w", err)
 	}
+	// The stepper forgets the groups of deployments that are no longer active.
+	open := make(map[string]bool, len(out))
+	for _, d := range out {
+		open[d.ID] = true
+	}
+	s.steps.forget(open)
 	return out, nil
 }
 

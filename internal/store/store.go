@@ -63,6 +63,7 @@ type Store struct {
 	// tenant's row never changes once created.
 	tenants, tenantNames sync.Map
 	offers               offerCache
+	steps                stepCache  // the stepper's memory of each active deployment's group (step_cache.go)
 	group                writeGroup // SQLite's group commit (group.go)
 	// commits counts the write transactions committed through inTx, for /metrics.
 	commits atomic.Uint64
