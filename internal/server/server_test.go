@@ -189,3 +189,39 @@ func TestBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestDeviceRouting: device paths go to the API without the server's mux, and are answered as
+// through it: the API's routes and its answer for an unknown path, the redirect of a path that
+// is not clean, the subtree's redirect, and the request metrics' route label.
+func TestDeviceRouting(t *testing.T) {
+	s, url := start(t, Config{DataDir: t.TempDir()})
+	hc := httpsClient(t, filepath.Join(s.cfg.DataDir, ServiceCAFile))
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for _, tt := range []struct {
+		path, location string
+		status         int
+		body           string
+	}{
+		{path: "/device/v1/whoami", status: http.StatusUnauthorized, body: "mutual TLS"},
+		{path: "/device/v1/nothing-here", status: http.StatusNotFound, body: `"code"`},
+		{path: "/device/v1//whoami", status: http.StatusTemporaryRedirect, location: "/device/v1/whoami"},
+		{path: "/device/v1/../../api/v1/whoami", status: http.StatusTemporaryRedirect, location: "/api/v1/whoami"},
+		{path: "/device", status: http.StatusTemporaryRedirect, location: "/device/"},
+	} {
+		req, _ := http.NewRequest("GET", url+tt.path, nil)
+		req.URL.Opaque = tt.path // as sent, not cleaned by the client
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || !strings.Contains(string(b), tt.body) || resp.Header.Get("Location") != tt.location {
+			t.Errorf("GET %s = %d, Location %q, %s; want %d, Location %q, containing %q",
+				tt.path, resp.StatusCode, resp.Header.Get("Location"), b, tt.status, tt.location, tt.body)
+		}
+	}
+	if _, body := get(t, hc, url+"/metrics"); !strings.Contains(body, `rampart_http_requests_total{code="401",route="GET /device/v1/whoami"} 1`) {
+		t.Errorf("the metrics do not count the device request by its route:\n%s", body)
+	}
+}
