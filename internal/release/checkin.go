@@ -9,15 +9,12 @@ import (
 	"github.com/rampartsec/rampart/internal/store"
 )
 
-// Check-in reads on PostgreSQL are coalesced: while a query is on its way to the database, the
-// check-ins that arrive queue, and the reader takes up to checkInBatch of them in its next query.
-// A check-in that finds no query on its way starts one at once, and under load the database
-// answers one round trip, one plan and one result set for many devices instead of one each. A
-// second reader, up to checkInReaders, starts only when a full batch waits behind the running
-// ones: started for every check-in that found a reader busy, it split the queue into small
-// batches, and at 64 connections the database spent about half again as much CPU per check-in
-// (doc/benchmarks.md). Nothing is cached: every check-in reads its row after it arrived. SQLite is
-// read in-process, where a query has no round trip to share, so it reads directly.
+// Check-in reads on PostgreSQL are coalesced: while checkInReaders queries are on their way to
+// the database, the check-ins that arrive queue, and the next free reader takes up to
+// checkInBatch of them in one query. A lone check-in never waits (a reader is free), and under a
+// wake-up storm the database answers one round trip, one plan and one result set for many
+// devices instead of one each. Nothing is cached: every check-in reads its row after it arrived.
+// SQLite is read in-process, where a query has no round trip to share, so it reads directly.
 const (
 	checkInReaders = 2
 	checkInBatch   = 128
@@ -50,7 +47,7 @@ func (b *checkInReads) read(ctx context.Context, tenantID, deviceID string) (sto
 	r := &checkInRead{tenantID: tenantID, deviceID: deviceID, done: make(chan struct{})}
 	b.mu.Lock()
 	b.queue = append(b.queue, r)
-	start := b.running == 0 || (b.running < checkInReaders && len(b.queue) >= checkInBatch)
+	start := b.running < checkInReaders
 	if start {
 		b.running++
 	}

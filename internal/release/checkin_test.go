@@ -50,10 +50,9 @@ type readResult struct {
 	err    error
 }
 
-// TestCheckInReadsBatch holds the readers in the database and checks that the check-ins
+// TestCheckInReadsBatch holds both readers in the database and checks that the check-ins
 // arriving meanwhile are answered by batches of at most checkInBatch distinct devices, each
-// with its own row, that a second reader starts only for a full batch, and that a row of another
-// tenant or no row at all is an unregistered device.
+// with its own row, and that a row of another tenant or no row at all is an unregistered device.
 func TestCheckInReadsBatch(t *testing.T) {
 	f := &blockingFetch{release: make(chan struct{}), rows: map[string]store.CheckIn{}}
 	for i := range 300 {
@@ -70,9 +69,11 @@ func TestCheckInReadsBatch(t *testing.T) {
 		c, err := b.read(ctx, "acme", device)
 		results <- readResult{device, c, err}
 	}
-	// The first check-in finds no reader running and goes to the database alone.
-	go read("dev-000")
-	testenv.WaitFor(t, "a reader in the database", func() bool { return len(f.calls()) == 1 })
+	// The first two check-ins find a free reader each and go to the database alone.
+	for i := range checkInReaders {
+		go read(fmt.Sprintf("dev-%03d", i))
+		testenv.WaitFor(t, "a reader in the database", func() bool { return len(f.calls()) == i+1 })
+	}
 	// Everything after queues: 300 devices (dev-000 again among them), a foreign device, an
 	// unknown one.
 	var queued []string
@@ -80,27 +81,14 @@ func TestCheckInReadsBatch(t *testing.T) {
 		queued = append(queued, fmt.Sprintf("dev-%03d", i))
 	}
 	queued = append(queued, "dev-000", "foreign", "missing")
-	// Less than a full batch waits for the running reader.
-	for _, d := range queued[:checkInBatch-1] {
+	for _, d := range queued {
 		go read(d)
 	}
-	testenv.WaitFor(t, "the check-ins to queue", func() bool { return b.queued() == checkInBatch-1 })
-	b.mu.Lock()
-	if b.running != 1 {
-		t.Errorf("%d readers running for less than a full batch, want 1", b.running)
-	}
-	b.mu.Unlock()
-	// A full batch starts a second reader, which takes it; the rest queue.
-	for _, d := range queued[checkInBatch-1:] {
-		go read(d)
-	}
-	testenv.WaitFor(t, "a second reader and the rest queued", func() bool {
-		return len(f.calls()) == 2 && b.queued() == len(queued)-checkInBatch
-	})
+	testenv.WaitFor(t, "the check-ins to queue", func() bool { return b.queued() == len(queued) })
 	close(f.release)
 
 	got := map[string][]readResult{}
-	for range 1 + len(queued) {
+	for range checkInReaders + len(queued) {
 		r := <-results
 		got[r.device] = append(got[r.device], r)
 	}
@@ -124,7 +112,7 @@ func TestCheckInReadsBatch(t *testing.T) {
 
 	calls := f.calls()
 	var sizes []int
-	for _, ids := range calls[1:] {
+	for _, ids := range calls[checkInReaders:] {
 		sizes = append(sizes, len(ids))
 		if len(ids) > checkInBatch {
 			t.Errorf("a batch of %d devices, more than %d", len(ids), checkInBatch)
@@ -139,8 +127,8 @@ func TestCheckInReadsBatch(t *testing.T) {
 	}
 	// Each free reader takes all it may from the queue: the 303 queued check-ins take full
 	// batches and one for the rest (dev-000's two queued check-ins may share one).
-	if want := 1 + (len(queued)+checkInBatch-1)/checkInBatch; len(calls) != want {
-		t.Errorf("%d queries for %d check-ins (batches %v), want %d", len(calls), 1+len(queued), sizes, want)
+	if want := checkInReaders + (len(queued)+checkInBatch-1)/checkInBatch; len(calls) != want {
+		t.Errorf("%d queries for %d check-ins (batches %v), want %d", len(calls), checkInReaders+len(queued), sizes, want)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -155,17 +143,17 @@ func TestCheckInReadsErrors(t *testing.T) {
 	down := errors.New("connection refused")
 	f := &blockingFetch{release: make(chan struct{}), err: down}
 	b := &checkInReads{fetch: f.fetch}
-	errs := make(chan error, 3)
-	for i := range 3 {
+	errs := make(chan error, checkInReaders+1)
+	for i := range checkInReaders + 1 {
 		go func() {
 			_, err := b.read(context.Background(), "acme", fmt.Sprint("device-", i))
 			errs <- err
 		}()
-		if i == 0 {
-			testenv.WaitFor(t, "a reader in the database", func() bool { return len(f.calls()) == 1 })
+		if i < checkInReaders {
+			testenv.WaitFor(t, "a reader in the database", func() bool { return len(f.calls()) == i+1 })
 		}
 	}
-	testenv.WaitFor(t, "two reads to queue", func() bool { return b.queued() == 2 })
+	testenv.WaitFor(t, "a read to queue", func() bool { return b.queued() == 1 })
 
 	ctx, cancel := context.WithCancel(context.Background())
 	ended := make(chan error, 1)
@@ -173,14 +161,14 @@ func TestCheckInReadsErrors(t *testing.T) {
 		_, err := b.read(ctx, "acme", "d")
 		ended <- err
 	}()
-	testenv.WaitFor(t, "the fourth read to queue", func() bool { return b.queued() == 3 })
+	testenv.WaitFor(t, "the fourth read to queue", func() bool { return b.queued() == 2 })
 	cancel()
 	if err := <-ended; !errors.Is(err, context.Canceled) {
 		t.Errorf("ended request: err %v, want context.Canceled", err)
 	}
 
 	close(f.release)
-	for range 3 {
+	for range checkInReaders + 1 {
 		if err := <-errs; !errors.Is(err, down) {
 			t.Errorf("err %v, want the query's error", err)
 		}
