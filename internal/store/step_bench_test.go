@@ -17,8 +17,8 @@ import (
 
 // BenchmarkStepDeployment is one periodic pass of the stepper over a deployment whose group has
 // n members, a tenth of them already on the new release (store.StepDeployment): the pass that
-// finds nothing to change, which is almost every pass of a long rollout, a second after the
-// last. "joiner" adds one device to the group before each pass, which the pass must pick up;
+// finds nothing to change, which is almost every pass of a long rollout, at the stepper's
+// interval after the last. "joiner" adds one device to the group before each pass, which the pass must pick up;
 // "full" passes ten minutes apart, when the stepper reads the whole group again.
 func BenchmarkStepDeployment(b *testing.B) {
 	for _, kind := range storetest.Kinds {
@@ -33,10 +33,12 @@ func BenchmarkStepDeployment(b *testing.B) {
 					s := storetest.OpenWithClock(b, kind, clk.Now)
 					f, dep := benchRollout(b, s, clk, n)
 					ctx := context.Background()
-					every := time.Second
+					every := 30 * time.Second // tasks.DefaultStepEvery
 					if variant == "full" {
 						every = 10 * time.Minute
 					}
+					// The changes of the setup are older than the margin a step reaches back.
+					clk.Advance(2 * time.Minute)
 					if _, err := s.StepDeployment(ctx, f.tenant.ID, dep.ID); err != nil {
 						b.Fatal(err)
 					}
