@@ -78,21 +78,7 @@ func (d Deployment) Summarize(s Snapshot) Aggregate {
 		}
 		from := laterOf(dev.RunningSince, d.EvidenceSince)
 		r.ExposureHours += hoursBetween(from, s.Now)
-		crashes := 0
-		var seen map[string]bool
-		for _, cr := range dev.Crashes {
-			if cr.At.Before(from) || cr.At.After(s.Now) {
-				continue
-			}
-			crashes++
-			if dev.Running == RunningNew && cr.Signature != "" && !s.KnownSignatures[cr.Signature] && !seen[cr.Signature] {
-				if seen == nil {
-					seen = map[string]bool{}
-				}
-				seen[cr.Signature] = true
-				sigDevices[cr.Signature]++
-			}
-		}
+		crashes := countCrashes(dev, from, s, sigDevices)
 		r.Crashes += crashes
 		if crashes > 0 {
 			r.Crashed++

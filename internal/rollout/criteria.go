@@ -343,21 +343,7 @@ func (d Deployment) Count(s Snapshot) Tally {
 		}
 		from := laterOf(dev.RunningSince, d.EvidenceSince)
 		exposure := hoursBetween(from, s.Now)
-		crashes := 0
-		var seen map[string]bool
-		for _, cr := range dev.Crashes {
-			if cr.At.Before(from) || cr.At.After(s.Now) {
-				continue
-			}
-			crashes++
-			if dev.Running == RunningNew && cr.Signature != "" && !s.KnownSignatures[cr.Signature] && !seen[cr.Signature] {
-				if seen == nil {
-					seen = map[string]bool{}
-				}
-				seen[cr.Signature] = true
-				sigDevices[cr.Signature]++
-			}
-		}
+		crashes := countCrashes(dev, from, s, sigDevices)
 		if dev.Running == RunningNew {
 			t.NewCrashes += crashes
 			t.NewExposureHours += exposure
@@ -506,4 +492,26 @@ func BinomialTail(n int, p float64, k int) float64 {
 		sum += math.Exp(lgN - lgI - lgNI + float64(i)*lp + float64(n-i)*lq)
 	}
 	return math.Min(1, sum)
+}
+
+// countCrashes counts the crashes dev reported between from and the snapshot's time and, on the
+// new release, adds one to sigDevices for each signature it reported that the previous release
+// never showed (a device counts once per signature). Count and Aggregate both judge crashes by it.
+func countCrashes(dev *DeviceStatus, from time.Time, s Snapshot, sigDevices map[string]int) int {
+	crashes := 0
+	var seen map[string]bool
+	for _, cr := range dev.Crashes {
+		if cr.At.Before(from) || cr.At.After(s.Now) {
+			continue
+		}
+		crashes++
+		if dev.Running == RunningNew && cr.Signature != "" && !s.KnownSignatures[cr.Signature] && !seen[cr.Signature] {
+			if seen == nil {
+				seen = map[string]bool{}
+			}
+			seen[cr.Signature] = true
+			sigDevices[cr.Signature]++
+		}
+	}
+	return crashes
 }

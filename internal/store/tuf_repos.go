@@ -61,8 +61,12 @@ func (s *Store) RepoUpdatedAt(ctx context.Context, tenantID string) (int64, erro
 // DirectorRoots returns a tenant's director root chain as stored (a JSON array of the signed
 // roots), without the rest of its repository; ErrNotFound when the tenant has none yet.
 func (s *Store) DirectorRoots(ctx context.Context, tenantID string) (string, error) {
+	return directorRoots(s.quick(ctx), s.db, tenantID)
+}
+
+func directorRoots(ctx context.Context, q querier, tenantID string) (string, error) {
 	var roots string
-	err := s.db.QueryRowContext(s.quick(ctx), `SELECT director_roots FROM tuf_repos WHERE tenant_id = $1`, tenantID).Scan(&roots)
+	err := q.QueryRowContext(ctx, `SELECT director_roots FROM tuf_repos WHERE tenant_id = $1`, tenantID).Scan(&roots)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", ErrNotFound
 	}
@@ -82,12 +86,7 @@ func (t *UpdatesTx) Repo(ctx context.Context, tenantID string) (Repo, error) {
 // DirectorRoots reads only a tenant's director roots in the transaction (the director signing
 // a device's metadata needs nothing else of the repository); ErrNotFound when it has none yet.
 func (t *UpdatesTx) DirectorRoots(ctx context.Context, tenantID string) (string, error) {
-	var roots string
-	err := t.tx.QueryRowContext(t.ctx(ctx), `SELECT director_roots FROM tuf_repos WHERE tenant_id = $1`, tenantID).Scan(&roots)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", ErrNotFound
-	}
-	return roots, err
+	return directorRoots(t.ctx(ctx), t.tx, tenantID)
 }
 
 // SaveRepo replaces a tenant's repository state and director roots only if nobody changed the

@@ -406,12 +406,11 @@ func TestAttackTamperedDelta(t *testing.T) {
 	stillOn(t, d, "1.1.0")
 }
 
-// TestWellFormedDeltaOfOtherBytes: a valid patch against the committed base that produces
-// other bytes than the signed image (delta.Apply leaves the hash to the slot writer, which
-// checks every byte it writes) is refused with ErrVerification, and the trial is never switched to.
-func TestWellFormedDeltaOfOtherBytes(t *testing.T) {
-	w, d, r1, r2 := attacked(t)
-	w.assign(r2)
+// beginInstallOf assigns rel to the device and begins an install on its updater, as the
+// updater does before it applies a patch: the updater, the slots' state and the slot begun.
+func beginInstallOf(t *testing.T, w *world, d *device, rel release) (*Updater, SlotState, string) {
+	t.Helper()
+	w.assign(rel)
 	u := w.updater(t, d, nil)
 	st, err := u.cfg.Slots.State()
 	if err != nil {
@@ -421,6 +420,15 @@ func TestWellFormedDeltaOfOtherBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return u, st, slot
+}
+
+// TestWellFormedDeltaOfOtherBytes: a valid patch against the committed base that produces
+// other bytes than the signed image (delta.Apply leaves the hash to the slot writer, which
+// checks every byte it writes) is refused with ErrVerification, and the trial is never switched to.
+func TestWellFormedDeltaOfOtherBytes(t *testing.T) {
+	w, d, r1, r2 := attacked(t)
+	u, st, slot := beginInstallOf(t, w, d, r2)
 	base := r1.content["rootfs"]
 	other := edit(r2.content["rootfs"], 77)[:len(r2.content["rootfs"])]
 	var patch bytes.Buffer
@@ -432,7 +440,7 @@ func TestWellFormedDeltaOfOtherBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := ComponentImage{Version: "1.1.0", SecurityVersion: 1, SHA256: r2.images["rootfs"].SHA256, Length: r2.images["rootfs"].Length}
-	err = u.applyDelta(context.Background(), slot, "rootfs", want, st.Committed, st.Slots[st.Committed].Components["rootfs"], path)
+	err := u.applyDelta(context.Background(), slot, "rootfs", want, st.Committed, st.Slots[st.Committed].Components["rootfs"], path)
 	if !errors.Is(err, ErrVerification) {
 		t.Fatalf("applyDelta of other bytes: %v, want ErrVerification", err)
 	}
@@ -444,16 +452,7 @@ func TestWellFormedDeltaOfOtherBytes(t *testing.T) {
 // caught before the slot is trusted, and the full image is used.
 func TestTamperedDeltaPassedToApply(t *testing.T) {
 	w, d, _, r2 := attacked(t)
-	w.assign(r2)
-	u := w.updater(t, d, nil)
-	st, err := u.cfg.Slots.State()
-	if err != nil {
-		t.Fatal(err)
-	}
-	slot, err := u.cfg.Slots.BeginInstall()
-	if err != nil {
-		t.Fatal(err)
-	}
+	u, st, slot := beginInstallOf(t, w, d, r2)
 	patch := u.staging("bogus.delta")
 	if err := writeFileAtomic(OSFS{}, patch, []byte("\x28\xb5\x2f\xfdnot a real frame")); err != nil {
 		t.Fatal(err)
