@@ -18,24 +18,8 @@ import (
 // retries with backoff (doc/agent.md), holds the long-poll again once the path heals, and a
 // deployment created then reaches it at once rather than after its hour.
 func TestRealAgentReturnsToTheLongPoll(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the agent and runs it")
-	}
-	bin := buildAgent(t)
-	f := clitest.StartFleet(t, cli.Root)
-	f.Release(t, "1.0.0", []byte(strings.Repeat("release 1.0.0\n", 4096)))
-	u, err := url.Parse(f.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := testenv.StartProxy(t, u.Host)
-	a := &realAgent{bin: bin, server: "https://" + p.Addr(), caFile: f.CAFile, state: t.TempDir()}
-	a.id = strings.TrimSpace(a.run(t, "enroll"))
+	f, p, a := startProxiedAgent(t)
 	ctx := context.Background()
-	if _, err := f.API.ClaimDevice(ctx, a.id, client.ClaimDeviceRequest{Product: "lamp", Group: "Production"}); err != nil {
-		t.Fatal(err)
-	}
-	a.start(t)
 	hub := f.Service.Wake()
 	testenv.WaitFor(t, "the agent on its long-poll", func() bool { return hub.Waiting() == 1 })
 
@@ -62,24 +46,8 @@ func TestRealAgentReturnsToTheLongPoll(t *testing.T) {
 // connection is a TLS handshake for the server; before the updater read the 404 of its "is
 // there a newer root?" probes, each probe cost its connection (doc/benchmarks.md).
 func TestRealAgentHealsOnTwoConnections(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the agent and runs it")
-	}
-	bin := buildAgent(t)
-	f := clitest.StartFleet(t, cli.Root)
-	f.Release(t, "1.0.0", []byte(strings.Repeat("release 1.0.0\n", 4096)))
-	u, err := url.Parse(f.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := testenv.StartProxy(t, u.Host)
-	a := &realAgent{bin: bin, server: "https://" + p.Addr(), caFile: f.CAFile, state: t.TempDir()}
-	a.id = strings.TrimSpace(a.run(t, "enroll"))
+	f, p, a := startProxiedAgent(t)
 	ctx := context.Background()
-	if _, err := f.API.ClaimDevice(ctx, a.id, client.ClaimDeviceRequest{Product: "lamp", Group: "Production"}); err != nil {
-		t.Fatal(err)
-	}
-	a.start(t)
 	hub := f.Service.Wake()
 	var deployment string
 	deploy := func(version string) { // through the API, which wakes the device, superseding the last
@@ -116,4 +84,28 @@ func TestRealAgentHealsOnTwoConnections(t *testing.T) {
 	if n := p.Opened() - before; n != 2 {
 		t.Errorf("the heal opened %d connections to the server; want 2 (after the reboot: the attestation's and the new certificate's)", n)
 	}
+}
+
+// startProxiedAgent starts a server with release 1.0.0 and a real rampart-agent process that
+// reaches it through a proxy, enrolled, claimed into lamp/Production and running.
+func startProxiedAgent(t *testing.T) (*clitest.Fleet, *testenv.Proxy, *realAgent) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the agent and runs it")
+	}
+	bin := buildAgent(t)
+	f := clitest.StartFleet(t, cli.Root)
+	f.Release(t, "1.0.0", []byte(strings.Repeat("release 1.0.0\n", 4096)))
+	u, err := url.Parse(f.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testenv.StartProxy(t, u.Host)
+	a := &realAgent{bin: bin, server: "https://" + p.Addr(), caFile: f.CAFile, state: t.TempDir()}
+	a.id = strings.TrimSpace(a.run(t, "enroll"))
+	if _, err := f.API.ClaimDevice(context.Background(), a.id, client.ClaimDeviceRequest{Product: "lamp", Group: "Production"}); err != nil {
+		t.Fatal(err)
+	}
+	a.start(t)
+	return f, p, a
 }
